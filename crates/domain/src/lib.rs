@@ -1,0 +1,14 @@
+//! Pure domain types of the WMS bridge: identifiers, the order lifecycle, the message
+//! envelope exchanged between services and the routing keys that carry it.
+//!
+//! This crate does no I/O and depends on no transport, database or HTTP crate, so every
+//! other crate can share it without pulling in infrastructure.
+
+pub mod events;
+pub mod ids;
+pub mod lifecycle;
+pub mod routing;
+
+pub use events::{Envelope, Event};
+pub use ids::{MessageId, OrderId, SiteId, Sku};
+pub use lifecycle::{OrderState, TransitionError};

@@ -1,0 +1,194 @@
+//! A RabbitMQ connection that heals itself.
+//!
+//! A supervisor task connects, declares the topology and opens a publisher-confirm channel;
+//! when the connection fails it marks the client not ready and reconnects with backoff.
+//! Callers never block on a dead broker: [`AmqpClient::publish_channel`] fails fast while
+//! disconnected, which the ingress turns into 503 so Webflow retries.
+
+use super::topology::Topology;
+use crate::retry::RetryPolicy;
+use futures_util::StreamExt;
+use lapin::options::ConfirmSelectOptions;
+use lapin::{Channel, Connection, ConnectionProperties};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock, watch};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("not connected to RabbitMQ")]
+    Disconnected,
+    #[error("RabbitMQ did not become ready within {0:?}")]
+    NotReadyInTime(Duration),
+    #[error(transparent)]
+    Protocol(#[from] lapin::Error),
+}
+
+struct Live {
+    connection: Connection,
+    publish_channel: Channel,
+}
+
+struct Inner {
+    url: SecretString,
+    name: String,
+    topology: Topology,
+    reconnect: RetryPolicy,
+    live: RwLock<Option<Live>>,
+    ready: watch::Sender<bool>,
+    /// Woken when a user of the connection saw it fail.
+    failure: Notify,
+}
+
+/// Cheap to clone; all clones share one connection.
+#[derive(Clone)]
+pub struct AmqpClient {
+    inner: Arc<Inner>,
+}
+
+impl AmqpClient {
+    /// Starts the supervisor. Returns at once; use [`Self::wait_ready`] to wait for the broker.
+    pub fn start(
+        url: SecretString,
+        connection_name: impl Into<String>,
+        topology: Topology,
+        reconnect: RetryPolicy,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (ready, _) = watch::channel(false);
+        let client = Self {
+            inner: Arc::new(Inner {
+                url,
+                name: connection_name.into(),
+                topology,
+                reconnect,
+                live: RwLock::new(None),
+                ready,
+                failure: Notify::new(),
+            }),
+        };
+        tokio::spawn(client.clone().supervise(shutdown));
+        client
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// True while connected with the topology declared.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// A receiver that sees every change of readiness.
+    pub fn readiness(&self) -> watch::Receiver<bool> {
+        self.inner.ready.subscribe()
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), AmqpError> {
+        let mut ready = self.readiness();
+        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
+            .await
+            .map_err(|_| AmqpError::NotReadyInTime(timeout))?
+            .map_err(|_| AmqpError::Disconnected)?;
+        Ok(())
+    }
+
+    /// The shared publisher-confirm channel, or `Disconnected` at once.
+    pub async fn publish_channel(&self) -> Result<Channel, AmqpError> {
+        let live = self.inner.live.read().await;
+        match live.as_ref() {
+            Some(live) if live.publish_channel.status().connected() => Ok(live.publish_channel.clone()),
+            _ => Err(AmqpError::Disconnected),
+        }
+    }
+
+    /// A new channel on the current connection (consumers own theirs).
+    pub async fn create_channel(&self) -> Result<Channel, AmqpError> {
+        let live = self.inner.live.read().await;
+        let live = live.as_ref().ok_or(AmqpError::Disconnected)?;
+        Ok(live.connection.create_channel().await?)
+    }
+
+    /// Tells the supervisor that an operation failed; it checks the connection and
+    /// reconnects if it is gone.
+    pub fn report_failure(&self) {
+        self.inner.failure.notify_one();
+    }
+
+    async fn supervise(self, shutdown: CancellationToken) {
+        let mut delays = self.inner.reconnect.delays();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.connect().await {
+                Ok(live) => {
+                    delays = self.inner.reconnect.delays();
+                    let mut events = live.connection.events_listener();
+                    *self.inner.live.write().await = Some(live);
+                    self.inner.ready.send_replace(true);
+                    tracing::info!(connection = %self.inner.name, "connected to RabbitMQ");
+
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            event = events.next() => match event {
+                                Some(lapin::Event::Error(error)) => {
+                                    tracing::warn!(%error, "RabbitMQ connection error");
+                                    break;
+                                }
+                                Some(_) => continue,
+                                None => break,
+                            },
+                            _ = self.inner.failure.notified() => {
+                                if !self.connection_healthy().await {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    self.inner.ready.send_replace(false);
+                    if let Some(live) = self.inner.live.write().await.take() {
+                        // Best effort: on a broken socket this fails, which is fine.
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            live.connection.close(200, "closing".into()),
+                        )
+                        .await;
+                    }
+                    if !shutdown.is_cancelled() {
+                        tracing::warn!(connection = %self.inner.name, "lost RabbitMQ; reconnecting");
+                    }
+                }
+                Err(error) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot connect to RabbitMQ");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        self.inner.ready.send_replace(false);
+    }
+
+    async fn connection_healthy(&self) -> bool {
+        let live = self.inner.live.read().await;
+        live.as_ref().is_some_and(|l| l.connection.status().connected() && l.publish_channel.status().connected())
+    }
+
+    async fn connect(&self) -> Result<Live, lapin::Error> {
+        let properties = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
+        let connection = Connection::connect(self.inner.url.expose_secret(), properties).await?;
+        let setup = connection.create_channel().await?;
+        self.inner.topology.declare(&setup).await?;
+        let _ = setup.close(200, "topology declared".into()).await;
+        let publish_channel = connection.create_channel().await?;
+        publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Live { connection, publish_channel })
+    }
+}

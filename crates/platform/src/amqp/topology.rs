@@ -1,0 +1,269 @@
+//! The whole RabbitMQ topology, declared idempotently at start by every service.
+//!
+//! ```text
+//!  ingress / workers ──► <ns>.events (topic) ──► <ns>.<consumer>       (quorum work queue)
+//!                                                   │ delivery limit / poison
+//!                                                   ▼
+//!  runtime: permanent / exhausted ──► <ns>.dead (direct) ──► <ns>.<consumer>.dead
+//!  runtime: transient ──► <ns>.retry (direct) ──► <ns>.<consumer>.retry.<delay>
+//!                                                   │ queue TTL expires
+//!                                                   ▼
+//!                          <ns>.requeue (direct) ──► <ns>.<consumer>
+//! ```
+//!
+//! Why these choices (RabbitMQ 3.10 through 4.x):
+//! - Quorum queues: replicated and durable; they count deliveries so a message that crashes its
+//!   consumer over and over is dead-lettered instead of looping (`x-delivery-limit`).
+//! - `x-dead-letter-strategy = at-least-once` with `x-overflow = reject-publish`: without both,
+//!   a quorum queue's dead-lettering is at-most-once and a dead letter can be lost.
+//! - One retry queue per delay tier with a queue-wide TTL: every message in a tier expires in
+//!   arrival order, whereas per-message TTLs in one shared queue wait behind the head.
+
+use domain::routing;
+use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// A consumer and the routing keys its work queue receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsumerQueue {
+    pub name: &'static str,
+    pub bindings: &'static [&'static str],
+}
+
+/// Every consumer of the system. `enrich` takes all webhooks from day one, so nothing the
+/// ingress accepts is lost before later workers exist.
+pub const CONSUMERS: &[ConsumerQueue] = &[ConsumerQueue {
+    name: "enrich",
+    bindings: &[
+        routing::WEBHOOK_NEW_ORDER,
+        routing::WEBHOOK_ORDER_CHANGED,
+        routing::WEBHOOK_INVENTORY_CHANGED,
+    ],
+}];
+
+#[derive(Clone, Debug)]
+pub struct Topology {
+    namespace: String,
+    consumers: Vec<ConsumerQueue>,
+    retry_delays_ms: Vec<u64>,
+    delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(namespace: impl Into<String>, retry_delays_ms: Vec<u64>, delivery_limit: u32) -> Self {
+        let mut retry_delays_ms = retry_delays_ms;
+        retry_delays_ms.sort_unstable();
+        retry_delays_ms.dedup();
+        Self { namespace: namespace.into(), consumers: CONSUMERS.to_vec(), retry_delays_ms, delivery_limit }
+    }
+
+    pub fn from_settings(settings: &crate::settings::AmqpSettings) -> Self {
+        Self::new(settings.namespace.clone(), settings.retry_delays_ms.clone(), settings.delivery_limit)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn consumers(&self) -> &[ConsumerQueue] {
+        &self.consumers
+    }
+
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerQueue> {
+        self.consumers.iter().find(|c| c.name == name)
+    }
+
+    pub fn retry_delays_ms(&self) -> &[u64] {
+        &self.retry_delays_ms
+    }
+
+    /// The topic exchange every event is published to.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    pub fn retry_exchange(&self) -> String {
+        format!("{}.retry", self.namespace)
+    }
+
+    pub fn requeue_exchange(&self) -> String {
+        format!("{}.requeue", self.namespace)
+    }
+
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.namespace)
+    }
+
+    pub fn work_queue(&self, consumer: &str) -> String {
+        format!("{}.{consumer}", self.namespace)
+    }
+
+    pub fn dead_queue(&self, consumer: &str) -> String {
+        format!("{}.{consumer}.dead", self.namespace)
+    }
+
+    pub fn retry_queue(&self, consumer: &str, delay_ms: u64) -> String {
+        format!("{}.{consumer}.retry.{}", self.namespace, delay_label(delay_ms))
+    }
+
+    /// Routing key on the retry exchange for one consumer's tier.
+    pub fn retry_routing_key(&self, consumer: &str, delay_ms: u64) -> String {
+        format!("{consumer}.{delay_ms}")
+    }
+
+    /// The smallest tier that is at least `wanted_ms` (or the largest tier).
+    pub fn retry_tier_for(&self, wanted_ms: u64) -> u64 {
+        self.retry_delays_ms
+            .iter()
+            .copied()
+            .find(|tier| *tier >= wanted_ms)
+            .or_else(|| self.retry_delays_ms.last().copied())
+            .unwrap_or(1_000)
+    }
+
+    /// Every queue name this topology owns.
+    pub fn queue_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for consumer in &self.consumers {
+            names.push(self.work_queue(consumer.name));
+            names.push(self.dead_queue(consumer.name));
+            for delay in &self.retry_delays_ms {
+                names.push(self.retry_queue(consumer.name, *delay));
+            }
+        }
+        names
+    }
+
+    pub fn exchange_names(&self) -> Vec<String> {
+        vec![self.events_exchange(), self.retry_exchange(), self.requeue_exchange(), self.dead_exchange()]
+    }
+
+    /// Declares everything. Idempotent: redeclaring with the same arguments is a no-op.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        channel
+            .exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
+        for exchange in [self.retry_exchange(), self.requeue_exchange(), self.dead_exchange()] {
+            channel.exchange_declare(exchange.into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        }
+
+        for consumer in &self.consumers {
+            let work = self.work_queue(consumer.name);
+            let mut args = quorum_args();
+            // A message redelivered this many times (its consumer keeps crashing) is dead-lettered.
+            put_int(&mut args, "x-delivery-limit", i64::from(self.delivery_limit));
+            put_str(&mut args, "x-dead-letter-exchange", &self.dead_exchange());
+            put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
+            declare_queue(channel, &work, args).await?;
+            for key in consumer.bindings {
+                bind(channel, &work, &self.events_exchange(), key).await?;
+            }
+            bind(channel, &work, &self.requeue_exchange(), consumer.name).await?;
+
+            let dead = self.dead_queue(consumer.name);
+            // Terminal: no dead-letter target and no TTL; operators inspect and replay.
+            declare_queue(channel, &dead, quorum_args()).await?;
+            bind(channel, &dead, &self.dead_exchange(), consumer.name).await?;
+
+            for delay in &self.retry_delays_ms {
+                let queue = self.retry_queue(consumer.name, *delay);
+                let mut args = quorum_args();
+                // Queue-wide TTL: all messages of a tier expire in arrival order.
+                put_int(&mut args, "x-message-ttl", i64::try_from(*delay).unwrap_or(i64::MAX));
+                put_str(&mut args, "x-dead-letter-exchange", &self.requeue_exchange());
+                put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
+                declare_queue(channel, &queue, args).await?;
+                bind(channel, &queue, &self.retry_exchange(), &self.retry_routing_key(consumer.name, *delay)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every queue and exchange of this namespace (tests and uninstall).
+    pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        for queue in self.queue_names() {
+            channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await?;
+        }
+        for exchange in self.exchange_names() {
+            channel.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await?;
+        }
+        Ok(())
+    }
+}
+
+fn delay_label(delay_ms: u64) -> String {
+    if delay_ms % 60_000 == 0 {
+        format!("{}m", delay_ms / 60_000)
+    } else if delay_ms % 1_000 == 0 {
+        format!("{}s", delay_ms / 1_000)
+    } else {
+        format!("{delay_ms}ms")
+    }
+}
+
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    // Replicated, durable, and counts deliveries (needed for the delivery limit).
+    put_str(&mut args, "x-queue-type", "quorum");
+    // At-least-once dead-lettering needs reject-publish: a full target refuses rather than drops.
+    put_str(&mut args, "x-overflow", "reject-publish");
+    put_str(&mut args, "x-dead-letter-strategy", "at-least-once");
+    args
+}
+
+fn put_str(args: &mut FieldTable, key: &str, value: &str) {
+    args.insert(ShortString::from(key), AMQPValue::LongString(LongString::from(value)));
+}
+
+fn put_int(args: &mut FieldTable, key: &str, value: i64) {
+    args.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
+}
+
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+    // Durable, shared, never auto-deleted: messages must survive consumers and broker restarts.
+    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    channel.queue_declare(name.into(), options, args).await.map(|_| ())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), lapin::Error> {
+    channel
+        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_readable_and_prefixed() {
+        let topology = Topology::new("wms", vec![30_000, 1_000, 120_000, 1_500], 10);
+        assert_eq!(topology.work_queue("enrich"), "wms.enrich");
+        assert_eq!(topology.dead_queue("enrich"), "wms.enrich.dead");
+        assert_eq!(topology.retry_queue("enrich", 1_000), "wms.enrich.retry.1s");
+        assert_eq!(topology.retry_queue("enrich", 120_000), "wms.enrich.retry.2m");
+        assert_eq!(topology.retry_queue("enrich", 1_500), "wms.enrich.retry.1500ms");
+        assert_eq!(topology.events_exchange(), "wms.events");
+        assert!(topology.queue_names().iter().all(|q| q.starts_with("wms.")));
+    }
+
+    #[test]
+    fn retry_tier_rounds_up_and_caps() {
+        let topology = Topology::new("t", vec![1_000, 5_000, 30_000], 10);
+        assert_eq!(topology.retry_tier_for(10), 1_000);
+        assert_eq!(topology.retry_tier_for(1_000), 1_000);
+        assert_eq!(topology.retry_tier_for(4_000), 5_000);
+        assert_eq!(topology.retry_tier_for(999_999), 30_000);
+    }
+
+    #[test]
+    fn enrich_receives_every_handled_webhook() {
+        let topology = Topology::new("t", vec![1_000], 10);
+        let enrich = topology.consumer("enrich").unwrap();
+        for trigger in routing::HANDLED_TRIGGER_TYPES {
+            assert!(enrich.bindings.contains(&routing::webhook_routing_key(trigger).as_str()));
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `/healthz` (the process is alive), `/readyz` (its dependencies answer) and `/metrics`
+//! (Prometheus text). The same routes serve on the ingress's own port and on the small
+//! `health.bind` listener every process has.
+
+use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
+use prometheus::{Encoder, Registry, TextEncoder};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+/// A named check that says whether a dependency is usable right now.
+pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub struct HealthState {
+    registry: Registry,
+    checks: Arc<Vec<(&'static str, ReadinessCheck)>>,
+}
+
+impl HealthState {
+    pub fn new(registry: Registry, checks: Vec<(&'static str, ReadinessCheck)>) -> Self {
+        Self { registry, checks: Arc::new(checks) }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, check)| check())
+    }
+}
+
+/// Registers the three routes on an actix app.
+pub fn configure(state: HealthState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics));
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
+    let checks: serde_json::Map<String, serde_json::Value> =
+        state.checks.iter().map(|(name, check)| ((*name).to_owned(), check().into())).collect();
+    let ready = checks.values().all(|v| v.as_bool() == Some(true));
+    let body = serde_json::json!({"ready": ready, "checks": checks});
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(state: web::Data<HealthState>) -> HttpResponse {
+    let mut buffer = Vec::new();
+    let encoder = TextEncoder::new();
+    match encoder.encode(&state.registry.gather(), &mut buffer) {
+        Ok(()) => HttpResponse::Ok().content_type(encoder.format_type()).body(buffer),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}
+
+/// A running health listener.
+pub struct HealthServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the health routes on `addr` (port 0 picks one) with a single worker thread.
+pub fn serve(addr: SocketAddr, state: HealthState) -> std::io::Result<HealthServer> {
+    let listener = TcpListener::bind(addr)?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(HealthServer { addr, handle, task })
+}

@@ -1,0 +1,13 @@
+//! Shared plumbing for every WMS bridge process: layered settings, telemetry, shutdown,
+//! the AMQP connection with its topology and confirmed publisher, the health and metrics
+//! endpoints, and the one retry policy.
+//!
+//! Business rules do not live here; this crate may depend on `domain` for routing keys but
+//! never on a service crate.
+
+pub mod amqp;
+pub mod health;
+pub mod retry;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
