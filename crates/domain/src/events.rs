@@ -31,7 +31,10 @@ pub enum Event {
     #[serde(rename = "order.cancelled.v1")]
     OrderCancelledV1 { order_id: OrderId, reason: String },
     #[serde(rename = "order.reserved.v1")]
-    OrderReservedV1 { order_id: OrderId, pick_task_id: i64 },
+    OrderReservedV1 {
+        order_id: OrderId,
+        pick_task_id: i64,
+    },
     #[serde(rename = "order.backordered.v1")]
     OrderBackorderedV1 { order_id: OrderId, reason: String },
     #[serde(rename = "order.packed.v1")]
@@ -101,7 +104,9 @@ mod tests {
             MessageId::new("m-1"),
             "corr-1",
             SiteId::new("site"),
-            Event::OrderReadyV1 { order_id: OrderId::new("fc7-128") },
+            Event::OrderReadyV1 {
+                order_id: OrderId::new("fc7-128"),
+            },
         );
         let json = serde_json::to_value(&envelope).unwrap();
         assert_eq!(json["event"]["type"], "order.ready.v1");

@@ -168,9 +168,15 @@ mod tests {
         use OrderState::*;
         assert_eq!(
             Fulfilled.transition(Ready),
-            Err(TransitionError::NotAllowed { from: Fulfilled, to: Ready })
+            Err(TransitionError::NotAllowed {
+                from: Fulfilled,
+                to: Ready
+            })
         );
-        assert!(!Shipped.can_transition_to(Cancelled), "shipped goods need review, not cancel");
+        assert!(
+            !Shipped.can_transition_to(Cancelled),
+            "shipped goods need review, not cancel"
+        );
         assert!(Shipped.can_transition_to(NeedsReview));
         for to in ALL_STATES {
             assert!(!Cancelled.can_transition_to(to) || to == NeedsReview);

@@ -39,7 +39,10 @@ mod tests {
     #[test]
     fn webhook_keys_match_constants() {
         assert_eq!(webhook_routing_key("ecomm_new_order"), WEBHOOK_NEW_ORDER);
-        assert_eq!(webhook_routing_key("ecomm_order_changed"), WEBHOOK_ORDER_CHANGED);
+        assert_eq!(
+            webhook_routing_key("ecomm_order_changed"),
+            WEBHOOK_ORDER_CHANGED
+        );
         assert_eq!(
             webhook_routing_key("ecomm_inventory_changed"),
             WEBHOOK_INVENTORY_CHANGED

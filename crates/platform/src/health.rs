@@ -18,7 +18,10 @@ pub struct HealthState {
 
 impl HealthState {
     pub fn new(registry: Registry, checks: Vec<(&'static str, ReadinessCheck)>) -> Self {
-        Self { registry, checks: Arc::new(checks) }
+        Self {
+            registry,
+            checks: Arc::new(checks),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -45,8 +48,11 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
-    let checks: serde_json::Map<String, serde_json::Value> =
-        state.checks.iter().map(|(name, check)| ((*name).to_owned(), check().into())).collect();
+    let checks: serde_json::Map<String, serde_json::Value> = state
+        .checks
+        .iter()
+        .map(|(name, check)| ((*name).to_owned(), check().into()))
+        .collect();
     let ready = checks.values().all(|v| v.as_bool() == Some(true));
     let body = serde_json::json!({"ready": ready, "checks": checks});
     if ready {
@@ -60,7 +66,9 @@ async fn metrics(state: web::Data<HealthState>) -> HttpResponse {
     let mut buffer = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut buffer) {
-        Ok(()) => HttpResponse::Ok().content_type(encoder.format_type()).body(buffer),
+        Ok(()) => HttpResponse::Ok()
+            .content_type(encoder.format_type())
+            .body(buffer),
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
     }
 }
@@ -84,4 +92,55 @@ pub fn serve(addr: SocketAddr, state: HealthState) -> std::io::Result<HealthServ
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(HealthServer { addr, handle, task })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("`{0}` is not an http://host:port/path URL")]
+    BadUrl(String),
+    #[error("cannot reach {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{url} answered `{status_line}`")]
+    NotHealthy { url: String, status_line: String },
+}
+
+/// GETs a plain-http `url` and succeeds on a 2xx: a health check that needs no shell or curl
+/// in the container image.
+pub async fn probe(url: &str) -> Result<(), ProbeError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ProbeError::BadUrl(url.to_owned()))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let io = |e| ProbeError::Io(url.to_owned(), e);
+    let connect = tokio::net::TcpStream::connect(authority);
+    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(io)?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut response = Vec::new();
+    stream
+        .take(4096)
+        .read_to_end(&mut response)
+        .await
+        .map_err(io)?;
+    let text = String::from_utf8_lossy(&response);
+    let status_line = text.lines().next().unwrap_or_default().to_owned();
+    let healthy = status_line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'));
+    if healthy {
+        Ok(())
+    } else {
+        Err(ProbeError::NotHealthy {
+            url: url.to_owned(),
+            status_line,
+        })
+    }
 }

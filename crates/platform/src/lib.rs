@@ -11,3 +11,9 @@ pub mod retry;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+
+/// Installs ring as rustls's process-wide crypto provider (idempotent). HTTP clients built
+/// with rustls need one; we use ring everywhere so no C toolchain beyond `cc` is needed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -22,7 +22,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { initial_ms: 1_000, multiplier: 3.0, max_ms: 600_000, randomization: 0.2 }
+        Self {
+            initial_ms: 1_000,
+            multiplier: 3.0,
+            max_ms: 600_000,
+            randomization: 0.2,
+        }
     }
 }
 
@@ -57,15 +62,29 @@ mod tests {
 
     #[test]
     fn delays_grow_and_stay_bounded() {
-        let policy = RetryPolicy { initial_ms: 100, multiplier: 2.0, max_ms: 1_000, randomization: 0.0 };
-        let delays: Vec<u64> = policy.delays().take(6).map(|d| d.as_millis() as u64).collect();
+        let policy = RetryPolicy {
+            initial_ms: 100,
+            multiplier: 2.0,
+            max_ms: 1_000,
+            randomization: 0.0,
+        };
+        let delays: Vec<u64> = policy
+            .delays()
+            .take(6)
+            .map(|d| d.as_millis() as u64)
+            .collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
         assert_eq!(policy.delay_for_attempt(3), Duration::from_millis(400));
     }
 
     #[test]
     fn jitter_stays_within_its_band() {
-        let policy = RetryPolicy { initial_ms: 1_000, multiplier: 2.0, max_ms: 60_000, randomization: 0.5 };
+        let policy = RetryPolicy {
+            initial_ms: 1_000,
+            multiplier: 2.0,
+            max_ms: 60_000,
+            randomization: 0.5,
+        };
         for _ in 0..100 {
             let first = policy.delay_for_attempt(1).as_millis();
             assert!((500..=1_500).contains(&first), "{first}");

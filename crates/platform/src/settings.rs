@@ -25,7 +25,10 @@ pub enum SettingsError {
 
 impl SettingsError {
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { key: key.into(), message: message.into() }
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -66,8 +69,10 @@ where
         }
         builder = builder.add_source(config::File::from(path).format(format).required(true));
     }
-    let env: config::Map<String, String> =
-        env.into_iter().filter(|(key, _)| key.starts_with("WMS__")).collect();
+    let env: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("WMS__"))
+        .collect();
     builder = builder.add_source(
         config::Environment::with_prefix("WMS")
             .prefix_separator("__")
@@ -84,7 +89,9 @@ where
 }
 
 /// Accepts a list, or a comma-separated string (the only form an environment variable has).
-fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+fn string_or_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -129,7 +136,12 @@ impl Default for AmqpSettings {
             prefetch: 32,
             delivery_limit: 10,
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
-            reconnect: RetryPolicy { initial_ms: 200, multiplier: 2.0, max_ms: 10_000, randomization: 0.2 },
+            reconnect: RetryPolicy {
+                initial_ms: 200,
+                multiplier: 2.0,
+                max_ms: 10_000,
+                randomization: 0.2,
+            },
         }
     }
 }
@@ -138,7 +150,10 @@ impl AmqpSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         let url = self.url.expose_secret();
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(SettingsError::invalid("amqp.url", "must start with amqp:// or amqps://"));
+            return Err(SettingsError::invalid(
+                "amqp.url",
+                "must start with amqp:// or amqps://",
+            ));
         }
         let valid_namespace = !self.namespace.is_empty()
             && self.namespace.len() <= 64
@@ -153,10 +168,16 @@ impl AmqpSettings {
             ));
         }
         if self.prefetch == 0 {
-            return Err(SettingsError::invalid("amqp.prefetch", "must be at least 1"));
+            return Err(SettingsError::invalid(
+                "amqp.prefetch",
+                "must be at least 1",
+            ));
         }
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
-            return Err(SettingsError::invalid("amqp.retry_delays_ms", "needs at least one delay above 0"));
+            return Err(SettingsError::invalid(
+                "amqp.retry_delays_ms",
+                "needs at least one delay above 0",
+            ));
         }
         Ok(())
     }
@@ -248,7 +269,10 @@ impl WebflowSettings {
                 ));
             }
         } else if !base.starts_with("https://") {
-            return Err(SettingsError::invalid("webflow.api_base_url", "must be an http(s) URL"));
+            return Err(SettingsError::invalid(
+                "webflow.api_base_url",
+                "must be an http(s) URL",
+            ));
         }
         let mut seen = BTreeMap::new();
         for (name, site) in &mut self.sites {
@@ -263,19 +287,31 @@ impl WebflowSettings {
                 ));
             }
             if site.rate_limit_per_minute == 0 {
-                return Err(SettingsError::invalid(key("rate_limit_per_minute"), "must be at least 1"));
+                return Err(SettingsError::invalid(
+                    key("rate_limit_per_minute"),
+                    "must be at least 1",
+                ));
             }
             if let Some(path) = &site.api_token_file {
                 if site.api_token.is_some() {
-                    return Err(SettingsError::invalid(key("api_token_file"), "give api_token or api_token_file, not both"));
+                    return Err(SettingsError::invalid(
+                        key("api_token_file"),
+                        "give api_token or api_token_file, not both",
+                    ));
                 }
-                let token = read_secret_file(path).map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
+                let token = read_secret_file(path)
+                    .map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
                 site.api_token = Some(SecretString::from(token));
             }
             if let Some(path) = &site.webhook_secrets_file {
-                let content = read_secret_file(path).map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
+                let content = read_secret_file(path)
+                    .map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
                 site.webhook_secrets.extend(
-                    content.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| SecretString::from(l.to_owned())),
+                    content
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| SecretString::from(l.to_owned())),
                 );
             }
         }
@@ -298,7 +334,11 @@ impl WebflowSettings {
     /// Workers that call the API need a token per site.
     pub fn require_api_tokens(&self) -> Result<(), SettingsError> {
         for (name, site) in &self.sites {
-            if site.api_token.as_ref().is_none_or(|t| t.expose_secret().trim().is_empty()) {
+            if site
+                .api_token
+                .as_ref()
+                .is_none_or(|t| t.expose_secret().trim().is_empty())
+            {
                 return Err(SettingsError::invalid(
                     format!("webflow.sites.{name}.api_token"),
                     "an API token (or api_token_file) is required",
@@ -328,7 +368,9 @@ pub struct HealthSettings {
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self { bind: "0.0.0.0:9000".into() }
+        Self {
+            bind: "0.0.0.0:9000".into(),
+        }
     }
 }
 
@@ -340,9 +382,12 @@ impl HealthSettings {
 
 /// Parses a `host:port` listen address, naming `key` on error.
 pub fn parse_bind(key: &str, value: &str) -> Result<SocketAddr, SettingsError> {
-    value
-        .parse()
-        .map_err(|e| SettingsError::invalid(key, format!("`{value}` is not an address like 0.0.0.0:8080 ({e})")))
+    value.parse().map_err(|e| {
+        SettingsError::invalid(
+            key,
+            format!("`{value}` is not an address like 0.0.0.0:8080 ({e})"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -368,7 +413,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -388,7 +436,10 @@ mod tests {
         .unwrap();
         let settings: Sample = load_from(
             Some(file.path().to_path_buf()),
-            env(&[("WMS__AMQP__NAMESPACE", "fromenv"), ("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "120")]),
+            env(&[
+                ("WMS__AMQP__NAMESPACE", "fromenv"),
+                ("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "120"),
+            ]),
         )
         .unwrap();
         assert_eq!(settings.amqp.namespace, "fromenv");
@@ -397,7 +448,10 @@ mod tests {
         assert_eq!(shop.rate_limit_per_minute, 120);
         assert!(shop.send_fulfillment_email);
         let printed = format!("{settings:?}");
-        assert!(!printed.contains("tok\"") && !printed.contains("\"one\""), "secrets leak in Debug: {printed}");
+        assert!(
+            !printed.contains("tok\"") && !printed.contains("\"one\""),
+            "secrets leak in Debug: {printed}"
+        );
     }
 
     #[test]
@@ -410,21 +464,37 @@ mod tests {
             ]),
         )
         .unwrap();
-        let secrets: Vec<&str> =
-            settings.webflow.sites["shop"].webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+        let secrets: Vec<&str> = settings.webflow.sites["shop"]
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
         assert_eq!(secrets, ["old", "new"]);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__PREFETCH", "many")])).unwrap_err();
+        let err =
+            load_from::<Sample, _>(None, env(&[("WMS__AMQP__PREFETCH", "many")])).unwrap_err();
         assert!(err.to_string().contains("amqp.prefetch"), "{err}");
-        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__NAMESPACE", "Bad Name")])).unwrap_err();
+        let err =
+            load_from::<Sample, _>(None, env(&[("WMS__AMQP__NAMESPACE", "Bad Name")])).unwrap_err();
         assert!(err.to_string().contains("amqp.namespace"), "{err}");
-        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__API_BASE_URL", "http://localhost")])).unwrap_err();
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[("WMS__WEBFLOW__API_BASE_URL", "http://localhost")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("webflow.api_base_url"), "{err}");
-        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")])).unwrap_err();
-        assert!(err.to_string().contains("webflow.sites.shop.site_id"), "{err}");
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("webflow.sites.shop.site_id"),
+            "{err}"
+        );
         let err = load_from::<Sample, _>(None, env(&[("WMS__HEALTH__BIND", "nope")])).unwrap_err();
         assert!(err.to_string().contains("health.bind"), "{err}");
         let err = load_from::<Sample, _>(Some("/nonexistent.toml".into()), env(&[])).unwrap_err();
@@ -439,11 +509,21 @@ mod tests {
             None,
             env(&[
                 ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
-                ("WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE", token.path().to_str().unwrap()),
+                (
+                    "WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE",
+                    token.path().to_str().unwrap(),
+                ),
             ]),
         )
         .unwrap();
         settings.webflow.require_api_tokens().unwrap();
-        assert_eq!(settings.webflow.sites["shop"].api_token.as_ref().unwrap().expose_secret(), "secret-token");
+        assert_eq!(
+            settings.webflow.sites["shop"]
+                .api_token
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+            "secret-token"
+        );
     }
 }

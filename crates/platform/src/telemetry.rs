@@ -26,7 +26,10 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_format: LogFormat::Json, log_level: "info,lapin=warn,actix_server=warn".into() }
+        Self {
+            log_format: LogFormat::Json,
+            log_level: "info,lapin=warn,actix_server=warn".into(),
+        }
     }
 }
 
@@ -49,7 +52,9 @@ where
                     .with_writer(sink),
             ),
         ),
-        LogFormat::Pretty => Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink))),
+        LogFormat::Pretty => {
+            Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink)))
+        }
     }
 }
 
@@ -61,7 +66,10 @@ pub fn init(subscriber: Box<dyn Subscriber + Send + Sync>) {
 
 /// Sets up logging for tests: silent unless `TEST_LOG` is set.
 pub fn init_for_tests() {
-    let settings = TelemetrySettings { log_format: LogFormat::Pretty, log_level: "info,lapin=warn".into() };
+    let settings = TelemetrySettings {
+        log_format: LogFormat::Pretty,
+        log_level: "info,lapin=warn".into(),
+    };
     if std::env::var_os("TEST_LOG").is_some() {
         init(subscriber(&settings, std::io::stdout));
     } else {

@@ -132,14 +132,20 @@ mod tests {
     const WINDOW: i64 = 300_000;
 
     fn headers<'a>(ts: &'a str, sig: &'a str) -> WebhookSignature<'a> {
-        WebhookSignature { timestamp: ts, signature: sig }
+        WebhookSignature {
+            timestamp: ts,
+            signature: sig,
+        }
     }
 
     #[test]
     fn accepts_its_own_signature_and_rejects_a_flipped_byte() {
         let body = br#"{"triggerType":"ecomm_new_order","payload":{}}"#;
         let sig = sign(SECRET, "1000", body);
-        assert_eq!(verify_webhook(&[SECRET], headers("1000", &sig), body, 1000, WINDOW), Ok(()));
+        assert_eq!(
+            verify_webhook(&[SECRET], headers("1000", &sig), body, 1000, WINDOW),
+            Ok(())
+        );
 
         let mut altered = body.to_vec();
         altered[5] ^= 1;
@@ -181,7 +187,10 @@ mod tests {
         for ts in [now - WINDOW, now + WINDOW] {
             let ts = ts.to_string();
             let sig = sign(SECRET, &ts, body);
-            assert_eq!(verify_webhook(&[SECRET], headers(&ts, &sig), body, now, WINDOW), Ok(()));
+            assert_eq!(
+                verify_webhook(&[SECRET], headers(&ts, &sig), body, now, WINDOW),
+                Ok(())
+            );
         }
     }
 
@@ -198,7 +207,10 @@ mod tests {
             ("1000", &sig[..63], SignatureError::MalformedSignature),
         ];
         for (ts, s, want) in cases {
-            assert_eq!(verify_webhook(&[SECRET], headers(ts, s), body, 1000, WINDOW), Err(want));
+            assert_eq!(
+                verify_webhook(&[SECRET], headers(ts, s), body, 1000, WINDOW),
+                Err(want)
+            );
         }
         let upper = sig.to_uppercase();
         assert_eq!(
@@ -211,7 +223,10 @@ mod tests {
     fn any_configured_secret_verifies_during_rotation() {
         let body = b"{}";
         let sig = sign("new", "1000", body);
-        assert_eq!(verify_webhook(&["old", "new"], headers("1000", &sig), body, 1000, WINDOW), Ok(()));
+        assert_eq!(
+            verify_webhook(&["old", "new"], headers("1000", &sig), body, 1000, WINDOW),
+            Ok(())
+        );
         assert_eq!(
             verify_webhook(&["old"], headers("1000", &sig), body, 1000, WINDOW),
             Err(SignatureError::Mismatch)

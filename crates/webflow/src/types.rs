@@ -282,7 +282,10 @@ pub struct UpdateOrderRequest {
     pub shipping_provider: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_tracking: Option<String>,
-    #[serde(rename = "shippingTrackingURL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "shippingTrackingURL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shipping_tracking_url: Option<String>,
 }
 
@@ -341,7 +344,10 @@ impl fmt::Debug for Webhook {
             .field("trigger_type", &self.trigger_type)
             .field("url", &self.url)
             .field("site_id", &self.site_id)
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -387,7 +393,9 @@ fn lenient_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>
             } else {
                 match n.as_f64() {
                     Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                    _ => Err(serde::de::Error::custom(format!("`{n}` is not a whole number"))),
+                    _ => Err(serde::de::Error::custom(format!(
+                        "`{n}` is not a whole number"
+                    ))),
                 }
             }
         }
@@ -432,7 +440,10 @@ mod tests {
             serde_json::json!({"shippingProvider":"UPS","shippingTracking":"1Z","shippingTrackingURL":"https://t/1Z"})
         );
         assert_eq!(
-            serde_json::to_string(&FulfillOrderRequest { send_order_fulfilled_email: true }).unwrap(),
+            serde_json::to_string(&FulfillOrderRequest {
+                send_order_fulfilled_email: true
+            })
+            .unwrap(),
             r#"{"sendOrderFulfilledEmail":true}"#
         );
     }
@@ -440,13 +451,17 @@ mod tests {
     #[test]
     fn money_is_minor_units_in_a_string() {
         let price: OrderPrice =
-            serde_json::from_str(r#"{"unit":"USD","value":"11873","string":"$ 118.73 USD"}"#).unwrap();
+            serde_json::from_str(r#"{"unit":"USD","value":"11873","string":"$ 118.73 USD"}"#)
+                .unwrap();
         assert_eq!(price.minor_units(), Some(11873));
     }
 
     #[test]
     fn customer_data_is_not_in_debug_output() {
-        let info = CustomerInfo { full_name: Some("Arthur Dent".into()), email: Some("a@b.c".into()) };
+        let info = CustomerInfo {
+            full_name: Some("Arthur Dent".into()),
+            email: Some("a@b.c".into()),
+        };
         let printed = format!("{info:?}");
         assert!(!printed.contains("Arthur") && !printed.contains("a@b.c"));
     }

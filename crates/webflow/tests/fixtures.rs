@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 use webflow::{
-    ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus, RefundOrderRequest,
-    RefundReason, TriggerType, UpdateOrderRequest, Webhook, WebhookEnvelope, WebhookList,
-    WebhookSignature, verify_webhook,
+    ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
+    RefundOrderRequest, RefundReason, TriggerType, UpdateOrderRequest, Webhook, WebhookEnvelope,
+    WebhookList, WebhookSignature, verify_webhook,
 };
 
 fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/webflow").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/webflow")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -23,7 +25,13 @@ fn order_fixtures_parse_with_webflow_names() {
     let item = &order.items()[0];
     assert!(item.variant_sku.is_some(), "variantSKU must map");
     assert!(item.count.is_some());
-    assert!(order.customer_paid.as_ref().and_then(|p| p.minor_units()).is_some());
+    assert!(
+        order
+            .customer_paid
+            .as_ref()
+            .and_then(|p| p.minor_units())
+            .is_some()
+    );
 
     for name in [
         "order.update.response.json",
@@ -33,7 +41,10 @@ fn order_fixtures_parse_with_webflow_names() {
     ] {
         let order: Order = parse(name);
         assert!(order.status.is_some(), "{name}");
-        assert!(!matches!(order.status, Some(OrderStatus::Other(_))), "{name}");
+        assert!(
+            !matches!(order.status, Some(OrderStatus::Other(_))),
+            "{name}"
+        );
     }
 
     let list: OrderList = parse("orders.list.response.json");
@@ -44,9 +55,15 @@ fn order_fixtures_parse_with_webflow_names() {
 #[test]
 fn request_fixtures_round_trip() {
     let update: UpdateOrderRequest = parse("order.update.request.json");
-    assert!(update.shipping_tracking_url.is_some(), "shippingTrackingURL must map");
+    assert!(
+        update.shipping_tracking_url.is_some(),
+        "shippingTrackingURL must map"
+    );
     let again = serde_json::to_value(&update).unwrap();
-    assert_eq!(again, serde_json::from_str::<serde_json::Value>(&fixture("order.update.request.json")).unwrap());
+    assert_eq!(
+        again,
+        serde_json::from_str::<serde_json::Value>(&fixture("order.update.request.json")).unwrap()
+    );
 
     let fulfill: FulfillOrderRequest = parse("order.fulfill.request.json");
     assert!(fulfill.send_order_fulfilled_email);
@@ -65,7 +82,8 @@ fn webhook_bodies_parse() {
     let changed: WebhookEnvelope<Order> = parse("webhook.ecomm_order_changed.body.json");
     assert_eq!(changed.trigger_type, TriggerType::EcommOrderChanged);
 
-    let inventory: WebhookEnvelope<InventoryItem> = parse("webhook.ecomm_inventory_changed.body.json");
+    let inventory: WebhookEnvelope<InventoryItem> =
+        parse("webhook.ecomm_inventory_changed.body.json");
     assert_eq!(inventory.trigger_type, TriggerType::EcommInventoryChanged);
     assert!(inventory.payload.unwrap().id.is_some());
 }
@@ -86,7 +104,10 @@ fn webhook_management_fixtures_parse() {
 
 #[test]
 fn inventory_fixtures_parse() {
-    for name in ["inventory.get.response.json", "inventory.update.response.json"] {
+    for name in [
+        "inventory.get.response.json",
+        "inventory.update.response.json",
+    ] {
         let item: InventoryItem = parse(name);
         assert!(item.inventory_type.is_some(), "{name}");
     }
@@ -102,9 +123,15 @@ fn every_error_body_parses() {
         ("error.401.not_authorized.json", "not_authorized"),
         ("error.403.missing_scopes.json", "missing_scopes"),
         ("error.404.resource_not_found.json", "resource_not_found"),
-        ("error.409.ecommerce_not_enabled.json", "ecommerce_not_enabled"),
+        (
+            "error.409.ecommerce_not_enabled.json",
+            "ecommerce_not_enabled",
+        ),
         ("error.429.too_many_requests.json", "too_many_requests"),
-        ("error.429.too_many_requests.docs-rate-limits.json", "too_many_requests"),
+        (
+            "error.429.too_many_requests.docs-rate-limits.json",
+            "too_many_requests",
+        ),
         ("error.500.internal_error.json", "internal_error"),
     ];
     for (name, code) in cases {
@@ -120,17 +147,34 @@ fn synthetic_signature_vector_verifies() {
     let timestamp = vector["headers"]["x-webflow-timestamp"].as_str().unwrap();
     let signature = vector["headers"]["x-webflow-signature"].as_str().unwrap();
     let body = vector["body"].as_str().unwrap();
-    assert_eq!(webflow::sign(secret, timestamp, body.as_bytes()), vector["expected_signature_hex"]);
+    assert_eq!(
+        webflow::sign(secret, timestamp, body.as_bytes()),
+        vector["expected_signature_hex"]
+    );
 
     let now: i64 = timestamp.parse().unwrap();
-    let headers = WebhookSignature { timestamp, signature };
-    assert_eq!(verify_webhook(&[secret], headers, body.as_bytes(), now, 300_000), Ok(()));
+    let headers = WebhookSignature {
+        timestamp,
+        signature,
+    };
+    assert_eq!(
+        verify_webhook(&[secret], headers, body.as_bytes(), now, 300_000),
+        Ok(())
+    );
 
     // What the SDK refuses, we refuse too.
     let upper = signature.to_uppercase();
-    let headers = WebhookSignature { timestamp, signature: &upper };
+    let headers = WebhookSignature {
+        timestamp,
+        signature: &upper,
+    };
     assert!(verify_webhook(&[secret], headers, body.as_bytes(), now, 300_000).is_err());
-    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(body).unwrap()).unwrap();
-    let headers = WebhookSignature { timestamp, signature };
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(body).unwrap())
+            .unwrap();
+    let headers = WebhookSignature {
+        timestamp,
+        signature,
+    };
     assert!(verify_webhook(&[secret], headers, pretty.as_bytes(), now, 300_000).is_err());
 }

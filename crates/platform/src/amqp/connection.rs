@@ -100,7 +100,9 @@ impl AmqpClient {
     pub async fn publish_channel(&self) -> Result<Channel, AmqpError> {
         let live = self.inner.live.read().await;
         match live.as_ref() {
-            Some(live) if live.publish_channel.status().connected() => Ok(live.publish_channel.clone()),
+            Some(live) if live.publish_channel.status().connected() => {
+                Ok(live.publish_channel.clone())
+            }
             _ => Err(AmqpError::Disconnected),
         }
     }
@@ -178,17 +180,25 @@ impl AmqpClient {
 
     async fn connection_healthy(&self) -> bool {
         let live = self.inner.live.read().await;
-        live.as_ref().is_some_and(|l| l.connection.status().connected() && l.publish_channel.status().connected())
+        live.as_ref().is_some_and(|l| {
+            l.connection.status().connected() && l.publish_channel.status().connected()
+        })
     }
 
     async fn connect(&self) -> Result<Live, lapin::Error> {
-        let properties = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
+        let properties =
+            ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
         let connection = Connection::connect(self.inner.url.expose_secret(), properties).await?;
         let setup = connection.create_channel().await?;
         self.inner.topology.declare(&setup).await?;
         let _ = setup.close(200, "topology declared".into()).await;
         let publish_channel = connection.create_channel().await?;
-        publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Live { connection, publish_channel })
+        publish_channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Live {
+            connection,
+            publish_channel,
+        })
     }
 }

@@ -18,7 +18,10 @@ pub const SOURCE: &str = "x-source";
 
 /// Inserts a string header.
 pub fn insert_str(table: &mut FieldTable, key: &str, value: impl Into<String>) {
-    table.insert(ShortString::from(key), AMQPValue::LongString(LongString::from(value.into())));
+    table.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value.into())),
+    );
 }
 
 /// Reads a header as a string, whatever string-ish type the broker kept it as.

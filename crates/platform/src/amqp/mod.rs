@@ -7,4 +7,4 @@ pub mod topology;
 
 pub use connection::{AmqpClient, AmqpError};
 pub use publisher::{PublishError, Publisher};
-pub use topology::{ConsumerQueue, Topology, CONSUMERS};
+pub use topology::{CONSUMERS, ConsumerQueue, Topology};

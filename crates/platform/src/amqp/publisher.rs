@@ -13,7 +13,10 @@ pub enum PublishError {
     #[error("the broker refused the message (nack)")]
     Nacked,
     #[error("no queue is bound for routing key `{routing_key}` ({reply_text})")]
-    Unroutable { routing_key: String, reply_text: String },
+    Unroutable {
+        routing_key: String,
+        reply_text: String,
+    },
     #[error("no publisher confirm within {0:?}")]
     Timeout(Duration),
     #[error("publish failed: {0}")]
@@ -42,7 +45,10 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(client: AmqpClient, confirm_timeout: Duration) -> Self {
-        Self { client, confirm_timeout }
+        Self {
+            client,
+            confirm_timeout,
+        }
     }
 
     pub fn client(&self) -> &AmqpClient {
@@ -63,10 +69,19 @@ impl Publisher {
             _ => PublishError::Unavailable,
         })?;
         let properties = properties.with_delivery_mode(2);
-        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
         let attempt = async {
             let confirm = channel
-                .basic_publish(exchange.into(), routing_key.into(), options, body, properties)
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    options,
+                    body,
+                    properties,
+                )
                 .await?
                 .await?;
             Ok::<_, lapin::Error>(confirm)

@@ -20,7 +20,10 @@
 //!   arrival order, whereas per-message TTLs in one shared queue wait behind the head.
 
 use domain::routing;
-use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 
@@ -51,15 +54,28 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(namespace: impl Into<String>, retry_delays_ms: Vec<u64>, delivery_limit: u32) -> Self {
+    pub fn new(
+        namespace: impl Into<String>,
+        retry_delays_ms: Vec<u64>,
+        delivery_limit: u32,
+    ) -> Self {
         let mut retry_delays_ms = retry_delays_ms;
         retry_delays_ms.sort_unstable();
         retry_delays_ms.dedup();
-        Self { namespace: namespace.into(), consumers: CONSUMERS.to_vec(), retry_delays_ms, delivery_limit }
+        Self {
+            namespace: namespace.into(),
+            consumers: CONSUMERS.to_vec(),
+            retry_delays_ms,
+            delivery_limit,
+        }
     }
 
     pub fn from_settings(settings: &crate::settings::AmqpSettings) -> Self {
-        Self::new(settings.namespace.clone(), settings.retry_delays_ms.clone(), settings.delivery_limit)
+        Self::new(
+            settings.namespace.clone(),
+            settings.retry_delays_ms.clone(),
+            settings.delivery_limit,
+        )
     }
 
     pub fn namespace(&self) -> &str {
@@ -104,7 +120,11 @@ impl Topology {
     }
 
     pub fn retry_queue(&self, consumer: &str, delay_ms: u64) -> String {
-        format!("{}.{consumer}.retry.{}", self.namespace, delay_label(delay_ms))
+        format!(
+            "{}.{consumer}.retry.{}",
+            self.namespace,
+            delay_label(delay_ms)
+        )
     }
 
     /// Routing key on the retry exchange for one consumer's tier.
@@ -136,24 +156,52 @@ impl Topology {
     }
 
     pub fn exchange_names(&self) -> Vec<String> {
-        vec![self.events_exchange(), self.retry_exchange(), self.requeue_exchange(), self.dead_exchange()]
+        vec![
+            self.events_exchange(),
+            self.retry_exchange(),
+            self.requeue_exchange(),
+            self.dead_exchange(),
+        ]
     }
 
     /// Declares everything. Idempotent: redeclaring with the same arguments is a no-op.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
         channel
-            .exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .exchange_declare(
+                self.events_exchange().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
             .await?;
-        for exchange in [self.retry_exchange(), self.requeue_exchange(), self.dead_exchange()] {
-            channel.exchange_declare(exchange.into(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        for exchange in [
+            self.retry_exchange(),
+            self.requeue_exchange(),
+            self.dead_exchange(),
+        ] {
+            channel
+                .exchange_declare(
+                    exchange.into(),
+                    ExchangeKind::Direct,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
         }
 
         for consumer in &self.consumers {
             let work = self.work_queue(consumer.name);
             let mut args = quorum_args();
             // A message redelivered this many times (its consumer keeps crashing) is dead-lettered.
-            put_int(&mut args, "x-delivery-limit", i64::from(self.delivery_limit));
+            put_int(
+                &mut args,
+                "x-delivery-limit",
+                i64::from(self.delivery_limit),
+            );
             put_str(&mut args, "x-dead-letter-exchange", &self.dead_exchange());
             put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
             declare_queue(channel, &work, args).await?;
@@ -171,11 +219,25 @@ impl Topology {
                 let queue = self.retry_queue(consumer.name, *delay);
                 let mut args = quorum_args();
                 // Queue-wide TTL: all messages of a tier expire in arrival order.
-                put_int(&mut args, "x-message-ttl", i64::try_from(*delay).unwrap_or(i64::MAX));
-                put_str(&mut args, "x-dead-letter-exchange", &self.requeue_exchange());
+                put_int(
+                    &mut args,
+                    "x-message-ttl",
+                    i64::try_from(*delay).unwrap_or(i64::MAX),
+                );
+                put_str(
+                    &mut args,
+                    "x-dead-letter-exchange",
+                    &self.requeue_exchange(),
+                );
                 put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
                 declare_queue(channel, &queue, args).await?;
-                bind(channel, &queue, &self.retry_exchange(), &self.retry_routing_key(consumer.name, *delay)).await?;
+                bind(
+                    channel,
+                    &queue,
+                    &self.retry_exchange(),
+                    &self.retry_routing_key(consumer.name, *delay),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -184,10 +246,14 @@ impl Topology {
     /// Deletes every queue and exchange of this namespace (tests and uninstall).
     pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
         for queue in self.queue_names() {
-            channel.queue_delete(queue.into(), QueueDeleteOptions::default()).await?;
+            channel
+                .queue_delete(queue.into(), QueueDeleteOptions::default())
+                .await?;
         }
         for exchange in self.exchange_names() {
-            channel.exchange_delete(exchange.into(), ExchangeDeleteOptions::default()).await?;
+            channel
+                .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+                .await?;
         }
         Ok(())
     }
@@ -214,22 +280,46 @@ fn quorum_args() -> FieldTable {
 }
 
 fn put_str(args: &mut FieldTable, key: &str, value: &str) {
-    args.insert(ShortString::from(key), AMQPValue::LongString(LongString::from(value)));
+    args.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value)),
+    );
 }
 
 fn put_int(args: &mut FieldTable, key: &str, value: i64) {
     args.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
-async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    args: FieldTable,
+) -> Result<(), lapin::Error> {
     // Durable, shared, never auto-deleted: messages must survive consumers and broker restarts.
-    let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-    channel.queue_declare(name.into(), options, args).await.map(|_| ())
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, args)
+        .await
+        .map(|_| ())
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), lapin::Error> {
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+) -> Result<(), lapin::Error> {
     channel
-        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await
 }
 
@@ -243,8 +333,14 @@ mod tests {
         assert_eq!(topology.work_queue("enrich"), "wms.enrich");
         assert_eq!(topology.dead_queue("enrich"), "wms.enrich.dead");
         assert_eq!(topology.retry_queue("enrich", 1_000), "wms.enrich.retry.1s");
-        assert_eq!(topology.retry_queue("enrich", 120_000), "wms.enrich.retry.2m");
-        assert_eq!(topology.retry_queue("enrich", 1_500), "wms.enrich.retry.1500ms");
+        assert_eq!(
+            topology.retry_queue("enrich", 120_000),
+            "wms.enrich.retry.2m"
+        );
+        assert_eq!(
+            topology.retry_queue("enrich", 1_500),
+            "wms.enrich.retry.1500ms"
+        );
         assert_eq!(topology.events_exchange(), "wms.events");
         assert!(topology.queue_names().iter().all(|q| q.starts_with("wms.")));
     }
@@ -263,7 +359,11 @@ mod tests {
         let topology = Topology::new("t", vec![1_000], 10);
         let enrich = topology.consumer("enrich").unwrap();
         for trigger in routing::HANDLED_TRIGGER_TYPES {
-            assert!(enrich.bindings.contains(&routing::webhook_routing_key(trigger).as_str()));
+            assert!(
+                enrich
+                    .bindings
+                    .contains(&routing::webhook_routing_key(trigger).as_str())
+            );
         }
     }
 }

@@ -1,0 +1,3 @@
+mod webhook;
+
+pub use webhook::{IngressState, message_id_for, receive_webflow_webhook};

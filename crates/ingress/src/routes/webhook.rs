@@ -1,0 +1,234 @@
+//! `POST /webhooks/webflow/{site_id}`.
+//!
+//! Order of checks: known site → body size → signature (over the raw bytes) → JSON with a
+//! `triggerType` → handled type → publish and wait for the confirm. Nothing is published
+//! before the signature has been verified.
+
+use crate::error::WebhookError;
+use crate::metrics::IngressMetrics;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::types::FieldTable;
+use platform::amqp::{Publisher, headers};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::time::Instant;
+use webflow::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use webflow::{WebhookHead, WebhookSignature, verify_webhook};
+
+/// Everything the handler needs, shared by all HTTP workers.
+pub struct IngressState {
+    /// Webhook secrets by Webflow site id.
+    pub secrets: HashMap<String, Vec<SecretString>>,
+    pub publisher: Publisher,
+    pub exchange: String,
+    pub max_body_bytes: usize,
+    pub replay_window_ms: i64,
+    pub metrics: IngressMetrics,
+}
+
+/// The message id of a webhook: a content hash of the site and the signed body, so a Webflow
+/// retry (same body, new timestamp) and a replay map to the same id and consumers dedupe it.
+pub fn message_id_for(site_id: &str, body: &[u8]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(site_id.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(body);
+    format!("wh-{}", hex::encode(ctx.finish().as_ref()))
+}
+
+struct Accepted {
+    outcome: &'static str,
+    reason: &'static str,
+    trigger_type: String,
+    message_id: Option<String>,
+}
+
+#[tracing::instrument(
+    name = "webhook",
+    skip_all,
+    fields(site_id = %site_id, trigger_type, message_id, trace_id)
+)]
+pub async fn receive_webflow_webhook(
+    request: HttpRequest,
+    site_id: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<IngressState>,
+) -> Result<HttpResponse, WebhookError> {
+    let started = Instant::now();
+    let trace_id = trace_id(&request);
+    tracing::Span::current().record("trace_id", trace_id.as_str());
+    let result = handle(&request, &site_id, payload, &state, &trace_id).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    match &result {
+        Ok(accepted) => {
+            state
+                .metrics
+                .webhooks
+                .with_label_values(&[accepted.outcome, accepted.reason])
+                .inc();
+            tracing::info!(
+                outcome = accepted.outcome,
+                reason = accepted.reason,
+                trigger_type = %accepted.trigger_type,
+                message_id = accepted.message_id.as_deref().unwrap_or(""),
+                status = 200,
+                latency_ms,
+                "webhook handled"
+            );
+        }
+        Err(error) => {
+            state
+                .metrics
+                .webhooks
+                .with_label_values(&["rejected", error.reason()])
+                .inc();
+            let status = actix_web::ResponseError::status_code(error).as_u16();
+            if status >= 500 {
+                tracing::error!(outcome = "rejected", reason = error.reason(), status, latency_ms, error.message = %error, "webhook not accepted");
+            } else {
+                tracing::warn!(outcome = "rejected", reason = error.reason(), status, latency_ms, error.message = %error, "webhook rejected");
+            }
+        }
+    }
+    result.map(|_| HttpResponse::Ok().json(serde_json::json!({"status": "accepted"})))
+}
+
+async fn handle(
+    request: &HttpRequest,
+    site_id: &str,
+    payload: web::Payload,
+    state: &IngressState,
+    trace_id: &str,
+) -> Result<Accepted, WebhookError> {
+    let secrets = state
+        .secrets
+        .get(site_id)
+        .ok_or_else(|| WebhookError::UnknownSite(site_id.to_owned()))?;
+    let body = read_body(request, payload, state.max_body_bytes).await?;
+
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let signature = WebhookSignature {
+        timestamp: header(TIMESTAMP_HEADER),
+        signature: header(SIGNATURE_HEADER),
+    };
+    let secret_values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    verify_webhook(
+        &secret_values,
+        signature,
+        &body,
+        now_ms,
+        state.replay_window_ms,
+    )?;
+
+    let head: WebhookHead = serde_json::from_slice(&body).map_err(|e| {
+        WebhookError::InvalidPayload(format!("expected a JSON object with a `triggerType`: {e}"))
+    })?;
+    let trigger_type = head.trigger_type;
+    tracing::Span::current().record("trigger_type", trigger_type.as_str());
+    if !domain::routing::is_handled_trigger(&trigger_type) {
+        // 200 so Webflow does not retry something we will never process.
+        return Ok(Accepted {
+            outcome: "ignored",
+            reason: "unhandled_trigger",
+            trigger_type,
+            message_id: None,
+        });
+    }
+
+    let message_id = message_id_for(site_id, &body);
+    tracing::Span::current().record("message_id", message_id.as_str());
+    let mut table = FieldTable::default();
+    headers::insert_str(&mut table, headers::SITE_ID, site_id);
+    headers::insert_str(&mut table, headers::TRIGGER_TYPE, trigger_type.as_str());
+    headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, signature.timestamp);
+    headers::insert_str(
+        &mut table,
+        headers::RECEIVED_AT,
+        chrono::Utc::now().to_rfc3339(),
+    );
+    headers::insert_str(&mut table, headers::TRACE_ID, trace_id);
+    headers::insert_str(&mut table, headers::SOURCE, "webhook");
+    let properties = BasicProperties::default()
+        .with_message_id(message_id.as_str().into())
+        .with_correlation_id(trace_id.into())
+        .with_content_type("application/json".into())
+        .with_type(trigger_type.as_str().into())
+        .with_app_id("wms-ingress".into())
+        .with_timestamp(u64::try_from(now_ms / 1_000).unwrap_or_default())
+        .with_headers(table);
+
+    let routing_key = domain::routing::webhook_routing_key(&trigger_type);
+    let timer = state.metrics.publish_seconds.start_timer();
+    state
+        .publisher
+        .publish(&state.exchange, &routing_key, &body, properties)
+        .await?;
+    timer.observe_duration();
+    Ok(Accepted {
+        outcome: "accepted",
+        reason: "published",
+        trigger_type,
+        message_id: Some(message_id),
+    })
+}
+
+/// Reads the body, refusing (413) as soon as it exceeds the limit.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<bytes::Bytes, WebhookError> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(WebhookError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| WebhookError::ReadBody(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(WebhookError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Trace id from a W3C `traceparent` header when present, else a fresh one.
+fn trace_id(request: &HttpRequest) -> String {
+    request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_depends_on_site_and_body_only() {
+        let a = message_id_for("site", b"{}");
+        assert_eq!(a, message_id_for("site", b"{}"));
+        assert_ne!(a, message_id_for("other", b"{}"));
+        assert_ne!(a, message_id_for("site", b"{ }"));
+        assert!(a.starts_with("wh-") && a.len() == 3 + 64);
+    }
+}

@@ -1,0 +1,73 @@
+//! The ingress's settings: shared sections plus `[ingress]`.
+
+use platform::settings::{
+    AmqpSettings, HealthSettings, SettingsError, Validate, WebflowSettings, parse_bind,
+};
+use platform::telemetry::TelemetrySettings;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub amqp: AmqpSettings,
+    pub webflow: WebflowSettings,
+    pub ingress: IngressSettings,
+    pub health: HealthSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct IngressSettings {
+    /// Where `POST /webhooks/webflow/{site_id}` listens.
+    pub bind: String,
+    /// Larger bodies are refused with 413 before they are read in full.
+    pub max_body_bytes: usize,
+    /// A webhook whose timestamp is further than this from now (either way) is refused.
+    pub replay_window_secs: u64,
+    /// How long to wait for RabbitMQ's confirm before answering 503.
+    pub publish_timeout_ms: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            replay_window_secs: 300,
+            publish_timeout_ms: 5_000,
+            workers: 0,
+        }
+    }
+}
+
+impl Validate for Settings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        self.amqp.validate()?;
+        self.webflow.validate()?;
+        self.webflow.require_webhook_secrets()?;
+        parse_bind("ingress.bind", &self.ingress.bind)?;
+        self.health.socket_addr()?;
+        if self.ingress.max_body_bytes == 0 {
+            return Err(SettingsError::invalid(
+                "ingress.max_body_bytes",
+                "must be above 0",
+            ));
+        }
+        if self.ingress.replay_window_secs == 0 {
+            return Err(SettingsError::invalid(
+                "ingress.replay_window_secs",
+                "must be above 0",
+            ));
+        }
+        if self.ingress.publish_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                "ingress.publish_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        Ok(())
+    }
+}

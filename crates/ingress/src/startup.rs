@@ -1,0 +1,159 @@
+//! Builds and runs the ingress: the webhook route plus health and metrics.
+
+use crate::metrics::IngressMetrics;
+use crate::routes::{IngressState, receive_webflow_webhook};
+use crate::settings::Settings;
+use actix_web::{App, HttpServer, dev::Server, web};
+use platform::amqp::{AmqpClient, Publisher, Topology};
+use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+pub struct Application {
+    port: u16,
+    health_port: u16,
+    server: Server,
+    health: HealthServer,
+    amqp: AmqpClient,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds the listeners and starts the RabbitMQ supervisor. Does not wait for the broker:
+    /// until it is reachable, webhooks get 503 and `/readyz` says not ready.
+    pub fn build(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let topology = Topology::from_settings(&settings.amqp);
+        let exchange = topology.events_exchange();
+        let amqp = AmqpClient::start(
+            settings.amqp.url.clone(),
+            "wms-ingress",
+            topology,
+            settings.amqp.reconnect.clone(),
+            shutdown.clone(),
+        );
+        let publisher = Publisher::new(
+            amqp.clone(),
+            Duration::from_millis(settings.ingress.publish_timeout_ms),
+        );
+
+        let registry = prometheus::Registry::new();
+        let metrics = IngressMetrics::register(&registry)?;
+        let amqp_check = amqp.clone();
+        let checks: Vec<(&'static str, ReadinessCheck)> =
+            vec![("rabbitmq", Arc::new(move || amqp_check.is_ready()))];
+        let health_state = HealthState::new(registry, checks);
+
+        let secrets = settings
+            .webflow
+            .sites
+            .values()
+            .map(|site| (site.site_id.clone(), site.webhook_secrets.clone()))
+            .collect();
+        let state = web::Data::new(IngressState {
+            secrets,
+            publisher,
+            exchange,
+            max_body_bytes: settings.ingress.max_body_bytes,
+            replay_window_ms: i64::try_from(
+                settings.ingress.replay_window_secs.saturating_mul(1_000),
+            )
+            .unwrap_or(i64::MAX),
+            metrics,
+        });
+
+        let bind = |addr: &str| {
+            TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+                addr: addr.to_owned(),
+                source,
+            })
+        };
+        let listener = bind(&settings.ingress.bind)?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.ingress.bind.clone(),
+                source,
+            })?
+            .port();
+        let app_health = health_state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route(
+                    "/webhooks/webflow/{site_id}",
+                    web::post().to(receive_webflow_webhook),
+                )
+                .configure(health::configure(app_health.clone()))
+        })
+        .disable_signals()
+        // Webflow's delivery timeout is undocumented; keep slow clients from holding workers.
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(30);
+        if settings.ingress.workers > 0 {
+            server = server.workers(settings.ingress.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                addr: settings.ingress.bind.clone(),
+                source,
+            })?
+            .run();
+
+        let health_addr = settings.health.bind.clone();
+        let health_listen = health_addr.parse().map_err(|e| StartupError::Bind {
+            addr: health_addr.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let health =
+            health::serve(health_listen, health_state).map_err(|source| StartupError::Bind {
+                addr: health_addr,
+                source,
+            })?;
+        Ok(Self {
+            port,
+            health_port: health.addr.port(),
+            server,
+            health,
+            amqp,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn health_port(&self) -> u16 {
+        self.health_port
+    }
+
+    pub fn amqp(&self) -> &AmqpClient {
+        &self.amqp
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        self.shutdown.cancelled().await;
+        tracing::info!("stopping ingress: draining in-flight webhooks");
+        handle.stop(true).await;
+        self.health.handle.stop(true).await;
+        let _ = self.health.task.await;
+        server.await.map_err(std::io::Error::other)?
+    }
+}

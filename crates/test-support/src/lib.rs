@@ -1,0 +1,49 @@
+//! Test helpers shared by every crate's integration tests. Tests talk to the real services;
+//! these helpers only give each test its own namespace and a way to observe and break things.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
+
+pub mod amqp;
+pub mod proxy;
+
+use std::path::PathBuf;
+
+/// `WMS_TEST_AMQP_URL` or the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("WMS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// `WMS_TEST_DATABASE_URL` (a server URL without database) or the local server.
+pub fn database_server_url() -> String {
+    std::env::var("WMS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh AMQP namespace, unique per test.
+pub fn random_namespace() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Path of a fixture under the workspace's `fixtures/`.
+pub fn fixture_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(relative)
+}
+
+/// A fixture's bytes, exactly as stored.
+pub fn fixture(relative: &str) -> Vec<u8> {
+    let path = fixture_path(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A fixture compacted to one line, as Webflow sends JSON.
+pub fn compact_fixture(relative: &str) -> Vec<u8> {
+    let value: serde_json::Value = serde_json::from_slice(&fixture(relative)).unwrap();
+    serde_json::to_vec(&value).unwrap()
+}
