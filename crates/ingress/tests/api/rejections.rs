@@ -2,6 +2,9 @@
 
 use crate::helpers::*;
 
+/// (case name, body, timestamp header, signature header)
+type Case = (&'static str, Vec<u8>, Option<String>, Option<String>);
+
 #[tokio::test]
 async fn bad_signatures_and_timestamps_get_401_and_publish_nothing() {
     let app = spawn_app().await;
@@ -16,7 +19,7 @@ async fn bad_signatures_and_timestamps_get_401_and_publish_nothing() {
     let mut altered_body = body.clone();
     altered_body.push(b' ');
 
-    let cases: Vec<(&str, Vec<u8>, Option<String>, Option<String>)> = vec![
+    let cases: Vec<Case> = vec![
         ("no headers", body.clone(), None, None),
         ("no signature", body.clone(), Some(ts.clone()), None),
         ("no timestamp", body.clone(), None, Some(good.clone())),

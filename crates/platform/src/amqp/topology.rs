@@ -260,9 +260,9 @@ impl Topology {
 }
 
 fn delay_label(delay_ms: u64) -> String {
-    if delay_ms % 60_000 == 0 {
+    if delay_ms.is_multiple_of(60_000) {
         format!("{}m", delay_ms / 60_000)
-    } else if delay_ms % 1_000 == 0 {
+    } else if delay_ms.is_multiple_of(1_000) {
         format!("{}s", delay_ms / 1_000)
     } else {
         format!("{delay_ms}ms")
