@@ -5,8 +5,10 @@
 //! no field as required and its SDKs accept unknown enum values, so neither do we reject them.
 //! This crate knows nothing about AMQP or the warehouse database.
 
+pub mod client;
 pub mod signature;
 pub mod types;
 
+pub use client::{ApiResponse, CallRecord, WebflowClient, WebflowError};
 pub use signature::{SignatureError, WebhookSignature, sign, verify_webhook};
 pub use types::*;

@@ -1,0 +1,40 @@
+# Webflow WMS Bridge: developer commands. `make test` is what CI runs.
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: help services-check fmt fmt-check lint test test-only build release run bench migrate clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+services-check: ## Fail loudly unless PostgreSQL and RabbitMQ answer
+	@bash scripts/check-services.sh
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Check formatting
+	$(CARGO) fmt --all -- --check
+
+lint: ## Clippy with warnings as errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
+	$(CARGO) test --workspace --no-fail-fast
+
+test: fmt-check lint test-only ## Formatting, lints, then every test
+
+build: ## Debug build of every binary
+	$(CARGO) build --workspace --bins
+
+release: ## Release build of every binary
+	$(CARGO) build --release --workspace --bins
+
+run: services-check release ## Run the whole pipeline locally on built-in defaults
+	bash scripts/run-local.sh
+
+bench: services-check release ## Run the benchmarks (see docs/benchmarks.md)
+	bash scripts/bench.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,202 @@
+//! Stock: reservations all-or-nothing, releases, receipts.
+//!
+//! Inventory rows are always locked in SKU order, so concurrent reservations cannot deadlock.
+
+use crate::error::Result;
+use tokio_postgres::GenericClient;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved {
+        pick_task_id: i64,
+    },
+    /// Nothing was reserved; the reason names every short or unknown SKU.
+    Short {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StockLevel {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+}
+
+/// Reserves every line of an order or none, and creates its pick task.
+pub async fn reserve_order<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+) -> Result<ReserveOutcome> {
+    let wanted = client
+        .query(
+            "SELECT sku, SUM(quantity)::bigint FROM order_lines WHERE order_id = $1 GROUP BY sku ORDER BY sku",
+            &[&order_pk],
+        )
+        .await?;
+    if wanted.is_empty() {
+        return Ok(ReserveOutcome::Short {
+            reason: "the order has no lines".into(),
+        });
+    }
+    let skus: Vec<String> = wanted.iter().map(|r| r.get(0)).collect();
+    let stock = client
+        .query(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
+            &[&skus],
+        )
+        .await?;
+
+    let mut problems = Vec::new();
+    for row in &wanted {
+        let sku: String = row.get(0);
+        let quantity: i64 = row.get(1);
+        match stock.iter().find(|s| s.get::<_, String>(0) == sku) {
+            None => problems.push(format!("unknown SKU `{sku}`")),
+            Some(level) => {
+                let available = level.get::<_, i64>(1) - level.get::<_, i64>(2);
+                if available < quantity {
+                    problems.push(format!("`{sku}`: {quantity} wanted, {available} available"));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(ReserveOutcome::Short {
+            reason: problems.join("; "),
+        });
+    }
+
+    let task = client
+        .query_one(
+            "INSERT INTO pick_tasks (order_id, status) VALUES ($1, 'open') RETURNING id",
+            &[&order_pk],
+        )
+        .await?;
+    let pick_task_id: i64 = task.get(0);
+    for row in &wanted {
+        let sku: String = row.get(0);
+        let quantity: i64 = row.get(1);
+        client
+            .execute(
+                "UPDATE inventory SET reserved = reserved + $2, updated_at = now() WHERE sku = $1",
+                &[&sku, &quantity],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO reservations (order_id, sku, quantity, status) VALUES ($1, $2, $3, 'active')
+                 ON CONFLICT (order_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity, status = 'active', closed_at = NULL",
+                &[&order_pk, &sku, &quantity],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO pick_task_lines (pick_task_id, sku, quantity) VALUES ($1, $2, $3)",
+                &[&pick_task_id, &sku, &quantity],
+            )
+            .await?;
+    }
+    Ok(ReserveOutcome::Reserved { pick_task_id })
+}
+
+/// Releases an order's active reservations and cancels its open pick task.
+/// Returns the quantities released per SKU.
+pub async fn release_order<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+) -> Result<Vec<(String, i64)>> {
+    let released = client
+        .query(
+            "UPDATE reservations SET status = 'released', closed_at = now()
+             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity",
+            &[&order_pk],
+        )
+        .await?;
+    let mut released: Vec<(String, i64)> = released.iter().map(|r| (r.get(0), r.get(1))).collect();
+    released.sort();
+    for (sku, quantity) in &released {
+        client
+            .execute(
+                "UPDATE inventory SET reserved = reserved - $2, updated_at = now() WHERE sku = $1",
+                &[sku, quantity],
+            )
+            .await?;
+    }
+    client
+        .execute(
+            "UPDATE pick_tasks SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status IN ('open', 'picked')",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(released)
+}
+
+/// Adds received stock (creating the SKU if new).
+pub async fn receive<C: GenericClient + Sync>(
+    client: &C,
+    sku: &str,
+    quantity: i64,
+) -> Result<StockLevel> {
+    let row = client
+        .query_one(
+            "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
+             ON CONFLICT (sku) DO UPDATE SET on_hand = inventory.on_hand + EXCLUDED.on_hand, updated_at = now()
+             RETURNING sku, on_hand, reserved",
+            &[&sku, &quantity],
+        )
+        .await?;
+    Ok(level(&row))
+}
+
+/// Sets the counted stock of a SKU (refused by the CHECK if below what is reserved).
+pub async fn set_on_hand<C: GenericClient + Sync>(
+    client: &C,
+    sku: &str,
+    on_hand: i64,
+) -> Result<StockLevel> {
+    let row = client
+        .query_one(
+            "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
+             ON CONFLICT (sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = now()
+             RETURNING sku, on_hand, reserved",
+            &[&sku, &on_hand],
+        )
+        .await?;
+    Ok(level(&row))
+}
+
+pub async fn get<C: GenericClient + Sync>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
+    let row = client
+        .query_opt(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1",
+            &[&sku],
+        )
+        .await?;
+    Ok(row.as_ref().map(level))
+}
+
+pub async fn by_variant<C: GenericClient + Sync>(
+    client: &C,
+    variant_id: &str,
+) -> Result<Option<StockLevel>> {
+    let row = client
+        .query_opt(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE variant_id = $1 LIMIT 1",
+            &[&variant_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(level))
+}
+
+fn level(row: &tokio_postgres::Row) -> StockLevel {
+    let on_hand: i64 = row.get(1);
+    let reserved: i64 = row.get(2);
+    StockLevel {
+        sku: row.get(0),
+        on_hand,
+        reserved,
+        available: on_hand - reserved,
+    }
+}

@@ -1,0 +1,18 @@
+//! The warehouse database (PostgreSQL): connection pool, versioned migrations, and the
+//! repositories the workers share. Every function that changes state takes the caller's
+//! transaction, so a handler's state change, its idempotency record, its outbox events and
+//! its audit entries commit together or not at all.
+//!
+//! This crate knows SQL and the domain types; it knows nothing of AMQP or HTTP.
+
+pub mod audit;
+pub mod error;
+pub mod idempotency;
+pub mod inventory;
+pub mod migrate;
+pub mod orders;
+pub mod outbox;
+pub mod pool;
+
+pub use error::DbError;
+pub use pool::{Pool, connect};

@@ -1,0 +1,322 @@
+//! Orders and their lines.
+
+use crate::audit::{self, AuditEntry};
+use crate::error::{DbError, Result};
+use domain::OrderState;
+use tokio_postgres::{GenericClient, Row};
+
+/// An order as stored.
+#[derive(Debug, Clone)]
+pub struct OrderRecord {
+    pub id: i64,
+    pub site_id: String,
+    pub webflow_order_id: String,
+    pub state: OrderState,
+    pub state_reason: Option<String>,
+    pub webflow_status: Option<String>,
+    pub shipping_required: bool,
+    pub shipping_address: Option<serde_json::Value>,
+    pub snapshot: serde_json::Value,
+    pub correlation_id: Option<String>,
+    pub version: i64,
+}
+
+/// A line to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLine {
+    pub sku: String,
+    pub variant_id: Option<String>,
+    pub product_name: Option<String>,
+    pub quantity: i32,
+    pub unit_weight: Option<f64>,
+    pub unit_width: Option<f64>,
+    pub unit_height: Option<f64>,
+    pub unit_length: Option<f64>,
+}
+
+/// An order to insert.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    pub site_id: &'a str,
+    pub webflow_order_id: &'a str,
+    pub state: OrderState,
+    pub state_reason: Option<&'a str>,
+    pub webflow_status: Option<&'a str>,
+    pub shipping_required: bool,
+    pub customer_name: Option<&'a str>,
+    pub customer_email: Option<&'a str>,
+    pub shipping_address: Option<serde_json::Value>,
+    pub total_minor: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub snapshot: serde_json::Value,
+    pub correlation_id: Option<&'a str>,
+}
+
+const COLUMNS: &str = "id, site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required, \
+                       shipping_address, snapshot, correlation_id, version";
+
+fn from_row(row: &Row) -> Result<OrderRecord> {
+    let state: String = row.get(3);
+    Ok(OrderRecord {
+        id: row.get(0),
+        site_id: row.get(1),
+        webflow_order_id: row.get(2),
+        state: state
+            .parse()
+            .map_err(|e: domain::lifecycle::UnknownState| DbError::Conflict(e.to_string()))?,
+        state_reason: row.get(4),
+        webflow_status: row.get(5),
+        shipping_required: row.get(6),
+        shipping_address: row.get(7),
+        snapshot: row.get(8),
+        correlation_id: row.get(9),
+        version: row.get(10),
+    })
+}
+
+/// Reads an order and locks it for the rest of the transaction.
+pub async fn lock<C: GenericClient + Sync>(
+    client: &C,
+    site_id: &str,
+    order_id: &str,
+) -> Result<Option<OrderRecord>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE"
+    );
+    client
+        .query_opt(&sql, &[&site_id, &order_id])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn find<C: GenericClient + Sync>(
+    client: &C,
+    site_id: &str,
+    order_id: &str,
+) -> Result<Option<OrderRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2");
+    client
+        .query_opt(&sql, &[&site_id, &order_id])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn lock_by_id<C: GenericClient + Sync>(
+    client: &C,
+    id: i64,
+) -> Result<Option<OrderRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE");
+    client
+        .query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Inserts an order with its lines, or returns `None` if a concurrent transaction inserted
+/// it first (lock it then; the lock waits for that transaction).
+pub async fn insert<C: GenericClient + Sync>(
+    client: &C,
+    order: &NewOrder<'_>,
+    lines: &[NewLine],
+) -> Result<Option<i64>> {
+    let row = client
+        .query_opt(
+            "INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
+                                 customer_name, customer_email, shipping_address, total_minor, currency, snapshot,
+                                 correlation_id, backordered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)
+             ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING id",
+            &[
+                &order.site_id,
+                &order.webflow_order_id,
+                &order.state.as_str(),
+                &order.state_reason,
+                &order.webflow_status,
+                &order.shipping_required,
+                &order.customer_name,
+                &order.customer_email,
+                &order.shipping_address,
+                &order.total_minor,
+                &order.currency,
+                &order.snapshot,
+                &order.correlation_id,
+            ],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let id: i64 = row.get(0);
+    replace_lines(client, id, lines).await?;
+    Ok(Some(id))
+}
+
+/// Replaces an order's lines (only before stock is reserved).
+pub async fn replace_lines<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+    lines: &[NewLine],
+) -> Result<()> {
+    client
+        .execute("DELETE FROM order_lines WHERE order_id = $1", &[&order_pk])
+        .await?;
+    for (index, line) in lines.iter().enumerate() {
+        let line_no = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        client
+            .execute(
+                "INSERT INTO order_lines (order_id, line_no, sku, variant_id, product_name, quantity,
+                                          unit_weight, unit_width, unit_height, unit_length)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &order_pk,
+                    &line_no,
+                    &line.sku,
+                    &line.variant_id,
+                    &line.product_name,
+                    &line.quantity,
+                    &line.unit_weight,
+                    &line.unit_width,
+                    &line.unit_height,
+                    &line.unit_length,
+                ],
+            )
+            .await?;
+        if let Some(variant) = &line.variant_id {
+            // Learn the Webflow SKU id for inventory drift checks.
+            client
+                .execute(
+                    "UPDATE inventory SET variant_id = $2 WHERE sku = $1 AND variant_id IS DISTINCT FROM $2",
+                    &[&line.sku, variant],
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn lines<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<NewLine>> {
+    let rows = client
+        .query(
+            "SELECT sku, variant_id, product_name, quantity, unit_weight, unit_width, unit_height, unit_length
+             FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| NewLine {
+            sku: r.get(0),
+            variant_id: r.get(1),
+            product_name: r.get(2),
+            quantity: r.get(3),
+            unit_weight: r.get(4),
+            unit_width: r.get(5),
+            unit_height: r.get(6),
+            unit_length: r.get(7),
+        })
+        .collect())
+}
+
+/// Stores the latest Webflow snapshot and status.
+pub async fn update_snapshot<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+    webflow_status: Option<&str>,
+    snapshot: &serde_json::Value,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orders SET webflow_status = $2, snapshot = $3, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&order_pk, &webflow_status, snapshot],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn update_shipping_address<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+    address: &serde_json::Value,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orders SET shipping_address = $2, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&order_pk, address],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Moves an order to `to` if the lifecycle allows it, and audits the change.
+/// Returns the error unchanged when the transition is not allowed.
+pub async fn transition<C: GenericClient + Sync>(
+    client: &C,
+    order: &OrderRecord,
+    to: OrderState,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<()> {
+    order
+        .state
+        .transition(to)
+        .map_err(|e| DbError::Conflict(e.to_string()))?;
+    let updated = client
+        .execute(
+            "UPDATE orders SET state = $3, state_reason = $4, version = version + 1, updated_at = now(),
+                    backordered_at = CASE WHEN $3 = 'backordered' THEN COALESCE(backordered_at, now())
+                                          WHEN $3 = 'reserved' THEN NULL ELSE backordered_at END
+             WHERE id = $1 AND version = $2",
+            &[&order.id, &order.version, &to.as_str(), &reason],
+        )
+        .await?;
+    if updated != 1 {
+        return Err(DbError::Conflict(format!(
+            "order {} changed concurrently",
+            order.webflow_order_id
+        )));
+    }
+    audit::record(
+        client,
+        AuditEntry {
+            site_id: Some(&order.site_id),
+            order_id: Some(&order.webflow_order_id),
+            kind: audit::kind::STATE_CHANGE,
+            actor,
+            detail: serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
+        },
+    )
+    .await
+}
+
+/// Backordered orders that need `sku`, oldest first.
+pub async fn backordered_needing<C: GenericClient + Sync>(
+    client: &C,
+    sku: Option<&str>,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    let rows = client
+        .query(
+            "SELECT o.id FROM orders o
+             WHERE o.state = 'backordered'
+               AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1))
+             ORDER BY o.backordered_at, o.id LIMIT $2",
+            &[&sku, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Counts orders per state (tests, dashboards).
+pub async fn count_by_state<C: GenericClient + Sync>(client: &C) -> Result<Vec<(String, i64)>> {
+    let rows = client
+        .query(
+            "SELECT state, count(*) FROM orders GROUP BY state ORDER BY state",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

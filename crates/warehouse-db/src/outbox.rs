@@ -1,0 +1,93 @@
+//! The transactional outbox: events are inserted with the state change and published after
+//! commit; anything left unpublished by a crash is published by the relay.
+
+use crate::error::Result;
+use domain::Envelope;
+use tokio_postgres::GenericClient;
+
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub message_id: String,
+    pub routing_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// Writes an event; a second write of the same message id is a no-op.
+pub async fn enqueue<C: GenericClient + Sync>(
+    client: &C,
+    envelope: &Envelope,
+    source: Option<(&str, &str)>,
+) -> Result<()> {
+    let payload =
+        serde_json::to_value(envelope).map_err(|e| crate::DbError::Conflict(e.to_string()))?;
+    let (source_consumer, source_message_id) = source.unzip();
+    client
+        .execute(
+            "INSERT INTO outbox (message_id, routing_key, payload, source_consumer, source_message_id)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
+            &[
+                &envelope.message_id.as_str(),
+                &envelope.event.routing_key(),
+                &payload,
+                &source_consumer,
+                &source_message_id,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Locks up to `limit` unpublished messages (skipping ones another relay holds), optionally
+/// only those produced while handling one source message, and only those older than
+/// `min_age_ms` (so the relay leaves fresh rows to the handler that wrote them).
+pub async fn claim_unpublished<C: GenericClient + Sync>(
+    client: &C,
+    source: Option<(&str, &str)>,
+    min_age_ms: i64,
+    limit: i64,
+) -> Result<Vec<OutboxMessage>> {
+    let (consumer, message_id) = source.unzip();
+    let rows = client
+        .query(
+            "SELECT id, message_id, routing_key, payload FROM outbox
+             WHERE published_at IS NULL
+               AND ($1::text IS NULL OR (source_consumer = $1 AND source_message_id = $2))
+               AND created_at <= now() - make_interval(secs => $3::double precision / 1000.0)
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
+            &[&consumer, &message_id, &(min_age_ms as f64), &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OutboxMessage {
+            id: r.get(0),
+            message_id: r.get(1),
+            routing_key: r.get(2),
+            payload: r.get(3),
+        })
+        .collect())
+}
+
+pub async fn mark_published<C: GenericClient + Sync>(client: &C, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn unpublished_count<C: GenericClient + Sync>(client: &C) -> Result<i64> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await?
+        .get(0))
+}
