@@ -111,6 +111,28 @@ impl QueueObserver {
         }
     }
 
+    /// Publishes a raw message (tests inject poison, duplicates and replays with this).
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) {
+        self.channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
     /// Deletes a test namespace's queues and exchanges.
     pub async fn delete_namespace(&self, topology: &Topology) {
         let _ = topology.delete(&self.channel).await;

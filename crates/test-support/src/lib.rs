@@ -8,6 +8,7 @@
 )]
 
 pub mod amqp;
+pub mod db;
 pub mod proxy;
 
 use std::path::PathBuf;

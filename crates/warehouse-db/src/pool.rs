@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-pub use deadpool_postgres::Pool;
+pub use deadpool_postgres::{Object, Pool};
 
 /// Builds a pool and checks that the database answers. A database that does not exist is
 /// reported as [`DbError::DatabaseMissing`].

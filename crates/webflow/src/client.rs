@@ -32,19 +32,22 @@ pub enum WebflowError {
     #[error("Webflow answered {status} to {} {}: {} ({})", call.method, call.path, body.code.as_deref().unwrap_or("no code"), body.message.as_deref().unwrap_or("no message"))]
     Api {
         status: u16,
-        body: ErrorBody,
+        body: Box<ErrorBody>,
         retry_after: Option<Duration>,
-        call: CallRecord,
+        call: Box<CallRecord>,
     },
     #[error("Webflow did not answer {} {} in time", call.method, call.path)]
-    Timeout { call: CallRecord },
+    Timeout { call: Box<CallRecord> },
     #[error("cannot reach Webflow for {} {}: {source}", call.method, call.path)]
     Network {
-        call: CallRecord,
+        call: Box<CallRecord>,
         source: reqwest::Error,
     },
     #[error("unexpected response body from {} {}: {message}", call.method, call.path)]
-    Decode { call: CallRecord, message: String },
+    Decode {
+        call: Box<CallRecord>,
+        message: String,
+    },
 }
 
 impl WebflowError {
@@ -309,8 +312,17 @@ impl WebflowClient {
         call.latency_ms = started.elapsed().as_millis() as u64;
         let response = match response {
             Ok(response) => response,
-            Err(source) if source.is_timeout() => return Err(WebflowError::Timeout { call }),
-            Err(source) => return Err(WebflowError::Network { call, source }),
+            Err(source) if source.is_timeout() => {
+                return Err(WebflowError::Timeout {
+                    call: Box::new(call),
+                });
+            }
+            Err(source) => {
+                return Err(WebflowError::Network {
+                    call: Box::new(call),
+                    source,
+                });
+            }
         };
         let status = response.status();
         call.status = Some(status.as_u16());
@@ -333,8 +345,17 @@ impl WebflowClient {
             .and_then(parse_retry_after);
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(source) if source.is_timeout() => return Err(WebflowError::Timeout { call }),
-            Err(source) => return Err(WebflowError::Network { call, source }),
+            Err(source) if source.is_timeout() => {
+                return Err(WebflowError::Timeout {
+                    call: Box::new(call),
+                });
+            }
+            Err(source) => {
+                return Err(WebflowError::Network {
+                    call: Box::new(call),
+                    source,
+                });
+            }
         };
         call.latency_ms = started.elapsed().as_millis() as u64;
         tracing::debug!(method = %call.method, path = %call.path, status = status.as_u16(), latency_ms = call.latency_ms, "webflow call");
@@ -346,9 +367,9 @@ impl WebflowClient {
             });
             return Err(WebflowError::Api {
                 status: status.as_u16(),
-                body,
+                body: Box::new(body),
                 retry_after,
-                call,
+                call: Box::new(call),
             });
         }
         let value = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
@@ -357,7 +378,7 @@ impl WebflowClient {
             serde_json::from_slice(&bytes)
         }
         .map_err(|e| WebflowError::Decode {
-            call: call.clone(),
+            call: Box::new(call.clone()),
             message: e.to_string(),
         })?;
         Ok(ApiResponse { value, call })

@@ -36,14 +36,24 @@ pub struct ConsumerQueue {
 
 /// Every consumer of the system. `enrich` takes all webhooks from day one, so nothing the
 /// ingress accepts is lost before later workers exist.
-pub const CONSUMERS: &[ConsumerQueue] = &[ConsumerQueue {
-    name: "enrich",
-    bindings: &[
-        routing::WEBHOOK_NEW_ORDER,
-        routing::WEBHOOK_ORDER_CHANGED,
-        routing::WEBHOOK_INVENTORY_CHANGED,
-    ],
-}];
+pub const CONSUMERS: &[ConsumerQueue] = &[
+    ConsumerQueue {
+        name: "enrich",
+        bindings: &[
+            routing::WEBHOOK_NEW_ORDER,
+            routing::WEBHOOK_ORDER_CHANGED,
+            routing::WEBHOOK_INVENTORY_CHANGED,
+        ],
+    },
+    ConsumerQueue {
+        name: "reserve",
+        bindings: &[
+            routing::ORDER_READY,
+            routing::ORDER_CANCELLED,
+            routing::STOCK_RECEIVED,
+        ],
+    },
+];
 
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -140,6 +150,13 @@ impl Topology {
             .find(|tier| *tier >= wanted_ms)
             .or_else(|| self.retry_delays_ms.last().copied())
             .unwrap_or(1_000)
+    }
+
+    /// Whether any consumer's work queue is bound to `routing_key`.
+    pub fn is_consumed(&self, routing_key: &str) -> bool {
+        self.consumers
+            .iter()
+            .any(|c| c.bindings.contains(&routing_key))
     }
 
     /// Every queue name this topology owns.

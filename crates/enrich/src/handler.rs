@@ -1,0 +1,595 @@
+//! What a Webflow webhook means for the warehouse.
+
+use domain::{Event, OrderId, OrderState, SiteId};
+use platform::amqp::headers;
+use platform::settings::SiteSettings;
+use prometheus::{IntCounter, IntGauge, Registry};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use tokio_postgres::Transaction;
+use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
+use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebflowClient, WebhookEnvelope};
+use worker::{Effects, Handler, HandlerError, IncomingMessage};
+
+pub const ACTOR: &str = "enrich";
+
+#[derive(Clone)]
+pub struct EnrichMetrics {
+    pub api_fetches: IntCounter,
+    pub inventory_drift_detected: IntCounter,
+    pub last_inventory_drift: IntGauge,
+}
+
+impl EnrichMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let api_fetches = IntCounter::new(
+            "wms_enrich_order_fetches_total",
+            "Orders fetched because the webhook was incomplete",
+        )?;
+        let inventory_drift_detected = IntCounter::new(
+            "wms_enrich_inventory_drift_total",
+            "Inventory webhooks whose quantity differs from the warehouse's available count",
+        )?;
+        let last_inventory_drift = IntGauge::new(
+            "wms_enrich_inventory_last_drift",
+            "Webflow quantity minus warehouse available, last seen",
+        )?;
+        registry.register(Box::new(api_fetches.clone()))?;
+        registry.register(Box::new(inventory_drift_detected.clone()))?;
+        registry.register(Box::new(last_inventory_drift.clone()))?;
+        Ok(Self {
+            api_fetches,
+            inventory_drift_detected,
+            last_inventory_drift,
+        })
+    }
+}
+
+pub struct EnrichHandler {
+    client: WebflowClient,
+    /// Sites by Webflow site id.
+    sites: HashMap<String, SiteSettings>,
+    always_fetch: bool,
+    metrics: EnrichMetrics,
+}
+
+impl EnrichHandler {
+    pub fn new(
+        client: WebflowClient,
+        sites: impl IntoIterator<Item = SiteSettings>,
+        always_fetch: bool,
+        metrics: EnrichMetrics,
+    ) -> Self {
+        let sites = sites.into_iter().map(|s| (s.site_id.clone(), s)).collect();
+        Self {
+            client,
+            sites,
+            always_fetch,
+            metrics,
+        }
+    }
+
+    fn token(&self, site_id: &str) -> Result<&SecretString, HandlerError> {
+        self.sites
+            .get(site_id)
+            .and_then(|s| s.api_token.as_ref())
+            .ok_or_else(|| {
+                HandlerError::permanent(format!(
+                    "Webflow site `{site_id}` is not configured with an API token"
+                ))
+            })
+    }
+}
+
+pub enum Prepared {
+    Order {
+        site_id: SiteId,
+        trigger: String,
+        order: Box<Order>,
+        fetch: Option<CallRecord>,
+    },
+    Inventory {
+        site_id: SiteId,
+        item: InventoryItem,
+    },
+}
+
+/// Why a webhook's order cannot be used as is (None: it is complete).
+pub fn incompleteness(order: &Order) -> Option<&'static str> {
+    if order.status.is_none() {
+        return Some("no status");
+    }
+    let items = order.items();
+    if items.is_empty() {
+        return Some("no purchased items");
+    }
+    if items
+        .iter()
+        .any(|i| i.variant_sku.as_deref().is_none_or(str::is_empty) || i.count.is_none())
+    {
+        return Some("a line lacks variantSKU or count");
+    }
+    match order.is_shipping_required {
+        None => Some("isShippingRequired missing"),
+        Some(true)
+            if !order
+                .shipping_address
+                .as_ref()
+                .is_some_and(|a| a.is_complete()) =>
+        {
+            Some("incomplete shipping address")
+        }
+        _ => None,
+    }
+}
+
+/// Order of Webflow statuses along an order's life; a lower rank never overwrites a higher one.
+fn status_rank(status: Option<&str>) -> u8 {
+    match status {
+        Some("pending") => 0,
+        Some("unfulfilled") => 1,
+        Some("disputed") => 2,
+        Some("fulfilled") => 3,
+        Some("refunded") | Some("dispute-lost") => 4,
+        _ => 0,
+    }
+}
+
+impl Handler for EnrichHandler {
+    const NAME: &'static str = "enrich";
+    type Prepared = Prepared;
+
+    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+        let site_id = message
+            .header(headers::SITE_ID)
+            .ok_or_else(|| HandlerError::permanent("no x-site-id header"))?;
+        let trigger = message
+            .header(headers::TRIGGER_TYPE)
+            .or_else(|| {
+                message
+                    .routing_key
+                    .strip_prefix(domain::routing::WEBHOOK_PREFIX)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let envelope: WebhookEnvelope = serde_json::from_slice(&message.body)
+            .map_err(|e| HandlerError::permanent(format!("not a Webflow webhook: {e}")))?;
+        let payload = envelope
+            .payload
+            .ok_or_else(|| HandlerError::permanent("the webhook has no payload"))?;
+        match trigger.as_str() {
+            "ecomm_new_order" | "ecomm_order_changed" => {
+                let mut order: Order = serde_json::from_value(payload).map_err(|e| {
+                    HandlerError::permanent(format!("the payload is not a Webflow order: {e}"))
+                })?;
+                let order_id = order
+                    .order_id
+                    .clone()
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
+                let token = self.token(&site_id)?;
+                let mut fetch = None;
+                if self.always_fetch || incompleteness(&order).is_some() {
+                    self.metrics.api_fetches.inc();
+                    let response = self.client.get_order(token, &site_id, &order_id).await?;
+                    fetch = Some(response.call);
+                    order = response.value;
+                    if order.order_id.as_deref() != Some(order_id.as_str()) {
+                        order.order_id = Some(order_id);
+                    }
+                }
+                Ok(Prepared::Order {
+                    site_id: SiteId::new(site_id),
+                    trigger,
+                    order: Box::new(order),
+                    fetch,
+                })
+            }
+            "ecomm_inventory_changed" => {
+                let item: InventoryItem = serde_json::from_value(payload).map_err(|e| {
+                    HandlerError::permanent(format!("the payload is not an inventory item: {e}"))
+                })?;
+                Ok(Prepared::Inventory {
+                    site_id: SiteId::new(site_id),
+                    item,
+                })
+            }
+            other => Err(HandlerError::permanent(format!(
+                "enrich does not handle trigger type `{other}`"
+            ))),
+        }
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        message: &IncomingMessage,
+        prepared: Prepared,
+        effects: &mut Effects,
+    ) -> Result<(), HandlerError> {
+        match prepared {
+            Prepared::Order {
+                site_id,
+                trigger,
+                order,
+                fetch,
+            } => apply_order(tx, message, &site_id, &trigger, &order, fetch, effects).await,
+            Prepared::Inventory { site_id, item } => {
+                self.apply_inventory(tx, &site_id, &item).await
+            }
+        }
+    }
+}
+
+impl EnrichHandler {
+    async fn apply_inventory(
+        &self,
+        tx: &Transaction<'_>,
+        site_id: &SiteId,
+        item: &InventoryItem,
+    ) -> Result<(), HandlerError> {
+        let variant = item.id.clone().unwrap_or_default();
+        let level = warehouse_db::inventory::by_variant(tx, &variant).await?;
+        let finite = item.inventory_type.as_deref() != Some("infinite");
+        let drift = match (&level, item.quantity, finite) {
+            (Some(level), Some(quantity), true) => Some(quantity.round() as i64 - level.available),
+            _ => None,
+        };
+        if let Some(drift) = drift {
+            self.metrics.last_inventory_drift.set(drift);
+            if drift != 0 {
+                self.metrics.inventory_drift_detected.inc();
+                tracing::warn!(site_id = %site_id, variant_id = %variant, drift, "Webflow inventory differs from the warehouse");
+            }
+        }
+        audit::record(
+            tx,
+            AuditEntry {
+                site_id: Some(site_id.as_str()),
+                order_id: None,
+                kind: kind::INVENTORY_CHANGED,
+                actor: ACTOR,
+                detail: serde_json::json!({
+                    "variant_id": variant,
+                    "webflow_quantity": item.quantity,
+                    "inventory_type": item.inventory_type,
+                    "sku": level.as_ref().map(|l| l.sku.clone()),
+                    "warehouse_available": level.as_ref().map(|l| l.available),
+                    "drift": drift,
+                }),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn lines_of(order: &Order) -> Result<Vec<NewLine>, HandlerError> {
+    order
+        .items()
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            // SKU is Webflow's variantSKU; a variant without a custom SKU falls back to its id,
+            // which then shows as an unknown SKU (backorder) rather than vanishing.
+            let sku = item
+                .variant_sku
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| item.variant_id.clone())
+                .ok_or_else(|| {
+                    HandlerError::permanent(format!(
+                        "line {} has neither variantSKU nor variantId",
+                        index + 1
+                    ))
+                })?;
+            let quantity = item.count.unwrap_or(0);
+            let quantity = i32::try_from(quantity)
+                .ok()
+                .filter(|q| *q > 0)
+                .ok_or_else(|| {
+                    HandlerError::permanent(format!("line {} has count {quantity}", index + 1))
+                })?;
+            Ok(NewLine {
+                sku,
+                variant_id: item.variant_id.clone(),
+                product_name: item.product_name.clone(),
+                quantity,
+                unit_weight: item.weight,
+                unit_width: item.width,
+                unit_height: item.height,
+                unit_length: item.length,
+            })
+        })
+        .collect()
+}
+
+async fn apply_order(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    site_id: &SiteId,
+    trigger: &str,
+    order: &Order,
+    fetch: Option<CallRecord>,
+    effects: &mut Effects,
+) -> Result<(), HandlerError> {
+    let order_id = order.order_id.clone().unwrap_or_default();
+    let status = order.status.as_ref().map(|s| s.as_str().to_owned());
+    let shipping_required = order.is_shipping_required.unwrap_or(true);
+    let snapshot =
+        serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?;
+    let address = order
+        .shipping_address
+        .as_ref()
+        .and_then(|a| serde_json::to_value(a).ok());
+    let source = message
+        .header(headers::SOURCE)
+        .unwrap_or_else(|| "webhook".into());
+
+    if let Some(call) = &fetch {
+        audit::record(
+            tx,
+            AuditEntry {
+                site_id: Some(site_id.as_str()),
+                order_id: Some(&order_id),
+                kind: kind::API_CALL,
+                actor: ACTOR,
+                detail: serde_json::to_value(call).unwrap_or_default(),
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            site_id: Some(site_id.as_str()),
+            order_id: Some(&order_id),
+            kind: kind::WEBHOOK_RECEIVED,
+            actor: ACTOR,
+            detail: serde_json::json!({
+                "trigger_type": trigger,
+                "message_id": message.message_id,
+                "webflow_status": status,
+                "source": source,
+                "fetched": fetch.is_some(),
+            }),
+        },
+    )
+    .await?;
+
+    let existing = orders::lock(tx, site_id.as_str(), &order_id).await?;
+    let record = match existing {
+        Some(record) => record,
+        None => {
+            let lines = lines_of(order)?;
+            let customer = order.customer_info.clone().unwrap_or_default();
+            let total = order.customer_paid.as_ref();
+            let new = NewOrder {
+                site_id: site_id.as_str(),
+                webflow_order_id: &order_id,
+                state: OrderState::Received,
+                state_reason: None,
+                webflow_status: status.as_deref(),
+                shipping_required,
+                customer_name: customer.full_name.as_deref(),
+                customer_email: customer.email.as_deref(),
+                shipping_address: address.clone(),
+                total_minor: total.and_then(|p| p.minor_units()),
+                currency: total.and_then(|p| p.unit.as_deref()),
+                snapshot: snapshot.clone(),
+                correlation_id: Some(&message.correlation()),
+            };
+            if orders::insert(tx, &new, &lines).await?.is_none() {
+                // Inserted concurrently: the lock waits for that transaction, then we go on as an update.
+                tracing::debug!(order_id = %order_id, "order inserted concurrently");
+            } else {
+                audit::record(
+                    tx,
+                    AuditEntry {
+                        site_id: Some(site_id.as_str()),
+                        order_id: Some(&order_id),
+                        kind: kind::STATE_CHANGE,
+                        actor: ACTOR,
+                        detail: serde_json::json!({"from": null, "to": "received"}),
+                    },
+                )
+                .await?;
+            }
+            orders::lock(tx, site_id.as_str(), &order_id)
+                .await?
+                .ok_or_else(|| HandlerError::transient("the order vanished after insert"))?
+        }
+    };
+    let fresh = record.version == 1 && record.webflow_status == status;
+
+    if !fresh {
+        if status_rank(status.as_deref()) < status_rank(record.webflow_status.as_deref()) {
+            audit::record(
+                tx,
+                AuditEntry {
+                    site_id: Some(site_id.as_str()),
+                    order_id: Some(&order_id),
+                    kind: kind::IGNORED_EVENT,
+                    actor: ACTOR,
+                    detail: serde_json::json!({
+                        "reason": "stale event: it would move the order backwards",
+                        "event_status": status,
+                        "known_status": record.webflow_status,
+                    }),
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+        orders::update_snapshot(tx, record.id, status.as_deref(), &snapshot).await?;
+        if matches!(
+            record.state,
+            OrderState::Received | OrderState::Ready | OrderState::Backordered
+        ) {
+            orders::replace_lines(tx, record.id, &lines_of(order)?).await?;
+        }
+        correct_address(tx, &record, address.as_ref()).await?;
+    }
+    // Re-read: the snapshot update bumped the version.
+    let record = orders::lock_by_id(tx, record.id)
+        .await?
+        .ok_or_else(|| HandlerError::transient("order vanished"))?;
+    decide(
+        tx,
+        message,
+        site_id,
+        &record,
+        order.status.as_ref(),
+        shipping_required,
+        effects,
+    )
+    .await
+}
+
+/// A shipping address corrected in Webflow before packing updates the order; after packing
+/// it is only noted (the parcel may already be labelled).
+async fn correct_address(
+    tx: &Transaction<'_>,
+    record: &OrderRecord,
+    address: Option<&serde_json::Value>,
+) -> Result<(), HandlerError> {
+    let Some(address) = address else {
+        return Ok(());
+    };
+    if record.shipping_address.as_ref() == Some(address) {
+        return Ok(());
+    }
+    let before_packing = record.state.progress() < OrderState::Packed.progress();
+    if before_packing {
+        orders::update_shipping_address(tx, record.id, address).await?;
+    }
+    audit::record(
+        tx,
+        AuditEntry {
+            site_id: Some(&record.site_id),
+            order_id: Some(&record.webflow_order_id),
+            kind: kind::ADDRESS_CORRECTED,
+            actor: ACTOR,
+            // Which fields changed, never their values (customer data stays out of the log).
+            detail: serde_json::json!({
+                "applied": before_packing,
+                "state": record.state.as_str(),
+                "changed_fields": changed_fields(record.shipping_address.as_ref(), address),
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn changed_fields(before: Option<&serde_json::Value>, after: &serde_json::Value) -> Vec<String> {
+    let Some(after) = after.as_object() else {
+        return Vec::new();
+    };
+    after
+        .iter()
+        .filter(|(key, value)| before.and_then(|b| b.get(key.as_str())) != Some(*value))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+async fn decide(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    site_id: &SiteId,
+    record: &OrderRecord,
+    status: Option<&OrderStatus>,
+    shipping_required: bool,
+    effects: &mut Effects,
+) -> Result<(), HandlerError> {
+    let order_id = OrderId::new(record.webflow_order_id.clone());
+    match status {
+        Some(OrderStatus::Unfulfilled) if record.state == OrderState::Received => {
+            if shipping_required {
+                orders::transition(tx, record, OrderState::Ready, Some("paid"), ACTOR).await?;
+                effects.emit(
+                    EnrichHandler::NAME,
+                    message,
+                    site_id,
+                    Event::OrderReadyV1 { order_id },
+                );
+            } else if record.state_reason.as_deref() != Some("no_shipping_required") {
+                set_reason(tx, record, "no_shipping_required").await?;
+            }
+        }
+        Some(OrderStatus::Pending) if record.state == OrderState::Received => {
+            set_reason(tx, record, "payment_pending").await?;
+        }
+        Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if !record.state.is_terminal() => {
+            let reason = format!(
+                "webflow status {}",
+                status.map(OrderStatus::as_str).unwrap_or_default()
+            );
+            effects.emit(
+                EnrichHandler::NAME,
+                message,
+                site_id,
+                Event::OrderCancelledV1 { order_id, reason },
+            );
+        }
+        Some(OrderStatus::Fulfilled)
+            if record.state.progress() < OrderState::Shipped.progress()
+                && !record.state.is_terminal() =>
+        {
+            orders::transition(
+                tx,
+                record,
+                OrderState::NeedsReview,
+                Some("fulfilled in Webflow but not shipped by the warehouse"),
+                ACTOR,
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn set_reason(
+    tx: &Transaction<'_>,
+    record: &OrderRecord,
+    reason: &str,
+) -> Result<(), HandlerError> {
+    tx.execute(
+        "UPDATE orders SET state_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
+        &[&record.id, &reason],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fixture_order_is_complete_and_a_bare_one_is_not() {
+        let raw = include_str!("../../../fixtures/webflow/webhook.ecomm_new_order.body.json");
+        let envelope: WebhookEnvelope<Order> = serde_json::from_str(raw).unwrap();
+        let mut order = envelope.payload.unwrap();
+        assert_eq!(incompleteness(&order), None);
+        order.shipping_address = None;
+        assert_eq!(incompleteness(&order), Some("incomplete shipping address"));
+        order.is_shipping_required = Some(false);
+        assert_eq!(
+            incompleteness(&order),
+            None,
+            "digital goods need no address"
+        );
+        order.purchased_items.as_mut().unwrap()[0].variant_sku = None;
+        assert!(incompleteness(&order).is_some());
+    }
+
+    #[test]
+    fn status_ranks_only_move_forward() {
+        assert!(status_rank(Some("unfulfilled")) < status_rank(Some("fulfilled")));
+        assert!(status_rank(Some("fulfilled")) < status_rank(Some("refunded")));
+        assert!(status_rank(Some("pending")) < status_rank(Some("unfulfilled")));
+    }
+}

@@ -1,0 +1,36 @@
+//! `enrich`: wires settings, telemetry and shutdown; the logic is in the library.
+
+use anyhow::Context;
+use enrich::handler::EnrichMetrics;
+use enrich::{EnrichHandler, Settings};
+use std::time::Duration;
+use webflow::WebflowClient;
+use worker::service::WorkerService;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = platform::settings::load().context("invalid configuration")?;
+    platform::telemetry::init(platform::telemetry::subscriber(
+        &settings.base.telemetry,
+        std::io::stdout,
+    ));
+    let shutdown = platform::shutdown::on_signal();
+    let client = WebflowClient::new(
+        &settings.webflow.api_base_url,
+        Duration::from_millis(settings.webflow.timeout_ms),
+        settings.webflow.allow_insecure_http,
+    )?;
+    let registry = prometheus::Registry::new();
+    let handler = EnrichHandler::new(
+        client,
+        settings.webflow.sites.values().cloned(),
+        settings.enrich.always_fetch,
+        EnrichMetrics::register(&registry)?,
+    );
+    let service = WorkerService::build(handler, &settings.base, registry, shutdown.clone())
+        .await
+        .context("cannot start enrich")?;
+    tracing::info!(health_port = service.health_port(), "enrich started");
+    service.run_until_stopped(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! A fresh PostgreSQL database per test, migrated, dropped at teardown.
+
+use secrecy::SecretString;
+use tokio_postgres::NoTls;
+use warehouse_db::Pool;
+
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    pub pool: Pool,
+}
+
+async fn admin() -> tokio_postgres::Client {
+    let url = format!("{}/postgres", crate::database_server_url());
+    let (client, connection) = tokio_postgres::connect(&url, NoTls).await.expect(
+        "PostgreSQL must run on 127.0.0.1:5432 with trust auth for user postgres (see README)",
+    );
+    tokio::spawn(connection);
+    client
+}
+
+impl TestDatabase {
+    /// Creates `wms_test_<random>` and applies the migrations.
+    pub async fn create() -> Self {
+        let name = format!(
+            "wms_test_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", crate::database_server_url());
+        let pool = warehouse_db::connect(&SecretString::from(url.clone()), 8)
+            .await
+            .unwrap();
+        warehouse_db::migrate::run(&pool).await.unwrap();
+        Self { name, url, pool }
+    }
+
+    pub async fn client(&self) -> deadpool_postgres_client::Client {
+        self.pool.get().await.unwrap()
+    }
+
+    /// Sets a SKU's stock.
+    pub async fn stock(&self, sku: &str, on_hand: i64) {
+        let client = self.client().await;
+        warehouse_db::inventory::set_on_hand(&**client, sku, on_hand)
+            .await
+            .unwrap();
+    }
+
+    pub async fn drop_database(self) {
+        let name = self.name.clone();
+        drop(self.pool);
+        let _ = admin()
+            .await
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+}
+
+/// Re-export so tests can name the pooled client type.
+pub mod deadpool_postgres_client {
+    pub type Client = warehouse_db::pool::Object;
+}

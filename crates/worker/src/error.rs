@@ -1,0 +1,82 @@
+//! How a handler says a message failed.
+
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Might work later (network, timeouts, 5xx, 429, serialization failures): retried with backoff.
+    Transient,
+    /// Will never work (malformed payload, 4xx other than 429): dead-lettered at once.
+    Permanent,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// A minimum wait the remote side asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl HandlerError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+impl From<warehouse_db::DbError> for HandlerError {
+    fn from(error: warehouse_db::DbError) -> Self {
+        // Optimistic-lock conflicts are settled by trying again.
+        if error.is_transient() || matches!(error, warehouse_db::DbError::Conflict(_)) {
+            Self::transient(format!("database: {error}"))
+        } else {
+            Self::permanent(format!("database: {error}"))
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for HandlerError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        warehouse_db::DbError::from(error).into()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for HandlerError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::transient(format!("database pool: {error}"))
+    }
+}
+
+impl From<webflow::WebflowError> for HandlerError {
+    fn from(error: webflow::WebflowError) -> Self {
+        let retry_after = error.retry_after();
+        let base = if error.is_transient() {
+            Self::transient(format!("webflow: {error}"))
+        } else {
+            Self::permanent(format!("webflow: {error}"))
+        };
+        base.with_retry_after(retry_after)
+    }
+}

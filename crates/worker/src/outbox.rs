@@ -1,0 +1,155 @@
+//! Publishing what the outbox holds: right after a handler commits, and from the relay for
+//! anything a crash left behind.
+
+use lapin::BasicProperties;
+use lapin::types::FieldTable;
+use platform::amqp::{PublishError, Publisher, Topology, headers};
+use std::time::Duration;
+use warehouse_db::Pool;
+use warehouse_db::outbox::{self, OutboxMessage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] warehouse_db::DbError),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Publishes outbox events (to the events exchange) with confirms.
+#[derive(Clone)]
+pub struct OutboxPublisher {
+    pool: Pool,
+    publisher: Publisher,
+    topology: Topology,
+    app_id: String,
+}
+
+impl OutboxPublisher {
+    pub fn new(
+        pool: Pool,
+        publisher: Publisher,
+        topology: Topology,
+        app_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            pool,
+            publisher,
+            topology,
+            app_id: app_id.into(),
+        }
+    }
+
+    /// Publishes the unpublished events that handling `source` produced. Returns how many.
+    pub async fn publish_for(
+        &self,
+        consumer: &str,
+        source_message_id: &str,
+    ) -> Result<usize, OutboxError> {
+        self.publish_batch(Some((consumer, source_message_id)), 0, 1_000)
+            .await
+    }
+
+    /// Publishes up to `limit` events older than `min_age_ms` (the relay). Returns how many.
+    pub async fn relay_once(&self, min_age_ms: i64, limit: i64) -> Result<usize, OutboxError> {
+        self.publish_batch(None, min_age_ms, limit).await
+    }
+
+    async fn publish_batch(
+        &self,
+        source: Option<(&str, &str)>,
+        min_age_ms: i64,
+        limit: i64,
+    ) -> Result<usize, OutboxError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let messages = outbox::claim_unpublished(&*tx, source, min_age_ms, limit).await?;
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let mut published = Vec::with_capacity(messages.len());
+        for message in &messages {
+            self.publish(message).await?;
+            published.push(message.id);
+        }
+        outbox::mark_published(&*tx, &published).await?;
+        tx.commit().await?;
+        Ok(published.len())
+    }
+
+    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
+        let body = serde_json::to_vec(&message.payload).unwrap_or_default();
+        let mut table = FieldTable::default();
+        if let Some(site) = message.payload.get("site_id").and_then(|s| s.as_str()) {
+            headers::insert_str(&mut table, headers::SITE_ID, site);
+        }
+        let correlation = message
+            .payload
+            .get("correlation_id")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
+        let properties = BasicProperties::default()
+            .with_message_id(message.message_id.as_str().into())
+            .with_correlation_id(correlation.into())
+            .with_content_type("application/json".into())
+            .with_app_id(self.app_id.as_str().into())
+            .with_headers(table);
+        let result = self
+            .publisher
+            .publish(
+                &self.topology.events_exchange(),
+                &message.routing_key,
+                &body,
+                properties,
+            )
+            .await;
+        match result {
+            // An event nobody subscribes to (yet) is a fact with no audience, not a failure.
+            Err(PublishError::Unroutable { .. })
+                if !self.topology.is_consumed(&message.routing_key) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Runs the relay until `shutdown`.
+pub async fn run_relay(
+    outbox: OutboxPublisher,
+    interval: Duration,
+    min_age_ms: i64,
+    db_healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        match outbox.relay_once(min_age_ms, 200).await {
+            Ok(count) => {
+                db_healthy.store(true, std::sync::atomic::Ordering::Relaxed);
+                if count > 0 {
+                    tracing::info!(count, "outbox relay published events left behind");
+                }
+            }
+            Err(error) => {
+                if matches!(
+                    error,
+                    OutboxError::Pool(_) | OutboxError::Postgres(_) | OutboxError::Db(_)
+                ) {
+                    db_healthy.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                tracing::warn!(%error, "outbox relay failed; will retry");
+            }
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The consume loop and the per-message state machine.
+
+use crate::error::HandlerError;
+use crate::message::{Effects, IncomingMessage, ORIGINAL_ROUTING_KEY};
+use crate::metrics::WorkerMetrics;
+use crate::outbox::{OutboxPublisher, run_relay};
+use crate::settings::WorkerSettings;
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use platform::amqp::{AmqpClient, Publisher, headers};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use warehouse_db::{Pool, idempotency};
+
+/// What a message means to one consumer.
+///
+/// `prepare` runs outside any transaction (external reads such as a Webflow GET) and must not
+/// write anywhere; `apply` runs inside the runtime's transaction and records every state change
+/// and event there.
+pub trait Handler: Send + Sync + 'static {
+    /// The consumer's name: its queue is `<namespace>.<NAME>`.
+    const NAME: &'static str;
+    type Prepared: Send + 'static;
+
+    fn prepare(
+        &self,
+        message: &IncomingMessage,
+    ) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
+
+    fn apply(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        message: &IncomingMessage,
+        prepared: Self::Prepared,
+        effects: &mut Effects,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// What the runtime did with a message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Disposition {
+    /// Handled; events published. Ack.
+    Processed,
+    /// Handled before; any leftover events published. Ack.
+    Duplicate,
+    /// Sent to a delay queue for another attempt. Ack.
+    Retried { attempt: u32, delay_ms: u64 },
+    /// Sent to the `.dead` queue. Ack.
+    DeadLettered { reason: String },
+    /// Could not be settled (broker trouble): nack with requeue; the quorum queue's delivery
+    /// limit keeps this from looping forever.
+    Requeue,
+}
+
+impl Disposition {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Retried { .. } => "retried",
+            Self::DeadLettered { .. } => "dead_lettered",
+            Self::Requeue => "requeued",
+        }
+    }
+}
+
+struct Shared<H: Handler> {
+    handler: H,
+    pool: Pool,
+    amqp: AmqpClient,
+    publisher: Publisher,
+    outbox: OutboxPublisher,
+    settings: WorkerSettings,
+    metrics: WorkerMetrics,
+    db_healthy: Arc<AtomicBool>,
+    consuming: AtomicBool,
+}
+
+pub struct WorkerRuntime<H: Handler> {
+    shared: Arc<Shared<H>>,
+}
+
+impl<H: Handler> Clone for WorkerRuntime<H> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<H: Handler> WorkerRuntime<H> {
+    pub fn new(
+        handler: H,
+        pool: Pool,
+        amqp: AmqpClient,
+        settings: WorkerSettings,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = match WorkerMetrics::register(registry) {
+            Ok(metrics) => metrics,
+            Err(prometheus::Error::AlreadyReg) => {
+                WorkerMetrics::register(&prometheus::Registry::new())?
+            }
+            Err(error) => return Err(error),
+        };
+        let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
+        let outbox = OutboxPublisher::new(
+            pool.clone(),
+            publisher.clone(),
+            amqp.topology().clone(),
+            format!("wms-{}", H::NAME),
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                handler,
+                pool,
+                amqp,
+                publisher,
+                outbox,
+                settings,
+                metrics,
+                db_healthy: Arc::new(AtomicBool::new(true)),
+                consuming: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.shared.handler
+    }
+
+    pub fn outbox(&self) -> &OutboxPublisher {
+        &self.shared.outbox
+    }
+
+    /// Ready: consuming, with the broker and the database usable.
+    pub fn is_ready(&self) -> bool {
+        self.shared.consuming.load(Ordering::Relaxed)
+            && self.shared.amqp.is_ready()
+            && self.shared.db_healthy.load(Ordering::Relaxed)
+    }
+
+    /// Handles one message completely except for the ack: the step function tests drive.
+    pub async fn process(&self, message: IncomingMessage) -> Disposition {
+        let started = Instant::now();
+        let disposition = match self.handle(&message).await {
+            Ok(disposition) => disposition,
+            Err(error) => self.settle_failure(&message, error).await,
+        };
+        let consumer = H::NAME;
+        self.shared
+            .metrics
+            .messages
+            .with_label_values(&[consumer, disposition.label()])
+            .inc();
+        self.shared
+            .metrics
+            .handler_seconds
+            .with_label_values(&[consumer])
+            .observe(started.elapsed().as_secs_f64());
+        match &disposition {
+            Disposition::DeadLettered { reason } => {
+                tracing::error!(consumer, message_id = %message.message_id, routing_key = %message.routing_key, attempt = message.attempt, reason = %reason, "message dead-lettered")
+            }
+            Disposition::Retried { attempt, delay_ms } => {
+                tracing::warn!(consumer, message_id = %message.message_id, attempt, delay_ms, "message scheduled for retry")
+            }
+            Disposition::Requeue => {
+                tracing::warn!(consumer, message_id = %message.message_id, "message requeued")
+            }
+            _ => {
+                tracing::debug!(consumer, message_id = %message.message_id, outcome = disposition.label(), "message handled")
+            }
+        }
+        disposition
+    }
+
+    async fn handle(&self, message: &IncomingMessage) -> Result<Disposition, HandlerError> {
+        let shared = &self.shared;
+        {
+            let client = shared.pool.get().await?;
+            if idempotency::was_processed(&**client, H::NAME, &message.message_id).await? {
+                return Ok(self.finish_duplicate(message).await);
+            }
+        }
+        let prepared = shared.handler.prepare(message).await?;
+
+        let mut client = shared.pool.get().await?;
+        let tx = client.transaction().await?;
+        if !idempotency::mark_processed(&*tx, H::NAME, &message.message_id).await? {
+            drop(tx);
+            return Ok(self.finish_duplicate(message).await);
+        }
+        let mut effects = Effects::default();
+        shared
+            .handler
+            .apply(&tx, message, prepared, &mut effects)
+            .await?;
+        for event in effects.events() {
+            warehouse_db::outbox::enqueue(&*tx, event, Some((H::NAME, &message.message_id)))
+                .await?;
+        }
+        tx.commit().await?;
+        drop(client);
+
+        if effects.events().is_empty() {
+            return Ok(Disposition::Processed);
+        }
+        match shared
+            .outbox
+            .publish_for(H::NAME, &message.message_id)
+            .await
+        {
+            Ok(count) => {
+                shared
+                    .metrics
+                    .outbox_published
+                    .with_label_values(&[H::NAME, "handler"])
+                    .inc_by(count as u64);
+                Ok(Disposition::Processed)
+            }
+            Err(error) => {
+                // Committed but not yet published: redelivery (or the relay) publishes it.
+                tracing::warn!(%error, message_id = %message.message_id, "events committed but not published yet");
+                Ok(Disposition::Requeue)
+            }
+        }
+    }
+
+    async fn finish_duplicate(&self, message: &IncomingMessage) -> Disposition {
+        match self
+            .shared
+            .outbox
+            .publish_for(H::NAME, &message.message_id)
+            .await
+        {
+            Ok(count) => {
+                if count > 0 {
+                    self.shared
+                        .metrics
+                        .outbox_published
+                        .with_label_values(&[H::NAME, "redelivery"])
+                        .inc_by(count as u64);
+                }
+                Disposition::Duplicate
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot publish leftover events of a duplicate");
+                Disposition::Requeue
+            }
+        }
+    }
+
+    async fn settle_failure(&self, message: &IncomingMessage, error: HandlerError) -> Disposition {
+        let settings = &self.shared.settings;
+        if error.is_transient() && message.attempt < settings.max_attempts {
+            let backoff = settings.retry.delay_for_attempt(message.attempt);
+            let wanted = backoff.max(error.retry_after.unwrap_or_default());
+            let topology = self.shared.amqp.topology();
+            let tier =
+                topology.retry_tier_for(u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX));
+            let next_attempt = message.attempt + 1;
+            let mut table = message.headers.clone();
+            headers::insert_str(
+                &mut table,
+                ORIGINAL_ROUTING_KEY,
+                message.routing_key.as_str(),
+            );
+            table.insert(
+                headers::ATTEMPT.into(),
+                lapin::types::AMQPValue::LongLongInt(i64::from(next_attempt)),
+            );
+            headers::insert_str(&mut table, "x-last-error", truncate(&error.message, 1_000));
+            let published = self
+                .shared
+                .publisher
+                .publish(
+                    &topology.retry_exchange(),
+                    &topology.retry_routing_key(H::NAME, tier),
+                    &message.body,
+                    self.properties(message, table),
+                )
+                .await;
+            return match published {
+                Ok(()) => Disposition::Retried {
+                    attempt: next_attempt,
+                    delay_ms: tier,
+                },
+                Err(publish_error) => {
+                    tracing::warn!(%publish_error, "cannot schedule a retry");
+                    Disposition::Requeue
+                }
+            };
+        }
+        let reason = if error.is_transient() {
+            "retries_exhausted"
+        } else {
+            "permanent_error"
+        };
+        self.dead_letter(message, reason, &error.message).await
+    }
+
+    /// Sends a message to `<ns>.<consumer>.dead` with headers an operator can read.
+    pub async fn dead_letter(
+        &self,
+        message: &IncomingMessage,
+        reason: &str,
+        error: &str,
+    ) -> Disposition {
+        let topology = self.shared.amqp.topology();
+        let mut table = message.headers.clone();
+        headers::insert_str(
+            &mut table,
+            ORIGINAL_ROUTING_KEY,
+            message.routing_key.as_str(),
+        );
+        table.insert(
+            headers::ATTEMPT.into(),
+            lapin::types::AMQPValue::LongLongInt(i64::from(message.attempt)),
+        );
+        headers::insert_str(&mut table, headers::DEAD_SERVICE, H::NAME);
+        headers::insert_str(&mut table, headers::DEAD_REASON, reason);
+        headers::insert_str(&mut table, headers::DEAD_ERROR, truncate(error, 2_000));
+        headers::insert_str(
+            &mut table,
+            headers::DEAD_AT,
+            chrono::Utc::now().to_rfc3339(),
+        );
+        let published = self
+            .shared
+            .publisher
+            .publish(
+                &topology.dead_exchange(),
+                H::NAME,
+                &message.body,
+                self.properties(message, table),
+            )
+            .await;
+        match published {
+            Ok(()) => Disposition::DeadLettered {
+                reason: format!("{reason}: {error}"),
+            },
+            Err(publish_error) => {
+                tracing::warn!(%publish_error, "cannot dead-letter");
+                Disposition::Requeue
+            }
+        }
+    }
+
+    fn properties(&self, message: &IncomingMessage, table: FieldTable) -> BasicProperties {
+        BasicProperties::default()
+            .with_message_id(message.message_id.as_str().into())
+            .with_correlation_id(message.correlation().as_str().into())
+            .with_content_type("application/json".into())
+            .with_headers(table)
+    }
+
+    /// Consumes until `shutdown`, then stops taking deliveries, finishes those in flight and
+    /// returns. Reconnects by itself after broker loss.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let shared = &self.shared;
+        let relay = tokio::spawn(run_relay(
+            shared.outbox.clone(),
+            Duration::from_millis(shared.settings.relay_interval_ms),
+            shared.settings.relay_min_age_ms,
+            shared.db_healthy.clone(),
+            shutdown.clone(),
+        ));
+        let tracker = TaskTracker::new();
+        let queue = shared.amqp.topology().work_queue(H::NAME);
+        'connection: while !shutdown.is_cancelled() {
+            let mut ready = shared.amqp.readiness();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                result = ready.wait_for(|r| *r) => if result.is_err() { break },
+            }
+            let consumer = match self.start_consumer(&queue).await {
+                Ok(consumer) => consumer,
+                Err(error) => {
+                    tracing::warn!(%error, queue, "cannot start consuming; retrying");
+                    shared.amqp.report_failure();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+            };
+            let (channel, mut deliveries) = consumer;
+            shared.consuming.store(true, Ordering::Relaxed);
+            tracing::info!(queue, "consuming");
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        shared.consuming.store(false, Ordering::Relaxed);
+                        // Stop new deliveries; unacked prefetched ones return to the queue on close.
+                        tracker.close();
+                        tracker.wait().await;
+                        let _ = channel.close(200, "shutting down".into()).await;
+                        break 'connection;
+                    }
+                    delivery = deliveries.next() => match delivery {
+                        Some(Ok(delivery)) => {
+                            let runtime = self.clone();
+                            tracker.spawn(async move { runtime.handle_delivery(delivery).await });
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, queue, "consumer failed; reconnecting");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!(queue, "consumer cancelled; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            shared.consuming.store(false, Ordering::Relaxed);
+            shared.amqp.report_failure();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracker.close();
+        tracker.wait().await;
+        relay.abort();
+        tracing::info!(consumer = H::NAME, "worker stopped");
+    }
+
+    async fn start_consumer(
+        &self,
+        queue: &str,
+    ) -> Result<(lapin::Channel, lapin::Consumer), platform::amqp::AmqpError> {
+        let channel = self.shared.amqp.create_channel().await?;
+        channel
+            .basic_qos(self.shared.settings.concurrency, BasicQosOptions::default())
+            .await?;
+        let tag = format!("{}-{}", H::NAME, uuid::Uuid::new_v4().simple());
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((channel, consumer))
+    }
+
+    async fn handle_delivery(&self, delivery: lapin::message::Delivery) {
+        let message = IncomingMessage::from_delivery(&delivery);
+        let runtime = self.clone();
+        // A panicking handler is a bug: dead-letter the message instead of crashing the worker.
+        let outcome = tokio::spawn(async move { runtime.process(message).await }).await;
+        let disposition = match outcome {
+            Ok(disposition) => disposition,
+            Err(join_error) => {
+                let message = IncomingMessage::from_delivery(&delivery);
+                self.dead_letter(&message, "handler_panicked", &join_error.to_string())
+                    .await
+            }
+        };
+        let result = match disposition {
+            Disposition::Requeue => {
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await
+            }
+            _ => delivery.acker.ack(BasicAckOptions::default()).await,
+        };
+        if let Err(error) = result {
+            // The channel died: the broker redelivers, and idempotency absorbs the repeat.
+            tracing::warn!(%error, "cannot settle a delivery");
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

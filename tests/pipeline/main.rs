@@ -1,0 +1,8 @@
+//! ingress → enrich → reserve against real PostgreSQL and RabbitMQ, Webflow faked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod delivery;
+mod failures;
+mod lifecycle;
+mod reservation;

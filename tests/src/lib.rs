@@ -1,0 +1,299 @@
+//! The whole pipeline in one process for tests: the ingress and every worker, each built from
+//! its library exactly as its binary builds it, against a fresh database and AMQP namespace,
+//! with Webflow faked by wiremock.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test harness fails loudly"
+)]
+
+use enrich::handler::EnrichMetrics;
+use platform::amqp::Topology;
+use platform::settings::SiteSettings;
+use reserve::ReserveHandler;
+use secrecy::SecretString;
+use std::time::Duration;
+use test_support::amqp::QueueObserver;
+use test_support::db::TestDatabase;
+use tokio_util::sync::CancellationToken;
+use webflow::WebflowClient;
+use wiremock::MockServer;
+use worker::service::{BaseSettings, WorkerService};
+
+pub const SITE_ID: &str = "65f0c0ffee0000000000beef";
+pub const SECRET: &str = "whsec-e2e";
+pub const TOKEN: &str = "site-token-e2e";
+/// The two SKUs of the Webflow fixture order.
+pub const SKU_BALL: &str = "luxurious-fresh-ball-generic-bronze-practical-plastic";
+pub const SKU_GLOVES: &str = "recycled-steel-gloves-electronic-granite-handcrafted-grey";
+
+pub struct Pipeline {
+    pub db: TestDatabase,
+    pub webflow: MockServer,
+    pub topology: Topology,
+    pub observer: QueueObserver,
+    pub ingress_url: String,
+    pub http: reqwest::Client,
+    pub base: BaseSettings,
+    pub shutdown: CancellationToken,
+    pub enrich: Option<worker::WorkerRuntime<enrich::EnrichHandler>>,
+    pub reserve: Option<worker::WorkerRuntime<ReserveHandler>>,
+}
+
+#[derive(Clone, Copy)]
+pub struct PipelineOptions {
+    pub start_enrich: bool,
+    pub start_reserve: bool,
+    pub always_fetch: bool,
+    pub max_attempts: u32,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            start_enrich: true,
+            start_reserve: true,
+            always_fetch: false,
+            max_attempts: 4,
+        }
+    }
+}
+
+pub fn site() -> SiteSettings {
+    SiteSettings {
+        site_id: SITE_ID.into(),
+        api_token: Some(SecretString::from(TOKEN)),
+        webhook_secrets: vec![SecretString::from(SECRET)],
+        ..SiteSettings::default()
+    }
+}
+
+pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
+    platform::telemetry::init_for_tests();
+    platform::install_crypto_provider();
+    let db = TestDatabase::create().await;
+    let webflow = MockServer::start().await;
+    let shutdown = CancellationToken::new();
+
+    let mut base = BaseSettings::default();
+    base.amqp.url = SecretString::from(test_support::amqp_url());
+    base.amqp.namespace = test_support::random_namespace();
+    // Short delay tiers so retries happen within a test.
+    base.amqp.retry_delays_ms = vec![100, 300, 1_000];
+    base.amqp.reconnect.initial_ms = 50;
+    base.database.url = SecretString::from(db.url.clone());
+    base.database.pool_size = 8;
+    base.health.bind = "127.0.0.1:0".into();
+    base.worker.max_attempts = options.max_attempts;
+    base.worker.retry.initial_ms = 100;
+    base.worker.retry.multiplier = 2.0;
+    base.worker.retry.randomization = 0.0;
+    base.worker.relay_interval_ms = 200;
+    base.worker.relay_min_age_ms = 1_000;
+    let topology = Topology::from_settings(&base.amqp);
+
+    let mut ingress_settings = ingress::Settings {
+        amqp: base.amqp.clone(),
+        ..Default::default()
+    };
+    ingress_settings.ingress.bind = "127.0.0.1:0".into();
+    ingress_settings.ingress.workers = 2;
+    ingress_settings.health.bind = "127.0.0.1:0".into();
+    ingress_settings.webflow.sites.insert("shop".into(), site());
+    let app = ingress::Application::build(ingress_settings, shutdown.clone()).unwrap();
+    app.amqp()
+        .wait_ready(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let ingress_url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let enrich = if options.start_enrich {
+        let client = WebflowClient::new(&webflow.uri(), Duration::from_secs(2), true).unwrap();
+        let registry = prometheus::Registry::new();
+        let handler = enrich::EnrichHandler::new(
+            client,
+            [site()],
+            options.always_fetch,
+            EnrichMetrics::register(&registry).unwrap(),
+        );
+        let service = WorkerService::build(handler, &base, registry, shutdown.clone())
+            .await
+            .unwrap();
+        let runtime = service.runtime().clone();
+        tokio::spawn(service.run_until_stopped(shutdown.clone()));
+        Some(runtime)
+    } else {
+        None
+    };
+    let reserve = if options.start_reserve {
+        let service = WorkerService::build(
+            ReserveHandler,
+            &base,
+            prometheus::Registry::new(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        let runtime = service.runtime().clone();
+        tokio::spawn(service.run_until_stopped(shutdown.clone()));
+        Some(runtime)
+    } else {
+        None
+    };
+
+    Pipeline {
+        db,
+        webflow,
+        topology,
+        observer: QueueObserver::connect().await,
+        ingress_url,
+        http: reqwest::Client::new(),
+        base,
+        shutdown,
+        enrich,
+        reserve,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The fixture `ecomm_new_order` body with its order id and status replaced.
+pub fn order_webhook(trigger: &str, order_id: &str, status: &str) -> serde_json::Value {
+    let mut body: serde_json::Value = serde_json::from_slice(&test_support::fixture(
+        "webflow/webhook.ecomm_new_order.body.json",
+    ))
+    .unwrap();
+    body["triggerType"] = trigger.into();
+    body["payload"]["orderId"] = order_id.into();
+    body["payload"]["status"] = status.into();
+    body
+}
+
+/// An order of `count` units of one SKU.
+pub fn single_sku_order(order_id: &str, sku: &str, count: i64) -> serde_json::Value {
+    let mut body = order_webhook("ecomm_new_order", order_id, "unfulfilled");
+    let items = body["payload"]["purchasedItems"].as_array_mut().unwrap();
+    items.truncate(1);
+    items[0]["variantSKU"] = sku.into();
+    items[0]["count"] = count.into();
+    body
+}
+
+impl Pipeline {
+    /// Posts a webhook body, signed now; returns the status.
+    pub async fn post_webhook(&self, body: &serde_json::Value) -> u16 {
+        let body = serde_json::to_vec(body).unwrap();
+        let ts = now_ms().to_string();
+        let signature = webflow::sign(SECRET, &ts, &body);
+        self.http
+            .post(format!("{}/webhooks/webflow/{SITE_ID}", self.ingress_url))
+            .header("x-webflow-timestamp", ts)
+            .header("x-webflow-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    pub async fn client(&self) -> warehouse_db::pool::Object {
+        self.db.pool.get().await.unwrap()
+    }
+
+    pub async fn order_state(&self, order_id: &str) -> Option<String> {
+        let client = self.client().await;
+        warehouse_db::orders::find(&**client, SITE_ID, order_id)
+            .await
+            .unwrap()
+            .map(|o| o.state.as_str().to_owned())
+    }
+
+    /// Waits until the order reaches `state` (or the timeout passes); returns the last state.
+    pub async fn wait_for_state(
+        &self,
+        order_id: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let current = self.order_state(order_id).await;
+            if current.as_deref() == Some(state) || tokio::time::Instant::now() >= deadline {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `count` orders are in `state`; returns the last count.
+    pub async fn wait_for_count_in_state(&self, state: &str, count: i64, timeout: Duration) -> i64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let current: i64 = self
+                .client()
+                .await
+                .query_one("SELECT count(*) FROM orders WHERE state = $1", &[&state])
+                .await
+                .unwrap()
+                .get(0);
+            if current >= count || tokio::time::Instant::now() >= deadline {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn scalar(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, params)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn inventory(&self, sku: &str) -> warehouse_db::inventory::StockLevel {
+        let client = self.client().await;
+        warehouse_db::inventory::get(&**client, sku)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Waits until the queue has no ready and no unacknowledged messages.
+    pub async fn wait_until_idle(&self, consumer: &str, timeout: Duration) {
+        let queue = self.topology.work_queue(consumer);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut quiet = 0;
+        while tokio::time::Instant::now() < deadline {
+            if self.observer.message_count(&queue).await == 0 {
+                quiet += 1;
+                if quiet >= 5 {
+                    return;
+                }
+            } else {
+                quiet = 0;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn teardown(self) {
+        self.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.observer.delete_namespace(&self.topology).await;
+        self.db.drop_database().await;
+    }
+}
