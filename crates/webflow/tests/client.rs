@@ -1,5 +1,7 @@
 //! The Webflow client against wiremock with Webflow's documented shapes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;

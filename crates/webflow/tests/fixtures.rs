@@ -1,5 +1,7 @@
 //! Every example payload Webflow documents (copied into `fixtures/webflow/`) parses.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
 use std::path::PathBuf;
 use webflow::{
     ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
