@@ -1,0 +1,4 @@
+//! Benchmarks as code: every number in docs/benchmarks.md comes from here.
+
+pub mod stats;
+pub mod workload;

@@ -1,0 +1,388 @@
+//! `wms-loadgen`: benchmarks the ingress (against a direct-publish baseline measured in the
+//! same run) and the order pipeline. See docs/benchmarks.md for the commands.
+
+#![allow(clippy::print_stdout, reason = "a CLI that reports to stdout")]
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use loadgen::stats::{Report, memory_kib};
+use loadgen::workload::{WebhookTarget, closed_loop, open_loop, webhook_body};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Load generator and benchmarks for the WMS bridge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingress throughput and latency versus publishing straight to RabbitMQ.
+    Ingress {
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080/webhooks/webflow/65f0c0ffee0000000000beef"
+        )]
+        url: String,
+        #[arg(long, default_value = "bench-secret")]
+        secret: String,
+        #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        amqp_url: String,
+        /// The AMQP namespace the ingress under test publishes to.
+        #[arg(long, default_value = "bench")]
+        namespace: String,
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Offered rate for the open-loop latency run (webhooks/s).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        rate_secs: u64,
+        /// PID of the ingress, to report its resident memory.
+        #[arg(long)]
+        ingress_pid: Option<u32>,
+    },
+    /// Orders per second from webhook to reserved, through ingress, enrich and reserve.
+    Pipeline {
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080/webhooks/webflow/65f0c0ffee0000000000beef"
+        )]
+        url: String,
+        #[arg(long, default_value = "bench-secret")]
+        secret: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/wms_bench")]
+        database_url: String,
+        #[arg(long, default_value_t = 5_000)]
+        orders: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Send webhooks without the shipping address, so enrich must GET each order.
+        #[arg(long)]
+        partial: bool,
+        /// The fake Webflow's call counter (`fake-webflow` serves it at /_calls).
+        #[arg(long)]
+        calls_url: Option<String>,
+    },
+    /// A fake Webflow answering GET order, for the partial-payload run.
+    FakeWebflow {
+        #[arg(long, default_value_t = 18_080)]
+        port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::install_crypto_provider();
+    match Cli::parse().command {
+        Command::Ingress {
+            url,
+            secret,
+            amqp_url,
+            namespace,
+            requests,
+            concurrency,
+            rate,
+            rate_secs,
+            ingress_pid,
+        } => {
+            bench_ingress(
+                url,
+                secret,
+                amqp_url,
+                namespace,
+                requests,
+                concurrency,
+                rate,
+                rate_secs,
+                ingress_pid,
+            )
+            .await
+        }
+        Command::Pipeline {
+            url,
+            secret,
+            database_url,
+            orders,
+            concurrency,
+            partial,
+            calls_url,
+        } => {
+            bench_pipeline(
+                url,
+                secret,
+                database_url,
+                orders,
+                concurrency,
+                partial,
+                calls_url,
+            )
+            .await
+        }
+        Command::FakeWebflow { port } => fake_webflow(port).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "CLI arguments passed through")]
+async fn bench_ingress(
+    url: String,
+    secret: String,
+    amqp_url: String,
+    namespace: String,
+    requests: usize,
+    concurrency: usize,
+    rate: u32,
+    rate_secs: u64,
+    ingress_pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let run = format!("b{}", std::process::id());
+    let bodies: Arc<Vec<Vec<u8>>> =
+        Arc::new((0..requests).map(|i| webhook_body(&run, i, true)).collect());
+    println!(
+        "payload size: {} bytes; {requests} requests at concurrency {concurrency}",
+        bodies[0].len()
+    );
+
+    // Baseline: the same payloads, published straight to the same exchange with confirms.
+    let connection = Connection::connect(&amqp_url, ConnectionProperties::default())
+        .await
+        .context("RabbitMQ")?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let exchange = format!("{namespace}.events");
+    let baseline = {
+        let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
+        closed_loop(
+            "baseline (lapin + confirms)",
+            requests,
+            concurrency,
+            move |i| {
+                let (channel, bodies, exchange) =
+                    (channel.clone(), bodies.clone(), exchange.clone());
+                async move {
+                    let confirm = channel
+                        .basic_publish(
+                            exchange.as_str().into(),
+                            "webhook.ecomm_new_order".into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..Default::default()
+                            },
+                            &bodies[i],
+                            BasicProperties::default().with_delivery_mode(2),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if confirm.is_ack() && confirm.take_message().is_none() {
+                        Ok(())
+                    } else {
+                        Err("not confirmed".into())
+                    }
+                }
+            },
+        )
+        .await
+    };
+    println!("{}", baseline.line());
+
+    let target = Arc::new(WebhookTarget {
+        url,
+        secret,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()?,
+    });
+    let ingress = {
+        let (target, bodies) = (target.clone(), bodies.clone());
+        closed_loop(
+            "ingress (signed webhooks)",
+            requests,
+            concurrency,
+            move |i| {
+                let (target, bodies) = (target.clone(), bodies.clone());
+                async move { target.send(bodies[i].clone()).await }
+            },
+        )
+        .await
+    };
+    println!("{}", ingress.line());
+    if ingress.failed > 0 {
+        bail!("{} webhooks were not acknowledged", ingress.failed);
+    }
+    println!(
+        "ratio ingress/baseline throughput: {:.2}",
+        ingress.throughput_per_s / baseline.throughput_per_s
+    );
+
+    let open = {
+        let target = target.clone();
+        let run = format!("{run}-open");
+        open_loop(
+            &format!("ingress open loop {rate}/s"),
+            rate,
+            Duration::from_secs(rate_secs),
+            move |i| {
+                let (target, body) = (target.clone(), webhook_body(&run, i, true));
+                async move { target.send(body).await }
+            },
+        )
+        .await
+    };
+    println!("{}", open.line());
+    if let Some((rss, peak)) = ingress_pid.and_then(memory_kib) {
+        println!(
+            "ingress resident memory: {:.1} MiB now, {:.1} MiB peak",
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+    print_json(&[baseline, ingress, open]);
+    Ok(())
+}
+
+async fn bench_pipeline(
+    url: String,
+    secret: String,
+    database_url: String,
+    orders: usize,
+    concurrency: usize,
+    partial: bool,
+    calls_url: Option<String>,
+) -> anyhow::Result<()> {
+    let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .context("PostgreSQL")?;
+    tokio::spawn(connection);
+    let xacts = || async {
+        db.query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+    };
+    let settled = || async {
+        db.query_one(
+            "SELECT count(*) FROM orders WHERE state IN ('reserved', 'backordered')",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+    };
+    let http = reqwest::Client::new();
+    let calls = |http: reqwest::Client, url: Option<String>| async move {
+        match url {
+            Some(url) => http
+                .get(url)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok(),
+            None => Some(0),
+        }
+    };
+    let before_settled = settled().await?;
+    let before_xacts = xacts().await?;
+    let before_calls = calls(http.clone(), calls_url.clone()).await.unwrap_or(0);
+    let run = format!("p{}{}", std::process::id(), if partial { "p" } else { "c" });
+    let target = Arc::new(WebhookTarget {
+        url,
+        secret,
+        client: http.clone(),
+    });
+    let started = Instant::now();
+    let sent = {
+        let (target, run) = (target.clone(), run.clone());
+        closed_loop("webhooks sent", orders, concurrency, move |i| {
+            let (target, body) = (target.clone(), webhook_body(&run, i, !partial));
+            async move { target.send(body).await }
+        })
+        .await
+    };
+    println!("{}", sent.line());
+    let goal = before_settled + orders as i64 - sent.failed as i64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let now = settled().await?;
+        if now >= goal {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} orders settled in 10 minutes",
+                now - before_settled,
+                orders
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed();
+    // pg_stat counters are updated when a backend reports; give them a moment.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let transactions = xacts().await? - before_xacts;
+    let api_calls = calls(http, calls_url).await.unwrap_or(0) - before_calls;
+    let per_s = orders as f64 / elapsed.as_secs_f64();
+    println!(
+        "pipeline ({} payloads): {orders} orders settled in {:.2} s = {per_s:.0} orders/s; {:.1} database transactions/order; {:.2} Webflow API calls/order",
+        if partial { "partial" } else { "complete" },
+        elapsed.as_secs_f64(),
+        transactions as f64 / orders as f64,
+        api_calls as f64 / orders as f64,
+    );
+    Ok(())
+}
+
+async fn fake_webflow(port: u16) -> anyhow::Result<()> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let calls = web::Data::new(AtomicU64::new(0));
+    println!("fake Webflow on 127.0.0.1:{port}");
+    HttpServer::new(move || {
+        App::new()
+            .app_data(calls.clone())
+            .route(
+                "/sites/{site}/orders/{order}",
+                web::get().to(
+                    |path: web::Path<(String, String)>, calls: web::Data<AtomicU64>| async move {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        HttpResponse::Ok().json(loadgen::workload::order_payload(
+                            &path.1,
+                            loadgen::workload::BENCH_SKU,
+                            true,
+                        ))
+                    },
+                ),
+            )
+            .route(
+                "/_calls",
+                web::get().to(|calls: web::Data<AtomicU64>| async move {
+                    HttpResponse::Ok().body(calls.load(Ordering::Relaxed).to_string())
+                }),
+            )
+    })
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await?;
+    Ok(())
+}
+
+fn print_json(reports: &[Report]) {
+    if let Ok(json) = serde_json::to_string(reports) {
+        println!("json: {json}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Latency percentiles and throughput.
+
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub label: String,
+    pub requests: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub elapsed_s: f64,
+    pub throughput_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Report {
+    pub fn new(
+        label: impl Into<String>,
+        mut latencies: Vec<Duration>,
+        failed: usize,
+        elapsed: Duration,
+    ) -> Self {
+        latencies.sort_unstable();
+        let ok = latencies.len();
+        let pick = |q: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let index =
+                ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[index].as_secs_f64() * 1_000.0
+        };
+        Self {
+            label: label.into(),
+            requests: ok + failed,
+            ok,
+            failed,
+            elapsed_s: elapsed.as_secs_f64(),
+            throughput_per_s: ok as f64 / elapsed.as_secs_f64().max(1e-9),
+            p50_ms: pick(0.50),
+            p95_ms: pick(0.95),
+            p99_ms: pick(0.99),
+            max_ms: pick(1.0),
+        }
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "{:<28} {:>7} ok {:>5} failed {:>9.1}/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            self.label,
+            self.ok,
+            self.failed,
+            self.throughput_per_s,
+            self.p50_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms
+        )
+    }
+}
+
+/// Resident memory of a process from /proc (Linux): (current, peak) in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_right_sample() {
+        let latencies = (1..=100).map(Duration::from_millis).collect();
+        let report = Report::new("x", latencies, 2, Duration::from_secs(1));
+        assert_eq!(report.p50_ms, 50.0);
+        assert_eq!(report.p99_ms, 99.0);
+        assert_eq!(report.max_ms, 100.0);
+        assert_eq!(report.requests, 102);
+        assert_eq!(report.throughput_per_s, 100.0);
+    }
+}

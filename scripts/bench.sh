@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmarks (docs/benchmarks.md). Runs release binaries against the local PostgreSQL and
+# RabbitMQ in their own namespace ("bench") and database ("wms_bench"), then cleans up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release
+SITE=65f0c0ffee0000000000beef
+INGRESS_PORT=${INGRESS_PORT:-18080}
+FAKE_PORT=${FAKE_PORT:-18081}
+REQUESTS=${REQUESTS:-20000}
+CONCURRENCY=${CONCURRENCY:-64}
+ORDERS=${ORDERS:-5000}
+LOGS=.bench
+mkdir -p "$LOGS"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if command -v rabbitmqctl >/dev/null; then
+    rabbitmqctl -q list_queues name 2>/dev/null | grep '^bench\.' | while read -r q; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
+  fi
+}
+trap cleanup EXIT
+
+export WMS__AMQP__NAMESPACE=bench
+export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/wms_bench
+export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE
+export WMS__WEBFLOW__SITES__BENCH__WEBHOOK_SECRETS=bench-secret
+export WMS__WEBFLOW__SITES__BENCH__API_TOKEN=bench-token
+export WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE=1000000
+export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$FAKE_PORT
+export WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true
+export WMS__TELEMETRY__LOG_LEVEL=warn
+export WMS__WORKER__CONCURRENCY=64
+
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS wms_bench WITH (FORCE)" -c "CREATE DATABASE wms_bench"
+cleanup_queues_only() { pids=(); cleanup; }
+cleanup_queues_only
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
+echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
+WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/ingress.log" 2>&1 &
+ingress_pid=$!; pids+=("$ingress_pid")
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
+"$BIN/wms-loadgen" ingress --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
+  --requests "$REQUESTS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid"
+rabbitmqctl -q purge_queue bench.enrich >/dev/null 2>&1 || true
+
+echo "== pipeline: webhook -> reserved ($ORDERS orders, concurrency $CONCURRENCY)"
+"$BIN/wms-loadgen" fake-webflow --port "$FAKE_PORT" > "$LOGS/fake.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve.log" 2>&1 & pids+=("$!")
+sleep 2
+psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
+"$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
+  --orders "$ORDERS" --concurrency "$CONCURRENCY" --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+"$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
+  --orders "$ORDERS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+for name in ingress; do
+  awk '/VmHWM/{printf "peak resident memory of %s: %.1f MiB\n", "'"$name"'", $2/1024}' "/proc/$ingress_pid/status"
+done
