@@ -48,10 +48,7 @@ async fn the_same_event_delivered_five_times_reserves_once() {
     let ready: serde_json::Value = p
         .client()
         .await
-        .query_one(
-            "SELECT payload FROM outbox WHERE routing_key = 'order.ready'",
-            &[],
-        )
+        .query_one("SELECT payload FROM outbox WHERE routing_key = 'order.ready'", &[])
         .await
         .unwrap()
         .get(0);
@@ -104,10 +101,7 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
             .unwrap();
         let message = worker::IncomingMessage::from_delivery(&got.delivery);
         let doomed = doomed_reserve_runtime(&p).await;
-        assert_eq!(
-            doomed.process(message).await,
-            worker::Disposition::Processed
-        );
+        assert_eq!(doomed.process(message).await, worker::Disposition::Processed);
         assert_eq!(p.order_state("crash-1").await.as_deref(), Some("reserved"));
         // Crash: the connection goes away with the delivery unacknowledged.
         drop(channel);
@@ -130,17 +124,10 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
     .unwrap();
     tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
     p.wait_until_idle("reserve", WAIT).await;
-    assert_eq!(
-        p.inventory(SKU_BALL).await.reserved,
-        1,
-        "no second reservation"
-    );
+    assert_eq!(p.inventory(SKU_BALL).await.reserved, 1, "no second reservation");
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
     let reserved_events = p
-        .scalar(
-            "SELECT count(*) FROM outbox WHERE routing_key = 'order.reserved'",
-            &[],
-        )
+        .scalar("SELECT count(*) FROM outbox WHERE routing_key = 'order.reserved'", &[])
         .await;
     assert_eq!(reserved_events, 1);
     p.teardown().await;
@@ -201,9 +188,7 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
             unit_height: None,
             unit_length: None,
         };
-        warehouse_db::orders::insert(&*tx, &new, &[line])
-            .await
-            .unwrap();
+        warehouse_db::orders::insert(&*tx, &new, &[line]).await.unwrap();
         let envelope = domain::Envelope::new(
             domain::MessageId::new("ev-relay-1"),
             "c",
@@ -219,17 +204,12 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
     }
     // The relay (every 200 ms here, for rows older than 1 s) picks it up.
     assert_eq!(
-        p.wait_for_state("relay-1", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("relay-1", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
     assert_eq!(
-        p.scalar(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-            &[]
-        )
-        .await,
+        p.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
+            .await,
         0
     );
     let _ = BasicPublishOptions::default();

@@ -12,10 +12,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// An order webhook Webflow sent without the shipping address: enrich must GET the order.
 fn partial_webhook(order_id: &str) -> serde_json::Value {
     let mut body = order_webhook("ecomm_new_order", order_id, "unfulfilled");
-    body["payload"]
-        .as_object_mut()
-        .unwrap()
-        .remove("shippingAddress");
+    body["payload"].as_object_mut().unwrap().remove("shippingAddress");
     body
 }
 
@@ -43,9 +40,7 @@ async fn a_partial_payload_makes_exactly_one_get() {
         .await;
     assert_eq!(p.post_webhook(&partial_webhook("part-1")).await, 200);
     assert_eq!(
-        p.wait_for_state("part-1", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("part-1", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
     let calls = p
@@ -65,9 +60,10 @@ async fn webflow_500s_are_retried_with_backoff_then_succeed() {
     p.db.stock(SKU_BALL, 5).await;
     p.db.stock(SKU_GLOVES, 5).await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500).set_body_json(
-            serde_json::json!({"code":"internal_error","message":"An Internal Error occurred"}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(serde_json::json!({"code":"internal_error","message":"An Internal Error occurred"})),
+        )
         .up_to_n_times(2)
         .with_priority(1)
         .expect(2)
@@ -81,16 +77,11 @@ async fn webflow_500s_are_retried_with_backoff_then_succeed() {
         .await;
     assert_eq!(p.post_webhook(&partial_webhook("retry-1")).await, 200);
     assert_eq!(
-        p.wait_for_state("retry-1", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("retry-1", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
     p.webflow.verify().await;
-    let dead = p
-        .observer
-        .message_count(&p.topology.dead_queue("enrich"))
-        .await;
+    let dead = p.observer.message_count(&p.topology.dead_queue("enrich")).await;
     assert_eq!(dead, 0);
     p.teardown().await;
 }
@@ -99,7 +90,11 @@ async fn webflow_500s_are_retried_with_backoff_then_succeed() {
 async fn a_webflow_404_is_dead_lettered_with_the_reason() {
     let p = start_pipeline(PipelineOptions::default()).await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({"code":"resource_not_found","message":"Requested resource not found"})))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(
+                serde_json::json!({"code":"resource_not_found","message":"Requested resource not found"}),
+            ),
+        )
         .expect(1)
         .mount(&p.webflow)
         .await;
@@ -110,10 +105,7 @@ async fn a_webflow_404_is_dead_lettered_with_the_reason() {
         .await
         .expect("dead-lettered");
     assert_eq!(dead.header("x-dead-service").as_deref(), Some("enrich"));
-    assert_eq!(
-        dead.header("x-dead-reason").as_deref(),
-        Some("permanent_error")
-    );
+    assert_eq!(dead.header("x-dead-reason").as_deref(), Some("permanent_error"));
     assert!(
         dead.header("x-dead-error").unwrap().contains("404"),
         "{:?}",
@@ -151,10 +143,7 @@ async fn exhausted_retries_go_to_dead_with_the_last_error() {
         .next_message(&p.topology.dead_queue("enrich"), WAIT)
         .await
         .expect("dead-lettered");
-    assert_eq!(
-        dead.header("x-dead-reason").as_deref(),
-        Some("retries_exhausted")
-    );
+    assert_eq!(dead.header("x-dead-reason").as_deref(), Some("retries_exhausted"));
     assert_eq!(dead.header("x-attempt").as_deref(), Some("3"));
     assert!(dead.header("x-dead-error").unwrap().contains("503"));
     p.webflow.verify().await;
@@ -182,31 +171,18 @@ async fn a_poison_message_goes_to_dead_while_later_messages_flow() {
             .await;
     }
     assert_eq!(
-        p.post_webhook(&order_webhook(
-            "ecomm_new_order",
-            "after-poison",
-            "unfulfilled"
-        ))
-        .await,
+        p.post_webhook(&order_webhook("ecomm_new_order", "after-poison", "unfulfilled"))
+            .await,
         200
     );
     assert_eq!(
-        p.wait_for_state("after-poison", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("after-poison", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
     let dead_queue = p.topology.dead_queue("enrich");
     assert!(p.observer.wait_for_count(&dead_queue, 1, WAIT).await >= 1);
     let dead = p.observer.next_message(&dead_queue, WAIT).await.unwrap();
-    assert_eq!(
-        dead.header("x-dead-reason").as_deref(),
-        Some("permanent_error")
-    );
-    assert!(
-        dead.header("x-dead-error")
-            .unwrap()
-            .contains("not a Webflow webhook")
-    );
+    assert_eq!(dead.header("x-dead-reason").as_deref(), Some("permanent_error"));
+    assert!(dead.header("x-dead-error").unwrap().contains("not a Webflow webhook"));
     p.teardown().await;
 }

@@ -14,9 +14,7 @@ async fn reserved_order(p: &Pipeline, order_id: &str) {
         200
     );
     assert_eq!(
-        p.wait_for_state(order_id, "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state(order_id, "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
 }
@@ -27,36 +25,24 @@ async fn a_refund_releases_the_reservation_and_cancels_the_pick_task() {
     reserved_order(&p, "cancel-1").await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1);
     assert_eq!(
-        p.post_webhook(&order_webhook(
-            "ecomm_order_changed",
-            "cancel-1",
-            "refunded"
-        ))
-        .await,
+        p.post_webhook(&order_webhook("ecomm_order_changed", "cancel-1", "refunded"))
+            .await,
         200
     );
     assert_eq!(
-        p.wait_for_state("cancel-1", "cancelled", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("cancel-1", "cancelled", WAIT).await.as_deref(),
         Some("cancelled")
     );
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 0);
     assert_eq!(p.inventory(SKU_GLOVES).await.reserved, 0);
     assert_eq!(
-        p.scalar(
-            "SELECT count(*) FROM pick_tasks WHERE status = 'cancelled'",
-            &[]
-        )
-        .await,
+        p.scalar("SELECT count(*) FROM pick_tasks WHERE status = 'cancelled'", &[])
+            .await,
         1
     );
     assert_eq!(
-        p.scalar(
-            "SELECT count(*) FROM reservations WHERE status = 'released'",
-            &[]
-        )
-        .await,
+        p.scalar("SELECT count(*) FROM reservations WHERE status = 'released'", &[])
+            .await,
         2
     );
     p.teardown().await;
@@ -68,22 +54,19 @@ async fn an_order_refunded_after_shipping_goes_to_needs_review() {
     reserved_order(&p, "late-refund").await;
     p.client()
         .await
-        .execute("UPDATE orders SET state = 'shipped', version = version + 1 WHERE webflow_order_id = 'late-refund'", &[])
+        .execute(
+            "UPDATE orders SET state = 'shipped', version = version + 1 WHERE webflow_order_id = 'late-refund'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(
-        p.post_webhook(&order_webhook(
-            "ecomm_order_changed",
-            "late-refund",
-            "dispute-lost"
-        ))
-        .await,
+        p.post_webhook(&order_webhook("ecomm_order_changed", "late-refund", "dispute-lost"))
+            .await,
         200
     );
     assert_eq!(
-        p.wait_for_state("late-refund", "needs_review", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("late-refund", "needs_review", WAIT).await.as_deref(),
         Some("needs_review")
     );
     assert_eq!(
@@ -106,9 +89,7 @@ async fn out_of_order_events_never_move_an_order_backwards() {
         200
     );
     assert_eq!(
-        p.wait_for_state("ooo-1", "cancelled", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("ooo-1", "cancelled", WAIT).await.as_deref(),
         Some("cancelled")
     );
     assert_eq!(
@@ -124,7 +105,12 @@ async fn out_of_order_events_never_move_an_order_backwards() {
         0,
         "nothing reserved for a refunded order"
     );
-    let ignored = p.scalar("SELECT count(*) FROM audit_log WHERE kind = 'ignored_event' AND webflow_order_id = 'ooo-1'", &[]).await;
+    let ignored = p
+        .scalar(
+            "SELECT count(*) FROM audit_log WHERE kind = 'ignored_event' AND webflow_order_id = 'ooo-1'",
+            &[],
+        )
+        .await;
     assert!(ignored >= 1, "the stale event is audited");
 
     // A pending order that then gets paid moves forward.
@@ -134,24 +120,16 @@ async fn out_of_order_events_never_move_an_order_backwards() {
         200
     );
     assert_eq!(
-        p.wait_for_state("pay-later", "received", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("pay-later", "received", WAIT).await.as_deref(),
         Some("received")
     );
     assert_eq!(
-        p.post_webhook(&order_webhook(
-            "ecomm_order_changed",
-            "pay-later",
-            "unfulfilled"
-        ))
-        .await,
+        p.post_webhook(&order_webhook("ecomm_order_changed", "pay-later", "unfulfilled"))
+            .await,
         200
     );
     assert_eq!(
-        p.wait_for_state("pay-later", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("pay-later", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
     p.teardown().await;
@@ -162,15 +140,10 @@ async fn digital_orders_are_recorded_not_reserved() {
     let p = start_pipeline(PipelineOptions::default()).await;
     let mut body = order_webhook("ecomm_new_order", "digital-1", "unfulfilled");
     body["payload"]["isShippingRequired"] = false.into();
-    body["payload"]
-        .as_object_mut()
-        .unwrap()
-        .remove("shippingAddress");
+    body["payload"].as_object_mut().unwrap().remove("shippingAddress");
     assert_eq!(p.post_webhook(&body).await, 200);
     assert_eq!(
-        p.wait_for_state("digital-1", "received", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("digital-1", "received", WAIT).await.as_deref(),
         Some("received")
     );
     p.wait_until_idle("enrich", WAIT).await;
@@ -211,16 +184,16 @@ async fn a_shipping_address_correction_before_packing_is_applied_and_audited() {
         if line1.as_deref() == Some("1 New Street") {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "address not corrected"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "address not corrected");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let audited: String = p
         .client()
         .await
-        .query_one("SELECT detail::text FROM audit_log WHERE kind = 'address_corrected' AND webflow_order_id = 'addr-1'", &[])
+        .query_one(
+            "SELECT detail::text FROM audit_log WHERE kind = 'address_corrected' AND webflow_order_id = 'addr-1'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -264,17 +237,10 @@ async fn inventory_webhooks_are_audited_with_drift() {
             .await
             .unwrap();
         if let Some(row) = rows.first() {
-            assert_eq!(
-                row.get::<_, Option<i64>>(0),
-                Some(-3),
-                "4 in Webflow, 7 available here"
-            );
+            assert_eq!(row.get::<_, Option<i64>>(0), Some(-3), "4 in Webflow, 7 available here");
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "inventory webhook not audited"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "inventory webhook not audited");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     p.teardown().await;

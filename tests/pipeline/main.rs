@@ -4,5 +4,6 @@
 
 mod delivery;
 mod failures;
+mod floor;
 mod lifecycle;
 mod reservation;

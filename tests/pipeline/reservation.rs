@@ -20,9 +20,7 @@ async fn a_paid_order_webhook_ends_reserved_with_a_pick_task_and_no_api_call() {
     let body = order_webhook("ecomm_new_order", "fc7-128", "unfulfilled");
     assert_eq!(p.post_webhook(&body).await, 200);
     assert_eq!(
-        p.wait_for_state("fc7-128", "reserved", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("fc7-128", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
 
@@ -35,14 +33,14 @@ async fn a_paid_order_webhook_ends_reserved_with_a_pick_task_and_no_api_call() {
     let task_lines = p.scalar("SELECT count(*) FROM pick_task_lines", &[]).await;
     assert_eq!(task_lines, 2);
     let changes = p
-        .scalar("SELECT count(*) FROM audit_log WHERE kind = 'state_change' AND webflow_order_id = 'fc7-128'", &[])
+        .scalar(
+            "SELECT count(*) FROM audit_log WHERE kind = 'state_change' AND webflow_order_id = 'fc7-128'",
+            &[],
+        )
         .await;
     assert_eq!(changes, 3, "received, ready, reserved");
     let customer_in_audit = p
-        .scalar(
-            "SELECT count(*) FROM audit_log WHERE detail::text LIKE '%arthur%'",
-            &[],
-        )
+        .scalar("SELECT count(*) FROM audit_log WHERE detail::text LIKE '%arthur%'", &[])
         .await;
     assert_eq!(customer_in_audit, 0, "no customer data in the audit log");
     p.webflow.verify().await;
@@ -88,7 +86,10 @@ async fn fifty_concurrent_orders_for_the_last_ten_units() {
         "never over-reserved"
     );
     let reasons = p
-        .scalar("SELECT count(*) FROM orders WHERE state = 'backordered' AND state_reason LIKE '%last-ten%available%'", &[])
+        .scalar(
+            "SELECT count(*) FROM orders WHERE state = 'backordered' AND state_reason LIKE '%last-ten%available%'",
+            &[],
+        )
         .await;
     assert_eq!(reasons, 40, "the backorder says why");
     p.teardown().await;
@@ -99,10 +100,7 @@ async fn backordered_orders_are_served_oldest_first_when_stock_arrives() {
     let p = start_pipeline(PipelineOptions::default()).await;
     p.db.stock("scarce", 0).await;
     for id in ["old-1", "new-2"] {
-        assert_eq!(
-            p.post_webhook(&single_sku_order(id, "scarce", 1)).await,
-            200
-        );
+        assert_eq!(p.post_webhook(&single_sku_order(id, "scarce", 1)).await, 200);
         assert_eq!(
             p.wait_for_state(id, "backordered", WAIT).await.as_deref(),
             Some("backordered")
@@ -111,9 +109,7 @@ async fn backordered_orders_are_served_oldest_first_when_stock_arrives() {
     let unknown = single_sku_order("unknown-sku", "no-such-sku", 1);
     assert_eq!(p.post_webhook(&unknown).await, 200);
     assert_eq!(
-        p.wait_for_state("unknown-sku", "backordered", WAIT)
-            .await
-            .as_deref(),
+        p.wait_for_state("unknown-sku", "backordered", WAIT).await.as_deref(),
         Some("backordered")
     );
     let reason: String = p
@@ -148,9 +144,7 @@ async fn backordered_orders_are_served_oldest_first_when_stock_arrives() {
 pub async fn receive_stock(p: &Pipeline, sku: &str, quantity: i64) {
     let mut client = p.client().await;
     let tx = client.transaction().await.unwrap();
-    warehouse_db::inventory::receive(&*tx, sku, quantity)
-        .await
-        .unwrap();
+    warehouse_db::inventory::receive(&*tx, sku, quantity).await.unwrap();
     let envelope = domain::Envelope::new(
         domain::MessageId::new(format!("recv-{}", uuid_like())),
         "test",
@@ -160,19 +154,11 @@ pub async fn receive_stock(p: &Pipeline, sku: &str, quantity: i64) {
             quantity,
         },
     );
-    warehouse_db::outbox::enqueue(&*tx, &envelope, None)
-        .await
-        .unwrap();
+    warehouse_db::outbox::enqueue(&*tx, &envelope, None).await.unwrap();
     tx.commit().await.unwrap();
     drop(client);
     // The relay publishes it (in production the API publishes right after commit).
-    p.enrich
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .relay_once(0, 100)
-        .await
-        .unwrap();
+    p.enrich.as_ref().unwrap().outbox().relay_once(0, 100).await.unwrap();
 }
 
 fn uuid_like() -> String {

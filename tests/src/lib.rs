@@ -2,11 +2,7 @@
 //! its library exactly as its binary builds it, against a fresh database and AMQP namespace,
 //! with Webflow faked by wiremock.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test harness fails loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness fails loudly")]
 
 use enrich::handler::EnrichMetrics;
 use platform::amqp::Topology;
@@ -39,12 +35,25 @@ pub struct Pipeline {
     pub shutdown: CancellationToken,
     pub enrich: Option<worker::WorkerRuntime<enrich::EnrichHandler>>,
     pub reserve: Option<worker::WorkerRuntime<ReserveHandler>>,
+    pub warehouse_url: Option<String>,
 }
 
-#[derive(Clone, Copy)]
+/// Which carrier the `ship` worker books with.
+#[derive(Clone)]
+pub enum CarrierChoice {
+    Sandbox,
+    /// ShipEngine at this base URL (a wiremock server).
+    ShipEngine(String),
+}
+
+#[derive(Clone)]
 pub struct PipelineOptions {
     pub start_enrich: bool,
     pub start_reserve: bool,
+    pub start_ship: bool,
+    pub start_warehouse: bool,
+    pub auto_pack: bool,
+    pub carrier: CarrierChoice,
     pub always_fetch: bool,
     pub max_attempts: u32,
 }
@@ -54,11 +63,18 @@ impl Default for PipelineOptions {
         Self {
             start_enrich: true,
             start_reserve: true,
+            start_ship: false,
+            start_warehouse: false,
+            auto_pack: false,
+            carrier: CarrierChoice::Sandbox,
             always_fetch: false,
             max_attempts: 4,
         }
     }
 }
+
+/// The warehouse API token tests use.
+pub const WAREHOUSE_TOKEN: &str = "warehouse-test-token";
 
 pub fn site() -> SiteSettings {
     SiteSettings {
@@ -102,10 +118,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     ingress_settings.health.bind = "127.0.0.1:0".into();
     ingress_settings.webflow.sites.insert("shop".into(), site());
     let app = ingress::Application::build(ingress_settings, shutdown.clone()).unwrap();
-    app.amqp()
-        .wait_ready(Duration::from_secs(20))
-        .await
-        .unwrap();
+    app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
     let ingress_url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
@@ -128,14 +141,9 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         None
     };
     let reserve = if options.start_reserve {
-        let service = WorkerService::build(
-            ReserveHandler,
-            &base,
-            prometheus::Registry::new(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+        let service = WorkerService::build(ReserveHandler, &base, prometheus::Registry::new(), shutdown.clone())
+            .await
+            .unwrap();
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
         Some(runtime)
@@ -143,7 +151,41 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         None
     };
 
+    if options.start_ship {
+        let mut carrier_settings = carrier::CarrierSettings::default();
+        if let CarrierChoice::ShipEngine(url) = &options.carrier {
+            carrier_settings.kind = "shipengine".into();
+            carrier_settings.shipengine.base_url = url.clone();
+            carrier_settings.shipengine.api_key = Some(SecretString::from("TEST_key"));
+            carrier_settings.shipengine.timeout_ms = 1_000;
+        }
+        let carrier = std::sync::Arc::new(carrier::AnyCarrier::from_settings(&carrier_settings).unwrap());
+        let handler = ship::ShipHandler::new(carrier, carrier_settings.ship_from.clone(), db.pool.clone());
+        let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(service.run_until_stopped(shutdown.clone()));
+    }
+    let warehouse_url = if options.start_warehouse {
+        let mut settings = warehouse::Settings {
+            base: base.clone(),
+            ..Default::default()
+        };
+        settings.warehouse.bind = "127.0.0.1:0".into();
+        settings.warehouse.api_tokens = vec![SecretString::from(WAREHOUSE_TOKEN)];
+        settings.warehouse.auto_pack = options.auto_pack;
+        settings.warehouse.auto_pack_interval_ms = 100;
+        let app = warehouse::Application::build(settings, shutdown.clone()).await.unwrap();
+        app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Some(url)
+    } else {
+        None
+    };
+
     Pipeline {
+        warehouse_url,
         db,
         webflow,
         topology,
@@ -166,10 +208,8 @@ fn now_ms() -> i64 {
 
 /// The fixture `ecomm_new_order` body with its order id and status replaced.
 pub fn order_webhook(trigger: &str, order_id: &str, status: &str) -> serde_json::Value {
-    let mut body: serde_json::Value = serde_json::from_slice(&test_support::fixture(
-        "webflow/webhook.ecomm_new_order.body.json",
-    ))
-    .unwrap();
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&test_support::fixture("webflow/webhook.ecomm_new_order.body.json")).unwrap();
     body["triggerType"] = trigger.into();
     body["payload"]["orderId"] = order_id.into();
     body["payload"]["status"] = status.into();
@@ -217,16 +257,16 @@ impl Pipeline {
     }
 
     /// Waits until the order reaches `state` (or the timeout passes); returns the last state.
-    pub async fn wait_for_state(
-        &self,
-        order_id: &str,
-        state: &str,
-        timeout: Duration,
-    ) -> Option<String> {
+    pub async fn wait_for_state(&self, order_id: &str, state: &str, timeout: Duration) -> Option<String> {
+        self.wait_for_any_state(order_id, &[state], timeout).await
+    }
+
+    /// Waits until the order is in one of `states`; returns the last state.
+    pub async fn wait_for_any_state(&self, order_id: &str, states: &[&str], timeout: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let current = self.order_state(order_id).await;
-            if current.as_deref() == Some(state) || tokio::time::Instant::now() >= deadline {
+            if current.as_deref().is_some_and(|c| states.contains(&c)) || tokio::time::Instant::now() >= deadline {
                 return current;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -251,25 +291,13 @@ impl Pipeline {
         }
     }
 
-    pub async fn scalar(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> i64 {
-        self.client()
-            .await
-            .query_one(sql, params)
-            .await
-            .unwrap()
-            .get(0)
+    pub async fn scalar(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> i64 {
+        self.client().await.query_one(sql, params).await.unwrap().get(0)
     }
 
     pub async fn inventory(&self, sku: &str) -> warehouse_db::inventory::StockLevel {
         let client = self.client().await;
-        warehouse_db::inventory::get(&**client, sku)
-            .await
-            .unwrap()
-            .unwrap()
+        warehouse_db::inventory::get(&**client, sku).await.unwrap().unwrap()
     }
 
     /// Waits until the queue has no ready and no unacknowledged messages.
@@ -288,6 +316,17 @@ impl Pipeline {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A request to the warehouse API with the test token.
+    pub fn warehouse(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let base = self
+            .warehouse_url
+            .as_deref()
+            .expect("the warehouse API runs in this test");
+        self.http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(WAREHOUSE_TOKEN)
     }
 
     pub async fn teardown(self) {

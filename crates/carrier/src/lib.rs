@@ -24,16 +24,10 @@ pub trait Carrier: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// A label already bought for `reference`, if any.
-    fn find_existing(
-        &self,
-        reference: &str,
-    ) -> impl Future<Output = Result<Option<Booking>, CarrierError>> + Send;
+    fn find_existing(&self, reference: &str) -> impl Future<Output = Result<Option<Booking>, CarrierError>> + Send;
 
     /// Buys a label: the cheapest rate of the configured service level.
-    fn book(
-        &self,
-        request: &ShipmentRequest,
-    ) -> impl Future<Output = Result<Booking, CarrierError>> + Send;
+    fn book(&self, request: &ShipmentRequest) -> impl Future<Output = Result<Booking, CarrierError>> + Send;
 }
 
 /// The carrier chosen by `carrier.kind`.
@@ -45,15 +39,11 @@ pub enum AnyCarrier {
 impl AnyCarrier {
     pub fn from_settings(settings: &CarrierSettings) -> Result<Self, CarrierError> {
         match settings.kind.as_str() {
-            "sandbox" => Ok(Self::Sandbox(sandbox::SandboxCarrier::new(
-                settings.sandbox.clone(),
-            ))),
+            "sandbox" => Ok(Self::Sandbox(sandbox::SandboxCarrier::new(settings.sandbox.clone()))),
             "shipengine" => Ok(Self::ShipEngine(shipengine::ShipEngineCarrier::new(
                 &settings.shipengine,
             )?)),
-            other => Err(CarrierError::Permanent(format!(
-                "unknown carrier.kind `{other}`"
-            ))),
+            other => Err(CarrierError::Permanent(format!("unknown carrier.kind `{other}`"))),
         }
     }
 }

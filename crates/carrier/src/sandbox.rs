@@ -85,9 +85,7 @@ impl Carrier for SandboxCarrier {
             carrier: "Sandbox Express".into(),
             service: "ground".into(),
             tracking_url: format!("https://track.sandbox-carrier.example/{tracking_number}"),
-            label_url: Some(format!(
-                "https://labels.sandbox-carrier.example/{tracking_number}.pdf"
-            )),
+            label_url: Some(format!("https://labels.sandbox-carrier.example/{tracking_number}.pdf")),
             cost_minor: Some(500 + (grams / 100.0).ceil() as i64 * 25),
             currency: Some("USD".into()),
             external_id: format!("sbx-label-{}", &tracking_number[3..]),
@@ -98,10 +96,7 @@ impl Carrier for SandboxCarrier {
             .booked
             .lock()
             .map_err(|_| CarrierError::Permanent("poisoned".into()))?;
-        let booking = booked
-            .entry(request.reference.clone())
-            .or_insert(booking)
-            .clone();
+        let booking = booked.entry(request.reference.clone()).or_insert(booking).clone();
         self.purchases.fetch_add(1, Ordering::Relaxed);
         Ok(booking)
     }
@@ -141,22 +136,13 @@ mod tests {
         );
         assert!(booking.tracking_number.starts_with("SBX") && booking.tracking_number.len() == 15);
         assert!(booking.tracking_url.ends_with(&booking.tracking_number));
-        assert_eq!(
-            carrier.find_existing("site-order").await.unwrap(),
-            Some(booking)
-        );
+        assert_eq!(carrier.find_existing("site-order").await.unwrap(), Some(booking));
     }
 
     #[tokio::test]
     async fn refusals_are_classified() {
         let carrier = SandboxCarrier::new(SandboxSettings::default());
-        assert!(
-            carrier
-                .book(&request("00000"))
-                .await
-                .unwrap_err()
-                .needs_review()
-        );
+        assert!(carrier.book(&request("00000")).await.unwrap_err().needs_review());
         let always_failing = SandboxCarrier::new(SandboxSettings {
             latency_ms: 0,
             failure_rate: 1.0,

@@ -93,9 +93,8 @@ impl CarrierSettings {
             }
             "shipengine" => {
                 if let Some(path) = &self.shipengine.api_key_file {
-                    let key = std::fs::read_to_string(path).map_err(|e| {
-                        SettingsError::invalid("carrier.shipengine.api_key_file", e.to_string())
-                    })?;
+                    let key = std::fs::read_to_string(path)
+                        .map_err(|e| SettingsError::invalid("carrier.shipengine.api_key_file", e.to_string()))?;
                     self.shipengine.api_key = Some(SecretString::from(key.trim().to_owned()));
                 }
                 if self.shipengine.api_key.is_none() {

@@ -170,9 +170,10 @@ struct ErrorBody {
 
 impl ShipEngineCarrier {
     pub fn new(settings: &ShipEngineSettings) -> Result<Self, CarrierError> {
-        let api_key = settings.api_key.clone().ok_or_else(|| {
-            CarrierError::Permanent("carrier.shipengine.api_key is not set".into())
-        })?;
+        let api_key = settings
+            .api_key
+            .clone()
+            .ok_or_else(|| CarrierError::Permanent("carrier.shipengine.api_key is not set".into()))?;
         platform::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
@@ -187,10 +188,7 @@ impl ShipEngineCarrier {
         })
     }
 
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(u16, bytes_body::Body), CarrierError> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, bytes_body::Body), CarrierError> {
         let response = request
             .header("API-Key", self.api_key.expose_secret())
             .send()
@@ -206,13 +204,10 @@ impl ShipEngineCarrier {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CarrierError::Transient {
-                message: format!("ShipEngine body: {e}"),
-                retry_after: None,
-            })?;
+        let bytes = response.bytes().await.map_err(|e| CarrierError::Transient {
+            message: format!("ShipEngine body: {e}"),
+            retry_after: None,
+        })?;
         Ok((
             status,
             bytes_body::Body {
@@ -227,12 +222,8 @@ impl ShipEngineCarrier {
         let first = parsed.errors.first();
         let message = format!(
             "ShipEngine {status} {}: {} (request {})",
-            first
-                .and_then(|e| e.error_code.as_deref())
-                .unwrap_or("unspecified"),
-            first
-                .and_then(|e| e.message.as_deref())
-                .unwrap_or("no message"),
+            first.and_then(|e| e.error_code.as_deref()).unwrap_or("unspecified"),
+            first.and_then(|e| e.message.as_deref()).unwrap_or("no message"),
             parsed.request_id.as_deref().unwrap_or("?"),
         );
         if status == 429 || status >= 500 {
@@ -265,13 +256,14 @@ impl ShipEngineCarrier {
     }
 
     fn booking_from(label: Label) -> Result<Booking, CarrierError> {
-        let tracking_number = label
-            .tracking_number
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| CarrierError::Transient {
-                message: "label has no tracking number yet".into(),
-                retry_after: None,
-            })?;
+        let tracking_number =
+            label
+                .tracking_number
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| CarrierError::Transient {
+                    message: "label has no tracking number yet".into(),
+                    retry_after: None,
+                })?;
         let carrier_code = label.carrier_code.unwrap_or_else(|| "carrier".into());
         let tracking_url = label
             .tracking_url
@@ -287,10 +279,7 @@ impl ShipEngineCarrier {
             service: label.service_code.unwrap_or_default(),
             tracking_url,
             label_url: label.label_download.pdf.or(label.label_download.href),
-            cost_minor: label
-                .shipment_cost
-                .amount
-                .map(|a| (a * 100.0).round() as i64),
+            cost_minor: label.shipment_cost.amount.map(|a| (a * 100.0).round() as i64),
             currency: label.shipment_cost.currency.map(|c| c.to_uppercase()),
             external_id: label.label_id,
             tracking_number,
@@ -317,11 +306,7 @@ impl Carrier for ShipEngineCarrier {
     }
 
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {
-        let url = format!(
-            "{}/v1/labels/external_shipment_id/{}",
-            self.base_url,
-            encode(reference)
-        );
+        let url = format!("{}/v1/labels/external_shipment_id/{}", self.base_url, encode(reference));
         let (status, body) = self
             .send(self.http.get(url).query(&[("label_download_type", "url")]))
             .await?;
@@ -329,9 +314,7 @@ impl Carrier for ShipEngineCarrier {
             200 => {
                 let label: Label = serde_json::from_slice(&body.bytes)
                     .map_err(|e| CarrierError::Permanent(format!("ShipEngine label body: {e}")))?;
-                if label.voided == Some(true)
-                    || matches!(label.status.as_deref(), Some("voided" | "error"))
-                {
+                if label.voided == Some(true) || matches!(label.status.as_deref(), Some("voided" | "error")) {
                     return Ok(None);
                 }
                 Self::booking_from(label).map(Some)
@@ -352,29 +335,20 @@ impl Carrier for ShipEngineCarrier {
             }
         });
         let (status, body) = self
-            .send(
-                self.http
-                    .post(format!("{}/v1/rates", self.base_url))
-                    .json(&rates_body),
-            )
+            .send(self.http.post(format!("{}/v1/rates", self.base_url)).json(&rates_body))
             .await?;
         if !(200..300).contains(&status) {
             return Err(Self::classify(status, &body));
         }
         let rates: RatesResult = serde_json::from_slice(&body.bytes)
             .map_err(|e| CarrierError::Permanent(format!("ShipEngine rates body: {e}")))?;
-        let cost = |r: &Rate| {
-            r.shipping_amount.amount.unwrap_or(f64::MAX) + r.other_amount.amount.unwrap_or(0.0)
-        };
+        let cost = |r: &Rate| r.shipping_amount.amount.unwrap_or(f64::MAX) + r.other_amount.amount.unwrap_or(0.0);
         let cheapest = rates
             .rate_response
             .rates
             .iter()
             .filter(|r| {
-                self.service_codes.is_empty()
-                    || r.service_code
-                        .as_ref()
-                        .is_some_and(|c| self.service_codes.contains(c))
+                self.service_codes.is_empty() || r.service_code.as_ref().is_some_and(|c| self.service_codes.contains(c))
             })
             .min_by(|a, b| cost(a).total_cmp(&cost(b)));
         let Some(rate) = cheapest else {
@@ -390,11 +364,7 @@ impl Carrier for ShipEngineCarrier {
             )));
         };
         let buy = serde_json::json!({"label_format": "pdf", "label_layout": "4x6", "label_download_type": "url"});
-        let url = format!(
-            "{}/v1/labels/rates/{}",
-            self.base_url,
-            encode(&rate.rate_id)
-        );
+        let url = format!("{}/v1/labels/rates/{}", self.base_url, encode(&rate.rate_id));
         let (status, body) = self.send(self.http.post(url).json(&buy)).await?;
         if !(200..300).contains(&status) {
             return Err(Self::classify(status, &body));
@@ -409,9 +379,7 @@ fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             other => format!("%{other:02X}"),
         })
         .collect()

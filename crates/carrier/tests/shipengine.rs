@@ -148,17 +148,15 @@ async fn finds_a_label_already_bought_for_the_reference() {
     assert_eq!(carrier.find_existing("unknown").await.unwrap(), None);
 }
 
+/// Whether an error is of the expected kind.
+type Check = fn(&CarrierError) -> bool;
+
 #[tokio::test]
 async fn documented_errors_are_classified() {
-    let cases: Vec<(u16, serde_json::Value, fn(&CarrierError) -> bool)> = vec![
+    let cases: Vec<(u16, serde_json::Value, Check)> = vec![
         (
             400,
-            error(
-                "invalid_address",
-                "validation",
-                "shipengine",
-                "Invalid ship_to address",
-            ),
+            error("invalid_address", "validation", "shipengine", "Invalid ship_to address"),
             |e| matches!(e, CarrierError::AddressInvalid(_)),
         ),
         (
@@ -183,22 +181,12 @@ async fn documented_errors_are_classified() {
         ),
         (
             401,
-            error(
-                "unauthorized",
-                "security",
-                "shipengine",
-                "The API key is invalid",
-            ),
+            error("unauthorized", "security", "shipengine", "The API key is invalid"),
             |e| matches!(e, CarrierError::Permanent(_)),
         ),
         (
             429,
-            error(
-                "rate_limit_exceeded",
-                "system",
-                "shipengine",
-                "Too many requests",
-            ),
+            error("rate_limit_exceeded", "system", "shipengine", "Too many requests"),
             |e| {
                 matches!(
                     e,
@@ -211,12 +199,7 @@ async fn documented_errors_are_classified() {
         ),
         (
             500,
-            error(
-                "unspecified",
-                "system",
-                "shipengine",
-                "An unknown error occurred",
-            ),
+            error("unspecified", "system", "shipengine", "An unknown error occurred"),
             |e| matches!(e, CarrierError::Transient { .. }),
         ),
     ];
@@ -255,10 +238,7 @@ async fn no_rate_for_the_service_level_is_service_unavailable() {
         .mount(&server)
         .await;
     let err = carrier(&server).book(&request()).await.unwrap_err();
-    assert!(
-        matches!(err, CarrierError::ServiceUnavailable(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, CarrierError::ServiceUnavailable(_)), "{err:?}");
     server.verify().await;
 }
 

@@ -31,10 +31,7 @@ pub enum Event {
     #[serde(rename = "order.cancelled.v1")]
     OrderCancelledV1 { order_id: OrderId, reason: String },
     #[serde(rename = "order.reserved.v1")]
-    OrderReservedV1 {
-        order_id: OrderId,
-        pick_task_id: i64,
-    },
+    OrderReservedV1 { order_id: OrderId, pick_task_id: i64 },
     #[serde(rename = "order.backordered.v1")]
     OrderBackorderedV1 { order_id: OrderId, reason: String },
     #[serde(rename = "order.packed.v1")]
@@ -78,12 +75,7 @@ impl Event {
 }
 
 impl Envelope {
-    pub fn new(
-        message_id: MessageId,
-        correlation_id: impl Into<String>,
-        site_id: SiteId,
-        event: Event,
-    ) -> Self {
+    pub fn new(message_id: MessageId, correlation_id: impl Into<String>, site_id: SiteId, event: Event) -> Self {
         Self {
             message_id,
             correlation_id: correlation_id.into(),

@@ -17,11 +17,7 @@ pub const ORDER_FULFILLED: &str = "order.fulfilled";
 pub const STOCK_RECEIVED: &str = "stock.received";
 
 /// The Webflow trigger types the system acts on.
-pub const HANDLED_TRIGGER_TYPES: [&str; 3] = [
-    "ecomm_new_order",
-    "ecomm_order_changed",
-    "ecomm_inventory_changed",
-];
+pub const HANDLED_TRIGGER_TYPES: [&str; 3] = ["ecomm_new_order", "ecomm_order_changed", "ecomm_inventory_changed"];
 
 /// Routing key for a webhook of the given trigger type.
 pub fn webhook_routing_key(trigger_type: &str) -> String {
@@ -39,10 +35,7 @@ mod tests {
     #[test]
     fn webhook_keys_match_constants() {
         assert_eq!(webhook_routing_key("ecomm_new_order"), WEBHOOK_NEW_ORDER);
-        assert_eq!(
-            webhook_routing_key("ecomm_order_changed"),
-            WEBHOOK_ORDER_CHANGED
-        );
+        assert_eq!(webhook_routing_key("ecomm_order_changed"), WEBHOOK_ORDER_CHANGED);
         assert_eq!(
             webhook_routing_key("ecomm_inventory_changed"),
             WEBHOOK_INVENTORY_CHANGED

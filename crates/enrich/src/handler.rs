@@ -75,9 +75,7 @@ impl EnrichHandler {
             .get(site_id)
             .and_then(|s| s.api_token.as_ref())
             .ok_or_else(|| {
-                HandlerError::permanent(format!(
-                    "Webflow site `{site_id}` is not configured with an API token"
-                ))
+                HandlerError::permanent(format!("Webflow site `{site_id}` is not configured with an API token"))
             })
     }
 }
@@ -112,12 +110,7 @@ pub fn incompleteness(order: &Order) -> Option<&'static str> {
     }
     match order.is_shipping_required {
         None => Some("isShippingRequired missing"),
-        Some(true)
-            if !order
-                .shipping_address
-                .as_ref()
-                .is_some_and(|a| a.is_complete()) =>
-        {
+        Some(true) if !order.shipping_address.as_ref().is_some_and(|a| a.is_complete()) => {
             Some("incomplete shipping address")
         }
         _ => None,
@@ -160,9 +153,8 @@ impl Handler for EnrichHandler {
             .ok_or_else(|| HandlerError::permanent("the webhook has no payload"))?;
         match trigger.as_str() {
             "ecomm_new_order" | "ecomm_order_changed" => {
-                let mut order: Order = serde_json::from_value(payload).map_err(|e| {
-                    HandlerError::permanent(format!("the payload is not a Webflow order: {e}"))
-                })?;
+                let mut order: Order = serde_json::from_value(payload)
+                    .map_err(|e| HandlerError::permanent(format!("the payload is not a Webflow order: {e}")))?;
                 let order_id = order
                     .order_id
                     .clone()
@@ -187,9 +179,8 @@ impl Handler for EnrichHandler {
                 })
             }
             "ecomm_inventory_changed" => {
-                let item: InventoryItem = serde_json::from_value(payload).map_err(|e| {
-                    HandlerError::permanent(format!("the payload is not an inventory item: {e}"))
-                })?;
+                let item: InventoryItem = serde_json::from_value(payload)
+                    .map_err(|e| HandlerError::permanent(format!("the payload is not an inventory item: {e}")))?;
                 Ok(Prepared::Inventory {
                     site_id: SiteId::new(site_id),
                     item,
@@ -215,9 +206,7 @@ impl Handler for EnrichHandler {
                 order,
                 fetch,
             } => apply_order(tx, message, &site_id, &trigger, &order, fetch, effects).await,
-            Prepared::Inventory { site_id, item } => {
-                self.apply_inventory(tx, &site_id, &item).await
-            }
+            Prepared::Inventory { site_id, item } => self.apply_inventory(tx, &site_id, &item).await,
         }
     }
 }
@@ -279,18 +268,13 @@ fn lines_of(order: &Order) -> Result<Vec<NewLine>, HandlerError> {
                 .filter(|s| !s.is_empty())
                 .or_else(|| item.variant_id.clone())
                 .ok_or_else(|| {
-                    HandlerError::permanent(format!(
-                        "line {} has neither variantSKU nor variantId",
-                        index + 1
-                    ))
+                    HandlerError::permanent(format!("line {} has neither variantSKU nor variantId", index + 1))
                 })?;
             let quantity = item.count.unwrap_or(0);
             let quantity = i32::try_from(quantity)
                 .ok()
                 .filter(|q| *q > 0)
-                .ok_or_else(|| {
-                    HandlerError::permanent(format!("line {} has count {quantity}", index + 1))
-                })?;
+                .ok_or_else(|| HandlerError::permanent(format!("line {} has count {quantity}", index + 1)))?;
             Ok(NewLine {
                 sku,
                 variant_id: item.variant_id.clone(),
@@ -317,15 +301,12 @@ async fn apply_order(
     let order_id = order.order_id.clone().unwrap_or_default();
     let status = order.status.as_ref().map(|s| s.as_str().to_owned());
     let shipping_required = order.is_shipping_required.unwrap_or(true);
-    let snapshot =
-        serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?;
+    let snapshot = serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?;
     let address = order
         .shipping_address
         .as_ref()
         .and_then(|a| serde_json::to_value(a).ok());
-    let source = message
-        .header(headers::SOURCE)
-        .unwrap_or_else(|| "webhook".into());
+    let source = message.header(headers::SOURCE).unwrap_or_else(|| "webhook".into());
 
     if let Some(call) = &fetch {
         audit::record(
@@ -508,12 +489,7 @@ async fn decide(
         Some(OrderStatus::Unfulfilled) if record.state == OrderState::Received => {
             if shipping_required {
                 orders::transition(tx, record, OrderState::Ready, Some("paid"), ACTOR).await?;
-                effects.emit(
-                    EnrichHandler::NAME,
-                    message,
-                    site_id,
-                    Event::OrderReadyV1 { order_id },
-                );
+                effects.emit(EnrichHandler::NAME, message, site_id, Event::OrderReadyV1 { order_id });
             } else if record.state_reason.as_deref() != Some("no_shipping_required") {
                 set_reason(tx, record, "no_shipping_required").await?;
             }
@@ -522,10 +498,7 @@ async fn decide(
             set_reason(tx, record, "payment_pending").await?;
         }
         Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if !record.state.is_terminal() => {
-            let reason = format!(
-                "webflow status {}",
-                status.map(OrderStatus::as_str).unwrap_or_default()
-            );
+            let reason = format!("webflow status {}", status.map(OrderStatus::as_str).unwrap_or_default());
             effects.emit(
                 EnrichHandler::NAME,
                 message,
@@ -534,8 +507,7 @@ async fn decide(
             );
         }
         Some(OrderStatus::Fulfilled)
-            if record.state.progress() < OrderState::Shipped.progress()
-                && !record.state.is_terminal() =>
+            if record.state.progress() < OrderState::Shipped.progress() && !record.state.is_terminal() =>
         {
             orders::transition(
                 tx,
@@ -551,11 +523,7 @@ async fn decide(
     Ok(())
 }
 
-async fn set_reason(
-    tx: &Transaction<'_>,
-    record: &OrderRecord,
-    reason: &str,
-) -> Result<(), HandlerError> {
+async fn set_reason(tx: &Transaction<'_>, record: &OrderRecord, reason: &str) -> Result<(), HandlerError> {
     tx.execute(
         "UPDATE orders SET state_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
         &[&record.id, &reason],
@@ -577,11 +545,7 @@ mod tests {
         order.shipping_address = None;
         assert_eq!(incompleteness(&order), Some("incomplete shipping address"));
         order.is_shipping_required = Some(false);
-        assert_eq!(
-            incompleteness(&order),
-            None,
-            "digital goods need no address"
-        );
+        assert_eq!(incompleteness(&order), None, "digital goods need no address");
         order.purchased_items.as_mut().unwrap()[0].variant_sku = None;
         assert!(incompleteness(&order).is_some());
     }

@@ -5,10 +5,7 @@ use clap::{Parser, Subcommand};
 use ingress::{Application, Settings};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Receives Webflow webhooks and publishes them to RabbitMQ"
-)]
+#[command(version, about = "Receives Webflow webhooks and publishes them to RabbitMQ")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -23,23 +20,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if let Some(Command::Healthcheck { url }) = Cli::parse().command {
-        return platform::health::probe(&url)
-            .await
-            .context("health check failed");
+        return platform::health::probe(&url).await.context("health check failed");
     }
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
-    platform::telemetry::init(platform::telemetry::subscriber(
-        &settings.telemetry,
-        std::io::stdout,
-    ));
+    platform::telemetry::init(platform::telemetry::subscriber(&settings.telemetry, std::io::stdout));
     let shutdown = platform::shutdown::on_signal();
     let app = Application::build(settings, shutdown).context("cannot start the ingress")?;
-    tracing::info!(
-        port = app.port(),
-        health_port = app.health_port(),
-        "ingress listening"
-    );
-    app.run_until_stopped()
-        .await
-        .context("ingress stopped with an error")
+    tracing::info!(port = app.port(), health_port = app.health_port(), "ingress listening");
+    app.run_until_stopped().await.context("ingress stopped with an error")
 }

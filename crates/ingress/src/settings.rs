@@ -1,8 +1,6 @@
 //! The ingress's settings: shared sections plus `[ingress]`.
 
-use platform::settings::{
-    AmqpSettings, HealthSettings, SettingsError, Validate, WebflowSettings, parse_bind,
-};
+use platform::settings::{AmqpSettings, HealthSettings, SettingsError, Validate, WebflowSettings, parse_bind};
 use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
@@ -51,22 +49,13 @@ impl Validate for Settings {
         parse_bind("ingress.bind", &self.ingress.bind)?;
         self.health.socket_addr()?;
         if self.ingress.max_body_bytes == 0 {
-            return Err(SettingsError::invalid(
-                "ingress.max_body_bytes",
-                "must be above 0",
-            ));
+            return Err(SettingsError::invalid("ingress.max_body_bytes", "must be above 0"));
         }
         if self.ingress.replay_window_secs == 0 {
-            return Err(SettingsError::invalid(
-                "ingress.replay_window_secs",
-                "must be above 0",
-            ));
+            return Err(SettingsError::invalid("ingress.replay_window_secs", "must be above 0"));
         }
         if self.ingress.publish_timeout_ms == 0 {
-            return Err(SettingsError::invalid(
-                "ingress.publish_timeout_ms",
-                "must be above 0",
-            ));
+            return Err(SettingsError::invalid("ingress.publish_timeout_ms", "must be above 0"));
         }
         Ok(())
     }

@@ -14,10 +14,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on `{addr}`: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
@@ -44,16 +41,12 @@ impl Application {
             settings.amqp.reconnect.clone(),
             shutdown.clone(),
         );
-        let publisher = Publisher::new(
-            amqp.clone(),
-            Duration::from_millis(settings.ingress.publish_timeout_ms),
-        );
+        let publisher = Publisher::new(amqp.clone(), Duration::from_millis(settings.ingress.publish_timeout_ms));
 
         let registry = prometheus::Registry::new();
         let metrics = IngressMetrics::register(&registry)?;
         let amqp_check = amqp.clone();
-        let checks: Vec<(&'static str, ReadinessCheck)> =
-            vec![("rabbitmq", Arc::new(move || amqp_check.is_ready()))];
+        let checks: Vec<(&'static str, ReadinessCheck)> = vec![("rabbitmq", Arc::new(move || amqp_check.is_ready()))];
         let health_state = HealthState::new(registry, checks);
 
         let secrets = settings
@@ -67,10 +60,8 @@ impl Application {
             publisher,
             exchange,
             max_body_bytes: settings.ingress.max_body_bytes,
-            replay_window_ms: i64::try_from(
-                settings.ingress.replay_window_secs.saturating_mul(1_000),
-            )
-            .unwrap_or(i64::MAX),
+            replay_window_ms: i64::try_from(settings.ingress.replay_window_secs.saturating_mul(1_000))
+                .unwrap_or(i64::MAX),
             metrics,
         });
 
@@ -92,10 +83,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .route(
-                    "/webhooks/webflow/{site_id}",
-                    web::post().to(receive_webflow_webhook),
-                )
+                .route("/webhooks/webflow/{site_id}", web::post().to(receive_webflow_webhook))
                 .configure(health::configure(app_health.clone()))
         })
         .disable_signals()
@@ -118,11 +106,10 @@ impl Application {
             addr: health_addr.clone(),
             source: std::io::Error::other(e),
         })?;
-        let health =
-            health::serve(health_listen, health_state).map_err(|source| StartupError::Bind {
-                addr: health_addr,
-                source,
-            })?;
+        let health = health::serve(health_listen, health_state).map_err(|source| StartupError::Bind {
+            addr: health_addr,
+            source,
+        })?;
         Ok(Self {
             port,
             health_port: health.addr.port(),

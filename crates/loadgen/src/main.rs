@@ -113,18 +113,7 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             partial,
             calls_url,
-        } => {
-            bench_pipeline(
-                url,
-                secret,
-                database_url,
-                orders,
-                concurrency,
-                partial,
-                calls_url,
-            )
-            .await
-        }
+        } => bench_pipeline(url, secret, database_url, orders, concurrency, partial, calls_url).await,
         Command::FakeWebflow { port } => fake_webflow(port).await,
     }
 }
@@ -142,8 +131,7 @@ async fn bench_ingress(
     ingress_pid: Option<u32>,
 ) -> anyhow::Result<()> {
     let run = format!("b{}", std::process::id());
-    let bodies: Arc<Vec<Vec<u8>>> =
-        Arc::new((0..requests).map(|i| webhook_body(&run, i, true)).collect());
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests).map(|i| webhook_body(&run, i, true)).collect());
     println!(
         "payload size: {} bytes; {requests} requests at concurrency {concurrency}",
         bodies[0].len()
@@ -154,43 +142,35 @@ async fn bench_ingress(
         .await
         .context("RabbitMQ")?;
     let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let exchange = format!("{namespace}.events");
     let baseline = {
         let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
-        closed_loop(
-            "baseline (lapin + confirms)",
-            requests,
-            concurrency,
-            move |i| {
-                let (channel, bodies, exchange) =
-                    (channel.clone(), bodies.clone(), exchange.clone());
-                async move {
-                    let confirm = channel
-                        .basic_publish(
-                            exchange.as_str().into(),
-                            "webhook.ecomm_new_order".into(),
-                            BasicPublishOptions {
-                                mandatory: true,
-                                ..Default::default()
-                            },
-                            &bodies[i],
-                            BasicProperties::default().with_delivery_mode(2),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if confirm.is_ack() && confirm.take_message().is_none() {
-                        Ok(())
-                    } else {
-                        Err("not confirmed".into())
-                    }
+        closed_loop("baseline (lapin + confirms)", requests, concurrency, move |i| {
+            let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
+            async move {
+                let confirm = channel
+                    .basic_publish(
+                        exchange.as_str().into(),
+                        "webhook.ecomm_new_order".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &bodies[i],
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if confirm.is_ack() && confirm.take_message().is_none() {
+                    Ok(())
+                } else {
+                    Err("not confirmed".into())
                 }
-            },
-        )
+            }
+        })
         .await
     };
     println!("{}", baseline.line());
@@ -198,21 +178,14 @@ async fn bench_ingress(
     let target = Arc::new(WebhookTarget {
         url,
         secret,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .build()?,
+        client: reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
     });
     let ingress = {
         let (target, bodies) = (target.clone(), bodies.clone());
-        closed_loop(
-            "ingress (signed webhooks)",
-            requests,
-            concurrency,
-            move |i| {
-                let (target, bodies) = (target.clone(), bodies.clone());
-                async move { target.send(bodies[i].clone()).await }
-            },
-        )
+        closed_loop("ingress (signed webhooks)", requests, concurrency, move |i| {
+            let (target, bodies) = (target.clone(), bodies.clone());
+            async move { target.send(bodies[i].clone()).await }
+        })
         .await
     };
     println!("{}", ingress.line());

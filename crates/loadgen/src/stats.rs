@@ -18,20 +18,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(
-        label: impl Into<String>,
-        mut latencies: Vec<Duration>,
-        failed: usize,
-        elapsed: Duration,
-    ) -> Self {
+    pub fn new(label: impl Into<String>, mut latencies: Vec<Duration>, failed: usize, elapsed: Duration) -> Self {
         latencies.sort_unstable();
         let ok = latencies.len();
         let pick = |q: f64| -> f64 {
             if latencies.is_empty() {
                 return 0.0;
             }
-            let index =
-                ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1;
+            let index = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1;
             latencies[index].as_secs_f64() * 1_000.0
         };
         Self {
@@ -51,14 +45,7 @@ impl Report {
     pub fn line(&self) -> String {
         format!(
             "{:<28} {:>7} ok {:>5} failed {:>9.1}/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
-            self.label,
-            self.ok,
-            self.failed,
-            self.throughput_per_s,
-            self.p50_ms,
-            self.p95_ms,
-            self.p99_ms,
-            self.max_ms
+            self.label, self.ok, self.failed, self.throughput_per_s, self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
         )
     }
 }

@@ -37,7 +37,8 @@ pub fn order_payload(order_id: &str, sku: &str, complete: bool) -> serde_json::V
 
 pub fn webhook_body(run: &str, index: usize, complete: bool) -> Vec<u8> {
     let order_id = format!("{run}-{index:06}");
-    let body = serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, BENCH_SKU, complete)});
+    let body =
+        serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, BENCH_SKU, complete)});
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -85,12 +86,7 @@ where
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (send, next, failed, latencies) = (
-            send.clone(),
-            next.clone(),
-            failed.clone(),
-            latencies.clone(),
-        );
+        let (send, next, failed, latencies) = (send.clone(), next.clone(), failed.clone(), latencies.clone());
         workers.push(tokio::spawn(async move {
             let mut local = Vec::new();
             loop {

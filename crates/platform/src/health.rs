@@ -66,9 +66,7 @@ async fn metrics(state: web::Data<HealthState>) -> HttpResponse {
     let mut buffer = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut buffer) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type(encoder.format_type())
-            .body(buffer),
+        Ok(()) => HttpResponse::Ok().content_type(encoder.format_type()).body(buffer),
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
     }
 }
@@ -124,11 +122,7 @@ pub async fn probe(url: &str) -> Result<(), ProbeError> {
     let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut response = Vec::new();
-    stream
-        .take(4096)
-        .read_to_end(&mut response)
-        .await
-        .map_err(io)?;
+    stream.take(4096).read_to_end(&mut response).await.map_err(io)?;
     let text = String::from_utf8_lossy(&response);
     let status_line = text.lines().next().unwrap_or_default().to_owned();
     let healthy = status_line

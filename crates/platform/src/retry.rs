@@ -68,11 +68,7 @@ mod tests {
             max_ms: 1_000,
             randomization: 0.0,
         };
-        let delays: Vec<u64> = policy
-            .delays()
-            .take(6)
-            .map(|d| d.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = policy.delays().take(6).map(|d| d.as_millis() as u64).collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
         assert_eq!(policy.delay_for_attempt(3), Duration::from_millis(400));
     }

@@ -69,10 +69,7 @@ where
         }
         builder = builder.add_source(config::File::from(path).format(format).required(true));
     }
-    let env: config::Map<String, String> = env
-        .into_iter()
-        .filter(|(key, _)| key.starts_with("WMS__"))
-        .collect();
+    let env: config::Map<String, String> = env.into_iter().filter(|(key, _)| key.starts_with("WMS__")).collect();
     builder = builder.add_source(
         config::Environment::with_prefix("WMS")
             .prefix_separator("__")
@@ -81,17 +78,14 @@ where
             .source(Some(env)),
     );
     let config = builder.build()?;
-    let mut settings: T = serde_path_to_error::deserialize(config).map_err(|error| {
-        SettingsError::invalid(error.path().to_string(), error.inner().to_string())
-    })?;
+    let mut settings: T = serde_path_to_error::deserialize(config)
+        .map_err(|error| SettingsError::invalid(error.path().to_string(), error.inner().to_string()))?;
     settings.validate()?;
     Ok(settings)
 }
 
 /// Accepts a list, or a comma-separated string (the only form an environment variable has).
-fn string_or_list<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<SecretString>, D::Error> {
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -168,10 +162,7 @@ impl AmqpSettings {
             ));
         }
         if self.prefetch == 0 {
-            return Err(SettingsError::invalid(
-                "amqp.prefetch",
-                "must be at least 1",
-            ));
+            return Err(SettingsError::invalid("amqp.prefetch", "must be at least 1"));
         }
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
             return Err(SettingsError::invalid(
@@ -269,10 +260,7 @@ impl WebflowSettings {
                 ));
             }
         } else if !base.starts_with("https://") {
-            return Err(SettingsError::invalid(
-                "webflow.api_base_url",
-                "must be an http(s) URL",
-            ));
+            return Err(SettingsError::invalid("webflow.api_base_url", "must be an http(s) URL"));
         }
         let mut seen = BTreeMap::new();
         for (name, site) in &mut self.sites {
@@ -299,13 +287,12 @@ impl WebflowSettings {
                         "give api_token or api_token_file, not both",
                     ));
                 }
-                let token = read_secret_file(path)
-                    .map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
+                let token = read_secret_file(path).map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
                 site.api_token = Some(SecretString::from(token));
             }
             if let Some(path) = &site.webhook_secrets_file {
-                let content = read_secret_file(path)
-                    .map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
+                let content =
+                    read_secret_file(path).map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
                 site.webhook_secrets.extend(
                     content
                         .lines()
@@ -382,12 +369,9 @@ impl HealthSettings {
 
 /// Parses a `host:port` listen address, naming `key` on error.
 pub fn parse_bind(key: &str, value: &str) -> Result<SocketAddr, SettingsError> {
-    value.parse().map_err(|e| {
-        SettingsError::invalid(
-            key,
-            format!("`{value}` is not an address like 0.0.0.0:8080 ({e})"),
-        )
-    })
+    value
+        .parse()
+        .map_err(|e| SettingsError::invalid(key, format!("`{value}` is not an address like 0.0.0.0:8080 ({e})")))
 }
 
 #[cfg(test)]
@@ -413,10 +397,7 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -474,27 +455,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err =
-            load_from::<Sample, _>(None, env(&[("WMS__AMQP__PREFETCH", "many")])).unwrap_err();
+        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__PREFETCH", "many")])).unwrap_err();
         assert!(err.to_string().contains("amqp.prefetch"), "{err}");
-        let err =
-            load_from::<Sample, _>(None, env(&[("WMS__AMQP__NAMESPACE", "Bad Name")])).unwrap_err();
+        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__NAMESPACE", "Bad Name")])).unwrap_err();
         assert!(err.to_string().contains("amqp.namespace"), "{err}");
-        let err = load_from::<Sample, _>(
-            None,
-            env(&[("WMS__WEBFLOW__API_BASE_URL", "http://localhost")]),
-        )
-        .unwrap_err();
+        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__API_BASE_URL", "http://localhost")])).unwrap_err();
         assert!(err.to_string().contains("webflow.api_base_url"), "{err}");
-        let err = load_from::<Sample, _>(
-            None,
-            env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")]),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("webflow.sites.shop.site_id"),
-            "{err}"
-        );
+        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("webflow.sites.shop.site_id"), "{err}");
         let err = load_from::<Sample, _>(None, env(&[("WMS__HEALTH__BIND", "nope")])).unwrap_err();
         assert!(err.to_string().contains("health.bind"), "{err}");
         let err = load_from::<Sample, _>(Some("/nonexistent.toml".into()), env(&[])).unwrap_err();

@@ -52,9 +52,7 @@ where
                     .with_writer(sink),
             ),
         ),
-        LogFormat::Pretty => {
-            Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink)))
-        }
+        LogFormat::Pretty => Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(sink))),
     }
 }
 

@@ -39,9 +39,7 @@ impl Handler for ReserveHandler {
     ) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::OrderReadyV1 { order_id } => {
-                let Some(order) =
-                    orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await?
-                else {
+                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -49,9 +47,7 @@ impl Handler for ReserveHandler {
                 try_reserve(tx, message, &order, effects).await
             }
             Event::OrderCancelledV1 { order_id, reason } => {
-                let Some(order) =
-                    orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await?
-                else {
+                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -59,9 +55,7 @@ impl Handler for ReserveHandler {
                 cancel(tx, &order, reason).await
             }
             Event::StockReceivedV1 { sku, .. } => {
-                for order_pk in
-                    orders::backordered_needing(tx, Some(sku.as_str()), BACKORDER_BATCH).await?
-                {
+                for order_pk in orders::backordered_needing(tx, Some(sku.as_str()), BACKORDER_BATCH).await? {
                     if let Some(order) = orders::lock_by_id(tx, order_pk).await? {
                         try_reserve(tx, message, &order, effects).await?;
                     }
@@ -106,16 +100,12 @@ async fn try_reserve(
                 ReserveHandler::NAME,
                 message,
                 &site_id,
-                Event::OrderReservedV1 {
-                    order_id,
-                    pick_task_id,
-                },
+                Event::OrderReservedV1 { order_id, pick_task_id },
             );
         }
         ReserveOutcome::Short { reason } => {
             if order.state == OrderState::Ready {
-                orders::transition(tx, order, OrderState::Backordered, Some(&reason), ACTOR)
-                    .await?;
+                orders::transition(tx, order, OrderState::Backordered, Some(&reason), ACTOR).await?;
                 effects.emit(
                     ReserveHandler::NAME,
                     message,
@@ -128,11 +118,7 @@ async fn try_reserve(
     Ok(())
 }
 
-async fn cancel(
-    tx: &Transaction<'_>,
-    order: &OrderRecord,
-    reason: &str,
-) -> Result<(), HandlerError> {
+async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Result<(), HandlerError> {
     if order.state.has_shipped() {
         orders::transition(
             tx,

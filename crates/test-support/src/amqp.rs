@@ -112,13 +112,7 @@ impl QueueObserver {
     }
 
     /// Publishes a raw message (tests inject poison, duplicates and replays with this).
-    pub async fn publish(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) {
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], properties: BasicProperties) {
         self.channel
             .basic_publish(
                 exchange.into(),

@@ -12,9 +12,9 @@ pub struct TestDatabase {
 
 async fn admin() -> tokio_postgres::Client {
     let url = format!("{}/postgres", crate::database_server_url());
-    let (client, connection) = tokio_postgres::connect(&url, NoTls).await.expect(
-        "PostgreSQL must run on 127.0.0.1:5432 with trust auth for user postgres (see README)",
-    );
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .expect("PostgreSQL must run on 127.0.0.1:5432 with trust auth for user postgres (see README)");
     tokio::spawn(connection);
     client
 }
@@ -22,10 +22,7 @@ async fn admin() -> tokio_postgres::Client {
 impl TestDatabase {
     /// Creates `wms_test_<random>` and applies the migrations.
     pub async fn create() -> Self {
-        let name = format!(
-            "wms_test_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..16]
-        );
+        let name = format!("wms_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         admin()
             .await
             .batch_execute(&format!("CREATE DATABASE {name}"))

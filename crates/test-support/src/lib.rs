@@ -1,11 +1,7 @@
 //! Test helpers shared by every crate's integration tests. Tests talk to the real services;
 //! these helpers only give each test its own namespace and a way to observe and break things.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 pub mod amqp;
 pub mod db;
@@ -15,14 +11,12 @@ use std::path::PathBuf;
 
 /// `WMS_TEST_AMQP_URL` or the local broker.
 pub fn amqp_url() -> String {
-    std::env::var("WMS_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("WMS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// `WMS_TEST_DATABASE_URL` (a server URL without database) or the local server.
 pub fn database_server_url() -> String {
-    std::env::var("WMS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("WMS_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A fresh AMQP namespace, unique per test.

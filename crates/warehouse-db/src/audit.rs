@@ -27,7 +27,13 @@ pub async fn record<C: GenericClient + Sync>(client: &C, entry: AuditEntry<'_>) 
     client
         .execute(
             "INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
-            &[&entry.site_id, &entry.order_id, &entry.kind, &entry.actor, &entry.detail],
+            &[
+                &entry.site_id,
+                &entry.order_id,
+                &entry.kind,
+                &entry.actor,
+                &entry.detail,
+            ],
         )
         .await?;
     Ok(())

@@ -2,9 +2,7 @@ use tokio_postgres::error::SqlState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error(
-        "database `{0}` does not exist; create it (createdb -h <host> -U postgres {0}) or fix database.url"
-    )]
+    #[error("database `{0}` does not exist; create it (createdb -h <host> -U postgres {0}) or fix database.url")]
     DatabaseMissing(String),
     #[error("invalid database.url: {0}")]
     InvalidUrl(String),
@@ -41,10 +39,7 @@ impl DbError {
                     None => true,
                 }
             }
-            Self::DatabaseMissing(_)
-            | Self::InvalidUrl(_)
-            | Self::Migration(_)
-            | Self::Conflict(_) => false,
+            Self::DatabaseMissing(_) | Self::InvalidUrl(_) | Self::Migration(_) | Self::Conflict(_) => false,
         }
     }
 

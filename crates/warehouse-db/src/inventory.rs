@@ -25,10 +25,7 @@ pub struct StockLevel {
 }
 
 /// Reserves every line of an order or none, and creates its pick task.
-pub async fn reserve_order<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-) -> Result<ReserveOutcome> {
+pub async fn reserve_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<ReserveOutcome> {
     let wanted = client
         .query(
             "SELECT sku, SUM(quantity)::bigint FROM order_lines WHERE order_id = $1 GROUP BY sku ORDER BY sku",
@@ -103,10 +100,7 @@ pub async fn reserve_order<C: GenericClient + Sync>(
 
 /// Releases an order's active reservations and cancels its open pick task.
 /// Returns the quantities released per SKU.
-pub async fn release_order<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-) -> Result<Vec<(String, i64)>> {
+pub async fn release_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
     let released = client
         .query(
             "UPDATE reservations SET status = 'released', closed_at = now()
@@ -134,11 +128,7 @@ pub async fn release_order<C: GenericClient + Sync>(
 }
 
 /// Adds received stock (creating the SKU if new).
-pub async fn receive<C: GenericClient + Sync>(
-    client: &C,
-    sku: &str,
-    quantity: i64,
-) -> Result<StockLevel> {
+pub async fn receive<C: GenericClient + Sync>(client: &C, sku: &str, quantity: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
@@ -151,11 +141,7 @@ pub async fn receive<C: GenericClient + Sync>(
 }
 
 /// Sets the counted stock of a SKU (refused by the CHECK if below what is reserved).
-pub async fn set_on_hand<C: GenericClient + Sync>(
-    client: &C,
-    sku: &str,
-    on_hand: i64,
-) -> Result<StockLevel> {
+pub async fn set_on_hand<C: GenericClient + Sync>(client: &C, sku: &str, on_hand: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
@@ -169,18 +155,12 @@ pub async fn set_on_hand<C: GenericClient + Sync>(
 
 pub async fn get<C: GenericClient + Sync>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
     let row = client
-        .query_opt(
-            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1",
-            &[&sku],
-        )
+        .query_opt("SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1", &[&sku])
         .await?;
     Ok(row.as_ref().map(level))
 }
 
-pub async fn by_variant<C: GenericClient + Sync>(
-    client: &C,
-    variant_id: &str,
-) -> Result<Option<StockLevel>> {
+pub async fn by_variant<C: GenericClient + Sync>(client: &C, variant_id: &str) -> Result<Option<StockLevel>> {
     let row = client
         .query_opt(
             "SELECT sku, on_hand, reserved FROM inventory WHERE variant_id = $1 LIMIT 1",

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod floor;
 pub mod idempotency;
 pub mod inventory;
 pub mod migrate;

@@ -17,9 +17,7 @@ pub async fn run(pool: &Pool) -> Result<usize> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
-    let outcome = embedded::migrations::runner()
-        .run_async(&mut **client)
-        .await;
+    let outcome = embedded::migrations::runner().run_async(&mut **client).await;
     // Unlock even when the migration failed; the session would release it on close anyway.
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])

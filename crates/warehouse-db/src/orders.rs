@@ -75,14 +75,8 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
 }
 
 /// Reads an order and locks it for the rest of the transaction.
-pub async fn lock<C: GenericClient + Sync>(
-    client: &C,
-    site_id: &str,
-    order_id: &str,
-) -> Result<Option<OrderRecord>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE"
-    );
+pub async fn lock<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE");
     client
         .query_opt(&sql, &[&site_id, &order_id])
         .await?
@@ -91,11 +85,7 @@ pub async fn lock<C: GenericClient + Sync>(
         .transpose()
 }
 
-pub async fn find<C: GenericClient + Sync>(
-    client: &C,
-    site_id: &str,
-    order_id: &str,
-) -> Result<Option<OrderRecord>> {
+pub async fn find<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2");
     client
         .query_opt(&sql, &[&site_id, &order_id])
@@ -105,17 +95,9 @@ pub async fn find<C: GenericClient + Sync>(
         .transpose()
 }
 
-pub async fn lock_by_id<C: GenericClient + Sync>(
-    client: &C,
-    id: i64,
-) -> Result<Option<OrderRecord>> {
+pub async fn lock_by_id<C: GenericClient + Sync>(client: &C, id: i64) -> Result<Option<OrderRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE");
-    client
-        .query_opt(&sql, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 /// Inserts an order with its lines, or returns `None` if a concurrent transaction inserted
@@ -156,11 +138,7 @@ pub async fn insert<C: GenericClient + Sync>(
 }
 
 /// Replaces an order's lines (only before stock is reserved).
-pub async fn replace_lines<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-    lines: &[NewLine],
-) -> Result<()> {
+pub async fn replace_lines<C: GenericClient + Sync>(client: &C, order_pk: i64, lines: &[NewLine]) -> Result<()> {
     client
         .execute("DELETE FROM order_lines WHERE order_id = $1", &[&order_pk])
         .await?;
@@ -313,10 +291,7 @@ pub async fn backordered_needing<C: GenericClient + Sync>(
 /// Counts orders per state (tests, dashboards).
 pub async fn count_by_state<C: GenericClient + Sync>(client: &C) -> Result<Vec<(String, i64)>> {
     let rows = client
-        .query(
-            "SELECT state, count(*) FROM orders GROUP BY state ORDER BY state",
-            &[],
-        )
+        .query("SELECT state, count(*) FROM orders GROUP BY state ORDER BY state", &[])
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

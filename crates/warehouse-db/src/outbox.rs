@@ -19,8 +19,7 @@ pub async fn enqueue<C: GenericClient + Sync>(
     envelope: &Envelope,
     source: Option<(&str, &str)>,
 ) -> Result<()> {
-    let payload =
-        serde_json::to_value(envelope).map_err(|e| crate::DbError::Conflict(e.to_string()))?;
+    let payload = serde_json::to_value(envelope).map_err(|e| crate::DbError::Conflict(e.to_string()))?;
     let (source_consumer, source_message_id) = source.unzip();
     client
         .execute(
@@ -74,20 +73,14 @@ pub async fn mark_published<C: GenericClient + Sync>(client: &C, ids: &[i64]) ->
         return Ok(());
     }
     client
-        .execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
-            &[&ids],
-        )
+        .execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", &[&ids])
         .await?;
     Ok(())
 }
 
 pub async fn unpublished_count<C: GenericClient + Sync>(client: &C) -> Result<i64> {
     Ok(client
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
         .await?
         .get(0))
 }

@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-pub use deadpool_postgres::{Object, Pool};
+pub use deadpool_postgres::{Object, Pool, PoolError};
 
 /// Builds a pool and checks that the database answers. A database that does not exist is
 /// reported as [`DbError::DatabaseMissing`].
 pub async fn connect(url: &SecretString, size: usize) -> Result<Pool> {
-    let config = tokio_postgres::Config::from_str(url.expose_secret())
-        .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+    let config =
+        tokio_postgres::Config::from_str(url.expose_secret()).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
     let dbname = config.get_dbname().unwrap_or("postgres").to_owned();
     let manager = Manager::from_config(
         config,
@@ -33,9 +33,7 @@ pub async fn connect(url: &SecretString, size: usize) -> Result<Pool> {
         .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
     match pool.get().await {
         Ok(_) => Ok(pool),
-        Err(deadpool_postgres::PoolError::Backend(error))
-            if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) =>
-        {
+        Err(deadpool_postgres::PoolError::Backend(error)) if error.code() == Some(&SqlState::INVALID_CATALOG_NAME) => {
             Err(DbError::DatabaseMissing(dbname))
         }
         Err(error) => Err(error.into()),

@@ -5,8 +5,8 @@
 //! A plain-`http` base URL is refused unless explicitly allowed (the local simulator).
 
 use crate::types::{
-    CreateWebhookRequest, ErrorBody, FulfillOrderRequest, Order, OrderList, OrderStatus,
-    RefundOrderRequest, UpdateOrderRequest, Webhook, WebhookList,
+    CreateWebhookRequest, ErrorBody, FulfillOrderRequest, Order, OrderList, OrderStatus, RefundOrderRequest,
+    UpdateOrderRequest, Webhook, WebhookList,
 };
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -44,10 +44,7 @@ pub enum WebflowError {
         source: reqwest::Error,
     },
     #[error("unexpected response body from {} {}: {message}", call.method, call.path)]
-    Decode {
-        call: Box<CallRecord>,
-        message: String,
-    },
+    Decode { call: Box<CallRecord>, message: String },
 }
 
 impl WebflowError {
@@ -62,8 +59,7 @@ impl WebflowError {
 
     /// The outcome of the call is unknown (the request may have been applied).
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Network { .. })
-            || self.status().is_some_and(|s| s >= 500)
+        matches!(self, Self::Timeout { .. } | Self::Network { .. }) || self.status().is_some_and(|s| s >= 500)
     }
 
     pub fn status(&self) -> Option<u16> {
@@ -113,11 +109,7 @@ impl std::fmt::Debug for WebflowClient {
 }
 
 impl WebflowClient {
-    pub fn new(
-        base_url: &str,
-        timeout: Duration,
-        allow_insecure_http: bool,
-    ) -> Result<Self, WebflowError> {
+    pub fn new(base_url: &str, timeout: Duration, allow_insecure_http: bool) -> Result<Self, WebflowError> {
         let base_url = Url::parse(base_url.trim_end_matches('/'))
             .map_err(|e| WebflowError::Config(format!("webflow.api_base_url `{base_url}`: {e}")))?;
         match base_url.scheme() {
@@ -130,9 +122,7 @@ impl WebflowClient {
                 ));
             }
             other => {
-                return Err(WebflowError::Config(format!(
-                    "unsupported scheme `{other}`"
-                )));
+                return Err(WebflowError::Config(format!("unsupported scheme `{other}`")));
             }
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -156,14 +146,8 @@ impl WebflowClient {
         site_id: &str,
         order_id: &str,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.call::<(), _>(
-            token,
-            Method::GET,
-            &["sites", site_id, "orders", order_id],
-            &[],
-            None,
-        )
-        .await
+        self.call::<(), _>(token, Method::GET, &["sites", site_id, "orders", order_id], &[], None)
+            .await
     }
 
     /// One page of orders; `limit` is at most 100.
@@ -175,21 +159,12 @@ impl WebflowClient {
         offset: u32,
         limit: u32,
     ) -> Result<ApiResponse<OrderList>, WebflowError> {
-        let mut query = vec![
-            ("offset", offset.to_string()),
-            ("limit", limit.min(100).to_string()),
-        ];
+        let mut query = vec![("offset", offset.to_string()), ("limit", limit.min(100).to_string())];
         if let Some(status) = status {
             query.push(("status", status.as_str().to_owned()));
         }
-        self.call::<(), _>(
-            token,
-            Method::GET,
-            &["sites", site_id, "orders"],
-            &query,
-            None,
-        )
-        .await
+        self.call::<(), _>(token, Method::GET, &["sites", site_id, "orders"], &query, None)
+            .await
     }
 
     pub async fn update_order(
@@ -248,14 +223,8 @@ impl WebflowClient {
         token: &SecretString,
         site_id: &str,
     ) -> Result<ApiResponse<WebhookList>, WebflowError> {
-        self.call::<(), _>(
-            token,
-            Method::GET,
-            &["sites", site_id, "webhooks"],
-            &[],
-            None,
-        )
-        .await
+        self.call::<(), _>(token, Method::GET, &["sites", site_id, "webhooks"], &[], None)
+            .await
     }
 
     pub async fn create_webhook(
@@ -264,14 +233,8 @@ impl WebflowClient {
         site_id: &str,
         body: &CreateWebhookRequest,
     ) -> Result<ApiResponse<Webhook>, WebflowError> {
-        self.call(
-            token,
-            Method::POST,
-            &["sites", site_id, "webhooks"],
-            &[],
-            Some(body),
-        )
-        .await
+        self.call(token, Method::POST, &["sites", site_id, "webhooks"], &[], Some(body))
+            .await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -313,9 +276,7 @@ impl WebflowClient {
         let response = match response {
             Ok(response) => response,
             Err(source) if source.is_timeout() => {
-                return Err(WebflowError::Timeout {
-                    call: Box::new(call),
-                });
+                return Err(WebflowError::Timeout { call: Box::new(call) });
             }
             Err(source) => {
                 return Err(WebflowError::Network {
@@ -326,16 +287,7 @@ impl WebflowClient {
         };
         let status = response.status();
         call.status = Some(status.as_u16());
-        let header_u32 = |name: &str| {
-            response
-                .headers()
-                .get(name)?
-                .to_str()
-                .ok()?
-                .trim()
-                .parse::<u32>()
-                .ok()
-        };
+        let header_u32 = |name: &str| response.headers().get(name)?.to_str().ok()?.trim().parse::<u32>().ok();
         call.rate_limit_remaining = header_u32("x-ratelimit-remaining");
         call.rate_limit_limit = header_u32("x-ratelimit-limit");
         let retry_after = response
@@ -346,9 +298,7 @@ impl WebflowClient {
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
             Err(source) if source.is_timeout() => {
-                return Err(WebflowError::Timeout {
-                    call: Box::new(call),
-                });
+                return Err(WebflowError::Timeout { call: Box::new(call) });
             }
             Err(source) => {
                 return Err(WebflowError::Network {
@@ -389,8 +339,7 @@ impl WebflowClient {
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds >= 0.0 && seconds.is_finite())
-            .then(|| Duration::from_secs_f64(seconds.min(3_600.0)));
+        return (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds.min(3_600.0)));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let wait = at
@@ -408,10 +357,7 @@ mod tests {
     fn retry_after_seconds_and_dates() {
         assert_eq!(parse_retry_after("60"), Some(Duration::from_secs(60)));
         assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1_500)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 
@@ -419,8 +365,6 @@ mod tests {
     fn plain_http_is_refused_unless_allowed() {
         assert!(WebflowClient::new("http://localhost:1", Duration::from_secs(1), false).is_err());
         assert!(WebflowClient::new("http://localhost:1", Duration::from_secs(1), true).is_ok());
-        assert!(
-            WebflowClient::new("https://api.webflow.com/v2", Duration::from_secs(1), false).is_ok()
-        );
+        assert!(WebflowClient::new("https://api.webflow.com/v2", Duration::from_secs(1), false).is_ok());
     }
 }

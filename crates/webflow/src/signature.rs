@@ -94,11 +94,7 @@ pub fn verify_webhook<S: AsRef<str>>(
         // ring's verify compares in constant time.
         matched |= hmac::verify(&key, &message, &expected).is_ok();
     }
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
 fn parse_timestamp(raw: &str) -> Result<i64, SignatureError> {
@@ -187,10 +183,7 @@ mod tests {
         for ts in [now - WINDOW, now + WINDOW] {
             let ts = ts.to_string();
             let sig = sign(SECRET, &ts, body);
-            assert_eq!(
-                verify_webhook(&[SECRET], headers(&ts, &sig), body, now, WINDOW),
-                Ok(())
-            );
+            assert_eq!(verify_webhook(&[SECRET], headers(&ts, &sig), body, now, WINDOW), Ok(()));
         }
     }
 
@@ -207,10 +200,7 @@ mod tests {
             ("1000", &sig[..63], SignatureError::MalformedSignature),
         ];
         for (ts, s, want) in cases {
-            assert_eq!(
-                verify_webhook(&[SECRET], headers(ts, s), body, 1000, WINDOW),
-                Err(want)
-            );
+            assert_eq!(verify_webhook(&[SECRET], headers(ts, s), body, 1000, WINDOW), Err(want));
         }
         let upper = sig.to_uppercase();
         assert_eq!(

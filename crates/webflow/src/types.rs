@@ -282,10 +282,7 @@ pub struct UpdateOrderRequest {
     pub shipping_provider: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping_tracking: Option<String>,
-    #[serde(
-        rename = "shippingTrackingURL",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "shippingTrackingURL", skip_serializing_if = "Option::is_none")]
     pub shipping_tracking_url: Option<String>,
 }
 
@@ -344,10 +341,7 @@ impl fmt::Debug for Webhook {
             .field("trigger_type", &self.trigger_type)
             .field("url", &self.url)
             .field("site_id", &self.site_id)
-            .field(
-                "secret_key",
-                &self.secret_key.as_ref().map(|_| "[redacted]"),
-            )
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "[redacted]"))
             .finish_non_exhaustive()
     }
 }
@@ -393,9 +387,7 @@ fn lenient_int<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>
             } else {
                 match n.as_f64() {
                     Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-                    _ => Err(serde::de::Error::custom(format!(
-                        "`{n}` is not a whole number"
-                    ))),
+                    _ => Err(serde::de::Error::custom(format!("`{n}` is not a whole number"))),
                 }
             }
         }
@@ -451,8 +443,7 @@ mod tests {
     #[test]
     fn money_is_minor_units_in_a_string() {
         let price: OrderPrice =
-            serde_json::from_str(r#"{"unit":"USD","value":"11873","string":"$ 118.73 USD"}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"unit":"USD","value":"11873","string":"$ 118.73 USD"}"#).unwrap();
         assert_eq!(price.minor_units(), Some(11873));
     }
 

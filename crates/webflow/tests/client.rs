@@ -41,10 +41,7 @@ async fn get_order_sends_the_bearer_token_and_decodes_the_order() {
         .expect(1)
         .mount(&server)
         .await;
-    let response = client(&server)
-        .get_order(&token(), SITE, "fc7-128")
-        .await
-        .unwrap();
+    let response = client(&server).get_order(&token(), SITE, "fc7-128").await.unwrap();
     assert!(response.value.order_id.is_some());
     assert_eq!(response.call.status, Some(200));
     assert_eq!(response.call.rate_limit_remaining, Some(59));
@@ -57,19 +54,17 @@ async fn write_calls_use_webflow_wire_names() {
     let server = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path(format!("/sites/{SITE}/orders/fc7-128")))
-        .and(body_json(serde_json::json!({"shippingProvider":"UPS","shippingTracking":"1Z","shippingTrackingURL":"https://t/1Z"})))
+        .and(body_json(
+            serde_json::json!({"shippingProvider":"UPS","shippingTracking":"1Z","shippingTrackingURL":"https://t/1Z"}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("order.update.response.json")))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path(format!("/sites/{SITE}/orders/fc7-128/fulfill")))
-        .and(body_json(
-            serde_json::json!({"sendOrderFulfilledEmail": true}),
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("order.fulfill.response.json")),
-        )
+        .and(body_json(serde_json::json!({"sendOrderFulfilledEmail": true})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("order.fulfill.response.json")))
         .expect(1)
         .mount(&server)
         .await;
@@ -80,10 +75,7 @@ async fn write_calls_use_webflow_wire_names() {
         shipping_tracking_url: Some("https://t/1Z".into()),
         comment: None,
     };
-    client
-        .update_order(&token(), SITE, "fc7-128", &update)
-        .await
-        .unwrap();
+    client.update_order(&token(), SITE, "fc7-128", &update).await.unwrap();
     client
         .fulfill_order(
             &token(),
@@ -105,9 +97,7 @@ async fn list_orders_pages_with_status_offset_and_limit() {
         .and(query_param("status", "unfulfilled"))
         .and(query_param("offset", "100"))
         .and(query_param("limit", "100"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("orders.list.response.json")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("orders.list.response.json")))
         .expect(1)
         .mount(&server)
         .await;
@@ -140,10 +130,7 @@ async fn errors_are_typed_and_classified() {
             )
             .mount(&server)
             .await;
-        let error = client(&server)
-            .get_order(&token(), SITE, "x")
-            .await
-            .unwrap_err();
+        let error = client(&server).get_order(&token(), SITE, "x").await.unwrap_err();
         assert_eq!(error.status(), Some(status), "{name}");
         assert_eq!(error.is_transient(), transient, "{name}");
         assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
@@ -151,10 +138,7 @@ async fn errors_are_typed_and_classified() {
             panic!("{error:?}")
         };
         assert_eq!(parsed.code.as_deref(), body["code"].as_str(), "{name}");
-        assert!(
-            !error.to_string().contains("site-token"),
-            "token leaked: {error}"
-        );
+        assert!(!error.to_string().contains("site-token"), "token leaked: {error}");
     }
 }
 
@@ -187,10 +171,7 @@ async fn a_non_json_error_body_is_kept_as_the_message() {
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad gateway"))
         .mount(&server)
         .await;
-    let error = client(&server)
-        .get_order(&token(), SITE, "x")
-        .await
-        .unwrap_err();
+    let error = client(&server).get_order(&token(), SITE, "x").await.unwrap_err();
     let WebflowError::Api { body, .. } = &error else {
         panic!()
     };

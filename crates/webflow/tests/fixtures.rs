@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 use webflow::{
-    ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
-    RefundOrderRequest, RefundReason, TriggerType, UpdateOrderRequest, Webhook, WebhookEnvelope,
-    WebhookList, WebhookSignature, verify_webhook,
+    ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus, RefundOrderRequest, RefundReason,
+    TriggerType, UpdateOrderRequest, Webhook, WebhookEnvelope, WebhookList, WebhookSignature, verify_webhook,
 };
 
 fn fixture(name: &str) -> String {
@@ -27,13 +26,7 @@ fn order_fixtures_parse_with_webflow_names() {
     let item = &order.items()[0];
     assert!(item.variant_sku.is_some(), "variantSKU must map");
     assert!(item.count.is_some());
-    assert!(
-        order
-            .customer_paid
-            .as_ref()
-            .and_then(|p| p.minor_units())
-            .is_some()
-    );
+    assert!(order.customer_paid.as_ref().and_then(|p| p.minor_units()).is_some());
 
     for name in [
         "order.update.response.json",
@@ -43,10 +36,7 @@ fn order_fixtures_parse_with_webflow_names() {
     ] {
         let order: Order = parse(name);
         assert!(order.status.is_some(), "{name}");
-        assert!(
-            !matches!(order.status, Some(OrderStatus::Other(_))),
-            "{name}"
-        );
+        assert!(!matches!(order.status, Some(OrderStatus::Other(_))), "{name}");
     }
 
     let list: OrderList = parse("orders.list.response.json");
@@ -57,10 +47,7 @@ fn order_fixtures_parse_with_webflow_names() {
 #[test]
 fn request_fixtures_round_trip() {
     let update: UpdateOrderRequest = parse("order.update.request.json");
-    assert!(
-        update.shipping_tracking_url.is_some(),
-        "shippingTrackingURL must map"
-    );
+    assert!(update.shipping_tracking_url.is_some(), "shippingTrackingURL must map");
     let again = serde_json::to_value(&update).unwrap();
     assert_eq!(
         again,
@@ -84,8 +71,7 @@ fn webhook_bodies_parse() {
     let changed: WebhookEnvelope<Order> = parse("webhook.ecomm_order_changed.body.json");
     assert_eq!(changed.trigger_type, TriggerType::EcommOrderChanged);
 
-    let inventory: WebhookEnvelope<InventoryItem> =
-        parse("webhook.ecomm_inventory_changed.body.json");
+    let inventory: WebhookEnvelope<InventoryItem> = parse("webhook.ecomm_inventory_changed.body.json");
     assert_eq!(inventory.trigger_type, TriggerType::EcommInventoryChanged);
     assert!(inventory.payload.unwrap().id.is_some());
 }
@@ -106,10 +92,7 @@ fn webhook_management_fixtures_parse() {
 
 #[test]
 fn inventory_fixtures_parse() {
-    for name in [
-        "inventory.get.response.json",
-        "inventory.update.response.json",
-    ] {
+    for name in ["inventory.get.response.json", "inventory.update.response.json"] {
         let item: InventoryItem = parse(name);
         assert!(item.inventory_type.is_some(), "{name}");
     }
@@ -125,15 +108,9 @@ fn every_error_body_parses() {
         ("error.401.not_authorized.json", "not_authorized"),
         ("error.403.missing_scopes.json", "missing_scopes"),
         ("error.404.resource_not_found.json", "resource_not_found"),
-        (
-            "error.409.ecommerce_not_enabled.json",
-            "ecommerce_not_enabled",
-        ),
+        ("error.409.ecommerce_not_enabled.json", "ecommerce_not_enabled"),
         ("error.429.too_many_requests.json", "too_many_requests"),
-        (
-            "error.429.too_many_requests.docs-rate-limits.json",
-            "too_many_requests",
-        ),
+        ("error.429.too_many_requests.docs-rate-limits.json", "too_many_requests"),
         ("error.500.internal_error.json", "internal_error"),
     ];
     for (name, code) in cases {
@@ -155,10 +132,7 @@ fn synthetic_signature_vector_verifies() {
     );
 
     let now: i64 = timestamp.parse().unwrap();
-    let headers = WebhookSignature {
-        timestamp,
-        signature,
-    };
+    let headers = WebhookSignature { timestamp, signature };
     assert_eq!(
         verify_webhook(&[secret], headers, body.as_bytes(), now, 300_000),
         Ok(())
@@ -171,12 +145,7 @@ fn synthetic_signature_vector_verifies() {
         signature: &upper,
     };
     assert!(verify_webhook(&[secret], headers, body.as_bytes(), now, 300_000).is_err());
-    let pretty =
-        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(body).unwrap())
-            .unwrap();
-    let headers = WebhookSignature {
-        timestamp,
-        signature,
-    };
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(body).unwrap()).unwrap();
+    let headers = WebhookSignature { timestamp, signature };
     assert!(verify_webhook(&[secret], headers, pretty.as_bytes(), now, 300_000).is_err());
 }

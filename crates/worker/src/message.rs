@@ -23,8 +23,8 @@ pub struct IncomingMessage {
 impl IncomingMessage {
     pub fn from_delivery(delivery: &lapin::message::Delivery) -> Self {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let routing_key = headers::get_str(Some(&headers), ORIGINAL_ROUTING_KEY)
-            .unwrap_or_else(|| delivery.routing_key.to_string());
+        let routing_key =
+            headers::get_str(Some(&headers), ORIGINAL_ROUTING_KEY).unwrap_or_else(|| delivery.routing_key.to_string());
         let message_id = delivery
             .properties
             .message_id()
@@ -41,11 +41,7 @@ impl IncomingMessage {
             message_id,
             routing_key,
             body: delivery.data.clone(),
-            correlation_id: delivery
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|c| c.to_string()),
+            correlation_id: delivery.properties.correlation_id().as_ref().map(|c| c.to_string()),
             headers,
             attempt,
         }
@@ -57,15 +53,12 @@ impl IncomingMessage {
 
     /// Parses the body as an internal event envelope.
     pub fn envelope(&self) -> Result<Envelope, HandlerError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| HandlerError::permanent(format!("not an event envelope: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| HandlerError::permanent(format!("not an event envelope: {e}")))
     }
 
     /// Correlation id for events caused by this message.
     pub fn correlation(&self) -> String {
-        self.correlation_id
-            .clone()
-            .unwrap_or_else(|| self.message_id.clone())
+        self.correlation_id.clone().unwrap_or_else(|| self.message_id.clone())
     }
 }
 
@@ -86,13 +79,7 @@ pub struct Effects {
 impl Effects {
     /// Emits `event` caused by `cause`. Its message id derives from the cause, the consumer and
     /// the event, so re-running the same handler emits the same id (and consumers dedupe).
-    pub fn emit(
-        &mut self,
-        consumer: &str,
-        cause: &IncomingMessage,
-        site_id: &SiteId,
-        event: Event,
-    ) {
+    pub fn emit(&mut self, consumer: &str, cause: &IncomingMessage, site_id: &SiteId, event: Event) {
         let index = self.events.len();
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for part in [

@@ -11,18 +11,13 @@ pub struct WorkerMetrics {
 impl WorkerMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let messages = IntCounterVec::new(
-            Opts::new(
-                "wms_worker_messages_total",
-                "Messages handled, by consumer and outcome",
-            ),
+            Opts::new("wms_worker_messages_total", "Messages handled, by consumer and outcome"),
             &["consumer", "outcome"],
         )?;
         let handler_seconds = HistogramVec::new(
-            HistogramOpts::new("wms_worker_handler_seconds", "Time to handle one message").buckets(
-                vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
-            ),
+            HistogramOpts::new("wms_worker_handler_seconds", "Time to handle one message").buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["consumer"],
         )?;
         let outbox_published = IntCounterVec::new(

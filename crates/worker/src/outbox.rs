@@ -30,12 +30,7 @@ pub struct OutboxPublisher {
 }
 
 impl OutboxPublisher {
-    pub fn new(
-        pool: Pool,
-        publisher: Publisher,
-        topology: Topology,
-        app_id: impl Into<String>,
-    ) -> Self {
+    pub fn new(pool: Pool, publisher: Publisher, topology: Topology, app_id: impl Into<String>) -> Self {
         Self {
             pool,
             publisher,
@@ -45,13 +40,8 @@ impl OutboxPublisher {
     }
 
     /// Publishes the unpublished events that handling `source` produced. Returns how many.
-    pub async fn publish_for(
-        &self,
-        consumer: &str,
-        source_message_id: &str,
-    ) -> Result<usize, OutboxError> {
-        self.publish_batch(Some((consumer, source_message_id)), 0, 1_000)
-            .await
+    pub async fn publish_for(&self, consumer: &str, source_message_id: &str) -> Result<usize, OutboxError> {
+        self.publish_batch(Some((consumer, source_message_id)), 0, 1_000).await
     }
 
     /// Publishes up to `limit` events older than `min_age_ms` (the relay). Returns how many.
@@ -109,11 +99,7 @@ impl OutboxPublisher {
             .await;
         match result {
             // An event nobody subscribes to (yet) is a fact with no audience, not a failure.
-            Err(PublishError::Unroutable { .. })
-                if !self.topology.is_consumed(&message.routing_key) =>
-            {
-                Ok(())
-            }
+            Err(PublishError::Unroutable { .. }) if !self.topology.is_consumed(&message.routing_key) => Ok(()),
             other => other,
         }
     }

@@ -28,10 +28,7 @@ pub trait Handler: Send + Sync + 'static {
     const NAME: &'static str;
     type Prepared: Send + 'static;
 
-    fn prepare(
-        &self,
-        message: &IncomingMessage,
-    ) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
+    fn prepare(&self, message: &IncomingMessage) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
 
     fn apply(
         &self,
@@ -104,9 +101,7 @@ impl<H: Handler> WorkerRuntime<H> {
     ) -> Result<Self, prometheus::Error> {
         let metrics = match WorkerMetrics::register(registry) {
             Ok(metrics) => metrics,
-            Err(prometheus::Error::AlreadyReg) => {
-                WorkerMetrics::register(&prometheus::Registry::new())?
-            }
+            Err(prometheus::Error::AlreadyReg) => WorkerMetrics::register(&prometheus::Registry::new())?,
             Err(error) => return Err(error),
         };
         let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
@@ -198,13 +193,9 @@ impl<H: Handler> WorkerRuntime<H> {
             return Ok(self.finish_duplicate(message).await);
         }
         let mut effects = Effects::default();
-        shared
-            .handler
-            .apply(&tx, message, prepared, &mut effects)
-            .await?;
+        shared.handler.apply(&tx, message, prepared, &mut effects).await?;
         for event in effects.events() {
-            warehouse_db::outbox::enqueue(&*tx, event, Some((H::NAME, &message.message_id)))
-                .await?;
+            warehouse_db::outbox::enqueue(&*tx, event, Some((H::NAME, &message.message_id))).await?;
         }
         tx.commit().await?;
         drop(client);
@@ -212,11 +203,7 @@ impl<H: Handler> WorkerRuntime<H> {
         if effects.events().is_empty() {
             return Ok(Disposition::Processed);
         }
-        match shared
-            .outbox
-            .publish_for(H::NAME, &message.message_id)
-            .await
-        {
+        match shared.outbox.publish_for(H::NAME, &message.message_id).await {
             Ok(count) => {
                 shared
                     .metrics
@@ -234,12 +221,7 @@ impl<H: Handler> WorkerRuntime<H> {
     }
 
     async fn finish_duplicate(&self, message: &IncomingMessage) -> Disposition {
-        match self
-            .shared
-            .outbox
-            .publish_for(H::NAME, &message.message_id)
-            .await
-        {
+        match self.shared.outbox.publish_for(H::NAME, &message.message_id).await {
             Ok(count) => {
                 if count > 0 {
                     self.shared
@@ -263,15 +245,10 @@ impl<H: Handler> WorkerRuntime<H> {
             let backoff = settings.retry.delay_for_attempt(message.attempt);
             let wanted = backoff.max(error.retry_after.unwrap_or_default());
             let topology = self.shared.amqp.topology();
-            let tier =
-                topology.retry_tier_for(u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX));
+            let tier = topology.retry_tier_for(u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX));
             let next_attempt = message.attempt + 1;
             let mut table = message.headers.clone();
-            headers::insert_str(
-                &mut table,
-                ORIGINAL_ROUTING_KEY,
-                message.routing_key.as_str(),
-            );
+            headers::insert_str(&mut table, ORIGINAL_ROUTING_KEY, message.routing_key.as_str());
             table.insert(
                 headers::ATTEMPT.into(),
                 lapin::types::AMQPValue::LongLongInt(i64::from(next_attempt)),
@@ -307,19 +284,10 @@ impl<H: Handler> WorkerRuntime<H> {
     }
 
     /// Sends a message to `<ns>.<consumer>.dead` with headers an operator can read.
-    pub async fn dead_letter(
-        &self,
-        message: &IncomingMessage,
-        reason: &str,
-        error: &str,
-    ) -> Disposition {
+    pub async fn dead_letter(&self, message: &IncomingMessage, reason: &str, error: &str) -> Disposition {
         let topology = self.shared.amqp.topology();
         let mut table = message.headers.clone();
-        headers::insert_str(
-            &mut table,
-            ORIGINAL_ROUTING_KEY,
-            message.routing_key.as_str(),
-        );
+        headers::insert_str(&mut table, ORIGINAL_ROUTING_KEY, message.routing_key.as_str());
         table.insert(
             headers::ATTEMPT.into(),
             lapin::types::AMQPValue::LongLongInt(i64::from(message.attempt)),
@@ -327,11 +295,7 @@ impl<H: Handler> WorkerRuntime<H> {
         headers::insert_str(&mut table, headers::DEAD_SERVICE, H::NAME);
         headers::insert_str(&mut table, headers::DEAD_REASON, reason);
         headers::insert_str(&mut table, headers::DEAD_ERROR, truncate(error, 2_000));
-        headers::insert_str(
-            &mut table,
-            headers::DEAD_AT,
-            chrono::Utc::now().to_rfc3339(),
-        );
+        headers::insert_str(&mut table, headers::DEAD_AT, chrono::Utc::now().to_rfc3339());
         let published = self
             .shared
             .publisher

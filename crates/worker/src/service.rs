@@ -43,10 +43,7 @@ pub enum StartupError {
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot serve health on `{addr}`: {source}")]
-    Health {
-        addr: String,
-        source: std::io::Error,
-    },
+    Health { addr: String, source: std::io::Error },
     #[error(transparent)]
     Settings(#[from] SettingsError),
 }
@@ -67,8 +64,7 @@ impl<H: Handler> WorkerService<H> {
         registry: prometheus::Registry,
         shutdown: CancellationToken,
     ) -> Result<Self, StartupError> {
-        let pool =
-            warehouse_db::connect(&settings.database.url, settings.database.pool_size).await?;
+        let pool = warehouse_db::connect(&settings.database.url, settings.database.pool_size).await?;
         if settings.database.migrate_on_start {
             warehouse_db::migrate::run(&pool).await?;
         }
@@ -79,23 +75,16 @@ impl<H: Handler> WorkerService<H> {
             settings.amqp.reconnect.clone(),
             shutdown,
         );
-        let runtime = WorkerRuntime::new(
-            handler,
-            pool.clone(),
-            amqp.clone(),
-            settings.worker.clone(),
-            &registry,
-        )?;
+        let runtime = WorkerRuntime::new(handler, pool.clone(), amqp.clone(), settings.worker.clone(), &registry)?;
         let ready_runtime = runtime.clone();
         let checks: Vec<(&'static str, ReadinessCheck)> =
             vec![("consumer", Arc::new(move || ready_runtime.is_ready()))];
         let addr = settings.health.socket_addr()?;
-        let health = health::serve(addr, HealthState::new(registry, checks)).map_err(|source| {
-            StartupError::Health {
+        let health =
+            health::serve(addr, HealthState::new(registry, checks)).map_err(|source| StartupError::Health {
                 addr: settings.health.bind.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Self {
             runtime,
             health,

@@ -38,22 +38,13 @@ impl Default for WorkerSettings {
 impl WorkerSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.concurrency == 0 {
-            return Err(SettingsError::invalid(
-                "worker.concurrency",
-                "must be at least 1",
-            ));
+            return Err(SettingsError::invalid("worker.concurrency", "must be at least 1"));
         }
         if self.max_attempts == 0 {
-            return Err(SettingsError::invalid(
-                "worker.max_attempts",
-                "must be at least 1",
-            ));
+            return Err(SettingsError::invalid("worker.max_attempts", "must be at least 1"));
         }
         if self.relay_interval_ms == 0 {
-            return Err(SettingsError::invalid(
-                "worker.relay_interval_ms",
-                "must be above 0",
-            ));
+            return Err(SettingsError::invalid("worker.relay_interval_ms", "must be above 0"));
         }
         Ok(())
     }

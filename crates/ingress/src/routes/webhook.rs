@@ -109,30 +109,17 @@ async fn handle(
         .ok_or_else(|| WebhookError::UnknownSite(site_id.to_owned()))?;
     let body = read_body(request, payload, state.max_body_bytes).await?;
 
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let signature = WebhookSignature {
         timestamp: header(TIMESTAMP_HEADER),
         signature: header(SIGNATURE_HEADER),
     };
     let secret_values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    verify_webhook(
-        &secret_values,
-        signature,
-        &body,
-        now_ms,
-        state.replay_window_ms,
-    )?;
+    verify_webhook(&secret_values, signature, &body, now_ms, state.replay_window_ms)?;
 
-    let head: WebhookHead = serde_json::from_slice(&body).map_err(|e| {
-        WebhookError::InvalidPayload(format!("expected a JSON object with a `triggerType`: {e}"))
-    })?;
+    let head: WebhookHead = serde_json::from_slice(&body)
+        .map_err(|e| WebhookError::InvalidPayload(format!("expected a JSON object with a `triggerType`: {e}")))?;
     let trigger_type = head.trigger_type;
     tracing::Span::current().record("trigger_type", trigger_type.as_str());
     if !domain::routing::is_handled_trigger(&trigger_type) {
@@ -151,11 +138,7 @@ async fn handle(
     headers::insert_str(&mut table, headers::SITE_ID, site_id);
     headers::insert_str(&mut table, headers::TRIGGER_TYPE, trigger_type.as_str());
     headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, signature.timestamp);
-    headers::insert_str(
-        &mut table,
-        headers::RECEIVED_AT,
-        chrono::Utc::now().to_rfc3339(),
-    );
+    headers::insert_str(&mut table, headers::RECEIVED_AT, chrono::Utc::now().to_rfc3339());
     headers::insert_str(&mut table, headers::TRACE_ID, trace_id);
     headers::insert_str(&mut table, headers::SOURCE, "webhook");
     let properties = BasicProperties::default()

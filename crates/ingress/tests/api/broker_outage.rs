@@ -26,12 +26,7 @@ async fn broker_down_means_503_then_success_after_it_returns() {
     let response = app.post_signed(&body, SECRET).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
-    let readyz = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let readyz = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
 
     proxy.restore();
@@ -40,22 +35,12 @@ async fn broker_down_means_503_then_success_after_it_returns() {
         .await
         .expect("reconnects by itself");
     assert_eq!(app.post_signed(&body, SECRET).await.status(), 200);
-    let readyz = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let readyz = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
     assert_eq!(readyz.status(), 200);
 
     // Exactly the two accepted webhooks are queued; the 503 one was not.
     let queue = app.enrich_queue();
-    assert_eq!(
-        app.observer
-            .wait_for_count(&queue, 2, Duration::from_secs(5))
-            .await,
-        2
-    );
+    assert_eq!(app.observer.wait_for_count(&queue, 2, Duration::from_secs(5)).await, 2);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.observer.message_count(&queue).await, 2);
     let metrics = app.metrics().await;
@@ -84,11 +69,7 @@ async fn an_unroutable_webhook_is_503_not_a_silent_drop() {
     assert_eq!(response.status(), 503);
     let metrics = app.metrics().await;
     assert_eq!(
-        counter(
-            &metrics,
-            "wms_ingress_webhooks_total",
-            &[("reason", "unroutable")]
-        ),
+        counter(&metrics, "wms_ingress_webhooks_total", &[("reason", "unroutable")]),
         1,
         "{metrics}"
     );
@@ -112,9 +93,6 @@ async fn starting_while_the_broker_is_down_is_not_ready_then_recovers() {
         .wait_ready(Duration::from_secs(20))
         .await
         .expect("connects once the broker is back");
-    assert_eq!(
-        app.post_signed(&new_order_body(), SECRET).await.status(),
-        200
-    );
+    assert_eq!(app.post_signed(&new_order_body(), SECRET).await.status(), 200);
     app.teardown().await;
 }

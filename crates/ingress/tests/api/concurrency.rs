@@ -36,9 +36,7 @@ async fn five_hundred_concurrent_webhooks_give_five_hundred_messages() {
     assert_eq!(ok, 500, "every webhook acknowledged");
     let queue = app.enrich_queue();
     assert_eq!(
-        app.observer
-            .wait_for_count(&queue, 500, Duration::from_secs(20))
-            .await,
+        app.observer.wait_for_count(&queue, 500, Duration::from_secs(20)).await,
         500
     );
     let messages = app.observer.drain(&queue).await;

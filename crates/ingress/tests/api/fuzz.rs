@@ -18,21 +18,11 @@ fn attempts() -> impl Strategy<Value = Attempt> {
     let body = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
         "[ -~]{0,200}".prop_map(String::into_bytes),
-        any::<u32>().prop_map(|n| format!(
-            r#"{{"triggerType":"ecomm_new_order","payload":{{"orderId":"{n}"}}}}"#
-        )
-        .into_bytes()),
+        any::<u32>()
+            .prop_map(|n| format!(r#"{{"triggerType":"ecomm_new_order","payload":{{"orderId":"{n}"}}}}"#).into_bytes()),
     ];
-    let timestamp = prop_oneof![
-        Just(None),
-        "[0-9]{0,15}".prop_map(Some),
-        "[ -~]{0,20}".prop_map(Some)
-    ];
-    let signature = prop_oneof![
-        Just(None),
-        "[0-9a-f]{64}".prop_map(Some),
-        "[ -~]{0,70}".prop_map(Some)
-    ];
+    let timestamp = prop_oneof![Just(None), "[0-9]{0,15}".prop_map(Some), "[ -~]{0,20}".prop_map(Some)];
+    let signature = prop_oneof![Just(None), "[0-9a-f]{64}".prop_map(Some), "[ -~]{0,70}".prop_map(Some)];
     (body, timestamp, signature, any::<bool>()).prop_map(|(body, timestamp, signature, sign)| {
         if sign {
             let ts = now_ms().to_string();
@@ -73,15 +63,9 @@ async fn random_requests_never_panic_and_never_publish_unverified_bodies() {
             )
             .await;
         let status = response.status().as_u16();
-        assert!(
-            matches!(status, 200 | 400 | 401),
-            "status {status} for {attempt:?}"
-        );
+        assert!(matches!(status, 200 | 400 | 401), "status {status} for {attempt:?}");
         if status == 200 {
-            assert!(
-                attempt.signed_correctly,
-                "accepted an unverified body: {attempt:?}"
-            );
+            assert!(attempt.signed_correctly, "accepted an unverified body: {attempt:?}");
             accepted_bodies.push(attempt.body.clone());
         } else if !attempt.signed_correctly {
             assert_eq!(status, 401, "{attempt:?}");

@@ -114,8 +114,7 @@ impl TestApp {
     pub async fn post_signed(&self, body: &[u8], secret: &str) -> reqwest::Response {
         let ts = now_ms().to_string();
         let signature = webflow::sign(secret, &ts, body);
-        self.post_raw(SITE_ID, body, Some(&ts), Some(&signature))
-            .await
+        self.post_raw(SITE_ID, body, Some(&ts), Some(&signature)).await
     }
 
     pub async fn post_raw(
@@ -170,12 +169,7 @@ impl TestApp {
 pub fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
     metrics
         .lines()
-        .filter(|line| {
-            line.starts_with(name)
-                && labels
-                    .iter()
-                    .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
+        .filter(|line| line.starts_with(name) && labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }

@@ -1,11 +1,7 @@
 //! Ingress integration tests: the real app on random ports against the real RabbitMQ,
 //! each test in its own AMQP namespace.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 mod broker_outage;
 mod concurrency;

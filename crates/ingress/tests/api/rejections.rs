@@ -35,18 +35,8 @@ async fn bad_signatures_and_timestamps_get_401_and_publish_nothing() {
             Some(ts.clone()),
             Some(good.to_uppercase()),
         ),
-        (
-            "not hex",
-            body.clone(),
-            Some(ts.clone()),
-            Some("z".repeat(64)),
-        ),
-        (
-            "wrong by one byte",
-            body.clone(),
-            Some(ts.clone()),
-            Some(flipped),
-        ),
+        ("not hex", body.clone(), Some(ts.clone()), Some("z".repeat(64))),
+        ("wrong by one byte", body.clone(), Some(ts.clone()), Some(flipped)),
         (
             "body altered after signing",
             altered_body,
@@ -79,9 +69,7 @@ async fn bad_signatures_and_timestamps_get_401_and_publish_nothing() {
         ),
     ];
     for (name, body, ts, sig) in cases {
-        let response = app
-            .post_raw(SITE_ID, &body, ts.as_deref(), sig.as_deref())
-            .await;
+        let response = app.post_raw(SITE_ID, &body, ts.as_deref(), sig.as_deref()).await;
         assert_eq!(response.status(), 401, "{name}");
         let error: serde_json::Value = response.json().await.unwrap();
         assert_eq!(error["code"], "invalid_signature", "{name}");
@@ -89,20 +77,12 @@ async fn bad_signatures_and_timestamps_get_401_and_publish_nothing() {
     app.assert_nothing_published().await;
     let metrics = app.metrics().await;
     assert_eq!(
-        counter(
-            &metrics,
-            "wms_ingress_webhooks_total",
-            &[("outcome", "rejected")]
-        ),
+        counter(&metrics, "wms_ingress_webhooks_total", &[("outcome", "rejected")]),
         12,
         "{metrics}"
     );
     assert_eq!(
-        counter(
-            &metrics,
-            "wms_ingress_webhooks_total",
-            &[("reason", "replay_window")]
-        ),
+        counter(&metrics, "wms_ingress_webhooks_total", &[("reason", "replay_window")]),
         2
     );
     app.teardown().await;
@@ -139,19 +119,13 @@ async fn a_body_over_the_limit_gets_413() {
     // Chunked (no Content-Length) is cut off while streaming.
     let ts = now_ms().to_string();
     let sig = webflow::sign(SECRET, &ts, body.as_bytes());
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
-        .as_bytes()
-        .chunks(256)
-        .map(|c| Ok(c.to_vec()))
-        .collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.as_bytes().chunks(256).map(|c| Ok(c.to_vec())).collect();
     let response = app
         .client
         .post(app.webhook_url(SITE_ID))
         .header("x-webflow-timestamp", ts)
         .header("x-webflow-signature", sig)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();

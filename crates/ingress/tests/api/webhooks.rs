@@ -8,9 +8,7 @@ async fn a_signed_webhook_lands_in_enrich_exactly_once_with_raw_body_and_headers
     let ts = now_ms().to_string();
     let signature = webflow::sign(SECRET, &ts, &body);
 
-    let response = app
-        .post_raw(SITE_ID, &body, Some(&ts), Some(&signature))
-        .await;
+    let response = app.post_raw(SITE_ID, &body, Some(&ts), Some(&signature)).await;
     assert_eq!(response.status(), 200);
 
     let queue = app.enrich_queue();
@@ -19,20 +17,11 @@ async fn a_signed_webhook_lands_in_enrich_exactly_once_with_raw_body_and_headers
         .next_message(&queue, Duration::from_secs(5))
         .await
         .expect("message published");
-    assert_eq!(
-        message.body, body,
-        "the raw signed bytes, not a re-serialisation"
-    );
+    assert_eq!(message.body, body, "the raw signed bytes, not a re-serialisation");
     assert_eq!(message.routing_key, "webhook.ecomm_new_order");
     assert_eq!(message.header("x-site-id").as_deref(), Some(SITE_ID));
-    assert_eq!(
-        message.header("x-trigger-type").as_deref(),
-        Some("ecomm_new_order")
-    );
-    assert_eq!(
-        message.header("x-webflow-timestamp").as_deref(),
-        Some(ts.as_str())
-    );
+    assert_eq!(message.header("x-trigger-type").as_deref(), Some("ecomm_new_order"));
+    assert_eq!(message.header("x-webflow-timestamp").as_deref(), Some(ts.as_str()));
     assert!(message.header("x-received-at").is_some());
     assert_eq!(message.header("x-trace-id").map(|t| t.len()), Some(32));
     assert_eq!(
@@ -69,19 +58,12 @@ async fn the_synthetic_signature_vector_is_accepted_end_to_end() {
     let signature = vector["headers"]["x-webflow-signature"].as_str().unwrap();
     // The vector's secret is not ours, so the ingress must refuse it...
     assert_eq!(
-        app.post_raw(SITE_ID, body, Some(ts), Some(signature))
-            .await
-            .status(),
+        app.post_raw(SITE_ID, body, Some(ts), Some(signature)).await.status(),
         401
     );
     // ...and our signature over the same bytes and timestamp is accepted.
     let ours = webflow::sign(SECRET, ts, body);
-    assert_eq!(
-        app.post_raw(SITE_ID, body, Some(ts), Some(&ours))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post_raw(SITE_ID, body, Some(ts), Some(&ours)).await.status(), 200);
     let message = app
         .observer
         .next_message(&app.enrich_queue(), Duration::from_secs(5))
@@ -95,10 +77,7 @@ async fn the_synthetic_signature_vector_is_accepted_end_to_end() {
 async fn every_handled_trigger_type_is_routed_by_its_type() {
     let app = spawn_app().await;
     for (fixture, key) in [
-        (
-            "webflow/webhook.ecomm_new_order.body.json",
-            "webhook.ecomm_new_order",
-        ),
+        ("webflow/webhook.ecomm_new_order.body.json", "webhook.ecomm_new_order"),
         (
             "webflow/webhook.ecomm_order_changed.body.json",
             "webhook.ecomm_order_changed",
@@ -109,11 +88,7 @@ async fn every_handled_trigger_type_is_routed_by_its_type() {
         ),
     ] {
         let body = test_support::compact_fixture(fixture);
-        assert_eq!(
-            app.post_signed(&body, SECRET).await.status(),
-            200,
-            "{fixture}"
-        );
+        assert_eq!(app.post_signed(&body, SECRET).await.status(), 200, "{fixture}");
         let message = app
             .observer
             .next_message(&app.enrich_queue(), Duration::from_secs(5))
@@ -145,12 +120,7 @@ async fn secrets_rotate_without_downtime() {
         "unknown secret refused"
     );
     let queue = app.enrich_queue();
-    assert_eq!(
-        app.observer
-            .wait_for_count(&queue, 2, Duration::from_secs(5))
-            .await,
-        2
-    );
+    assert_eq!(app.observer.wait_for_count(&queue, 2, Duration::from_secs(5)).await, 2);
     app.teardown().await;
 }
 
@@ -162,25 +132,13 @@ async fn a_webflow_retry_keeps_the_message_id() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(app.post_signed(&body, SECRET).await.status(), 200);
     let queue = app.enrich_queue();
-    let first = app
-        .observer
-        .next_message(&queue, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let second = app
-        .observer
-        .next_message(&queue, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let first = app.observer.next_message(&queue, Duration::from_secs(5)).await.unwrap();
+    let second = app.observer.next_message(&queue, Duration::from_secs(5)).await.unwrap();
     assert_ne!(
         first.header("x-webflow-timestamp"),
         second.header("x-webflow-timestamp")
     );
-    assert_eq!(
-        first.message_id(),
-        second.message_id(),
-        "consumers dedupe on this id"
-    );
+    assert_eq!(first.message_id(), second.message_id(), "consumers dedupe on this id");
     app.teardown().await;
 }
 
@@ -207,39 +165,19 @@ async fn an_unhandled_trigger_type_is_acknowledged_counted_and_not_published() {
 async fn health_readiness_and_metrics_are_served() {
     let app = spawn_app().await;
     for base in [&app.address, &app.health_address] {
-        let healthz = app
-            .client
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .unwrap();
+        let healthz = app.client.get(format!("{base}/healthz")).send().await.unwrap();
         assert_eq!(healthz.status(), 200);
-        let readyz = app
-            .client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap();
+        let readyz = app.client.get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(readyz.status(), 200);
         let body: serde_json::Value = readyz.json().await.unwrap();
         assert_eq!(body["checks"]["rabbitmq"], true);
     }
-    assert_eq!(
-        app.post_signed(&new_order_body(), SECRET).await.status(),
-        200
-    );
+    assert_eq!(app.post_signed(&new_order_body(), SECRET).await.status(), 200);
     let metrics = app.metrics().await;
     assert_eq!(
-        counter(
-            &metrics,
-            "wms_ingress_webhooks_total",
-            &[("outcome", "accepted")]
-        ),
+        counter(&metrics, "wms_ingress_webhooks_total", &[("outcome", "accepted")]),
         1
     );
-    assert!(
-        metrics.contains("wms_ingress_publish_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("wms_ingress_publish_seconds_bucket"), "{metrics}");
     app.teardown().await;
 }

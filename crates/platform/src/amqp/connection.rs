@@ -100,9 +100,7 @@ impl AmqpClient {
     pub async fn publish_channel(&self) -> Result<Channel, AmqpError> {
         let live = self.inner.live.read().await;
         match live.as_ref() {
-            Some(live) if live.publish_channel.status().connected() => {
-                Ok(live.publish_channel.clone())
-            }
+            Some(live) if live.publish_channel.status().connected() => Ok(live.publish_channel.clone()),
             _ => Err(AmqpError::Disconnected),
         }
     }
@@ -139,6 +137,11 @@ impl AmqpClient {
                             _ = shutdown.cancelled() => break,
                             event = events.next() => match event {
                                 Some(lapin::Event::Error(error)) => {
+                                    // A channel-level (soft) error leaves the connection usable.
+                                    if self.connection_healthy().await {
+                                        tracing::debug!(%error, "RabbitMQ channel error; connection still up");
+                                        continue;
+                                    }
                                     tracing::warn!(%error, "RabbitMQ connection error");
                                     break;
                                 }
@@ -155,11 +158,9 @@ impl AmqpClient {
                     self.inner.ready.send_replace(false);
                     if let Some(live) = self.inner.live.write().await.take() {
                         // Best effort: on a broken socket this fails, which is fine.
-                        let _ = tokio::time::timeout(
-                            Duration::from_secs(2),
-                            live.connection.close(200, "closing".into()),
-                        )
-                        .await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(2), live.connection.close(200, "closing".into()))
+                                .await;
                     }
                     if !shutdown.is_cancelled() {
                         tracing::warn!(connection = %self.inner.name, "lost RabbitMQ; reconnecting");
@@ -180,22 +181,18 @@ impl AmqpClient {
 
     async fn connection_healthy(&self) -> bool {
         let live = self.inner.live.read().await;
-        live.as_ref().is_some_and(|l| {
-            l.connection.status().connected() && l.publish_channel.status().connected()
-        })
+        live.as_ref()
+            .is_some_and(|l| l.connection.status().connected() && l.publish_channel.status().connected())
     }
 
     async fn connect(&self) -> Result<Live, lapin::Error> {
-        let properties =
-            ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
+        let properties = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
         let connection = Connection::connect(self.inner.url.expose_secret(), properties).await?;
         let setup = connection.create_channel().await?;
         self.inner.topology.declare(&setup).await?;
         let _ = setup.close(200, "topology declared".into()).await;
         let publish_channel = connection.create_channel().await?;
-        publish_channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Live {
             connection,
             publish_channel,

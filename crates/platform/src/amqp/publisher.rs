@@ -13,10 +13,7 @@ pub enum PublishError {
     #[error("the broker refused the message (nack)")]
     Nacked,
     #[error("no queue is bound for routing key `{routing_key}` ({reply_text})")]
-    Unroutable {
-        routing_key: String,
-        reply_text: String,
-    },
+    Unroutable { routing_key: String, reply_text: String },
     #[error("no publisher confirm within {0:?}")]
     Timeout(Duration),
     #[error("publish failed: {0}")]
@@ -75,13 +72,7 @@ impl Publisher {
         };
         let attempt = async {
             let confirm = channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    options,
-                    body,
-                    properties,
-                )
+                .basic_publish(exchange.into(), routing_key.into(), options, body, properties)
                 .await?
                 .await?;
             Ok::<_, lapin::Error>(confirm)

@@ -21,8 +21,7 @@
 
 use domain::routing;
 use lapin::options::{
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
@@ -47,11 +46,11 @@ pub const CONSUMERS: &[ConsumerQueue] = &[
     },
     ConsumerQueue {
         name: "reserve",
-        bindings: &[
-            routing::ORDER_READY,
-            routing::ORDER_CANCELLED,
-            routing::STOCK_RECEIVED,
-        ],
+        bindings: &[routing::ORDER_READY, routing::ORDER_CANCELLED, routing::STOCK_RECEIVED],
+    },
+    ConsumerQueue {
+        name: "ship",
+        bindings: &[routing::ORDER_PACKED],
     },
 ];
 
@@ -64,11 +63,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(
-        namespace: impl Into<String>,
-        retry_delays_ms: Vec<u64>,
-        delivery_limit: u32,
-    ) -> Self {
+    pub fn new(namespace: impl Into<String>, retry_delays_ms: Vec<u64>, delivery_limit: u32) -> Self {
         let mut retry_delays_ms = retry_delays_ms;
         retry_delays_ms.sort_unstable();
         retry_delays_ms.dedup();
@@ -130,11 +125,7 @@ impl Topology {
     }
 
     pub fn retry_queue(&self, consumer: &str, delay_ms: u64) -> String {
-        format!(
-            "{}.{consumer}.retry.{}",
-            self.namespace,
-            delay_label(delay_ms)
-        )
+        format!("{}.{consumer}.retry.{}", self.namespace, delay_label(delay_ms))
     }
 
     /// Routing key on the retry exchange for one consumer's tier.
@@ -154,9 +145,7 @@ impl Topology {
 
     /// Whether any consumer's work queue is bound to `routing_key`.
     pub fn is_consumed(&self, routing_key: &str) -> bool {
-        self.consumers
-            .iter()
-            .any(|c| c.bindings.contains(&routing_key))
+        self.consumers.iter().any(|c| c.bindings.contains(&routing_key))
     }
 
     /// Every queue name this topology owns.
@@ -195,18 +184,9 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        for exchange in [
-            self.retry_exchange(),
-            self.requeue_exchange(),
-            self.dead_exchange(),
-        ] {
+        for exchange in [self.retry_exchange(), self.requeue_exchange(), self.dead_exchange()] {
             channel
-                .exchange_declare(
-                    exchange.into(),
-                    ExchangeKind::Direct,
-                    durable,
-                    FieldTable::default(),
-                )
+                .exchange_declare(exchange.into(), ExchangeKind::Direct, durable, FieldTable::default())
                 .await?;
         }
 
@@ -214,11 +194,7 @@ impl Topology {
             let work = self.work_queue(consumer.name);
             let mut args = quorum_args();
             // A message redelivered this many times (its consumer keeps crashing) is dead-lettered.
-            put_int(
-                &mut args,
-                "x-delivery-limit",
-                i64::from(self.delivery_limit),
-            );
+            put_int(&mut args, "x-delivery-limit", i64::from(self.delivery_limit));
             put_str(&mut args, "x-dead-letter-exchange", &self.dead_exchange());
             put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
             declare_queue(channel, &work, args).await?;
@@ -236,16 +212,8 @@ impl Topology {
                 let queue = self.retry_queue(consumer.name, *delay);
                 let mut args = quorum_args();
                 // Queue-wide TTL: all messages of a tier expire in arrival order.
-                put_int(
-                    &mut args,
-                    "x-message-ttl",
-                    i64::try_from(*delay).unwrap_or(i64::MAX),
-                );
-                put_str(
-                    &mut args,
-                    "x-dead-letter-exchange",
-                    &self.requeue_exchange(),
-                );
+                put_int(&mut args, "x-message-ttl", i64::try_from(*delay).unwrap_or(i64::MAX));
+                put_str(&mut args, "x-dead-letter-exchange", &self.requeue_exchange());
                 put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
                 declare_queue(channel, &queue, args).await?;
                 bind(
@@ -297,38 +265,23 @@ fn quorum_args() -> FieldTable {
 }
 
 fn put_str(args: &mut FieldTable, key: &str, value: &str) {
-    args.insert(
-        ShortString::from(key),
-        AMQPValue::LongString(LongString::from(value)),
-    );
+    args.insert(ShortString::from(key), AMQPValue::LongString(LongString::from(value)));
 }
 
 fn put_int(args: &mut FieldTable, key: &str, value: i64) {
     args.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
-async fn declare_queue(
-    channel: &Channel,
-    name: &str,
-    args: FieldTable,
-) -> Result<(), lapin::Error> {
+async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
     // Durable, shared, never auto-deleted: messages must survive consumers and broker restarts.
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel
-        .queue_declare(name.into(), options, args)
-        .await
-        .map(|_| ())
+    channel.queue_declare(name.into(), options, args).await.map(|_| ())
 }
 
-async fn bind(
-    channel: &Channel,
-    queue: &str,
-    exchange: &str,
-    key: &str,
-) -> Result<(), lapin::Error> {
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), lapin::Error> {
     channel
         .queue_bind(
             queue.into(),
@@ -350,14 +303,8 @@ mod tests {
         assert_eq!(topology.work_queue("enrich"), "wms.enrich");
         assert_eq!(topology.dead_queue("enrich"), "wms.enrich.dead");
         assert_eq!(topology.retry_queue("enrich", 1_000), "wms.enrich.retry.1s");
-        assert_eq!(
-            topology.retry_queue("enrich", 120_000),
-            "wms.enrich.retry.2m"
-        );
-        assert_eq!(
-            topology.retry_queue("enrich", 1_500),
-            "wms.enrich.retry.1500ms"
-        );
+        assert_eq!(topology.retry_queue("enrich", 120_000), "wms.enrich.retry.2m");
+        assert_eq!(topology.retry_queue("enrich", 1_500), "wms.enrich.retry.1500ms");
         assert_eq!(topology.events_exchange(), "wms.events");
         assert!(topology.queue_names().iter().all(|q| q.starts_with("wms.")));
     }

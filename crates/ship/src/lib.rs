@@ -1,0 +1,244 @@
+//! The `ship` worker: `order.packed` → a carrier label → `order.shipped`.
+//!
+//! Never a second label: the attempt is recorded before the carrier is called, the carrier is
+//! given our reference (`<site_id>-<order_id>`) and asked for an existing label before buying,
+//! and the booking is stored in the same transaction that moves the order to `shipped`.
+//! An invalid address or an unavailable service sends the order to `needs_review` with the
+//! carrier's message; timeouts, 5xx and 429 are retried through the consumer runtime.
+
+use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, ShipmentRequest};
+use domain::{Event, OrderId, OrderState, SiteId};
+use platform::settings::SettingsError;
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio_postgres::Transaction;
+use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::floor::{self, BookedShipment};
+use warehouse_db::orders;
+use worker::service::BaseSettings;
+use worker::{Effects, Handler, HandlerError, IncomingMessage};
+
+pub const ACTOR: &str = "ship";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub base: BaseSettings,
+    pub carrier: carrier::CarrierSettings,
+}
+
+impl platform::settings::Validate for Settings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        self.base.validate()?;
+        self.carrier.validate()
+    }
+}
+
+pub struct ShipHandler {
+    carrier: Arc<AnyCarrier>,
+    ship_from: Address,
+    pool: warehouse_db::Pool,
+}
+
+impl ShipHandler {
+    pub fn new(carrier: Arc<AnyCarrier>, ship_from: Address, pool: warehouse_db::Pool) -> Self {
+        Self {
+            carrier,
+            ship_from,
+            pool,
+        }
+    }
+}
+
+pub enum Prepared {
+    /// Not packed (already shipped, cancelled, …): nothing to do.
+    Skip {
+        reason: String,
+    },
+    Booked {
+        order_pk: i64,
+        booking: Box<Booking>,
+        reused: bool,
+    },
+    Refused {
+        order_pk: i64,
+        error: String,
+    },
+}
+
+/// The reference the carrier knows the shipment by.
+pub fn reference_for(site_id: &str, order_id: &str) -> String {
+    format!("{site_id}-{order_id}")
+}
+
+fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError> {
+    let address: webflow::OrderAddress = address
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| HandlerError::permanent(format!("stored shipping address unreadable: {e}")))?
+        .unwrap_or_default();
+    Ok(Address {
+        name: address.addressee.unwrap_or_default(),
+        company: None,
+        phone: None,
+        line1: address.line1.unwrap_or_default(),
+        line2: address.line2,
+        city: address.city.unwrap_or_default(),
+        state: address.state,
+        postal_code: address.postal_code.unwrap_or_default(),
+        country: address.country.unwrap_or_default(),
+    })
+}
+
+impl Handler for ShipHandler {
+    const NAME: &'static str = "ship";
+    type Prepared = Prepared;
+
+    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+        let envelope = message.envelope()?;
+        let Event::OrderPackedV1 { order_id } = &envelope.event else {
+            return Err(HandlerError::permanent(format!(
+                "ship does not handle `{}`",
+                envelope.event.routing_key()
+            )));
+        };
+        let client = self.pool.get().await?;
+        let order = orders::find(&**client, envelope.site_id.as_str(), order_id.as_str())
+            .await?
+            .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
+        if order.state != OrderState::Packed {
+            return Ok(Prepared::Skip {
+                reason: format!("order is {}", order.state),
+            });
+        }
+        let reference = reference_for(&order.site_id, &order.webflow_order_id);
+        // The intent is recorded before the call: a crash after buying is found by reference.
+        let shipment = floor::record_booking_attempt(&**client, order.id, &reference, self.carrier.name()).await?;
+        let parcels: Vec<Parcel> = floor::parcels(&**client, order.id)
+            .await?
+            .into_iter()
+            .map(|p| Parcel {
+                weight_grams: p.weight_grams,
+                length_cm: p.length_cm,
+                width_cm: p.width_cm,
+                height_cm: p.height_cm,
+            })
+            .collect();
+        drop(client);
+        tracing::info!(order_id = %order_id, attempt = shipment.attempts, "booking shipment");
+
+        let carrier_result = match self.carrier.find_existing(&reference).await {
+            Ok(Some(existing)) => Ok((existing, true)),
+            Ok(None) => {
+                let request = ShipmentRequest {
+                    reference: reference.clone(),
+                    ship_from: self.ship_from.clone(),
+                    ship_to: ship_to(order.shipping_address.as_ref())?,
+                    parcels,
+                };
+                self.carrier.book(&request).await.map(|b| (b, false))
+            }
+            Err(error) => Err(error),
+        };
+        match carrier_result {
+            Ok((booking, reused)) => Ok(Prepared::Booked {
+                order_pk: order.id,
+                booking: Box::new(booking),
+                reused,
+            }),
+            Err(error) if error.needs_review() => Ok(Prepared::Refused {
+                order_pk: order.id,
+                error: error.to_string(),
+            }),
+            Err(CarrierError::Transient { message, retry_after }) => {
+                Err(HandlerError::transient(message).with_retry_after(retry_after))
+            }
+            Err(error) => Err(HandlerError::permanent(error.to_string())),
+        }
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        message: &IncomingMessage,
+        prepared: Prepared,
+        effects: &mut Effects,
+    ) -> Result<(), HandlerError> {
+        match prepared {
+            Prepared::Skip { reason } => {
+                tracing::info!(message_id = %message.message_id, reason, "nothing to ship");
+                Ok(())
+            }
+            Prepared::Refused { order_pk, error } => {
+                let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
+                    return Ok(());
+                };
+                if order.state != OrderState::Packed {
+                    return Ok(());
+                }
+                floor::mark_failed(tx, order_pk, &error).await?;
+                orders::transition(tx, &order, OrderState::NeedsReview, Some(&error), ACTOR).await?;
+                Ok(())
+            }
+            Prepared::Booked {
+                order_pk,
+                booking,
+                reused,
+            } => {
+                let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
+                    return Ok(());
+                };
+                if order.state != OrderState::Packed {
+                    return Ok(());
+                }
+                floor::mark_booked(
+                    tx,
+                    order_pk,
+                    &BookedShipment {
+                        carrier: &booking.carrier,
+                        service_level: &booking.service,
+                        tracking_number: &booking.tracking_number,
+                        tracking_url: &booking.tracking_url,
+                        label_url: booking.label_url.as_deref(),
+                        cost_minor: booking.cost_minor,
+                        currency: booking.currency.as_deref(),
+                        external_id: &booking.external_id,
+                        shipped_at: booking.shipped_at,
+                    },
+                )
+                .await?;
+                let consumed = floor::consume_reservations(tx, order_pk).await?;
+                audit::record(
+                    tx,
+                    AuditEntry {
+                        site_id: Some(&order.site_id),
+                        order_id: Some(&order.webflow_order_id),
+                        kind: kind::API_CALL,
+                        actor: ACTOR,
+                        detail: serde_json::json!({
+                            "api": "carrier",
+                            "carrier": self.carrier.name(),
+                            "label": booking.external_id,
+                            "tracking_number": booking.tracking_number,
+                            "reused_existing_label": reused,
+                            "consumed": consumed,
+                        }),
+                    },
+                )
+                .await?;
+                orders::transition(tx, &order, OrderState::Shipped, None, ACTOR).await?;
+                effects.emit(
+                    Self::NAME,
+                    message,
+                    &SiteId::new(order.site_id.clone()),
+                    Event::OrderShippedV1 {
+                        order_id: OrderId::new(order.webflow_order_id.clone()),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The warehouse floor: pick tasks, packing, shipments.
+
+use crate::error::{DbError, Result};
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PickTask {
+    pub id: i64,
+    pub site_id: String,
+    pub order_id: String,
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub lines: Vec<PickLine>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PickLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ParcelRow {
+    pub weight_grams: f64,
+    pub length_cm: f64,
+    pub width_cm: f64,
+    pub height_cm: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ShipmentRow {
+    pub reference: String,
+    pub carrier_kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub carrier: Option<String>,
+    pub service_level: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub label_url: Option<String>,
+    pub cost_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub external_id: Option<String>,
+    pub shipped_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error: Option<String>,
+}
+
+pub async fn pick_tasks<C: GenericClient + Sync>(
+    client: &C,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<PickTask>> {
+    let rows = client
+        .query(
+            "SELECT t.id, o.site_id, o.webflow_order_id, t.status, t.created_at,
+                    COALESCE(json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity) ORDER BY l.sku)
+                             FILTER (WHERE l.sku IS NOT NULL), '[]')
+             FROM pick_tasks t JOIN orders o ON o.id = t.order_id
+             LEFT JOIN pick_task_lines l ON l.pick_task_id = t.id
+             WHERE ($1::text IS NULL OR t.status = $1)
+             GROUP BY t.id, o.site_id, o.webflow_order_id ORDER BY t.created_at, t.id LIMIT $2",
+            &[&status, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let lines: serde_json::Value = r.get(5);
+            let lines = lines
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|l| PickLine {
+                            sku: l["sku"].as_str().unwrap_or_default().to_owned(),
+                            quantity: l["quantity"].as_i64().unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(PickTask {
+                id: r.get(0),
+                site_id: r.get(1),
+                order_id: r.get(2),
+                status: r.get(3),
+                created_at: r.get(4),
+                lines,
+            })
+        })
+        .collect()
+}
+
+/// Locks a pick task; returns (order pk, status).
+pub async fn lock_pick_task<C: GenericClient + Sync>(client: &C, id: i64) -> Result<Option<(i64, String)>> {
+    let row = client
+        .query_opt(
+            "SELECT order_id, status FROM pick_tasks WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn pick_task_of_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Option<(i64, String)>> {
+    let row = client
+        .query_opt(
+            "SELECT id, status FROM pick_tasks WHERE order_id = $1 FOR UPDATE",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+pub async fn set_pick_task_status<C: GenericClient + Sync>(client: &C, id: i64, status: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE pick_tasks SET status = $2, updated_at = now() WHERE id = $1",
+            &[&id, &status],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn replace_parcels<C: GenericClient + Sync>(client: &C, order_pk: i64, parcels: &[ParcelRow]) -> Result<()> {
+    client
+        .execute("DELETE FROM parcels WHERE order_id = $1", &[&order_pk])
+        .await?;
+    for (index, p) in parcels.iter().enumerate() {
+        let no = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        client
+            .execute(
+                "INSERT INTO parcels (order_id, parcel_no, weight_grams, length_cm, width_cm, height_cm) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&order_pk, &no, &p.weight_grams, &p.length_cm, &p.width_cm, &p.height_cm],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn parcels<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<ParcelRow>> {
+    let rows = client
+        .query(
+            "SELECT weight_grams, length_cm, width_cm, height_cm FROM parcels WHERE order_id = $1 ORDER BY parcel_no",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ParcelRow {
+            weight_grams: r.get(0),
+            length_cm: r.get(1),
+            width_cm: r.get(2),
+            height_cm: r.get(3),
+        })
+        .collect())
+}
+
+/// Records a booking attempt before calling the carrier. Returns the shipment as it now is.
+pub async fn record_booking_attempt<C: GenericClient + Sync>(
+    client: &C,
+    order_pk: i64,
+    reference: &str,
+    carrier_kind: &str,
+) -> Result<ShipmentRow> {
+    client
+        .execute(
+            "INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts) VALUES ($1, $2, $3, 'booking', 1)
+             ON CONFLICT (order_id) DO UPDATE SET attempts = shipments.attempts + 1, updated_at = now()
+             WHERE shipments.status <> 'booked'",
+            &[&order_pk, &reference, &carrier_kind],
+        )
+        .await?;
+    shipment(client, order_pk)
+        .await?
+        .ok_or_else(|| DbError::Conflict("shipment vanished".into()))
+}
+
+pub struct BookedShipment<'a> {
+    pub carrier: &'a str,
+    pub service_level: &'a str,
+    pub tracking_number: &'a str,
+    pub tracking_url: &'a str,
+    pub label_url: Option<&'a str>,
+    pub cost_minor: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub external_id: &'a str,
+    pub shipped_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn mark_booked<C: GenericClient + Sync>(client: &C, order_pk: i64, b: &BookedShipment<'_>) -> Result<()> {
+    client
+        .execute(
+            "UPDATE shipments SET status = 'booked', carrier = $2, service_level = $3, tracking_number = $4, tracking_url = $5,
+                    label_url = $6, cost_minor = $7, currency = $8, external_id = $9, shipped_at = $10, last_error = NULL,
+                    updated_at = now()
+             WHERE order_id = $1",
+            &[
+                &order_pk,
+                &b.carrier,
+                &b.service_level,
+                &b.tracking_number,
+                &b.tracking_url,
+                &b.label_url,
+                &b.cost_minor,
+                &b.currency,
+                &b.external_id,
+                &b.shipped_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_failed<C: GenericClient + Sync>(client: &C, order_pk: i64, error: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE shipments SET status = 'failed', last_error = $2, updated_at = now() WHERE order_id = $1",
+            &[&order_pk, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn shipment<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Option<ShipmentRow>> {
+    let row = client
+        .query_opt(
+            "SELECT reference, carrier_kind, status, attempts, carrier, service_level, tracking_number, tracking_url, label_url,
+                    cost_minor, currency, external_id, shipped_at, last_error
+             FROM shipments WHERE order_id = $1",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(row.map(|r| ShipmentRow {
+        reference: r.get(0),
+        carrier_kind: r.get(1),
+        status: r.get(2),
+        attempts: r.get(3),
+        carrier: r.get(4),
+        service_level: r.get(5),
+        tracking_number: r.get(6),
+        tracking_url: r.get(7),
+        label_url: r.get(8),
+        cost_minor: r.get(9),
+        currency: r.get(10),
+        external_id: r.get(11),
+        shipped_at: r.get(12),
+        last_error: r.get(13),
+    }))
+}
+
+/// Stock leaves the building: active reservations become consumed, on_hand and reserved go
+/// down, shipped goes up.
+pub async fn consume_reservations<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+    let rows = client
+        .query(
+            "UPDATE reservations SET status = 'consumed', closed_at = now()
+             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity",
+            &[&order_pk],
+        )
+        .await?;
+    let mut consumed: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    consumed.sort();
+    for (sku, quantity) in &consumed {
+        client
+            .execute(
+                "UPDATE inventory SET on_hand = on_hand - $2, reserved = reserved - $2, shipped = shipped + $2, updated_at = now()
+                 WHERE sku = $1",
+                &[sku, quantity],
+            )
+            .await?;
+    }
+    Ok(consumed)
+}

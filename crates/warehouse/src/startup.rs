@@ -1,0 +1,203 @@
+//! Builds and runs the warehouse service.
+
+use crate::auth::ApiTokens;
+use crate::packing::auto_pack_batch;
+use crate::routes::{AppState, inventory, orders, picking};
+use crate::settings::Settings;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use platform::amqp::{AmqpClient, Publisher, Topology};
+use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use worker::outbox::{OutboxPublisher, run_relay};
+
+/// The OpenAPI document of this API (kept in docs/ too).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] warehouse_db::DbError),
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Settings(#[from] platform::settings::SettingsError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    health: HealthServer,
+    state: web::Data<AppState>,
+    amqp: AmqpClient,
+    settings: Settings,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let base = &settings.base;
+        let pool = warehouse_db::connect(&base.database.url, base.database.pool_size).await?;
+        if base.database.migrate_on_start {
+            warehouse_db::migrate::run(&pool).await?;
+        }
+        let topology = Topology::from_settings(&base.amqp);
+        let amqp = AmqpClient::start(
+            base.amqp.url.clone(),
+            "wms-warehouse",
+            topology.clone(),
+            base.amqp.reconnect.clone(),
+            shutdown.clone(),
+        );
+        let outbox = OutboxPublisher::new(
+            pool.clone(),
+            Publisher::new(amqp.clone(), Duration::from_secs(10)),
+            topology,
+            "wms-warehouse",
+        );
+        let state = web::Data::new(AppState {
+            pool,
+            tokens: ApiTokens(settings.warehouse.api_tokens.clone()),
+            outbox,
+        });
+
+        let bind = settings.warehouse.bind.clone();
+        let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
+            addr: bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: bind.clone(),
+                source,
+            })?
+            .port();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new().app_data(app_state.clone()).service(
+                web::scope("/api/v1")
+                    .wrap(actix_web::middleware::from_fn(require_token))
+                    .route(
+                        "/openapi.json",
+                        web::get().to(|| async { HttpResponse::Ok().content_type("application/json").body(OPENAPI) }),
+                    )
+                    .route("/inventory/{sku}", web::get().to(inventory::get_inventory))
+                    .route("/inventory/{sku}", web::put().to(inventory::set_inventory))
+                    .route("/inventory/{sku}/receive", web::post().to(inventory::receive))
+                    .route("/pick-tasks", web::get().to(picking::list_pick_tasks))
+                    .route("/pick-tasks/{id}/picked", web::post().to(picking::mark_picked))
+                    .route("/orders/{site_id}/{order_id}/pack", web::post().to(picking::pack))
+                    .route("/orders/{site_id}/{order_id}", web::get().to(orders::get_order)),
+            )
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: bind.clone(),
+            source,
+        })?
+        .run();
+
+        let ready_amqp = amqp.clone();
+        let checks: Vec<(&'static str, ReadinessCheck)> = vec![("rabbitmq", Arc::new(move || ready_amqp.is_ready()))];
+        let health_addr = base.health.socket_addr()?;
+        let health =
+            health::serve(health_addr, HealthState::new(prometheus::Registry::new(), checks)).map_err(|source| {
+                StartupError::Bind {
+                    addr: base.health.bind.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            port,
+            server,
+            health,
+            state,
+            amqp,
+            settings,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn amqp(&self) -> &AmqpClient {
+        &self.amqp
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        let worker = &self.settings.base.worker;
+        let relay = tokio::spawn(run_relay(
+            self.state.outbox.clone(),
+            Duration::from_millis(worker.relay_interval_ms),
+            worker.relay_min_age_ms,
+            Arc::new(AtomicBool::new(true)),
+            self.shutdown.clone(),
+        ));
+        let packer = self.settings.warehouse.auto_pack.then(|| {
+            tokio::spawn(auto_pack_loop(
+                self.state.clone(),
+                Duration::from_millis(self.settings.warehouse.auto_pack_interval_ms),
+                self.shutdown.clone(),
+            ))
+        });
+        self.shutdown.cancelled().await;
+        handle.stop(true).await;
+        self.health.handle.stop(true).await;
+        relay.abort();
+        if let Some(packer) = packer {
+            let _ = packer.await;
+        }
+        server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Every `/api/v1` route needs a valid bearer token.
+async fn require_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(crate::error::ApiError::unauthorized)?;
+    state.tokens.check(request.request())?;
+    next.call(request).await
+}
+
+/// Picks and packs reserved orders until shutdown (`warehouse.auto_pack`).
+async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown: CancellationToken) {
+    tracing::info!("auto-pack is on: reserved orders are picked and packed automatically");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        loop {
+            match auto_pack_batch(&state.pool, 100).await {
+                Ok(events) if events.is_empty() => break,
+                Ok(events) => {
+                    for event in &events {
+                        state.publish("auto-pack", event.message_id.as_str()).await;
+                    }
+                    tracing::info!(count = events.len(), "auto-packed orders");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "auto-pack failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
