@@ -10,15 +10,20 @@ FAKE_PORT=${FAKE_PORT:-18081}
 REQUESTS=${REQUESTS:-20000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
+SKUS=${SKUS:-50}
 LOGS=.bench
 mkdir -p "$LOGS"
 pids=()
+delete_bench_queues() {
+  command -v rabbitmqctl >/dev/null || return 0
+  local queues
+  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep '^bench\.' || true)
+  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
+}
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep '^bench\.' | while read -r q; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
-  fi
+  delete_bench_queues
 }
 trap cleanup EXIT
 
@@ -34,8 +39,7 @@ export WMS__TELEMETRY__LOG_LEVEL=warn
 export WMS__WORKER__CONCURRENCY=64
 
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS wms_bench WITH (FORCE)" -c "CREATE DATABASE wms_bench"
-cleanup_queues_only() { pids=(); cleanup; }
-cleanup_queues_only
+delete_bench_queues
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
 echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
@@ -51,11 +55,12 @@ echo "== pipeline: webhook -> reserved ($ORDERS orders, concurrency $CONCURRENCY
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich.log" 2>&1 & pids+=("$!")
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve.log" 2>&1 & pids+=("$!")
 sleep 2
-psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
+# A catalog of $SKUS products with plenty of stock (orders cycle through them).
+psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --orders "$ORDERS" --concurrency "$CONCURRENCY" --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --orders "$ORDERS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
 for name in ingress; do
   awk '/VmHWM/{printf "peak resident memory of %s: %.1f MiB\n", "'"$name"'", $2/1024}' "/proc/$ingress_pid/status"
 done

@@ -69,6 +69,9 @@ enum Command {
         /// The fake Webflow's call counter (`fake-webflow` serves it at /_calls).
         #[arg(long)]
         calls_url: Option<String>,
+        /// Products in the catalog; orders cycle through `bench-sku-0..N`.
+        #[arg(long, default_value_t = 50)]
+        skus: usize,
     },
     /// A fake Webflow answering GET order, for the partial-payload run.
     FakeWebflow {
@@ -113,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             partial,
             calls_url,
-        } => bench_pipeline(url, secret, database_url, orders, concurrency, partial, calls_url).await,
+            skus,
+        } => bench_pipeline(url, secret, database_url, orders, concurrency, partial, calls_url, skus).await,
         Command::FakeWebflow { port } => fake_webflow(port).await,
     }
 }
@@ -131,7 +135,7 @@ async fn bench_ingress(
     ingress_pid: Option<u32>,
 ) -> anyhow::Result<()> {
     let run = format!("b{}", std::process::id());
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests).map(|i| webhook_body(&run, i, true)).collect());
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests).map(|i| webhook_body(&run, i, true, 50)).collect());
     println!(
         "payload size: {} bytes; {requests} requests at concurrency {concurrency}",
         bodies[0].len()
@@ -180,11 +184,13 @@ async fn bench_ingress(
         secret,
         client: reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
     });
+    // Signed up front, as the baseline's payloads are built up front: only the server is timed.
+    let signed: Arc<Vec<_>> = Arc::new(bodies.iter().map(|b| target.sign(b.clone())).collect());
     let ingress = {
-        let (target, bodies) = (target.clone(), bodies.clone());
+        let (target, signed) = (target.clone(), signed.clone());
         closed_loop("ingress (signed webhooks)", requests, concurrency, move |i| {
-            let (target, bodies) = (target.clone(), bodies.clone());
-            async move { target.send(bodies[i].clone()).await }
+            let (target, signed) = (target.clone(), signed.clone());
+            async move { target.send_signed(&signed[i]).await }
         })
         .await
     };
@@ -205,7 +211,7 @@ async fn bench_ingress(
             rate,
             Duration::from_secs(rate_secs),
             move |i| {
-                let (target, body) = (target.clone(), webhook_body(&run, i, true));
+                let (target, body) = (target.clone(), webhook_body(&run, i, true, 50));
                 async move { target.send(body).await }
             },
         )
@@ -223,6 +229,7 @@ async fn bench_ingress(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments, reason = "CLI arguments passed through")]
 async fn bench_pipeline(
     url: String,
     secret: String,
@@ -231,6 +238,7 @@ async fn bench_pipeline(
     concurrency: usize,
     partial: bool,
     calls_url: Option<String>,
+    skus: usize,
 ) -> anyhow::Result<()> {
     let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
         .await
@@ -282,7 +290,7 @@ async fn bench_pipeline(
     let sent = {
         let (target, run) = (target.clone(), run.clone());
         closed_loop("webhooks sent", orders, concurrency, move |i| {
-            let (target, body) = (target.clone(), webhook_body(&run, i, !partial));
+            let (target, body) = (target.clone(), webhook_body(&run, i, !partial, skus));
             async move { target.send(body).await }
         })
         .await
@@ -311,7 +319,7 @@ async fn bench_pipeline(
     let api_calls = calls(http, calls_url).await.unwrap_or(0) - before_calls;
     let per_s = orders as f64 / elapsed.as_secs_f64();
     println!(
-        "pipeline ({} payloads): {orders} orders settled in {:.2} s = {per_s:.0} orders/s; {:.1} database transactions/order; {:.2} Webflow API calls/order",
+        "pipeline ({} payloads, {skus} SKUs): {orders} orders settled in {:.2} s = {per_s:.0} orders/s; {:.1} database transactions/order; {:.2} Webflow API calls/order",
         if partial { "partial" } else { "complete" },
         elapsed.as_secs_f64(),
         transactions as f64 / orders as f64,

@@ -8,6 +8,11 @@ use tokio::sync::Mutex;
 
 pub const BENCH_SKU: &str = "bench-sku";
 
+/// SKU of the `index`-th order when the catalog has `skus` products (`bench-sku-<n>`).
+pub fn sku_for(index: usize, skus: usize) -> String {
+    format!("{BENCH_SKU}-{}", index % skus.max(1))
+}
+
 /// A realistic order (the size of Webflow's example), complete or without its address.
 pub fn order_payload(order_id: &str, sku: &str, complete: bool) -> serde_json::Value {
     let mut order = serde_json::json!({
@@ -35,10 +40,10 @@ pub fn order_payload(order_id: &str, sku: &str, complete: bool) -> serde_json::V
     order
 }
 
-pub fn webhook_body(run: &str, index: usize, complete: bool) -> Vec<u8> {
+pub fn webhook_body(run: &str, index: usize, complete: bool, skus: usize) -> Vec<u8> {
     let order_id = format!("{run}-{index:06}");
-    let body =
-        serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, BENCH_SKU, complete)});
+    let sku = sku_for(index, skus);
+    let body = serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, &sku, complete)});
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -48,13 +53,31 @@ pub struct WebhookTarget {
     pub client: reqwest::Client,
 }
 
+/// A webhook signed ahead of time, so signing cost stays out of the measured window.
+#[derive(Clone)]
+pub struct Signed {
+    pub body: bytes::Bytes,
+    pub timestamp: String,
+    pub signature: String,
+}
+
 impl WebhookTarget {
-    pub async fn send(&self, body: Vec<u8>) -> Result<(), String> {
-        let ts = std::time::SystemTime::now()
+    pub fn sign(&self, body: Vec<u8>) -> Signed {
+        let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis().to_string())
             .unwrap_or_default();
-        let signature = webflow::sign(&self.secret, &ts, &body);
+        let signature = webflow::sign(&self.secret, &timestamp, &body);
+        Signed { body: body.into(), timestamp, signature }
+    }
+
+    pub async fn send(&self, body: Vec<u8>) -> Result<(), String> {
+        let signed = self.sign(body);
+        self.send_signed(&signed).await
+    }
+
+    pub async fn send_signed(&self, signed: &Signed) -> Result<(), String> {
+        let (ts, signature, body) = (signed.timestamp.clone(), signed.signature.clone(), signed.body.clone());
         let response = self
             .client
             .post(&self.url)

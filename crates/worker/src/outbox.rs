@@ -44,6 +44,28 @@ impl OutboxPublisher {
         self.publish_batch(Some((consumer, source_message_id)), 0, 1_000).await
     }
 
+    /// Publishes events the caller has just committed to the outbox, then marks them published.
+    /// Skips the claim transaction of [`Self::publish_for`]: the rows are fresh, so the relay
+    /// (which only takes rows older than `relay_min_age_ms`) leaves them alone.
+    pub async fn publish_committed(&self, events: &[domain::Envelope]) -> Result<usize, OutboxError> {
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let message = OutboxMessage {
+                id: 0,
+                message_id: event.message_id.to_string(),
+                routing_key: event.event.routing_key().to_owned(),
+                payload: serde_json::to_value(event).unwrap_or_default(),
+            };
+            self.publish(&message).await?;
+            ids.push(message.message_id);
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute("UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL", &[&ids])
+            .await?;
+        Ok(ids.len())
+    }
+
     /// Publishes up to `limit` events older than `min_age_ms` (the relay). Returns how many.
     pub async fn relay_once(&self, min_age_ms: i64, limit: i64) -> Result<usize, OutboxError> {
         self.publish_batch(None, min_age_ms, limit).await

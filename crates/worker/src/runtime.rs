@@ -203,7 +203,7 @@ impl<H: Handler> WorkerRuntime<H> {
         if effects.events().is_empty() {
             return Ok(Disposition::Processed);
         }
-        match shared.outbox.publish_for(H::NAME, &message.message_id).await {
+        match shared.outbox.publish_committed(effects.events()).await {
             Ok(count) => {
                 shared
                     .metrics
