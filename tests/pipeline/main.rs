@@ -7,3 +7,4 @@ mod failures;
 mod floor;
 mod lifecycle;
 mod reservation;
+mod writeback;

@@ -51,6 +51,7 @@ pub struct PipelineOptions {
     pub start_enrich: bool,
     pub start_reserve: bool,
     pub start_ship: bool,
+    pub start_notify: bool,
     pub start_warehouse: bool,
     pub auto_pack: bool,
     pub carrier: CarrierChoice,
@@ -64,6 +65,7 @@ impl Default for PipelineOptions {
             start_enrich: true,
             start_reserve: true,
             start_ship: false,
+            start_notify: false,
             start_warehouse: false,
             auto_pack: false,
             carrier: CarrierChoice::Sandbox,
@@ -81,8 +83,16 @@ pub fn site() -> SiteSettings {
         site_id: SITE_ID.into(),
         api_token: Some(SecretString::from(TOKEN)),
         webhook_secrets: vec![SecretString::from(SECRET)],
+        // Generous, so tests are not paced by the budget (the budget has its own tests).
+        rate_limit_per_minute: 6_000,
         ..SiteSettings::default()
     }
+}
+
+/// A Webflow gateway to the wiremock Webflow, with the site's budget set up.
+pub fn gateway(webflow: &MockServer, db: &TestDatabase) -> worker::webflow_gateway::WebflowGateway {
+    let client = WebflowClient::new(&webflow.uri(), Duration::from_secs(1), true).unwrap();
+    worker::webflow_gateway::WebflowGateway::new(client, db.pool.clone(), [site()], 0.2)
 }
 
 pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
@@ -90,6 +100,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     platform::install_crypto_provider();
     let db = TestDatabase::create().await;
     let webflow = MockServer::start().await;
+    gateway(&webflow, &db).ensure_budgets().await.unwrap();
     let shutdown = CancellationToken::new();
 
     let mut base = BaseSettings::default();
@@ -123,10 +134,9 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     tokio::spawn(app.run_until_stopped());
 
     let enrich = if options.start_enrich {
-        let client = WebflowClient::new(&webflow.uri(), Duration::from_secs(2), true).unwrap();
         let registry = prometheus::Registry::new();
         let handler = enrich::EnrichHandler::new(
-            client,
+            gateway(&webflow, &db),
             [site()],
             options.always_fetch,
             EnrichMetrics::register(&registry).unwrap(),
@@ -161,6 +171,13 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         }
         let carrier = std::sync::Arc::new(carrier::AnyCarrier::from_settings(&carrier_settings).unwrap());
         let handler = ship::ShipHandler::new(carrier, carrier_settings.ship_from.clone(), db.pool.clone());
+        let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(service.run_until_stopped(shutdown.clone()));
+    }
+    if options.start_notify {
+        let handler = notify_webflow::NotifyHandler::new(gateway(&webflow, &db), db.pool.clone(), [site()]);
         let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
             .await
             .unwrap();

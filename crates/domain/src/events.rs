@@ -42,6 +42,12 @@ pub enum Event {
     OrderFulfilledV1 { order_id: OrderId },
     #[serde(rename = "stock.received.v1")]
     StockReceivedV1 { sku: Sku, quantity: i64 },
+    /// An operator refunds the order in Webflow (e.g. stock will never arrive).
+    #[serde(rename = "order.refund_requested.v1")]
+    OrderRefundRequestedV1 { order_id: OrderId, reason: String },
+    /// The warehouse corrected the shipping address; Webflow's order comment must say so.
+    #[serde(rename = "order.address_corrected.v1")]
+    OrderAddressCorrectedV1 { order_id: OrderId, comment: String },
 }
 
 impl Event {
@@ -56,6 +62,8 @@ impl Event {
             Self::OrderShippedV1 { .. } => routing::ORDER_SHIPPED,
             Self::OrderFulfilledV1 { .. } => routing::ORDER_FULFILLED,
             Self::StockReceivedV1 { .. } => routing::STOCK_RECEIVED,
+            Self::OrderRefundRequestedV1 { .. } => routing::ORDER_REFUND_REQUESTED,
+            Self::OrderAddressCorrectedV1 { .. } => routing::ORDER_ADDRESS_CORRECTED,
         }
     }
 
@@ -68,7 +76,9 @@ impl Event {
             | Self::OrderBackorderedV1 { order_id, .. }
             | Self::OrderPackedV1 { order_id }
             | Self::OrderShippedV1 { order_id }
-            | Self::OrderFulfilledV1 { order_id } => Some(order_id),
+            | Self::OrderFulfilledV1 { order_id }
+            | Self::OrderRefundRequestedV1 { order_id, .. }
+            | Self::OrderAddressCorrectedV1 { order_id, .. } => Some(order_id),
             Self::StockReceivedV1 { .. } => None,
         }
     }

@@ -15,6 +15,8 @@ pub const ORDER_PACKED: &str = "order.packed";
 pub const ORDER_SHIPPED: &str = "order.shipped";
 pub const ORDER_FULFILLED: &str = "order.fulfilled";
 pub const STOCK_RECEIVED: &str = "stock.received";
+pub const ORDER_REFUND_REQUESTED: &str = "order.refund_requested";
+pub const ORDER_ADDRESS_CORRECTED: &str = "order.address_corrected";
 
 /// The Webflow trigger types the system acts on.
 pub const HANDLED_TRIGGER_TYPES: [&str; 3] = ["ecomm_new_order", "ecomm_order_changed", "ecomm_inventory_changed"];

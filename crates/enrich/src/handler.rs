@@ -4,12 +4,12 @@ use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::headers;
 use platform::settings::SiteSettings;
 use prometheus::{IntCounter, IntGauge, Registry};
-use secrecy::SecretString;
 use std::collections::HashMap;
 use tokio_postgres::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
-use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebflowClient, WebhookEnvelope};
+use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebhookEnvelope};
+use worker::webflow_gateway::{Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage};
 
 pub const ACTOR: &str = "enrich";
@@ -47,7 +47,7 @@ impl EnrichMetrics {
 }
 
 pub struct EnrichHandler {
-    client: WebflowClient,
+    gateway: WebflowGateway,
     /// Sites by Webflow site id.
     sites: HashMap<String, SiteSettings>,
     always_fetch: bool,
@@ -56,27 +56,27 @@ pub struct EnrichHandler {
 
 impl EnrichHandler {
     pub fn new(
-        client: WebflowClient,
+        gateway: WebflowGateway,
         sites: impl IntoIterator<Item = SiteSettings>,
         always_fetch: bool,
         metrics: EnrichMetrics,
     ) -> Self {
         let sites = sites.into_iter().map(|s| (s.site_id.clone(), s)).collect();
         Self {
-            client,
+            gateway,
             sites,
             always_fetch,
             metrics,
         }
     }
 
-    fn token(&self, site_id: &str) -> Result<&SecretString, HandlerError> {
-        self.sites
-            .get(site_id)
-            .and_then(|s| s.api_token.as_ref())
-            .ok_or_else(|| {
-                HandlerError::permanent(format!("Webflow site `{site_id}` is not configured with an API token"))
-            })
+    fn require_site(&self, site_id: &str) -> Result<(), HandlerError> {
+        match self.sites.get(site_id) {
+            Some(site) if site.api_token.is_some() => Ok(()),
+            _ => Err(HandlerError::permanent(format!(
+                "Webflow site `{site_id}` is not configured with an API token"
+            ))),
+        }
     }
 }
 
@@ -160,11 +160,17 @@ impl Handler for EnrichHandler {
                     .clone()
                     .filter(|id| !id.is_empty())
                     .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
-                let token = self.token(&site_id)?;
+                self.require_site(&site_id)?;
                 let mut fetch = None;
                 if self.always_fetch || incompleteness(&order).is_some() {
                     self.metrics.api_fetches.inc();
-                    let response = self.client.get_order(token, &site_id, &order_id).await?;
+                    let (site, id) = (site_id.clone(), order_id.clone());
+                    let response = self
+                        .gateway
+                        .call(&site_id, Priority::Enrichment, |client, token| async move {
+                            client.get_order(&token, &site, &id).await
+                        })
+                        .await?;
                     fetch = Some(response.call);
                     order = response.value;
                     if order.order_id.as_deref() != Some(order_id.as_str()) {

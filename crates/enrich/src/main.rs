@@ -6,6 +6,7 @@ use enrich::{EnrichHandler, Settings};
 use std::time::Duration;
 use webflow::WebflowClient;
 use worker::service::WorkerService;
+use worker::webflow_gateway::WebflowGateway;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,9 +21,15 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_millis(settings.webflow.timeout_ms),
         settings.webflow.allow_insecure_http,
     )?;
+    let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
+    let gateway = WebflowGateway::new(client, pool, settings.webflow.sites.values().cloned(), 0.2);
+    gateway
+        .ensure_budgets()
+        .await
+        .context("cannot set up the Webflow rate budget")?;
     let registry = prometheus::Registry::new();
     let handler = EnrichHandler::new(
-        client,
+        gateway,
         settings.webflow.sites.values().cloned(),
         settings.enrich.always_fetch,
         EnrichMetrics::register(&registry)?,

@@ -43,7 +43,8 @@ pub fn order_payload(order_id: &str, sku: &str, complete: bool) -> serde_json::V
 pub fn webhook_body(run: &str, index: usize, complete: bool, skus: usize) -> Vec<u8> {
     let order_id = format!("{run}-{index:06}");
     let sku = sku_for(index, skus);
-    let body = serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, &sku, complete)});
+    let body =
+        serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, &sku, complete)});
     serde_json::to_vec(&body).unwrap_or_default()
 }
 
@@ -68,7 +69,11 @@ impl WebhookTarget {
             .map(|d| d.as_millis().to_string())
             .unwrap_or_default();
         let signature = webflow::sign(&self.secret, &timestamp, &body);
-        Signed { body: body.into(), timestamp, signature }
+        Signed {
+            body: body.into(),
+            timestamp,
+            signature,
+        }
     }
 
     pub async fn send(&self, body: Vec<u8>) -> Result<(), String> {

@@ -14,6 +14,8 @@ pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod pool;
+pub mod rate_budget;
+pub mod webflow_writes;
 
 pub use error::DbError;
 pub use pool::{Pool, connect};

@@ -94,6 +94,11 @@ impl Application {
                     .route("/pick-tasks", web::get().to(picking::list_pick_tasks))
                     .route("/pick-tasks/{id}/picked", web::post().to(picking::mark_picked))
                     .route("/orders/{site_id}/{order_id}/pack", web::post().to(picking::pack))
+                    .route("/orders/{site_id}/{order_id}/refund", web::post().to(orders::refund))
+                    .route(
+                        "/orders/{site_id}/{order_id}/shipping-address",
+                        web::put().to(orders::correct_address),
+                    )
                     .route("/orders/{site_id}/{order_id}", web::get().to(orders::get_order)),
             )
         })

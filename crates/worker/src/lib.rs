@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod runtime;
 pub mod service;
 pub mod settings;
+pub mod webflow_gateway;
 
 pub use error::{ErrorKind, HandlerError};
 pub use message::{Effects, IncomingMessage};

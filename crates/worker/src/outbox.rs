@@ -61,7 +61,10 @@ impl OutboxPublisher {
         }
         let client = self.pool.get().await?;
         client
-            .execute("UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL", &[&ids])
+            .execute(
+                "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL",
+                &[&ids],
+            )
             .await?;
         Ok(ids.len())
     }

@@ -52,6 +52,14 @@ pub const CONSUMERS: &[ConsumerQueue] = &[
         name: "ship",
         bindings: &[routing::ORDER_PACKED],
     },
+    ConsumerQueue {
+        name: "notify-webflow",
+        bindings: &[
+            routing::ORDER_SHIPPED,
+            routing::ORDER_REFUND_REQUESTED,
+            routing::ORDER_ADDRESS_CORRECTED,
+        ],
+    },
 ];
 
 #[derive(Clone, Debug)]

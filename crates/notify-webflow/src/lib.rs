@@ -1,0 +1,384 @@
+//! The `notify-webflow` worker: the customer-facing write-back.
+//!
+//! - `order.shipped`: `PATCH` the order with carrier, tracking number and tracking URL, then
+//!   `POST .../fulfill` (with the site's email setting). The order becomes `fulfilled`.
+//! - `order.refund_requested`: `POST .../refund` once; the order is then cancelled.
+//! - `order.address_corrected`: the corrected address is noted on the order's `comment`, once.
+//!
+//! Exactly once toward the customer: each step is recorded in the write ledger as `pending`
+//! before its call and `done` after it. A redelivery skips done steps; a pending step (a crash
+//! or a timeout whose outcome is unknown) reads the order first and only writes what is
+//! missing, so the fulfilment email is never sent twice. An order refunded in Webflow
+//! meanwhile is not fulfilled: it goes to `needs_review`.
+
+use domain::{Event, OrderId, OrderState, SiteId};
+use platform::settings::{SettingsError, SiteSettings, Validate, WebflowSettings};
+use serde::Deserialize;
+use std::collections::HashMap;
+use tokio_postgres::Transaction;
+use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::webflow_writes::{self as ledger, StepStatus};
+use warehouse_db::{floor, orders};
+use webflow::{
+    CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
+};
+use worker::service::BaseSettings;
+use worker::webflow_gateway::{Priority, WebflowGateway};
+use worker::{Effects, Handler, HandlerError, IncomingMessage};
+
+pub const ACTOR: &str = "notify-webflow";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub base: BaseSettings,
+    pub webflow: WebflowSettings,
+}
+
+impl Validate for Settings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        self.base.validate()?;
+        self.webflow.validate()?;
+        self.webflow.require_api_tokens()
+    }
+}
+
+pub struct NotifyHandler {
+    gateway: WebflowGateway,
+    pool: warehouse_db::Pool,
+    sites: HashMap<String, SiteSettings>,
+}
+
+impl NotifyHandler {
+    pub fn new(
+        gateway: WebflowGateway,
+        pool: warehouse_db::Pool,
+        sites: impl IntoIterator<Item = SiteSettings>,
+    ) -> Self {
+        Self {
+            gateway,
+            pool,
+            sites: sites.into_iter().map(|s| (s.site_id.clone(), s)).collect(),
+        }
+    }
+}
+
+pub enum Outcome {
+    Skip(String),
+    Fulfilled,
+    RefundedMeanwhile(String),
+    Refunded(String),
+    Commented,
+}
+
+pub struct Prepared {
+    order_pk: i64,
+    outcome: Outcome,
+    calls: Vec<CallRecord>,
+}
+
+/// One order's write-back session: the calls made and the freshest order seen.
+struct Session<'a> {
+    handler: &'a NotifyHandler,
+    site_id: String,
+    order_id: String,
+    order_pk: i64,
+    calls: Vec<CallRecord>,
+    seen: Option<Order>,
+}
+
+impl Session<'_> {
+    async fn ledger_status(&self, step: &str) -> Result<StepStatus, HandlerError> {
+        let client = self.handler.pool.get().await?;
+        Ok(ledger::status(&**client, self.order_pk, step).await?)
+    }
+
+    async fn begin(&self, step: &str, request: &impl serde::Serialize) -> Result<(), HandlerError> {
+        let client = self.handler.pool.get().await?;
+        let request = serde_json::to_value(request).unwrap_or_default();
+        Ok(ledger::begin(&**client, self.order_pk, step, &request).await?)
+    }
+
+    async fn finish(&self, step: &str, status: Option<u16>) -> Result<(), HandlerError> {
+        let client = self.handler.pool.get().await?;
+        Ok(ledger::finish(&**client, self.order_pk, step, status.map(i32::from)).await?)
+    }
+
+    /// Reads the order from Webflow (the truth after an unknown outcome).
+    async fn read(&mut self) -> Result<&Order, HandlerError> {
+        let (site, id) = (self.site_id.clone(), self.order_id.clone());
+        let response = self
+            .handler
+            .gateway
+            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
+                client.get_order(&token, &site, &id).await
+            })
+            .await;
+        let response = self.record(response)?;
+        Ok(self.seen.insert(response))
+    }
+
+    fn record(
+        &mut self,
+        response: Result<webflow::ApiResponse<Order>, worker::webflow_gateway::GatewayError>,
+    ) -> Result<Order, HandlerError> {
+        match response {
+            Ok(response) => {
+                self.calls.push(response.call);
+                Ok(response.value)
+            }
+            Err(error) => {
+                if let worker::webflow_gateway::GatewayError::Api(api) = &error
+                    && let Some(call) = api.call()
+                {
+                    self.calls.push(call.clone());
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn patch(&mut self, body: UpdateOrderRequest) -> Result<Order, HandlerError> {
+        let (site, id) = (self.site_id.clone(), self.order_id.clone());
+        let response = self
+            .handler
+            .gateway
+            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
+                client.update_order(&token, &site, &id, &body).await
+            })
+            .await;
+        self.record(response)
+    }
+}
+
+fn is_refunded(order: &Order) -> bool {
+    matches!(order.status, Some(OrderStatus::Refunded | OrderStatus::DisputeLost))
+}
+
+impl NotifyHandler {
+    async fn write_back_shipment(&self, session: &mut Session<'_>) -> Result<Outcome, HandlerError> {
+        let client = self.pool.get().await?;
+        let shipment = floor::shipment(&**client, session.order_pk)
+            .await?
+            .filter(|s| s.status == "booked")
+            .ok_or_else(|| HandlerError::permanent("the order is shipped but has no booked shipment"))?;
+        drop(client);
+        let desired = UpdateOrderRequest {
+            comment: None,
+            shipping_provider: shipment.carrier.clone(),
+            shipping_tracking: shipment.tracking_number.clone(),
+            shipping_tracking_url: shipment.tracking_url.clone(),
+        };
+
+        // Step 1: carrier and tracking.
+        match session.ledger_status("tracking").await? {
+            StepStatus::Done => {}
+            status => {
+                let already = if status == StepStatus::Pending {
+                    let order = session.read().await?;
+                    order.shipping_tracking == desired.shipping_tracking
+                        && order.shipping_provider == desired.shipping_provider
+                        && order.shipping_tracking_url == desired.shipping_tracking_url
+                } else {
+                    false
+                };
+                if !already {
+                    session.begin("tracking", &desired).await?;
+                    let updated = session.patch(desired.clone()).await?;
+                    session.seen = Some(updated);
+                }
+                session.finish("tracking", Some(200)).await?;
+            }
+        }
+
+        // Step 2: fulfil, once, unless refunded meanwhile.
+        let send_email = self
+            .sites
+            .get(&session.site_id)
+            .is_none_or(|s| s.send_fulfillment_email);
+        match session.ledger_status("fulfill").await? {
+            StepStatus::Done => Ok(Outcome::Fulfilled),
+            status => {
+                let current = match (&session.seen, status) {
+                    (Some(order), StepStatus::New) => order.clone(),
+                    _ => session.read().await?.clone(),
+                };
+                if current.status == Some(OrderStatus::Fulfilled) {
+                    session.finish("fulfill", Some(200)).await?;
+                    return Ok(Outcome::Fulfilled);
+                }
+                if is_refunded(&current) {
+                    let status = current
+                        .status
+                        .as_ref()
+                        .map(OrderStatus::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    return Ok(Outcome::RefundedMeanwhile(format!(
+                        "{status} in Webflow before fulfilment"
+                    )));
+                }
+                let body = FulfillOrderRequest {
+                    send_order_fulfilled_email: send_email,
+                };
+                session.begin("fulfill", &body).await?;
+                let (site, id) = (session.site_id.clone(), session.order_id.clone());
+                let response = self
+                    .gateway
+                    .call(&session.site_id, Priority::WriteBack, |client, token| async move {
+                        client.fulfill_order(&token, &site, &id, &body).await
+                    })
+                    .await;
+                session.record(response)?;
+                session.finish("fulfill", Some(200)).await?;
+                Ok(Outcome::Fulfilled)
+            }
+        }
+    }
+
+    async fn refund(&self, session: &mut Session<'_>, reason: &str) -> Result<Outcome, HandlerError> {
+        let status = session.ledger_status("refund").await?;
+        if status == StepStatus::Done {
+            return Ok(Outcome::Refunded(reason.to_owned()));
+        }
+        if status == StepStatus::Pending && is_refunded(session.read().await?) {
+            session.finish("refund", Some(200)).await?;
+            return Ok(Outcome::Refunded(reason.to_owned()));
+        }
+        let body = RefundOrderRequest {
+            reason: Some(RefundReason::from_wire(reason)),
+        };
+        session.begin("refund", &body).await?;
+        let (site, id) = (session.site_id.clone(), session.order_id.clone());
+        let response = self
+            .gateway
+            .call(&session.site_id, Priority::WriteBack, |client, token| async move {
+                client.refund_order(&token, &site, &id, &body).await
+            })
+            .await;
+        session.record(response)?;
+        session.finish("refund", Some(200)).await?;
+        Ok(Outcome::Refunded(reason.to_owned()))
+    }
+
+    async fn comment(&self, session: &mut Session<'_>, comment: &str) -> Result<Outcome, HandlerError> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, comment.as_bytes());
+        let step = format!("comment:{}", &hex::encode(digest.as_ref())[..16]);
+        let status = session.ledger_status(&step).await?;
+        if status == StepStatus::Done {
+            return Ok(Outcome::Commented);
+        }
+        let present = status == StepStatus::Pending && session.read().await?.comment.as_deref() == Some(comment);
+        if !present {
+            let body = UpdateOrderRequest {
+                comment: Some(comment.to_owned()),
+                ..UpdateOrderRequest::default()
+            };
+            session.begin(&step, &body).await?;
+            session.patch(body).await?;
+        }
+        session.finish(&step, Some(200)).await?;
+        Ok(Outcome::Commented)
+    }
+}
+
+impl Handler for NotifyHandler {
+    const NAME: &'static str = "notify-webflow";
+    type Prepared = Prepared;
+
+    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+        let envelope = message.envelope()?;
+        let order_id = envelope
+            .event
+            .order_id()
+            .ok_or_else(|| HandlerError::permanent("the event names no order"))?
+            .to_string();
+        let site_id = envelope.site_id.to_string();
+        let order = {
+            let client = self.pool.get().await?;
+            orders::find(&**client, &site_id, &order_id)
+                .await?
+                .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
+        };
+        let mut session = Session {
+            handler: self,
+            site_id,
+            order_id,
+            order_pk: order.id,
+            calls: Vec::new(),
+            seen: None,
+        };
+        let outcome = match &envelope.event {
+            Event::OrderShippedV1 { .. } if order.state != OrderState::Shipped => {
+                Outcome::Skip(format!("order is {}", order.state))
+            }
+            Event::OrderShippedV1 { .. } => self.write_back_shipment(&mut session).await?,
+            Event::OrderRefundRequestedV1 { reason, .. } => self.refund(&mut session, reason).await?,
+            Event::OrderAddressCorrectedV1 { comment, .. } => self.comment(&mut session, comment).await?,
+            other => {
+                return Err(HandlerError::permanent(format!(
+                    "notify-webflow does not handle `{}`",
+                    other.routing_key()
+                )));
+            }
+        };
+        Ok(Prepared {
+            order_pk: order.id,
+            outcome,
+            calls: session.calls,
+        })
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        message: &IncomingMessage,
+        prepared: Prepared,
+        effects: &mut Effects,
+    ) -> Result<(), HandlerError> {
+        let Some(order) = orders::lock_by_id(tx, prepared.order_pk).await? else {
+            return Ok(());
+        };
+        for call in &prepared.calls {
+            audit::record(
+                tx,
+                AuditEntry {
+                    site_id: Some(&order.site_id),
+                    order_id: Some(&order.webflow_order_id),
+                    kind: kind::API_CALL,
+                    actor: ACTOR,
+                    detail: serde_json::to_value(call).unwrap_or_default(),
+                },
+            )
+            .await?;
+        }
+        let site_id = SiteId::new(order.site_id.clone());
+        let order_id = OrderId::new(order.webflow_order_id.clone());
+        match prepared.outcome {
+            Outcome::Skip(reason) => tracing::info!(order_id = %order_id, reason, "nothing to write back"),
+            Outcome::Fulfilled => {
+                if order.state == OrderState::Shipped {
+                    orders::transition(tx, &order, OrderState::Fulfilled, None, ACTOR).await?;
+                    effects.emit(Self::NAME, message, &site_id, Event::OrderFulfilledV1 { order_id });
+                }
+            }
+            Outcome::RefundedMeanwhile(reason) => {
+                if !order.state.is_terminal() {
+                    orders::transition(tx, &order, OrderState::NeedsReview, Some(&reason), ACTOR).await?;
+                }
+            }
+            Outcome::Refunded(reason) => {
+                let reason = format!("refunded by an operator ({reason})");
+                effects.emit(
+                    Self::NAME,
+                    message,
+                    &site_id,
+                    Event::OrderCancelledV1 { order_id, reason },
+                );
+            }
+            Outcome::Commented => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! `notify-webflow`: wires settings, telemetry and shutdown; the logic is in the library.
+
+use anyhow::Context;
+use notify_webflow::{NotifyHandler, Settings};
+use std::time::Duration;
+use webflow::WebflowClient;
+use worker::service::WorkerService;
+use worker::webflow_gateway::WebflowGateway;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings: Settings = platform::settings::load().context("invalid configuration")?;
+    platform::telemetry::init(platform::telemetry::subscriber(
+        &settings.base.telemetry,
+        std::io::stdout,
+    ));
+    let shutdown = platform::shutdown::on_signal();
+    let client = WebflowClient::new(
+        &settings.webflow.api_base_url,
+        Duration::from_millis(settings.webflow.timeout_ms),
+        settings.webflow.allow_insecure_http,
+    )?;
+    let pool = warehouse_db::connect(&settings.base.database.url, settings.base.database.pool_size).await?;
+    let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
+    let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), 0.2);
+    gateway
+        .ensure_budgets()
+        .await
+        .context("cannot set up the Webflow rate budget")?;
+    let handler = NotifyHandler::new(gateway, pool, sites);
+    let service = WorkerService::build(handler, &settings.base, prometheus::Registry::new(), shutdown.clone())
+        .await
+        .context("cannot start notify-webflow")?;
+    tracing::info!(health_port = service.health_port(), "notify-webflow started");
+    service.run_until_stopped(shutdown).await;
+    Ok(())
+}
