@@ -6,5 +6,7 @@ mod delivery;
 mod failures;
 mod floor;
 mod lifecycle;
+mod reconciliation;
 mod reservation;
+mod simulated_store;
 mod writeback;

@@ -36,6 +36,9 @@ pub struct Pipeline {
     pub enrich: Option<worker::WorkerRuntime<enrich::EnrichHandler>>,
     pub reserve: Option<worker::WorkerRuntime<ReserveHandler>>,
     pub warehouse_url: Option<String>,
+    pub sim: Option<webflow_sim::Simulator>,
+    /// The Webflow base URL the workers use (wiremock or the simulator).
+    pub webflow_base: String,
 }
 
 /// Which carrier the `ship` worker books with.
@@ -57,6 +60,10 @@ pub struct PipelineOptions {
     pub carrier: CarrierChoice,
     pub always_fetch: bool,
     pub max_attempts: u32,
+    /// Use the Webflow simulator (delivering its webhooks to the ingress) instead of wiremock.
+    pub simulator: Option<webflow_sim::SimConfig>,
+    /// Stock set before anything starts (SKU, on hand).
+    pub stock: Vec<(&'static str, i64)>,
 }
 
 impl Default for PipelineOptions {
@@ -71,6 +78,8 @@ impl Default for PipelineOptions {
             carrier: CarrierChoice::Sandbox,
             always_fetch: false,
             max_attempts: 4,
+            simulator: None,
+            stock: Vec::new(),
         }
     }
 }
@@ -89,9 +98,21 @@ pub fn site() -> SiteSettings {
     }
 }
 
-/// A Webflow gateway to the wiremock Webflow, with the site's budget set up.
-pub fn gateway(webflow: &MockServer, db: &TestDatabase) -> worker::webflow_gateway::WebflowGateway {
-    let client = WebflowClient::new(&webflow.uri(), Duration::from_secs(1), true).unwrap();
+/// A simulator configured for the test site, delivering webhooks once the pipeline runs.
+pub fn simulator_config() -> webflow_sim::SimConfig {
+    webflow_sim::SimConfig {
+        bind: "127.0.0.1:0".into(),
+        site_id: SITE_ID.into(),
+        token: TOKEN.into(),
+        webhook_secret: SECRET.into(),
+        retry_interval_ms: 200,
+        ..webflow_sim::SimConfig::default()
+    }
+}
+
+/// A Webflow gateway to `base_url`, with the site's budget.
+pub fn gateway(base_url: &str, db: &TestDatabase) -> worker::webflow_gateway::WebflowGateway {
+    let client = WebflowClient::new(base_url, Duration::from_secs(1), true).unwrap();
     worker::webflow_gateway::WebflowGateway::new(client, db.pool.clone(), [site()], 0.2)
 }
 
@@ -100,7 +121,10 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     platform::install_crypto_provider();
     let db = TestDatabase::create().await;
     let webflow = MockServer::start().await;
-    gateway(&webflow, &db).ensure_budgets().await.unwrap();
+    let mut webflow_base = webflow.uri();
+    for (sku, on_hand) in &options.stock {
+        db.stock(sku, *on_hand).await;
+    }
     let shutdown = CancellationToken::new();
 
     let mut base = BaseSettings::default();
@@ -133,10 +157,21 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     let ingress_url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
+    let sim = match options.simulator.clone() {
+        Some(mut config) => {
+            config.webhook_url = Some(format!("{ingress_url}/webhooks/webflow/{SITE_ID}"));
+            let sim = webflow_sim::Simulator::start(config, shutdown.clone()).unwrap();
+            webflow_base = format!("{}/v2", sim.base_url);
+            Some(sim)
+        }
+        None => None,
+    };
+    gateway(&webflow_base, &db).ensure_budgets().await.unwrap();
+
     let enrich = if options.start_enrich {
         let registry = prometheus::Registry::new();
         let handler = enrich::EnrichHandler::new(
-            gateway(&webflow, &db),
+            gateway(&webflow_base, &db),
             [site()],
             options.always_fetch,
             EnrichMetrics::register(&registry).unwrap(),
@@ -177,7 +212,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     if options.start_notify {
-        let handler = notify_webflow::NotifyHandler::new(gateway(&webflow, &db), db.pool.clone(), [site()]);
+        let handler = notify_webflow::NotifyHandler::new(gateway(&webflow_base, &db), db.pool.clone(), [site()]);
         let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
             .await
             .unwrap();
@@ -203,6 +238,8 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
 
     Pipeline {
         warehouse_url,
+        sim,
+        webflow_base,
         db,
         webflow,
         topology,
@@ -333,6 +370,36 @@ impl Pipeline {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Starts one more `notify-webflow` replica.
+    pub async fn start_notify(&self) {
+        let handler =
+            notify_webflow::NotifyHandler::new(gateway(&self.webflow_base, &self.db), self.db.pool.clone(), [site()]);
+        let service = WorkerService::build(handler, &self.base, prometheus::Registry::new(), self.shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(service.run_until_stopped(self.shutdown.clone()));
+    }
+
+    /// A reconciler over this pipeline's Webflow, database and broker.
+    pub async fn reconciler(&self) -> reconcile::Reconciler {
+        let amqp = platform::amqp::AmqpClient::start(
+            self.base.amqp.url.clone(),
+            "reconcile-test",
+            self.topology.clone(),
+            self.base.amqp.reconnect.clone(),
+            self.shutdown.child_token(),
+        );
+        amqp.wait_ready(Duration::from_secs(20)).await.unwrap();
+        let publisher = platform::amqp::Publisher::new(amqp, Duration::from_secs(5));
+        reconcile::Reconciler::new(
+            gateway(&self.webflow_base, &self.db),
+            self.db.pool.clone(),
+            publisher,
+            self.topology.clone(),
+            vec![SITE_ID.to_owned()],
+        )
     }
 
     /// A request to the warehouse API with the test token.

@@ -283,11 +283,8 @@ impl NotifyHandler {
     }
 }
 
-impl Handler for NotifyHandler {
-    const NAME: &'static str = "notify-webflow";
-    type Prepared = Prepared;
-
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+impl NotifyHandler {
+    async fn prepare_message(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
         let envelope = message.envelope()?;
         let order_id = envelope
             .event
@@ -301,6 +298,18 @@ impl Handler for NotifyHandler {
                 .await?
                 .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
         };
+        // Two deliveries for the same order must not write concurrently.
+        let Some(lock) = warehouse_db::locks::OrderLease::try_acquire(
+            &self.pool,
+            "notify",
+            order.id,
+            std::time::Duration::from_secs(300),
+        )
+        .await?
+        else {
+            return Err(HandlerError::transient("another delivery is working on this order")
+                .with_retry_after(Some(std::time::Duration::from_secs(1))));
+        };
         let mut session = Session {
             handler: self,
             site_id,
@@ -309,25 +318,44 @@ impl Handler for NotifyHandler {
             calls: Vec::new(),
             seen: None,
         };
-        let outcome = match &envelope.event {
-            Event::OrderShippedV1 { .. } if order.state != OrderState::Shipped => {
-                Outcome::Skip(format!("order is {}", order.state))
-            }
-            Event::OrderShippedV1 { .. } => self.write_back_shipment(&mut session).await?,
-            Event::OrderRefundRequestedV1 { reason, .. } => self.refund(&mut session, reason).await?,
-            Event::OrderAddressCorrectedV1 { comment, .. } => self.comment(&mut session, comment).await?,
+        let outcome = self.write(&mut session, &envelope.event, order.state).await;
+        lock.release().await;
+        Ok(Prepared {
+            order_pk: order.id,
+            outcome: outcome?,
+            calls: session.calls,
+        })
+    }
+}
+
+impl NotifyHandler {
+    async fn write(
+        &self,
+        session: &mut Session<'_>,
+        event: &Event,
+        state: OrderState,
+    ) -> Result<Outcome, HandlerError> {
+        Ok(match event {
+            Event::OrderShippedV1 { .. } if state != OrderState::Shipped => Outcome::Skip(format!("order is {state}")),
+            Event::OrderShippedV1 { .. } => self.write_back_shipment(session).await?,
+            Event::OrderRefundRequestedV1 { reason, .. } => self.refund(session, reason).await?,
+            Event::OrderAddressCorrectedV1 { comment, .. } => self.comment(session, comment).await?,
             other => {
                 return Err(HandlerError::permanent(format!(
                     "notify-webflow does not handle `{}`",
                     other.routing_key()
                 )));
             }
-        };
-        Ok(Prepared {
-            order_pk: order.id,
-            outcome,
-            calls: session.calls,
         })
+    }
+}
+
+impl Handler for NotifyHandler {
+    const NAME: &'static str = "notify-webflow";
+    type Prepared = Prepared;
+
+    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+        self.prepare_message(message).await
     }
 
     async fn apply(

@@ -92,25 +92,15 @@ fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError>
     })
 }
 
-impl Handler for ShipHandler {
-    const NAME: &'static str = "ship";
-    type Prepared = Prepared;
-
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
-        let envelope = message.envelope()?;
-        let Event::OrderPackedV1 { order_id } = &envelope.event else {
-            return Err(HandlerError::permanent(format!(
-                "ship does not handle `{}`",
-                envelope.event.routing_key()
-            )));
-        };
+impl ShipHandler {
+    async fn book(&self, order: &orders::OrderRecord, order_id: &OrderId) -> Result<Prepared, HandlerError> {
         let client = self.pool.get().await?;
-        let order = orders::find(&**client, envelope.site_id.as_str(), order_id.as_str())
+        if floor::shipment(&**client, order.id)
             .await?
-            .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
-        if order.state != OrderState::Packed {
+            .is_some_and(|s| s.status == "booked")
+        {
             return Ok(Prepared::Skip {
-                reason: format!("order is {}", order.state),
+                reason: "already booked by another delivery".into(),
             });
         }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
@@ -157,6 +147,46 @@ impl Handler for ShipHandler {
             }
             Err(error) => Err(HandlerError::permanent(error.to_string())),
         }
+    }
+}
+
+impl Handler for ShipHandler {
+    const NAME: &'static str = "ship";
+    type Prepared = Prepared;
+
+    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+        let envelope = message.envelope()?;
+        let Event::OrderPackedV1 { order_id } = &envelope.event else {
+            return Err(HandlerError::permanent(format!(
+                "ship does not handle `{}`",
+                envelope.event.routing_key()
+            )));
+        };
+        let client = self.pool.get().await?;
+        let order = orders::find(&**client, envelope.site_id.as_str(), order_id.as_str())
+            .await?
+            .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
+        if order.state != OrderState::Packed {
+            return Ok(Prepared::Skip {
+                reason: format!("order is {}", order.state),
+            });
+        }
+        drop(client);
+        // Two deliveries for the same order must not book concurrently.
+        let Some(lock) = warehouse_db::locks::OrderLease::try_acquire(
+            &self.pool,
+            "ship",
+            order.id,
+            std::time::Duration::from_secs(300),
+        )
+        .await?
+        else {
+            return Err(HandlerError::transient("another delivery is working on this order")
+                .with_retry_after(Some(std::time::Duration::from_secs(1))));
+        };
+        let result = self.book(&order, order_id).await;
+        lock.release().await;
+        result
     }
 
     async fn apply(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod floor;
 pub mod idempotency;
 pub mod inventory;
+pub mod locks;
 pub mod migrate;
 pub mod orders;
 pub mod outbox;

@@ -1,0 +1,349 @@
+//! The reconciliation job: lists every Webflow order of every site, page by page, within its
+//! share of the rate budget, and repairs what webhooks or failed writes left behind:
+//!
+//! | Webflow | warehouse | repair |
+//! |---|---|---|
+//! | paid (`unfulfilled`) | absent (lost webhook) | injected as an `ecomm_new_order` webhook, marked `x-source: reconcile` |
+//! | not `fulfilled` | `shipped` | the write-back (`order.shipped`) is enqueued again |
+//! | `refunded` / `dispute-lost` | still active | `order.cancelled` (released, or `needs_review` if shipped) |
+//! | `fulfilled` by hand | not shipped | `needs_review` |
+//!
+//! Every repair is idempotent: injected webhooks and events carry deterministic message ids,
+//! and a second run over the same state finds nothing to repair.
+
+use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
+use lapin::BasicProperties;
+use lapin::types::FieldTable;
+use platform::amqp::{Publisher, Topology, headers};
+use platform::settings::{SettingsError, Validate, WebflowSettings};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use warehouse_db::orders;
+use webflow::{Order, OrderStatus};
+use worker::service::BaseSettings;
+use worker::webflow_gateway::{GatewayError, Priority, WebflowGateway};
+
+pub const ACTOR: &str = "reconcile";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub base: BaseSettings,
+    pub webflow: WebflowSettings,
+    pub reconcile: ReconcileSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ReconcileSettings {
+    /// Seconds between runs in loop mode.
+    pub interval_secs: u64,
+    /// Largest share of a site's rate budget reconciliation may use.
+    pub budget_share: f64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            budget_share: 0.2,
+        }
+    }
+}
+
+impl Validate for Settings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        self.base.validate()?;
+        self.webflow.validate()?;
+        self.webflow.require_api_tokens()?;
+        if self.reconcile.interval_secs == 0 {
+            return Err(SettingsError::invalid("reconcile.interval_secs", "must be above 0"));
+        }
+        if !(0.01..=1.0).contains(&self.reconcile.budget_share) {
+            return Err(SettingsError::invalid(
+                "reconcile.budget_share",
+                "must be between 0.01 and 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Webflow(#[from] GatewayError),
+    #[error(transparent)]
+    Db(#[from] warehouse_db::DbError),
+    #[error(transparent)]
+    Pool(#[from] warehouse_db::pool::PoolError),
+    #[error(transparent)]
+    Publish(#[from] platform::amqp::PublishError),
+}
+
+/// What one run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub checked: u64,
+    pub api_calls: u64,
+    /// Repairs by kind: `lost_webhook`, `writeback`, `cancelled`, `needs_review`.
+    pub repaired: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    fn repaired(&mut self, kind: &str) {
+        *self.repaired.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    pub fn total_repaired(&self) -> u64 {
+        self.repaired.values().sum()
+    }
+}
+
+pub struct Reconciler {
+    gateway: WebflowGateway,
+    pool: warehouse_db::Pool,
+    publisher: Publisher,
+    topology: Topology,
+    site_ids: Vec<String>,
+}
+
+fn content_id(prefix: &str, parts: &[&[u8]]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        ctx.update(part);
+        ctx.update(&[0]);
+    }
+    format!("{prefix}-{}", &hex::encode(ctx.finish().as_ref())[..40])
+}
+
+impl Reconciler {
+    pub fn new(
+        gateway: WebflowGateway,
+        pool: warehouse_db::Pool,
+        publisher: Publisher,
+        topology: Topology,
+        site_ids: Vec<String>,
+    ) -> Self {
+        Self {
+            gateway,
+            pool,
+            publisher,
+            topology,
+            site_ids,
+        }
+    }
+
+    /// One pass over every site.
+    pub async fn run_once(&self) -> Result<Summary, ReconcileError> {
+        let mut summary = Summary::default();
+        for site_id in &self.site_ids {
+            self.reconcile_site(site_id, &mut summary).await?;
+        }
+        tracing::info!(
+            checked = summary.checked,
+            api_calls = summary.api_calls,
+            repaired = summary.total_repaired(),
+            by_kind = ?summary.repaired,
+            "reconciliation finished"
+        );
+        Ok(summary)
+    }
+
+    async fn reconcile_site(&self, site_id: &str, summary: &mut Summary) -> Result<(), ReconcileError> {
+        let mut offset = 0u32;
+        loop {
+            let site = site_id.to_owned();
+            let page = self
+                .gateway
+                .call(site_id, Priority::Reconciliation, |client, token| async move {
+                    client.list_orders(&token, &site, None, offset, 100).await
+                })
+                .await?;
+            summary.api_calls += 1;
+            let count = page.value.orders.len() as u32;
+            for order in &page.value.orders {
+                summary.checked += 1;
+                self.reconcile_order(site_id, order, summary).await?;
+            }
+            let total = page.value.pagination.as_ref().and_then(|p| p.total).unwrap_or(0);
+            offset += count;
+            if count == 0 || i64::from(offset) >= total {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn reconcile_order(&self, site_id: &str, order: &Order, summary: &mut Summary) -> Result<(), ReconcileError> {
+        let Some(order_id) = order.order_id.as_deref() else {
+            return Ok(());
+        };
+        let local = {
+            let client = self.pool.get().await?;
+            orders::find(&**client, site_id, order_id).await?
+        };
+        let status = order.status.as_ref();
+        match (status, local) {
+            (Some(OrderStatus::Unfulfilled), None) => {
+                self.inject_webhook(site_id, order).await?;
+                summary.repaired("lost_webhook");
+            }
+            (Some(s), Some(local))
+                if local.state == OrderState::Shipped && *s != OrderStatus::Fulfilled && !is_refunded(s) =>
+            {
+                let event = Event::OrderShippedV1 {
+                    order_id: OrderId::new(order_id),
+                };
+                self.publish_event(site_id, &format!("reconcile-writeback-{site_id}-{order_id}"), event)
+                    .await?;
+                summary.repaired("writeback");
+            }
+            (Some(s), Some(local)) if is_refunded(s) && !local.state.is_terminal() => {
+                let reason = format!("webflow status {} (found by reconciliation)", s.as_str());
+                let event = Event::OrderCancelledV1 {
+                    order_id: OrderId::new(order_id),
+                    reason,
+                };
+                self.publish_event(site_id, &format!("reconcile-cancel-{site_id}-{order_id}"), event)
+                    .await?;
+                summary.repaired("cancelled");
+            }
+            (Some(OrderStatus::Fulfilled), Some(local))
+                if local.state.progress() < OrderState::Shipped.progress() && !local.state.is_terminal() =>
+            {
+                let mut client = self.pool.get().await?;
+                let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
+                if let Some(current) = orders::lock_by_id(&*tx, local.id).await?
+                    && current.state.can_transition_to(OrderState::NeedsReview)
+                    && current.state.progress() < OrderState::Shipped.progress()
+                {
+                    orders::transition(
+                        &*tx,
+                        &current,
+                        OrderState::NeedsReview,
+                        Some("fulfilled in Webflow by hand, not shipped by the warehouse (reconciliation)"),
+                        ACTOR,
+                    )
+                    .await?;
+                    tx.commit().await.map_err(warehouse_db::DbError::from)?;
+                    summary.repaired("needs_review");
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Publishes the order as if its webhook had arrived (same routing, deterministic id).
+    async fn inject_webhook(&self, site_id: &str, order: &Order) -> Result<(), ReconcileError> {
+        let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order}))
+            .unwrap_or_default();
+        let order_id = order.order_id.as_deref().unwrap_or_default();
+        let mut table = FieldTable::default();
+        headers::insert_str(&mut table, headers::SITE_ID, site_id);
+        headers::insert_str(&mut table, headers::TRIGGER_TYPE, "ecomm_new_order");
+        headers::insert_str(&mut table, headers::SOURCE, "reconcile");
+        headers::insert_str(&mut table, headers::RECEIVED_AT, chrono_now());
+        let message_id = content_id(
+            "reconcile",
+            &[site_id.as_bytes(), order_id.as_bytes(), b"ecomm_new_order"],
+        );
+        let properties = BasicProperties::default()
+            .with_message_id(message_id.as_str().into())
+            .with_correlation_id(message_id.as_str().into())
+            .with_content_type("application/json".into())
+            .with_app_id("wms-reconcile".into())
+            .with_headers(table);
+        self.publisher
+            .publish(
+                &self.topology.events_exchange(),
+                domain::routing::WEBHOOK_NEW_ORDER,
+                &body,
+                properties,
+            )
+            .await?;
+        tracing::info!(site_id, order_id, "re-injected a paid order whose webhook was lost");
+        Ok(())
+    }
+
+    async fn publish_event(&self, site_id: &str, message_id: &str, event: Event) -> Result<(), ReconcileError> {
+        let envelope = Envelope::new(MessageId::new(message_id), message_id, SiteId::new(site_id), event);
+        let body = serde_json::to_vec(&envelope).unwrap_or_default();
+        let mut table = FieldTable::default();
+        headers::insert_str(&mut table, headers::SITE_ID, site_id);
+        headers::insert_str(&mut table, headers::SOURCE, "reconcile");
+        let properties = BasicProperties::default()
+            .with_message_id(message_id.into())
+            .with_correlation_id(message_id.into())
+            .with_content_type("application/json".into())
+            .with_app_id("wms-reconcile".into())
+            .with_headers(table);
+        self.publisher
+            .publish(
+                &self.topology.events_exchange(),
+                envelope.event.routing_key(),
+                &body,
+                properties,
+            )
+            .await?;
+        tracing::info!(
+            site_id,
+            message_id,
+            routing_key = envelope.event.routing_key(),
+            "repair enqueued"
+        );
+        Ok(())
+    }
+}
+
+fn is_refunded(status: &OrderStatus) -> bool {
+    matches!(status, OrderStatus::Refunded | OrderStatus::DisputeLost)
+}
+
+fn chrono_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis().to_string())
+        .unwrap_or_default()
+}
+
+/// Prometheus metrics of the loop mode.
+#[derive(Clone)]
+pub struct ReconcileMetrics {
+    pub checked: prometheus::IntCounter,
+    pub repaired: prometheus::IntCounterVec,
+    pub api_calls: prometheus::IntCounter,
+    pub failures: prometheus::IntCounter,
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let checked = prometheus::IntCounter::new("wms_reconcile_orders_checked_total", "Webflow orders compared")?;
+        let repaired = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("wms_reconcile_repaired_total", "Repairs, by kind"),
+            &["kind"],
+        )?;
+        let api_calls =
+            prometheus::IntCounter::new("wms_reconcile_api_calls_total", "Webflow calls made by reconciliation")?;
+        let failures = prometheus::IntCounter::new("wms_reconcile_failures_total", "Runs that failed")?;
+        registry.register(Box::new(checked.clone()))?;
+        registry.register(Box::new(repaired.clone()))?;
+        registry.register(Box::new(api_calls.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        Ok(Self {
+            checked,
+            repaired,
+            api_calls,
+            failures,
+        })
+    }
+
+    pub fn record(&self, summary: &Summary) {
+        self.checked.inc_by(summary.checked);
+        self.api_calls.inc_by(summary.api_calls);
+        for (kind, count) in &summary.repaired {
+            self.repaired.with_label_values(&[kind]).inc_by(*count);
+        }
+    }
+}

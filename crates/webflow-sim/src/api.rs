@@ -1,0 +1,349 @@
+//! The HTTP API: `/v2/sites/{site_id}/orders...` as Webflow answers, and `/_sim/...`.
+
+#![allow(clippy::result_large_err, reason = "handlers return early with a ready HttpResponse")]
+
+use crate::state::{Admission, Faults, SimState};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::time::Duration;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v2/sites/{site}/orders", web::get().to(list_orders))
+        .route("/v2/sites/{site}/orders/{order}", web::get().to(get_order))
+        .route("/v2/sites/{site}/orders/{order}", web::patch().to(update_order))
+        .route("/v2/sites/{site}/orders/{order}/fulfill", web::post().to(fulfill))
+        .route("/v2/sites/{site}/orders/{order}/unfulfill", web::post().to(unfulfill))
+        .route("/v2/sites/{site}/orders/{order}/refund", web::post().to(refund))
+        .route("/_sim/orders", web::get().to(sim_orders))
+        .route("/_sim/orders", web::post().to(sim_create_order))
+        .route("/_sim/orders/{order}", web::get().to(sim_order))
+        .route("/_sim/writes", web::get().to(sim_writes))
+        .route("/_sim/faults", web::get().to(sim_faults))
+        .route("/_sim/faults", web::post().to(sim_set_faults))
+        .route("/_sim/stats", web::get().to(sim_stats))
+        .route(
+            "/healthz",
+            web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+        );
+}
+
+fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .json(serde_json::json!({"code": code, "message": message, "externalReference": null, "details": []}))
+}
+
+/// Auth, rate limit and injected faults, in Webflow's order. `Ok(headers)` lets the call through.
+async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec<(String, String)>, HttpResponse> {
+    let authorized = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| token == state.config.token);
+    if !authorized {
+        return Err(error(401, "not_authorized", "Request not authorized"));
+    }
+    let headers = match state.admit() {
+        Admission::Throttled { retry_after, limit } => {
+            let mut response = error(429, "too_many_requests", "Too Many Requests");
+            let h = response.headers_mut();
+            let secs = retry_after.as_secs().max(1).to_string();
+            for (k, v) in [
+                ("retry-after", secs),
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-limit", limit.to_string()),
+            ] {
+                if let (Ok(name), Ok(value)) = (
+                    actix_web::http::header::HeaderName::from_bytes(k.as_bytes()),
+                    actix_web::http::header::HeaderValue::from_str(&v),
+                ) {
+                    h.insert(name, value);
+                }
+            }
+            return Err(response);
+        }
+        Admission::Allowed { remaining, limit } if limit > 0 => {
+            vec![
+                ("x-ratelimit-remaining".into(), remaining.to_string()),
+                ("x-ratelimit-limit".into(), limit.to_string()),
+            ]
+        }
+        Admission::Allowed { .. } => Vec::new(),
+    };
+    let faults = state.faults.lock().map(|f| f.clone()).unwrap_or_default();
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {
+        if let Ok(mut stats) = state.stats.lock() {
+            stats.errors_injected += 1;
+        }
+        return Err(error(500, "internal_error", "An Internal Error occurred"));
+    }
+    if site != state.config.site_id {
+        return Err(error(
+            404,
+            "resource_not_found",
+            "Requested resource not found: The site cannot be found",
+        ));
+    }
+    Ok(headers)
+}
+
+/// After the write is applied: sometimes the answer never comes (a timeout for the caller).
+async fn maybe_hang(state: &SimState) {
+    let rate = state.faults.lock().map(|f| f.timeout_rate).unwrap_or(0.0);
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+}
+
+fn ok(headers: Vec<(String, String)>, body: &serde_json::Value) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    for (k, v) in headers {
+        response.insert_header((k, v));
+    }
+    response.json(body)
+}
+
+fn not_found() -> HttpResponse {
+    error(
+        404,
+        "resource_not_found",
+        "Requested resource not found: The order cannot be found",
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn list_orders(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    site: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 100);
+    let offset = query.offset.unwrap_or(0);
+    let orders = state
+        .orders
+        .lock()
+        .map(|o| o.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let matching: Vec<_> = orders
+        .into_iter()
+        .filter(|o| query.status.as_deref().is_none_or(|s| o["status"] == s))
+        .collect();
+    let total = matching.len();
+    let page: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
+    ok(
+        headers,
+        &serde_json::json!({"orders": page, "pagination": {"limit": limit, "offset": offset, "total": total}}),
+    )
+}
+
+async fn get_order(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (site, order_id) = path.into_inner();
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    match state.order(&order_id) {
+        Some(order) => ok(headers, &order),
+        None => not_found(),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<serde_json::Value, HttpResponse> {
+    if body.is_empty() {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(body).map_err(|_| error(400, "bad_request", "Bad Request: Request is malformed"))
+}
+
+/// Applies `change` to the stored order and records the write.
+async fn write(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    change: impl FnOnce(&mut serde_json::Value, &serde_json::Value) -> Result<(), HttpResponse>,
+) -> HttpResponse {
+    let (site, order_id) = path.into_inner();
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let updated = {
+        let Ok(mut orders) = state.orders.lock() else {
+            return error(500, "internal_error", "poisoned");
+        };
+        let Some(order) = orders.get_mut(&order_id) else {
+            return not_found();
+        };
+        if let Err(response) = change(order, &body) {
+            return response;
+        }
+        order.clone()
+    };
+    state.record_write(request.method().as_str(), request.path(), &order_id, body);
+    maybe_hang(&state).await;
+    ok(headers, &updated)
+}
+
+fn now() -> serde_json::Value {
+    chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into()
+}
+
+async fn update_order(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    write(request, state, path, body, |order, body| {
+        for key in ["comment", "shippingProvider", "shippingTracking", "shippingTrackingURL"] {
+            if let Some(value) = body.get(key) {
+                if !value.is_string() {
+                    return Err(error(400, "validation_error", &format!("{key} must be a string")));
+                }
+                order[key] = value.clone();
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn fulfill(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    write(request, state, path, body, |order, _| {
+        order["status"] = "fulfilled".into();
+        order["fulfilledOn"] = now();
+        Ok(())
+    })
+    .await
+}
+
+async fn unfulfill(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    write(request, state, path, body, |order, _| {
+        order["status"] = "unfulfilled".into();
+        order["fulfilledOn"] = serde_json::Value::Null;
+        Ok(())
+    })
+    .await
+}
+
+async fn refund(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    write(request, state, path, body, |order, body| {
+        if let Some(reason) = body.get("reason").and_then(|r| r.as_str())
+            && !["duplicate", "fraudulent", "requested"].contains(&reason)
+        {
+            return Err(error(
+                400,
+                "validation_error",
+                "reason must be duplicate, fraudulent or requested",
+            ));
+        }
+        order["status"] = "refunded".into();
+        order["refundedOn"] = now();
+        Ok(())
+    })
+    .await
+}
+
+async fn sim_orders(state: web::Data<SimState>) -> HttpResponse {
+    let orders: Vec<_> = state
+        .orders
+        .lock()
+        .map(|o| o.values().cloned().collect())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(serde_json::json!({"orders": orders}))
+}
+
+async fn sim_order(state: web::Data<SimState>, order_id: web::Path<String>) -> HttpResponse {
+    match state.order(&order_id) {
+        Some(order) => {
+            HttpResponse::Ok().json(serde_json::json!({"order": order, "writes": state.writes_for(&order_id)}))
+        }
+        None => not_found(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CreateOrder {
+    skus: Vec<String>,
+    #[serde(default)]
+    digital: bool,
+    /// Deliver the webhook (default true); false simulates a lost webhook.
+    #[serde(default = "yes")]
+    webhook: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn sim_create_order(state: web::Data<SimState>, body: web::Json<CreateOrder>) -> HttpResponse {
+    let skus: Vec<&str> = body.skus.iter().map(String::as_str).collect();
+    let order = state.new_order(&skus, body.digital);
+    if body.webhook {
+        let state = state.into_inner();
+        let payload = order.clone();
+        tokio::spawn(async move { crate::store::deliver(&state, "ecomm_new_order", &payload).await });
+    }
+    HttpResponse::Created().json(order)
+}
+
+async fn sim_writes(state: web::Data<SimState>) -> HttpResponse {
+    let writes = state.writes.lock().map(|w| w.clone()).unwrap_or_default();
+    HttpResponse::Ok().json(serde_json::json!({"writes": writes}))
+}
+
+async fn sim_faults(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.faults.lock().map(|f| f.clone()).unwrap_or_default())
+}
+
+async fn sim_set_faults(state: web::Data<SimState>, faults: web::Json<Faults>) -> HttpResponse {
+    if let Ok(mut current) = state.faults.lock() {
+        *current = faults.into_inner();
+    }
+    HttpResponse::Ok().json(state.faults.lock().map(|f| f.clone()).unwrap_or_default())
+}
+
+async fn sim_stats(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.stats.lock().map(|s| s.clone()).unwrap_or_default())
+}

@@ -1,0 +1,86 @@
+//! `webflow-sim`: runs the simulator until Ctrl-C / SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use webflow_sim::{Faults, SimConfig, Simulator};
+
+#[derive(Parser)]
+#[command(about = "A stand-in Webflow store and Orders API")]
+struct Cli {
+    #[arg(long, env = "SIM_BIND", default_value = "127.0.0.1:8090")]
+    bind: String,
+    #[arg(long, env = "SIM_SITE_ID", default_value = "65f0c0ffee0000000000beef")]
+    site_id: String,
+    #[arg(long, env = "SIM_TOKEN", default_value = "sim-token")]
+    token: String,
+    #[arg(long, env = "SIM_WEBHOOK_SECRET", default_value = "sim-webhook-secret")]
+    webhook_secret: String,
+    /// Where to deliver webhooks, e.g. http://127.0.0.1:8080/webhooks/webflow/<site_id>.
+    #[arg(long, env = "SIM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    #[arg(long, env = "SIM_ORDERS_PER_MINUTE", default_value_t = 30.0)]
+    orders_per_minute: f64,
+    /// Comma-separated SKUs the store sells.
+    #[arg(
+        long,
+        env = "SIM_CATALOG",
+        default_value = "sim-sku-1,sim-sku-2,sim-sku-3,sim-sku-4,sim-sku-5"
+    )]
+    catalog: String,
+    #[arg(long, env = "SIM_DIGITAL_SHARE", default_value_t = 0.1)]
+    digital_share: f64,
+    #[arg(long, env = "SIM_REFUND_SHARE", default_value_t = 0.05)]
+    refund_share: f64,
+    #[arg(long, env = "SIM_RETRY_INTERVAL_MS", default_value_t = 600_000)]
+    retry_interval_ms: u64,
+    #[arg(long, env = "SIM_MAX_ORDERS", default_value_t = 0)]
+    max_orders: u64,
+    #[arg(long, env = "SIM_RATE_LIMIT_PER_MINUTE", default_value_t = 120)]
+    rate_limit_per_minute: u32,
+    #[arg(long, env = "SIM_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    #[arg(long, env = "SIM_ERROR_RATE", default_value_t = 0.0)]
+    error_rate: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = platform::telemetry::TelemetrySettings {
+        log_format: platform::telemetry::LogFormat::Pretty,
+        ..Default::default()
+    };
+    platform::telemetry::init(platform::telemetry::subscriber(&settings, std::io::stdout));
+    platform::install_crypto_provider();
+    let shutdown = platform::shutdown::on_signal();
+    let config = SimConfig {
+        bind: cli.bind,
+        site_id: cli.site_id,
+        token: cli.token,
+        webhook_secret: cli.webhook_secret,
+        webhook_url: cli.webhook_url,
+        orders_per_minute: cli.orders_per_minute,
+        catalog: cli
+            .catalog
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        digital_share: cli.digital_share,
+        refund_share: cli.refund_share,
+        retry_interval_ms: cli.retry_interval_ms,
+        max_orders: cli.max_orders,
+        faults: Faults {
+            latency_ms: cli.latency_ms,
+            error_rate: cli.error_rate,
+            timeout_rate: 0.0,
+            rate_limit_per_minute: cli.rate_limit_per_minute,
+        },
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, shutdown.clone()).context("cannot start the simulator")?;
+    tracing::info!(url = %sim.base_url, "Webflow simulator listening (API under /v2, inspection under /_sim)");
+    shutdown.cancelled().await;
+    sim.server.stop(true).await;
+    Ok(())
+}
