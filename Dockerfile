@@ -15,7 +15,7 @@ RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --workspace --bins \
  && mkdir /out \
- && for bin in ingress enrich reserve ship notify-webflow warehouse reconcile webflow-sim; do cp "target/release/$bin" /out/; done
+ && for bin in ingress enrich reserve ship notify-webflow warehouse reconcile webflow-sim wmsctl; do cp "target/release/$bin" /out/; done
 
 # Distroless: no shell, no package manager; runs as the built-in non-root user (65532).
 # Health checks use each binary's `healthcheck <url>` subcommand (ingress) or the

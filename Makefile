@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint test test-only build release run bench migrate clean
+.PHONY: help services-check fmt fmt-check lint validate-deploy test test-only build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ lint: ## Clippy with warnings as errors
 test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
 	$(CARGO) test --workspace --no-fail-fast
 
-test: fmt-check lint test-only ## Formatting, lints, then every test
+validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
+	@bash scripts/validate-deploy.sh
+
+test: fmt-check lint validate-deploy test-only ## Formatting, lints, manifests, then every test
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins

@@ -6,6 +6,7 @@ mod delivery;
 mod failures;
 mod floor;
 mod lifecycle;
+mod operator_tools;
 mod reconciliation;
 mod reservation;
 mod simulated_store;

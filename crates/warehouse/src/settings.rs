@@ -16,7 +16,9 @@ pub struct Settings {
 #[serde(default)]
 pub struct WarehouseSettings {
     pub bind: String,
-    /// Bearer tokens accepted by the API (several, so one can be rotated).
+    /// Bearer tokens accepted by the API (several, so one can be rotated); a list, or a
+    /// comma-separated string in the environment.
+    #[serde(deserialize_with = "platform::settings::string_or_list")]
     pub api_tokens: Vec<SecretString>,
     /// Pick and pack reserved orders automatically (local runs and demos).
     pub auto_pack: bool,

@@ -1,0 +1,378 @@
+//! `wmsctl`: the operator's command line. Tables by default, `--json` for scripts; a failure
+//! prints one clear line and exits non-zero.
+
+#![allow(clippy::print_stdout, reason = "a CLI that reports to stdout")]
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use platform::amqp::Topology;
+use platform::settings::{SettingsError, Validate, WebflowSettings};
+use serde::Deserialize;
+use std::io::{BufRead, Write};
+use std::time::Duration;
+use webflow::{CreateWebhookRequest, TriggerType, WebflowClient};
+use wmsctl::dlq::Dlq;
+use wmsctl::output::{messages_table, order_text, table};
+use worker::service::BaseSettings;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, reconciliation, sites"
+)]
+struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Orders in the warehouse database.
+    Order {
+        #[command(subcommand)]
+        command: OrderCommand,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Run the reconciliation once and print its summary.
+    Reconcile {
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// Webflow sites.
+    Sites {
+        #[command(subcommand)]
+        command: SitesCommand,
+    },
+    /// Webflow webhooks.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every dead-letter queue with its message count.
+    List,
+    /// Messages of a dead-letter queue with their reason headers (left in the queue).
+    Show {
+        queue: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u16,
+    },
+    /// Publish dead letters back to their work queue (original message id kept).
+    Replay {
+        queue: String,
+        /// Only the messages about this order.
+        #[arg(long, conflicts_with = "all")]
+        order: Option<String>,
+        /// Every message in the queue.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 1_000)]
+        limit: u16,
+    },
+    /// Delete every message of a dead-letter queue (asks first).
+    Purge {
+        queue: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrderCommand {
+    /// State, shipment and the full timeline of an order.
+    Show { site_id: String, order_id: String },
+}
+
+#[derive(Subcommand)]
+enum SitesCommand {
+    /// Checks each site's token (orders and webhooks readable) and lists its webhooks.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Creates the three ecommerce webhooks pointing at the public URL and prints their secrets.
+    Register {
+        /// The site's name in the configuration (`webflow.sites.<name>`).
+        site: String,
+        /// Public base URL of the ingress, e.g. https://webhooks.example.com
+        #[arg(long)]
+        public_url: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Settings {
+    #[serde(flatten)]
+    base: BaseSettings,
+    webflow: WebflowSettings,
+    reconcile: reconcile::ReconcileSettings,
+}
+
+impl Validate for Settings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        self.base.amqp.validate()?;
+        self.webflow.validate()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        eprintln!("wmsctl: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    platform::install_crypto_provider();
+    let settings: Settings = platform::settings::load().context("invalid configuration")?;
+    let topology = Topology::from_settings(&settings.base.amqp);
+    let amqp_url = secrecy::ExposeSecret::expose_secret(&settings.base.amqp.url).to_owned();
+    match cli.command {
+        Command::Dlq { command } => {
+            let dlq = Dlq::connect(&amqp_url, topology)
+                .await
+                .context("cannot reach RabbitMQ")?;
+            match command {
+                DlqCommand::List => {
+                    let queues = dlq.list().await?;
+                    print(cli.json, &queues, || {
+                        table(
+                            &["queue", "consumer", "messages"],
+                            &queues
+                                .iter()
+                                .map(|q| vec![q.queue.clone(), q.consumer.clone(), q.messages.to_string()])
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                }
+                DlqCommand::Show { queue, limit } => {
+                    let messages = dlq.show(&queue, limit).await?;
+                    print(cli.json, &messages, || messages_table(&messages))
+                }
+                DlqCommand::Replay {
+                    queue,
+                    order,
+                    all,
+                    limit,
+                } => {
+                    if order.is_none() && !all {
+                        bail!("say which messages: --order <ORDER_ID> or --all");
+                    }
+                    let replayed = dlq.replay(&queue, order.as_deref(), limit).await?;
+                    print(cli.json, &replayed, || {
+                        format!("replayed {} message(s)\n{}", replayed.len(), messages_table(&replayed))
+                    })
+                }
+                DlqCommand::Purge { queue, yes } => {
+                    if !yes && !confirm(&format!("delete every message of {queue}?"))? {
+                        bail!("not purged");
+                    }
+                    let purged = dlq.purge(&queue).await?;
+                    print(cli.json, &serde_json::json!({"queue": queue, "purged": purged}), || {
+                        format!("purged {purged} message(s) from {queue}")
+                    })
+                }
+            }
+        }
+        Command::Order {
+            command: OrderCommand::Show { site_id, order_id },
+        } => {
+            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+            let client = pool.get().await?;
+            let view = warehouse::routes::orders::order_view(&**client, &site_id, &order_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            print(cli.json, &view, || order_text(&view))
+        }
+        Command::Migrate => {
+            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+            let applied = warehouse_db::migrate::run(&pool).await?;
+            print(cli.json, &serde_json::json!({"applied": applied}), || {
+                format!("{applied} migration(s) applied")
+            })
+        }
+        Command::Reconcile { .. } => {
+            settings.webflow.require_api_tokens()?;
+            let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
+            let client = webflow_client(&settings.webflow)?;
+            let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
+            let gateway = worker::webflow_gateway::WebflowGateway::new(
+                client,
+                pool.clone(),
+                sites.clone(),
+                settings.reconcile.budget_share,
+            );
+            gateway.ensure_budgets().await?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let amqp = platform::amqp::AmqpClient::start(
+                settings.base.amqp.url.clone(),
+                "wmsctl",
+                topology.clone(),
+                settings.base.amqp.reconnect.clone(),
+                shutdown.clone(),
+            );
+            amqp.wait_ready(Duration::from_secs(20)).await?;
+            let publisher = platform::amqp::Publisher::new(amqp, Duration::from_secs(10));
+            let reconciler = reconcile::Reconciler::new(
+                gateway,
+                pool,
+                publisher,
+                topology,
+                sites.into_iter().map(|s| s.site_id).collect(),
+            );
+            let summary = reconciler.run_once().await?;
+            shutdown.cancel();
+            print(cli.json, &summary, || {
+                let mut rows = vec![
+                    vec!["checked".into(), summary.checked.to_string()],
+                    vec!["api calls".into(), summary.api_calls.to_string()],
+                ];
+                rows.extend(
+                    summary
+                        .repaired
+                        .iter()
+                        .map(|(k, v)| vec![format!("repaired: {k}"), v.to_string()]),
+                );
+                table(&["", "count"], &rows)
+            })
+        }
+        Command::Sites {
+            command: SitesCommand::Check,
+        } => {
+            let client = webflow_client(&settings.webflow)?;
+            let mut report = Vec::new();
+            let mut failed = false;
+            for (name, site) in &settings.webflow.sites {
+                let Some(token) = &site.api_token else {
+                    failed = true;
+                    report.push(serde_json::json!({"site": name, "ok": false, "error": "no api_token"}));
+                    continue;
+                };
+                let orders = client.list_orders(token, &site.site_id, None, 0, 1).await;
+                let hooks = client.list_webhooks(token, &site.site_id).await;
+                let ok = orders.is_ok() && hooks.is_ok();
+                failed |= !ok;
+                report.push(serde_json::json!({
+                    "site": name,
+                    "site_id": site.site_id,
+                    "ok": ok,
+                    "orders_readable": orders.as_ref().map(|_| true).unwrap_or(false),
+                    "error": orders.err().map(|e| e.to_string()).or_else(|| hooks.as_ref().err().map(|e| e.to_string())),
+                    "webhooks": hooks.map(|h| h.value.webhooks.iter().map(|w| serde_json::json!({"trigger": w.trigger_type.as_ref().map(|t| t.to_string()), "url": w.url})).collect::<Vec<_>>()).unwrap_or_default(),
+                }));
+            }
+            print(cli.json, &report, || {
+                table(
+                    &["site", "ok", "webhooks", "error"],
+                    &report
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r["site"].as_str().unwrap_or_default().to_owned(),
+                                r["ok"].to_string(),
+                                r["webhooks"].as_array().map(|w| w.len()).unwrap_or(0).to_string(),
+                                r["error"].as_str().unwrap_or("").to_owned(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })?;
+            if failed {
+                bail!("at least one site failed its check");
+            }
+            Ok(())
+        }
+        Command::Webhooks {
+            command: WebhooksCommand::Register { site, public_url },
+        } => {
+            let site = settings
+                .webflow
+                .sites
+                .get(&site)
+                .with_context(|| format!("no site `{site}` in webflow.sites"))?;
+            let token = site.api_token.as_ref().context("the site has no api_token")?;
+            let client = webflow_client(&settings.webflow)?;
+            let url = format!("{}/webhooks/webflow/{}", public_url.trim_end_matches('/'), site.site_id);
+            let mut created = Vec::new();
+            for trigger in [
+                TriggerType::EcommNewOrder,
+                TriggerType::EcommOrderChanged,
+                TriggerType::EcommInventoryChanged,
+            ] {
+                let hook = client
+                    .create_webhook(
+                        token,
+                        &site.site_id,
+                        &CreateWebhookRequest {
+                            trigger_type: trigger.clone(),
+                            url: url.clone(),
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("creating the {trigger} webhook"))?;
+                created.push(serde_json::json!({"trigger": trigger.to_string(), "id": hook.value.id, "url": url, "secret_key": hook.value.secret_key}));
+            }
+            print(cli.json, &created, || {
+                format!(
+                    "{}\n\nStore every secret_key in webflow.sites.<name>.webhook_secrets (keep the old ones until the rotation is done).",
+                    table(
+                        &["trigger", "id", "secret_key"],
+                        &created
+                            .iter()
+                            .map(|c| vec![
+                                c["trigger"].as_str().unwrap_or_default().to_owned(),
+                                c["id"].as_str().unwrap_or_default().to_owned(),
+                                c["secret_key"]
+                                    .as_str()
+                                    .unwrap_or("(none: an OAuth app signs with its client secret)")
+                                    .to_owned(),
+                            ])
+                            .collect::<Vec<_>>()
+                    )
+                )
+            })
+        }
+    }
+}
+
+fn webflow_client(settings: &WebflowSettings) -> anyhow::Result<WebflowClient> {
+    Ok(WebflowClient::new(
+        &settings.api_base_url,
+        Duration::from_millis(settings.timeout_ms),
+        settings.allow_insecure_http,
+    )?)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}

@@ -1,0 +1,149 @@
+//! `wmsctl` against the real broker and database: a stuck job is found, understood and
+//! replayed, and the order completes exactly once.
+
+use e2e::*;
+use std::time::Duration;
+use wmsctl::dlq::Dlq;
+
+const WAIT: Duration = Duration::from_secs(25);
+
+#[tokio::test]
+async fn a_dead_lettered_write_back_is_listed_shown_replayed_and_completes_once() {
+    let p = start_pipeline(PipelineOptions {
+        start_ship: true,
+        start_notify: true,
+        start_warehouse: true,
+        auto_pack: false,
+        max_attempts: 2,
+        simulator: Some(simulator_config()),
+        stock: vec![("sim-sku-1", 10)],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let sim = p.sim.as_ref().unwrap();
+    let order_id = sim.state.new_order(&["sim-sku-1"], false)["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Its webhook was lost; reconciliation injects it.
+    p.reconciler().await.run_once().await.unwrap();
+    assert_eq!(
+        p.wait_for_state(&order_id, "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    // Webflow fails every call while the order is packed and shipped.
+    sim.state.faults.lock().unwrap().error_rate = 1.0;
+    let tasks: serde_json::Value = p
+        .warehouse(reqwest::Method::GET, "/api/v1/pick-tasks?status=open")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id = tasks["pick_tasks"][0]["id"].as_i64().unwrap();
+    let picked = p
+        .warehouse(reqwest::Method::POST, &format!("/api/v1/pick-tasks/{task_id}/picked"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(picked.status(), 200);
+    let parcels = serde_json::json!({"parcels": [{"weight_grams": 250.0, "length_cm": 30.0, "width_cm": 20.0, "height_cm": 10.0}]});
+    let packed = p
+        .warehouse(
+            reqwest::Method::POST,
+            &format!("/api/v1/orders/{SITE_ID}/{order_id}/pack"),
+        )
+        .json(&parcels)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(packed.status(), 200);
+    assert_eq!(
+        p.wait_for_state(&order_id, "shipped", WAIT).await.as_deref(),
+        Some("shipped")
+    );
+
+    let dlq = Dlq::connect(&test_support::amqp_url(), p.topology.clone())
+        .await
+        .unwrap();
+    let dead_queue = p.topology.dead_queue("notify-webflow");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listed = dlq.list().await.unwrap();
+        let entry = listed.iter().find(|q| q.queue == dead_queue).unwrap();
+        if entry.messages == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = dlq.show(&dead_queue, 10).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].order_id.as_deref(), Some(order_id.as_str()));
+    assert_eq!(shown[0].reason.as_deref(), Some("retries_exhausted"));
+    assert_eq!(shown[0].service.as_deref(), Some("notify-webflow"));
+    assert!(shown[0].error.as_deref().unwrap().contains("500"));
+    let table = wmsctl::output::messages_table(&shown);
+    assert!(
+        table.contains(&order_id) && table.contains("retries_exhausted"),
+        "{table}"
+    );
+    assert_eq!(
+        dlq.list()
+            .await
+            .unwrap()
+            .iter()
+            .find(|q| q.queue == dead_queue)
+            .unwrap()
+            .messages,
+        1,
+        "show leaves it there"
+    );
+
+    // Webflow recovers; the operator replays just this order.
+    sim.state.faults.lock().unwrap().error_rate = 0.0;
+    assert!(
+        dlq.replay(&dead_queue, Some("no-such-order"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let replayed = dlq.replay(&dead_queue, Some(&order_id), 10).await.unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(
+        p.wait_for_state(&order_id, "fulfilled", WAIT).await.as_deref(),
+        Some("fulfilled")
+    );
+    let fulfils = sim
+        .state
+        .writes_for(&order_id)
+        .iter()
+        .filter(|w| w.path.ends_with("/fulfill"))
+        .count();
+    assert_eq!(fulfils, 1, "fulfilled exactly once");
+    assert_eq!(
+        dlq.list()
+            .await
+            .unwrap()
+            .iter()
+            .find(|q| q.queue == dead_queue)
+            .unwrap()
+            .messages,
+        0
+    );
+
+    // `wmsctl order show` for the fulfilled order.
+    let client = p.client().await;
+    let view = warehouse::routes::orders::order_view(&**client, SITE_ID, &order_id)
+        .await
+        .unwrap();
+    let text = wmsctl::output::order_text(&view);
+    assert!(text.contains("state: fulfilled"), "{text}");
+    assert!(text.contains("shipment: booked Sandbox Express SBX"), "{text}");
+    for kind in ["webhook_received", "state_change", "api_call"] {
+        assert!(text.contains(kind), "{kind} missing in:\n{text}");
+    }
+    assert!(dlq.replay("wms.not-a-dead-queue", None, 1).await.is_err());
+    p.teardown().await;
+}
