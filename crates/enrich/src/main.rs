@@ -23,13 +23,9 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
     let gateway = WebflowGateway::new(client, pool, settings.webflow.sites.values().cloned(), 0.2);
-    gateway
-        .ensure_budgets()
-        .await
-        .context("cannot set up the Webflow rate budget")?;
     let registry = prometheus::Registry::new();
     let handler = EnrichHandler::new(
-        gateway,
+        gateway.clone(),
         settings.webflow.sites.values().cloned(),
         settings.enrich.always_fetch,
         EnrichMetrics::register(&registry)?,
@@ -37,6 +33,11 @@ async fn main() -> anyhow::Result<()> {
     let service = WorkerService::build(handler, &settings.base, registry, shutdown.clone())
         .await
         .context("cannot start enrich")?;
+    // After the service is built: its start-up has applied the migrations.
+    gateway
+        .ensure_budgets()
+        .await
+        .context("cannot set up the Webflow rate budget")?;
     tracing::info!(health_port = service.health_port(), "enrich started");
     service.run_until_stopped(shutdown).await;
     Ok(())

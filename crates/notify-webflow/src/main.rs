@@ -23,14 +23,15 @@ async fn main() -> anyhow::Result<()> {
     let pool = warehouse_db::connect(&settings.base.database.url, settings.base.database.pool_size).await?;
     let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
     let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), 0.2);
+    let handler = NotifyHandler::new(gateway.clone(), pool, sites);
+    let service = WorkerService::build(handler, &settings.base, prometheus::Registry::new(), shutdown.clone())
+        .await
+        .context("cannot start notify-webflow")?;
+    // After the service is built: its start-up has applied the migrations.
     gateway
         .ensure_budgets()
         .await
         .context("cannot set up the Webflow rate budget")?;
-    let handler = NotifyHandler::new(gateway, pool, sites);
-    let service = WorkerService::build(handler, &settings.base, prometheus::Registry::new(), shutdown.clone())
-        .await
-        .context("cannot start notify-webflow")?;
     tracing::info!(health_port = service.health_port(), "notify-webflow started");
     service.run_until_stopped(shutdown).await;
     Ok(())
