@@ -20,6 +20,7 @@ lint: ## Clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline

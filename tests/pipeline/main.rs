@@ -7,6 +7,7 @@ mod failures;
 mod floor;
 mod lifecycle;
 mod operator_tools;
+mod processes;
 mod reconciliation;
 mod reservation;
 mod simulated_store;

@@ -205,14 +205,20 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             carrier_settings.shipengine.timeout_ms = 1_000;
         }
         let carrier = std::sync::Arc::new(carrier::AnyCarrier::from_settings(&carrier_settings).unwrap());
-        let handler = ship::ShipHandler::new(carrier, carrier_settings.ship_from.clone(), db.pool.clone());
+        let handler = ship::ShipHandler::new(
+            carrier,
+            carrier_settings.ship_from.clone(),
+            db.pool.clone(),
+            db.pool.clone(),
+        );
         let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
             .await
             .unwrap();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     if options.start_notify {
-        let handler = notify_webflow::NotifyHandler::new(gateway(&webflow_base, &db), db.pool.clone(), [site()]);
+        let handler =
+            notify_webflow::NotifyHandler::new(gateway(&webflow_base, &db), db.pool.clone(), db.pool.clone(), [site()]);
         let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
             .await
             .unwrap();
@@ -374,8 +380,12 @@ impl Pipeline {
 
     /// Starts one more `notify-webflow` replica.
     pub async fn start_notify(&self) {
-        let handler =
-            notify_webflow::NotifyHandler::new(gateway(&self.webflow_base, &self.db), self.db.pool.clone(), [site()]);
+        let handler = notify_webflow::NotifyHandler::new(
+            gateway(&self.webflow_base, &self.db),
+            self.db.pool.clone(),
+            self.db.pool.clone(),
+            [site()],
+        );
         let service = WorkerService::build(handler, &self.base, prometheus::Registry::new(), self.shutdown.clone())
             .await
             .unwrap();

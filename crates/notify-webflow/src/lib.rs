@@ -47,6 +47,8 @@ impl Validate for Settings {
 pub struct NotifyHandler {
     gateway: WebflowGateway,
     pool: warehouse_db::Pool,
+    /// Connections that hold per-order locks (apart from `pool`, so holders never starve it).
+    locks: warehouse_db::Pool,
     sites: HashMap<String, SiteSettings>,
 }
 
@@ -54,11 +56,13 @@ impl NotifyHandler {
     pub fn new(
         gateway: WebflowGateway,
         pool: warehouse_db::Pool,
+        locks: warehouse_db::Pool,
         sites: impl IntoIterator<Item = SiteSettings>,
     ) -> Self {
         Self {
             gateway,
             pool,
+            locks,
             sites: sites.into_iter().map(|s| (s.site_id.clone(), s)).collect(),
         }
     }
@@ -299,16 +303,12 @@ impl NotifyHandler {
                 .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
         };
         // Two deliveries for the same order must not write concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLease::try_acquire(
-            &self.pool,
-            "notify",
-            order.id,
-            std::time::Duration::from_secs(300),
-        )
-        .await?
-        else {
-            return Err(HandlerError::transient("another delivery is working on this order")
-                .with_retry_after(Some(std::time::Duration::from_secs(1))));
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.locks, "notify", order.id).await? else {
+            // Not a failure: the other delivery will finish; look again shortly.
+            return Err(HandlerError::deferred(
+                "another delivery is working on this order",
+                std::time::Duration::from_secs(1),
+            ));
         };
         let mut session = Session {
             handler: self,

@@ -23,7 +23,13 @@ async fn main() -> anyhow::Result<()> {
     let pool = warehouse_db::connect(&settings.base.database.url, settings.base.database.pool_size).await?;
     let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
     let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), 0.2);
-    let handler = NotifyHandler::new(gateway.clone(), pool, sites);
+    // Lock holders get their own connections, one per delivery in flight.
+    let locks = warehouse_db::connect(
+        &settings.base.database.url,
+        usize::from(settings.base.worker.concurrency) + 1,
+    )
+    .await?;
+    let handler = NotifyHandler::new(gateway.clone(), pool, locks, sites);
     let service = WorkerService::build(handler, &settings.base, prometheus::Registry::new(), shutdown.clone())
         .await
         .context("cannot start notify-webflow")?;

@@ -105,6 +105,30 @@ pub fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<
         .collect())
 }
 
+/// Accepts a list of numbers, one number, or a comma-separated string (environment variables).
+fn number_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(u64),
+        Text(String),
+        Many(Vec<u64>),
+    }
+    match Form::deserialize(deserializer)? {
+        Form::One(n) => Ok(vec![n]),
+        Form::Many(values) => Ok(values),
+        Form::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| serde::de::Error::custom(format!("`{v}` is not a whole number")))
+            })
+            .collect(),
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct AmqpSettings {
@@ -117,6 +141,7 @@ pub struct AmqpSettings {
     /// Deliveries after which a quorum queue dead-letters a message that keeps crashing its consumer.
     pub delivery_limit: u32,
     /// Delay tiers of the retry queues, in milliseconds.
+    #[serde(deserialize_with = "number_list")]
     pub retry_delays_ms: Vec<u64>,
     /// How reconnection attempts are spaced.
     pub reconnect: RetryPolicy,
@@ -468,6 +493,14 @@ mod tests {
         assert!(err.to_string().contains("health.bind"), "{err}");
         let err = load_from::<Sample, _>(Some("/nonexistent.toml".into()), env(&[])).unwrap_err();
         assert!(err.to_string().contains("WMS_CONFIG"), "{err}");
+    }
+
+    #[test]
+    fn number_lists_come_from_the_environment_too() {
+        let settings: Sample = load_from(None, env(&[("WMS__AMQP__RETRY_DELAYS_MS", "100, 2000")])).unwrap();
+        assert_eq!(settings.amqp.retry_delays_ms, vec![100, 2_000]);
+        let settings: Sample = load_from(None, env(&[("WMS__AMQP__RETRY_DELAYS_MS", "250")])).unwrap();
+        assert_eq!(settings.amqp.retry_delays_ms, vec![250]);
     }
 
     #[test]

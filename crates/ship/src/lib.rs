@@ -39,14 +39,22 @@ pub struct ShipHandler {
     carrier: Arc<AnyCarrier>,
     ship_from: Address,
     pool: warehouse_db::Pool,
+    /// Connections that hold per-order locks (apart from `pool`, so holders never starve it).
+    locks: warehouse_db::Pool,
 }
 
 impl ShipHandler {
-    pub fn new(carrier: Arc<AnyCarrier>, ship_from: Address, pool: warehouse_db::Pool) -> Self {
+    pub fn new(
+        carrier: Arc<AnyCarrier>,
+        ship_from: Address,
+        pool: warehouse_db::Pool,
+        locks: warehouse_db::Pool,
+    ) -> Self {
         Self {
             carrier,
             ship_from,
             pool,
+            locks,
         }
     }
 }
@@ -173,16 +181,12 @@ impl Handler for ShipHandler {
         }
         drop(client);
         // Two deliveries for the same order must not book concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLease::try_acquire(
-            &self.pool,
-            "ship",
-            order.id,
-            std::time::Duration::from_secs(300),
-        )
-        .await?
-        else {
-            return Err(HandlerError::transient("another delivery is working on this order")
-                .with_retry_after(Some(std::time::Duration::from_secs(1))));
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.locks, "ship", order.id).await? else {
+            // Not a failure: the other delivery will finish; look again shortly.
+            return Err(HandlerError::deferred(
+                "another delivery is working on this order",
+                std::time::Duration::from_secs(1),
+            ));
         };
         let result = self.book(&order, order_id).await;
         lock.release().await;

@@ -16,7 +16,13 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = platform::shutdown::on_signal();
     let carrier = Arc::new(AnyCarrier::from_settings(&settings.carrier)?);
     let pool = warehouse_db::connect(&settings.base.database.url, settings.base.database.pool_size).await?;
-    let handler = ShipHandler::new(carrier, settings.carrier.ship_from.clone(), pool);
+    // Lock holders get their own connections, one per delivery in flight.
+    let locks = warehouse_db::connect(
+        &settings.base.database.url,
+        usize::from(settings.base.worker.concurrency) + 1,
+    )
+    .await?;
+    let handler = ShipHandler::new(carrier, settings.carrier.ship_from.clone(), pool, locks);
     let service = WorkerService::build(handler, &settings.base, prometheus::Registry::new(), shutdown.clone())
         .await
         .context("cannot start ship")?;

@@ -8,6 +8,9 @@ pub enum ErrorKind {
     Transient,
     /// Will never work (malformed payload, 4xx other than 429): dead-lettered at once.
     Permanent,
+    /// Not a failure: something else must finish first (a busy order, a full rate budget).
+    /// Tried again after `retry_after` without using up an attempt.
+    Deferred,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,14 @@ impl HandlerError {
             kind: ErrorKind::Permanent,
             message: message.into(),
             retry_after: None,
+        }
+    }
+
+    pub fn deferred(message: impl Into<String>, retry_after: Duration) -> Self {
+        Self {
+            kind: ErrorKind::Deferred,
+            message: message.into(),
+            retry_after: Some(retry_after),
         }
     }
 

@@ -241,12 +241,17 @@ impl<H: Handler> WorkerRuntime<H> {
 
     async fn settle_failure(&self, message: &IncomingMessage, error: HandlerError) -> Disposition {
         let settings = &self.shared.settings;
-        if error.is_transient() && message.attempt < settings.max_attempts {
-            let backoff = settings.retry.delay_for_attempt(message.attempt);
+        let deferred = error.kind == crate::error::ErrorKind::Deferred;
+        if deferred || (error.is_transient() && message.attempt < settings.max_attempts) {
+            let backoff = if deferred {
+                Duration::ZERO
+            } else {
+                settings.retry.delay_for_attempt(message.attempt)
+            };
             let wanted = backoff.max(error.retry_after.unwrap_or_default());
             let topology = self.shared.amqp.topology();
             let tier = topology.retry_tier_for(u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX));
-            let next_attempt = message.attempt + 1;
+            let next_attempt = if deferred { message.attempt } else { message.attempt + 1 };
             let mut table = message.headers.clone();
             headers::insert_str(&mut table, ORIGINAL_ROUTING_KEY, message.routing_key.as_str());
             table.insert(

@@ -53,7 +53,10 @@ pub enum GatewayError {
 impl From<GatewayError> for HandlerError {
     fn from(error: GatewayError) -> Self {
         match error {
-            GatewayError::Busy { wait, .. } => HandlerError::transient(error.to_string()).with_retry_after(Some(wait)),
+            // A full budget is not the message's fault: wait without using up attempts.
+            GatewayError::Busy { wait, .. } => {
+                HandlerError::deferred(error.to_string(), wait.max(Duration::from_millis(100)))
+            }
             GatewayError::UnknownSite(_) => HandlerError::permanent(error.to_string()),
             GatewayError::Api(api) => api.into(),
             GatewayError::Budget(db) => db.into(),
