@@ -8,6 +8,7 @@ mod floor;
 mod lifecycle;
 mod operator_tools;
 mod processes;
+mod rate_budget;
 mod reconciliation;
 mod reservation;
 mod simulated_store;
