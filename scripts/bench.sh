@@ -10,6 +10,11 @@ FAKE_PORT=${FAKE_PORT:-18081}
 REQUESTS=${REQUESTS:-20000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
+FLOW_ORDERS=${FLOW_ORDERS:-1000}
+DRAIN_ORDERS=${DRAIN_ORDERS:-1000}
+DRAIN_LIMIT=${DRAIN_LIMIT:-600}
+SIM_PORT=${SIM_PORT:-18090}
+SIM2_PORT=${SIM2_PORT:-18091}
 SKUS=${SKUS:-50}
 LOGS=.bench
 mkdir -p "$LOGS"
@@ -61,6 +66,36 @@ psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on
   --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
   --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
-for name in ingress; do
-  awk '/VmHWM/{printf "peak resident memory of %s: %.1f MiB\n", "'"$name"'", $2/1024}' "/proc/$ingress_pid/status"
+
+echo "== whole pipeline: order placed in the simulator -> fulfilled ($FLOW_ORDERS orders, no rate limit)"
+psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
+"$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+  --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 > "$LOGS/sim.log" 2>&1 & pids+=("$!")
+sim_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/ship.log" 2>&1 & pids+=("$!"); ship_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
+  WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/warehouse.log" 2>&1 & pids+=("$!"); warehouse_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM_PORT/v2" "$BIN/notify-webflow" > "$LOGS/notify.log" 2>&1 & pids+=("$!")
+notify_pid=$!
+sleep 2
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --state fulfilled
+kill "$notify_pid" "$sim_pid"; wait "$notify_pid" "$sim_pid" 2>/dev/null || true
+
+echo "== drain a backlog of $DRAIN_ORDERS shipped orders against Webflow limited to $DRAIN_LIMIT/min"
+"$BIN/webflow-sim" --bind "127.0.0.1:$SIM2_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+  --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute "$DRAIN_LIMIT" > "$LOGS/sim2.log" 2>&1 & pids+=("$!")
+sleep 1
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" --state shipped
+for replica in 1 2 3; do
+  WMS__HEALTH__BIND=127.0.0.1:0 WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM2_PORT/v2" \
+    WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE="$DRAIN_LIMIT" "$BIN/notify-webflow" > "$LOGS/notify-$replica.log" 2>&1 & pids+=("$!")
+done
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" \
+  --create false --state fulfilled --limit-per-minute "$DRAIN_LIMIT"
+
+echo "== peak resident memory (VmHWM)"
+for name in ingress enrich reserve ship notify-webflow warehouse; do
+  for pid in $(pgrep -f "$BIN/$name\$" || true); do
+    awk '/VmHWM/{printf "%s (pid %s): %.1f MiB\n", "'"$name"'", "'"$pid"'", $2/1024}' "/proc/$pid/status" 2>/dev/null || true
+  done
 done

@@ -73,6 +73,24 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         skus: usize,
     },
+    /// Creates `orders` paid orders in the simulator (their webhooks flow through the pipeline)
+    /// and waits until all are `state` (e.g. shipped). Prints the time and latency percentiles.
+    Flow {
+        #[arg(long, default_value = "http://127.0.0.1:18090")]
+        sim_url: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/wms_bench")]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000)]
+        orders: usize,
+        /// Create the orders (false: only wait, e.g. after starting notify-webflow).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        create: bool,
+        #[arg(long, default_value = "fulfilled")]
+        state: String,
+        /// The Webflow limit the simulator enforces (for the theoretical minimum).
+        #[arg(long, default_value_t = 0)]
+        limit_per_minute: u32,
+    },
     /// A fake Webflow answering GET order, for the partial-payload run.
     FakeWebflow {
         #[arg(long, default_value_t = 18_080)]
@@ -119,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
             skus,
         } => bench_pipeline(url, secret, database_url, orders, concurrency, partial, calls_url, skus).await,
         Command::FakeWebflow { port } => fake_webflow(port).await,
+        Command::Flow { sim_url, database_url, orders, create, state, limit_per_minute } => {
+            flow(sim_url, database_url, orders, create, state, limit_per_minute).await
+        }
     }
 }
 
@@ -363,6 +384,97 @@ async fn fake_webflow(port: u16) -> anyhow::Result<()> {
     .run()
     .await?;
     Ok(())
+}
+
+async fn flow(
+    sim_url: String,
+    database_url: String,
+    orders: usize,
+    create: bool,
+    state: String,
+    limit_per_minute: u32,
+) -> anyhow::Result<()> {
+    let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls).await.context("PostgreSQL")?;
+    tokio::spawn(connection);
+    let http = reqwest::Client::new();
+    let in_state = || async {
+        db.query_one("SELECT count(*) FROM orders WHERE state = $1", &[&state]).await.map(|r| r.get::<_, i64>(0))
+    };
+    let before = in_state().await?;
+    let started = Instant::now();
+    if create {
+        for _ in 0..orders {
+            http.post(format!("{sim_url}/_sim/orders"))
+                .json(&serde_json::json!({"skus": ["bench-sku-1"], "digital": false}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+    }
+    let goal = before + orders as i64;
+    let (mut last, mut last_progress) = (before, Instant::now());
+    loop {
+        let now = in_state().await?;
+        if now >= goal {
+            break;
+        }
+        if now != last {
+            (last, last_progress) = (now, Instant::now());
+        } else if last_progress.elapsed() > Duration::from_secs(90) {
+            bail!("stalled: {} of {orders} orders {state}", now - before);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let stats: serde_json::Value = http.get(format!("{sim_url}/_sim/stats")).send().await?.json().await?;
+    let writes: serde_json::Value = http.get(format!("{sim_url}/_sim/writes")).send().await?.json().await?;
+    let writes = writes["writes"].as_array().cloned().unwrap_or_default();
+    let mut per_order: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
+    for w in &writes {
+        let kind = w["path"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+        let kind = if w["method"] == "PATCH" { "patch".to_owned() } else { kind };
+        *per_order.entry((w["order_id"].as_str().unwrap_or_default().to_owned(), kind)).or_default() += 1;
+    }
+    let duplicates: u32 = per_order.values().map(|n| n.saturating_sub(1)).sum();
+    println!(
+        "{orders} orders reached `{state}` in {:.1} s ({:.1} orders/s); Webflow API calls: {} ({:.2}/order), 429s: {}, duplicate writes: {duplicates}",
+        elapsed.as_secs_f64(),
+        orders as f64 / elapsed.as_secs_f64(),
+        stats["api_calls"],
+        stats["api_calls"].as_f64().unwrap_or(0.0) / orders as f64,
+        stats["throttled"],
+    );
+    if limit_per_minute > 0 {
+        let minimum = (2 * orders) as f64 / f64::from(limit_per_minute) * 60.0;
+        println!(
+            "theoretical minimum at {limit_per_minute}/min (2 calls per order): {minimum:.1} s; measured/minimum = {:.3}",
+            elapsed.as_secs_f64() / minimum
+        );
+    }
+    // Webhook-to-fulfilled latency from the simulator's own clock.
+    let orders_json: serde_json::Value = http.get(format!("{sim_url}/_sim/orders")).send().await?.json().await?;
+    let mut latencies: Vec<Duration> = orders_json["orders"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|o| {
+                    let accepted = chrono_ms(o["acceptedOn"].as_str()?)?;
+                    let fulfilled = chrono_ms(o["fulfilledOn"].as_str()?)?;
+                    u64::try_from(fulfilled - accepted).ok().map(Duration::from_millis)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !latencies.is_empty() {
+        latencies.sort();
+        let report = Report::new("order placed -> fulfilled", latencies, 0, elapsed);
+        println!("latency placed -> fulfilled: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", report.p50_ms, report.p99_ms, report.max_ms);
+    }
+    Ok(())
+}
+
+fn chrono_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|d| d.timestamp_millis())
 }
 
 fn print_json(reports: &[Report]) {
