@@ -137,9 +137,14 @@ async fn main() -> anyhow::Result<()> {
             skus,
         } => bench_pipeline(url, secret, database_url, orders, concurrency, partial, calls_url, skus).await,
         Command::FakeWebflow { port } => fake_webflow(port).await,
-        Command::Flow { sim_url, database_url, orders, create, state, limit_per_minute } => {
-            flow(sim_url, database_url, orders, create, state, limit_per_minute).await
-        }
+        Command::Flow {
+            sim_url,
+            database_url,
+            orders,
+            create,
+            state,
+            limit_per_minute,
+        } => flow(sim_url, database_url, orders, create, state, limit_per_minute).await,
     }
 }
 
@@ -394,11 +399,15 @@ async fn flow(
     state: String,
     limit_per_minute: u32,
 ) -> anyhow::Result<()> {
-    let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls).await.context("PostgreSQL")?;
+    let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .context("PostgreSQL")?;
     tokio::spawn(connection);
     let http = reqwest::Client::new();
     let in_state = || async {
-        db.query_one("SELECT count(*) FROM orders WHERE state = $1", &[&state]).await.map(|r| r.get::<_, i64>(0))
+        db.query_one("SELECT count(*) FROM orders WHERE state = $1", &[&state])
+            .await
+            .map(|r| r.get::<_, i64>(0))
     };
     let before = in_state().await?;
     let started = Instant::now();
@@ -431,9 +440,21 @@ async fn flow(
     let writes = writes["writes"].as_array().cloned().unwrap_or_default();
     let mut per_order: std::collections::HashMap<(String, String), u32> = std::collections::HashMap::new();
     for w in &writes {
-        let kind = w["path"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
-        let kind = if w["method"] == "PATCH" { "patch".to_owned() } else { kind };
-        *per_order.entry((w["order_id"].as_str().unwrap_or_default().to_owned(), kind)).or_default() += 1;
+        let kind = w["path"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = if w["method"] == "PATCH" {
+            "patch".to_owned()
+        } else {
+            kind
+        };
+        *per_order
+            .entry((w["order_id"].as_str().unwrap_or_default().to_owned(), kind))
+            .or_default() += 1;
     }
     let duplicates: u32 = per_order.values().map(|n| n.saturating_sub(1)).sum();
     println!(
@@ -468,13 +489,18 @@ async fn flow(
     if !latencies.is_empty() {
         latencies.sort();
         let report = Report::new("order placed -> fulfilled", latencies, 0, elapsed);
-        println!("latency placed -> fulfilled: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", report.p50_ms, report.p99_ms, report.max_ms);
+        println!(
+            "latency placed -> fulfilled: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            report.p50_ms, report.p99_ms, report.max_ms
+        );
     }
     Ok(())
 }
 
 fn chrono_ms(text: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|d| d.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 fn print_json(reports: &[Report]) {
