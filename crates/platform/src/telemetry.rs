@@ -28,7 +28,7 @@ impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
             log_format: LogFormat::Json,
-            log_level: "info,lapin=warn,actix_server=warn".into(),
+            log_level: "info,lapin=error,actix_server=warn".into(),
         }
     }
 }

@@ -250,7 +250,12 @@ impl<H: Handler> WorkerRuntime<H> {
             };
             let wanted = backoff.max(error.retry_after.unwrap_or_default());
             let topology = self.shared.amqp.topology();
-            let tier = topology.retry_tier_for(u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX));
+            let wanted_ms = u64::try_from(wanted.as_millis()).unwrap_or(u64::MAX);
+            let tier = if deferred {
+                topology.retry_tier_at_most(wanted_ms)
+            } else {
+                topology.retry_tier_for(wanted_ms)
+            };
             let next_attempt = if deferred { message.attempt } else { message.attempt + 1 };
             let mut table = message.headers.clone();
             headers::insert_str(&mut table, ORIGINAL_ROUTING_KEY, message.routing_key.as_str());

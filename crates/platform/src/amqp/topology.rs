@@ -151,6 +151,18 @@ impl Topology {
             .unwrap_or(1_000)
     }
 
+    /// The largest tier that is at most `wanted_ms` (or the smallest tier): for deferrals, where
+    /// looking again early is cheap and looking again late leaves work idle.
+    pub fn retry_tier_at_most(&self, wanted_ms: u64) -> u64 {
+        self.retry_delays_ms
+            .iter()
+            .copied()
+            .rev()
+            .find(|tier| *tier <= wanted_ms)
+            .or_else(|| self.retry_delays_ms.first().copied())
+            .unwrap_or(1_000)
+    }
+
     /// Whether any consumer's work queue is bound to `routing_key`.
     pub fn is_consumed(&self, routing_key: &str) -> bool {
         self.consumers.iter().any(|c| c.bindings.contains(&routing_key))
@@ -324,6 +336,9 @@ mod tests {
         assert_eq!(topology.retry_tier_for(1_000), 1_000);
         assert_eq!(topology.retry_tier_for(4_000), 5_000);
         assert_eq!(topology.retry_tier_for(999_999), 30_000);
+        assert_eq!(topology.retry_tier_at_most(10), 1_000);
+        assert_eq!(topology.retry_tier_at_most(29_999), 5_000);
+        assert_eq!(topology.retry_tier_at_most(999_999), 30_000);
     }
 
     #[test]
