@@ -105,7 +105,7 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
         assert_eq!(p.order_state("crash-1").await.as_deref(), Some("reserved"));
         // Crash: the connection goes away with the delivery unacknowledged.
         drop(channel);
-        let _ = connection.close(320, "crash".into()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), connection.close(320, "crash".into())).await;
     }
     assert_eq!(
         p.observer.wait_for_count(&queue, 1, WAIT).await,

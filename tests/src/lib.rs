@@ -423,10 +423,11 @@ impl Pipeline {
             .bearer_auth(WAREHOUSE_TOKEN)
     }
 
+    /// Stops everything and drops the test's namespace and database (bounded: never hangs).
     pub async fn teardown(self) {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.observer.delete_namespace(&self.topology).await;
-        self.db.drop_database().await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.db.drop_database()).await;
     }
 }

@@ -113,22 +113,21 @@ impl QueueObserver {
 
     /// Publishes a raw message (tests inject poison, duplicates and replays with this).
     pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8], properties: BasicProperties) {
-        self.channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                lapin::options::BasicPublishOptions::default(),
-                body,
-                properties,
-            )
+        let publish = self.channel.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions::default(),
+            body,
+            properties,
+        );
+        tokio::time::timeout(Duration::from_secs(10), async { publish.await.unwrap().await.unwrap() })
             .await
-            .unwrap()
-            .await
-            .unwrap();
+            .expect("the broker confirms a test publish within 10 s");
     }
 
-    /// Deletes a test namespace's queues and exchanges.
+    /// Deletes a test namespace's queues and exchanges. Best effort and bounded: cleanup must
+    /// never hang a test (deleting many quorum queues at once can be slow on a busy broker).
     pub async fn delete_namespace(&self, topology: &Topology) {
-        let _ = topology.delete(&self.channel).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), topology.delete(&self.channel)).await;
     }
 }
