@@ -3,8 +3,6 @@
 use anyhow::Context;
 use enrich::handler::EnrichMetrics;
 use enrich::{EnrichHandler, Settings};
-use std::time::Duration;
-use webflow::WebflowClient;
 use worker::service::WorkerService;
 use worker::webflow_gateway::WebflowGateway;
 
@@ -16,11 +14,7 @@ async fn main() -> anyhow::Result<()> {
         std::io::stdout,
     ));
     let shutdown = platform::shutdown::on_signal();
-    let client = WebflowClient::new(
-        &settings.webflow.api_base_url,
-        Duration::from_millis(settings.webflow.timeout_ms),
-        settings.webflow.allow_insecure_http,
-    )?;
+    let client = worker::webflow_gateway::client_from_settings(&settings.webflow)?;
     let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
     let gateway = WebflowGateway::new(client, pool, settings.webflow.sites.values().cloned(), 0.2);
     let registry = prometheus::Registry::new();

@@ -2,8 +2,6 @@
 
 use anyhow::Context;
 use notify_webflow::{NotifyHandler, Settings};
-use std::time::Duration;
-use webflow::WebflowClient;
 use worker::service::WorkerService;
 use worker::webflow_gateway::WebflowGateway;
 
@@ -15,11 +13,7 @@ async fn main() -> anyhow::Result<()> {
         std::io::stdout,
     ));
     let shutdown = platform::shutdown::on_signal();
-    let client = WebflowClient::new(
-        &settings.webflow.api_base_url,
-        Duration::from_millis(settings.webflow.timeout_ms),
-        settings.webflow.allow_insecure_http,
-    )?;
+    let client = worker::webflow_gateway::client_from_settings(&settings.webflow)?;
     let pool = warehouse_db::connect(&settings.base.database.url, settings.base.database.pool_size).await?;
     let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
     let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), 0.2);

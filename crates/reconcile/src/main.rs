@@ -8,7 +8,6 @@ use platform::amqp::{AmqpClient, Publisher, Topology};
 use reconcile::{ReconcileMetrics, Reconciler, Settings};
 use std::sync::Arc;
 use std::time::Duration;
-use webflow::WebflowClient;
 use worker::webflow_gateway::WebflowGateway;
 
 #[derive(Parser)]
@@ -33,11 +32,7 @@ async fn main() -> anyhow::Result<()> {
     if base.database.migrate_on_start {
         warehouse_db::migrate::run(&pool).await?;
     }
-    let client = WebflowClient::new(
-        &settings.webflow.api_base_url,
-        Duration::from_millis(settings.webflow.timeout_ms),
-        settings.webflow.allow_insecure_http,
-    )?;
+    let client = worker::webflow_gateway::client_from_settings(&settings.webflow)?;
     let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
     let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), settings.reconcile.budget_share);
     gateway.ensure_budgets().await?;

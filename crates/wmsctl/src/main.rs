@@ -362,11 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn webflow_client(settings: &WebflowSettings) -> anyhow::Result<WebflowClient> {
-    Ok(WebflowClient::new(
-        &settings.api_base_url,
-        Duration::from_millis(settings.timeout_ms),
-        settings.allow_insecure_http,
-    )?)
+    Ok(worker::webflow_gateway::client_from_settings(settings)?)
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

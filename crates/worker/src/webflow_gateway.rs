@@ -74,6 +74,15 @@ pub struct WebflowGateway {
     reconcile_share: f64,
 }
 
+/// The Webflow client every process builds from `[webflow]`.
+pub fn client_from_settings(settings: &platform::settings::WebflowSettings) -> Result<WebflowClient, WebflowError> {
+    WebflowClient::new(
+        &settings.api_base_url,
+        Duration::from_millis(settings.timeout_ms),
+        settings.allow_insecure_http,
+    )
+}
+
 pub fn budget_key(site_id: &str) -> String {
     format!("webflow:{site_id}")
 }
