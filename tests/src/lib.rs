@@ -17,6 +17,8 @@ use webflow::WebflowClient;
 use wiremock::MockServer;
 use worker::service::{BaseSettings, WorkerService};
 
+pub mod stack;
+
 pub const SITE_ID: &str = "65f0c0ffee0000000000beef";
 pub const SECRET: &str = "whsec-e2e";
 pub const TOKEN: &str = "site-token-e2e";
@@ -39,6 +41,8 @@ pub struct Pipeline {
     pub sim: Option<webflow_sim::Simulator>,
     /// The Webflow base URL the workers use (wiremock or the simulator).
     pub webflow_base: String,
+    /// Cleans the namespace and database up if the test panics before [`Pipeline::teardown`].
+    leak_guard: test_support::LeakGuard,
 }
 
 /// Which carrier the `ship` worker books with.
@@ -143,6 +147,11 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     base.worker.relay_interval_ms = 200;
     base.worker.relay_min_age_ms = 1_000;
     let topology = Topology::from_settings(&base.amqp);
+    let leak_guard = test_support::LeakGuard {
+        topology: topology.clone(),
+        database: db.name.clone(),
+        armed: true,
+    };
 
     let mut ingress_settings = ingress::Settings {
         amqp: base.amqp.clone(),
@@ -256,6 +265,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         shutdown,
         enrich,
         reserve,
+        leak_guard,
     }
 }
 
@@ -424,7 +434,8 @@ impl Pipeline {
     }
 
     /// Stops everything and drops the test's namespace and database (bounded: never hangs).
-    pub async fn teardown(self) {
+    pub async fn teardown(mut self) {
+        self.leak_guard.armed = false;
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.observer.delete_namespace(&self.topology).await;

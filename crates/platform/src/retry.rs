@@ -48,6 +48,29 @@ impl RetryPolicy {
         std::iter::from_fn(move || backoff.next_backoff())
     }
 
+    /// Deserializes a possibly partial policy, taking the fields it leaves out from `base`
+    /// rather than from [`RetryPolicy::default`] (so `WMS__AMQP__RECONNECT__INITIAL_MS` alone
+    /// keeps the reconnect policy's own ceiling).
+    pub fn deserialize_over<'de, D>(deserializer: D, base: Self) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        #[derive(Deserialize)]
+        struct Partial {
+            initial_ms: Option<u64>,
+            multiplier: Option<f64>,
+            max_ms: Option<u64>,
+            randomization: Option<f64>,
+        }
+        let partial = Partial::deserialize(deserializer)?;
+        Ok(Self {
+            initial_ms: partial.initial_ms.unwrap_or(base.initial_ms),
+            multiplier: partial.multiplier.unwrap_or(base.multiplier),
+            max_ms: partial.max_ms.unwrap_or(base.max_ms),
+            randomization: partial.randomization.unwrap_or(base.randomization),
+        })
+    }
+
     /// The delay before retry number `attempt` (1-based).
     pub fn delay_for_attempt(&self, attempt: u32) -> Duration {
         self.delays()

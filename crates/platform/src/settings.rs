@@ -144,6 +144,7 @@ pub struct AmqpSettings {
     #[serde(deserialize_with = "number_list")]
     pub retry_delays_ms: Vec<u64>,
     /// How reconnection attempts are spaced.
+    #[serde(deserialize_with = "reconnect_policy")]
     pub reconnect: RetryPolicy,
 }
 
@@ -155,14 +156,23 @@ impl Default for AmqpSettings {
             prefetch: 32,
             delivery_limit: 10,
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
-            reconnect: RetryPolicy {
-                initial_ms: 200,
-                multiplier: 2.0,
-                max_ms: 10_000,
-                randomization: 0.2,
-            },
+            reconnect: default_reconnect(),
         }
     }
+}
+
+/// Reconnect quickly and keep trying often: a broker restart should cost seconds, not minutes.
+fn default_reconnect() -> RetryPolicy {
+    RetryPolicy {
+        initial_ms: 200,
+        multiplier: 2.0,
+        max_ms: 10_000,
+        randomization: 0.2,
+    }
+}
+
+fn reconnect_policy<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<RetryPolicy, D::Error> {
+    RetryPolicy::deserialize_over(deserializer, default_reconnect())
 }
 
 impl AmqpSettings {
@@ -501,6 +511,18 @@ mod tests {
         assert_eq!(settings.amqp.retry_delays_ms, vec![100, 2_000]);
         let settings: Sample = load_from(None, env(&[("WMS__AMQP__RETRY_DELAYS_MS", "250")])).unwrap();
         assert_eq!(settings.amqp.retry_delays_ms, vec![250]);
+    }
+
+    #[test]
+    fn one_reconnect_key_keeps_the_other_reconnect_defaults() {
+        let settings: Sample = load_from(None, env(&[("WMS__AMQP__RECONNECT__INITIAL_MS", "100")])).unwrap();
+        assert_eq!(
+            settings.amqp.reconnect,
+            RetryPolicy {
+                initial_ms: 100,
+                ..default_reconnect()
+            }
+        );
     }
 
     #[test]

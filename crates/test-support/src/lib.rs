@@ -42,3 +42,47 @@ pub fn compact_fixture(relative: &str) -> Vec<u8> {
     let value: serde_json::Value = serde_json::from_slice(&fixture(relative)).unwrap();
     serde_json::to_vec(&value).unwrap()
 }
+
+/// Deletes a test's AMQP namespace and database when the test fails before its teardown (a
+/// panic skips the async teardown): leftover quorum queues pile up and slow the broker down for
+/// every later test. Disarmed by a completed teardown.
+pub struct LeakGuard {
+    pub topology: platform::amqp::Topology,
+    pub database: String,
+    pub armed: bool,
+}
+
+impl Drop for LeakGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let topology = self.topology.clone();
+        let database = self.database.clone();
+        // A fresh thread and runtime: this may run while the test's runtime is unwinding.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+                    if let Ok(connection) =
+                        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+                        && let Ok(channel) = connection.create_channel().await
+                    {
+                        let _ = topology.delete(&channel).await;
+                    }
+                    let url = format!("{}/postgres", database_server_url());
+                    if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        tokio::spawn(connection);
+                        let _ = client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .await;
+                    }
+                })
+                .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

@@ -44,24 +44,16 @@ async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec
     if !authorized {
         return Err(error(401, "not_authorized", "Request not authorized"));
     }
+    let faults = state.faults.lock().map(|f| f.clone()).unwrap_or_default();
     let headers = match state.admit() {
         Admission::Throttled { retry_after, limit } => {
-            let mut response = error(429, "too_many_requests", "Too Many Requests");
-            let h = response.headers_mut();
-            let secs = retry_after.as_secs().max(1).to_string();
-            for (k, v) in [
-                ("retry-after", secs),
-                ("x-ratelimit-remaining", "0".into()),
-                ("x-ratelimit-limit", limit.to_string()),
-            ] {
-                if let (Ok(name), Ok(value)) = (
-                    actix_web::http::header::HeaderName::from_bytes(k.as_bytes()),
-                    actix_web::http::header::HeaderValue::from_str(&v),
-                ) {
-                    h.insert(name, value);
-                }
+            return Err(too_many_requests(retry_after, Some(limit)));
+        }
+        Admission::Allowed { .. } if faults.throttle_rate > 0.0 && rand::random::<f64>() < faults.throttle_rate => {
+            if let Ok(mut stats) = state.stats.lock() {
+                stats.throttled += 1;
             }
-            return Err(response);
+            return Err(too_many_requests(Duration::from_secs(1), None));
         }
         Admission::Allowed { remaining, limit } if limit > 0 => {
             vec![
@@ -71,7 +63,6 @@ async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec
         }
         Admission::Allowed { .. } => Vec::new(),
     };
-    let faults = state.faults.lock().map(|f| f.clone()).unwrap_or_default();
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
@@ -89,6 +80,25 @@ async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec
         ));
     }
     Ok(headers)
+}
+
+/// Webflow's 429: `Retry-After` in seconds, the remaining budget, and the limit when one applies.
+fn too_many_requests(retry_after: Duration, limit: Option<u32>) -> HttpResponse {
+    let mut response = error(429, "too_many_requests", "Too Many Requests");
+    let headers = response.headers_mut();
+    let mut values = vec![
+        ("retry-after", retry_after.as_secs().max(1).to_string()),
+        ("x-ratelimit-remaining", "0".to_owned()),
+    ];
+    if let Some(limit) = limit {
+        values.push(("x-ratelimit-limit", limit.to_string()));
+    }
+    for (name, value) in values {
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&value) {
+            headers.insert(actix_web::http::header::HeaderName::from_static(name), value);
+        }
+    }
+    response
 }
 
 /// After the write is applied: sometimes the answer never comes (a timeout for the caller).

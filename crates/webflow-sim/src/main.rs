@@ -41,6 +41,12 @@ struct Cli {
     latency_ms: u64,
     #[arg(long, env = "SIM_ERROR_RATE", default_value_t = 0.0)]
     error_rate: f64,
+    /// Share of API calls that hang for 30 s, after applying writes.
+    #[arg(long, env = "SIM_TIMEOUT_RATE", default_value_t = 0.0)]
+    timeout_rate: f64,
+    /// Share of API calls answered 429 whatever the rate limit.
+    #[arg(long, env = "SIM_THROTTLE_RATE", default_value_t = 0.0)]
+    throttle_rate: f64,
 }
 
 #[tokio::main]
@@ -73,8 +79,9 @@ async fn main() -> anyhow::Result<()> {
         faults: Faults {
             latency_ms: cli.latency_ms,
             error_rate: cli.error_rate,
-            timeout_rate: 0.0,
+            timeout_rate: cli.timeout_rate,
             rate_limit_per_minute: cli.rate_limit_per_minute,
+            throttle_rate: cli.throttle_rate,
         },
         ..SimConfig::default()
     };

@@ -59,6 +59,8 @@ pub struct Faults {
     pub timeout_rate: f64,
     /// Per-token limit (0: unlimited).
     pub rate_limit_per_minute: u32,
+    /// Share of API calls answered 429 with `Retry-After: 1` whatever the limit (a 429 storm).
+    pub throttle_rate: f64,
 }
 
 /// A write the API received.
@@ -83,6 +85,8 @@ pub struct Stats {
     pub errors_injected: u64,
     pub webhooks_delivered: u64,
     pub webhook_failures: u64,
+    /// Webhooks not delivered after every retry (only reconciliation can recover those orders).
+    pub webhooks_given_up: u64,
 }
 
 pub struct SimState {

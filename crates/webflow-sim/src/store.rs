@@ -42,6 +42,9 @@ pub async fn deliver(state: &SimState, trigger: &str, order: &serde_json::Value)
         }
         tracing::warn!(trigger, attempt, "webhook delivery failed");
     }
+    if let Ok(mut stats) = state.stats.lock() {
+        stats.webhooks_given_up += 1;
+    }
     false
 }
 

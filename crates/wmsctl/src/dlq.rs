@@ -114,18 +114,11 @@ impl Dlq {
         let mut out = Vec::new();
         for consumer in self.topology.consumers() {
             let queue = self.topology.dead_queue(consumer.name);
-            let options = QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            };
-            let declared = self
-                .channel
-                .queue_declare(queue.as_str().into(), options, FieldTable::default())
-                .await?;
+            let messages = self.count(&queue).await?;
             out.push(DeadQueue {
                 queue,
                 consumer: consumer.name.to_owned(),
-                messages: declared.message_count(),
+                messages,
             });
         }
         Ok(out)
@@ -135,9 +128,17 @@ impl Dlq {
     pub async fn show(&self, queue: &str, limit: u16) -> Result<Vec<DeadMessage>, DlqError> {
         self.check(queue)?;
         let (channel, deliveries) = self.take(queue, limit).await?;
-        let shown = deliveries.iter().map(describe).collect();
+        let shown: Vec<DeadMessage> = deliveries.iter().map(describe).collect();
+        let before = self.count(queue).await?;
         // Closing without acking returns every message to the queue.
-        let _ = channel.close(200, "shown".into()).await;
+        platform::amqp::close_channel(&channel, "shown").await;
+        // A quorum queue takes the returns asynchronously: wait until they are counted again, so
+        // a `dlq list` right after `show` sees what was there before.
+        let expected = before + u32::try_from(shown.len()).unwrap_or(u32::MAX);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.count(queue).await? < expected && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(shown)
     }
 
@@ -193,7 +194,7 @@ impl Dlq {
             delivery.acker.ack(BasicAckOptions::default()).await?;
             replayed.push(described);
         }
-        let _ = channel.close(200, "replayed".into()).await;
+        platform::amqp::close_channel(&channel, "replayed").await;
         Ok(replayed)
     }
 
@@ -205,17 +206,22 @@ impl Dlq {
             .await?)
     }
 
-    /// Takes up to `limit` deliveries on a fresh channel (unacked).
-    async fn take(&self, queue: &str, limit: u16) -> Result<(Channel, Vec<lapin::message::Delivery>), DlqError> {
+    /// Messages ready in `queue` (not counting ones delivered and unacked).
+    async fn count(&self, queue: &str) -> Result<u32, DlqError> {
         let options = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
         };
-        let count = self
+        Ok(self
             .channel
             .queue_declare(queue.into(), options, FieldTable::default())
             .await?
-            .message_count();
+            .message_count())
+    }
+
+    /// Takes up to `limit` deliveries on a fresh channel (unacked).
+    async fn take(&self, queue: &str, limit: u16) -> Result<(Channel, Vec<lapin::message::Delivery>), DlqError> {
+        let count = self.count(queue).await?;
         let channel = self._connection.create_channel().await?;
         channel.basic_qos(limit.max(1), BasicQosOptions::default()).await?;
         let mut consumer = channel

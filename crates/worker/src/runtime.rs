@@ -373,9 +373,11 @@ impl<H: Handler> WorkerRuntime<H> {
                     _ = shutdown.cancelled() => {
                         shared.consuming.store(false, Ordering::Relaxed);
                         // Stop new deliveries; unacked prefetched ones return to the queue on close.
+                        tracing::info!(in_flight = tracker.len(), "draining");
                         tracker.close();
                         tracker.wait().await;
-                        let _ = channel.close(200, "shutting down".into()).await;
+                        tracing::info!("drained");
+                        platform::amqp::close_channel(&channel, "shutting down").await;
                         break 'connection;
                     }
                     delivery = deliveries.next() => match delivery {

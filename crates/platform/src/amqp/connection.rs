@@ -124,7 +124,12 @@ impl AmqpClient {
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.connect().await {
+            // A handshake or declaration the broker never answers must not stall reconnection.
+            let attempt = tokio::time::timeout(Duration::from_secs(30), self.connect())
+                .await
+                .map_err(|_| "connection attempt timed out after 30 s".to_owned())
+                .and_then(|result| result.map_err(|error| error.to_string()));
+            match attempt {
                 Ok(live) => {
                     delays = self.inner.reconnect.delays();
                     let mut events = live.connection.events_listener();
@@ -190,7 +195,7 @@ impl AmqpClient {
         let connection = Connection::connect(self.inner.url.expose_secret(), properties).await?;
         let setup = connection.create_channel().await?;
         self.inner.topology.declare(&setup).await?;
-        let _ = setup.close(200, "topology declared".into()).await;
+        super::close_channel(&setup, "topology declared").await;
         let publish_channel = connection.create_channel().await?;
         publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Live {
