@@ -6,8 +6,7 @@
 //! (`kill -9` of each worker in turn is in `processes`; a real `rabbitmqctl stop_app` is the
 //! `broker_restart` test target, which runs alone.)
 
-use crate::processes::processes_only;
-use e2e::stack::{Stack, StackOptions};
+use e2e::stack::{Stack, StackOptions, processes_only};
 use e2e::*;
 use std::time::Duration;
 use test_support::proxy::TcpProxy;

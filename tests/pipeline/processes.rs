@@ -2,21 +2,8 @@
 //! database and namespace: they start, carry simulated orders to `fulfilled`, survive a
 //! `kill -9` of each worker in turn mid-stream, and stop cleanly on SIGTERM.
 
-use e2e::stack::{STACK_SKUS, STACK_STOCK, Stack, StackOptions, WORKERS};
-use e2e::*;
+use e2e::stack::{Stack, StackOptions, WORKERS, processes_only};
 use std::time::Duration;
-
-/// A pipeline whose database, namespace and stock the harness provides; nothing runs
-/// in-process.
-pub async fn processes_only() -> Pipeline {
-    start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        stock: STACK_SKUS.iter().map(|sku| (*sku, STACK_STOCK)).collect(),
-        ..PipelineOptions::default()
-    })
-    .await
-}
 
 #[tokio::test]
 async fn every_worker_survives_a_kill_9_in_turn_and_everything_stops_cleanly() {

@@ -41,8 +41,9 @@ pub struct Pipeline {
     pub sim: Option<webflow_sim::Simulator>,
     /// The Webflow base URL the workers use (wiremock or the simulator).
     pub webflow_base: String,
-    /// Cleans the namespace and database up if the test panics before [`Pipeline::teardown`].
-    leak_guard: test_support::LeakGuard,
+    /// Deletes the namespace and database when the pipeline is dropped: at teardown, or when
+    /// the test panics before it.
+    _leak_guard: test_support::LeakGuard,
 }
 
 /// Which carrier the `ship` worker books with.
@@ -150,7 +151,6 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
         database: db.name.clone(),
-        armed: true,
     };
 
     let mut ingress_settings = ingress::Settings {
@@ -265,7 +265,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         shutdown,
         enrich,
         reserve,
-        leak_guard,
+        _leak_guard: leak_guard,
     }
 }
 
@@ -433,12 +433,11 @@ impl Pipeline {
             .bearer_auth(WAREHOUSE_TOKEN)
     }
 
-    /// Stops everything and drops the test's namespace and database (bounded: never hangs).
-    pub async fn teardown(mut self) {
-        self.leak_guard.armed = false;
+    /// Stops everything, then drops the test's namespace and database (bounded: never hangs),
+    /// on fresh connections, since the test may have cut or restarted the ones it had.
+    pub async fn teardown(self) {
         self.shutdown.cancel();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        self.observer.delete_namespace(&self.topology).await;
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.db.drop_database()).await;
+        drop(self);
     }
 }

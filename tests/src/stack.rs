@@ -3,7 +3,7 @@
 //! of orders. The chaos tests kill, cut and restart parts of it and then check the outcome
 //! with [`Stack::assert_every_order_fulfilled_once`].
 
-use crate::{Pipeline, SECRET, SITE_ID, TOKEN};
+use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, start_pipeline};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,6 +33,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A pipeline whose database, namespace and stock the harness provides, with nothing running
+/// in-process: the [`Stack`] runs the services.
+pub async fn processes_only() -> Pipeline {
+    start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        stock: STACK_SKUS.iter().map(|sku| (*sku, STACK_STOCK)).collect(),
+        ..PipelineOptions::default()
+    })
+    .await
 }
 
 pub struct StackOptions {

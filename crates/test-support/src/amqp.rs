@@ -4,7 +4,6 @@
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use platform::amqp::Topology;
 use std::time::Duration;
 
 /// A message read back from a queue.
@@ -123,11 +122,5 @@ impl QueueObserver {
         tokio::time::timeout(Duration::from_secs(10), async { publish.await.unwrap().await.unwrap() })
             .await
             .expect("the broker confirms a test publish within 10 s");
-    }
-
-    /// Deletes a test namespace's queues and exchanges. Best effort and bounded: cleanup must
-    /// never hang a test (deleting many quorum queues at once can be slow on a busy broker).
-    pub async fn delete_namespace(&self, topology: &Topology) {
-        let _ = tokio::time::timeout(Duration::from_secs(15), topology.delete(&self.channel)).await;
     }
 }

@@ -1,4 +1,4 @@
-//! A fresh PostgreSQL database per test, migrated, dropped at teardown.
+//! A fresh PostgreSQL database per test, migrated (dropped by [`crate::LeakGuard`]).
 
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
@@ -46,15 +46,6 @@ impl TestDatabase {
         warehouse_db::inventory::set_on_hand(&**client, sku, on_hand)
             .await
             .unwrap();
-    }
-
-    pub async fn drop_database(self) {
-        let name = self.name.clone();
-        drop(self.pool);
-        let _ = admin()
-            .await
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
     }
 }
 

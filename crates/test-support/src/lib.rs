@@ -43,20 +43,16 @@ pub fn compact_fixture(relative: &str) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
 
-/// Deletes a test's AMQP namespace and database when the test fails before its teardown (a
-/// panic skips the async teardown): leftover quorum queues pile up and slow the broker down for
-/// every later test. Disarmed by a completed teardown.
+/// Deletes a test's AMQP namespace and database when dropped, also when the test panics (a
+/// panic skips any async teardown): leftover quorum queues pile up and slow the broker down for
+/// every later test. Uses its own connections, since the test's may be cut.
 pub struct LeakGuard {
     pub topology: platform::amqp::Topology,
     pub database: String,
-    pub armed: bool,
 }
 
 impl Drop for LeakGuard {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
         let topology = self.topology.clone();
         let database = self.database.clone();
         // A fresh thread and runtime: this may run while the test's runtime is unwinding.
