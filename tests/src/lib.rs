@@ -150,7 +150,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     let topology = Topology::from_settings(&base.amqp);
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
-        database: db.name.clone(),
+        database: Some(db.name.clone()),
     };
 
     let mut ingress_settings = ingress::Settings {

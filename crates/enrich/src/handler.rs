@@ -5,7 +5,7 @@ use platform::amqp::headers;
 use platform::settings::SiteSettings;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
-use tokio_postgres::Transaction;
+use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
 use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebhookEnvelope};

@@ -15,7 +15,7 @@ use domain::{Event, OrderId, OrderState, SiteId};
 use platform::settings::{SettingsError, SiteSettings, Validate, WebflowSettings};
 use serde::Deserialize;
 use std::collections::HashMap;
-use tokio_postgres::Transaction;
+use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::webflow_writes::{self as ledger, StepStatus};
 use warehouse_db::{floor, orders};
@@ -95,18 +95,18 @@ struct Session<'a> {
 impl Session<'_> {
     async fn ledger_status(&self, step: &str) -> Result<StepStatus, HandlerError> {
         let client = self.handler.pool.get().await?;
-        Ok(ledger::status(&**client, self.order_pk, step).await?)
+        Ok(ledger::status(&*client, self.order_pk, step).await?)
     }
 
     async fn begin(&self, step: &str, request: &impl serde::Serialize) -> Result<(), HandlerError> {
         let client = self.handler.pool.get().await?;
         let request = serde_json::to_value(request).unwrap_or_default();
-        Ok(ledger::begin(&**client, self.order_pk, step, &request).await?)
+        Ok(ledger::begin(&*client, self.order_pk, step, &request).await?)
     }
 
     async fn finish(&self, step: &str, status: Option<u16>) -> Result<(), HandlerError> {
         let client = self.handler.pool.get().await?;
-        Ok(ledger::finish(&**client, self.order_pk, step, status.map(i32::from)).await?)
+        Ok(ledger::finish(&*client, self.order_pk, step, status.map(i32::from)).await?)
     }
 
     /// Reads the order from Webflow (the truth after an unknown outcome).
@@ -163,7 +163,7 @@ fn is_refunded(order: &Order) -> bool {
 impl NotifyHandler {
     async fn write_back_shipment(&self, session: &mut Session<'_>) -> Result<Outcome, HandlerError> {
         let client = self.pool.get().await?;
-        let shipment = floor::shipment(&**client, session.order_pk)
+        let shipment = floor::shipment(&*client, session.order_pk)
             .await?
             .filter(|s| s.status == "booked")
             .ok_or_else(|| HandlerError::permanent("the order is shipped but has no booked shipment"))?;
@@ -298,7 +298,7 @@ impl NotifyHandler {
         let site_id = envelope.site_id.to_string();
         let order = {
             let client = self.pool.get().await?;
-            orders::find(&**client, &site_id, &order_id)
+            orders::find(&*client, &site_id, &order_id)
                 .await?
                 .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
         };

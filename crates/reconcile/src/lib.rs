@@ -181,7 +181,7 @@ impl Reconciler {
         };
         let local = {
             let client = self.pool.get().await?;
-            orders::find(&**client, site_id, order_id).await?
+            orders::find(&*client, site_id, order_id).await?
         };
         let status = order.status.as_ref();
         match (status, local) {
@@ -214,7 +214,7 @@ impl Reconciler {
             {
                 let mut client = self.pool.get().await?;
                 let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
-                if let Some(current) = orders::lock_by_id(&*tx, local.id).await?
+                if let Some(current) = orders::lock_by_id(&tx, local.id).await?
                     && current.state.can_transition_to(OrderState::NeedsReview)
                     && current.state.progress() < OrderState::Shipped.progress()
                 {

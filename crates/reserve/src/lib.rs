@@ -8,7 +8,7 @@
 //!   shipped goes to `needs_review` instead.
 
 use domain::{Envelope, Event, OrderState};
-use tokio_postgres::Transaction;
+use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};

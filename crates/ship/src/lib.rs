@@ -11,7 +11,7 @@ use domain::{Event, OrderId, OrderState, SiteId};
 use platform::settings::SettingsError;
 use serde::Deserialize;
 use std::sync::Arc;
-use tokio_postgres::Transaction;
+use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
@@ -103,7 +103,7 @@ fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError>
 impl ShipHandler {
     async fn book(&self, order: &orders::OrderRecord, order_id: &OrderId) -> Result<Prepared, HandlerError> {
         let client = self.pool.get().await?;
-        if floor::shipment(&**client, order.id)
+        if floor::shipment(&*client, order.id)
             .await?
             .is_some_and(|s| s.status == "booked")
         {
@@ -113,8 +113,8 @@ impl ShipHandler {
         }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
         // The intent is recorded before the call: a crash after buying is found by reference.
-        let shipment = floor::record_booking_attempt(&**client, order.id, &reference, self.carrier.name()).await?;
-        let parcels: Vec<Parcel> = floor::parcels(&**client, order.id)
+        let shipment = floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.name()).await?;
+        let parcels: Vec<Parcel> = floor::parcels(&*client, order.id)
             .await?
             .into_iter()
             .map(|p| Parcel {
@@ -171,7 +171,7 @@ impl Handler for ShipHandler {
             )));
         };
         let client = self.pool.get().await?;
-        let order = orders::find(&**client, envelope.site_id.as_str(), order_id.as_str())
+        let order = orders::find(&*client, envelope.site_id.as_str(), order_id.as_str())
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
         if order.state != OrderState::Packed {

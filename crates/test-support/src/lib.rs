@@ -48,7 +48,8 @@ pub fn compact_fixture(relative: &str) -> Vec<u8> {
 /// every later test. Uses its own connections, since the test's may be cut.
 pub struct LeakGuard {
     pub topology: platform::amqp::Topology,
-    pub database: String,
+    /// The test database to drop, if the test has one.
+    pub database: Option<String>,
 }
 
 impl Drop for LeakGuard {
@@ -69,7 +70,9 @@ impl Drop for LeakGuard {
                         let _ = topology.delete(&channel).await;
                     }
                     let url = format!("{}/postgres", database_server_url());
-                    if let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    if let Some(database) = database
+                        && let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                    {
                         tokio::spawn(connection);
                         let _ = client
                             .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))

@@ -1,7 +1,7 @@
 //! The append-only audit log: every webhook, every external call, every state change.
 
+use crate::db::Db;
 use crate::error::Result;
-use tokio_postgres::GenericClient;
 
 pub mod kind {
     pub const WEBHOOK_RECEIVED: &str = "webhook_received";
@@ -23,7 +23,7 @@ pub struct AuditEntry<'a> {
     pub detail: serde_json::Value,
 }
 
-pub async fn record<C: GenericClient + Sync>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
+pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
     client
         .execute(
             "INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
@@ -48,11 +48,7 @@ pub struct TimelineEntry {
     pub detail: serde_json::Value,
 }
 
-pub async fn timeline<C: GenericClient + Sync>(
-    client: &C,
-    site_id: &str,
-    order_id: &str,
-) -> Result<Vec<TimelineEntry>> {
+pub async fn timeline<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Vec<TimelineEntry>> {
     let rows = client
         .query(
             "SELECT occurred_at, kind, actor, detail FROM audit_log

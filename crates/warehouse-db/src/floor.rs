@@ -1,8 +1,8 @@
 //! The warehouse floor: pick tasks, packing, shipments.
 
+use crate::db::Db;
 use crate::error::{DbError, Result};
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PickTask {
@@ -46,11 +46,7 @@ pub struct ShipmentRow {
     pub last_error: Option<String>,
 }
 
-pub async fn pick_tasks<C: GenericClient + Sync>(
-    client: &C,
-    status: Option<&str>,
-    limit: i64,
-) -> Result<Vec<PickTask>> {
+pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> Result<Vec<PickTask>> {
     let rows = client
         .query(
             "SELECT t.id, o.site_id, o.webflow_order_id, t.status, t.created_at,
@@ -91,7 +87,7 @@ pub async fn pick_tasks<C: GenericClient + Sync>(
 }
 
 /// Locks a pick task; returns (order pk, status).
-pub async fn lock_pick_task<C: GenericClient + Sync>(client: &C, id: i64) -> Result<Option<(i64, String)>> {
+pub async fn lock_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<(i64, String)>> {
     let row = client
         .query_opt(
             "SELECT order_id, status FROM pick_tasks WHERE id = $1 FOR UPDATE",
@@ -101,7 +97,7 @@ pub async fn lock_pick_task<C: GenericClient + Sync>(client: &C, id: i64) -> Res
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-pub async fn pick_task_of_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Option<(i64, String)>> {
+pub async fn pick_task_of_order<C: Db>(client: &C, order_pk: i64) -> Result<Option<(i64, String)>> {
     let row = client
         .query_opt(
             "SELECT id, status FROM pick_tasks WHERE order_id = $1 FOR UPDATE",
@@ -111,7 +107,7 @@ pub async fn pick_task_of_order<C: GenericClient + Sync>(client: &C, order_pk: i
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
-pub async fn set_pick_task_status<C: GenericClient + Sync>(client: &C, id: i64, status: &str) -> Result<()> {
+pub async fn set_pick_task_status<C: Db>(client: &C, id: i64, status: &str) -> Result<()> {
     client
         .execute(
             "UPDATE pick_tasks SET status = $2, updated_at = now() WHERE id = $1",
@@ -121,7 +117,7 @@ pub async fn set_pick_task_status<C: GenericClient + Sync>(client: &C, id: i64, 
     Ok(())
 }
 
-pub async fn replace_parcels<C: GenericClient + Sync>(client: &C, order_pk: i64, parcels: &[ParcelRow]) -> Result<()> {
+pub async fn replace_parcels<C: Db>(client: &C, order_pk: i64, parcels: &[ParcelRow]) -> Result<()> {
     client
         .execute("DELETE FROM parcels WHERE order_id = $1", &[&order_pk])
         .await?;
@@ -137,7 +133,7 @@ pub async fn replace_parcels<C: GenericClient + Sync>(client: &C, order_pk: i64,
     Ok(())
 }
 
-pub async fn parcels<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<ParcelRow>> {
+pub async fn parcels<C: Db>(client: &C, order_pk: i64) -> Result<Vec<ParcelRow>> {
     let rows = client
         .query(
             "SELECT weight_grams, length_cm, width_cm, height_cm FROM parcels WHERE order_id = $1 ORDER BY parcel_no",
@@ -156,7 +152,7 @@ pub async fn parcels<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Resu
 }
 
 /// Records a booking attempt before calling the carrier. Returns the shipment as it now is.
-pub async fn record_booking_attempt<C: GenericClient + Sync>(
+pub async fn record_booking_attempt<C: Db>(
     client: &C,
     order_pk: i64,
     reference: &str,
@@ -187,7 +183,7 @@ pub struct BookedShipment<'a> {
     pub shipped_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn mark_booked<C: GenericClient + Sync>(client: &C, order_pk: i64, b: &BookedShipment<'_>) -> Result<()> {
+pub async fn mark_booked<C: Db>(client: &C, order_pk: i64, b: &BookedShipment<'_>) -> Result<()> {
     client
         .execute(
             "UPDATE shipments SET status = 'booked', carrier = $2, service_level = $3, tracking_number = $4, tracking_url = $5,
@@ -211,7 +207,7 @@ pub async fn mark_booked<C: GenericClient + Sync>(client: &C, order_pk: i64, b: 
     Ok(())
 }
 
-pub async fn mark_failed<C: GenericClient + Sync>(client: &C, order_pk: i64, error: &str) -> Result<()> {
+pub async fn mark_failed<C: Db>(client: &C, order_pk: i64, error: &str) -> Result<()> {
     client
         .execute(
             "UPDATE shipments SET status = 'failed', last_error = $2, updated_at = now() WHERE order_id = $1",
@@ -221,7 +217,7 @@ pub async fn mark_failed<C: GenericClient + Sync>(client: &C, order_pk: i64, err
     Ok(())
 }
 
-pub async fn shipment<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Option<ShipmentRow>> {
+pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<ShipmentRow>> {
     let row = client
         .query_opt(
             "SELECT reference, carrier_kind, status, attempts, carrier, service_level, tracking_number, tracking_url, label_url,
@@ -250,7 +246,7 @@ pub async fn shipment<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Res
 
 /// Stock leaves the building: active reservations become consumed, on_hand and reserved go
 /// down, shipped goes up.
-pub async fn consume_reservations<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+pub async fn consume_reservations<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
     let rows = client
         .query(
             "UPDATE reservations SET status = 'consumed', closed_at = now()

@@ -2,8 +2,8 @@
 //!
 //! Inventory rows are always locked in SKU order, so concurrent reservations cannot deadlock.
 
+use crate::db::Db;
 use crate::error::Result;
-use tokio_postgres::GenericClient;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
@@ -25,7 +25,7 @@ pub struct StockLevel {
 }
 
 /// Reserves every line of an order or none, and creates its pick task.
-pub async fn reserve_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<ReserveOutcome> {
+pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOutcome> {
     let wanted = client
         .query(
             "SELECT sku, SUM(quantity)::bigint FROM order_lines WHERE order_id = $1 GROUP BY sku ORDER BY sku",
@@ -100,7 +100,7 @@ pub async fn reserve_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -
 
 /// Releases an order's active reservations and cancels its open pick task.
 /// Returns the quantities released per SKU.
-pub async fn release_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
     let released = client
         .query(
             "UPDATE reservations SET status = 'released', closed_at = now()
@@ -128,7 +128,7 @@ pub async fn release_order<C: GenericClient + Sync>(client: &C, order_pk: i64) -
 }
 
 /// Adds received stock (creating the SKU if new).
-pub async fn receive<C: GenericClient + Sync>(client: &C, sku: &str, quantity: i64) -> Result<StockLevel> {
+pub async fn receive<C: Db>(client: &C, sku: &str, quantity: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
@@ -141,7 +141,7 @@ pub async fn receive<C: GenericClient + Sync>(client: &C, sku: &str, quantity: i
 }
 
 /// Sets the counted stock of a SKU (refused by the CHECK if below what is reserved).
-pub async fn set_on_hand<C: GenericClient + Sync>(client: &C, sku: &str, on_hand: i64) -> Result<StockLevel> {
+pub async fn set_on_hand<C: Db>(client: &C, sku: &str, on_hand: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
@@ -153,14 +153,14 @@ pub async fn set_on_hand<C: GenericClient + Sync>(client: &C, sku: &str, on_hand
     Ok(level(&row))
 }
 
-pub async fn get<C: GenericClient + Sync>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
+pub async fn get<C: Db>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
     let row = client
         .query_opt("SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1", &[&sku])
         .await?;
     Ok(row.as_ref().map(level))
 }
 
-pub async fn by_variant<C: GenericClient + Sync>(client: &C, variant_id: &str) -> Result<Option<StockLevel>> {
+pub async fn by_variant<C: Db>(client: &C, variant_id: &str) -> Result<Option<StockLevel>> {
     let row = client
         .query_opt(
             "SELECT sku, on_hand, reserved FROM inventory WHERE variant_id = $1 LIMIT 1",

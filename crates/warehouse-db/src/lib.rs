@@ -6,6 +6,7 @@
 //! This crate knows SQL and the domain types; it knows nothing of AMQP or HTTP.
 
 pub mod audit;
+pub mod db;
 pub mod error;
 pub mod floor;
 pub mod idempotency;
@@ -18,5 +19,7 @@ pub mod pool;
 pub mod rate_budget;
 pub mod webflow_writes;
 
+pub use db::Db;
+pub use deadpool_postgres::Transaction;
 pub use error::DbError;
 pub use pool::{Pool, connect};

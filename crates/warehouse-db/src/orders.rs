@@ -1,9 +1,10 @@
 //! Orders and their lines.
 
 use crate::audit::{self, AuditEntry};
+use crate::db::Db;
 use crate::error::{DbError, Result};
 use domain::OrderState;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
 /// An order as stored.
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
 }
 
 /// Reads an order and locks it for the rest of the transaction.
-pub async fn lock<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
+pub async fn lock<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE");
     client
         .query_opt(&sql, &[&site_id, &order_id])
@@ -85,7 +86,7 @@ pub async fn lock<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: 
         .transpose()
 }
 
-pub async fn find<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
+pub async fn find<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2");
     client
         .query_opt(&sql, &[&site_id, &order_id])
@@ -95,18 +96,14 @@ pub async fn find<C: GenericClient + Sync>(client: &C, site_id: &str, order_id: 
         .transpose()
 }
 
-pub async fn lock_by_id<C: GenericClient + Sync>(client: &C, id: i64) -> Result<Option<OrderRecord>> {
+pub async fn lock_by_id<C: Db>(client: &C, id: i64) -> Result<Option<OrderRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE");
     client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 /// Inserts an order with its lines, or returns `None` if a concurrent transaction inserted
 /// it first (lock it then; the lock waits for that transaction).
-pub async fn insert<C: GenericClient + Sync>(
-    client: &C,
-    order: &NewOrder<'_>,
-    lines: &[NewLine],
-) -> Result<Option<i64>> {
+pub async fn insert<C: Db>(client: &C, order: &NewOrder<'_>, lines: &[NewLine]) -> Result<Option<i64>> {
     let row = client
         .query_opt(
             "INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
@@ -138,7 +135,7 @@ pub async fn insert<C: GenericClient + Sync>(
 }
 
 /// Replaces an order's lines (only before stock is reserved).
-pub async fn replace_lines<C: GenericClient + Sync>(client: &C, order_pk: i64, lines: &[NewLine]) -> Result<()> {
+pub async fn replace_lines<C: Db>(client: &C, order_pk: i64, lines: &[NewLine]) -> Result<()> {
     client
         .execute("DELETE FROM order_lines WHERE order_id = $1", &[&order_pk])
         .await?;
@@ -176,7 +173,7 @@ pub async fn replace_lines<C: GenericClient + Sync>(client: &C, order_pk: i64, l
     Ok(())
 }
 
-pub async fn lines<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<NewLine>> {
+pub async fn lines<C: Db>(client: &C, order_pk: i64) -> Result<Vec<NewLine>> {
     let rows = client
         .query(
             "SELECT sku, variant_id, product_name, quantity, unit_weight, unit_width, unit_height, unit_length
@@ -200,7 +197,7 @@ pub async fn lines<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result
 }
 
 /// Stores the latest Webflow snapshot and status.
-pub async fn update_snapshot<C: GenericClient + Sync>(
+pub async fn update_snapshot<C: Db>(
     client: &C,
     order_pk: i64,
     webflow_status: Option<&str>,
@@ -215,11 +212,7 @@ pub async fn update_snapshot<C: GenericClient + Sync>(
     Ok(())
 }
 
-pub async fn update_shipping_address<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-    address: &serde_json::Value,
-) -> Result<()> {
+pub async fn update_shipping_address<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
     client
         .execute(
             "UPDATE orders SET shipping_address = $2, version = version + 1, updated_at = now() WHERE id = $1",
@@ -231,7 +224,7 @@ pub async fn update_shipping_address<C: GenericClient + Sync>(
 
 /// Moves an order to `to` if the lifecycle allows it, and audits the change.
 /// Returns the error unchanged when the transition is not allowed.
-pub async fn transition<C: GenericClient + Sync>(
+pub async fn transition<C: Db>(
     client: &C,
     order: &OrderRecord,
     to: OrderState,
@@ -271,11 +264,7 @@ pub async fn transition<C: GenericClient + Sync>(
 }
 
 /// Backordered orders that need `sku`, oldest first.
-pub async fn backordered_needing<C: GenericClient + Sync>(
-    client: &C,
-    sku: Option<&str>,
-    limit: i64,
-) -> Result<Vec<i64>> {
+pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&str>, limit: i64) -> Result<Vec<i64>> {
     let rows = client
         .query(
             "SELECT o.id FROM orders o
@@ -289,7 +278,7 @@ pub async fn backordered_needing<C: GenericClient + Sync>(
 }
 
 /// Counts orders per state (tests, dashboards).
-pub async fn count_by_state<C: GenericClient + Sync>(client: &C) -> Result<Vec<(String, i64)>> {
+pub async fn count_by_state<C: Db>(client: &C) -> Result<Vec<(String, i64)>> {
     let rows = client
         .query("SELECT state, count(*) FROM orders GROUP BY state ORDER BY state", &[])
         .await?;

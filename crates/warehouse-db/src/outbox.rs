@@ -1,9 +1,9 @@
 //! The transactional outbox: events are inserted with the state change and published after
 //! commit; anything left unpublished by a crash is published by the relay.
 
+use crate::db::Db;
 use crate::error::Result;
 use domain::Envelope;
-use tokio_postgres::GenericClient;
 
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
@@ -14,11 +14,7 @@ pub struct OutboxMessage {
 }
 
 /// Writes an event; a second write of the same message id is a no-op.
-pub async fn enqueue<C: GenericClient + Sync>(
-    client: &C,
-    envelope: &Envelope,
-    source: Option<(&str, &str)>,
-) -> Result<()> {
+pub async fn enqueue<C: Db>(client: &C, envelope: &Envelope, source: Option<(&str, &str)>) -> Result<()> {
     let payload = serde_json::to_value(envelope).map_err(|e| crate::DbError::Conflict(e.to_string()))?;
     let (source_consumer, source_message_id) = source.unzip();
     client
@@ -40,7 +36,7 @@ pub async fn enqueue<C: GenericClient + Sync>(
 /// Locks up to `limit` unpublished messages (skipping ones another relay holds), optionally
 /// only those produced while handling one source message, and only those older than
 /// `min_age_ms` (so the relay leaves fresh rows to the handler that wrote them).
-pub async fn claim_unpublished<C: GenericClient + Sync>(
+pub async fn claim_unpublished<C: Db>(
     client: &C,
     source: Option<(&str, &str)>,
     min_age_ms: i64,
@@ -68,7 +64,7 @@ pub async fn claim_unpublished<C: GenericClient + Sync>(
         .collect())
 }
 
-pub async fn mark_published<C: GenericClient + Sync>(client: &C, ids: &[i64]) -> Result<()> {
+pub async fn mark_published<C: Db>(client: &C, ids: &[i64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -78,7 +74,7 @@ pub async fn mark_published<C: GenericClient + Sync>(client: &C, ids: &[i64]) ->
     Ok(())
 }
 
-pub async fn unpublished_count<C: GenericClient + Sync>(client: &C) -> Result<i64> {
+pub async fn unpublished_count<C: Db>(client: &C) -> Result<i64> {
     Ok(client
         .query_one("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
         .await?

@@ -5,10 +5,10 @@
 //! pushes it by `60 s / limit`), so the budget is used fully during a backlog and no 60-second
 //! window holds more than `limit` calls. A 429 pauses the key until `Retry-After`.
 
+use crate::db::Db;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
-use tokio_postgres::GenericClient;
 
 /// A granted slot, or how long until one could be granted within the caller's patience.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,7 +20,7 @@ pub enum Slot {
 }
 
 /// Makes sure the key exists with the configured limit (the configured limit wins at start).
-pub async fn ensure<C: GenericClient + Sync>(client: &C, key: &str, limit_per_minute: f64) -> Result<()> {
+pub async fn ensure<C: Db>(client: &C, key: &str, limit_per_minute: f64) -> Result<()> {
     client
         .execute(
             "INSERT INTO rate_budgets (key, limit_per_minute) VALUES ($1, $2)
@@ -32,7 +32,7 @@ pub async fn ensure<C: GenericClient + Sync>(client: &C, key: &str, limit_per_mi
 }
 
 /// Takes the next slot if it is no further than `max_wait` from now.
-pub async fn take_slot<C: GenericClient + Sync>(client: &C, key: &str, max_wait: Duration) -> Result<Slot> {
+pub async fn take_slot<C: Db>(client: &C, key: &str, max_wait: Duration) -> Result<Slot> {
     let max_wait_s = max_wait.as_secs_f64();
     let row = client
         .query_one(
@@ -64,7 +64,7 @@ pub async fn take_slot<C: GenericClient + Sync>(client: &C, key: &str, max_wait:
 }
 
 /// A 429 was answered: nobody calls with this key before `until`.
-pub async fn pause<C: GenericClient + Sync>(client: &C, key: &str, until: DateTime<Utc>) -> Result<()> {
+pub async fn pause<C: Db>(client: &C, key: &str, until: DateTime<Utc>) -> Result<()> {
     client
         .execute(
             "UPDATE rate_budgets SET paused_until = GREATEST(COALESCE(paused_until, '-infinity'), $2),
@@ -76,7 +76,7 @@ pub async fn pause<C: GenericClient + Sync>(client: &C, key: &str, until: DateTi
 }
 
 /// Webflow said what the limit really is (`X-RateLimit-Limit`): adopt it.
-pub async fn adopt_limit<C: GenericClient + Sync>(client: &C, key: &str, limit_per_minute: f64) -> Result<()> {
+pub async fn adopt_limit<C: Db>(client: &C, key: &str, limit_per_minute: f64) -> Result<()> {
     client
         .execute(
             "UPDATE rate_budgets SET limit_per_minute = $2, updated_at = now()
@@ -88,7 +88,7 @@ pub async fn adopt_limit<C: GenericClient + Sync>(client: &C, key: &str, limit_p
 }
 
 /// (calls, throttled) so far.
-pub async fn counters<C: GenericClient + Sync>(client: &C, key: &str) -> Result<(i64, i64)> {
+pub async fn counters<C: Db>(client: &C, key: &str) -> Result<(i64, i64)> {
     let row = client
         .query_one("SELECT calls, throttled FROM rate_budgets WHERE key = $1", &[&key])
         .await?;

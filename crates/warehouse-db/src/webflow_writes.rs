@@ -2,8 +2,8 @@
 //! before the call and `done` after it, so after a crash or a timeout whose outcome is unknown
 //! the next attempt reads the order first instead of writing blindly.
 
+use crate::db::Db;
 use crate::error::Result;
-use tokio_postgres::GenericClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
@@ -14,7 +14,7 @@ pub enum StepStatus {
     Done,
 }
 
-pub async fn status<C: GenericClient + Sync>(client: &C, order_pk: i64, step: &str) -> Result<StepStatus> {
+pub async fn status<C: Db>(client: &C, order_pk: i64, step: &str) -> Result<StepStatus> {
     let row = client
         .query_opt(
             "SELECT status FROM webflow_writes WHERE order_id = $1 AND step = $2",
@@ -29,12 +29,7 @@ pub async fn status<C: GenericClient + Sync>(client: &C, order_pk: i64, step: &s
 }
 
 /// Records that the step is about to be attempted.
-pub async fn begin<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-    step: &str,
-    request: &serde_json::Value,
-) -> Result<()> {
+pub async fn begin<C: Db>(client: &C, order_pk: i64, step: &str, request: &serde_json::Value) -> Result<()> {
     client
         .execute(
             "INSERT INTO webflow_writes (order_id, step, status, attempts, request) VALUES ($1, $2, 'pending', 1, $3)
@@ -48,12 +43,7 @@ pub async fn begin<C: GenericClient + Sync>(
 }
 
 /// Records that the step is done (the call succeeded, or a read showed it already applied).
-pub async fn finish<C: GenericClient + Sync>(
-    client: &C,
-    order_pk: i64,
-    step: &str,
-    response_status: Option<i32>,
-) -> Result<()> {
+pub async fn finish<C: Db>(client: &C, order_pk: i64, step: &str, response_status: Option<i32>) -> Result<()> {
     client
         .execute(
             "INSERT INTO webflow_writes (order_id, step, status, attempts, response_status) VALUES ($1, $2, 'done', 0, $3)
@@ -66,7 +56,7 @@ pub async fn finish<C: GenericClient + Sync>(
 }
 
 /// Attempts per step (tests and the order view).
-pub async fn attempts<C: GenericClient + Sync>(client: &C, order_pk: i64) -> Result<Vec<(String, String, i32)>> {
+pub async fn attempts<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, String, i32)>> {
     let rows = client
         .query(
             "SELECT step, status, attempts FROM webflow_writes WHERE order_id = $1 ORDER BY step",

@@ -2,13 +2,13 @@
 
 use crate::error::ApiError;
 use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
-use tokio_postgres::GenericClient;
+use warehouse_db::Db;
 use warehouse_db::floor::{self, ParcelRow};
 use warehouse_db::orders::{self, NewLine, OrderRecord};
 
 /// Packs a reserved order whose pick task is picked: stores the parcels, moves the order to
 /// `packed` and writes `order.packed` to the outbox. Returns the event.
-pub async fn pack_order<C: GenericClient + Sync>(
+pub async fn pack_order<C: Db>(
     tx: &C,
     order: &OrderRecord,
     parcels: &[ParcelRow],
@@ -98,11 +98,11 @@ pub async fn auto_pack_batch(pool: &warehouse_db::Pool, limit: i64) -> Result<Ve
         .collect();
     let mut events = Vec::new();
     for id in ids {
-        let Some(order) = orders::lock_by_id(&*tx, id).await? else {
+        let Some(order) = orders::lock_by_id(&tx, id).await? else {
             continue;
         };
-        let lines = orders::lines(&*tx, order.id).await?;
-        events.push(pack_order(&*tx, &order, &[parcel_for(&lines)], "auto-pack", false).await?);
+        let lines = orders::lines(&tx, order.id).await?;
+        events.push(pack_order(&tx, &order, &[parcel_for(&lines)], "auto-pack", false).await?);
     }
     tx.commit().await?;
     Ok(events)

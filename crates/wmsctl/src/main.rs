@@ -205,7 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
             let client = pool.get().await?;
-            let view = warehouse::routes::orders::order_view(&**client, &site_id, &order_id)
+            let view = warehouse::routes::orders::order_view(&*client, &site_id, &order_id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             print(cli.json, &view, || order_text(&view))

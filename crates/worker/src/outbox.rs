@@ -5,6 +5,7 @@ use lapin::BasicProperties;
 use lapin::types::FieldTable;
 use platform::amqp::{PublishError, Publisher, Topology, headers};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use warehouse_db::Pool;
 use warehouse_db::outbox::{self, OutboxMessage};
 
@@ -20,6 +21,36 @@ pub enum OutboxError {
     Publish(#[from] PublishError),
 }
 
+/// Marks published events in batches, off the message path: one UPDATE (and one commit) for
+/// whatever was published while the previous one ran, instead of one per message.
+async fn record_published(pool: Pool, mut marks: mpsc::UnboundedReceiver<String>) {
+    const MAX_BATCH: usize = 1_000;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = marks.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match marks.try_recv() {
+                Ok(id) => batch.push(id),
+                Err(_) => break,
+            }
+        }
+        let marked = async {
+            let client = pool.get().await?;
+            client
+                .execute(
+                    "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL",
+                    &[&batch],
+                )
+                .await?;
+            Ok::<_, OutboxError>(())
+        };
+        if let Err(error) = marked.await {
+            tracing::warn!(%error, events = batch.len(), "cannot mark events published; the relay will publish them again");
+        }
+        batch.clear();
+    }
+}
+
 /// Publishes outbox events (to the events exchange) with confirms.
 #[derive(Clone)]
 pub struct OutboxPublisher {
@@ -27,15 +58,21 @@ pub struct OutboxPublisher {
     publisher: Publisher,
     topology: Topology,
     app_id: String,
+    /// Message ids of events just published, for [`record_published`] to mark.
+    published: mpsc::UnboundedSender<String>,
 }
 
 impl OutboxPublisher {
+    /// Must be called inside a Tokio runtime: it starts the task that marks events published.
     pub fn new(pool: Pool, publisher: Publisher, topology: Topology, app_id: impl Into<String>) -> Self {
+        let (published, marks) = mpsc::unbounded_channel();
+        tokio::spawn(record_published(pool.clone(), marks));
         Self {
             pool,
             publisher,
             topology,
             app_id: app_id.into(),
+            published,
         }
     }
 
@@ -44,11 +81,11 @@ impl OutboxPublisher {
         self.publish_batch(Some((consumer, source_message_id)), 0, 1_000).await
     }
 
-    /// Publishes events the caller has just committed to the outbox, then marks them published.
-    /// Skips the claim transaction of [`Self::publish_for`]: the rows are fresh, so the relay
-    /// (which only takes rows older than `relay_min_age_ms`) leaves them alone.
+    /// Publishes events the caller has just committed to the outbox; they are marked published
+    /// in the background. Skips the claim transaction of [`Self::publish_for`]: the rows are
+    /// fresh, so the relay (which only takes rows older than `relay_min_age_ms`) leaves them
+    /// alone.
     pub async fn publish_committed(&self, events: &[domain::Envelope]) -> Result<usize, OutboxError> {
-        let mut ids = Vec::with_capacity(events.len());
         for event in events {
             let message = OutboxMessage {
                 id: 0,
@@ -57,16 +94,11 @@ impl OutboxPublisher {
                 payload: serde_json::to_value(event).unwrap_or_default(),
             };
             self.publish(&message).await?;
-            ids.push(message.message_id);
+            // A mark that never lands only means the relay publishes the event again, and
+            // consumers dedupe it by message id.
+            let _ = self.published.send(message.message_id);
         }
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL",
-                &[&ids],
-            )
-            .await?;
-        Ok(ids.len())
+        Ok(events.len())
     }
 
     /// Publishes up to `limit` events older than `min_age_ms` (the relay). Returns how many.
@@ -82,7 +114,7 @@ impl OutboxPublisher {
     ) -> Result<usize, OutboxError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let messages = outbox::claim_unpublished(&*tx, source, min_age_ms, limit).await?;
+        let messages = outbox::claim_unpublished(&tx, source, min_age_ms, limit).await?;
         if messages.is_empty() {
             return Ok(0);
         }
@@ -91,7 +123,7 @@ impl OutboxPublisher {
             self.publish(message).await?;
             published.push(message.id);
         }
-        outbox::mark_published(&*tx, &published).await?;
+        outbox::mark_published(&tx, &published).await?;
         tx.commit().await?;
         Ok(published.len())
     }

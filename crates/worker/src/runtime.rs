@@ -32,7 +32,7 @@ pub trait Handler: Send + Sync + 'static {
 
     fn apply(
         &self,
-        tx: &tokio_postgres::Transaction<'_>,
+        tx: &warehouse_db::Transaction<'_>,
         message: &IncomingMessage,
         prepared: Self::Prepared,
         effects: &mut Effects,
@@ -180,7 +180,7 @@ impl<H: Handler> WorkerRuntime<H> {
         let shared = &self.shared;
         {
             let client = shared.pool.get().await?;
-            if idempotency::was_processed(&**client, H::NAME, &message.message_id).await? {
+            if idempotency::was_processed(&*client, H::NAME, &message.message_id).await? {
                 return Ok(self.finish_duplicate(message).await);
             }
         }
@@ -188,14 +188,14 @@ impl<H: Handler> WorkerRuntime<H> {
 
         let mut client = shared.pool.get().await?;
         let tx = client.transaction().await?;
-        if !idempotency::mark_processed(&*tx, H::NAME, &message.message_id).await? {
+        if !idempotency::mark_processed(&tx, H::NAME, &message.message_id).await? {
             drop(tx);
             return Ok(self.finish_duplicate(message).await);
         }
         let mut effects = Effects::default();
         shared.handler.apply(&tx, message, prepared, &mut effects).await?;
         for event in effects.events() {
-            warehouse_db::outbox::enqueue(&*tx, event, Some((H::NAME, &message.message_id))).await?;
+            warehouse_db::outbox::enqueue(&tx, event, Some((H::NAME, &message.message_id))).await?;
         }
         tx.commit().await?;
         drop(client);

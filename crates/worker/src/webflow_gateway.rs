@@ -123,7 +123,7 @@ impl WebflowGateway {
     pub async fn ensure_budgets(&self) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
         for (site_id, limit) in &self.limits {
-            rate_budget::ensure(&**client, &budget_key(site_id), f64::from(*limit)).await?;
+            rate_budget::ensure(&*client, &budget_key(site_id), f64::from(*limit)).await?;
             rate_budget::ensure(
                 &**client,
                 &reconcile_key(site_id),
@@ -164,7 +164,7 @@ impl WebflowGateway {
     async fn wait_for_slot(&self, site_id: &str, key: &str, max_wait: Duration) -> Result<(), GatewayError> {
         let slot = {
             let client = self.pool.get().await?;
-            rate_budget::take_slot(&**client, key, max_wait).await?
+            rate_budget::take_slot(&*client, key, max_wait).await?
         };
         match slot {
             Slot::At(at) => {
@@ -191,7 +191,7 @@ impl WebflowGateway {
         if let Some(limit) = call.and_then(|c| c.rate_limit_limit)
             && limit > 0
         {
-            let _ = rate_budget::adopt_limit(&**client, &key, f64::from(limit)).await;
+            let _ = rate_budget::adopt_limit(&*client, &key, f64::from(limit)).await;
         }
         if let Err(error) = result
             && error.status() == Some(429)
@@ -203,7 +203,7 @@ impl WebflowGateway {
                 retry_after_s = wait.as_secs_f64(),
                 "Webflow answered 429; pausing the site's budget"
             );
-            let _ = rate_budget::pause(&**client, &key, until).await;
+            let _ = rate_budget::pause(&*client, &key, until).await;
         }
     }
 }

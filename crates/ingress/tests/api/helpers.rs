@@ -18,6 +18,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub app_amqp: platform::amqp::AmqpClient,
     shutdown: CancellationToken,
+    /// Deletes the namespace when dropped, also when the test panics.
+    _leak_guard: test_support::LeakGuard,
 }
 
 pub struct Options {
@@ -81,11 +83,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     TestApp {
         address,
         health_address,
-        topology,
+        topology: topology.clone(),
         observer: QueueObserver::connect().await,
         client: reqwest::Client::new(),
         app_amqp,
         shutdown,
+        _leak_guard: test_support::LeakGuard {
+            topology,
+            database: None,
+        },
     }
 }
 
@@ -159,9 +165,9 @@ impl TestApp {
         );
     }
 
+    /// Stops the app; dropping it deletes the namespace.
     pub async fn teardown(self) {
         self.shutdown.cancel();
-        self.observer.delete_namespace(&self.topology).await;
     }
 }
 

@@ -9,12 +9,12 @@ pub async fn get_order(
 ) -> Result<HttpResponse, ApiError> {
     let (site_id, order_id) = path.into_inner();
     let client = state.pool.get().await?;
-    let view = order_view(&**client, &site_id, &order_id).await?;
+    let view = order_view(&*client, &site_id, &order_id).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// Everything an operator needs about one order, with its timeline.
-pub async fn order_view<C: tokio_postgres::GenericClient + Sync>(
+pub async fn order_view<C: warehouse_db::Db>(
     client: &C,
     site_id: &str,
     order_id: &str,
@@ -74,7 +74,7 @@ pub async fn refund(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&*tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id, &order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if matches!(order.state, domain::OrderState::Cancelled) {
@@ -101,7 +101,7 @@ pub async fn refund(
         },
     )
     .await?;
-    warehouse_db::outbox::enqueue(&*tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
+    warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
     tx.commit().await?;
     state.publish("warehouse-api", envelope.message_id.as_str()).await;
     Ok(HttpResponse::Accepted()
@@ -149,7 +149,7 @@ pub async fn correct_address(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&*tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id, &order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if order.state.progress() >= domain::OrderState::Packed.progress() {
@@ -162,7 +162,7 @@ pub async fn correct_address(
         "type": "shipping", "addressee": address.addressee, "line1": address.line1, "line2": address.line2,
         "city": address.city, "state": address.state, "postalCode": address.postal_code, "country": address.country,
     });
-    orders::update_shipping_address(&*tx, order.id, &webflow_address).await?;
+    orders::update_shipping_address(&tx, order.id, &webflow_address).await?;
     let one_line = [
         Some(&address.line1),
         address.line2.as_ref(),
@@ -204,7 +204,7 @@ pub async fn correct_address(
         },
     )
     .await?;
-    warehouse_db::outbox::enqueue(&*tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
+    warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
     tx.commit().await?;
     state.publish("warehouse-api", envelope.message_id.as_str()).await;
     Ok(HttpResponse::Ok()

@@ -32,18 +32,18 @@ pub async fn list_pick_tasks(
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
     }
     let client = state.pool.get().await?;
-    let tasks = floor::pick_tasks(&**client, status, limit).await?;
+    let tasks = floor::pick_tasks(&*client, status, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"pick_tasks": tasks})))
 }
 
 pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let (order_pk, status) = floor::lock_pick_task(&*tx, *id)
+    let (order_pk, status) = floor::lock_pick_task(&tx, *id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no pick task {id}")))?;
     match status.as_str() {
-        "open" => floor::set_pick_task_status(&*tx, *id, "picked").await?,
+        "open" => floor::set_pick_task_status(&tx, *id, "picked").await?,
         "picked" => {}
         other => {
             return Err(ApiError::conflict(
@@ -52,7 +52,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
             ));
         }
     }
-    if let Some(order) = orders::lock_by_id(&*tx, order_pk).await? {
+    if let Some(order) = orders::lock_by_id(&tx, order_pk).await? {
         warehouse_db::audit::record(
             &*tx,
             warehouse_db::audit::AuditEntry {
@@ -102,10 +102,10 @@ pub async fn pack(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&*tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id, &order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
-    let event = pack_order(&*tx, &order, &request.parcels, ACTOR, true).await?;
+    let event = pack_order(&tx, &order, &request.parcels, ACTOR, true).await?;
     tx.commit().await?;
     state.publish(ACTOR, event.message_id.as_str()).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({"site_id": site_id, "order_id": order_id, "state": "packed"})))
