@@ -24,6 +24,7 @@ pub struct ReserveHandler;
 
 impl Handler for ReserveHandler {
     const NAME: &'static str = "reserve";
+    const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Envelope;
 
     async fn prepare(&self, message: &IncomingMessage) -> Result<Envelope, HandlerError> {

@@ -26,6 +26,10 @@ use warehouse_db::{Pool, idempotency};
 pub trait Handler: Send + Sync + 'static {
     /// The consumer's name: its queue is `<namespace>.<NAME>`.
     const NAME: &'static str;
+    /// Whether to look the message id up in `processed_messages` before `prepare`, to spare a
+    /// redelivered message its external calls. Handlers whose `prepare` only parses turn it off:
+    /// the transaction catches a duplicate either way, and the lookup is a round trip per message.
+    const CHECK_BEFORE_PREPARE: bool = true;
     type Prepared: Send + 'static;
 
     fn prepare(&self, message: &IncomingMessage) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
@@ -178,7 +182,7 @@ impl<H: Handler> WorkerRuntime<H> {
 
     async fn handle(&self, message: &IncomingMessage) -> Result<Disposition, HandlerError> {
         let shared = &self.shared;
-        {
+        if H::CHECK_BEFORE_PREPARE {
             let client = shared.pool.get().await?;
             if idempotency::was_processed(&*client, H::NAME, &message.message_id).await? {
                 return Ok(self.finish_duplicate(message).await);
