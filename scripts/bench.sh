@@ -3,7 +3,7 @@
 # RabbitMQ in their own namespace ("bench") and database ("wms_bench"), then cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release
+BIN=${BIN:-target/release}
 SITE=65f0c0ffee0000000000beef
 INGRESS_PORT=${INGRESS_PORT:-18080}
 FAKE_PORT=${FAKE_PORT:-18081}
@@ -11,6 +11,7 @@ REQUESTS=${REQUESTS:-20000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
 FLOW_ORDERS=${FLOW_ORDERS:-1000}
+FLOW_RATE=${FLOW_RATE:-20}
 DRAIN_ORDERS=${DRAIN_ORDERS:-1000}
 DRAIN_LIMIT=${DRAIN_LIMIT:-600}
 SIM_PORT=${SIM_PORT:-18090}
@@ -58,8 +59,8 @@ rabbitmqctl -q purge_queue bench.enrich >/dev/null 2>&1 || true
 
 echo "== pipeline: webhook -> reserved ($ORDERS orders, concurrency $CONCURRENCY)"
 "$BIN/wms-loadgen" fake-webflow --port "$FAKE_PORT" > "$LOGS/fake.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich.log" 2>&1 & pids+=("$!"); enrich_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve.log" 2>&1 & pids+=("$!"); reserve_pid=$!
 sleep 2
 # A catalog of $SKUS products with plenty of stock (orders cycle through them).
 psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
@@ -69,10 +70,20 @@ psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on
   --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
 
 echo "== whole pipeline: order placed in the simulator -> fulfilled ($FLOW_ORDERS orders, no rate limit)"
+# A fresh database: the orders above are `reserved` and would otherwise be packed, shipped and
+# written back too, to a Webflow that never heard of them.
+kill "$enrich_pid" "$reserve_pid"; wait "$enrich_pid" "$reserve_pid" 2>/dev/null || true
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS wms_bench WITH (FORCE)" -c "CREATE DATABASE wms_bench"
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich-flow.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve-flow.log" 2>&1 & pids+=("$!")
+sleep 2
 psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
-"$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
-  --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 > "$LOGS/sim.log" 2>&1 & pids+=("$!")
-sim_pid=$!
+start_sim() {
+  "$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+    --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 >> "$LOGS/sim.log" 2>&1 &
+  sim_pid=$!; pids+=("$sim_pid")
+}
+start_sim
 WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/ship.log" 2>&1 & pids+=("$!"); ship_pid=$!
 WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
   WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/warehouse.log" 2>&1 & pids+=("$!"); warehouse_pid=$!
@@ -80,6 +91,18 @@ WMS__HEALTH__BIND=127.0.0.1:0 WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM_
 notify_pid=$!
 sleep 2
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --state fulfilled
+echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) orders): latency without a backlog"
+# A fresh simulator, so its counters and latencies cover this run only.
+kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+start_sim
+sleep 1
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --state fulfilled --rate "$FLOW_RATE"
+echo "== peak resident memory of each service after the whole-pipeline run (VmHWM)"
+for name in ingress enrich reserve ship warehouse notify-webflow webflow-sim; do
+  for pid in $(pgrep -f "$BIN/$name( |\$)" || true); do
+    awk '/VmHWM/{printf "%s (pid %s): %.1f MiB\n", "'"$name"'", "'"$pid"'", $2/1024}' "/proc/$pid/status" 2>/dev/null || true
+  done
+done
 kill "$notify_pid" "$sim_pid"; wait "$notify_pid" "$sim_pid" 2>/dev/null || true
 
 echo "== drain a backlog of $DRAIN_ORDERS shipped orders against Webflow limited to $DRAIN_LIMIT/min"
@@ -87,16 +110,12 @@ echo "== drain a backlog of $DRAIN_ORDERS shipped orders against Webflow limited
   --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute "$DRAIN_LIMIT" > "$LOGS/sim2.log" 2>&1 & pids+=("$!")
 sleep 1
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" --state shipped
+# Three replicas within PostgreSQL's default 100 connections (each holds its pool plus one
+# connection per in-flight per-order lock): concurrency 8, pool 4.
 for replica in 1 2 3; do
   WMS__HEALTH__BIND=127.0.0.1:0 WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM2_PORT/v2" \
+    WMS__WORKER__CONCURRENCY=8 WMS__DATABASE__POOL_SIZE=4 \
     WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE="$DRAIN_LIMIT" "$BIN/notify-webflow" > "$LOGS/notify-$replica.log" 2>&1 & pids+=("$!")
 done
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" \
   --create false --state fulfilled --limit-per-minute "$DRAIN_LIMIT"
-
-echo "== peak resident memory (VmHWM)"
-for name in ingress enrich reserve ship notify-webflow warehouse; do
-  for pid in $(pgrep -f "$BIN/$name\$" || true); do
-    awk '/VmHWM/{printf "%s (pid %s): %.1f MiB\n", "'"$name"'", "'"$pid"'", $2/1024}' "/proc/$pid/status" 2>/dev/null || true
-  done
-done

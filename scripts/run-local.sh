@@ -34,7 +34,12 @@ start reserve 9003 "$BIN/reserve"
 start ship 9004 "$BIN/ship"
 start notify-webflow 9005 "$BIN/notify-webflow"
 start warehouse 9006 "$BIN/warehouse"
-sleep 2
+# Wait until every service is ready (connected, migrations applied) before seeding stock.
+for health in 9001 9002 9003 9004 9005 9006; do
+  for _ in $(seq 150); do curl -sf "http://127.0.0.1:$health/readyz" > /dev/null && continue 2; sleep 0.2; done
+  echo "the service with health port $health is not ready after 30 s: see $RUN/*.log" >&2
+  exit 1
+done
 # Stock for the simulator's catalog (sim-sku-5 starts empty: its orders wait as backorders).
 for sku in sim-sku-1 sim-sku-2 sim-sku-3 sim-sku-4; do
   curl -sf -X PUT -H "Authorization: Bearer local-operator-token" -H "content-type: application/json" \

@@ -90,6 +90,9 @@ enum Command {
         /// The Webflow limit the simulator enforces (for the theoretical minimum).
         #[arg(long, default_value_t = 0)]
         limit_per_minute: u32,
+        /// Orders placed per second (0: as fast as 16 concurrent requests go, i.e. a backlog).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
     },
     /// A fake Webflow answering GET order, for the partial-payload run.
     FakeWebflow {
@@ -144,7 +147,8 @@ async fn main() -> anyhow::Result<()> {
             create,
             state,
             limit_per_minute,
-        } => flow(sim_url, database_url, orders, create, state, limit_per_minute).await,
+            rate,
+        } => flow(sim_url, database_url, orders, create, state, limit_per_minute, rate).await,
     }
 }
 
@@ -391,6 +395,7 @@ async fn fake_webflow(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments, reason = "CLI arguments passed through")]
 async fn flow(
     sim_url: String,
     database_url: String,
@@ -398,6 +403,7 @@ async fn flow(
     create: bool,
     state: String,
     limit_per_minute: u32,
+    rate: f64,
 ) -> anyhow::Result<()> {
     let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
         .await
@@ -412,13 +418,40 @@ async fn flow(
     let before = in_state().await?;
     let started = Instant::now();
     if create {
-        for _ in 0..orders {
-            http.post(format!("{sim_url}/_sim/orders"))
-                .json(&serde_json::json!({"skus": ["bench-sku-1"], "digital": false}))
-                .send()
-                .await?
-                .error_for_status()?;
-        }
+        use futures_util::StreamExt;
+        let place = |_| {
+            let (http, sim_url) = (http.clone(), sim_url.clone());
+            async move {
+                http.post(format!("{sim_url}/_sim/orders"))
+                    .json(&serde_json::json!({"skus": ["bench-sku-1"], "digital": false}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok::<_, reqwest::Error>(())
+            }
+        };
+        let placed: Vec<Result<(), reqwest::Error>> = if rate > 0.0 {
+            // A steady offered rate: latency without a backlog.
+            let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            let mut placing = Vec::with_capacity(orders);
+            for i in 0..orders {
+                ticks.tick().await;
+                placing.push(tokio::spawn(place(i)));
+            }
+            let mut placed = Vec::with_capacity(orders);
+            for task in placing {
+                placed.push(task.await?);
+            }
+            placed
+        } else {
+            // Placed 16 at a time, so placing orders is not what limits the measured throughput.
+            futures_util::stream::iter(0..orders)
+                .map(place)
+                .buffer_unordered(16)
+                .collect()
+                .await
+        };
+        placed.into_iter().collect::<Result<Vec<()>, _>>()?;
     }
     let goal = before + orders as i64;
     let (mut last, mut last_progress) = (before, Instant::now());

@@ -114,7 +114,9 @@ impl SimState {
             faults: Mutex::new(faults),
             stats: Mutex::new(Stats::default()),
             limiter: Mutex::new(Limiter::default()),
-            next_order: Mutex::new(0),
+            // Order ids continue from a random point, so a restarted simulator (or a second
+            // one) against the same warehouse database does not reuse the ids of earlier orders.
+            next_order: Mutex::new(rand::random::<u64>() & 0xff_f000),
         }
     }
 

@@ -51,7 +51,13 @@ pub enum Disposition {
     /// Handled before; any leftover events published. Ack.
     Duplicate,
     /// Sent to a delay queue for another attempt. Ack.
-    Retried { attempt: u32, delay_ms: u64 },
+    Retried {
+        attempt: u32,
+        delay_ms: u64,
+        /// Deferred (waiting for the rate budget), not failed: no attempt used up.
+        deferred: bool,
+        error: String,
+    },
     /// Sent to the `.dead` queue. Ack.
     DeadLettered { reason: String },
     /// Could not be settled (broker trouble): nack with requeue; the quorum queue's delivery
@@ -167,8 +173,21 @@ impl<H: Handler> WorkerRuntime<H> {
             Disposition::DeadLettered { reason } => {
                 tracing::error!(consumer, message_id = %message.message_id, routing_key = %message.routing_key, attempt = message.attempt, reason = %reason, "message dead-lettered")
             }
-            Disposition::Retried { attempt, delay_ms } => {
-                tracing::warn!(consumer, message_id = %message.message_id, attempt, delay_ms, "message scheduled for retry")
+            Disposition::Retried {
+                attempt,
+                delay_ms,
+                deferred: true,
+                error,
+            } => {
+                tracing::info!(consumer, message_id = %message.message_id, attempt, delay_ms, reason = %error, "message deferred")
+            }
+            Disposition::Retried {
+                attempt,
+                delay_ms,
+                error,
+                ..
+            } => {
+                tracing::warn!(consumer, message_id = %message.message_id, attempt, delay_ms, error = %error, "message scheduled for retry")
             }
             Disposition::Requeue => {
                 tracing::warn!(consumer, message_id = %message.message_id, "message requeued")
@@ -282,6 +301,8 @@ impl<H: Handler> WorkerRuntime<H> {
                 Ok(()) => Disposition::Retried {
                     attempt: next_attempt,
                     delay_ms: tier,
+                    deferred,
+                    error: error.message,
                 },
                 Err(publish_error) => {
                     tracing::warn!(%publish_error, "cannot schedule a retry");

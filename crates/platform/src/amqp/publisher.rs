@@ -54,6 +54,8 @@ impl Publisher {
 
     /// Publishes `body` and returns once the broker has confirmed it.
     /// `properties` gets delivery mode 2 (persistent) added.
+    /// Publishes a persistent, mandatory message and waits for the broker's confirm: a message
+    /// no queue is bound for is an error ([`PublishError::Unroutable`]).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -61,13 +63,36 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        self.publish_with(exchange, routing_key, body, properties, true).await
+    }
+
+    /// Like [`Self::publish`] for an event that may have no subscriber yet: not mandatory, so
+    /// nobody listening is not an error (and the broker sends nothing back).
+    pub async fn publish_allow_unrouted(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.publish_with(exchange, routing_key, body, properties, false).await
+    }
+
+    async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
         let channel = self.client.publish_channel().await.map_err(|e| match e {
             AmqpError::Protocol(error) => PublishError::Protocol(error),
             _ => PublishError::Unavailable,
         })?;
         let properties = properties.with_delivery_mode(2);
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory,
             ..BasicPublishOptions::default()
         };
         let attempt = async {
