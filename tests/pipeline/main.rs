@@ -4,6 +4,7 @@
 
 mod chaos;
 mod config_files;
+mod database;
 mod delivery;
 mod failures;
 mod floor;

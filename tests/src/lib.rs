@@ -41,8 +41,8 @@ pub struct Pipeline {
     pub sim: Option<webflow_sim::Simulator>,
     /// The Webflow base URL the workers use (wiremock or the simulator).
     pub webflow_base: String,
-    /// Deletes the namespace and database when the pipeline is dropped: at teardown, or when
-    /// the test panics before it.
+    /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
+    /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
 }
 
@@ -150,7 +150,6 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     let topology = Topology::from_settings(&base.amqp);
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
-        database: Some(db.name.clone()),
     };
 
     let mut ingress_settings = ingress::Settings {

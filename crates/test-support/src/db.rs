@@ -1,4 +1,4 @@
-//! A fresh PostgreSQL database per test, migrated (dropped by [`crate::LeakGuard`]).
+//! A fresh PostgreSQL database per test, migrated, dropped when the test ends (also on a panic).
 
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
@@ -52,4 +52,19 @@ impl TestDatabase {
 /// Re-export so tests can name the pooled client type.
 pub mod deadpool_postgres_client {
     pub type Client = warehouse_db::pool::Object;
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        crate::block_on_fresh_runtime(async move {
+            let url = format!("{}/postgres", crate::database_server_url());
+            if let Ok((client, connection)) = tokio_postgres::connect(&url, NoTls).await {
+                tokio::spawn(connection);
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        });
+    }
 }

@@ -43,45 +43,37 @@ pub fn compact_fixture(relative: &str) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
 
-/// Deletes a test's AMQP namespace and database when dropped, also when the test panics (a
-/// panic skips any async teardown): leftover quorum queues pile up and slow the broker down for
-/// every later test. Uses its own connections, since the test's may be cut.
+/// Deletes a test's AMQP namespace when dropped, also when the test panics (a panic skips any
+/// async teardown): leftover quorum queues pile up and slow the broker down for every later
+/// test. Uses its own connection, since the test's may be cut.
 pub struct LeakGuard {
     pub topology: platform::amqp::Topology,
-    /// The test database to drop, if the test has one.
-    pub database: Option<String>,
 }
 
 impl Drop for LeakGuard {
     fn drop(&mut self) {
         let topology = self.topology.clone();
-        let database = self.database.clone();
-        // A fresh thread and runtime: this may run while the test's runtime is unwinding.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            runtime.block_on(async move {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-                    if let Ok(connection) =
-                        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
-                        && let Ok(channel) = connection.create_channel().await
-                    {
-                        let _ = topology.delete(&channel).await;
-                    }
-                    let url = format!("{}/postgres", database_server_url());
-                    if let Some(database) = database
-                        && let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
-                    {
-                        tokio::spawn(connection);
-                        let _ = client
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                            .await;
-                    }
-                })
-                .await;
-            });
+        block_on_fresh_runtime(async move {
+            if let Ok(connection) =
+                lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+                && let Ok(channel) = connection.create_channel().await
+            {
+                let _ = topology.delete(&channel).await;
+            }
         });
-        let _ = cleanup.join();
     }
+}
+
+/// Runs cleanup from a `Drop`, which may run while the test's runtime is unwinding: on a fresh
+/// thread with its own runtime, bounded to 20 s.
+pub(crate) fn block_on_fresh_runtime(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let worker = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        runtime.block_on(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(20), cleanup).await;
+        });
+    });
+    let _ = worker.join();
 }

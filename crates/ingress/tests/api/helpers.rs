@@ -88,10 +88,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         client: reqwest::Client::new(),
         app_amqp,
         shutdown,
-        _leak_guard: test_support::LeakGuard {
-            topology,
-            database: None,
-        },
+        _leak_guard: test_support::LeakGuard { topology },
     }
 }
 

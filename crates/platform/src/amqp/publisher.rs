@@ -52,10 +52,9 @@ impl Publisher {
         &self.client
     }
 
-    /// Publishes `body` and returns once the broker has confirmed it.
-    /// `properties` gets delivery mode 2 (persistent) added.
-    /// Publishes a persistent, mandatory message and waits for the broker's confirm: a message
-    /// no queue is bound for is an error ([`PublishError::Unroutable`]).
+    /// Publishes `body` as a persistent (delivery mode 2), mandatory message and returns once the
+    /// broker has confirmed it: a message no queue is bound for is an error
+    /// ([`PublishError::Unroutable`]).
     pub async fn publish(
         &self,
         exchange: &str,
