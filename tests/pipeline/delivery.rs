@@ -2,7 +2,7 @@
 
 use e2e::*;
 use lapin::BasicProperties;
-use lapin::options::{BasicGetOptions, BasicPublishOptions};
+use lapin::options::BasicGetOptions;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -217,6 +217,5 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
         assert!(tokio::time::Instant::now() < deadline, "events left unmarked");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = BasicPublishOptions::default();
     p.teardown().await;
 }
