@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use e2e::stack::{Stack, StackOptions, processes_only};
+use e2e::stack::{Stack, StackOptions};
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,18 +47,12 @@ impl Drop for BrokerStopped {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 60,
-            orders_per_minute: 600,
-            // Webflow's three retries span the restart for most webhooks; reconciliation
-            // repairs any it gave up on, as the CronJob does in production.
-            webhook_retry_interval_ms: 5_000,
-            ..StackOptions::default()
-        },
-    )
+    let (p, stack) = Stack::launch(StackOptions {
+        // Webflow's three retries span the restart for most webhooks; reconciliation
+        // repairs any it gave up on, as the CronJob does in production.
+        webhook_retry_interval_ms: 5_000,
+        ..StackOptions::default()
+    })
     .await;
     stack.wait_created(15).await;
     let stopped = tokio::task::spawn_blocking(BrokerStopped::stop).await.unwrap();
@@ -74,6 +68,5 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
         .await;
     let failures = stack.sim("/_sim/stats").await["webhook_failures"].as_u64().unwrap();
     assert!(failures > 0, "the ingress refused webhooks while the broker was down");
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }

@@ -6,7 +6,7 @@
 //! (`kill -9` of each worker in turn is in `processes`; a real `rabbitmqctl stop_app` is the
 //! `broker_restart` test target, which runs alone.)
 
-use e2e::stack::{Stack, StackOptions, processes_only};
+use e2e::stack::{Stack, StackOptions};
 use e2e::*;
 use std::time::Duration;
 use test_support::proxy::TcpProxy;
@@ -19,19 +19,14 @@ async fn sim_stat(stack: &Stack, name: &str) -> u64 {
 
 #[tokio::test]
 async fn the_broker_connection_cut_twice_mid_stream_loses_and_duplicates_nothing() {
-    let p = processes_only().await;
     let broker: std::net::SocketAddr = "127.0.0.1:5672".parse().unwrap();
     let proxy = TcpProxy::start(broker).await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 60,
-            orders_per_minute: 600,
-            // Webflow's retries (3 more) span the outage, so no webhook is given up.
-            webhook_retry_interval_ms: 3_000,
-            amqp_url: proxy.amqp_url(),
-        },
-    )
+    let (p, stack) = Stack::launch(StackOptions {
+        // Webflow's retries (3 more) span the outage, so no webhook is given up.
+        webhook_retry_interval_ms: 3_000,
+        amqp_url: proxy.amqp_url(),
+        ..StackOptions::default()
+    })
     .await;
     for created in [10, 35] {
         stack.wait_created(created).await;
@@ -46,22 +41,12 @@ async fn the_broker_connection_cut_twice_mid_stream_loses_and_duplicates_nothing
         "the ingress refused webhooks while the broker was away"
     );
     assert_eq!(sim_stat(&stack, "webhooks_given_up").await, 0);
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }
 
 #[tokio::test]
 async fn postgres_connections_dropped_mid_stream_lose_and_duplicate_nothing() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 60,
-            orders_per_minute: 600,
-            ..StackOptions::default()
-        },
-    )
-    .await;
+    let (p, stack) = Stack::launch(StackOptions::default()).await;
     let database = p.db.url.rsplit('/').next().unwrap().to_owned();
     let mut dropped = 0;
     for created in [10, 25, 40] {
@@ -77,22 +62,12 @@ async fn postgres_connections_dropped_mid_stream_lose_and_duplicate_nothing() {
     }
     assert!(dropped > 0, "there were connections to drop");
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }
 
 #[tokio::test]
 async fn a_429_storm_then_a_burst_of_500s_from_webflow_lose_and_duplicate_nothing() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 60,
-            orders_per_minute: 600,
-            ..StackOptions::default()
-        },
-    )
-    .await;
+    let (p, stack) = Stack::launch(StackOptions::default()).await;
     stack.wait_created(10).await;
     stack.set_faults(serde_json::json!({"throttle_rate": 1.0})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -105,23 +80,17 @@ async fn a_429_storm_then_a_burst_of_500s_from_webflow_lose_and_duplicate_nothin
         sim_stat(&stack, "errors_injected").await > 0,
         "the burst hit some calls"
     );
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }
 
 #[tokio::test]
 async fn orders_whose_webhooks_hit_a_dead_ingress_are_recovered_by_retries_and_reconciliation() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 50,
-            orders_per_minute: 600,
-            // Webflow gives up on a webhook ~1 s after the first failure.
-            webhook_retry_interval_ms: 300,
-            ..StackOptions::default()
-        },
-    )
+    let (p, mut stack) = Stack::launch(StackOptions {
+        orders: 50,
+        // Webflow gives up on a webhook ~1 s after the first failure.
+        webhook_retry_interval_ms: 300,
+        ..StackOptions::default()
+    })
     .await;
     stack.wait_created(10).await;
     stack.kill_9("ingress");
@@ -147,8 +116,7 @@ async fn orders_whose_webhooks_hit_a_dead_ingress_are_recovered_by_retries_and_r
         stack.sim("/_sim/writes").await["writes"].as_array().unwrap().len(),
         writes
     );
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }
 
 /// Posts `body` to the stack's ingress with the given timestamp and signature.
@@ -171,14 +139,10 @@ async fn post_signed(stack: &Stack, body: &[u8], timestamp: &str, signature: &st
 
 #[tokio::test]
 async fn spoofed_and_replayed_webhooks_cause_no_writes() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 5,
-            ..StackOptions::default()
-        },
-    )
+    let (p, stack) = Stack::launch(StackOptions {
+        orders: 5,
+        ..StackOptions::default()
+    })
     .await;
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
     let orders = stack.sim("/_sim/orders").await;
@@ -227,6 +191,5 @@ async fn spoofed_and_replayed_webhooks_cause_no_writes() {
         0
     );
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }

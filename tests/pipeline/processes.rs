@@ -2,21 +2,12 @@
 //! database and namespace: they start, carry simulated orders to `fulfilled`, survive a
 //! `kill -9` of each worker in turn mid-stream, and stop cleanly on SIGTERM.
 
-use e2e::stack::{Stack, StackOptions, WORKERS, processes_only};
+use e2e::stack::{Stack, StackOptions, WORKERS};
 use std::time::Duration;
 
 #[tokio::test]
 async fn every_worker_survives_a_kill_9_in_turn_and_everything_stops_cleanly() {
-    let p = processes_only().await;
-    let mut stack = Stack::start(
-        &p,
-        StackOptions {
-            orders: 60,
-            orders_per_minute: 600,
-            ..StackOptions::default()
-        },
-    )
-    .await;
+    let (p, mut stack) = Stack::launch(StackOptions::default()).await;
     // One worker at a time, while orders keep arriving: killed with no chance to ack, started
     // again.
     for (i, worker) in WORKERS.iter().enumerate() {
@@ -26,6 +17,5 @@ async fn every_worker_survives_a_kill_9_in_turn_and_everything_stops_cleanly() {
     stack
         .assert_every_order_fulfilled_once(&p, Duration::from_secs(120))
         .await;
-    stack.stop();
-    p.teardown().await;
+    stack.finish(p).await;
 }

@@ -16,10 +16,10 @@ fn replica(p: &Pipeline) -> WebflowGateway {
     WebflowGateway::new(client, p.db.pool.clone(), [site], 0.2)
 }
 
-#[tokio::test]
-async fn three_replicas_share_one_budget_and_never_exceed_it() {
+/// A pipeline (no workers) over a simulator enforcing `limit_per_minute`, holding one order.
+async fn simulator_with_one_order(limit_per_minute: u32) -> (Pipeline, String) {
     let mut sim = simulator_config();
-    sim.faults.rate_limit_per_minute = LIMIT_PER_MINUTE;
+    sim.faults.rate_limit_per_minute = limit_per_minute;
     let p = start_pipeline(PipelineOptions {
         start_enrich: false,
         start_reserve: false,
@@ -31,6 +31,12 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
         .as_str()
         .unwrap()
         .to_owned();
+    (p, order_id)
+}
+
+#[tokio::test]
+async fn three_replicas_share_one_budget_and_never_exceed_it() {
+    let (p, order_id) = simulator_with_one_order(LIMIT_PER_MINUTE).await;
     let replicas: Vec<WebflowGateway> = (0..3).map(|_| replica(&p)).collect();
     replicas[0].ensure_budgets().await.unwrap();
 
@@ -97,19 +103,7 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
 
 #[tokio::test]
 async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_429s() {
-    let mut sim = simulator_config();
-    sim.faults.rate_limit_per_minute = 2;
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        simulator: Some(sim),
-        ..PipelineOptions::default()
-    })
-    .await;
-    let order_id = p.sim.as_ref().unwrap().state.new_order(&["sim-sku-1"], false)["orderId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (p, order_id) = simulator_with_one_order(2).await;
     // Our configuration believes in 6000/min; Webflow (the simulator) allows 2 and says so.
     let first_replica = gateway(&p.webflow_base, &p.db);
     let call = |g: WebflowGateway, id: String| async move {

@@ -37,7 +37,7 @@ pub fn free_port() -> u16 {
 
 /// A pipeline whose database, namespace and stock the harness provides, with nothing running
 /// in-process: the [`Stack`] runs the services.
-pub async fn processes_only() -> Pipeline {
+async fn processes_only() -> Pipeline {
     start_pipeline(PipelineOptions {
         start_enrich: false,
         start_reserve: false,
@@ -60,8 +60,8 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         Self {
-            orders: 40,
-            orders_per_minute: 1_200,
+            orders: 60,
+            orders_per_minute: 600,
             webhook_retry_interval_ms: 500,
             amqp_url: test_support::amqp_url(),
         }
@@ -82,6 +82,18 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A fresh database, namespace and stock, with the whole stack started on them.
+    pub async fn launch(options: StackOptions) -> (Pipeline, Self) {
+        let p = processes_only().await;
+        let stack = Self::start(&p, options).await;
+        (p, stack)
+    }
+
+    /// SIGTERM every process (each must exit cleanly), then drop the namespace and database.
+    pub async fn finish(mut self, p: Pipeline) {
+        self.stop();
+        p.teardown().await;
+    }
     /// Starts the ingress, every worker and the warehouse, waits until each is ready, then
     /// starts the simulator, whose store begins delivering webhooks.
     pub async fn start(p: &Pipeline, options: StackOptions) -> Self {

@@ -145,17 +145,17 @@ impl OutboxPublisher {
             .with_content_type("application/json".into())
             .with_app_id(self.app_id.as_str().into())
             .with_headers(table);
-        let exchange = self.topology.events_exchange();
-        if self.topology.is_consumed(&message.routing_key) {
-            self.publisher
-                .publish(&exchange, &message.routing_key, &body, properties)
-                .await
-        } else {
-            // An event nobody subscribes to (yet) is a fact with no audience, not a failure.
-            self.publisher
-                .publish_allow_unrouted(&exchange, &message.routing_key, &body, properties)
-                .await
-        }
+        // An event nobody subscribes to (yet) is a fact with no audience, not a failure.
+        let mandatory = self.topology.is_consumed(&message.routing_key);
+        self.publisher
+            .publish_with(
+                &self.topology.events_exchange(),
+                &message.routing_key,
+                &body,
+                properties,
+                mandatory,
+            )
+            .await
     }
 }
 

@@ -65,19 +65,9 @@ impl Publisher {
         self.publish_with(exchange, routing_key, body, properties, true).await
     }
 
-    /// Like [`Self::publish`] for an event that may have no subscriber yet: not mandatory, so
-    /// nobody listening is not an error (and the broker sends nothing back).
-    pub async fn publish_allow_unrouted(
-        &self,
-        exchange: &str,
-        routing_key: &str,
-        body: &[u8],
-        properties: BasicProperties,
-    ) -> Result<(), PublishError> {
-        self.publish_with(exchange, routing_key, body, properties, false).await
-    }
-
-    async fn publish_with(
+    /// [`Self::publish`], with `mandatory` chosen: an event that may have no subscriber yet is
+    /// published without it, so nobody listening is not an error (and nothing comes back).
+    pub async fn publish_with(
         &self,
         exchange: &str,
         routing_key: &str,
