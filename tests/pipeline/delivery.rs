@@ -188,7 +188,7 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
             unit_height: None,
             unit_length: None,
         };
-        warehouse_db::orders::insert(&*tx, &new, &[line]).await.unwrap();
+        warehouse_db::orders::insert(&*tx, &new, &[line], "test").await.unwrap();
         let envelope = domain::Envelope::new(
             domain::MessageId::new("ev-relay-1"),
             "c",

@@ -20,6 +20,20 @@ fn full_order(order_id: &str) -> serde_json::Value {
     order_webhook("ecomm_new_order", order_id, "unfulfilled")["payload"].clone()
 }
 
+/// A pipeline with stock for the test order, whose Webflow answers exactly one GET of `order_id`.
+async fn pipeline_expecting_one_fetch(order_id: &str) -> Pipeline {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    p.db.stock(SKU_BALL, 5).await;
+    p.db.stock(SKU_GLOVES, 5).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/sites/{SITE_ID}/orders/{order_id}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(full_order(order_id)))
+        .expect(1)
+        .mount(&p.webflow)
+        .await;
+    p
+}
+
 fn webhook_headers() -> FieldTable {
     let mut table = FieldTable::default();
     platform::amqp::headers::insert_str(&mut table, "x-site-id", SITE_ID);
@@ -29,15 +43,7 @@ fn webhook_headers() -> FieldTable {
 
 #[tokio::test]
 async fn a_partial_payload_makes_exactly_one_get() {
-    let p = start_pipeline(PipelineOptions::default()).await;
-    p.db.stock(SKU_BALL, 5).await;
-    p.db.stock(SKU_GLOVES, 5).await;
-    Mock::given(method("GET"))
-        .and(path(format!("/sites/{SITE_ID}/orders/part-1")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(full_order("part-1")))
-        .expect(1)
-        .mount(&p.webflow)
-        .await;
+    let p = pipeline_expecting_one_fetch("part-1").await;
     assert_eq!(p.post_webhook(&partial_webhook("part-1")).await, 200);
     assert_eq!(
         p.wait_for_state("part-1", "reserved", WAIT).await.as_deref(),
@@ -51,6 +57,30 @@ async fn a_partial_payload_makes_exactly_one_get() {
         .await;
     assert_eq!(calls, 1, "the API call is audited");
     p.webflow.verify().await;
+    p.teardown().await;
+}
+
+#[tokio::test]
+async fn a_partial_payload_delivered_again_after_it_was_handled_is_not_fetched_again() {
+    let p = pipeline_expecting_one_fetch("part-2").await;
+    let body = partial_webhook("part-2");
+    assert_eq!(p.post_webhook(&body).await, 200);
+    assert_eq!(
+        p.wait_for_state("part-2", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    p.wait_until_idle("enrich", WAIT).await;
+    // Webflow's retry of the same webhook: the same message id, settled before any call.
+    assert_eq!(p.post_webhook(&body).await, 200);
+    p.wait_until_idle("enrich", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.webflow.verify().await;
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM audit_log WHERE kind = 'webhook_received'", &[])
+            .await,
+        1,
+        "the repeat left no trace but its idempotency hit"
+    );
     p.teardown().await;
 }
 

@@ -10,7 +10,7 @@ use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
 use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebhookEnvelope};
 use worker::webflow_gateway::{Priority, WebflowGateway};
-use worker::{Effects, Handler, HandlerError, IncomingMessage};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
 
 pub const ACTOR: &str = "enrich";
 
@@ -131,9 +131,12 @@ fn status_rank(status: Option<&str>) -> u8 {
 
 impl Handler for EnrichHandler {
     const NAME: &'static str = "enrich";
+    // Most webhooks carry the whole order and need no call: look for a duplicate only before
+    // a fetch (the transaction catches the others), not with a round trip per message.
+    const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+    async fn prepare(&self, message: &IncomingMessage, seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
         let site_id = message
             .header(headers::SITE_ID)
             .ok_or_else(|| HandlerError::permanent("no x-site-id header"))?;
@@ -163,6 +166,9 @@ impl Handler for EnrichHandler {
                 self.require_site(&site_id)?;
                 let mut fetch = None;
                 if self.always_fetch || incompleteness(&order).is_some() {
+                    if seen.already_handled().await? {
+                        return Err(HandlerError::already_handled());
+                    }
                     self.metrics.api_fetches.inc();
                     let (site, id) = (site_id.clone(), order_id.clone());
                     let response = self
@@ -346,8 +352,8 @@ async fn apply_order(
     .await?;
 
     let existing = orders::lock(tx, site_id.as_str(), &order_id).await?;
-    let record = match existing {
-        Some(record) => record,
+    let inserted = match existing {
+        Some(_) => None,
         None => {
             let lines = lines_of(order)?;
             let customer = order.customer_info.clone().unwrap_or_default();
@@ -367,22 +373,14 @@ async fn apply_order(
                 snapshot: snapshot.clone(),
                 correlation_id: Some(&message.correlation()),
             };
-            if orders::insert(tx, &new, &lines).await?.is_none() {
-                // Inserted concurrently: the lock waits for that transaction, then we go on as an update.
-                tracing::debug!(order_id = %order_id, "order inserted concurrently");
-            } else {
-                audit::record(
-                    tx,
-                    AuditEntry {
-                        site_id: Some(site_id.as_str()),
-                        order_id: Some(&order_id),
-                        kind: kind::STATE_CHANGE,
-                        actor: ACTOR,
-                        detail: serde_json::json!({"from": null, "to": "received"}),
-                    },
-                )
-                .await?;
-            }
+            orders::insert(tx, &new, &lines, ACTOR).await?
+        }
+    };
+    let record = match (existing, inserted) {
+        (Some(record), _) | (None, Some(record)) => record,
+        (None, None) => {
+            // Inserted concurrently: the lock waits for that transaction, then we go on as an update.
+            tracing::debug!(order_id = %order_id, "order inserted concurrently");
             orders::lock(tx, site_id.as_str(), &order_id)
                 .await?
                 .ok_or_else(|| HandlerError::transient("the order vanished after insert"))?
@@ -390,7 +388,9 @@ async fn apply_order(
     };
     let fresh = record.version == 1 && record.webflow_status == status;
 
-    if !fresh {
+    let record = if fresh {
+        record
+    } else {
         if status_rank(status.as_deref()) < status_rank(record.webflow_status.as_deref()) {
             audit::record(
                 tx,
@@ -417,11 +417,11 @@ async fn apply_order(
             orders::replace_lines(tx, record.id, &lines_of(order)?).await?;
         }
         correct_address(tx, &record, address.as_ref()).await?;
-    }
-    // Re-read: the snapshot update bumped the version.
-    let record = orders::lock_by_id(tx, record.id)
-        .await?
-        .ok_or_else(|| HandlerError::transient("order vanished"))?;
+        // Re-read: the snapshot update bumped the version.
+        orders::lock_by_id(tx, record.id)
+            .await?
+            .ok_or_else(|| HandlerError::transient("order vanished"))?
+    };
     decide(
         tx,
         message,

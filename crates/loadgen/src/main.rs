@@ -5,8 +5,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
+use lapin::{Connection, ConnectionProperties};
+use loadgen::raw_http;
 use loadgen::stats::{Report, memory_kib};
 use loadgen::workload::{WebhookTarget, closed_loop, open_loop, webhook_body};
 use std::sync::Arc;
@@ -39,6 +40,9 @@ enum Command {
         requests: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Rounds, each a baseline run then an ingress run of `requests / rounds`.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// Offered rate for the open-loop latency run (webhooks/s).
         #[arg(long, default_value_t = 1_000)]
         rate: u32,
@@ -112,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             namespace,
             requests,
             concurrency,
+            rounds,
             rate,
             rate_secs,
             ingress_pid,
@@ -123,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
                 namespace,
                 requests,
                 concurrency,
+                rounds,
                 rate,
                 rate_secs,
                 ingress_pid,
@@ -160,6 +166,7 @@ async fn bench_ingress(
     namespace: String,
     requests: usize,
     concurrency: usize,
+    rounds: usize,
     rate: u32,
     rate_secs: u64,
     ingress_pid: Option<u32>,
@@ -178,11 +185,28 @@ async fn bench_ingress(
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let exchange = format!("{namespace}.events");
-    let baseline = {
+    let (addr, path) = split_http_url(&url)?;
+    let site_id: Arc<str> = path.rsplit('/').next().unwrap_or_default().into();
+    let baseline_send = {
         let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
-        closed_loop("baseline (lapin + confirms)", requests, concurrency, move |i| {
-            let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
+        move |_: usize, i: usize| {
+            let (channel, bodies, exchange, site_id) =
+                (channel.clone(), bodies.clone(), exchange.clone(), site_id.clone());
             async move {
+                // The very message the ingress publishes for this webhook: same body, same
+                // properties and headers, so the ratio isolates what the ingress adds.
+                let received_at = chrono::Utc::now();
+                let webflow_timestamp = received_at.timestamp_millis().to_string();
+                let trace_id = uuid::Uuid::new_v4().simple().to_string();
+                let message_id = ingress::routes::message_id_for(&site_id, &bodies[i]);
+                let properties = ingress::routes::message_properties(&ingress::routes::WebhookMessage {
+                    site_id: &site_id,
+                    trigger_type: "ecomm_new_order",
+                    webflow_timestamp: &webflow_timestamp,
+                    received_at,
+                    trace_id: &trace_id,
+                    message_id: &message_id,
+                });
                 let confirm = channel
                     .basic_publish(
                         exchange.as_str().into(),
@@ -192,7 +216,7 @@ async fn bench_ingress(
                             ..Default::default()
                         },
                         &bodies[i],
-                        BasicProperties::default().with_delivery_mode(2),
+                        properties.with_delivery_mode(2),
                     )
                     .await
                     .map_err(|e| e.to_string())?
@@ -204,33 +228,99 @@ async fn bench_ingress(
                     Err("not confirmed".into())
                 }
             }
-        })
-        .await
+        }
     };
-    println!("{}", baseline.line());
 
     let target = Arc::new(WebhookTarget {
         url,
         secret,
         client: reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
     });
-    // Signed up front, as the baseline's payloads are built up front: only the server is timed.
-    let signed: Arc<Vec<_>> = Arc::new(bodies.iter().map(|b| target.sign(b.clone())).collect());
-    let ingress = {
-        let (target, signed) = (target.clone(), signed.clone());
-        closed_loop("ingress (signed webhooks)", requests, concurrency, move |i| {
-            let (target, signed) = (target.clone(), signed.clone());
-            async move { target.send_signed(&signed[i]).await }
-        })
-        .await
+    // Signed and rendered up front, as the baseline's payloads are built up front: only the
+    // server is timed. One keep-alive connection per worker, as reqwest's pool would keep.
+    let rendered: Arc<Vec<Vec<u8>>> = Arc::new(
+        bodies
+            .iter()
+            .map(|body| {
+                let signed = target.sign(body.clone());
+                raw_http::render_post(
+                    &addr,
+                    &path,
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-webflow-timestamp", &signed.timestamp),
+                        ("x-webflow-signature", &signed.signature),
+                    ],
+                    &signed.body,
+                )
+            })
+            .collect(),
+    );
+    let mut connections = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency.max(1) {
+        let connection = raw_http::Connection::open(&addr)
+            .await
+            .with_context(|| format!("cannot connect to the ingress at {addr}"))?;
+        connections.push(tokio::sync::Mutex::new(connection));
+    }
+    let connections = Arc::new(connections);
+    let ingress_send = move |worker: usize, i: usize| {
+        let (rendered, connections) = (rendered.clone(), connections.clone());
+        async move {
+            let mut connection = connections[worker].lock().await;
+            match connection.round_trip(&rendered[i]).await {
+                Ok(200) => Ok(()),
+                Ok(status) => Err(format!("HTTP {status}")),
+                Err(error) => Err(error.to_string()),
+            }
+        }
     };
+
+    // Rounds alternate baseline and ingress, so a burst of noise from anything else on the
+    // machine lands on both sides; each side starts from an empty queue (a quorum queue
+    // holding the other side's messages costs the broker more per publish).
+    let queue = format!("{namespace}.enrich");
+    let per_round = requests.div_ceil(rounds.max(1));
+    let (mut baseline_rounds, mut ingress_rounds) = (Vec::new(), Vec::new());
+    for round in 0..rounds.max(1) {
+        let offset = round * per_round;
+        let count = per_round.min(requests.saturating_sub(offset));
+        for side in ["baseline", "ingress"] {
+            channel
+                .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+                .await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let report = if side == "baseline" {
+                let send = baseline_send.clone();
+                closed_loop(side, count, concurrency, move |worker, i| send(worker, offset + i)).await
+            } else {
+                let send = ingress_send.clone();
+                closed_loop(side, count, concurrency, move |worker, i| send(worker, offset + i)).await
+            };
+            println!("round {}: {}", round + 1, report.line());
+            if side == "baseline" {
+                baseline_rounds.push(report);
+            } else {
+                ingress_rounds.push(report);
+            }
+        }
+    }
+    let round_ratios: Vec<String> = baseline_rounds
+        .iter()
+        .zip(&ingress_rounds)
+        .map(|(b, i)| format!("{:.2}", i.throughput_per_s / b.throughput_per_s))
+        .collect();
+    let baseline = Report::combine("baseline (lapin + confirms)", &baseline_rounds);
+    let ingress = Report::combine("ingress (signed webhooks)", &ingress_rounds);
+    println!("{}", baseline.line());
     println!("{}", ingress.line());
     if ingress.failed > 0 {
         bail!("{} webhooks were not acknowledged", ingress.failed);
     }
     println!(
-        "ratio ingress/baseline throughput: {:.2}",
-        ingress.throughput_per_s / baseline.throughput_per_s
+        "ratio ingress/baseline throughput: {:.2} (rounds: {})",
+        ingress.throughput_per_s / baseline.throughput_per_s,
+        round_ratios.join(", ")
     );
 
     let open = {
@@ -319,7 +409,7 @@ async fn bench_pipeline(
     let started = Instant::now();
     let sent = {
         let (target, run) = (target.clone(), run.clone());
-        closed_loop("webhooks sent", orders, concurrency, move |i| {
+        closed_loop("webhooks sent", orders, concurrency, move |_, i| {
             let (target, body) = (target.clone(), webhook_body(&run, i, !partial, skus));
             async move { target.send(body).await }
         })
@@ -540,4 +630,19 @@ fn print_json(reports: &[Report]) {
     if let Ok(json) = serde_json::to_string(reports) {
         println!("json: {json}");
     }
+}
+
+/// `("host:port", "/path")` of a plain-`http` URL (the benchmark client speaks no TLS).
+fn split_http_url(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("`{url}`: the ingress benchmark needs an http:// URL"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok((authority, path.to_owned()))
 }

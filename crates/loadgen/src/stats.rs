@@ -15,6 +15,9 @@ pub struct Report {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Every answered request's latency, sorted (for [`Report::combine`]).
+    #[serde(skip)]
+    latencies: Vec<Duration>,
 }
 
 impl Report {
@@ -39,7 +42,16 @@ impl Report {
             p95_ms: pick(0.95),
             p99_ms: pick(0.99),
             max_ms: pick(1.0),
+            latencies,
         }
+    }
+
+    /// One report over several runs: their requests together, over their summed time.
+    pub fn combine(label: impl Into<String>, runs: &[Report]) -> Self {
+        let latencies = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        let failed = runs.iter().map(|r| r.failed).sum();
+        let elapsed = runs.iter().map(|r| Duration::from_secs_f64(r.elapsed_s)).sum();
+        Self::new(label, latencies, failed, elapsed)
     }
 
     pub fn line(&self) -> String {
@@ -76,5 +88,15 @@ mod tests {
         assert_eq!(report.max_ms, 100.0);
         assert_eq!(report.requests, 102);
         assert_eq!(report.throughput_per_s, 100.0);
+    }
+
+    #[test]
+    fn combined_runs_add_requests_and_time() {
+        let fast = Report::new("a", vec![Duration::from_millis(1); 100], 0, Duration::from_secs(1));
+        let slow = Report::new("b", vec![Duration::from_millis(3); 100], 1, Duration::from_secs(3));
+        let both = Report::combine("both", &[fast, slow]);
+        assert_eq!((both.ok, both.failed, both.requests), (200, 1, 201));
+        assert_eq!(both.throughput_per_s, 50.0);
+        assert_eq!((both.p50_ms, both.max_ms), (1.0, 3.0));
     }
 }

@@ -102,9 +102,11 @@ impl WebhookTarget {
 }
 
 /// Closed loop: `concurrency` workers send `total` requests as fast as they are answered.
+/// `send(worker, index)` sends request `index` from worker `worker` (`0..concurrency`), so a
+/// worker can keep a connection of its own.
 pub async fn closed_loop<F, Fut>(label: &str, total: usize, concurrency: usize, send: F) -> Report
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
     let send = Arc::new(send);
@@ -113,7 +115,7 @@ where
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency.max(1) {
+    for worker in 0..concurrency.max(1) {
         let (send, next, failed, latencies) = (send.clone(), next.clone(), failed.clone(), latencies.clone());
         workers.push(tokio::spawn(async move {
             let mut local = Vec::new();
@@ -123,7 +125,7 @@ where
                     break;
                 }
                 let t = Instant::now();
-                match send(index).await {
+                match send(worker, index).await {
                     Ok(()) => local.push(t.elapsed()),
                     Err(_) => {
                         failed.fetch_add(1, Ordering::Relaxed);

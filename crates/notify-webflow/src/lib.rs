@@ -24,7 +24,7 @@ use webflow::{
 };
 use worker::service::BaseSettings;
 use worker::webflow_gateway::{Priority, WebflowGateway};
-use worker::{Effects, Handler, HandlerError, IncomingMessage};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
 
 pub const ACTOR: &str = "notify-webflow";
 
@@ -354,7 +354,7 @@ impl Handler for NotifyHandler {
     const NAME: &'static str = "notify-webflow";
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
         self.prepare_message(message).await
     }
 

@@ -12,7 +12,7 @@ use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};
-use worker::{Effects, Handler, HandlerError, IncomingMessage};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
 
 pub const ACTOR: &str = "reserve";
 
@@ -27,7 +27,7 @@ impl Handler for ReserveHandler {
     const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Envelope;
 
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Envelope, HandlerError> {
+    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Envelope, HandlerError> {
         message.envelope()
     }
 

@@ -16,7 +16,7 @@ use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
 use worker::service::BaseSettings;
-use worker::{Effects, Handler, HandlerError, IncomingMessage};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
 
 pub const ACTOR: &str = "ship";
 
@@ -162,7 +162,7 @@ impl Handler for ShipHandler {
     const NAME: &'static str = "ship";
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage) -> Result<Prepared, HandlerError> {
+    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
         let envelope = message.envelope()?;
         let Event::OrderPackedV1 { order_id } = &envelope.event else {
             return Err(HandlerError::permanent(format!(

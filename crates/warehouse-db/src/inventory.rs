@@ -65,35 +65,35 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
         });
     }
 
-    let task = client
+    // Every write of the reservation in one statement: the pick task and its lines, the
+    // reservations, and the reserved counts (rows already locked above, in SKU order).
+    let quantities: Vec<i64> = wanted.iter().map(|r| r.get(1)).collect();
+    let row = client
         .query_one(
-            "INSERT INTO pick_tasks (order_id, status) VALUES ($1, 'open') RETURNING id",
-            &[&order_pk],
+            "WITH wanted AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS w(sku, quantity)),
+                  task AS (INSERT INTO pick_tasks (order_id, status) VALUES ($1, 'open') RETURNING id),
+                  task_lines AS (
+                      INSERT INTO pick_task_lines (pick_task_id, sku, quantity)
+                      SELECT task.id, wanted.sku, wanted.quantity FROM task, wanted),
+                  held AS (
+                      INSERT INTO reservations (order_id, sku, quantity, status)
+                      SELECT $1, sku, quantity, 'active' FROM wanted
+                      ON CONFLICT (order_id, sku) DO UPDATE
+                          SET quantity = EXCLUDED.quantity, status = 'active', closed_at = NULL),
+                  stock AS (
+                      UPDATE inventory SET reserved = inventory.reserved + wanted.quantity, updated_at = now()
+                      FROM wanted WHERE inventory.sku = wanted.sku RETURNING inventory.sku)
+             SELECT (SELECT id FROM task), (SELECT count(*) FROM stock)",
+            &[&order_pk, &skus, &quantities],
         )
         .await?;
-    let pick_task_id: i64 = task.get(0);
-    for row in &wanted {
-        let sku: String = row.get(0);
-        let quantity: i64 = row.get(1);
-        client
-            .execute(
-                "UPDATE inventory SET reserved = reserved + $2, updated_at = now() WHERE sku = $1",
-                &[&sku, &quantity],
-            )
-            .await?;
-        client
-            .execute(
-                "INSERT INTO reservations (order_id, sku, quantity, status) VALUES ($1, $2, $3, 'active')
-                 ON CONFLICT (order_id, sku) DO UPDATE SET quantity = EXCLUDED.quantity, status = 'active', closed_at = NULL",
-                &[&order_pk, &sku, &quantity],
-            )
-            .await?;
-        client
-            .execute(
-                "INSERT INTO pick_task_lines (pick_task_id, sku, quantity) VALUES ($1, $2, $3)",
-                &[&pick_task_id, &sku, &quantity],
-            )
-            .await?;
+    let (pick_task_id, updated): (i64, i64) = (row.get(0), row.get(1));
+    if updated != i64::try_from(skus.len()).unwrap_or(i64::MAX) {
+        // Cannot happen while the rows are locked; refuse rather than half-reserve.
+        return Err(crate::DbError::Conflict(format!(
+            "reserved {updated} of {} SKUs for order {order_pk}",
+            skus.len()
+        )));
     }
     Ok(ReserveOutcome::Reserved { pick_task_id })
 }

@@ -1,6 +1,6 @@
 //! Orders and their lines.
 
-use crate::audit::{self, AuditEntry};
+use crate::audit;
 use crate::db::Db;
 use crate::error::{DbError, Result};
 use domain::OrderState;
@@ -101,16 +101,61 @@ pub async fn lock_by_id<C: Db>(client: &C, id: i64) -> Result<Option<OrderRecord
     client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
-/// Inserts an order with its lines, or returns `None` if a concurrent transaction inserted
-/// it first (lock it then; the lock waits for that transaction).
-pub async fn insert<C: Db>(client: &C, order: &NewOrder<'_>, lines: &[NewLine]) -> Result<Option<i64>> {
-    let row = client
-        .query_opt(
-            "INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
+/// Inserts an order with its lines, learns the lines' Webflow variant ids for the inventory,
+/// and audits the creation (as `actor`), in one statement. Returns `None` if a concurrent
+/// transaction inserted the order first (lock it then; the lock waits for that transaction).
+pub async fn insert<C: Db>(
+    client: &C,
+    order: &NewOrder<'_>,
+    lines: &[NewLine],
+    actor: &str,
+) -> Result<Option<OrderRecord>> {
+    let line_numbers: Vec<i32> = (1..=lines.len())
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+        .collect();
+    let column = |f: fn(&NewLine) -> Option<f64>| lines.iter().map(f).collect::<Vec<_>>();
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let variants: Vec<Option<&str>> = lines.iter().map(|l| l.variant_id.as_deref()).collect();
+    let names: Vec<Option<&str>> = lines.iter().map(|l| l.product_name.as_deref()).collect();
+    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
+    let (weights, widths, heights, lengths) = (
+        column(|l| l.unit_weight),
+        column(|l| l.unit_width),
+        column(|l| l.unit_height),
+        column(|l| l.unit_length),
+    );
+    let sql = format!(
+        "WITH created AS (
+             INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
                                  customer_name, customer_email, shipping_address, total_minor, currency, snapshot,
                                  correlation_id, backordered_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)
-             ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING id",
+             ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING {COLUMNS}),
+         line AS (
+             SELECT * FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::int[],
+                                  $19::float8[], $20::float8[], $21::float8[], $22::float8[])
+                 AS l(line_no, sku, variant_id, product_name, quantity, unit_weight, unit_width, unit_height, unit_length)),
+         stored_lines AS (
+             INSERT INTO order_lines (order_id, line_no, sku, variant_id, product_name, quantity,
+                                      unit_weight, unit_width, unit_height, unit_length)
+             SELECT created.id, line.* FROM created, line),
+         learned_variants AS (
+             -- The Webflow SKU id of each product, for inventory drift checks.
+             UPDATE inventory SET variant_id = line.variant_id
+             FROM created, line
+             WHERE inventory.sku = line.sku AND line.variant_id IS NOT NULL
+               AND inventory.variant_id IS DISTINCT FROM line.variant_id),
+         audited AS (
+             INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
+             SELECT created.site_id, created.webflow_order_id, '{kind}', $23::text,
+                    jsonb_build_object('from', NULL, 'to', created.state)
+             FROM created)
+         SELECT {COLUMNS} FROM created",
+        kind = audit::kind::STATE_CHANGE,
+    );
+    let row = client
+        .query_opt(
+            &sql,
             &[
                 &order.site_id,
                 &order.webflow_order_id,
@@ -125,13 +170,20 @@ pub async fn insert<C: Db>(client: &C, order: &NewOrder<'_>, lines: &[NewLine]) 
                 &order.currency,
                 &order.snapshot,
                 &order.correlation_id,
+                &line_numbers,
+                &skus,
+                &variants,
+                &names,
+                &quantities,
+                &weights,
+                &widths,
+                &heights,
+                &lengths,
+                &actor,
             ],
         )
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let id: i64 = row.get(0);
-    replace_lines(client, id, lines).await?;
-    Ok(Some(id))
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Replaces an order's lines (only before stock is reserved).
@@ -235,32 +287,39 @@ pub async fn transition<C: Db>(
         .state
         .transition(to)
         .map_err(|e| DbError::Conflict(e.to_string()))?;
-    let updated = client
-        .execute(
-            "UPDATE orders SET state = $3, state_reason = $4, version = version + 1, updated_at = now(),
-                    backordered_at = CASE WHEN $3 = 'backordered' THEN COALESCE(backordered_at, now())
-                                          WHEN $3 = 'reserved' THEN NULL ELSE backordered_at END
-             WHERE id = $1 AND version = $2",
-            &[&order.id, &order.version, &to.as_str(), &reason],
+    // The change and its audit entry in one statement (one round trip per transition).
+    let audited: i64 = client
+        .query_one(
+            &format!(
+                "WITH changed AS (
+                     UPDATE orders SET state = $3, state_reason = $4, version = version + 1, updated_at = now(),
+                            backordered_at = CASE WHEN $3 = 'backordered' THEN COALESCE(backordered_at, now())
+                                                  WHEN $3 = 'reserved' THEN NULL ELSE backordered_at END
+                     WHERE id = $1 AND version = $2 RETURNING site_id, webflow_order_id),
+                 audited AS (
+                     INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
+                     SELECT site_id, webflow_order_id, '{kind}', $5::text, $6::jsonb FROM changed RETURNING 1)
+                 SELECT count(*) FROM audited",
+                kind = audit::kind::STATE_CHANGE,
+            ),
+            &[
+                &order.id,
+                &order.version,
+                &to.as_str(),
+                &reason,
+                &actor,
+                &serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
+            ],
         )
-        .await?;
-    if updated != 1 {
+        .await?
+        .get(0);
+    if audited != 1 {
         return Err(DbError::Conflict(format!(
             "order {} changed concurrently",
             order.webflow_order_id
         )));
     }
-    audit::record(
-        client,
-        AuditEntry {
-            site_id: Some(&order.site_id),
-            order_id: Some(&order.webflow_order_id),
-            kind: audit::kind::STATE_CHANGE,
-            actor,
-            detail: serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
-        },
-    )
-    .await
+    Ok(())
 }
 
 /// Backordered orders that need `sku`, oldest first.

@@ -11,6 +11,9 @@ pub enum ErrorKind {
     /// Not a failure: something else must finish first (a busy order, a full rate budget).
     /// Tried again after `retry_after` without using up an attempt.
     Deferred,
+    /// Not a failure: `prepare` found the message handled already (see `SeenCheck`); it is
+    /// settled as a duplicate.
+    AlreadyHandled,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,14 @@ impl HandlerError {
             kind: ErrorKind::Deferred,
             message: message.into(),
             retry_after: Some(retry_after),
+        }
+    }
+
+    pub fn already_handled() -> Self {
+        Self {
+            kind: ErrorKind::AlreadyHandled,
+            message: "handled before".into(),
+            retry_after: None,
         }
     }
 

@@ -17,5 +17,5 @@ pub mod webflow_gateway;
 
 pub use error::{ErrorKind, HandlerError};
 pub use message::{Effects, IncomingMessage};
-pub use runtime::{Disposition, Handler, WorkerRuntime};
+pub use runtime::{Disposition, Handler, SeenCheck, WorkerRuntime};
 pub use settings::WorkerSettings;

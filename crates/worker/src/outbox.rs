@@ -22,12 +22,17 @@ pub enum OutboxError {
 }
 
 /// Marks published events in batches, off the message path: one UPDATE (and one commit) for
-/// whatever was published while the previous one ran, instead of one per message.
+/// whatever was published in the last `MARK_LINGER`, instead of one per message. Delay is
+/// harmless: the relay only takes events older than `relay_min_age_ms` (seconds), and an event
+/// published twice is deduplicated by its consumers.
 async fn record_published(pool: Pool, mut marks: mpsc::UnboundedReceiver<String>) {
     const MAX_BATCH: usize = 1_000;
+    // Measured: without it, batches averaged ~2 events under load (a commit per two orders).
+    const MARK_LINGER: Duration = Duration::from_millis(20);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = marks.recv().await {
         batch.push(first);
+        tokio::time::sleep(MARK_LINGER).await;
         while batch.len() < MAX_BATCH {
             match marks.try_recv() {
                 Ok(id) => batch.push(id),

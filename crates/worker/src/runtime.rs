@@ -29,10 +29,15 @@ pub trait Handler: Send + Sync + 'static {
     /// Whether to look the message id up in `processed_messages` before `prepare`, to spare a
     /// redelivered message its external calls. Handlers whose `prepare` only parses turn it off:
     /// the transaction catches a duplicate either way, and the lookup is a round trip per message.
+    /// Handlers that call out only sometimes turn it off too and ask `seen` just before the call.
     const CHECK_BEFORE_PREPARE: bool = true;
     type Prepared: Send + 'static;
 
-    fn prepare(&self, message: &IncomingMessage) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
+    fn prepare(
+        &self,
+        message: &IncomingMessage,
+        seen: &SeenCheck<'_>,
+    ) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
 
     fn apply(
         &self,
@@ -41,6 +46,23 @@ pub trait Handler: Send + Sync + 'static {
         prepared: Self::Prepared,
         effects: &mut Effects,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Lets `prepare` ask whether this message was handled already, right before an external call
+/// that a duplicate should not repeat (a redelivery after the commit but before the ack).
+pub struct SeenCheck<'a> {
+    pool: &'a Pool,
+    consumer: &'static str,
+    message_id: &'a str,
+}
+
+impl SeenCheck<'_> {
+    /// One lookup in `processed_messages`. When it says yes, `prepare` returns
+    /// [`HandlerError::already_handled`] and the runtime settles the message as a duplicate.
+    pub async fn already_handled(&self) -> Result<bool, HandlerError> {
+        let client = self.pool.get().await?;
+        Ok(idempotency::was_processed(&*client, self.consumer, self.message_id).await?)
+    }
 }
 
 /// What the runtime did with a message.
@@ -207,7 +229,17 @@ impl<H: Handler> WorkerRuntime<H> {
                 return Ok(self.finish_duplicate(message).await);
             }
         }
-        let prepared = shared.handler.prepare(message).await?;
+        let seen = SeenCheck {
+            pool: &shared.pool,
+            consumer: H::NAME,
+            message_id: &message.message_id,
+        };
+        let prepared = match shared.handler.prepare(message, &seen).await {
+            Err(error) if error.kind == crate::error::ErrorKind::AlreadyHandled => {
+                return Ok(self.finish_duplicate(message).await);
+            }
+            prepared => prepared?,
+        };
 
         let mut client = shared.pool.get().await?;
         let tx = client.transaction().await?;

@@ -1,3 +1,3 @@
 mod webhook;
 
-pub use webhook::{IngressState, message_id_for, receive_webflow_webhook};
+pub use webhook::{IngressState, WebhookMessage, message_id_for, message_properties, receive_webflow_webhook};

@@ -53,7 +53,7 @@ struct Accepted {
 )]
 pub async fn receive_webflow_webhook(
     request: HttpRequest,
-    site_id: web::Path<String>,
+    site_id: String,
     payload: web::Payload,
     state: web::Data<IngressState>,
 ) -> Result<HttpResponse, WebhookError> {
@@ -93,8 +93,11 @@ pub async fn receive_webflow_webhook(
             }
         }
     }
-    result.map(|_| HttpResponse::Ok().json(serde_json::json!({"status": "accepted"})))
+    result.map(|_| HttpResponse::Ok().content_type("application/json").body(ACCEPTED_BODY))
 }
+
+/// The answer to every accepted (or deliberately ignored) webhook.
+const ACCEPTED_BODY: &str = r#"{"status":"accepted"}"#;
 
 async fn handle(
     request: &HttpRequest,
@@ -115,7 +118,8 @@ async fn handle(
         signature: header(SIGNATURE_HEADER),
     };
     let secret_values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis();
     verify_webhook(&secret_values, signature, &body, now_ms, state.replay_window_ms)?;
 
     let head: WebhookHead = serde_json::from_slice(&body)
@@ -134,21 +138,14 @@ async fn handle(
 
     let message_id = message_id_for(site_id, &body);
     tracing::Span::current().record("message_id", message_id.as_str());
-    let mut table = FieldTable::default();
-    headers::insert_str(&mut table, headers::SITE_ID, site_id);
-    headers::insert_str(&mut table, headers::TRIGGER_TYPE, trigger_type.as_str());
-    headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, signature.timestamp);
-    headers::insert_str(&mut table, headers::RECEIVED_AT, chrono::Utc::now().to_rfc3339());
-    headers::insert_str(&mut table, headers::TRACE_ID, trace_id);
-    headers::insert_str(&mut table, headers::SOURCE, "webhook");
-    let properties = BasicProperties::default()
-        .with_message_id(message_id.as_str().into())
-        .with_correlation_id(trace_id.into())
-        .with_content_type("application/json".into())
-        .with_type(trigger_type.as_str().into())
-        .with_app_id("wms-ingress".into())
-        .with_timestamp(u64::try_from(now_ms / 1_000).unwrap_or_default())
-        .with_headers(table);
+    let properties = message_properties(&WebhookMessage {
+        site_id,
+        trigger_type: &trigger_type,
+        webflow_timestamp: signature.timestamp,
+        received_at: now,
+        trace_id,
+        message_id: &message_id,
+    });
 
     let routing_key = domain::routing::webhook_routing_key(&trigger_type);
     let timer = state.metrics.publish_seconds.start_timer();
@@ -163,6 +160,36 @@ async fn handle(
         trigger_type,
         message_id: Some(message_id),
     })
+}
+
+/// What the ingress knows about an accepted webhook, besides its body.
+pub struct WebhookMessage<'a> {
+    pub site_id: &'a str,
+    pub trigger_type: &'a str,
+    pub webflow_timestamp: &'a str,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub trace_id: &'a str,
+    pub message_id: &'a str,
+}
+
+/// The AMQP properties and headers a webhook is published with (consumers read these; the
+/// benchmark's baseline publishes the very same message).
+pub fn message_properties(webhook: &WebhookMessage<'_>) -> BasicProperties {
+    let mut table = FieldTable::default();
+    headers::insert_str(&mut table, headers::SITE_ID, webhook.site_id);
+    headers::insert_str(&mut table, headers::TRIGGER_TYPE, webhook.trigger_type);
+    headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, webhook.webflow_timestamp);
+    headers::insert_str(&mut table, headers::RECEIVED_AT, webhook.received_at.to_rfc3339());
+    headers::insert_str(&mut table, headers::TRACE_ID, webhook.trace_id);
+    headers::insert_str(&mut table, headers::SOURCE, "webhook");
+    BasicProperties::default()
+        .with_message_id(webhook.message_id.into())
+        .with_correlation_id(webhook.trace_id.into())
+        .with_content_type("application/json".into())
+        .with_type(webhook.trigger_type.into())
+        .with_app_id("wms-ingress".into())
+        .with_timestamp(u64::try_from(webhook.received_at.timestamp()).unwrap_or_default())
+        .with_headers(table)
 }
 
 /// Reads the body, refusing (413) as soon as it exceeds the limit.

@@ -1,0 +1,151 @@
+//! A lean HTTP/1.1 keep-alive client for the closed-loop ingress run.
+//!
+//! Why not reqwest: on a 2-core machine the load generator shares the CPU with the ingress and
+//! RabbitMQ, so every microsecond the client spends per request comes out of the throughput being
+//! measured. Like `wrk`, this client sends requests rendered before timing starts, one in flight
+//! per connection, and reads only the status line and `Content-Length` of each answer.
+
+use std::io;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The most response headers read; the ingress sends about six.
+const MAX_HEADERS: usize = 32;
+
+/// A request rendered to its exact bytes: request line, headers and body.
+pub fn render_post(host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut request = Vec::with_capacity(body.len() + 256);
+    request.extend_from_slice(format!("POST {path} HTTP/1.1\r\nhost: {host}\r\n").as_bytes());
+    for (name, value) in headers {
+        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    request.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(body);
+    request
+}
+
+/// One keep-alive connection with one request in flight at a time.
+pub struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    pub async fn open(addr: &str) -> io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends `request` and reads the whole answer; returns its status code.
+    pub async fn round_trip(&mut self, request: &[u8]) -> io::Result<u16> {
+        self.stream.write_all(request).await?;
+        self.buffer.clear();
+        loop {
+            if let Some((status, head_len, body_len)) = parse_head(&self.buffer)? {
+                while self.buffer.len() < head_len + body_len {
+                    self.fill().await?;
+                }
+                // One request in flight: nothing may follow the body.
+                self.buffer.drain(..head_len + body_len);
+                return Ok(status);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<()> {
+        let mut chunk = [0_u8; 4096];
+        let read = self.stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-answer",
+            ));
+        }
+        self.buffer.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+}
+
+/// `Some((status, head length, body length))` once the head is complete.
+fn parse_head(buffer: &[u8]) -> io::Result<Option<(u16, usize, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+    };
+    let status = response.code.unwrap_or_default();
+    let mut body_len = None;
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            body_len = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "chunked answers are not supported by the benchmark client",
+            ));
+        }
+    }
+    let body_len =
+        body_len.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "answer without content-length"))?;
+    Ok(Some((status, head_len, body_len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_complete_only_with_its_blank_line() {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
+        assert_eq!(parse_head(&answer[..20]).unwrap(), None);
+        assert_eq!(parse_head(answer).unwrap(), Some((200, answer.len() - 5, 5)));
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        assert!(parse_head(chunked).is_err());
+    }
+
+    #[test]
+    fn a_rendered_post_carries_its_length_and_body() {
+        let request = render_post("127.0.0.1:8080", "/a", &[("x-a", "1")], b"{}");
+        let text = String::from_utf8(request).unwrap();
+        assert!(text.starts_with("POST /a HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nx-a: 1\r\n"));
+        assert!(text.ends_with("content-length: 2\r\n\r\n{}"));
+    }
+
+    #[tokio::test]
+    async fn round_trips_against_a_real_server_on_one_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = actix_web::HttpServer::new(|| {
+            actix_web::App::new().default_service(actix_web::web::to(|body: bytes::Bytes| async move {
+                if body.as_ref() == b"ok" {
+                    actix_web::HttpResponse::Ok().body("fine")
+                } else {
+                    actix_web::HttpResponse::BadRequest().finish()
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let mut connection = Connection::open(&addr).await.unwrap();
+        for _ in 0..3 {
+            let ok = render_post(&addr, "/x", &[], b"ok");
+            assert_eq!(connection.round_trip(&ok).await.unwrap(), 200);
+            let bad = render_post(&addr, "/x", &[], b"no");
+            assert_eq!(connection.round_trip(&bad).await.unwrap(), 400);
+        }
+        handle.stop(false).await;
+    }
+}
