@@ -5,10 +5,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::{Connection, ConnectionProperties};
 use loadgen::raw_http;
-use loadgen::stats::{Report, memory_kib};
+use loadgen::stats::{Report, median, memory_kib};
 use loadgen::workload::{WebhookTarget, closed_loop, open_loop, webhook_body};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,26 +208,7 @@ async fn bench_ingress(
                     trace_id: &trace_id,
                     message_id: &message_id,
                 });
-                let confirm = channel
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        "webhook.ecomm_new_order".into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..Default::default()
-                        },
-                        &bodies[i],
-                        properties.with_delivery_mode(2),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if confirm.is_ack() && confirm.take_message().is_none() {
-                    Ok(())
-                } else {
-                    Err("not confirmed".into())
-                }
+                publish_confirmed(&channel, &exchange, &bodies[i], properties).await
             }
         }
     };
@@ -276,52 +258,72 @@ async fn bench_ingress(
         }
     };
 
-    // Rounds alternate baseline and ingress, so a burst of noise from anything else on the
-    // machine lands on both sides; each side starts from an empty queue (a quorum queue
-    // holding the other side's messages costs the broker more per publish).
+    // For reference: the same bodies with no properties or headers at all, i.e. what a bare
+    // publish costs the broker (the headline ratio compares like with like).
+    let bare_send = {
+        let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
+        move |_: usize, i: usize| {
+            let (channel, bodies, exchange) = (channel.clone(), bodies.clone(), exchange.clone());
+            async move { publish_confirmed(&channel, &exchange, &bodies[i], lapin::BasicProperties::default()).await }
+        }
+    };
+    let sides: [(&str, Sender); 3] = [
+        ("baseline", boxed(baseline_send)),
+        ("bare", boxed(bare_send)),
+        ("ingress", boxed(ingress_send)),
+    ];
+
+    // Rounds alternate the sides, so a burst of noise from anything else on the machine lands
+    // on all of them; each starts from an empty queue (a quorum queue holding the previous
+    // side's messages costs the broker more per publish).
     let queue = format!("{namespace}.enrich");
     let per_round = requests.div_ceil(rounds.max(1));
-    let (mut baseline_rounds, mut ingress_rounds) = (Vec::new(), Vec::new());
+    let mut reports: [Vec<Report>; 3] = Default::default();
     for round in 0..rounds.max(1) {
         let offset = round * per_round;
         let count = per_round.min(requests.saturating_sub(offset));
-        for side in ["baseline", "ingress"] {
+        for ((side, send), runs) in sides.iter().zip(reports.iter_mut()) {
             channel
                 .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
                 .await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let report = if side == "baseline" {
-                let send = baseline_send.clone();
-                closed_loop(side, count, concurrency, move |worker, i| send(worker, offset + i)).await
-            } else {
-                let send = ingress_send.clone();
-                closed_loop(side, count, concurrency, move |worker, i| send(worker, offset + i)).await
-            };
+            let send = send.clone();
+            let report = closed_loop(side, count, concurrency, move |worker, i| send(worker, offset + i)).await;
             println!("round {}: {}", round + 1, report.line());
-            if side == "baseline" {
-                baseline_rounds.push(report);
-            } else {
-                ingress_rounds.push(report);
-            }
+            runs.push(report);
         }
     }
-    let round_ratios: Vec<String> = baseline_rounds
-        .iter()
-        .zip(&ingress_rounds)
-        .map(|(b, i)| format!("{:.2}", i.throughput_per_s / b.throughput_per_s))
-        .collect();
+    channel
+        .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+        .await?;
+    let [baseline_rounds, bare_rounds, ingress_rounds] = reports;
+    // The median of the rounds' ratios: a stall on either side in one round moves it little.
+    let ratios = |against: &[Report]| -> (f64, String) {
+        let per_round: Vec<f64> = against
+            .iter()
+            .zip(&ingress_rounds)
+            .map(|(b, i)| i.throughput_per_s / b.throughput_per_s)
+            .collect();
+        let listed = per_round
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (median(&per_round), listed)
+    };
+    let (ratio, ratio_rounds) = ratios(&baseline_rounds);
+    let (bare_ratio, bare_ratio_rounds) = ratios(&bare_rounds);
     let baseline = Report::combine("baseline (lapin + confirms)", &baseline_rounds);
+    let bare = Report::combine("baseline, bare message", &bare_rounds);
     let ingress = Report::combine("ingress (signed webhooks)", &ingress_rounds);
     println!("{}", baseline.line());
+    println!("{}", bare.line());
     println!("{}", ingress.line());
     if ingress.failed > 0 {
         bail!("{} webhooks were not acknowledged", ingress.failed);
     }
-    println!(
-        "ratio ingress/baseline throughput: {:.2} (rounds: {})",
-        ingress.throughput_per_s / baseline.throughput_per_s,
-        round_ratios.join(", ")
-    );
+    println!("ratio ingress/baseline throughput: {ratio:.2} (median of rounds: {ratio_rounds})");
+    println!("reference: ingress/bare-message throughput: {bare_ratio:.2} (median of rounds: {bare_ratio_rounds})");
 
     let open = {
         let target = target.clone();
@@ -345,7 +347,7 @@ async fn bench_ingress(
             peak as f64 / 1024.0
         );
     }
-    print_json(&[baseline, ingress, open]);
+    print_json(&[baseline, ingress, bare, open]);
     Ok(())
 }
 
@@ -629,6 +631,46 @@ fn chrono_ms(text: &str) -> Option<i64> {
 fn print_json(reports: &[Report]) {
     if let Ok(json) = serde_json::to_string(reports) {
         println!("json: {json}");
+    }
+}
+
+/// One side of the ingress benchmark: `send(worker, index)`.
+type Sender = Arc<dyn Fn(usize, usize) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+fn boxed<F, Fut>(send: F) -> Sender
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move |worker, index| Box::pin(send(worker, index)))
+}
+
+/// Publishes one persistent, mandatory webhook message and waits for the broker's confirm.
+async fn publish_confirmed(
+    channel: &lapin::Channel,
+    exchange: &str,
+    body: &[u8],
+    properties: lapin::BasicProperties,
+) -> Result<(), String> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            "webhook.ecomm_new_order".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties.with_delivery_mode(2),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if confirm.is_ack() && confirm.take_message().is_none() {
+        Ok(())
+    } else {
+        Err("not confirmed".into())
     }
 }
 

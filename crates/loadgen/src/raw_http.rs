@@ -26,24 +26,35 @@ pub fn render_post(host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]
 
 /// One keep-alive connection with one request in flight at a time.
 pub struct Connection {
+    addr: String,
     stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl Connection {
     pub async fn open(addr: &str) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
         Ok(Self {
-            stream,
+            addr: addr.to_owned(),
+            stream: connect(addr).await?,
             buffer: Vec::with_capacity(4096),
         })
     }
 
-    /// Sends `request` and reads the whole answer; returns its status code.
+    /// Sends `request` and reads the whole answer; returns its status code. A connection the
+    /// server closed while it sat idle (keep-alive timeout) is reopened, once.
     pub async fn round_trip(&mut self, request: &[u8]) -> io::Result<u16> {
-        self.stream.write_all(request).await?;
+        match self.try_round_trip(request).await {
+            Err(error) if self.buffer.is_empty() && is_closed(&error) => {
+                self.stream = connect(&self.addr).await?;
+                self.try_round_trip(request).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn try_round_trip(&mut self, request: &[u8]) -> io::Result<u16> {
         self.buffer.clear();
+        self.stream.write_all(request).await?;
         loop {
             if let Some((status, head_len, body_len)) = parse_head(&self.buffer)? {
                 while self.buffer.len() < head_len + body_len {
@@ -69,6 +80,19 @@ impl Connection {
         self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())
     }
+}
+
+async fn connect(addr: &str) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn is_closed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// `Some((status, head length, body length))` once the head is complete.
@@ -147,5 +171,28 @@ mod tests {
             assert_eq!(connection.round_trip(&bad).await.unwrap(), 400);
         }
         handle.stop(false).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_reopened_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            // The first connection is closed unanswered, as an idle keep-alive would be.
+            let (first, _) = listener.accept().await.unwrap();
+            drop(first);
+            let (mut second, _) = listener.accept().await.unwrap();
+            let mut request = vec![0_u8; 1024];
+            let _ = second.read(&mut request).await.unwrap();
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        });
+        let mut connection = Connection::open(&addr).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let request = render_post(&addr, "/x", &[], b"ok");
+        assert_eq!(connection.round_trip(&request).await.unwrap(), 200);
+        server.await.unwrap();
     }
 }

@@ -62,6 +62,17 @@ impl Report {
     }
 }
 
+/// The median of `values` (0 when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Resident memory of a process from /proc (Linux): (current, peak) in KiB.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -88,6 +99,13 @@ mod tests {
         assert_eq!(report.max_ms, 100.0);
         assert_eq!(report.requests, 102);
         assert_eq!(report.throughput_per_s, 100.0);
+    }
+
+    #[test]
+    fn the_median_ignores_one_outlier() {
+        assert_eq!(median(&[0.76, 1.17, 0.80, 0.78, 0.88]), 0.80);
+        assert_eq!(median(&[1.0, 3.0]), 2.0);
+        assert_eq!(median(&[]), 0.0);
     }
 
     #[test]
