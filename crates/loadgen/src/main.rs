@@ -41,7 +41,7 @@ enum Command {
         requests: usize,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Rounds, each a baseline run then an ingress run of `requests / rounds`.
+        /// Rounds; each runs the baseline, a bare-message reference and the ingress, `requests / rounds` each.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Offered rate for the open-loop latency run (webhooks/s).
