@@ -53,8 +53,14 @@ pub struct NewOrder<'a> {
     pub correlation_id: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required, \
-                       shipping_address, snapshot, correlation_id, version";
+/// The columns `from_row` reads, as a literal so statements are built at compile time
+/// (`concat!`), not formatted on every call.
+macro_rules! columns {
+    () => {
+        "id, site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required, \
+         shipping_address, snapshot, correlation_id, version"
+    };
+}
 
 fn from_row(row: &Row) -> Result<OrderRecord> {
     let state: String = row.get(3);
@@ -77,9 +83,13 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
 
 /// Reads an order and locks it for the rest of the transaction.
 pub async fn lock<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE");
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE"
+    );
     client
-        .query_opt(&sql, &[&site_id, &order_id])
+        .query_opt(SQL, &[&site_id, &order_id])
         .await?
         .as_ref()
         .map(from_row)
@@ -87,9 +97,13 @@ pub async fn lock<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Op
 }
 
 pub async fn find<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE site_id = $1 AND webflow_order_id = $2");
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM orders WHERE site_id = $1 AND webflow_order_id = $2"
+    );
     client
-        .query_opt(&sql, &[&site_id, &order_id])
+        .query_opt(SQL, &[&site_id, &order_id])
         .await?
         .as_ref()
         .map(from_row)
@@ -97,8 +111,8 @@ pub async fn find<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Op
 }
 
 pub async fn lock_by_id<C: Db>(client: &C, id: i64) -> Result<Option<OrderRecord>> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE");
-    client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
+    const SQL: &str = concat!("SELECT ", columns!(), " FROM orders WHERE id = $1 FOR UPDATE");
+    client.query_opt(SQL, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 /// Inserts an order with its lines, learns the lines' Webflow variant ids for the inventory,
@@ -124,13 +138,15 @@ pub async fn insert<C: Db>(
         column(|l| l.unit_height),
         column(|l| l.unit_length),
     );
-    let sql = format!(
+    const SQL: &str = concat!(
         "WITH created AS (
              INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
                                  customer_name, customer_email, shipping_address, total_minor, currency, snapshot,
                                  correlation_id, backordered_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)
-             ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING {COLUMNS}),
+             ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING ",
+        columns!(),
+        "),
          line AS (
              SELECT * FROM unnest($14::int[], $15::text[], $16::text[], $17::text[], $18::int[],
                                   $19::float8[], $20::float8[], $21::float8[], $22::float8[])
@@ -147,15 +163,16 @@ pub async fn insert<C: Db>(
                AND inventory.variant_id IS DISTINCT FROM line.variant_id),
          audited AS (
              INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
-             SELECT created.site_id, created.webflow_order_id, '{kind}', $23::text,
+             SELECT created.site_id, created.webflow_order_id, $24::text, $23::text,
                     jsonb_build_object('from', NULL, 'to', created.state)
              FROM created)
-         SELECT {COLUMNS} FROM created",
-        kind = audit::kind::STATE_CHANGE,
+         SELECT ",
+        columns!(),
+        " FROM created"
     );
     let row = client
         .query_opt(
-            &sql,
+            SQL,
             &[
                 &order.site_id,
                 &order.webflow_order_id,
@@ -180,6 +197,7 @@ pub async fn insert<C: Db>(
                 &heights,
                 &lengths,
                 &actor,
+                &audit::kind::STATE_CHANGE,
             ],
         )
         .await?;
@@ -290,18 +308,15 @@ pub async fn transition<C: Db>(
     // The change and its audit entry in one statement (one round trip per transition).
     let audited: i64 = client
         .query_one(
-            &format!(
-                "WITH changed AS (
+            "WITH changed AS (
                      UPDATE orders SET state = $3, state_reason = $4, version = version + 1, updated_at = now(),
                             backordered_at = CASE WHEN $3 = 'backordered' THEN COALESCE(backordered_at, now())
                                                   WHEN $3 = 'reserved' THEN NULL ELSE backordered_at END
                      WHERE id = $1 AND version = $2 RETURNING site_id, webflow_order_id),
                  audited AS (
                      INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
-                     SELECT site_id, webflow_order_id, '{kind}', $5::text, $6::jsonb FROM changed RETURNING 1)
+                     SELECT site_id, webflow_order_id, $7::text, $5::text, $6::jsonb FROM changed RETURNING 1)
                  SELECT count(*) FROM audited",
-                kind = audit::kind::STATE_CHANGE,
-            ),
             &[
                 &order.id,
                 &order.version,
@@ -309,6 +324,7 @@ pub async fn transition<C: Db>(
                 &reason,
                 &actor,
                 &serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
+                &audit::kind::STATE_CHANGE,
             ],
         )
         .await?
