@@ -16,7 +16,7 @@ fn local_and_docker_configs_start_every_service() {
     for file in ["config/local.toml", "config/docker.toml"] {
         let _: ingress::Settings = load(file);
         let _: enrich::Settings = load(file);
-        let _: worker::service::BaseSettings = load(file);
+        let _: service_base::BaseSettings = load(file);
         let _: ship::Settings = load(file);
         let _: notify_webflow::Settings = load(file);
         let warehouse: warehouse::Settings = load(file);

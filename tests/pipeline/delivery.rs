@@ -114,14 +114,7 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
     );
 
     // A healthy replica starts and gets the redelivery.
-    let service = worker::service::WorkerService::build(
-        reserve::ReserveHandler,
-        &p.base,
-        prometheus::Registry::new(),
-        p.shutdown.clone(),
-    )
-    .await
-    .unwrap();
+    let service = reserve::build(p.base.clone(), p.shutdown.clone()).await.unwrap();
     tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
     p.wait_until_idle("reserve", WAIT).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1, "no second reservation");

@@ -4,7 +4,7 @@
 use e2e::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use worker::webflow_gateway::{Priority, WebflowGateway};
+use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 
 /// A limit scaled down so the test takes seconds: 120/min = one call every 0.5 s.
 const LIMIT_PER_MINUTE: u32 = 120;
@@ -13,7 +13,7 @@ fn replica(p: &Pipeline) -> WebflowGateway {
     let mut site = site();
     site.rate_limit_per_minute = LIMIT_PER_MINUTE;
     let client = webflow::WebflowClient::new(&p.webflow_base, Duration::from_secs(2), true).unwrap();
-    WebflowGateway::new(client, p.db.pool.clone(), [site], 0.2)
+    WebflowGateway::new(client, p.db.pool.clone(), [site])
 }
 
 /// A pipeline (no workers) over a simulator enforcing `limit_per_minute`, holding one order.
@@ -58,7 +58,7 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
                         }
                     })
                     .await;
-                if let Err(worker::webflow_gateway::GatewayError::Api(error)) = &result
+                if let Err(GatewayError::Api(error)) = &result
                     && error.status() == Some(429)
                 {
                     *throttled.lock().unwrap() += 1;
@@ -117,10 +117,7 @@ async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_42
     // The next slot is 30 s away at 2/min: every replica defers instead of calling.
     for replica in [first_replica, gateway(&p.webflow_base, &p.db)] {
         let deferred = call(replica, order_id.clone()).await;
-        assert!(
-            matches!(deferred, Err(worker::webflow_gateway::GatewayError::Busy { .. })),
-            "{deferred:?}"
-        );
+        assert!(matches!(deferred, Err(GatewayError::Busy { .. })), "{deferred:?}");
     }
     let stats = p.sim.as_ref().unwrap().state.stats.lock().unwrap().clone();
     assert_eq!(

@@ -4,18 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness fails loudly")]
 
-use enrich::handler::EnrichMetrics;
 use platform::amqp::Topology;
-use platform::settings::SiteSettings;
 use reserve::ReserveHandler;
 use secrecy::SecretString;
+use service_base::BaseSettings;
 use std::time::Duration;
 use test_support::amqp::QueueObserver;
 use test_support::db::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use webflow::WebflowClient;
+use webflow::{SiteSettings, WebflowClient, WebflowSettings};
+use webflow_gateway::WebflowGateway;
 use wiremock::MockServer;
-use worker::service::{BaseSettings, WorkerService};
 
 pub mod stack;
 
@@ -115,10 +114,22 @@ pub fn simulator_config() -> webflow_sim::SimConfig {
     }
 }
 
-/// A Webflow gateway to `base_url`, with the site's budget.
-pub fn gateway(base_url: &str, db: &TestDatabase) -> worker::webflow_gateway::WebflowGateway {
+/// The `[webflow]` section the services get: the test site, served at `base_url`.
+pub fn webflow_settings(base_url: &str) -> WebflowSettings {
+    let mut settings = WebflowSettings {
+        api_base_url: base_url.into(),
+        allow_insecure_http: true,
+        timeout_ms: 1_000,
+        ..WebflowSettings::default()
+    };
+    settings.sites.insert("shop".into(), site());
+    settings
+}
+
+/// A Webflow gateway to `base_url`, with the site's budget and a reconciliation share.
+pub fn gateway(base_url: &str, db: &TestDatabase) -> WebflowGateway {
     let client = WebflowClient::new(base_url, Duration::from_secs(1), true).unwrap();
-    worker::webflow_gateway::WebflowGateway::new(client, db.pool.clone(), [site()], 0.2)
+    WebflowGateway::new(client, db.pool.clone(), [site()]).with_reconcile_share(0.2)
 }
 
 pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
@@ -160,10 +171,10 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     ingress_settings.ingress.workers = 2;
     ingress_settings.health.bind = "127.0.0.1:0".into();
     ingress_settings.webflow.sites.insert("shop".into(), site());
-    let app = ingress::Application::build(ingress_settings, shutdown.clone()).unwrap();
+    let app = ingress::build(ingress_settings, shutdown.clone()).await.unwrap();
     app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
     let ingress_url = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
 
     let sim = match options.simulator.clone() {
         Some(mut config) => {
@@ -177,16 +188,14 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     gateway(&webflow_base, &db).ensure_budgets().await.unwrap();
 
     let enrich = if options.start_enrich {
-        let registry = prometheus::Registry::new();
-        let handler = enrich::EnrichHandler::new(
-            gateway(&webflow_base, &db),
-            [site()],
-            options.always_fetch,
-            EnrichMetrics::register(&registry).unwrap(),
-        );
-        let service = WorkerService::build(handler, &base, registry, shutdown.clone())
-            .await
-            .unwrap();
+        let settings = enrich::Settings {
+            base: base.clone(),
+            webflow: webflow_settings(&webflow_base),
+            enrich: enrich::settings::EnrichSettings {
+                always_fetch: options.always_fetch,
+            },
+        };
+        let service = enrich::build(settings, shutdown.clone()).await.unwrap();
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
         Some(runtime)
@@ -194,9 +203,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         None
     };
     let reserve = if options.start_reserve {
-        let service = WorkerService::build(ReserveHandler, &base, prometheus::Registry::new(), shutdown.clone())
-            .await
-            .unwrap();
+        let service = reserve::build(base.clone(), shutdown.clone()).await.unwrap();
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
         Some(runtime)
@@ -205,31 +212,26 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     };
 
     if options.start_ship {
-        let mut carrier_settings = carrier::CarrierSettings::default();
+        let mut carrier = carrier::CarrierSettings::default();
         if let CarrierChoice::ShipEngine(url) = &options.carrier {
-            carrier_settings.kind = "shipengine".into();
-            carrier_settings.shipengine.base_url = url.clone();
-            carrier_settings.shipengine.api_key = Some(SecretString::from("TEST_key"));
-            carrier_settings.shipengine.timeout_ms = 1_000;
+            carrier.kind = "shipengine".into();
+            carrier.shipengine.base_url = url.clone();
+            carrier.shipengine.api_key = Some(SecretString::from("TEST_key"));
+            carrier.shipengine.timeout_ms = 1_000;
         }
-        let carrier = std::sync::Arc::new(carrier::AnyCarrier::from_settings(&carrier_settings).unwrap());
-        let handler = ship::ShipHandler::new(
+        let settings = ship::Settings {
+            base: base.clone(),
             carrier,
-            carrier_settings.ship_from.clone(),
-            db.pool.clone(),
-            db.pool.clone(),
-        );
-        let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
-            .await
-            .unwrap();
+        };
+        let service = ship::build(settings, shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     if options.start_notify {
-        let handler =
-            notify_webflow::NotifyHandler::new(gateway(&webflow_base, &db), db.pool.clone(), db.pool.clone(), [site()]);
-        let service = WorkerService::build(handler, &base, prometheus::Registry::new(), shutdown.clone())
-            .await
-            .unwrap();
+        let settings = notify_webflow::Settings {
+            base: base.clone(),
+            webflow: webflow_settings(&webflow_base),
+        };
+        let service = notify_webflow::build(settings, shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     let warehouse_url = if options.start_warehouse {
@@ -241,10 +243,10 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         settings.warehouse.api_tokens = vec![SecretString::from(WAREHOUSE_TOKEN)];
         settings.warehouse.auto_pack = options.auto_pack;
         settings.warehouse.auto_pack_interval_ms = 100;
-        let app = warehouse::Application::build(settings, shutdown.clone()).await.unwrap();
+        let app = warehouse::build(settings, shutdown.clone()).await.unwrap();
         app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Some(url)
     } else {
         None
@@ -389,36 +391,23 @@ impl Pipeline {
 
     /// Starts one more `notify-webflow` replica.
     pub async fn start_notify(&self) {
-        let handler = notify_webflow::NotifyHandler::new(
-            gateway(&self.webflow_base, &self.db),
-            self.db.pool.clone(),
-            self.db.pool.clone(),
-            [site()],
-        );
-        let service = WorkerService::build(handler, &self.base, prometheus::Registry::new(), self.shutdown.clone())
-            .await
-            .unwrap();
+        let settings = notify_webflow::Settings {
+            base: self.base.clone(),
+            webflow: webflow_settings(&self.webflow_base),
+        };
+        let service = notify_webflow::build(settings, self.shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(self.shutdown.clone()));
     }
 
-    /// A reconciler over this pipeline's Webflow, database and broker.
-    pub async fn reconciler(&self) -> reconcile::Reconciler {
-        let amqp = platform::amqp::AmqpClient::start(
-            self.base.amqp.url.clone(),
-            "reconcile-test",
-            self.topology.clone(),
-            self.base.amqp.reconnect.clone(),
-            self.shutdown.child_token(),
-        );
-        amqp.wait_ready(Duration::from_secs(20)).await.unwrap();
-        let publisher = platform::amqp::Publisher::new(amqp, Duration::from_secs(5));
-        reconcile::Reconciler::new(
-            gateway(&self.webflow_base, &self.db),
-            self.db.pool.clone(),
-            publisher,
-            self.topology.clone(),
-            vec![SITE_ID.to_owned()],
-        )
+    /// The reconciliation job over this pipeline's Webflow, database and broker, built as its
+    /// binary builds it.
+    pub async fn reconciler(&self) -> reconcile::ReconcileService {
+        let settings = reconcile::Settings {
+            base: self.base.clone(),
+            webflow: webflow_settings(&self.webflow_base),
+            reconcile: reconcile::ReconcileSettings::default(),
+        };
+        reconcile::build(settings, self.shutdown.child_token()).await.unwrap()
     }
 
     /// A request to the warehouse API with the test token.

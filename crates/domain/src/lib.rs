@@ -5,10 +5,12 @@
 //! other crate can share it without pulling in infrastructure.
 
 pub mod events;
+pub mod failure;
 pub mod ids;
 pub mod lifecycle;
 pub mod routing;
 
 pub use events::{Envelope, Event};
+pub use failure::{Classify, FailureClass};
 pub use ids::{MessageId, OrderId, SiteId, Sku};
 pub use lifecycle::{OrderState, TransitionError};

@@ -2,15 +2,14 @@
 
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::headers;
-use platform::settings::SiteSettings;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
-use webflow::{CallRecord, InventoryItem, Order, OrderStatus, WebhookEnvelope};
-use worker::webflow_gateway::{Priority, WebflowGateway};
-use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
+use webflow::{CallRecord, InventoryItem, Order, OrderStatus, SiteSettings, WebhookEnvelope};
+use webflow_gateway::{Priority, WebflowGateway};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
 pub const ACTOR: &str = "enrich";
 
@@ -136,7 +135,11 @@ impl Handler for EnrichHandler {
     const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage, seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
+    async fn prepare(
+        &self,
+        message: &IncomingMessage,
+        seen: &SeenCheck<'_>,
+    ) -> Result<Preparation<Prepared>, HandlerError> {
         let site_id = message
             .header(headers::SITE_ID)
             .ok_or_else(|| HandlerError::permanent("no x-site-id header"))?;
@@ -167,7 +170,7 @@ impl Handler for EnrichHandler {
                 let mut fetch = None;
                 if self.always_fetch || incompleteness(&order).is_some() {
                     if seen.already_handled().await? {
-                        return Err(HandlerError::already_handled());
+                        return Ok(Preparation::AlreadyHandled);
                     }
                     self.metrics.api_fetches.inc();
                     let (site, id) = (site_id.clone(), order_id.clone());
@@ -176,27 +179,28 @@ impl Handler for EnrichHandler {
                         .call(&site_id, Priority::Enrichment, |client, token| async move {
                             client.get_order(&token, &site, &id).await
                         })
-                        .await?;
+                        .await
+                        .map_err(HandlerError::classified)?;
                     fetch = Some(response.call);
                     order = response.value;
                     if order.order_id.as_deref() != Some(order_id.as_str()) {
                         order.order_id = Some(order_id);
                     }
                 }
-                Ok(Prepared::Order {
+                Ok(Preparation::Ready(Prepared::Order {
                     site_id: SiteId::new(site_id),
                     trigger,
                     order: Box::new(order),
                     fetch,
-                })
+                }))
             }
             "ecomm_inventory_changed" => {
                 let item: InventoryItem = serde_json::from_value(payload)
                     .map_err(|e| HandlerError::permanent(format!("the payload is not an inventory item: {e}")))?;
-                Ok(Prepared::Inventory {
+                Ok(Preparation::Ready(Prepared::Inventory {
                     site_id: SiteId::new(site_id),
                     item,
-                })
+                }))
             }
             other => Err(HandlerError::permanent(format!(
                 "enrich does not handle trigger type `{other}`"

@@ -10,3 +10,31 @@ pub mod settings;
 
 pub use handler::EnrichHandler;
 pub use settings::Settings;
+
+use handler::EnrichMetrics;
+use service_base::{ServiceBase, StartupError};
+use tokio_util::sync::CancellationToken;
+use webflow_gateway::WebflowGateway;
+use worker::{Handler, WorkerService};
+
+/// Builds the worker: the service base, the Webflow gateway over its pool (budgets set up
+/// after the migrations), and the handler.
+pub async fn build(
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<WorkerService<EnrichHandler>, StartupError> {
+    let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown).await?;
+    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
+        .map_err(|e| StartupError::Dependency(e.to_string()))?;
+    gateway
+        .ensure_budgets()
+        .await
+        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+    let handler = EnrichHandler::new(
+        gateway,
+        settings.webflow.sites.values().cloned(),
+        settings.enrich.always_fetch,
+        EnrichMetrics::register(&base.registry)?,
+    );
+    WorkerService::start(handler, &base)
+}

@@ -1,6 +1,10 @@
-use platform::settings::{SettingsError, Validate, WebflowSettings};
+//! `enrich`'s settings: the shared sections, `[webflow]` and `[enrich]`.
+
+use platform::settings::{SettingsError, Validate};
+use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
-use worker::service::BaseSettings;
+use service_base::BaseSettings;
+use webflow::WebflowSettings;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -23,5 +27,11 @@ impl Validate for Settings {
         self.base.validate()?;
         self.webflow.validate()?;
         self.webflow.require_api_tokens()
+    }
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.base.telemetry
     }
 }

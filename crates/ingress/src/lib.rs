@@ -10,3 +10,11 @@ pub mod startup;
 
 pub use settings::Settings;
 pub use startup::{Application, StartupError};
+
+/// Builds the ingress (for `platform::service::launch`): see [`Application::build`].
+pub async fn build(
+    settings: Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Application, StartupError> {
+    Application::build(settings, shutdown)
+}

@@ -1,8 +1,8 @@
-//! `ingress`: wires settings, telemetry and shutdown; the logic is in the library.
+//! `ingress`: loads settings, starts telemetry and serves what the library builds; also a
+//! `healthcheck` subcommand for distroless container health checks.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ingress::{Application, Settings};
 
 #[derive(Parser)]
 #[command(version, about = "Receives Webflow webhooks and publishes them to RabbitMQ")]
@@ -22,10 +22,5 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Healthcheck { url }) = Cli::parse().command {
         return platform::health::probe(&url).await.context("health check failed");
     }
-    let settings: Settings = platform::settings::load().context("invalid configuration")?;
-    platform::telemetry::init(platform::telemetry::subscriber(&settings.telemetry, std::io::stdout));
-    let shutdown = platform::shutdown::on_signal();
-    let app = Application::build(settings, shutdown).context("cannot start the ingress")?;
-    tracing::info!(port = app.port(), health_port = app.health_port(), "ingress listening");
-    app.run_until_stopped().await.context("ingress stopped with an error")
+    Ok(platform::service::launch("ingress", ingress::build).await?)
 }

@@ -1,8 +1,9 @@
 //! The ingress's settings: shared sections plus `[ingress]`.
 
-use platform::settings::{AmqpSettings, HealthSettings, SettingsError, Validate, WebflowSettings, parse_bind};
+use platform::settings::{AmqpSettings, HealthSettings, SettingsError, Validate, parse_bind};
 use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
+use webflow::WebflowSettings;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -38,6 +39,12 @@ impl Default for IngressSettings {
             publish_timeout_ms: 5_000,
             workers: 0,
         }
+    }
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
     }
 }
 

@@ -28,7 +28,6 @@ pub struct Application {
     server: Server,
     health: HealthServer,
     amqp: AmqpClient,
-    shutdown: CancellationToken,
 }
 
 impl Application {
@@ -136,7 +135,6 @@ impl Application {
             server,
             health,
             amqp,
-            shutdown,
         })
     }
 
@@ -153,14 +151,20 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        self.shutdown.cancelled().await;
+        shutdown.cancelled().await;
         tracing::info!("stopping ingress: draining in-flight webhooks");
         handle.stop(true).await;
         self.health.handle.stop(true).await;
         let _ = self.health.task.await;
         server.await.map_err(std::io::Error::other)?
+    }
+}
+
+impl platform::service::RunUntilStopped for Application {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
     }
 }

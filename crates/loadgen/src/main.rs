@@ -11,6 +11,7 @@ use lapin::{Connection, ConnectionProperties};
 use loadgen::raw_http;
 use loadgen::stats::{Report, median, memory_kib};
 use loadgen::workload::{WebhookTarget, closed_loop, open_loop, webhook_body};
+use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,14 +200,16 @@ async fn bench_ingress(
                 let received_at = chrono::Utc::now();
                 let webflow_timestamp = received_at.timestamp_millis().to_string();
                 let trace_id = uuid::Uuid::new_v4().simple().to_string();
-                let message_id = ingress::routes::message_id_for(&site_id, &bodies[i]);
-                let properties = ingress::routes::message_properties(&ingress::routes::WebhookMessage {
+                let message_id = contract::webhook_message_id(&site_id, &bodies[i]);
+                let properties = contract::webhook_properties(&WebhookMessage {
                     site_id: &site_id,
                     trigger_type: "ecomm_new_order",
-                    webflow_timestamp: &webflow_timestamp,
+                    webflow_timestamp: Some(&webflow_timestamp),
                     received_at,
                     trace_id: &trace_id,
                     message_id: &message_id,
+                    source: MessageSource::Webhook,
+                    app_id: "wms-ingress",
                 });
                 publish_confirmed(&channel, &exchange, &bodies[i], properties).await
             }

@@ -12,8 +12,9 @@
 //! meanwhile is not fulfilled: it goes to `needs_review`.
 
 use domain::{Event, OrderId, OrderState, SiteId};
-use platform::settings::{SettingsError, SiteSettings, Validate, WebflowSettings};
+use platform::settings::{SettingsError, Validate};
 use serde::Deserialize;
+use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
@@ -22,9 +23,9 @@ use warehouse_db::{floor, orders};
 use webflow::{
     CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
 };
-use worker::service::BaseSettings;
-use worker::webflow_gateway::{Priority, WebflowGateway};
-use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
+use webflow::{SiteSettings, WebflowSettings};
+use webflow_gateway::{GatewayError, Priority, WebflowGateway};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
 pub const ACTOR: &str = "notify-webflow";
 
@@ -34,6 +35,12 @@ pub struct Settings {
     #[serde(flatten)]
     pub base: BaseSettings,
     pub webflow: WebflowSettings,
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
+        &self.base.telemetry
+    }
 }
 
 impl Validate for Settings {
@@ -46,9 +53,9 @@ impl Validate for Settings {
 
 pub struct NotifyHandler {
     gateway: WebflowGateway,
+    /// The process's pool; sized with one extra connection per delivery in flight, for the
+    /// per-order locks held across the Webflow calls.
     pool: warehouse_db::Pool,
-    /// Connections that hold per-order locks (apart from `pool`, so holders never starve it).
-    locks: warehouse_db::Pool,
     sites: HashMap<String, SiteSettings>,
 }
 
@@ -56,13 +63,11 @@ impl NotifyHandler {
     pub fn new(
         gateway: WebflowGateway,
         pool: warehouse_db::Pool,
-        locks: warehouse_db::Pool,
         sites: impl IntoIterator<Item = SiteSettings>,
     ) -> Self {
         Self {
             gateway,
             pool,
-            locks,
             sites: sites.into_iter().map(|s| (s.site_id.clone(), s)).collect(),
         }
     }
@@ -123,22 +128,19 @@ impl Session<'_> {
         Ok(self.seen.insert(response))
     }
 
-    fn record(
-        &mut self,
-        response: Result<webflow::ApiResponse<Order>, worker::webflow_gateway::GatewayError>,
-    ) -> Result<Order, HandlerError> {
+    fn record(&mut self, response: Result<webflow::ApiResponse<Order>, GatewayError>) -> Result<Order, HandlerError> {
         match response {
             Ok(response) => {
                 self.calls.push(response.call);
                 Ok(response.value)
             }
             Err(error) => {
-                if let worker::webflow_gateway::GatewayError::Api(api) = &error
+                if let GatewayError::Api(api) = &error
                     && let Some(call) = api.call()
                 {
                     self.calls.push(call.clone());
                 }
-                Err(error.into())
+                Err(HandlerError::classified(error))
             }
         }
     }
@@ -303,7 +305,7 @@ impl NotifyHandler {
                 .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
         };
         // Two deliveries for the same order must not write concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.locks, "notify", order.id).await? else {
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, "notify", order.id).await? else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
@@ -354,8 +356,12 @@ impl Handler for NotifyHandler {
     const NAME: &'static str = "notify-webflow";
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
-        self.prepare_message(message).await
+    async fn prepare(
+        &self,
+        message: &IncomingMessage,
+        _seen: &SeenCheck<'_>,
+    ) -> Result<Preparation<Prepared>, HandlerError> {
+        self.prepare_message(message).await.map(Preparation::Ready)
     }
 
     async fn apply(
@@ -409,4 +415,22 @@ impl Handler for NotifyHandler {
         }
         Ok(())
     }
+}
+
+/// Builds the worker: the service base (its pool holds one more connection per delivery in
+/// flight, for the per-order locks), the Webflow gateway over that pool, and the handler.
+pub async fn build(
+    settings: Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<WorkerService<NotifyHandler>, StartupError> {
+    let lock_connections = usize::from(settings.base.worker.concurrency);
+    let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown).await?;
+    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
+        .map_err(|e| StartupError::Dependency(e.to_string()))?;
+    gateway
+        .ensure_budgets()
+        .await
+        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+    let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
+    WorkerService::start(handler, &base)
 }

@@ -1,6 +1,6 @@
 //! Shared plumbing for every WMS bridge process: layered settings, telemetry, shutdown,
 //! the AMQP connection with its topology and confirmed publisher, the health and metrics
-//! endpoints, and the one retry policy.
+//! endpoints, the one retry policy, and the one way a service process starts.
 //!
 //! Business rules do not live here; this crate may depend on `domain` for routing keys but
 //! never on a service crate.
@@ -8,6 +8,7 @@
 pub mod amqp;
 pub mod health;
 pub mod retry;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -12,18 +12,24 @@
 //! and a second run over the same state finds nothing to repair.
 
 use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
-use lapin::BasicProperties;
-use lapin::types::FieldTable;
-use platform::amqp::{Publisher, Topology, headers};
-use platform::settings::{SettingsError, Validate, WebflowSettings};
+use platform::amqp::contract::{self, MessageSource, WebhookMessage};
+use platform::amqp::{Publisher, Topology};
+use platform::service::{RunUntilStopped, ServiceSettings};
+use platform::settings::{SettingsError, Validate};
+use platform::telemetry::TelemetrySettings;
 use serde::{Deserialize, Serialize};
+use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use warehouse_db::orders;
-use webflow::{Order, OrderStatus};
-use worker::service::BaseSettings;
-use worker::webflow_gateway::{GatewayError, Priority, WebflowGateway};
+use webflow::{Order, OrderStatus, WebflowSettings};
+use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 
 pub const ACTOR: &str = "reconcile";
+const APP_ID: &str = "wms-reconcile";
+/// How long start-up waits for RabbitMQ before giving up.
+const BROKER_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -49,6 +55,12 @@ impl Default for ReconcileSettings {
             interval_secs: 300,
             budget_share: 0.2,
         }
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.base.telemetry
     }
 }
 
@@ -240,21 +252,20 @@ impl Reconciler {
         let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order}))
             .unwrap_or_default();
         let order_id = order.order_id.as_deref().unwrap_or_default();
-        let mut table = FieldTable::default();
-        headers::insert_str(&mut table, headers::SITE_ID, site_id);
-        headers::insert_str(&mut table, headers::TRIGGER_TYPE, "ecomm_new_order");
-        headers::insert_str(&mut table, headers::SOURCE, "reconcile");
-        headers::insert_str(&mut table, headers::RECEIVED_AT, chrono_now());
         let message_id = content_id(
             "reconcile",
             &[site_id.as_bytes(), order_id.as_bytes(), b"ecomm_new_order"],
         );
-        let properties = BasicProperties::default()
-            .with_message_id(message_id.as_str().into())
-            .with_correlation_id(message_id.as_str().into())
-            .with_content_type("application/json".into())
-            .with_app_id("wms-reconcile".into())
-            .with_headers(table);
+        let properties = contract::webhook_properties(&WebhookMessage {
+            site_id,
+            trigger_type: "ecomm_new_order",
+            webflow_timestamp: None,
+            received_at: chrono::Utc::now(),
+            trace_id: &message_id,
+            message_id: &message_id,
+            source: MessageSource::Reconcile,
+            app_id: APP_ID,
+        });
         self.publisher
             .publish(
                 &self.topology.events_exchange(),
@@ -270,15 +281,13 @@ impl Reconciler {
     async fn publish_event(&self, site_id: &str, message_id: &str, event: Event) -> Result<(), ReconcileError> {
         let envelope = Envelope::new(MessageId::new(message_id), message_id, SiteId::new(site_id), event);
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
-        let mut table = FieldTable::default();
-        headers::insert_str(&mut table, headers::SITE_ID, site_id);
-        headers::insert_str(&mut table, headers::SOURCE, "reconcile");
-        let properties = BasicProperties::default()
-            .with_message_id(message_id.into())
-            .with_correlation_id(message_id.into())
-            .with_content_type("application/json".into())
-            .with_app_id("wms-reconcile".into())
-            .with_headers(table);
+        let properties = contract::event_properties(
+            message_id,
+            message_id,
+            Some(site_id),
+            APP_ID,
+            Some(MessageSource::Reconcile),
+        );
         self.publisher
             .publish(
                 &self.topology.events_exchange(),
@@ -299,13 +308,6 @@ impl Reconciler {
 
 fn is_refunded(status: &OrderStatus) -> bool {
     matches!(status, OrderStatus::Refunded | OrderStatus::DisputeLost)
-}
-
-fn chrono_now() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis().to_string())
-        .unwrap_or_default()
 }
 
 /// Prometheus metrics of the loop mode.
@@ -345,5 +347,82 @@ impl ReconcileMetrics {
         for (kind, count) in &summary.repaired {
             self.repaired.with_label_values(&[kind]).inc_by(*count);
         }
+    }
+}
+
+/// The reconciliation job over its service base: one pass ([`ReconcileService::run_once`],
+/// `reconcile --once` for a CronJob) or a loop every `reconcile.interval_secs`.
+pub struct ReconcileService {
+    reconciler: Reconciler,
+    base: ServiceBase,
+    interval: Duration,
+}
+
+/// Builds the job: the service base, the Webflow gateway with the reconciliation sub-budget
+/// (`reconcile.budget_share`), and waits for RabbitMQ (every repair is a publish).
+pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<ReconcileService, StartupError> {
+    let base = ServiceBase::start(ACTOR, &settings.base, 0, shutdown).await?;
+    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
+        .map_err(|e| StartupError::Dependency(e.to_string()))?
+        .with_reconcile_share(settings.reconcile.budget_share);
+    gateway
+        .ensure_budgets()
+        .await
+        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+    base.amqp
+        .wait_ready(BROKER_WAIT)
+        .await
+        .map_err(|e| StartupError::Dependency(format!("RabbitMQ is not reachable: {e}")))?;
+    let reconciler = Reconciler::new(
+        gateway,
+        base.pool.clone(),
+        base.publisher.clone(),
+        base.topology.clone(),
+        settings.webflow.sites.values().map(|s| s.site_id.clone()).collect(),
+    );
+    Ok(ReconcileService {
+        reconciler,
+        base,
+        interval: Duration::from_secs(settings.reconcile.interval_secs),
+    })
+}
+
+impl ReconcileService {
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
+    }
+
+    pub async fn run_once(&self) -> Result<Summary, ReconcileError> {
+        self.reconciler.run_once().await
+    }
+
+    /// Runs a pass every interval until `shutdown`, serving health and metrics meanwhile.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let metrics = ReconcileMetrics::register(&self.base.registry).map_err(std::io::Error::other)?;
+        let health = self
+            .base
+            .serve_health(vec![self.base.broker_check()])
+            .map_err(std::io::Error::other)?;
+        loop {
+            match self.reconciler.run_once().await {
+                Ok(summary) => metrics.record(&summary),
+                Err(error) => {
+                    metrics.failures.inc();
+                    tracing::error!(error.message = %error, "reconciliation failed; will try again next interval");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        service_base::stop_health(health).await;
+        Ok(())
+    }
+}
+
+impl RunUntilStopped for ReconcileService {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        ReconcileService::run_until_stopped(self, shutdown).await
     }
 }

@@ -4,11 +4,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use platform::amqp::{AmqpClient, Publisher, Topology};
-use reconcile::{ReconcileMetrics, Reconciler, Settings};
-use std::sync::Arc;
-use std::time::Duration;
-use worker::webflow_gateway::WebflowGateway;
 
 #[derive(Parser)]
 #[command(about = "Repairs what Webflow webhooks missed")]
@@ -21,67 +16,14 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let settings: Settings = platform::settings::load().context("invalid configuration")?;
-    platform::telemetry::init(platform::telemetry::subscriber(
-        &settings.base.telemetry,
-        std::io::stdout,
-    ));
-    let shutdown = platform::shutdown::on_signal();
-    let base = &settings.base;
-    let pool = warehouse_db::connect(&base.database.url, 4).await?;
-    if base.database.migrate_on_start {
-        warehouse_db::migrate::run(&pool).await?;
+    if !cli.once {
+        return Ok(platform::service::launch("reconcile", reconcile::build).await?);
     }
-    let client = worker::webflow_gateway::client_from_settings(&settings.webflow)?;
-    let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
-    let gateway = WebflowGateway::new(client, pool.clone(), sites.clone(), settings.reconcile.budget_share);
-    gateway.ensure_budgets().await?;
-    let topology = Topology::from_settings(&base.amqp);
-    let amqp = AmqpClient::start(
-        base.amqp.url.clone(),
-        "wms-reconcile",
-        topology.clone(),
-        base.amqp.reconnect.clone(),
-        shutdown.clone(),
-    );
-    amqp.wait_ready(Duration::from_secs(30))
+    let (settings, shutdown) = platform::service::init::<reconcile::Settings>()?;
+    let service = reconcile::build(settings, shutdown)
         .await
-        .context("RabbitMQ is not reachable")?;
-    let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
-    let reconciler = Reconciler::new(
-        gateway,
-        pool,
-        publisher,
-        topology,
-        sites.into_iter().map(|s| s.site_id).collect(),
-    );
-
-    if cli.once {
-        let summary = reconciler.run_once().await.context("reconciliation failed")?;
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(());
-    }
-    let registry = prometheus::Registry::new();
-    let metrics = ReconcileMetrics::register(&registry)?;
-    let ready = amqp.clone();
-    let health = platform::health::serve(
-        base.health.socket_addr()?,
-        platform::health::HealthState::new(registry, vec![("rabbitmq", Arc::new(move || ready.is_ready()))]),
-    )?;
-    let interval = Duration::from_secs(settings.reconcile.interval_secs);
-    loop {
-        match reconciler.run_once().await {
-            Ok(summary) => metrics.record(&summary),
-            Err(error) => {
-                metrics.failures.inc();
-                tracing::error!(error.message = %error, "reconciliation failed; will try again next interval");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
-    health.handle.stop(true).await;
+        .context("cannot start reconcile")?;
+    let summary = service.run_once().await.context("reconciliation failed")?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -12,7 +12,7 @@ use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};
-use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
 pub const ACTOR: &str = "reserve";
 
@@ -27,8 +27,12 @@ impl Handler for ReserveHandler {
     const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Envelope;
 
-    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Envelope, HandlerError> {
-        message.envelope()
+    async fn prepare(
+        &self,
+        message: &IncomingMessage,
+        _seen: &SeenCheck<'_>,
+    ) -> Result<Preparation<Envelope>, HandlerError> {
+        message.envelope().map(Preparation::Ready)
     }
 
     async fn apply(
@@ -148,4 +152,13 @@ async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Resu
     )
     .await?;
     Ok(())
+}
+
+/// Builds the worker over the service base.
+pub async fn build(
+    settings: service_base::BaseSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<worker::WorkerService<ReserveHandler>, service_base::StartupError> {
+    let base = service_base::ServiceBase::start(ReserveHandler::NAME, &settings, 0, shutdown).await?;
+    worker::WorkerService::start(ReserveHandler, &base)
 }

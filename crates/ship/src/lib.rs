@@ -10,13 +10,13 @@ use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, Shipm
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::settings::SettingsError;
 use serde::Deserialize;
+use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::sync::Arc;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, kind};
 use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
-use worker::service::BaseSettings;
-use worker::{Effects, Handler, HandlerError, IncomingMessage, SeenCheck};
+use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
 pub const ACTOR: &str = "ship";
 
@@ -26,6 +26,12 @@ pub struct Settings {
     #[serde(flatten)]
     pub base: BaseSettings,
     pub carrier: carrier::CarrierSettings,
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
+        &self.base.telemetry
+    }
 }
 
 impl platform::settings::Validate for Settings {
@@ -38,23 +44,17 @@ impl platform::settings::Validate for Settings {
 pub struct ShipHandler {
     carrier: Arc<AnyCarrier>,
     ship_from: Address,
+    /// The process's pool; sized with one extra connection per delivery in flight, for the
+    /// per-order locks held across the carrier call.
     pool: warehouse_db::Pool,
-    /// Connections that hold per-order locks (apart from `pool`, so holders never starve it).
-    locks: warehouse_db::Pool,
 }
 
 impl ShipHandler {
-    pub fn new(
-        carrier: Arc<AnyCarrier>,
-        ship_from: Address,
-        pool: warehouse_db::Pool,
-        locks: warehouse_db::Pool,
-    ) -> Self {
+    pub fn new(carrier: Arc<AnyCarrier>, ship_from: Address, pool: warehouse_db::Pool) -> Self {
         Self {
             carrier,
             ship_from,
             pool,
-            locks,
         }
     }
 }
@@ -162,7 +162,11 @@ impl Handler for ShipHandler {
     const NAME: &'static str = "ship";
     type Prepared = Prepared;
 
-    async fn prepare(&self, message: &IncomingMessage, _seen: &SeenCheck<'_>) -> Result<Prepared, HandlerError> {
+    async fn prepare(
+        &self,
+        message: &IncomingMessage,
+        _seen: &SeenCheck<'_>,
+    ) -> Result<Preparation<Prepared>, HandlerError> {
         let envelope = message.envelope()?;
         let Event::OrderPackedV1 { order_id } = &envelope.event else {
             return Err(HandlerError::permanent(format!(
@@ -175,13 +179,13 @@ impl Handler for ShipHandler {
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
         if order.state != OrderState::Packed {
-            return Ok(Prepared::Skip {
+            return Ok(Preparation::Ready(Prepared::Skip {
                 reason: format!("order is {}", order.state),
-            });
+            }));
         }
         drop(client);
         // Two deliveries for the same order must not book concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.locks, "ship", order.id).await? else {
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, "ship", order.id).await? else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
@@ -190,7 +194,7 @@ impl Handler for ShipHandler {
         };
         let result = self.book(&order, order_id).await;
         lock.release().await;
-        result
+        result.map(Preparation::Ready)
     }
 
     async fn apply(
@@ -275,4 +279,17 @@ impl Handler for ShipHandler {
             }
         }
     }
+}
+
+/// Builds the worker: the service base (its pool holds one more connection per delivery in
+/// flight, for the per-order locks), the carrier from `[carrier]`, and the handler.
+pub async fn build(
+    settings: Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<WorkerService<ShipHandler>, StartupError> {
+    let carrier = AnyCarrier::from_settings(&settings.carrier).map_err(|e| StartupError::Dependency(e.to_string()))?;
+    let lock_connections = usize::from(settings.base.worker.concurrency);
+    let base = ServiceBase::start(ShipHandler::NAME, &settings.base, lock_connections, shutdown).await?;
+    let handler = ShipHandler::new(Arc::new(carrier), settings.carrier.ship_from.clone(), base.pool.clone());
+    WorkerService::start(handler, &base)
 }

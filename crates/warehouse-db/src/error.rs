@@ -1,3 +1,5 @@
+//! The warehouse database's errors, each cause its own variant, classified for retries.
+
 use tokio_postgres::error::SqlState;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,12 +14,28 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// Someone else changed the row first (optimistic lock): reread and try again.
     #[error("{0}")]
-    Conflict(String),
+    ConcurrentChange(String),
+    /// The lifecycle does not allow this change from the order's current state.
+    #[error(transparent)]
+    Transition(#[from] domain::TransitionError),
+    /// A row holds a state this build does not know (a newer schema, or a hand edit).
+    #[error("unknown order state in the database: {0}")]
+    UnknownState(String),
+    #[error("cannot serialise {what}: {message}")]
+    Serialize { what: &'static str, message: String },
+    /// The rate budget row is missing: the process that owns it has not set it up yet.
+    #[error("no rate budget `{0}` (set up at start by the services that call Webflow)")]
+    MissingRateBudget(String),
+    /// A statement did less than the locks it holds guarantee; retried, never half-applied.
+    #[error("{0}")]
+    Invariant(String),
 }
 
 impl DbError {
-    /// Worth retrying: lost connections, timeouts, serialization failures and deadlocks.
+    /// Worth retrying: lost connections, timeouts, serialization failures, deadlocks and
+    /// optimistic-lock conflicts.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Pool(_) => true,
@@ -39,13 +57,28 @@ impl DbError {
                     None => true,
                 }
             }
-            Self::DatabaseMissing(_) | Self::InvalidUrl(_) | Self::Migration(_) | Self::Conflict(_) => false,
+            // A transition is checked against the state as read: a reread may allow it.
+            Self::ConcurrentChange(_) | Self::Transition(_) | Self::MissingRateBudget(_) | Self::Invariant(_) => true,
+            Self::DatabaseMissing(_)
+            | Self::InvalidUrl(_)
+            | Self::Migration(_)
+            | Self::UnknownState(_)
+            | Self::Serialize { .. } => false,
+        }
+    }
+}
+
+impl domain::Classify for DbError {
+    fn class(&self) -> domain::FailureClass {
+        if self.is_transient() {
+            domain::FailureClass::Transient
+        } else {
+            domain::FailureClass::Permanent
         }
     }
 
-    /// A unique-constraint violation (someone else did it first).
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, Self::Postgres(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+    fn source_name(&self) -> &'static str {
+        "database"
     }
 }
 

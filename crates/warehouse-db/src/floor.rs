@@ -168,7 +168,7 @@ pub async fn record_booking_attempt<C: Db>(
         .await?;
     shipment(client, order_pk)
         .await?
-        .ok_or_else(|| DbError::Conflict("shipment vanished".into()))
+        .ok_or_else(|| DbError::Invariant("the shipment vanished while booked".into()))
 }
 
 pub struct BookedShipment<'a> {

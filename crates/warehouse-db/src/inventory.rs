@@ -90,7 +90,7 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
     let (pick_task_id, updated): (i64, i64) = (row.get(0), row.get(1));
     if updated != i64::try_from(skus.len()).unwrap_or(i64::MAX) {
         // Cannot happen while the rows are locked; refuse rather than half-reserve.
-        return Err(crate::DbError::Conflict(format!(
+        return Err(crate::DbError::Invariant(format!(
             "reserved {updated} of {} SKUs for order {order_pk}",
             skus.len()
         )));

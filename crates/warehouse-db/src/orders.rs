@@ -70,7 +70,7 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
         webflow_order_id: row.get(2),
         state: state
             .parse()
-            .map_err(|e: domain::lifecycle::UnknownState| DbError::Conflict(e.to_string()))?,
+            .map_err(|e: domain::lifecycle::UnknownState| DbError::UnknownState(e.to_string()))?,
         state_reason: row.get(4),
         webflow_status: row.get(5),
         shipping_required: row.get(6),
@@ -301,10 +301,7 @@ pub async fn transition<C: Db>(
     reason: Option<&str>,
     actor: &str,
 ) -> Result<()> {
-    order
-        .state
-        .transition(to)
-        .map_err(|e| DbError::Conflict(e.to_string()))?;
+    order.state.transition(to)?;
     // The change and its audit entry in one statement (one round trip per transition).
     let audited: i64 = client
         .query_one(
@@ -330,7 +327,7 @@ pub async fn transition<C: Db>(
         .await?
         .get(0);
     if audited != 1 {
-        return Err(DbError::Conflict(format!(
+        return Err(DbError::ConcurrentChange(format!(
             "order {} changed concurrently",
             order.webflow_order_id
         )));

@@ -15,7 +15,10 @@ pub struct OutboxMessage {
 
 /// Writes an event; a second write of the same message id is a no-op.
 pub async fn enqueue<C: Db>(client: &C, envelope: &Envelope, source: Option<(&str, &str)>) -> Result<()> {
-    let payload = serde_json::to_value(envelope).map_err(|e| crate::DbError::Conflict(e.to_string()))?;
+    let payload = serde_json::to_value(envelope).map_err(|e| crate::DbError::Serialize {
+        what: "an event",
+        message: e.to_string(),
+    })?;
     let (source_consumer, source_message_id) = source.unzip();
     client
         .execute(
@@ -74,9 +77,14 @@ pub async fn mark_published<C: Db>(client: &C, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-pub async fn unpublished_count<C: Db>(client: &C) -> Result<i64> {
-    Ok(client
-        .query_one("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
-        .await?
-        .get(0))
+/// Marks events published by message id (batched marks from the publisher; rows already
+/// marked are left alone).
+pub async fn mark_published_by_message_id<C: Db>(client: &C, message_ids: &[String]) -> Result<()> {
+    client
+        .execute(
+            "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL",
+            &[&message_ids],
+        )
+        .await?;
+    Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn take_slot<C: Db>(client: &C, key: &str, max_wait: Duration) -> Resu
         (None, Some(earliest)) => Ok(Slot::Busy {
             wait: (earliest - now).to_std().unwrap_or_default(),
         }),
-        (None, None) => Err(crate::DbError::Conflict(format!("no rate budget `{key}`"))),
+        (None, None) => Err(crate::DbError::MissingRateBudget(key.to_owned())),
     }
 }
 

@@ -64,8 +64,12 @@ impl ResponseError for ApiError {
 
 impl From<warehouse_db::DbError> for ApiError {
     fn from(error: warehouse_db::DbError) -> Self {
-        if let warehouse_db::DbError::Conflict(message) = &error {
-            return Self::conflict("conflict", message.clone());
+        match &error {
+            warehouse_db::DbError::ConcurrentChange(message) => return Self::conflict("conflict", message.clone()),
+            warehouse_db::DbError::Transition(transition) => {
+                return Self::conflict("invalid_transition", transition.to_string());
+            }
+            _ => {}
         }
         tracing::error!(error.message = %error, "database error");
         let status = if error.is_transient() {

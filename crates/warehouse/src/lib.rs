@@ -13,4 +13,4 @@ pub mod settings;
 pub mod startup;
 
 pub use settings::Settings;
-pub use startup::Application;
+pub use startup::{Application, StartupError, build};

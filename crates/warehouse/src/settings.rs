@@ -1,7 +1,10 @@
-use platform::settings::{SettingsError, Validate, WebflowSettings, parse_bind};
+//! The warehouse service's settings: the shared sections, `[warehouse]` and `[webflow]`.
+
+use platform::settings::{SettingsError, Validate, parse_bind};
 use secrecy::SecretString;
 use serde::Deserialize;
-use worker::service::BaseSettings;
+use service_base::BaseSettings;
+use webflow::WebflowSettings;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -33,6 +36,12 @@ impl Default for WarehouseSettings {
             auto_pack: false,
             auto_pack_interval_ms: 500,
         }
+    }
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
+        &self.base.telemetry
     }
 }
 

@@ -8,63 +8,33 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use platform::amqp::{AmqpClient, Publisher, Topology};
-use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
+use platform::amqp::AmqpClient;
+use platform::health::HealthServer;
+use service_base::ServiceBase;
+pub use service_base::StartupError;
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use worker::outbox::{OutboxPublisher, run_relay};
 
 /// The OpenAPI document of this API (kept in docs/ too).
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Database(#[from] warehouse_db::DbError),
-    #[error("cannot listen on `{addr}`: {source}")]
-    Bind { addr: String, source: std::io::Error },
-    #[error(transparent)]
-    Settings(#[from] platform::settings::SettingsError),
-}
 
 pub struct Application {
     port: u16,
     server: Server,
     health: HealthServer,
     state: web::Data<AppState>,
-    amqp: AmqpClient,
+    base: ServiceBase,
     settings: Settings,
-    shutdown: CancellationToken,
 }
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartupError> {
-        let base = &settings.base;
-        let pool = warehouse_db::connect(&base.database.url, base.database.pool_size).await?;
-        if base.database.migrate_on_start {
-            warehouse_db::migrate::run(&pool).await?;
-        }
-        let topology = Topology::from_settings(&base.amqp);
-        let amqp = AmqpClient::start(
-            base.amqp.url.clone(),
-            "wms-warehouse",
-            topology.clone(),
-            base.amqp.reconnect.clone(),
-            shutdown.clone(),
-        );
-        let outbox = OutboxPublisher::new(
-            pool.clone(),
-            Publisher::new(amqp.clone(), Duration::from_secs(10)),
-            topology,
-            "wms-warehouse",
-        );
+        let base = ServiceBase::start("warehouse", &settings.base, 0, shutdown).await?;
         let state = web::Data::new(AppState {
-            pool,
+            pool: base.pool.clone(),
             tokens: ApiTokens(settings.warehouse.api_tokens.clone()),
-            outbox,
+            outbox: base.outbox.clone(),
         });
 
         let bind = settings.warehouse.bind.clone();
@@ -111,24 +81,14 @@ impl Application {
         })?
         .run();
 
-        let ready_amqp = amqp.clone();
-        let checks: Vec<(&'static str, ReadinessCheck)> = vec![("rabbitmq", Arc::new(move || ready_amqp.is_ready()))];
-        let health_addr = base.health.socket_addr()?;
-        let health =
-            health::serve(health_addr, HealthState::new(prometheus::Registry::new(), checks)).map_err(|source| {
-                StartupError::Bind {
-                    addr: base.health.bind.clone(),
-                    source,
-                }
-            })?;
+        let health = base.serve_health(vec![base.broker_check()])?;
         Ok(Self {
             port,
             server,
             health,
             state,
-            amqp,
+            base,
             settings,
-            shutdown,
         })
     }
 
@@ -137,30 +97,24 @@ impl Application {
     }
 
     pub fn amqp(&self) -> &AmqpClient {
-        &self.amqp
+        &self.base.amqp
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves, relays the outbox and (with `warehouse.auto_pack`) packs until `shutdown`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
-        let worker = &self.settings.base.worker;
-        let relay = tokio::spawn(run_relay(
-            self.state.outbox.clone(),
-            Duration::from_millis(worker.relay_interval_ms),
-            worker.relay_min_age_ms,
-            Arc::new(AtomicBool::new(true)),
-            self.shutdown.clone(),
-        ));
+        let relay = self.base.spawn_relay(shutdown.clone());
         let packer = self.settings.warehouse.auto_pack.then(|| {
             tokio::spawn(auto_pack_loop(
                 self.state.clone(),
                 Duration::from_millis(self.settings.warehouse.auto_pack_interval_ms),
-                self.shutdown.clone(),
+                shutdown.clone(),
             ))
         });
-        self.shutdown.cancelled().await;
+        shutdown.cancelled().await;
         handle.stop(true).await;
-        self.health.handle.stop(true).await;
+        service_base::stop_health(self.health).await;
         relay.abort();
         if let Some(packer) = packer {
             let _ = packer.await;
@@ -205,4 +159,15 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
             }
         }
     }
+}
+
+impl platform::service::RunUntilStopped for Application {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
+    }
+}
+
+/// Builds the warehouse service (for `platform::service::launch`): see [`Application::build`].
+pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Application, StartupError> {
+    Application::build(settings, shutdown).await
 }

@@ -48,3 +48,18 @@ impl Simulator {
         })
     }
 }
+
+/// Starts the simulator (for a binary's `main`): see [`Simulator::start`].
+pub async fn build(config: SimConfig, shutdown: CancellationToken) -> std::io::Result<Simulator> {
+    Simulator::start(config, shutdown)
+}
+
+impl platform::service::RunUntilStopped for Simulator {
+    /// Serves until `shutdown`, then stops the API server.
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(url = %self.base_url, "Webflow simulator listening (API under /v2, inspection under /_sim)");
+        shutdown.cancelled().await;
+        self.server.stop(true).await;
+        Ok(())
+    }
+}

@@ -1,8 +1,10 @@
-//! `webflow-sim`: runs the simulator until Ctrl-C / SIGTERM.
+//! `webflow-sim`: the simulator's flags (no config file), telemetry, then the simulator the
+//! library builds, until Ctrl-C / SIGTERM.
 
 use anyhow::Context;
 use clap::Parser;
-use webflow_sim::{Faults, SimConfig, Simulator};
+use platform::service::RunUntilStopped;
+use webflow_sim::{Faults, SimConfig};
 
 #[derive(Parser)]
 #[command(about = "A stand-in Webflow store and Orders API")]
@@ -85,9 +87,9 @@ async fn main() -> anyhow::Result<()> {
         },
         ..SimConfig::default()
     };
-    let sim = Simulator::start(config, shutdown.clone()).context("cannot start the simulator")?;
-    tracing::info!(url = %sim.base_url, "Webflow simulator listening (API under /v2, inspection under /_sim)");
-    shutdown.cancelled().await;
-    sim.server.stop(true).await;
+    let sim = webflow_sim::build(config, shutdown.clone())
+        .await
+        .context("cannot start the simulator")?;
+    sim.run_until_stopped(shutdown).await?;
     Ok(())
 }

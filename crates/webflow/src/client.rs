@@ -87,6 +87,24 @@ impl WebflowError {
     }
 }
 
+impl domain::Classify for WebflowError {
+    fn class(&self) -> domain::FailureClass {
+        if self.is_transient() {
+            domain::FailureClass::Transient
+        } else {
+            domain::FailureClass::Permanent
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        WebflowError::retry_after(self)
+    }
+
+    fn source_name(&self) -> &'static str {
+        "webflow"
+    }
+}
+
 /// A successful call's value and its record.
 #[derive(Debug)]
 pub struct ApiResponse<T> {

@@ -6,14 +6,15 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use platform::amqp::Topology;
-use platform::settings::{SettingsError, Validate, WebflowSettings};
+use platform::settings::{SettingsError, Validate};
 use serde::Deserialize;
+use service_base::BaseSettings;
 use std::io::{BufRead, Write};
 use std::time::Duration;
+use webflow::WebflowSettings;
 use webflow::{CreateWebhookRequest, TriggerType, WebflowClient};
 use wmsctl::dlq::Dlq;
 use wmsctl::output::{messages_table, order_text, table};
-use worker::service::BaseSettings;
 
 #[derive(Parser)]
 #[command(
@@ -222,12 +223,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
             let client = webflow_client(&settings.webflow)?;
             let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
-            let gateway = worker::webflow_gateway::WebflowGateway::new(
-                client,
-                pool.clone(),
-                sites.clone(),
-                settings.reconcile.budget_share,
-            );
+            let gateway = webflow_gateway::WebflowGateway::new(client, pool.clone(), sites.clone())
+                .with_reconcile_share(settings.reconcile.budget_share);
             gateway.ensure_budgets().await?;
             let shutdown = tokio_util::sync::CancellationToken::new();
             let amqp = platform::amqp::AmqpClient::start(
@@ -362,7 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn webflow_client(settings: &WebflowSettings) -> anyhow::Result<WebflowClient> {
-    Ok(worker::webflow_gateway::client_from_settings(settings)?)
+    Ok(webflow::WebflowClient::from_settings(settings)?)
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

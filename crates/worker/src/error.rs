@@ -1,5 +1,6 @@
 //! How a handler says a message failed.
 
+use domain::{Classify, FailureClass};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,9 +12,6 @@ pub enum ErrorKind {
     /// Not a failure: something else must finish first (a busy order, a full rate budget).
     /// Tried again after `retry_after` without using up an attempt.
     Deferred,
-    /// Not a failure: `prepare` found the message handled already (see `SeenCheck`); it is
-    /// settled as a duplicate.
-    AlreadyHandled,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +48,6 @@ impl HandlerError {
         }
     }
 
-    pub fn already_handled() -> Self {
-        Self {
-            kind: ErrorKind::AlreadyHandled,
-            message: "handled before".into(),
-            retry_after: None,
-        }
-    }
-
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
         self
@@ -68,14 +58,21 @@ impl HandlerError {
     }
 }
 
+impl HandlerError {
+    /// Any error that classifies itself (Webflow, the rate budget, a carrier, the database).
+    pub fn classified<E: Classify>(error: E) -> Self {
+        let message = format!("{}: {error}", error.source_name());
+        match error.class() {
+            FailureClass::Transient => Self::transient(message).with_retry_after(error.retry_after()),
+            FailureClass::Permanent => Self::permanent(message),
+            FailureClass::Deferred(wait) => Self::deferred(message, wait),
+        }
+    }
+}
+
 impl From<warehouse_db::DbError> for HandlerError {
     fn from(error: warehouse_db::DbError) -> Self {
-        // Optimistic-lock conflicts are settled by trying again.
-        if error.is_transient() || matches!(error, warehouse_db::DbError::Conflict(_)) {
-            Self::transient(format!("database: {error}"))
-        } else {
-            Self::permanent(format!("database: {error}"))
-        }
+        Self::classified(error)
     }
 }
 
@@ -85,20 +82,8 @@ impl From<tokio_postgres::Error> for HandlerError {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for HandlerError {
-    fn from(error: deadpool_postgres::PoolError) -> Self {
-        Self::transient(format!("database pool: {error}"))
-    }
-}
-
-impl From<webflow::WebflowError> for HandlerError {
-    fn from(error: webflow::WebflowError) -> Self {
-        let retry_after = error.retry_after();
-        let base = if error.is_transient() {
-            Self::transient(format!("webflow: {error}"))
-        } else {
-            Self::permanent(format!("webflow: {error}"))
-        };
-        base.with_retry_after(retry_after)
+impl From<warehouse_db::pool::PoolError> for HandlerError {
+    fn from(error: warehouse_db::pool::PoolError) -> Self {
+        warehouse_db::DbError::from(error).into()
     }
 }

@@ -3,13 +3,12 @@
 use crate::error::HandlerError;
 use crate::message::{Effects, IncomingMessage, ORIGINAL_ROUTING_KEY};
 use crate::metrics::WorkerMetrics;
-use crate::outbox::{OutboxPublisher, run_relay};
-use crate::settings::WorkerSettings;
 use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use platform::amqp::{AmqpClient, Publisher, headers};
+use service_base::{OutboxPublisher, WorkerSettings, run_relay};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +36,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         message: &IncomingMessage,
         seen: &SeenCheck<'_>,
-    ) -> impl Future<Output = Result<Self::Prepared, HandlerError>> + Send;
+    ) -> impl Future<Output = Result<Preparation<Self::Prepared>, HandlerError>> + Send;
 
     fn apply(
         &self,
@@ -46,6 +45,14 @@ pub trait Handler: Send + Sync + 'static {
         prepared: Self::Prepared,
         effects: &mut Effects,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// What `prepare` found: the message is ready to apply, or it was handled before.
+pub enum Preparation<P> {
+    Ready(P),
+    /// `prepare` learned (through [`SeenCheck`]) that this message was handled already: the
+    /// runtime settles it as a duplicate.
+    AlreadyHandled,
 }
 
 /// Lets `prepare` ask whether this message was handled already, right before an external call
@@ -58,7 +65,7 @@ pub struct SeenCheck<'a> {
 
 impl SeenCheck<'_> {
     /// One lookup in `processed_messages`. When it says yes, `prepare` returns
-    /// [`HandlerError::already_handled`] and the runtime settles the message as a duplicate.
+    /// [`Preparation::AlreadyHandled`] and the runtime settles the message as a duplicate.
     pub async fn already_handled(&self) -> Result<bool, HandlerError> {
         let client = self.pool.get().await?;
         Ok(idempotency::was_processed(&*client, self.consumer, self.message_id).await?)
@@ -124,10 +131,31 @@ impl<H: Handler> Clone for WorkerRuntime<H> {
 }
 
 impl<H: Handler> WorkerRuntime<H> {
+    /// A runtime with an outbox publisher of its own (tests that wire a runtime by hand).
     pub fn new(
         handler: H,
         pool: Pool,
         amqp: AmqpClient,
+        settings: WorkerSettings,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
+        let outbox = OutboxPublisher::new(
+            pool.clone(),
+            publisher.clone(),
+            amqp.topology().clone(),
+            format!("wms-{}", H::NAME),
+        );
+        Self::with_outbox(handler, pool, amqp, publisher, outbox, settings, registry)
+    }
+
+    /// A runtime over a service's connections and outbox publisher.
+    pub fn with_outbox(
+        handler: H,
+        pool: Pool,
+        amqp: AmqpClient,
+        publisher: Publisher,
+        outbox: OutboxPublisher,
         settings: WorkerSettings,
         registry: &prometheus::Registry,
     ) -> Result<Self, prometheus::Error> {
@@ -136,13 +164,6 @@ impl<H: Handler> WorkerRuntime<H> {
             Err(prometheus::Error::AlreadyReg) => WorkerMetrics::register(&prometheus::Registry::new())?,
             Err(error) => return Err(error),
         };
-        let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
-        let outbox = OutboxPublisher::new(
-            pool.clone(),
-            publisher.clone(),
-            amqp.topology().clone(),
-            format!("wms-{}", H::NAME),
-        );
         Ok(Self {
             shared: Arc::new(Shared {
                 handler,
@@ -234,11 +255,9 @@ impl<H: Handler> WorkerRuntime<H> {
             consumer: H::NAME,
             message_id: &message.message_id,
         };
-        let prepared = match shared.handler.prepare(message, &seen).await {
-            Err(error) if error.kind == crate::error::ErrorKind::AlreadyHandled => {
-                return Ok(self.finish_duplicate(message).await);
-            }
-            prepared => prepared?,
+        let prepared = match shared.handler.prepare(message, &seen).await? {
+            Preparation::Ready(prepared) => prepared,
+            Preparation::AlreadyHandled => return Ok(self.finish_duplicate(message).await),
         };
 
         let mut client = shared.pool.get().await?;

@@ -1,3 +1,5 @@
+//! The ingress routes: the one webhook endpoint.
+
 mod webhook;
 
-pub use webhook::{IngressState, WebhookMessage, message_id_for, message_properties, receive_webflow_webhook};
+pub use webhook::{IngressState, receive_webflow_webhook};

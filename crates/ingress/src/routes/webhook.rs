@@ -9,9 +9,8 @@ use crate::metrics::IngressMetrics;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use lapin::BasicProperties;
-use lapin::types::FieldTable;
-use platform::amqp::{Publisher, headers};
+use platform::amqp::Publisher;
+use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -27,16 +26,6 @@ pub struct IngressState {
     pub max_body_bytes: usize,
     pub replay_window_ms: i64,
     pub metrics: IngressMetrics,
-}
-
-/// The message id of a webhook: a content hash of the site and the signed body, so a Webflow
-/// retry (same body, new timestamp) and a replay map to the same id and consumers dedupe it.
-pub fn message_id_for(site_id: &str, body: &[u8]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(site_id.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(body);
-    format!("wh-{}", hex::encode(ctx.finish().as_ref()))
 }
 
 struct Accepted {
@@ -136,15 +125,17 @@ async fn handle(
         });
     }
 
-    let message_id = message_id_for(site_id, &body);
+    let message_id = contract::webhook_message_id(site_id, &body);
     tracing::Span::current().record("message_id", message_id.as_str());
-    let properties = message_properties(&WebhookMessage {
+    let properties = contract::webhook_properties(&WebhookMessage {
         site_id,
         trigger_type: &trigger_type,
-        webflow_timestamp: signature.timestamp,
+        webflow_timestamp: Some(signature.timestamp),
         received_at: now,
         trace_id,
         message_id: &message_id,
+        source: MessageSource::Webhook,
+        app_id: "wms-ingress",
     });
 
     let routing_key = domain::routing::webhook_routing_key(&trigger_type);
@@ -160,36 +151,6 @@ async fn handle(
         trigger_type,
         message_id: Some(message_id),
     })
-}
-
-/// What the ingress knows about an accepted webhook, besides its body.
-pub struct WebhookMessage<'a> {
-    pub site_id: &'a str,
-    pub trigger_type: &'a str,
-    pub webflow_timestamp: &'a str,
-    pub received_at: chrono::DateTime<chrono::Utc>,
-    pub trace_id: &'a str,
-    pub message_id: &'a str,
-}
-
-/// The AMQP properties and headers a webhook is published with (consumers read these; the
-/// benchmark's baseline publishes the very same message).
-pub fn message_properties(webhook: &WebhookMessage<'_>) -> BasicProperties {
-    let mut table = FieldTable::default();
-    headers::insert_str(&mut table, headers::SITE_ID, webhook.site_id);
-    headers::insert_str(&mut table, headers::TRIGGER_TYPE, webhook.trigger_type);
-    headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, webhook.webflow_timestamp);
-    headers::insert_str(&mut table, headers::RECEIVED_AT, webhook.received_at.to_rfc3339());
-    headers::insert_str(&mut table, headers::TRACE_ID, webhook.trace_id);
-    headers::insert_str(&mut table, headers::SOURCE, "webhook");
-    BasicProperties::default()
-        .with_message_id(webhook.message_id.into())
-        .with_correlation_id(webhook.trace_id.into())
-        .with_content_type("application/json".into())
-        .with_type(webhook.trigger_type.into())
-        .with_app_id("wms-ingress".into())
-        .with_timestamp(u64::try_from(webhook.received_at.timestamp()).unwrap_or_default())
-        .with_headers(table)
 }
 
 /// Reads the body, refusing (413) as soon as it exceeds the limit.
@@ -227,18 +188,4 @@ fn trace_id(request: &HttpRequest) -> String {
         .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_id_depends_on_site_and_body_only() {
-        let a = message_id_for("site", b"{}");
-        assert_eq!(a, message_id_for("site", b"{}"));
-        assert_ne!(a, message_id_for("other", b"{}"));
-        assert_ne!(a, message_id_for("site", b"{ }"));
-        assert!(a.starts_with("wh-") && a.len() == 3 + 64);
-    }
 }

@@ -1,10 +1,10 @@
 use ingress::{Application, Settings};
 use platform::amqp::Topology;
-use platform::settings::SiteSettings;
 use secrecy::SecretString;
 use std::time::Duration;
 use test_support::amqp::QueueObserver;
 use tokio_util::sync::CancellationToken;
+use webflow::SiteSettings;
 
 pub const SITE_ID: &str = "65f0c0ffee0000000000beef";
 pub const SECRET: &str = "whsec-current";
@@ -79,7 +79,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     let address = format!("http://127.0.0.1:{}", app.port());
     let health_address = format!("http://127.0.0.1:{}", app.health_port());
-    tokio::spawn(app.run_until_stopped());
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
         address,
         health_address,

@@ -26,7 +26,7 @@ async fn a_signed_webhook_lands_in_enrich_exactly_once_with_raw_body_and_headers
     assert_eq!(message.header("x-trace-id").map(|t| t.len()), Some(32));
     assert_eq!(
         message.message_id(),
-        Some(ingress::routes::message_id_for(SITE_ID, &body))
+        Some(platform::amqp::contract::webhook_message_id(SITE_ID, &body))
     );
     assert_eq!(message.properties.delivery_mode(), &Some(2), "persistent");
     assert!(

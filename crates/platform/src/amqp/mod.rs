@@ -1,6 +1,7 @@
 //! RabbitMQ: one topology definition, a self-healing connection, a confirmed publisher.
 
 pub mod connection;
+pub mod contract;
 pub mod headers;
 pub mod publisher;
 pub mod topology;

@@ -5,7 +5,7 @@ pub mod orders;
 pub mod picking;
 
 use crate::auth::ApiTokens;
-use worker::outbox::OutboxPublisher;
+use service_base::OutboxPublisher;
 
 /// Shared by every handler.
 pub struct AppState {

@@ -1,8 +1,43 @@
+//! The sections every service reads: `[amqp]`, `[database]`, `[health]`, `[telemetry]` and
+//! `[worker]` (how a service consumes and relays its outbox).
+
 use platform::retry::RetryPolicy;
-use platform::settings::SettingsError;
+use platform::settings::{AmqpSettings, DatabaseSettings, HealthSettings, SettingsError, Validate};
+use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
 
-/// `[worker]`: how every worker consumes.
+/// The sections every service reads; a service's own settings flatten this in.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BaseSettings {
+    pub amqp: AmqpSettings,
+    pub database: DatabaseSettings,
+    pub health: HealthSettings,
+    pub telemetry: TelemetrySettings,
+    pub worker: WorkerSettings,
+}
+
+impl BaseSettings {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.amqp.validate()?;
+        self.health.socket_addr()?;
+        self.worker.validate()
+    }
+}
+
+impl platform::service::ServiceSettings for BaseSettings {
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
+    }
+}
+
+impl Validate for BaseSettings {
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        BaseSettings::validate(self)
+    }
+}
+
+/// `[worker]`: how a worker consumes, and how every service relays its outbox.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {

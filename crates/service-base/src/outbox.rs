@@ -1,9 +1,8 @@
 //! Publishing what the outbox holds: right after a handler commits, and from the relay for
 //! anything a crash left behind.
 
-use lapin::BasicProperties;
-use lapin::types::FieldTable;
-use platform::amqp::{PublishError, Publisher, Topology, headers};
+use platform::amqp::contract;
+use platform::amqp::{PublishError, Publisher, Topology};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use warehouse_db::Pool;
@@ -14,7 +13,7 @@ pub enum OutboxError {
     #[error(transparent)]
     Db(#[from] warehouse_db::DbError),
     #[error(transparent)]
-    Pool(#[from] deadpool_postgres::PoolError),
+    Pool(#[from] warehouse_db::pool::PoolError),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
     #[error(transparent)]
@@ -41,12 +40,7 @@ async fn record_published(pool: Pool, mut marks: mpsc::UnboundedReceiver<String>
         }
         let marked = async {
             let client = pool.get().await?;
-            client
-                .execute(
-                    "UPDATE outbox SET published_at = now() WHERE message_id = ANY($1) AND published_at IS NULL",
-                    &[&batch],
-                )
-                .await?;
+            outbox::mark_published_by_message_id(&*client, &batch).await?;
             Ok::<_, OutboxError>(())
         };
         if let Err(error) = marked.await {
@@ -135,21 +129,13 @@ impl OutboxPublisher {
 
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
         let body = serde_json::to_vec(&message.payload).unwrap_or_default();
-        let mut table = FieldTable::default();
-        if let Some(site) = message.payload.get("site_id").and_then(|s| s.as_str()) {
-            headers::insert_str(&mut table, headers::SITE_ID, site);
-        }
+        let site_id = message.payload.get("site_id").and_then(|s| s.as_str());
         let correlation = message
             .payload
             .get("correlation_id")
             .and_then(|c| c.as_str())
             .unwrap_or_default();
-        let properties = BasicProperties::default()
-            .with_message_id(message.message_id.as_str().into())
-            .with_correlation_id(correlation.into())
-            .with_content_type("application/json".into())
-            .with_app_id(self.app_id.as_str().into())
-            .with_headers(table);
+        let properties = contract::event_properties(&message.message_id, correlation, site_id, &self.app_id, None);
         // An event nobody subscribes to (yet) is a fact with no audience, not a failure.
         let mandatory = self.topology.is_consumed(&message.routing_key);
         self.publisher

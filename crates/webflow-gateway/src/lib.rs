@@ -6,14 +6,13 @@
 //! enrichment reads wait a little, reconciliation only takes what is idle and never more than
 //! its share (a sub-budget of `reconcile_share` of the limit).
 
-use crate::error::HandlerError;
-use platform::settings::SiteSettings;
+use domain::{Classify, FailureClass};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 use warehouse_db::rate_budget::{self, Slot};
-use webflow::{ApiResponse, WebflowClient, WebflowError};
+use webflow::{ApiResponse, SiteSettings, WebflowClient, WebflowError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Priority {
@@ -50,17 +49,30 @@ pub enum GatewayError {
     Pool(#[from] warehouse_db::pool::PoolError),
 }
 
-impl From<GatewayError> for HandlerError {
-    fn from(error: GatewayError) -> Self {
-        match error {
+impl Classify for GatewayError {
+    fn class(&self) -> FailureClass {
+        match self {
             // A full budget is not the message's fault: wait without using up attempts.
-            GatewayError::Busy { wait, .. } => {
-                HandlerError::deferred(error.to_string(), wait.max(Duration::from_millis(100)))
-            }
-            GatewayError::UnknownSite(_) => HandlerError::permanent(error.to_string()),
-            GatewayError::Api(api) => api.into(),
-            GatewayError::Budget(db) => db.into(),
-            GatewayError::Pool(pool) => pool.into(),
+            Self::Busy { wait, .. } => FailureClass::Deferred((*wait).max(Duration::from_millis(100))),
+            Self::UnknownSite(_) => FailureClass::Permanent,
+            Self::Api(api) => api.class(),
+            Self::Budget(db) => db.class(),
+            Self::Pool(_) => FailureClass::Transient,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api(api) => Classify::retry_after(api),
+            _ => None,
+        }
+    }
+
+    fn source_name(&self) -> &'static str {
+        match self {
+            Self::Api(_) => "webflow",
+            Self::Budget(_) | Self::Pool(_) => "rate budget",
+            Self::Busy { .. } | Self::UnknownSite(_) => "webflow budget",
         }
     }
 }
@@ -71,16 +83,9 @@ pub struct WebflowGateway {
     pool: warehouse_db::Pool,
     tokens: HashMap<String, SecretString>,
     limits: HashMap<String, u32>,
-    reconcile_share: f64,
-}
-
-/// The Webflow client every process builds from `[webflow]`.
-pub fn client_from_settings(settings: &platform::settings::WebflowSettings) -> Result<WebflowClient, WebflowError> {
-    WebflowClient::new(
-        &settings.api_base_url,
-        Duration::from_millis(settings.timeout_ms),
-        settings.allow_insecure_http,
-    )
+    /// Set only by the processes that reconcile ([`WebflowGateway::with_reconcile_share`]):
+    /// the others neither use nor resize the reconciliation sub-budget.
+    reconcile_share: Option<f64>,
 }
 
 pub fn budget_key(site_id: &str) -> String {
@@ -92,12 +97,7 @@ fn reconcile_key(site_id: &str) -> String {
 }
 
 impl WebflowGateway {
-    pub fn new(
-        client: WebflowClient,
-        pool: warehouse_db::Pool,
-        sites: impl IntoIterator<Item = SiteSettings>,
-        reconcile_share: f64,
-    ) -> Self {
+    pub fn new(client: WebflowClient, pool: warehouse_db::Pool, sites: impl IntoIterator<Item = SiteSettings>) -> Self {
         let mut tokens = HashMap::new();
         let mut limits = HashMap::new();
         for site in sites {
@@ -111,25 +111,39 @@ impl WebflowGateway {
             pool,
             tokens,
             limits,
-            reconcile_share: reconcile_share.clamp(0.01, 1.0),
+            reconcile_share: None,
         }
+    }
+
+    /// The gateway for every site of `[webflow]`, over the process's pool.
+    pub fn from_settings(settings: &webflow::WebflowSettings, pool: warehouse_db::Pool) -> Result<Self, WebflowError> {
+        Ok(Self::new(
+            WebflowClient::from_settings(settings)?,
+            pool,
+            settings.sites.values().cloned(),
+        ))
+    }
+
+    /// Lets this gateway make [`Priority::Reconciliation`] calls, within `share` of each
+    /// site's limit (`reconcile.budget_share`).
+    pub fn with_reconcile_share(mut self, share: f64) -> Self {
+        self.reconcile_share = Some(share.clamp(0.01, 1.0));
+        self
     }
 
     pub fn client(&self) -> &WebflowClient {
         &self.client
     }
 
-    /// Creates (or resizes) every site's budget rows. Call at start.
+    /// Creates (or resizes) every site's budget row, and the reconciliation sub-budgets when
+    /// this gateway reconciles. Call at start, after migrations.
     pub async fn ensure_budgets(&self) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
         for (site_id, limit) in &self.limits {
             rate_budget::ensure(&*client, &budget_key(site_id), f64::from(*limit)).await?;
-            rate_budget::ensure(
-                &**client,
-                &reconcile_key(site_id),
-                f64::from(*limit) * self.reconcile_share,
-            )
-            .await?;
+            if let Some(share) = self.reconcile_share {
+                rate_budget::ensure(&*client, &reconcile_key(site_id), f64::from(*limit) * share).await?;
+            }
         }
         Ok(())
     }

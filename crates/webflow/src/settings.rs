@@ -1,0 +1,271 @@
+//! `[webflow]`: the API base URL and every site the bridge serves (token, webhook secrets,
+//! rate limit). Token and secret files are read while validating, so a process that starts
+//! holds every secret it needs.
+
+use crate::client::{WebflowClient, WebflowError};
+use platform::settings::{SettingsError, read_secret_file, string_or_list};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One Webflow site.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SiteSettings {
+    /// Webflow's 24-hex site id; also the last path segment of the webhook URL.
+    pub site_id: String,
+    pub api_token: Option<SecretString>,
+    /// A file holding the token (a Kubernetes Secret mount); read at start.
+    pub api_token_file: Option<PathBuf>,
+    /// Every secret currently accepted for webhook signatures (several during a rotation).
+    #[serde(deserialize_with = "string_or_list")]
+    pub webhook_secrets: Vec<SecretString>,
+    /// A file holding more secrets, one per line.
+    pub webhook_secrets_file: Option<PathBuf>,
+    pub rate_limit_per_minute: u32,
+    pub send_fulfillment_email: bool,
+}
+
+impl Default for SiteSettings {
+    fn default() -> Self {
+        Self {
+            site_id: String::new(),
+            api_token: None,
+            api_token_file: None,
+            webhook_secrets: Vec::new(),
+            webhook_secrets_file: None,
+            rate_limit_per_minute: 60,
+            send_fulfillment_email: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct WebflowSettings {
+    pub api_base_url: String,
+    /// Allows a plain-http base URL: only for the local simulator.
+    pub allow_insecure_http: bool,
+    pub timeout_ms: u64,
+    /// Sites by a name of your choice (`[webflow.sites.shop]`).
+    pub sites: BTreeMap<String, SiteSettings>,
+}
+
+impl Default for WebflowSettings {
+    fn default() -> Self {
+        Self {
+            api_base_url: "https://api.webflow.com/v2".into(),
+            allow_insecure_http: false,
+            timeout_ms: 10_000,
+            sites: BTreeMap::new(),
+        }
+    }
+}
+
+impl WebflowSettings {
+    /// Checks every site and resolves `*_file` secrets into memory.
+    pub fn validate(&mut self) -> Result<(), SettingsError> {
+        let base = self.api_base_url.as_str();
+        if base.starts_with("http://") {
+            if !self.allow_insecure_http {
+                return Err(SettingsError::invalid(
+                    "webflow.api_base_url",
+                    "plain http is refused; use https, or set webflow.allow_insecure_http = true for a local simulator",
+                ));
+            }
+        } else if !base.starts_with("https://") {
+            return Err(SettingsError::invalid("webflow.api_base_url", "must be an http(s) URL"));
+        }
+        let mut seen = BTreeMap::new();
+        for (name, site) in &mut self.sites {
+            let key = |field: &str| format!("webflow.sites.{name}.{field}");
+            if site.site_id.trim().is_empty() {
+                return Err(SettingsError::invalid(key("site_id"), "is required"));
+            }
+            if let Some(other) = seen.insert(site.site_id.clone(), name.clone()) {
+                return Err(SettingsError::invalid(
+                    key("site_id"),
+                    format!("is also used by webflow.sites.{other}"),
+                ));
+            }
+            if site.rate_limit_per_minute == 0 {
+                return Err(SettingsError::invalid(
+                    key("rate_limit_per_minute"),
+                    "must be at least 1",
+                ));
+            }
+            if let Some(path) = &site.api_token_file {
+                if site.api_token.is_some() {
+                    return Err(SettingsError::invalid(
+                        key("api_token_file"),
+                        "give api_token or api_token_file, not both",
+                    ));
+                }
+                let token = read_secret_file(path).map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
+                site.api_token = Some(SecretString::from(token));
+            }
+            if let Some(path) = &site.webhook_secrets_file {
+                let content =
+                    read_secret_file(path).map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
+                site.webhook_secrets.extend(
+                    content
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| SecretString::from(l.to_owned())),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The ingress cannot verify a site without at least one secret.
+    pub fn require_webhook_secrets(&self) -> Result<(), SettingsError> {
+        for (name, site) in &self.sites {
+            if site.webhook_secrets.is_empty() {
+                return Err(SettingsError::invalid(
+                    format!("webflow.sites.{name}.webhook_secrets"),
+                    "at least one webhook secret is required",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Workers that call the API need a token per site.
+    pub fn require_api_tokens(&self) -> Result<(), SettingsError> {
+        for (name, site) in &self.sites {
+            if site
+                .api_token
+                .as_ref()
+                .is_none_or(|t| t.expose_secret().trim().is_empty())
+            {
+                return Err(SettingsError::invalid(
+                    format!("webflow.sites.{name}.api_token"),
+                    "an API token (or api_token_file) is required",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WebflowClient {
+    /// The Webflow client every process builds from `[webflow]`.
+    pub fn from_settings(settings: &WebflowSettings) -> Result<Self, WebflowError> {
+        Self::new(
+            &settings.api_base_url,
+            Duration::from_millis(settings.timeout_ms),
+            settings.allow_insecure_http,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use platform::settings::{Validate, load_from};
+    use std::io::Write;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Sample {
+        webflow: WebflowSettings,
+    }
+
+    impl Validate for Sample {
+        fn validate(&mut self) -> Result<(), SettingsError> {
+            self.webflow.validate()
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_point_at_webflow() {
+        let settings: Sample = load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.webflow.api_base_url, "https://api.webflow.com/v2");
+        assert!(settings.webflow.sites.is_empty());
+    }
+
+    #[test]
+    fn sites_from_file_then_env() {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(
+            file,
+            "[webflow.sites.shop]\nsite_id = \"abc\"\nwebhook_secrets = [\"one\", \"two\"]\napi_token = \"tok\""
+        )
+        .unwrap();
+        let settings: Sample = load_from(
+            Some(file.path().to_path_buf()),
+            env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "120")]),
+        )
+        .unwrap();
+        let shop = &settings.webflow.sites["shop"];
+        assert_eq!(shop.webhook_secrets.len(), 2);
+        assert_eq!(shop.rate_limit_per_minute, 120);
+        assert!(shop.send_fulfillment_email);
+        let printed = format!("{settings:?}");
+        assert!(
+            !printed.contains("tok\"") && !printed.contains("\"one\""),
+            "secrets leak in Debug: {printed}"
+        );
+    }
+
+    #[test]
+    fn env_can_give_secrets_as_a_comma_list() {
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS", "old, new"),
+            ]),
+        )
+        .unwrap();
+        let secrets: Vec<&str> = settings.webflow.sites["shop"]
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret())
+            .collect();
+        assert_eq!(secrets, ["old", "new"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__API_BASE_URL", "http://localhost")])).unwrap_err();
+        assert!(err.to_string().contains("webflow.api_base_url"), "{err}");
+        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("webflow.sites.shop.site_id"), "{err}");
+    }
+
+    #[test]
+    fn token_file_is_read() {
+        let mut token = tempfile::NamedTempFile::new().unwrap();
+        writeln!(token, "secret-token").unwrap();
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                (
+                    "WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE",
+                    token.path().to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        settings.webflow.require_api_tokens().unwrap();
+        assert_eq!(
+            settings.webflow.sites["shop"]
+                .api_token
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+            "secret-token"
+        );
+    }
+}
