@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint validate-deploy test test-only build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure validate-deploy test test-only build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,10 +23,14 @@ test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
+check-structure: ## Crate layering rules (docs/architecture.md) and unused dependencies
+	python3 scripts/check-architecture.py
+	cargo machete
+
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh
 
-test: fmt-check lint validate-deploy test-only ## Formatting, lints, manifests, then every test
+test: fmt-check lint check-structure validate-deploy test-only ## Formatting, lints, crate structure, manifests, then every test
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins

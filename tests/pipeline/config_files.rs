@@ -21,7 +21,7 @@ fn local_and_docker_configs_start_every_service() {
         let _: notify_webflow::Settings = load(file);
         let warehouse: warehouse::Settings = load(file);
         assert!(warehouse.warehouse.auto_pack, "{file}: the local stack packs by itself");
-        let reconcile: reconcile::Settings = load(file);
+        let reconcile: reconciliation::Settings = load(file);
         assert_eq!(reconcile.webflow.sites.len(), 1);
     }
 }

@@ -1,3 +1,5 @@
+//! Reservations: all lines or none, backorders, stock received, cancellations releasing stock.
+
 use e2e::*;
 use std::time::Duration;
 use wiremock::matchers::method;

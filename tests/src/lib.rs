@@ -401,13 +401,13 @@ impl Pipeline {
 
     /// The reconciliation job over this pipeline's Webflow, database and broker, built as its
     /// binary builds it.
-    pub async fn reconciler(&self) -> reconcile::ReconcileService {
-        let settings = reconcile::Settings {
+    pub async fn reconciler(&self) -> reconciliation::ReconcileService {
+        let settings = reconciliation::Settings {
             base: self.base.clone(),
             webflow: webflow_settings(&self.webflow_base),
-            reconcile: reconcile::ReconcileSettings::default(),
+            reconcile: reconciliation::ReconcileSettings::default(),
         };
-        reconcile::build(settings, self.shutdown.child_token()).await.unwrap()
+        reconciliation::build(settings, self.shutdown.child_token()).await.unwrap()
     }
 
     /// A request to the warehouse API with the test token.

@@ -106,6 +106,13 @@ impl ServiceBase {
         ("rabbitmq", Arc::new(move || amqp.is_ready()))
     }
 
+    /// A readiness check that passes while the outbox relay reaches the database (it queries
+    /// it every `worker.relay_interval_ms`).
+    pub fn database_check(&self) -> (&'static str, ReadinessCheck) {
+        let healthy = self.db_healthy.clone();
+        ("database", Arc::new(move || healthy.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+
     /// Publishes what a crash left in the outbox, every `worker.relay_interval_ms`, until
     /// `shutdown`.
     pub fn spawn_relay(&self, shutdown: CancellationToken) -> JoinHandle<()> {

@@ -39,11 +39,3 @@ pub async fn connect(url: &SecretString, size: usize) -> Result<Pool> {
         Err(error) => Err(error.into()),
     }
 }
-
-/// True when a connection can be had and answers a trivial query.
-pub async fn ping(pool: &Pool) -> bool {
-    match pool.get().await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
-    }
-}

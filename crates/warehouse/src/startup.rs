@@ -81,7 +81,7 @@ impl Application {
         })?
         .run();
 
-        let health = base.serve_health(vec![base.broker_check()])?;
+        let health = base.serve_health(vec![base.broker_check(), base.database_check()])?;
         Ok(Self {
             port,
             server,

@@ -1,4 +1,4 @@
-//! Webflow wire types (webflow-api.md §2–§7). Field names follow Webflow exactly
+//! Webflow wire types (docs/webflow-api.md §2–§7). Field names follow Webflow exactly
 //! (`variantSKU`, `shippingTrackingURL`); every field is optional and tolerant of `null`.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

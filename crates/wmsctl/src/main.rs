@@ -121,7 +121,7 @@ struct Settings {
     #[serde(flatten)]
     base: BaseSettings,
     webflow: WebflowSettings,
-    reconcile: reconcile::ReconcileSettings,
+    reconcile: reconciliation::ReconcileSettings,
 }
 
 impl Validate for Settings {
@@ -236,7 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             amqp.wait_ready(Duration::from_secs(20)).await?;
             let publisher = platform::amqp::Publisher::new(amqp, Duration::from_secs(10));
-            let reconciler = reconcile::Reconciler::new(
+            let reconciler = reconciliation::Reconciler::new(
                 gateway,
                 pool,
                 publisher,

@@ -100,11 +100,6 @@ impl Effects {
         ));
     }
 
-    /// Emits an event with an explicit message id (for events not caused by a message).
-    pub fn emit_with_id(&mut self, envelope: Envelope) {
-        self.events.push(envelope);
-    }
-
     pub fn events(&self) -> &[Envelope] {
         &self.events
     }

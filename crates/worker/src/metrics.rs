@@ -1,3 +1,5 @@
+//! The consumer runtime's metrics: messages by outcome and handler time, per consumer.
+
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]

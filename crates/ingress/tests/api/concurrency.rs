@@ -1,3 +1,5 @@
+//! Many webhooks at once: every one confirmed and published exactly once.
+
 use crate::helpers::*;
 use std::time::Duration;
 

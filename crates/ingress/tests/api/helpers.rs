@@ -1,3 +1,5 @@
+//! Starting the ingress on a random port against the real broker, signing webhooks, reading what was published.
+
 use ingress::{Application, Settings};
 use platform::amqp::Topology;
 use secrecy::SecretString;

@@ -1,3 +1,5 @@
+//! Accepted webhooks: what is published, with which id and headers, and what is answered.
+
 use crate::helpers::*;
 use std::time::Duration;
 
