@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint validate-deploy test test-only build release run bench clean
+.PHONY: help services-check fmt fmt-check lint validate-deploy test test-only api-conformance openapi build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,10 +23,17 @@ test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
+api-conformance: services-check ## schemathesis against the real warehouse binary and its generated OpenAPI document
+	$(CARGO) build --workspace --bins
+	bash scripts/api-conformance.sh
+
+openapi: ## Regenerate docs/openapi.json from the warehouse API's code
+	UPDATE_OPENAPI=1 $(CARGO) test -p warehouse --lib openapi
+
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh
 
-test: fmt-check lint validate-deploy test-only ## Formatting, lints, manifests, then every test
+test: fmt-check lint validate-deploy test-only api-conformance ## Formatting, lints, manifests, every test, then API conformance
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins
