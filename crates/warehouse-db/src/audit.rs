@@ -39,12 +39,16 @@ pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An order's timeline, oldest first.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One entry of an order's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: chrono::DateTime<chrono::Utc>,
+    /// What happened (`state_change`, `api_call`, `picked`...).
     pub kind: String,
+    /// Who did it: a worker, `warehouse-api`, `auto-pack`...
     pub actor: String,
+    /// Details, shaped by `kind`.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 

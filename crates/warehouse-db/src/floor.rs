@@ -2,36 +2,46 @@
 
 use crate::db::Db;
 use crate::error::{DbError, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A pick task with what to take from the shelves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickTask {
     pub id: i64,
     pub site_id: String,
     pub order_id: String,
+    /// `open`, `picked`, `packed` or `cancelled`.
     pub status: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub lines: Vec<PickLine>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickLine {
     pub sku: String,
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+/// One parcel: every measure is above 0.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ParcelRow {
+    #[schema(exclusive_minimum = 0.0)]
     pub weight_grams: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub length_cm: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub width_cm: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub height_cm: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// An order's shipment: booking attempts, then the carrier's label and tracking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ShipmentRow {
     pub reference: String,
     pub carrier_kind: String,
+    /// `booking`, `booked` or `failed`.
     pub status: String,
     pub attempts: i32,
     pub carrier: Option<String>,
@@ -84,6 +94,20 @@ pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> 
             })
         })
         .collect()
+}
+
+/// Locks up to `limit` reserved orders whose pick task is open or picked (oldest change
+/// first), skipping orders another transaction holds; returns their primary keys.
+pub async fn lock_packable_orders<C: Db>(client: &C, limit: i64) -> Result<Vec<i64>> {
+    let rows = client
+        .query(
+            "SELECT o.id FROM orders o JOIN pick_tasks t ON t.order_id = o.id
+             WHERE o.state = 'reserved' AND t.status IN ('open', 'picked')
+             ORDER BY o.updated_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Locks a pick task; returns (order pk, status).

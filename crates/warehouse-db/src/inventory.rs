@@ -16,7 +16,8 @@ pub enum ReserveOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// The stock of one SKU; `available` is `on_hand - reserved`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StockLevel {
     pub sku: String,
     pub on_hand: i64,
@@ -151,6 +152,17 @@ pub async fn set_on_hand<C: Db>(client: &C, sku: &str, on_hand: i64) -> Result<S
         )
         .await?;
     Ok(level(&row))
+}
+
+/// Reads a SKU's stock and locks its row for the rest of the transaction.
+pub async fn lock<C: Db>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
+    let row = client
+        .query_opt(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE",
+            &[&sku],
+        )
+        .await?;
+    Ok(row.as_ref().map(level))
 }
 
 pub async fn get<C: Db>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
