@@ -350,9 +350,13 @@ pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&str>, limit: i6
 }
 
 /// Counts orders per state (tests, dashboards).
-pub async fn count_by_state<C: Db>(client: &C) -> Result<Vec<(String, i64)>> {
+/// How many orders each site has in each state (the `wms_orders` metric).
+pub async fn count_by_site_and_state<C: Db>(client: &C) -> Result<Vec<(String, String, i64)>> {
     let rows = client
-        .query("SELECT state, count(*) FROM orders GROUP BY state ORDER BY state", &[])
+        .query(
+            "SELECT site_id, state, count(*) FROM orders GROUP BY site_id, state ORDER BY site_id, state",
+            &[],
+        )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }

@@ -92,6 +92,13 @@ impl Application {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let relay = self.base.spawn_relay(shutdown.clone());
+        let metrics = match OrderMetrics::register(&self.base.registry) {
+            Ok(metrics) => Some(tokio::spawn(metrics.run(self.base.pool.clone(), shutdown.clone()))),
+            Err(error) => {
+                tracing::warn!(%error, "cannot register the order metrics");
+                None
+            }
+        };
         let packer = self.settings.warehouse.auto_pack.then(|| {
             tokio::spawn(auto_pack_loop(
                 self.state.clone(),
@@ -103,6 +110,9 @@ impl Application {
         handle.stop(true).await;
         service_base::stop_health(self.health).await;
         relay.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(packer) = packer {
             let _ = packer.await;
         }
@@ -186,4 +196,47 @@ impl platform::service::RunUntilStopped for Application {
 /// Builds the warehouse service (for `platform::service::launch`): see [`Application::build`].
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Application, StartupError> {
     Application::build(settings, shutdown).await
+}
+
+/// `wms_orders{site_id, state}`: orders per store and state, refreshed from the database.
+struct OrderMetrics {
+    orders: prometheus::IntGaugeVec,
+}
+
+impl OrderMetrics {
+    /// A database count every refresh is cheap next to a scrape interval, and exact.
+    const REFRESH: Duration = Duration::from_secs(15);
+
+    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let orders = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("wms_orders", "Orders in the warehouse database, by store and state"),
+            &["site_id", "state"],
+        )?;
+        registry.register(Box::new(orders.clone()))?;
+        Ok(Self { orders })
+    }
+
+    async fn run(self, pool: warehouse_db::Pool, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(Self::REFRESH);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let counts = match pool.get().await {
+                Ok(client) => warehouse_db::orders::count_by_site_and_state(&*client).await,
+                Err(error) => Err(error.into()),
+            };
+            match counts {
+                Ok(counts) => {
+                    // States that emptied out read 0 rather than their last value.
+                    self.orders.reset();
+                    for (site_id, state, count) in counts {
+                        self.orders.with_label_values(&[&site_id, &state]).set(count);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot count orders for the metrics"),
+            }
+        }
+    }
 }
