@@ -1,6 +1,6 @@
 //! What a Webflow webhook means for the warehouse.
 
-use domain::{Event, OrderId, OrderState, SiteId};
+use domain::{Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
 use platform::amqp::headers;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ impl EnrichHandler {
 pub enum Prepared {
     Order {
         site_id: SiteId,
-        trigger: String,
+        trigger: WebhookTrigger,
         order: Box<Order>,
         fetch: Option<CallRecord>,
     },
@@ -117,15 +117,9 @@ pub fn incompleteness(order: &Order) -> Option<&'static str> {
 }
 
 /// Order of Webflow statuses along an order's life; a lower rank never overwrites a higher one.
-fn status_rank(status: Option<&str>) -> u8 {
-    match status {
-        Some("pending") => 0,
-        Some("unfulfilled") => 1,
-        Some("disputed") => 2,
-        Some("fulfilled") => 3,
-        Some("refunded") | Some("dispute-lost") => 4,
-        _ => 0,
-    }
+/// A status the database holds is read back with the wire mapping of `OrderStatus`.
+fn status_rank(status: Option<&OrderStatus>) -> u8 {
+    status.map_or(0, OrderStatus::progress)
 }
 
 impl Handler for EnrichHandler {
@@ -151,14 +145,15 @@ impl Handler for EnrichHandler {
                     .strip_prefix(domain::routing::WEBHOOK_PREFIX)
                     .map(str::to_owned)
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .parse::<WebhookTrigger>();
         let envelope: WebhookEnvelope = serde_json::from_slice(&message.body)
             .map_err(|e| HandlerError::permanent(format!("not a Webflow webhook: {e}")))?;
         let payload = envelope
             .payload
             .ok_or_else(|| HandlerError::permanent("the webhook has no payload"))?;
-        match trigger.as_str() {
-            "ecomm_new_order" | "ecomm_order_changed" => {
+        match trigger {
+            Ok(trigger @ (WebhookTrigger::NewOrder | WebhookTrigger::OrderChanged)) => {
                 let mut order: Order = serde_json::from_value(payload)
                     .map_err(|e| HandlerError::permanent(format!("the payload is not a Webflow order: {e}")))?;
                 let order_id = order
@@ -194,7 +189,7 @@ impl Handler for EnrichHandler {
                     fetch,
                 }))
             }
-            "ecomm_inventory_changed" => {
+            Ok(WebhookTrigger::InventoryChanged) => {
                 let item: InventoryItem = serde_json::from_value(payload)
                     .map_err(|e| HandlerError::permanent(format!("the payload is not an inventory item: {e}")))?;
                 Ok(Preparation::Ready(Prepared::Inventory {
@@ -202,7 +197,7 @@ impl Handler for EnrichHandler {
                     item,
                 }))
             }
-            other => Err(HandlerError::permanent(format!(
+            Err(UnhandledTrigger(other)) => Err(HandlerError::permanent(format!(
                 "enrich does not handle trigger type `{other}`"
             ))),
         }
@@ -221,7 +216,7 @@ impl Handler for EnrichHandler {
                 trigger,
                 order,
                 fetch,
-            } => apply_order(tx, message, &site_id, &trigger, &order, fetch, effects).await,
+            } => apply_order(tx, message, &site_id, trigger, &order, fetch, effects).await,
             Prepared::Inventory { site_id, item } => self.apply_inventory(tx, &site_id, &item).await,
         }
     }
@@ -309,7 +304,7 @@ async fn apply_order(
     tx: &Transaction<'_>,
     message: &IncomingMessage,
     site_id: &SiteId,
-    trigger: &str,
+    trigger: WebhookTrigger,
     order: &Order,
     fetch: Option<CallRecord>,
     effects: &mut Effects,
@@ -345,7 +340,7 @@ async fn apply_order(
             kind: kind::WEBHOOK_RECEIVED,
             actor: ACTOR,
             detail: serde_json::json!({
-                "trigger_type": trigger,
+                "trigger_type": trigger.as_str(),
                 "message_id": message.message_id,
                 "webflow_status": status,
                 "source": source,
@@ -395,7 +390,8 @@ async fn apply_order(
     let record = if fresh {
         record
     } else {
-        if status_rank(status.as_deref()) < status_rank(record.webflow_status.as_deref()) {
+        let known = record.webflow_status.as_deref().map(OrderStatus::from_wire);
+        if status_rank(order.status.as_ref()) < status_rank(known.as_ref()) {
             audit::record(
                 tx,
                 AuditEntry {
@@ -562,8 +558,11 @@ mod tests {
 
     #[test]
     fn status_ranks_only_move_forward() {
-        assert!(status_rank(Some("unfulfilled")) < status_rank(Some("fulfilled")));
-        assert!(status_rank(Some("fulfilled")) < status_rank(Some("refunded")));
-        assert!(status_rank(Some("pending")) < status_rank(Some("unfulfilled")));
+        let rank = |s: &str| status_rank(Some(&OrderStatus::from_wire(s)));
+        assert!(rank("unfulfilled") < rank("fulfilled"));
+        assert!(rank("fulfilled") < rank("refunded"));
+        assert!(rank("pending") < rank("unfulfilled"));
+        assert_eq!(rank("dispute-lost"), rank("refunded"));
+        assert_eq!(rank("on-hold"), status_rank(None));
     }
 }

@@ -11,7 +11,7 @@
 //! Every repair is idempotent: injected webhooks and events carry deterministic message ids,
 //! and a second run over the same state finds nothing to repair.
 
-use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
+use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId, WebhookTrigger};
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use platform::amqp::{Publisher, Topology};
 use platform::service::{RunUntilStopped, ServiceSettings};
@@ -249,16 +249,17 @@ impl Reconciler {
 
     /// Publishes the order as if its webhook had arrived (same routing, deterministic id).
     async fn inject_webhook(&self, site_id: &str, order: &Order) -> Result<(), ReconcileError> {
-        let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order}))
+        let trigger = WebhookTrigger::NewOrder;
+        let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger.as_str(), "payload": order}))
             .unwrap_or_default();
         let order_id = order.order_id.as_deref().unwrap_or_default();
         let message_id = content_id(
             "reconcile",
-            &[site_id.as_bytes(), order_id.as_bytes(), b"ecomm_new_order"],
+            &[site_id.as_bytes(), order_id.as_bytes(), trigger.as_str().as_bytes()],
         );
         let properties = contract::webhook_properties(&WebhookMessage {
             site_id,
-            trigger_type: "ecomm_new_order",
+            trigger_type: trigger,
             webflow_timestamp: None,
             received_at: chrono::Utc::now(),
             trace_id: &message_id,
@@ -269,7 +270,7 @@ impl Reconciler {
         self.publisher
             .publish(
                 &self.topology.events_exchange(),
-                domain::routing::WEBHOOK_NEW_ORDER,
+                trigger.routing_key(),
                 &body,
                 properties,
             )

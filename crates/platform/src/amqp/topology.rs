@@ -345,12 +345,8 @@ mod tests {
     fn enrich_receives_every_handled_webhook() {
         let topology = Topology::new("t", vec![1_000], 10);
         let enrich = topology.consumer("enrich").unwrap();
-        for trigger in routing::HANDLED_TRIGGER_TYPES {
-            assert!(
-                enrich
-                    .bindings
-                    .contains(&routing::webhook_routing_key(trigger).as_str())
-            );
+        for trigger in domain::WebhookTrigger::ALL {
+            assert!(enrich.bindings.contains(&trigger.routing_key()));
         }
     }
 }
