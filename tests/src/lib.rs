@@ -214,7 +214,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     if options.start_ship {
         let mut carrier = carrier::CarrierSettings::default();
         if let CarrierChoice::ShipEngine(url) = &options.carrier {
-            carrier.kind = "shipengine".into();
+            carrier.kind = carrier::CarrierKind::ShipEngine;
             carrier.shipengine.base_url = url.clone();
             carrier.shipengine.api_key = Some(SecretString::from("TEST_key"));
             carrier.shipengine.timeout_ms = 1_000;

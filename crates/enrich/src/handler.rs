@@ -5,7 +5,7 @@ use platform::amqp::headers;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
 use webflow::{CallRecord, InventoryItem, Order, OrderStatus, SiteSettings, WebhookEnvelope};
 use webflow_gateway::{Priority, WebflowGateway};
@@ -248,7 +248,7 @@ impl EnrichHandler {
             AuditEntry {
                 site_id: Some(site_id.as_str()),
                 order_id: None,
-                kind: kind::INVENTORY_CHANGED,
+                kind: AuditKind::InventoryChanged,
                 actor: ACTOR,
                 detail: serde_json::json!({
                     "variant_id": variant,
@@ -325,7 +325,7 @@ async fn apply_order(
             AuditEntry {
                 site_id: Some(site_id.as_str()),
                 order_id: Some(&order_id),
-                kind: kind::API_CALL,
+                kind: AuditKind::ApiCall,
                 actor: ACTOR,
                 detail: serde_json::to_value(call).unwrap_or_default(),
             },
@@ -337,7 +337,7 @@ async fn apply_order(
         AuditEntry {
             site_id: Some(site_id.as_str()),
             order_id: Some(&order_id),
-            kind: kind::WEBHOOK_RECEIVED,
+            kind: AuditKind::WebhookReceived,
             actor: ACTOR,
             detail: serde_json::json!({
                 "trigger_type": trigger.as_str(),
@@ -397,7 +397,7 @@ async fn apply_order(
                 AuditEntry {
                     site_id: Some(site_id.as_str()),
                     order_id: Some(&order_id),
-                    kind: kind::IGNORED_EVENT,
+                    kind: AuditKind::IgnoredEvent,
                     actor: ACTOR,
                     detail: serde_json::json!({
                         "reason": "stale event: it would move the order backwards",
@@ -456,7 +456,7 @@ async fn correct_address(
         AuditEntry {
             site_id: Some(&record.site_id),
             order_id: Some(&record.webflow_order_id),
-            kind: kind::ADDRESS_CORRECTED,
+            kind: AuditKind::AddressCorrected,
             actor: ACTOR,
             // Which fields changed, never their values (customer data stays out of the log).
             detail: serde_json::json!({

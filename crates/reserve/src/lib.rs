@@ -9,7 +9,7 @@
 
 use domain::{Envelope, Event, OrderState};
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
@@ -88,7 +88,7 @@ async fn try_reserve(
             AuditEntry {
                 site_id: Some(&order.site_id),
                 order_id: Some(&order.webflow_order_id),
-                kind: kind::IGNORED_EVENT,
+                kind: AuditKind::IgnoredEvent,
                 actor: ACTOR,
                 detail: serde_json::json!({"event": message.routing_key, "state": order.state.as_str()}),
             },
@@ -145,7 +145,7 @@ async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Resu
         AuditEntry {
             site_id: Some(&order.site_id),
             order_id: Some(&order.webflow_order_id),
-            kind: "reservation_released",
+            kind: AuditKind::ReservationReleased,
             actor: ACTOR,
             detail: serde_json::json!({"released": released}),
         },

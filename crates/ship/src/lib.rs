@@ -13,7 +13,7 @@ use serde::Deserialize;
 use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::sync::Arc;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
@@ -105,7 +105,7 @@ impl ShipHandler {
         let client = self.pool.get().await?;
         if floor::shipment(&*client, order.id)
             .await?
-            .is_some_and(|s| s.status == "booked")
+            .is_some_and(|s| s.status == floor::ShipmentStatus::Booked)
         {
             return Ok(Prepared::Skip {
                 reason: "already booked by another delivery".into(),
@@ -113,7 +113,8 @@ impl ShipHandler {
         }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
         // The intent is recorded before the call: a crash after buying is found by reference.
-        let shipment = floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.name()).await?;
+        let shipment =
+            floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.kind().as_str()).await?;
         let parcels: Vec<Parcel> = floor::parcels(&*client, order.id)
             .await?
             .into_iter()
@@ -253,11 +254,11 @@ impl Handler for ShipHandler {
                     AuditEntry {
                         site_id: Some(&order.site_id),
                         order_id: Some(&order.webflow_order_id),
-                        kind: kind::API_CALL,
+                        kind: AuditKind::ApiCall,
                         actor: ACTOR,
                         detail: serde_json::json!({
                             "api": "carrier",
-                            "carrier": self.carrier.name(),
+                            "carrier": self.carrier.kind().as_str(),
                             "label": booking.external_id,
                             "tracking_number": booking.tracking_number,
                             "reused_existing_label": reused,

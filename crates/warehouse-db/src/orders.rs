@@ -197,7 +197,7 @@ pub async fn insert<C: Db>(
                 &heights,
                 &lengths,
                 &actor,
-                &audit::kind::STATE_CHANGE,
+                &audit::AuditKind::StateChange.as_str(),
             ],
         )
         .await?;
@@ -321,7 +321,7 @@ pub async fn transition<C: Db>(
                 &reason,
                 &actor,
                 &serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
-                &audit::kind::STATE_CHANGE,
+                &audit::AuditKind::StateChange.as_str(),
             ],
         )
         .await?

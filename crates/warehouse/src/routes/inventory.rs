@@ -61,7 +61,7 @@ pub async fn set_inventory(
         warehouse_db::audit::AuditEntry {
             site_id: None,
             order_id: None,
-            kind: "stock_counted",
+            kind: warehouse_db::audit::AuditKind::StockCounted,
             actor: ACTOR,
             detail: serde_json::json!({"sku": &*sku, "before": before, "after": request.on_hand}),
         },
@@ -107,7 +107,7 @@ pub async fn receive(
         warehouse_db::audit::AuditEntry {
             site_id: None,
             order_id: None,
-            kind: warehouse_db::audit::kind::STOCK_RECEIVED,
+            kind: warehouse_db::audit::AuditKind::StockReceived,
             actor: ACTOR,
             detail: serde_json::json!({"sku": &*sku, "quantity": request.quantity}),
         },

@@ -95,7 +95,7 @@ pub async fn refund(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: "refund_requested",
+            kind: audit::AuditKind::RefundRequested,
             actor: "warehouse-api",
             detail: serde_json::json!({"reason": request.reason}),
         },
@@ -198,7 +198,7 @@ pub async fn correct_address(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: audit::kind::ADDRESS_CORRECTED,
+            kind: audit::AuditKind::AddressCorrected,
             actor: "warehouse-api",
             detail: serde_json::json!({"applied": true, "by": "warehouse"}),
         },

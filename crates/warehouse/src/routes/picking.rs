@@ -32,7 +32,15 @@ pub async fn list_pick_tasks(
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
     }
     let client = state.pool.get().await?;
-    let tasks = floor::pick_tasks(&*client, status, limit).await?;
+    let tasks = floor::pick_tasks(
+        &*client,
+        status
+            .map(str::parse)
+            .transpose()
+            .map_err(warehouse_db::DbError::from)?,
+        limit,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"pick_tasks": tasks})))
 }
 
@@ -43,7 +51,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no pick task {id}")))?;
     match status.as_str() {
-        "open" => floor::set_pick_task_status(&tx, *id, "picked").await?,
+        "open" => floor::set_pick_task_status(&tx, *id, floor::PickTaskStatus::Picked).await?,
         "picked" => {}
         other => {
             return Err(ApiError::conflict(
@@ -58,7 +66,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
             warehouse_db::audit::AuditEntry {
                 site_id: Some(&order.site_id),
                 order_id: Some(&order.webflow_order_id),
-                kind: "picked",
+                kind: warehouse_db::audit::AuditKind::Picked,
                 actor: ACTOR,
                 detail: serde_json::json!({"pick_task_id": *id}),
             },
