@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness fails loudly")]
 
 use platform::amqp::Topology;
+pub use platform::amqp::topology::consumer;
 use reserve::ReserveHandler;
 use secrecy::SecretString;
 use service_base::BaseSettings;

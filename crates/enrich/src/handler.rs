@@ -2,6 +2,7 @@
 
 use domain::{Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
 use platform::amqp::headers;
+use platform::amqp::topology::consumer;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
@@ -11,7 +12,7 @@ use webflow::{CallRecord, InventoryItem, Order, OrderStatus, SiteSettings, Webho
 use webflow_gateway::{Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
-pub const ACTOR: &str = "enrich";
+pub const ACTOR: &str = consumer::ENRICH;
 
 #[derive(Clone)]
 pub struct EnrichMetrics {
@@ -123,7 +124,7 @@ fn status_rank(status: Option<&OrderStatus>) -> u8 {
 }
 
 impl Handler for EnrichHandler {
-    const NAME: &'static str = "enrich";
+    const NAME: &'static str = consumer::ENRICH;
     // Most webhooks carry the whole order and need no call: look for a duplicate only before
     // a fetch (the transaction catches the others), not with a round trip per message.
     const CHECK_BEFORE_PREPARE: bool = false;

@@ -12,6 +12,7 @@
 //! meanwhile is not fulfilled: it goes to `needs_review`.
 
 use domain::{Event, OrderId, OrderState, SiteId};
+use platform::amqp::topology::consumer;
 use platform::settings::{SettingsError, Validate};
 use serde::Deserialize;
 use service_base::{BaseSettings, ServiceBase, StartupError};
@@ -27,7 +28,7 @@ use webflow::{SiteSettings, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
-pub const ACTOR: &str = "notify-webflow";
+pub const ACTOR: &str = consumer::NOTIFY_WEBFLOW;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -353,7 +354,7 @@ impl NotifyHandler {
 }
 
 impl Handler for NotifyHandler {
-    const NAME: &'static str = "notify-webflow";
+    const NAME: &'static str = consumer::NOTIFY_WEBFLOW;
     type Prepared = Prepared;
 
     async fn prepare(

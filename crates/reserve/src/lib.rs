@@ -8,13 +8,14 @@
 //!   shipped goes to `needs_review` instead.
 
 use domain::{Envelope, Event, OrderState};
+use platform::amqp::topology::consumer;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
-pub const ACTOR: &str = "reserve";
+pub const ACTOR: &str = consumer::RESERVE;
 
 /// Backordered orders retried per `stock.received`.
 const BACKORDER_BATCH: i64 = 200;
@@ -23,7 +24,7 @@ const BACKORDER_BATCH: i64 = 200;
 pub struct ReserveHandler;
 
 impl Handler for ReserveHandler {
-    const NAME: &'static str = "reserve";
+    const NAME: &'static str = consumer::RESERVE;
     const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Envelope;
 

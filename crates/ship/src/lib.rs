@@ -8,6 +8,7 @@
 
 use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, ShipmentRequest};
 use domain::{Event, OrderId, OrderState, SiteId};
+use platform::amqp::topology::consumer;
 use platform::settings::SettingsError;
 use serde::Deserialize;
 use service_base::{BaseSettings, ServiceBase, StartupError};
@@ -18,7 +19,7 @@ use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
-pub const ACTOR: &str = "ship";
+pub const ACTOR: &str = consumer::SHIP;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -160,7 +161,7 @@ impl ShipHandler {
 }
 
 impl Handler for ShipHandler {
-    const NAME: &'static str = "ship";
+    const NAME: &'static str = consumer::SHIP;
     type Prepared = Prepared;
 
     async fn prepare(
@@ -186,7 +187,8 @@ impl Handler for ShipHandler {
         }
         drop(client);
         // Two deliveries for the same order must not book concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, "ship", order.id).await? else {
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id).await?
+        else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
