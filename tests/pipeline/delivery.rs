@@ -157,8 +157,8 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
         let tx = client.transaction().await.unwrap();
         let order: webflow::Order = serde_json::from_value(body["payload"].clone()).unwrap();
         let new = warehouse_db::orders::NewOrder {
-            site_id: SITE_ID,
-            webflow_order_id: "relay-1",
+            site_id: &SITE_ID.into(),
+            webflow_order_id: &"relay-1".into(),
             state: domain::OrderState::Ready,
             state_reason: None,
             webflow_status: Some("unfulfilled"),

@@ -322,7 +322,7 @@ impl Pipeline {
 
     pub async fn order_state(&self, order_id: &str) -> Option<String> {
         let client = self.client().await;
-        warehouse_db::orders::find(&**client, SITE_ID, order_id)
+        warehouse_db::orders::find(&**client, &SITE_ID.into(), &order_id.into())
             .await
             .unwrap()
             .map(|o| o.state.as_str().to_owned())
@@ -369,7 +369,10 @@ impl Pipeline {
 
     pub async fn inventory(&self, sku: &str) -> warehouse_db::inventory::StockLevel {
         let client = self.client().await;
-        warehouse_db::inventory::get(&**client, sku).await.unwrap().unwrap()
+        warehouse_db::inventory::get(&**client, &sku.into())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Waits until the queue has no ready and no unacknowledged messages.

@@ -91,8 +91,8 @@ pub struct Prepared {
 /// One order's write-back session: the calls made and the freshest order seen.
 struct Session<'a> {
     handler: &'a NotifyHandler,
-    site_id: String,
-    order_id: String,
+    site_id: SiteId,
+    order_id: OrderId,
     order_pk: i64,
     calls: Vec<CallRecord>,
     seen: Option<Order>,
@@ -122,7 +122,7 @@ impl Session<'_> {
             .handler
             .gateway
             .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.get_order(&token, &site, &id).await
+                client.get_order(&token, site.as_str(), id.as_str()).await
             })
             .await;
         let response = self.record(response)?;
@@ -152,7 +152,7 @@ impl Session<'_> {
             .handler
             .gateway
             .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.update_order(&token, &site, &id, &body).await
+                client.update_order(&token, site.as_str(), id.as_str(), &body).await
             })
             .await;
         self.record(response)
@@ -202,7 +202,7 @@ impl NotifyHandler {
         // Step 2: fulfil, once, unless refunded meanwhile.
         let send_email = self
             .sites
-            .get(&session.site_id)
+            .get(session.site_id.as_str())
             .is_none_or(|s| s.send_fulfillment_email);
         match session.ledger_status(&WriteStep::Fulfill).await? {
             StepStatus::Done => Ok(Outcome::Fulfilled),
@@ -234,7 +234,7 @@ impl NotifyHandler {
                 let response = self
                     .gateway
                     .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                        client.fulfill_order(&token, &site, &id, &body).await
+                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
                     })
                     .await;
                 session.record(response)?;
@@ -261,7 +261,7 @@ impl NotifyHandler {
         let response = self
             .gateway
             .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                client.refund_order(&token, &site, &id, &body).await
+                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
             })
             .await;
         session.record(response)?;
@@ -297,8 +297,8 @@ impl NotifyHandler {
             .event
             .order_id()
             .ok_or_else(|| HandlerError::permanent("the event names no order"))?
-            .to_string();
-        let site_id = envelope.site_id.to_string();
+            .clone();
+        let site_id = envelope.site_id.clone();
         let order = {
             let client = self.pool.get().await?;
             orders::find(&*client, &site_id, &order_id)

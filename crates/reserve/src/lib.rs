@@ -45,7 +45,7 @@ impl Handler for ReserveHandler {
     ) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::OrderReadyV1 { order_id } => {
-                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
+                let Some(order) = orders::lock(tx, &envelope.site_id, order_id).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -53,7 +53,7 @@ impl Handler for ReserveHandler {
                 try_reserve(tx, message, &order, effects).await
             }
             Event::OrderCancelledV1 { order_id, reason } => {
-                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
+                let Some(order) = orders::lock(tx, &envelope.site_id, order_id).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -61,7 +61,7 @@ impl Handler for ReserveHandler {
                 cancel(tx, &order, reason).await
             }
             Event::StockReceivedV1 { sku, .. } => {
-                for order_pk in orders::backordered_needing(tx, Some(sku.as_str()), BACKORDER_BATCH).await? {
+                for order_pk in orders::backordered_needing(tx, Some(sku), BACKORDER_BATCH).await? {
                     if let Some(order) = orders::lock_by_id(tx, order_pk).await? {
                         try_reserve(tx, message, &order, effects).await?;
                     }

@@ -177,7 +177,7 @@ impl Handler for ShipHandler {
             )));
         };
         let client = self.pool.get().await?;
-        let order = orders::find(&*client, envelope.site_id.as_str(), order_id.as_str())
+        let order = orders::find(&*client, &envelope.site_id, order_id)
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
         if order.state != OrderState::Packed {

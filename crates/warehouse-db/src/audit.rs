@@ -103,12 +103,16 @@ pub struct TimelineEntry {
     pub detail: serde_json::Value,
 }
 
-pub async fn timeline<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Vec<TimelineEntry>> {
+pub async fn timeline<C: Db>(
+    client: &C,
+    site_id: &domain::SiteId,
+    order_id: &domain::OrderId,
+) -> Result<Vec<TimelineEntry>> {
     let rows = client
         .query(
             "SELECT occurred_at, kind, actor, detail FROM audit_log
              WHERE site_id = $1 AND webflow_order_id = $2 ORDER BY id",
-            &[&site_id, &order_id],
+            &[&site_id.as_str(), &order_id.as_str()],
         )
         .await?;
     rows.iter()

@@ -16,7 +16,7 @@ fn valid_sku(sku: &str) -> Result<(), ApiError> {
 
 pub async fn get_inventory(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let level = inventory::get(&*client, &sku)
+    let level = inventory::get(&*client, &sku.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU `{sku}`")))?;
     Ok(HttpResponse::Ok().json(level))
@@ -55,7 +55,7 @@ pub async fn set_inventory(
             format!("{reserved} units of `{sku}` are reserved; on_hand cannot go below that"),
         ));
     }
-    let level = inventory::set_on_hand(&tx, &sku, request.on_hand).await?;
+    let level = inventory::set_on_hand(&tx, &sku.as_str().into(), request.on_hand).await?;
     warehouse_db::audit::record(
         &*tx,
         warehouse_db::audit::AuditEntry {
@@ -96,12 +96,12 @@ pub async fn receive(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    if inventory::get(&tx, &sku).await?.is_none() {
+    if inventory::get(&tx, &sku.as_str().into()).await?.is_none() {
         return Err(ApiError::not_found(format!(
             "unknown SKU `{sku}`; create it with PUT first"
         )));
     }
-    let level = inventory::receive(&tx, &sku, request.quantity).await?;
+    let level = inventory::receive(&tx, &sku.as_str().into(), request.quantity).await?;
     warehouse_db::audit::record(
         &*tx,
         warehouse_db::audit::AuditEntry {

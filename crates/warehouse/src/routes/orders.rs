@@ -19,7 +19,7 @@ pub async fn order_view<C: warehouse_db::Db>(
     site_id: &str,
     order_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let order = orders::find(client, site_id, order_id)
+    let order = orders::find(client, &site_id.into(), &order_id.into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     let lines = orders::lines(client, order.id).await?;
@@ -34,7 +34,7 @@ pub async fn order_view<C: warehouse_db::Db>(
         .map(|(id, status)| serde_json::json!({"id": id, "status": status}));
     let parcels = floor::parcels(client, order.id).await?;
     let shipment = floor::shipment(client, order.id).await?;
-    let timeline = audit::timeline(client, site_id, order_id).await?;
+    let timeline = audit::timeline(client, &site_id.into(), &order_id.into()).await?;
     Ok(serde_json::json!({
         "site_id": order.site_id,
         "order_id": order.webflow_order_id,
@@ -74,7 +74,7 @@ pub async fn refund(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if matches!(order.state, domain::OrderState::Cancelled) {
@@ -149,7 +149,7 @@ pub async fn correct_address(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if order.state.progress() >= domain::OrderState::Packed.progress() {
