@@ -487,7 +487,7 @@ async fn the_same_packed_order_twice_buys_one_label_even_after_a_timeout() {
             lapin::BasicProperties::default().with_message_id("replayed-packed".into()),
         )
         .await;
-    p.wait_until_idle("ship", WAIT).await;
+    p.wait_until_idle(consumer::SHIP, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     carrier.verify().await;
     let attempts = p.scalar("SELECT attempts::bigint FROM shipments", &[]).await;

@@ -3,14 +3,20 @@
 //! of orders. The chaos tests kill, cut and restart parts of it and then check the outcome
 //! with [`Stack::assert_every_order_fulfilled_once`].
 
-use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, start_pipeline};
+use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, consumer, start_pipeline};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The workers and the warehouse (auto-pack), in pipeline order.
-pub const WORKERS: [&str; 5] = ["enrich", "reserve", "ship", "notify-webflow", "warehouse"];
+pub const WORKERS: [&str; 5] = [
+    consumer::ENRICH,
+    consumer::RESERVE,
+    consumer::SHIP,
+    consumer::NOTIFY_WEBFLOW,
+    "warehouse",
+];
 /// SKUs the simulated store sells in these tests, and how many of each are in stock.
 pub const STACK_SKUS: [&str; 2] = ["sim-sku-1", "sim-sku-2"];
 pub const STACK_STOCK: i64 = 500;

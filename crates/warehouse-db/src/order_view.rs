@@ -5,8 +5,10 @@
 use crate::audit::{self, TimelineEntry};
 use crate::db::Db;
 use crate::error::Result;
+use crate::floor::PickTaskStatus;
 use crate::floor::{self, ParcelRow, ShipmentRow};
 use crate::orders;
+use domain::{OrderId, SiteId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -57,12 +59,11 @@ pub struct ReservationView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PickTaskRef {
     pub id: i64,
-    /// `open`, `picked`, `packed` or `cancelled`.
-    pub status: String,
+    pub status: PickTaskStatus,
 }
 
 /// Reads the view of one order; `None` if the site has no such order.
-pub async fn load<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderView>> {
+pub async fn load<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Option<OrderView>> {
     let Some(order) = orders::find(client, site_id, order_id).await? else {
         return Ok(None);
     };
@@ -146,7 +147,7 @@ mod tests {
             }],
             pick_task: Some(PickTaskRef {
                 id: 7,
-                status: "packed".into(),
+                status: crate::floor::PickTaskStatus::Packed,
             }),
             parcels: vec![ParcelRow {
                 weight_grams: 1.5,
@@ -157,7 +158,7 @@ mod tests {
             shipment: None,
             timeline: vec![TimelineEntry {
                 at,
-                kind: "state_change".into(),
+                kind: crate::audit::AuditKind::StateChange,
                 actor: "reserve".into(),
                 detail: serde_json::json!({"from": null, "to": "new"}),
             }],

@@ -34,7 +34,7 @@ pub async fn pack_order<C: Db>(
             ));
         }
     }
-    floor::set_pick_task_status(tx, task_id, "packed").await?;
+    floor::set_pick_task_status(tx, task_id, floor::PickTaskStatus::Packed).await?;
     floor::replace_parcels(tx, order.id, parcels).await?;
     orders::transition(tx, order, OrderState::Packed, None, actor).await?;
     let envelope = Envelope::new(

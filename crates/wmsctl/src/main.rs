@@ -217,7 +217,7 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
     let OrderCommand::Show { site_id, order_id } = command;
     let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
     let client = pool.get().await?;
-    let view = warehouse_db::order_view::load(&*client, &site_id, &order_id)
+    let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .with_context(|| format!("no order {order_id} for site {site_id}"))?;
     print(json, &view, || order_text(&view))

@@ -81,7 +81,7 @@ pub fn order_text(view: &OrderView) -> String {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_else(|| e.at.to_rfc3339()),
                 e.actor.clone(),
-                e.kind.clone(),
+                e.kind.to_string(),
                 e.detail.to_string().chars().take(100).collect(),
             ]
         })

@@ -34,7 +34,7 @@ fn valid_sku(sku: &str) -> Result<(), ApiError> {
 pub async fn get_inventory(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
     valid_sku(&sku)?;
     let client = state.pool.get().await?;
-    let level = inventory::get(&*client, &sku)
+    let level = inventory::get(&*client, &sku.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU `{sku}`")))?;
     Ok(HttpResponse::Ok().json(level))
@@ -77,7 +77,7 @@ pub async fn set_inventory(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let (before, reserved) = inventory::lock(&tx, &sku)
+    let (before, reserved) = inventory::lock(&tx, &sku.as_str().into())
         .await?
         .map(|level| (level.on_hand, level.reserved))
         .unwrap_or((0, 0));
@@ -87,13 +87,13 @@ pub async fn set_inventory(
             format!("{reserved} units of `{sku}` are reserved; on_hand cannot go below that"),
         ));
     }
-    let level = inventory::set_on_hand(&tx, &sku, request.on_hand).await?;
+    let level = inventory::set_on_hand(&tx, &sku.as_str().into(), request.on_hand).await?;
     warehouse_db::audit::record(
         &*tx,
         warehouse_db::audit::AuditEntry {
             site_id: None,
             order_id: None,
-            kind: "stock_counted",
+            kind: warehouse_db::audit::AuditKind::StockCounted,
             actor: ACTOR,
             detail: serde_json::json!({"sku": &*sku, "before": before, "after": request.on_hand}),
         },
@@ -148,7 +148,7 @@ pub async fn receive(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let Some(current) = inventory::lock(&tx, &sku).await? else {
+    let Some(current) = inventory::lock(&tx, &sku.as_str().into()).await? else {
         return Err(ApiError::not_found(format!(
             "unknown SKU `{sku}`; create it with PUT first"
         )));
@@ -159,13 +159,13 @@ pub async fn receive(
             format!("`{sku}` cannot hold {} more units", request.quantity),
         ));
     }
-    let level = inventory::receive(&tx, &sku, request.quantity).await?;
+    let level = inventory::receive(&tx, &sku.as_str().into(), request.quantity).await?;
     warehouse_db::audit::record(
         &*tx,
         warehouse_db::audit::AuditEntry {
             site_id: None,
             order_id: None,
-            kind: warehouse_db::audit::kind::STOCK_RECEIVED,
+            kind: warehouse_db::audit::AuditKind::StockReceived,
             actor: ACTOR,
             detail: serde_json::json!({"sku": &*sku, "quantity": request.quantity}),
         },

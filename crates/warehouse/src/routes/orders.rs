@@ -26,7 +26,7 @@ pub async fn get_order(
 ) -> Result<HttpResponse, ApiError> {
     let (site_id, order_id) = order_ids(path)?;
     let client = state.pool.get().await?;
-    let view = warehouse_db::order_view::load(&*client, &site_id, &order_id)
+    let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     Ok(HttpResponse::Ok().json(view))
@@ -90,7 +90,7 @@ pub async fn refund(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if matches!(order.state, domain::OrderState::Cancelled) {
@@ -111,7 +111,7 @@ pub async fn refund(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: "refund_requested",
+            kind: audit::AuditKind::RefundRequested,
             actor: "warehouse-api",
             detail: serde_json::json!({"reason": request.reason}),
         },
@@ -229,7 +229,7 @@ pub async fn correct_address(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if order.state.progress() >= domain::OrderState::Packed.progress() {
@@ -278,7 +278,7 @@ pub async fn correct_address(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: audit::kind::ADDRESS_CORRECTED,
+            kind: audit::AuditKind::AddressCorrected,
             actor: "warehouse-api",
             detail: serde_json::json!({"applied": true, "by": "warehouse"}),
         },

@@ -55,15 +55,12 @@ pub async fn list_pick_tasks(
     state: web::Data<AppState>,
     query: web::Query<PickTaskQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.status.as_deref();
-    if let Some(status) = status
-        && !["open", "picked", "packed", "cancelled"].contains(&status)
-    {
-        return Err(ApiError::invalid(
-            "status",
-            "status is one of open, picked, packed, cancelled",
-        ));
-    }
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<floor::PickTaskStatus>)
+        .transpose()
+        .map_err(|_| ApiError::invalid("status", "status is one of open, picked, packed, cancelled"))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
@@ -102,7 +99,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no pick task {id}")))?;
     match status.as_str() {
-        "open" => floor::set_pick_task_status(&tx, *id, "picked").await?,
+        "open" => floor::set_pick_task_status(&tx, *id, floor::PickTaskStatus::Picked).await?,
         "picked" => {}
         other => {
             return Err(ApiError::conflict(
@@ -117,7 +114,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
             warehouse_db::audit::AuditEntry {
                 site_id: Some(&order.site_id),
                 order_id: Some(&order.webflow_order_id),
-                kind: "picked",
+                kind: warehouse_db::audit::AuditKind::Picked,
                 actor: ACTOR,
                 detail: serde_json::json!({"pick_task_id": *id}),
             },
@@ -192,7 +189,7 @@ pub async fn pack(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     let event = pack_order(&tx, &order, &request.parcels, ACTOR, true).await?;
