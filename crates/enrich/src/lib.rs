@@ -24,12 +24,9 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
     let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown).await?;
-    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
-        .map_err(|e| StartupError::Dependency(e.to_string()))?;
-    gateway
-        .ensure_budgets()
+    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
-        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+        .map_err(StartupError::dependency)?;
     let handler = EnrichHandler::new(
         gateway,
         settings.webflow.sites.values().cloned(),

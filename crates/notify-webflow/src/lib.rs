@@ -426,12 +426,9 @@ pub async fn build(
 ) -> Result<WorkerService<NotifyHandler>, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown).await?;
-    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
-        .map_err(|e| StartupError::Dependency(e.to_string()))?;
-    gateway
-        .ensure_budgets()
+    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
-        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+        .map_err(StartupError::dependency)?;
     let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
     WorkerService::start(handler, &base)
 }

@@ -372,17 +372,17 @@ pub struct ReconcileService {
 /// (`reconcile.budget_share`), and waits for RabbitMQ (every repair is a publish).
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<ReconcileService, StartupError> {
     let base = ServiceBase::start(ACTOR, &settings.base, 0, shutdown).await?;
-    let gateway = WebflowGateway::from_settings(&settings.webflow, base.pool.clone())
-        .map_err(|e| StartupError::Dependency(e.to_string()))?
-        .with_reconcile_share(settings.reconcile.budget_share);
-    gateway
-        .ensure_budgets()
-        .await
-        .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
+    let gateway = WebflowGateway::start(
+        &settings.webflow,
+        base.pool.clone(),
+        Some(settings.reconcile.budget_share),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
     base.amqp
         .wait_ready(BROKER_WAIT)
         .await
-        .map_err(|e| StartupError::Dependency(format!("RabbitMQ is not reachable: {e}")))?;
+        .map_err(|e| StartupError::dependency(format!("RabbitMQ is not reachable: {e}")))?;
     let reconciler = Reconciler::new(
         gateway,
         base.pool.clone(),

@@ -35,6 +35,13 @@ pub enum StartupError {
     Dependency(String),
 }
 
+impl StartupError {
+    /// A dependency the service sets up at start (the Webflow budget, a carrier…) failed.
+    pub fn dependency(error: impl std::fmt::Display) -> Self {
+        Self::Dependency(error.to_string())
+    }
+}
+
 /// The connections and shared parts of one service process.
 #[derive(Clone)]
 pub struct ServiceBase {

@@ -290,7 +290,7 @@ pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<WorkerService<ShipHandler>, StartupError> {
-    let carrier = AnyCarrier::from_settings(&settings.carrier).map_err(|e| StartupError::Dependency(e.to_string()))?;
+    let carrier = AnyCarrier::from_settings(&settings.carrier).map_err(StartupError::dependency)?;
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(ShipHandler::NAME, &settings.base, lock_connections, shutdown).await?;
     let handler = ShipHandler::new(Arc::new(carrier), settings.carrier.ship_from.clone(), base.pool.clone());

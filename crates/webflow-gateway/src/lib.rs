@@ -124,6 +124,22 @@ impl WebflowGateway {
         ))
     }
 
+    /// [`WebflowGateway::from_settings`] with `reconcile_share` (for the processes that
+    /// reconcile), then [`WebflowGateway::ensure_budgets`]: what every service that calls
+    /// Webflow does at start, after its migrations.
+    pub async fn start(
+        settings: &webflow::WebflowSettings,
+        pool: warehouse_db::Pool,
+        reconcile_share: Option<f64>,
+    ) -> Result<Self, GatewayError> {
+        let mut gateway = Self::from_settings(settings, pool)?;
+        if let Some(share) = reconcile_share {
+            gateway = gateway.with_reconcile_share(share);
+        }
+        gateway.ensure_budgets().await?;
+        Ok(gateway)
+    }
+
     /// Lets this gateway make [`Priority::Reconciliation`] calls, within `share` of each
     /// site's limit (`reconcile.budget_share`).
     pub fn with_reconcile_share(mut self, share: f64) -> Self {
