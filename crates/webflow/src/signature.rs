@@ -1,4 +1,4 @@
-//! Webhook signature verification exactly as Webflow signs (webflow-api.md §4):
+//! Webhook signature verification exactly as Webflow signs (Webflow's webhook documentation):
 //! lowercase hex HMAC-SHA256 over `"{x-webflow-timestamp}:{raw body}"`, keyed with the
 //! webhook's secret. We verify the raw bytes as received (never a re-serialisation),
 //! compare in constant time, and bound the timestamp in both directions.

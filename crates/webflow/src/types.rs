@@ -1,5 +1,6 @@
-//! Webflow wire types (webflow-api.md §2–§7). Field names follow Webflow exactly
-//! (`variantSKU`, `shippingTrackingURL`); every field is optional and tolerant of `null`.
+//! Webflow wire types, as Webflow's Data API v2 reference defines them (orders, webhooks,
+//! errors). Field names follow Webflow exactly (`variantSKU`, `shippingTrackingURL`); every
+//! field is optional and tolerant of `null`.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -54,7 +55,7 @@ macro_rules! open_enum {
 }
 
 open_enum!(
-    /// Order status (§2.7). Note the hyphen in `dispute-lost`.
+    /// Order status. Note the hyphen in `dispute-lost`.
     OrderStatus {
         Pending => "pending",
         Unfulfilled => "unfulfilled",
@@ -66,7 +67,7 @@ open_enum!(
 );
 
 open_enum!(
-    /// Webhook trigger types (§3.1).
+    /// Webhook trigger types.
     TriggerType {
         FormSubmission => "form_submission",
         SitePublish => "site_publish",
@@ -86,7 +87,7 @@ open_enum!(
 );
 
 open_enum!(
-    /// Refund reasons accepted by `POST .../refund` (§2.5).
+    /// Refund reasons accepted by `POST .../refund`.
     RefundReason {
         Duplicate => "duplicate",
         Fraudulent => "fraudulent",
@@ -196,7 +197,7 @@ pub struct OrderMetadata {
     pub payment_processor: Option<String>,
 }
 
-/// The Order object (§2.6): sent in full by `ecomm_new_order`/`ecomm_order_changed`
+/// The Order object: sent in full by `ecomm_new_order`/`ecomm_order_changed`
 /// and returned by every order endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -308,7 +309,7 @@ pub struct InventoryItem {
     pub inventory_type: Option<String>,
 }
 
-/// Webflow's error body (§7). `details` items may be strings or objects.
+/// Webflow's error body. `details` items may be strings or objects.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ErrorBody {
@@ -318,7 +319,7 @@ pub struct ErrorBody {
     pub details: Option<Vec<serde_json::Value>>,
 }
 
-/// A registered webhook (§3.3). `secretKey` is only returned at creation with a site token.
+/// A registered webhook. `secretKey` is only returned at creation with a site token.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Webhook {
