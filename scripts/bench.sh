@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/benchmarks.md). Runs release binaries against the local PostgreSQL and
-# RabbitMQ in their own namespace ("bench") and database ("wms_bench"), then cleans up.
+# RabbitMQ in their own namespace ($NAMESPACE, default "bench") and database ($DB, default
+# "wms_bench"), then cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
 SITE=65f0c0ffee0000000000beef
+NAMESPACE=${NAMESPACE:-bench}
+DB=${DB:-wms_bench}
 INGRESS_PORT=${INGRESS_PORT:-18080}
-FAKE_PORT=${FAKE_PORT:-18081}
+FAKE_PORT=${FAKE_PORT:-18081}  # the simulator enrich calls in the pipeline run
 REQUESTS=${REQUESTS:-100000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
@@ -23,7 +26,7 @@ pids=()
 delete_bench_queues() {
   command -v rabbitmqctl >/dev/null || return 0
   local queues
-  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep '^bench\.' || true)
+  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$NAMESPACE\\." || true)
   for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
 }
 cleanup() {
@@ -33,19 +36,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export WMS__AMQP__NAMESPACE=bench
-export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/wms_bench
+export WMS__AMQP__NAMESPACE=$NAMESPACE
+export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$DB
 export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE
 export WMS__WEBFLOW__SITES__BENCH__WEBHOOK_SECRETS=bench-secret
 export WMS__WEBFLOW__SITES__BENCH__API_TOKEN=bench-token
 export WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE=1000000
-export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$FAKE_PORT
+export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$FAKE_PORT/v2
 export WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true
 export WMS__TELEMETRY__LOG_LEVEL=warn
 export WMS__WORKER__CONCURRENCY=16
 export WMS__DATABASE__POOL_SIZE=8
 
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS wms_bench WITH (FORCE)" -c "CREATE DATABASE wms_bench"
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 delete_bench_queues
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
@@ -54,30 +57,33 @@ WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/i
 ingress_pid=$!; pids+=("$ingress_pid")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
 "$BIN/wms-loadgen" ingress --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --requests "$REQUESTS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid"
-rabbitmqctl -q purge_queue bench.enrich >/dev/null 2>&1 || true
+  --namespace "$NAMESPACE" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid"
+rabbitmqctl -q purge_queue "$NAMESPACE.enrich" >/dev/null 2>&1 || true
 
 echo "== pipeline: webhook -> reserved ($ORDERS orders, concurrency $CONCURRENCY)"
-"$BIN/wms-loadgen" fake-webflow --port "$FAKE_PORT" > "$LOGS/fake.log" 2>&1 & pids+=("$!")
+# The Webflow enrich GETs partial orders from: a simulator that places no orders of its own and has
+# no rate limit (the load generator gives it the complete orders before sending their webhooks).
+"$BIN/webflow-sim" --bind "127.0.0.1:$FAKE_PORT" --site-id "$SITE" --token bench-token --orders-per-minute 0 \
+  --rate-limit-per-minute 0 > "$LOGS/fake.log" 2>&1 & pids+=("$!"); fake_pid=$!
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich.log" 2>&1 & pids+=("$!"); enrich_pid=$!
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve.log" 2>&1 & pids+=("$!"); reserve_pid=$!
 sleep 2
 # A catalog of $SKUS products with plenty of stock (orders cycle through them).
-psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
+psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --sim-url "http://127.0.0.1:$FAKE_PORT"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --calls-url "http://127.0.0.1:$FAKE_PORT/_calls"
+  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --sim-url "http://127.0.0.1:$FAKE_PORT"
 
 echo "== whole pipeline: order placed in the simulator -> fulfilled ($FLOW_ORDERS orders, no rate limit)"
 # A fresh database: the orders above are `reserved` and would otherwise be packed, shipped and
 # written back too, to a Webflow that never heard of them.
-kill "$enrich_pid" "$reserve_pid"; wait "$enrich_pid" "$reserve_pid" 2>/dev/null || true
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS wms_bench WITH (FORCE)" -c "CREATE DATABASE wms_bench"
+kill "$enrich_pid" "$reserve_pid" "$fake_pid"; wait "$enrich_pid" "$reserve_pid" "$fake_pid" 2>/dev/null || true
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich-flow.log" 2>&1 & pids+=("$!")
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve-flow.log" 2>&1 & pids+=("$!")
 sleep 2
-psql -q -h 127.0.0.1 -U postgres -d wms_bench -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
+psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
 start_sim() {
   "$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
     --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 >> "$LOGS/sim.log" 2>&1 &

@@ -1,3 +1,5 @@
+//! `[carrier]` settings: which adapter, the sender address, and each adapter's own section.
+
 use crate::CarrierKind;
 use crate::types::Address;
 use platform::settings::SettingsError;

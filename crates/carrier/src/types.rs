@@ -1,3 +1,6 @@
+//! What every carrier adapter takes and returns: addresses, parcels, the shipment request, the
+//! booking, and the error with its retry classification.
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

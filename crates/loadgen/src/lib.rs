@@ -1,5 +1,13 @@
 //! Benchmarks as code: every number in docs/benchmarks.md comes from here.
+//!
+//! [`scenarios`] holds one module per `wms-loadgen` subcommand (its options and its run); the
+//! other modules are what the scenarios share. The Webflow side of every scenario is
+//! `webflow-sim`, driven through its inspection API ([`sim`]).
 
+pub mod baseline;
+pub mod progress;
 pub mod raw_http;
+pub mod scenarios;
+pub mod sim;
 pub mod stats;
 pub mod workload;

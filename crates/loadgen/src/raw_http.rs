@@ -12,6 +12,21 @@ use tokio::net::TcpStream;
 /// The most response headers read; the ingress sends about six.
 const MAX_HEADERS: usize = 32;
 
+/// `("host:port", "/path")` of a plain-`http` URL (this client speaks no TLS).
+pub fn split_http_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}`: the ingress benchmark needs an http:// URL"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok((authority, path.to_owned()))
+}
+
 /// A request rendered to its exact bytes: request line, headers and body.
 pub fn render_post(host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut request = Vec::with_capacity(body.len() + 256);
@@ -134,6 +149,17 @@ mod tests {
         assert_eq!(parse_head(answer).unwrap(), Some((200, answer.len() - 5, 5)));
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert!(parse_head(chunked).is_err());
+    }
+
+    #[test]
+    fn an_http_url_splits_into_authority_and_path() {
+        let split = |url| split_http_url(url).unwrap();
+        assert_eq!(
+            split("http://127.0.0.1:8080/webhooks/x"),
+            ("127.0.0.1:8080".into(), "/webhooks/x".into())
+        );
+        assert_eq!(split("http://localhost"), ("localhost:80".into(), "/".into()));
+        assert!(split_http_url("https://localhost/").is_err());
     }
 
     #[test]

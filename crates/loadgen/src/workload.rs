@@ -1,4 +1,5 @@
-//! Payloads and the request loops.
+//! What the scenarios send and how: order and webhook payloads, signed webhooks, and the
+//! closed- and open-loop request drivers.
 
 use crate::stats::Report;
 use std::sync::Arc;
@@ -40,11 +41,20 @@ pub fn order_payload(order_id: &str, sku: &str, complete: bool) -> serde_json::V
     order
 }
 
+/// Id of the `index`-th order of run `run`.
+pub fn order_id(run: &str, index: usize) -> String {
+    format!("{run}-{index:06}")
+}
+
+/// The `index`-th order of run `run`, as Webflow's API returns it (complete).
+pub fn order(run: &str, index: usize, skus: usize) -> serde_json::Value {
+    order_payload(&order_id(run, index), &sku_for(index, skus), true)
+}
+
+/// The `ecomm_new_order` webhook of the `index`-th order of run `run`.
 pub fn webhook_body(run: &str, index: usize, complete: bool, skus: usize) -> Vec<u8> {
-    let order_id = format!("{run}-{index:06}");
-    let sku = sku_for(index, skus);
-    let body =
-        serde_json::json!({"triggerType": "ecomm_new_order", "payload": order_payload(&order_id, &sku, complete)});
+    let payload = order_payload(&order_id(run, index), &sku_for(index, skus), complete);
+    let body = serde_json::json!({"triggerType": "ecomm_new_order", "payload": payload});
     serde_json::to_vec(&body).unwrap_or_default()
 }
 

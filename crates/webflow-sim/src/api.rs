@@ -15,6 +15,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v2/sites/{site}/orders/{order}/refund", web::post().to(refund))
         .route("/_sim/orders", web::get().to(sim_orders))
         .route("/_sim/orders", web::post().to(sim_create_order))
+        .route("/_sim/orders/import", web::post().to(sim_import_orders))
         .route("/_sim/orders/{order}", web::get().to(sim_order))
         .route("/_sim/writes", web::get().to(sim_writes))
         .route("/_sim/faults", web::get().to(sim_faults))
@@ -336,6 +337,19 @@ async fn sim_create_order(state: web::Data<SimState>, body: web::Json<CreateOrde
         tokio::spawn(async move { crate::store::deliver(&state, webflow::TriggerType::EcommNewOrder, &payload).await });
     }
     HttpResponse::Created().json(order)
+}
+
+#[derive(serde::Deserialize)]
+struct ImportOrders {
+    orders: Vec<serde_json::Value>,
+}
+
+/// Stores orders exactly as given, without webhooks: the API then serves them like any other.
+async fn sim_import_orders(state: web::Data<SimState>, body: web::Json<ImportOrders>) -> HttpResponse {
+    match state.import_orders(body.into_inner().orders) {
+        Ok(imported) => HttpResponse::Ok().json(serde_json::json!({"imported": imported})),
+        Err(e) => error(400, "validation_error", &e.to_string()),
+    }
 }
 
 async fn sim_writes(state: web::Data<SimState>) -> HttpResponse {

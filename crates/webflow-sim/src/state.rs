@@ -64,7 +64,7 @@ pub struct Faults {
 }
 
 /// A write the API received.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WriteRecord {
     pub method: String,
     pub path: String,
@@ -78,7 +78,7 @@ struct Limiter {
     calls: VecDeque<Instant>,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Stats {
     pub api_calls: u64,
     pub throttled: u64,
@@ -97,6 +97,20 @@ pub struct SimState {
     pub stats: Mutex<Stats>,
     limiter: Mutex<Limiter>,
     pub next_order: Mutex<u64>,
+}
+
+/// Why `POST /_sim/orders/import` refused a batch (nothing of it is stored).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportError {
+    MissingOrderId { index: usize },
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingOrderId { index } => write!(f, "order {index} has no orderId"),
+        }
+    }
 }
 
 pub enum Admission {
@@ -185,6 +199,24 @@ impl SimState {
         order
     }
 
+    /// Adds orders as given (no webhook), e.g. the orders a load generator is about to announce
+    /// with incomplete webhooks; returns how many. Every order needs a non-empty `orderId`.
+    pub fn import_orders(&self, orders: Vec<serde_json::Value>) -> Result<usize, ImportError> {
+        if let Some(index) = orders
+            .iter()
+            .position(|o| o["orderId"].as_str().is_none_or(str::is_empty))
+        {
+            return Err(ImportError::MissingOrderId { index });
+        }
+        let count = orders.len();
+        let mut stored = self.orders.lock().unwrap_or_else(|e| e.into_inner());
+        for order in orders {
+            let id = order["orderId"].as_str().unwrap_or_default().to_owned();
+            stored.insert(id, order);
+        }
+        Ok(count)
+    }
+
     /// A new paid order for `skus` (one unit each); `digital` orders need no shipping.
     pub fn new_order(&self, skus: &[&str], digital: bool) -> serde_json::Value {
         let number = {
@@ -232,5 +264,29 @@ impl SimState {
                        "total": {"unit": "USD", "value": total.to_string()}}
         });
         self.insert_order(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imported_orders_are_served_as_given() {
+        let state = SimState::new(SimConfig::default());
+        let order = serde_json::json!({"orderId": "bench-1", "status": "unfulfilled"});
+        assert_eq!(state.import_orders(vec![order.clone()]), Ok(1));
+        assert_eq!(state.order("bench-1"), Some(order));
+    }
+
+    #[test]
+    fn a_batch_with_an_order_without_id_is_refused_whole() {
+        let state = SimState::new(SimConfig::default());
+        let batch = vec![serde_json::json!({"orderId": "a"}), serde_json::json!({"status": "x"})];
+        assert_eq!(
+            state.import_orders(batch),
+            Err(ImportError::MissingOrderId { index: 1 })
+        );
+        assert_eq!(state.order("a"), None);
     }
 }

@@ -55,7 +55,7 @@ macro_rules! open_enum {
 }
 
 open_enum!(
-    /// Order status (§2.7). Note the hyphen in `dispute-lost`.
+    /// Order status. Note the hyphen in `dispute-lost`.
     OrderStatus {
         Pending => "pending",
         Unfulfilled => "unfulfilled",
@@ -67,7 +67,7 @@ open_enum!(
 );
 
 open_enum!(
-    /// Webhook trigger types (§3.1).
+    /// Webhook trigger types.
     TriggerType {
         FormSubmission => "form_submission",
         SitePublish => "site_publish",
@@ -123,7 +123,7 @@ impl OrderStatus {
 }
 
 open_enum!(
-    /// Refund reasons accepted by `POST .../refund` (§2.5).
+    /// Refund reasons accepted by `POST .../refund`.
     RefundReason {
         Duplicate => "duplicate",
         Fraudulent => "fraudulent",
@@ -233,7 +233,7 @@ pub struct OrderMetadata {
     pub payment_processor: Option<String>,
 }
 
-/// The Order object (§2.6): sent in full by `ecomm_new_order`/`ecomm_order_changed`
+/// The Order object: sent in full by `ecomm_new_order`/`ecomm_order_changed`
 /// and returned by every order endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -345,7 +345,7 @@ pub struct InventoryItem {
     pub inventory_type: Option<String>,
 }
 
-/// Webflow's error body (§7). `details` items may be strings or objects.
+/// Webflow's error body. `details` items may be strings or objects.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ErrorBody {
@@ -355,7 +355,7 @@ pub struct ErrorBody {
     pub details: Option<Vec<serde_json::Value>>,
 }
 
-/// A registered webhook (§3.3). `secretKey` is only returned at creation with a site token.
+/// A registered webhook. `secretKey` is only returned at creation with a site token.
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Webhook {

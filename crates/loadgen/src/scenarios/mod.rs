@@ -1,0 +1,17 @@
+//! One module per `wms-loadgen` subcommand: its command-line options and its run, which
+//! prints its report to stdout.
+
+#![allow(clippy::print_stdout, reason = "the scenarios report to stdout")]
+
+pub mod flow;
+pub mod ingress;
+pub mod pipeline;
+
+use crate::stats::Report;
+
+/// The reports as one JSON line, for scripts that collect the numbers.
+fn print_json(reports: &[Report]) {
+    if let Ok(json) = serde_json::to_string(reports) {
+        println!("json: {json}");
+    }
+}
