@@ -148,3 +148,90 @@ async fn a_dead_lettered_write_back_is_listed_shown_replayed_and_completes_once(
     assert!(dlq.replay("wms.not-a-dead-queue", None, 1).await.is_err());
     p.teardown().await;
 }
+
+/// A message the broker itself dead-lettered (a quorum queue's delivery limit, after its
+/// consumer kept crashing before the ack) carries no `x-original-routing-key`, only `x-death`.
+/// Replaying it reaches its consumer, and only that one, with its original routing key.
+#[tokio::test]
+async fn a_message_the_broker_dead_lettered_is_replayed_to_its_consumer() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        stock: vec![(SKU_BALL, 5), (SKU_GLOVES, 5)],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let order_id = "broker-dead-1";
+    assert_eq!(
+        p.post_webhook(&order_webhook("ecomm_new_order", order_id, "unfulfilled"))
+            .await,
+        200
+    );
+    // A consumer that crashes before acking, again and again: the broker dead-letters the
+    // message once its delivery limit is reached.
+    let work_queue = p.topology.work_queue(consumer::ENRICH);
+    let dead_queue = p.topology.dead_queue(consumer::ENRICH);
+    let connection = lapin::Connection::connect(&test_support::amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let mut deliveries = channel
+        .basic_consume(
+            work_queue.as_str().into(),
+            "crashing-consumer".into(),
+            BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let observed = tokio::time::timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                Some(Ok(delivery)) = deliveries.next() => {
+                    delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await.unwrap();
+                }
+                count = p.observer.wait_for_count(&dead_queue, 1, Duration::from_millis(200)) => {
+                    if count >= 1 { break count; }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the broker dead-letters the message at its delivery limit");
+    assert_eq!(observed, 1);
+    platform::amqp::close_channel(&channel, "done").await;
+
+    let dlq = Dlq::connect(&test_support::amqp_url(), p.topology.clone())
+        .await
+        .unwrap();
+    let shown = dlq.show(&dead_queue, 10).await.unwrap();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].routing_key.as_deref(), Some("webhook.ecomm_new_order"));
+    let replayed = dlq.replay(&dead_queue, Some(order_id), 10).await.unwrap();
+    assert_eq!(replayed.len(), 1, "replayed although the broker put it there");
+
+    // The replay waits in enrich's queue alone (reserve's queue got nothing), then enrich
+    // handles it as the webhook it was.
+    assert_eq!(p.observer.wait_for_count(&work_queue, 1, WAIT).await, 1);
+    assert_eq!(
+        p.observer
+            .message_count(&p.topology.work_queue(consumer::RESERVE))
+            .await,
+        0
+    );
+    let settings = enrich::Settings {
+        base: p.base.clone(),
+        webflow: webflow_settings(&p.webflow_base),
+        enrich: enrich::settings::EnrichSettings::default(),
+    };
+    let service = enrich::build(settings, p.shutdown.clone()).await.unwrap();
+    tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
+    assert_eq!(
+        p.wait_for_state(order_id, "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    p.teardown().await;
+}

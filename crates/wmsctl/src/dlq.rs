@@ -1,9 +1,12 @@
 //! Dead-letter queues over AMQP: list, show, replay, purge.
 //!
 //! `show` reads messages and returns them to the queue (the channel closes without acking).
-//! `replay` publishes a message back to the events exchange with its original routing key and
-//! message id (so consumers still deduplicate), and acks it from the dead queue only after the
-//! broker confirmed the replay.
+//! `replay` sends a message back to the consumer whose dead queue held it (through the requeue
+//! exchange, so no other consumer sees it again), with its original routing key and message id
+//! (so the consumer still deduplicates), and acks it from the dead queue only after the broker
+//! confirmed the replay. It works whoever dead-lettered the message: the consumer runtime (which
+//! records `x-original-routing-key`) or the broker itself (a quorum queue's delivery limit, which
+//! records the original key in `x-death`).
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -71,7 +74,7 @@ fn describe(delivery: &lapin::message::Delivery) -> DeadMessage {
                 .as_str()
                 .map(str::to_owned)
         }),
-        routing_key: headers::get_str(table, "x-original-routing-key"),
+        routing_key: original_routing_key(table),
         service: headers::get_str(table, headers::DEAD_SERVICE),
         reason: headers::get_str(table, headers::DEAD_REASON).or_else(|| {
             // Dead-lettered by the broker itself (delivery limit): x-death says why.
@@ -83,6 +86,29 @@ fn describe(delivery: &lapin::message::Delivery) -> DeadMessage {
         attempts: headers::get_i64(table, headers::ATTEMPT),
         dead_at: headers::get_str(table, headers::DEAD_AT),
     }
+}
+
+/// The key the message was first published with: the runtime's `x-original-routing-key`, or
+/// the first `routing-keys` entry of the broker's `x-death` record.
+fn original_routing_key(table: Option<&FieldTable>) -> Option<String> {
+    headers::get_str(table, "x-original-routing-key").or_else(|| {
+        let AMQPValue::FieldArray(deaths) = table?.inner().get("x-death")? else {
+            return None;
+        };
+        deaths.as_slice().iter().find_map(|death| {
+            let AMQPValue::FieldTable(death) = death else {
+                return None;
+            };
+            let AMQPValue::FieldArray(keys) = death.inner().get("routing-keys")? else {
+                return None;
+            };
+            keys.as_slice().iter().find_map(|key| match key {
+                AMQPValue::LongString(key) => Some(String::from_utf8_lossy(key.as_bytes()).into_owned()),
+                AMQPValue::ShortString(key) => Some(key.to_string()),
+                _ => None,
+            })
+        })
+    })
 }
 
 impl Dlq {
@@ -97,17 +123,14 @@ impl Dlq {
         })
     }
 
-    fn check(&self, queue: &str) -> Result<(), DlqError> {
-        if self
-            .topology
+    /// The consumer whose dead queue `queue` is.
+    fn check(&self, queue: &str) -> Result<&'static str, DlqError> {
+        self.topology
             .consumers()
             .iter()
-            .any(|c| self.topology.dead_queue(c.name) == queue)
-        {
-            Ok(())
-        } else {
-            Err(DlqError::UnknownQueue(queue.to_owned()))
-        }
+            .find(|c| self.topology.dead_queue(c.name) == queue)
+            .map(|c| c.name)
+            .ok_or_else(|| DlqError::UnknownQueue(queue.to_owned()))
     }
 
     pub async fn list(&self) -> Result<Vec<DeadQueue>, DlqError> {
@@ -144,7 +167,7 @@ impl Dlq {
 
     /// Replays the messages of `queue` about `order` (or all of them); returns their ids.
     pub async fn replay(&self, queue: &str, order: Option<&str>, limit: u16) -> Result<Vec<DeadMessage>, DlqError> {
-        self.check(queue)?;
+        let consumer = self.check(queue)?;
         let (channel, deliveries) = self.take(queue, limit).await?;
         let mut replayed = Vec::new();
         for delivery in deliveries {
@@ -156,6 +179,7 @@ impl Dlq {
                 .routing_key
                 .clone()
                 .unwrap_or_else(|| delivery.routing_key.to_string());
+            // The consumer runtime reads the original key from this header (as after a retry).
             let mut table = delivery.properties.headers().clone().unwrap_or_default();
             let inner: std::collections::BTreeMap<_, _> = table
                 .inner()
@@ -167,6 +191,7 @@ impl Dlq {
                 .collect();
             table = FieldTable::from(inner);
             table.insert(headers::ATTEMPT.into(), AMQPValue::LongLongInt(1));
+            headers::insert_str(&mut table, "x-original-routing-key", routing_key.as_str());
             headers::insert_str(&mut table, "x-replayed-by", "wmsctl");
             let properties = BasicProperties::default()
                 .with_message_id(described.message_id.clone().unwrap_or_default().as_str().into())
@@ -177,8 +202,8 @@ impl Dlq {
             let confirm = self
                 .channel
                 .basic_publish(
-                    self.topology.events_exchange().into(),
-                    routing_key.as_str().into(),
+                    self.topology.requeue_exchange().into(),
+                    consumer.into(),
                     BasicPublishOptions {
                         mandatory: true,
                         ..BasicPublishOptions::default()
