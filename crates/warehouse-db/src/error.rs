@@ -31,6 +31,9 @@ pub enum DbError {
     /// A statement did less than the locks it holds guarantee; retried, never half-applied.
     #[error("{0}")]
     Invariant(String),
+    /// A `[database]` setting the pool cannot use (a CA file that does not parse…).
+    #[error("invalid setting `{key}`: {message}")]
+    Config { key: &'static str, message: String },
 }
 
 impl DbError {
@@ -48,6 +51,8 @@ impl DbError {
                         *code == SqlState::T_R_SERIALIZATION_FAILURE
                             || *code == SqlState::T_R_DEADLOCK_DETECTED
                             || *code == SqlState::LOCK_NOT_AVAILABLE
+                            // statement_timeout: the database was slow, not the request wrong.
+                            || *code == SqlState::QUERY_CANCELED
                             || *code == SqlState::ADMIN_SHUTDOWN
                             || *code == SqlState::CANNOT_CONNECT_NOW
                             || *code == SqlState::TOO_MANY_CONNECTIONS
@@ -63,7 +68,8 @@ impl DbError {
             | Self::InvalidUrl(_)
             | Self::Migration(_)
             | Self::UnknownState(_)
-            | Self::Serialize { .. } => false,
+            | Self::Serialize { .. }
+            | Self::Config { .. } => false,
         }
     }
 }

@@ -22,4 +22,4 @@ pub mod webflow_writes;
 pub use db::Db;
 pub use deadpool_postgres::Transaction;
 pub use error::DbError;
-pub use pool::{Pool, connect};
+pub use pool::{ConnectOptions, Pool, SslMode, connect};

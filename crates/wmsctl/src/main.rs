@@ -127,6 +127,7 @@ struct Settings {
 impl Validate for Settings {
     fn validate(&mut self) -> Result<(), SettingsError> {
         self.base.amqp.validate()?;
+        self.base.database.validate()?;
         self.webflow.validate()
     }
 }
@@ -204,7 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Order {
             command: OrderCommand::Show { site_id, order_id },
         } => {
-            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+            let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
             let client = pool.get().await?;
             let view = warehouse::routes::orders::order_view(&*client, &site_id, &order_id)
                 .await
@@ -212,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(cli.json, &view, || order_text(&view))
         }
         Command::Migrate => {
-            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+            let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
             let applied = warehouse_db::migrate::run(&pool).await?;
             print(cli.json, &serde_json::json!({"applied": applied}), || {
                 format!("{applied} migration(s) applied")
@@ -220,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile { .. } => {
             settings.webflow.require_api_tokens()?;
-            let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
+            let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 4)).await?;
             let client = webflow_client(&settings.webflow)?;
             let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
             let gateway = webflow_gateway::WebflowGateway::new(client, pool.clone(), sites.clone())
