@@ -30,7 +30,7 @@ pub struct SiteSettings {
     /// ingress has no API token, the workers no webhook secrets), so a missing file is only an
     /// error for the service that needs it: `require_api_tokens`/`require_webhook_secrets`.
     #[serde(skip)]
-    unreadable: BTreeMap<&'static str, String>,
+    pub unreadable: BTreeMap<&'static str, String>,
 }
 
 impl Default for SiteSettings {
