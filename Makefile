@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure validate-deploy test test-only build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,10 +27,16 @@ check-structure: ## Crate layering rules (docs/architecture.md) and unused depen
 	python3 scripts/check-architecture.py
 	cargo machete
 
+deny: ## Supply chain: licences, banned and duplicate versions, sources (cargo-deny, deny.toml)
+	$(CARGO) deny check licenses bans sources
+
+audit: ## Known advisories (cargo-deny): needs the RustSec database, so network access
+	$(CARGO) deny check advisories
+
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh
 
-test: fmt-check lint check-structure validate-deploy test-only ## Formatting, lints, crate structure, manifests, then every test
+test: fmt-check lint check-structure deny validate-deploy test-only ## Formatting, lints, crate structure, supply chain, manifests, then every test
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins
