@@ -4,6 +4,8 @@
 //!
 //! Needs TLS on in the server (`ssl = on`); `.ci/run` turns it on when it is off.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! writes the tables but cannot alter the append-only audit log. Against the local PostgreSQL
 //! (trust authentication for every role on 127.0.0.1). And services waiting for the schema.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+
 use secrecy::SecretString;
 use tokio_postgres::error::SqlState;
 use warehouse_db::ConnectOptions;
