@@ -6,17 +6,19 @@
 #
 #   VHOST=/ NS=wms bash deploy/rabbitmq/users.sh     # prints each generated password once
 #
-# Every service declares the whole topology at start (idempotent, platform::amqp::topology), so
-# each needs configure and write on the namespace (declaring a queue and binding it); what
-# differs is `read`: consuming or getting messages. The ingress and the warehouse may read no
-# queue at all (binding needs read on the exchanges only), a worker only its own queues, and
-# KEDA only the work queues' lengths.
+# What the users can do: every service declares the whole topology at start (idempotent,
+# platform::amqp::topology), and RabbitMQ checks a queue declared with a dead-letter exchange
+# for read on the queue and write on the exchange; so each service needs configure, write and
+# read on the namespace `<NS>.*` of the vhost, and nothing outside it (tested: an ingress with
+# read on the exchanges only is refused `access to queue 'wms.enrich'`). What separate users
+# give: credentials rotated and revoked one service at a time, per-user connection limits
+# (rabbitmqctl set_user_limits), and the management UI naming who holds each connection.
+# Narrower read permissions need the topology declared by one privileged job, not the services.
+# KEDA gets read on the work queues only.
 set -euo pipefail
 VHOST=${VHOST:-/}
 NS=${NS:-wms}
 ns=$(printf '%s' "$NS" | sed 's/[.]/\\./g')
-exchanges="^${ns}\\.(events|dead|retry|requeue)\$"
-own() { printf '^%s\\.%s(\\..*)?$' "$ns" "$1"; }
 
 user() { # name configure write read
   local name=$1 password
@@ -31,13 +33,8 @@ user() { # name configure write read
 }
 
 all="^${ns}\\."
-user wms-ingress "$all" "$all" "$exchanges"
-user wms-warehouse "$all" "$all" "$exchanges"
-user wms-reconcile "$all" "$all" "$exchanges"
-for worker in enrich reserve ship notify-webflow; do
-  user "wms-$worker" "$all" "$all" "${exchanges}|$(own "$worker")"
+for service in ingress enrich reserve ship notify-webflow warehouse reconcile operator; do
+  user "wms-$service" "$all" "$all" "$all"
 done
-# wmsctl (dead-letter inspection and replay) reads every dead-letter queue.
-user wms-operator "$all" "$all" "${exchanges}|^${ns}\\..*\\.dead\$"
 # KEDA's RabbitMQ scaler: reads queue lengths only (passive declare of the work queues).
 user wms-keda "^\$" "^\$" "^${ns}\\.(enrich|reserve|ship|notify-webflow)\$"
