@@ -209,3 +209,21 @@ fn the_production_profile_refuses_the_sandbox_carrier_and_plain_http() {
     ];
     let _: ship::Settings = load_from(None, env).unwrap();
 }
+
+/// The simulator (`make build` put it in target/debug) refuses to start outside a local profile.
+#[test]
+fn the_simulator_refuses_to_run_under_the_production_profile() {
+    let binary = path("target/debug/webflow-sim");
+    let output = std::process::Command::new(&binary)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("WMS_CONFIG")
+        .env_remove("WMS__PROFILE")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo build --workspace --bins)", binary.display()));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webflow-sim runs only with profile = \"local\""),
+        "{stderr}"
+    );
+}
