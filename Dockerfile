@@ -22,7 +22,9 @@ RUN cargo build --release --workspace --bins \
 # /readyz endpoints from Kubernetes probes.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/ /usr/local/bin/
-COPY config/ /etc/wms/
+# No configuration is baked in (config/ holds local tokens): docker-compose mounts
+# config/docker.toml, Kubernetes the ConfigMap; with neither, the built-in defaults apply and
+# the profile is production.
 USER nonroot:nonroot
 ENV WMS__TELEMETRY__LOG_FORMAT=json
 EXPOSE 8080 8081 9000

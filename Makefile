@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure validate-deploy test test-only api-conformance openapi build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only api-conformance openapi build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,10 +34,16 @@ api-conformance: services-check ## schemathesis against the real warehouse binar
 openapi: ## Regenerate docs/openapi.json from the warehouse API's code
 	UPDATE_OPENAPI=1 $(CARGO) test -p warehouse --lib openapi
 
+deny: ## Supply chain: licences, banned and duplicate versions, sources (cargo-deny, deny.toml)
+	$(CARGO) deny check licenses bans sources
+
+audit: ## Known advisories (cargo-deny): needs the RustSec database, so network access
+	$(CARGO) deny check advisories
+
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh
 
-test: fmt-check lint check-structure validate-deploy test-only api-conformance ## Formatting, lints, crate structure, manifests, every test, then API conformance
+test: fmt-check lint check-structure deny validate-deploy test-only api-conformance ## Formatting, lints, crate structure, supply chain, manifests, every test, then API conformance
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins

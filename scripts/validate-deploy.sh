@@ -17,8 +17,23 @@ for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" > "$out/$name.yaml"
   # KEDA's custom resources have no bundled schema: reported as warnings, not failures.
+  # KEDA's and the Gateway API's custom resources have no bundled schema: warnings, not
+  # failures; scripts/check-deploy.py checks what the HTTPRoute refers to.
   kubernetes-validate --strict --quiet --no-warn -k 1.30.0 "$out/$name.yaml"
   echo "ok: overlay $name renders and validates ($(grep -c '^kind:' "$out/$name.yaml") objects)"
+  # Least privilege, production profile, migrate Job name, connection budget.
+  python3 scripts/check-deploy.py "$name" "$out/$name.yaml"
 done
+# The Job's name follows the image tag: a new tag renders a new Job (no immutable-field error).
+cp -r deploy/k8s "$out/k8s"
+sed -i 's/newTag: "0.1.0"/newTag: "0.1.1"/' "$out/k8s/overlays/prod/kustomization.yaml"
+kubectl kustomize "$out/k8s/overlays/prod" | grep -q 'name: migrate-0.1.1' \
+  || { echo "ERROR: the migrate Job does not follow the image tag" >&2; exit 1; }
+echo "ok: a new image tag renders a new migrate Job"
+# The image carries no configuration (the dev configs hold local tokens).
+if grep -Eq '^COPY +config' Dockerfile; then
+  echo "ERROR: the Dockerfile copies config/ into the image; mount configuration instead" >&2
+  exit 1
+fi
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 echo "ok: docker-compose.yml matches the Compose specification"

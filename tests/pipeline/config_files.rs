@@ -1,27 +1,229 @@
-//! The shipped configuration files load and validate for every service that uses them.
+//! The shipped configuration files load and validate for every service that uses them; keys no
+//! service knows are refused by name; the production profile refuses local-only settings.
 
+use platform::settings::{KNOWN_TOP_LEVEL_KEYS, Validate, load_from, reads_section};
+use serde::de::DeserializeOwned;
+use std::io::Write;
 use std::path::PathBuf;
 
 fn path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(name)
 }
 
-fn load<T: serde::de::DeserializeOwned + platform::settings::Validate>(file: &str) -> T {
-    platform::settings::load_from(Some(path(file)), Vec::<(String, String)>::new())
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
+type Env = Vec<(String, String)>;
+
+fn load<T: DeserializeOwned + Validate>(file: &str, env: &Env) -> T {
+    load_from(Some(path(file)), env.clone()).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn error<T: DeserializeOwned + Validate + std::fmt::Debug>(file: Option<PathBuf>, env: &Env) -> String {
+    load_from::<T, _>(file, env.clone()).unwrap_err().to_string()
+}
+
+/// Every service's settings type, by the service's name.
+macro_rules! for_every_service {
+    ($check:ident) => {
+        $check::<ingress::Settings>("ingress");
+        $check::<enrich::Settings>("enrich");
+        $check::<service_base::BaseSettings>("reserve");
+        $check::<ship::Settings>("ship");
+        $check::<notify_webflow::Settings>("notify-webflow");
+        $check::<warehouse::Settings>("warehouse");
+        $check::<reconciliation::Settings>("reconcile");
+    };
+}
+
+/// The environment docker-compose.yml gives the services (`x-service` and each service's own).
+fn compose_env() -> Env {
+    let text = std::fs::read_to_string(path("docker-compose.yml")).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(key, _)| key.starts_with("WMS__"))
+        .map(|(key, value)| (key.to_owned(), value.trim_matches('"').to_owned()))
+        .collect()
 }
 
 #[test]
 fn local_and_docker_configs_start_every_service() {
-    for file in ["config/local.toml", "config/docker.toml"] {
-        let _: ingress::Settings = load(file);
-        let _: enrich::Settings = load(file);
-        let _: service_base::BaseSettings = load(file);
-        let _: ship::Settings = load(file);
-        let _: notify_webflow::Settings = load(file);
-        let warehouse: warehouse::Settings = load(file);
+    for (file, env) in [("config/local.toml", Vec::new()), ("config/docker.toml", compose_env())] {
+        let _: ingress::Settings = load(file, &env);
+        let _: enrich::Settings = load(file, &env);
+        let _: service_base::BaseSettings = load(file, &env);
+        let _: ship::Settings = load(file, &env);
+        let _: notify_webflow::Settings = load(file, &env);
+        let warehouse: warehouse::Settings = load(file, &env);
         assert!(warehouse.warehouse.auto_pack, "{file}: the local stack packs by itself");
-        let reconcile: reconciliation::Settings = load(file);
+        let reconcile: reconciliation::Settings = load(file, &env);
         assert_eq!(reconcile.webflow.sites.len(), 1);
     }
+    assert!(
+        compose_env().contains(&("WMS__PROFILE".into(), "local".into())),
+        "the simulator's environment selects the local profile"
+    );
+}
+
+/// The production files, with what each Deployment gives its pod: its own secrets only (the
+/// ingress has no API token file, the workers no webhook secrets file).
+#[test]
+fn production_configs_start_every_service_with_only_its_own_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, content: &str| {
+        let file = dir.path().join(name);
+        std::fs::File::create(&file)
+            .unwrap()
+            .write_all(content.as_bytes())
+            .unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let ca = secret("ca.crt", "-----BEGIN CERTIFICATE-----\n");
+    let token = secret("shop-api-token", "token");
+    let hooks = secret("shop-webhook-secrets", "one\ntwo\n");
+    let carrier = secret("shipengine-api-key", "TEST_key");
+    let with = |pairs: &[(&str, &str)]| -> Env {
+        let mut env: Env = vec![("WMS__DATABASE__SSL_ROOT_CERT".into(), ca.clone())];
+        env.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
+    };
+    let token_env = with(&[("WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE", &token)]);
+    for file in ["config/production.example.toml", "deploy/k8s/base/config.toml"] {
+        let ingress: ingress::Settings = load(
+            file,
+            &with(&[("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE", &hooks)]),
+        );
+        assert_eq!(ingress.webflow.sites["shop"].webhook_secrets.len(), 2);
+        assert!(
+            ingress.webflow.sites["shop"].api_token.is_none(),
+            "no token in the ingress"
+        );
+        let _: enrich::Settings = load(file, &token_env);
+        let _: service_base::BaseSettings = load(file, &with(&[]));
+        let ship: ship::Settings = load(file, &with(&[("WMS__CARRIER__SHIPENGINE__API_KEY_FILE", &carrier)]));
+        assert_eq!(ship.carrier.kind, carrier::CarrierKind::ShipEngine);
+        let _: notify_webflow::Settings = load(file, &token_env);
+        let _: warehouse::Settings = load(file, &with(&[("WMS__WAREHOUSE__API_TOKENS", "t")]));
+        let _: reconciliation::Settings = load(file, &token_env);
+        // A worker without its token file names the missing file.
+        let err = error::<enrich::Settings>(Some(path(file)), &with(&[]));
+        assert!(err.contains("webflow.sites.shop.api_token_file"), "{err}");
+    }
+}
+
+#[test]
+fn a_misspelt_key_is_refused_by_name_in_a_file_and_in_the_environment() {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    write!(
+        file,
+        "profile = \"local\"\n[webflow.sites.shop]\nsite_id = \"65f0c0ffee0000000000beef\"\nwebhook_secret = \"s\"\n"
+    )
+    .unwrap();
+    let file = Some(file.path().to_path_buf());
+    let env: Env = vec![("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS".into(), "s".into())];
+    // Every service that reads `[webflow]` refuses it.
+    for err in [
+        error::<ingress::Settings>(file.clone(), &env),
+        error::<enrich::Settings>(file.clone(), &env),
+        error::<warehouse::Settings>(file.clone(), &env),
+        error::<notify_webflow::Settings>(file.clone(), &env),
+        error::<reconciliation::Settings>(file.clone(), &env),
+    ] {
+        assert!(
+            err.contains("unknown setting: `webflow.sites.shop.webhook_secret`"),
+            "{err}"
+        );
+    }
+    // In the environment, the message names the variable too.
+    let env: Env = vec![
+        ("WMS__PROFILE".into(), "local".into()),
+        ("WMS__CARRIER__SHIPENGINE__APIKEY".into(), "k".into()),
+    ];
+    let err = error::<ship::Settings>(None, &env);
+    assert!(
+        err.contains("`carrier.shipengine.apikey` (from WMS__CARRIER__SHIPENGINE__APIKEY)"),
+        "{err}"
+    );
+    let env: Env = vec![("WMS__WORKER__CONCURENCY".into(), "4".into())];
+    let err = error::<service_base::BaseSettings>(None, &env);
+    assert!(err.contains("`worker.concurency`"), "{err}");
+}
+
+/// Each top-level key some service reads is in platform's list, and each entry of the list is
+/// read by some service: a section added to a service without the list (or left in the list
+/// after its last reader went) fails here.
+#[test]
+fn every_section_is_known() {
+    let mut read = std::collections::BTreeSet::new();
+    macro_rules! collect {
+        ($($t:ty),*) => {$(
+            for section in KNOWN_TOP_LEVEL_KEYS.iter().chain(["bogus"].iter()) {
+                if reads_section::<$t>(section) {
+                    read.insert(*section);
+                }
+            }
+        )*};
+    }
+    collect!(
+        ingress::Settings,
+        enrich::Settings,
+        service_base::BaseSettings,
+        ship::Settings,
+        notify_webflow::Settings,
+        warehouse::Settings,
+        reconciliation::Settings
+    );
+    let listed: std::collections::BTreeSet<&str> = KNOWN_TOP_LEVEL_KEYS
+        .iter()
+        .copied()
+        .filter(|k| *k != "profile")
+        .collect();
+    assert_eq!(read, listed);
+}
+
+#[test]
+fn the_production_profile_refuses_the_sandbox_carrier_and_plain_http() {
+    fn refused<T: DeserializeOwned + Validate + std::fmt::Debug>(service: &str) {
+        // No profile: production.
+        let env: Env = vec![
+            ("WMS__WEBFLOW__API_BASE_URL".into(), "http://127.0.0.1:8090/v2".into()),
+            ("WMS__WEBFLOW__ALLOW_INSECURE_HTTP".into(), "true".into()),
+        ];
+        let err = error::<T>(None, &env);
+        assert!(
+            err.contains("`webflow.allow_insecure_http`") && err.contains("production"),
+            "{service}: {err}"
+        );
+    }
+    for_every_service!(refused);
+    // The sandbox carrier is the default: production must name the real one.
+    let err = error::<ship::Settings>(None, &Vec::new());
+    assert!(
+        err.contains("`carrier.kind`") && err.contains("profile = \"local\""),
+        "{err}"
+    );
+    let env: Env = vec![("WMS__CARRIER__KIND".into(), "sandbox".into())];
+    let err = error::<ship::Settings>(None, &env);
+    assert!(err.contains("`carrier.kind`"), "{err}");
+    let env: Env = vec![
+        ("WMS__PROFILE".into(), "local".into()),
+        ("WMS__CARRIER__KIND".into(), "sandbox".into()),
+    ];
+    let _: ship::Settings = load_from(None, env).unwrap();
+}
+
+/// The simulator (`make build` put it in target/debug) refuses to start outside a local profile.
+#[test]
+fn the_simulator_refuses_to_run_under_the_production_profile() {
+    let binary = path("target/debug/webflow-sim");
+    let output = std::process::Command::new(&binary)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("WMS_CONFIG")
+        .env_remove("WMS__PROFILE")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo build --workspace --bins)", binary.display()));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("webflow-sim runs only with profile = \"local\""),
+        "{stderr}"
+    );
 }

@@ -154,6 +154,8 @@ impl Stack {
     pub async fn start(p: &Pipeline, options: StackOptions) -> Self {
         let (ingress_port, warehouse_port, sim_port) = (free_port(), free_port(), free_port());
         let env: Vec<(String, String)> = [
+            // The simulator, the sandbox carrier and plain-http Webflow: a local profile.
+            ("WMS__PROFILE", "local".into()),
             ("WMS__AMQP__URL", options.amqp_url.clone()),
             ("WMS__AMQP__NAMESPACE", p.topology.namespace().to_owned()),
             // The harness's tiers, so its teardown deletes every queue the services declare.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct CarrierSettings {
-    /// `sandbox` (default) or `shipengine`.
+    /// `sandbox` (default; only with `profile = "local"`) or `shipengine`.
     pub kind: CarrierKind,
     /// The warehouse's address, printed as the sender.
     pub ship_from: Address,
@@ -84,6 +84,20 @@ impl Default for ShipEngineSettings {
 }
 
 impl CarrierSettings {
+    /// The sandbox invents tracking numbers that Webflow would email to customers: only a
+    /// local profile may use it (the default profile is production).
+    pub fn check_profile(&self, profile: platform::settings::Profile) -> Result<(), SettingsError> {
+        if profile == platform::settings::Profile::Production && self.kind == CarrierKind::Sandbox {
+            return Err(SettingsError::LocalOnly {
+                key: "carrier.kind".into(),
+                why: "the sandbox carrier invents tracking numbers; set carrier.kind = \"shipengine\" and \
+                      carrier.shipengine.api_key_file"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn validate(&mut self) -> Result<(), SettingsError> {
         match self.kind {
             CarrierKind::Sandbox => {

@@ -13,6 +13,9 @@ pub enum WebhookError {
     PayloadTooLarge { limit: usize },
     #[error("cannot read the request body: {0}")]
     ReadBody(String),
+    /// A slow sender (slow-loris) holds a worker's memory and a connection: cut it.
+    #[error("the body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u64 },
     #[error("webhook signature rejected: {0}")]
     Signature(#[from] SignatureError),
     #[error("the body is not a Webflow webhook: {0}")]
@@ -28,6 +31,7 @@ impl WebhookError {
             Self::UnknownSite(_) => "unknown_site",
             Self::PayloadTooLarge { .. } => "body_too_large",
             Self::ReadBody(_) => "body_read_error",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::Signature(error) => error.reason(),
             Self::InvalidPayload(_) => "invalid_payload",
             Self::Publish(error) => error.reason(),
@@ -39,6 +43,7 @@ impl WebhookError {
             Self::UnknownSite(_) => "unknown_site",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::ReadBody(_) => "bad_request",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::Signature(_) => "invalid_signature",
             Self::InvalidPayload(_) => "invalid_payload",
             Self::Publish(_) => "queue_unavailable",
@@ -52,6 +57,7 @@ impl ResponseError for WebhookError {
             Self::UnknownSite(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ReadBody(_) | Self::InvalidPayload(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             // Webflow retries anything but 200: the webhook is not lost.
             Self::Publish(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,6 +68,13 @@ impl ResponseError for WebhookError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, Self::Publish(_)) {
             response.insert_header(("Retry-After", "5"));
+        }
+        if matches!(
+            self,
+            Self::BodyTimeout { .. } | Self::PayloadTooLarge { .. } | Self::ReadBody(_)
+        ) {
+            // The rest of the body is never read: the connection cannot carry another request.
+            response.force_close();
         }
         response.json(serde_json::json!({"code": self.code(), "message": self.to_string()}))
     }

@@ -20,8 +20,14 @@ pub struct Settings {
 pub struct IngressSettings {
     /// Where `POST /webhooks/webflow/{site_id}` listens.
     pub bind: String,
-    /// Larger bodies are refused with 413 before they are read in full.
+    /// Larger bodies are refused with 413 before they are read in full. This is all a request
+    /// can make the ingress buffer before its signature is checked.
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this many milliseconds after the headers; a slower
+    /// sender gets 408 and its connection is closed.
+    pub body_timeout_ms: u64,
+    /// The request line and headers must arrive within this.
+    pub header_timeout_ms: u64,
     /// A webhook whose timestamp is further than this from now (either way) is refused.
     pub replay_window_secs: u64,
     /// How long to wait for RabbitMQ's confirm before answering 503.
@@ -34,7 +40,9 @@ impl Default for IngressSettings {
     fn default() -> Self {
         Self {
             bind: "0.0.0.0:8080".into(),
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: 256 * 1024,
+            body_timeout_ms: 10_000,
+            header_timeout_ms: 5_000,
             replay_window_secs: 300,
             publish_timeout_ms: 5_000,
             workers: 0,
@@ -57,6 +65,12 @@ impl Validate for Settings {
         self.health.socket_addr()?;
         if self.ingress.max_body_bytes == 0 {
             return Err(SettingsError::invalid("ingress.max_body_bytes", "must be above 0"));
+        }
+        if self.ingress.body_timeout_ms == 0 {
+            return Err(SettingsError::invalid("ingress.body_timeout_ms", "must be above 0"));
+        }
+        if self.ingress.header_timeout_ms == 0 {
+            return Err(SettingsError::invalid("ingress.header_timeout_ms", "must be above 0"));
         }
         if self.ingress.replay_window_secs == 0 {
             return Err(SettingsError::invalid("ingress.replay_window_secs", "must be above 0"));

@@ -1,4 +1,5 @@
-//! Builds and runs the ingress: the webhook route plus health and metrics.
+//! Builds and runs the ingress: the webhook route on the public listener; health and metrics
+//! on the health listener only.
 
 use crate::metrics::IngressMetrics;
 use crate::routes::{IngressState, receive_webflow_webhook};
@@ -62,6 +63,7 @@ impl Application {
             publisher,
             exchange,
             max_body_bytes: settings.ingress.max_body_bytes,
+            body_timeout: Duration::from_millis(settings.ingress.body_timeout_ms),
             replay_window_ms: i64::try_from(settings.ingress.replay_window_secs.saturating_mul(1_000))
                 .unwrap_or(i64::MAX),
             metrics,
@@ -81,7 +83,6 @@ impl Application {
                 source,
             })?
             .port();
-        let app_health = health_state.clone();
         let site_ids: Vec<String> = state.secrets.keys().cloned().collect();
         let mut server = HttpServer::new(move || {
             let mut app = App::new().app_data(state.clone());
@@ -97,17 +98,19 @@ impl Application {
                     }),
                 );
             }
+            // Only the webhook route is public: `/healthz`, `/readyz` and `/metrics` are served
+            // on `health.bind` alone, which the Service and the Ingress do not expose.
             app.route(
                 &format!("{WEBHOOK_PATH}/{{site_id}}"),
                 web::post().to(|request, site_id: web::Path<String>, payload, state| {
                     receive_webflow_webhook(request, site_id.into_inner(), payload, state)
                 }),
             )
-            .configure(health::configure(app_health.clone()))
         })
         .disable_signals()
-        // Webflow's delivery timeout is undocumented; keep slow clients from holding workers.
-        .client_request_timeout(Duration::from_secs(10))
+        // Slow clients must not hold workers or memory: the headers have this deadline, the
+        // body `ingress.body_timeout_ms` (enforced by the handler).
+        .client_request_timeout(Duration::from_millis(settings.ingress.header_timeout_ms))
         .shutdown_timeout(30);
         if settings.ingress.workers > 0 {
             server = server.workers(settings.ingress.workers);

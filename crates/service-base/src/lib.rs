@@ -7,7 +7,7 @@ pub mod outbox;
 pub mod settings;
 
 pub use outbox::{OutboxError, OutboxPublisher, run_relay};
-pub use settings::{BaseSettings, WorkerSettings};
+pub use settings::{BaseSettings, WorkerSettings, connect_options};
 
 use platform::amqp::{AmqpClient, Publisher, Topology};
 use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
@@ -70,10 +70,17 @@ impl ServiceBase {
         extra_connections: usize,
         shutdown: CancellationToken,
     ) -> Result<Self, StartupError> {
-        let pool =
-            warehouse_db::connect(&settings.database.url, settings.database.pool_size + extra_connections).await?;
+        let pool = warehouse_db::connect(&connect_options(
+            &settings.database,
+            settings.database.pool_size + extra_connections,
+        ))
+        .await?;
         if settings.database.migrate_on_start {
             warehouse_db::migrate::run(&pool).await?;
+        } else {
+            // A migration Job owns the schema: wait for it rather than race it.
+            warehouse_db::migrate::wait_for_schema(&pool, Duration::from_secs(settings.database.schema_wait_secs))
+                .await?;
         }
         let topology = Topology::from_settings(&settings.amqp);
         let amqp = AmqpClient::start(

@@ -2,9 +2,10 @@
 //! `[worker]` (how a service consumes and relays its outbox).
 
 use platform::retry::RetryPolicy;
-use platform::settings::{AmqpSettings, DatabaseSettings, HealthSettings, SettingsError, Validate};
+use platform::settings::{AmqpSettings, DatabaseSettings, DatabaseSslMode, HealthSettings, SettingsError, Validate};
 use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The sections every service reads; a service's own settings flatten this in.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -18,8 +19,9 @@ pub struct BaseSettings {
 }
 
 impl BaseSettings {
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    pub fn validate(&mut self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
+        self.database.validate()?;
         self.health.socket_addr()?;
         self.worker.validate()
     }
@@ -82,5 +84,24 @@ impl WorkerSettings {
             return Err(SettingsError::invalid("worker.relay_interval_ms", "must be above 0"));
         }
         Ok(())
+    }
+}
+
+/// The options of a pool of `pool_size` connections, from `[database]`.
+pub fn connect_options(database: &DatabaseSettings, pool_size: usize) -> warehouse_db::ConnectOptions {
+    warehouse_db::ConnectOptions {
+        ssl_mode: match database.ssl_mode {
+            DatabaseSslMode::Disable => warehouse_db::SslMode::Disable,
+            DatabaseSslMode::Require => warehouse_db::SslMode::Require,
+            DatabaseSslMode::VerifyFull => warehouse_db::SslMode::VerifyFull,
+        },
+        ssl_root_cert: database.ssl_root_cert.clone(),
+        connect_timeout: Duration::from_millis(database.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+        keepalives_idle: Duration::from_secs(database.keepalives_idle_secs),
+        keepalives_interval: Duration::from_secs(database.keepalives_interval_secs),
+        keepalives_retries: database.keepalives_retries,
+        tcp_user_timeout: Duration::from_millis(database.tcp_user_timeout_ms),
+        ..warehouse_db::ConnectOptions::new(database.url.clone(), pool_size)
     }
 }

@@ -40,6 +40,10 @@ impl platform::settings::Validate for Settings {
         self.base.validate()?;
         self.carrier.validate()
     }
+
+    fn check_profile(&self, profile: platform::settings::Profile) -> Result<(), SettingsError> {
+        self.carrier.check_profile(profile)
+    }
 }
 
 pub struct ShipHandler {

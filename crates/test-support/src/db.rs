@@ -29,7 +29,7 @@ impl TestDatabase {
             .await
             .unwrap();
         let url = format!("{}/{name}", crate::database_server_url());
-        let pool = warehouse_db::connect(&SecretString::from(url.clone()), 32)
+        let pool = warehouse_db::connect(&warehouse_db::ConnectOptions::new(SecretString::from(url.clone()), 32))
             .await
             .unwrap();
         warehouse_db::migrate::run(&pool).await.unwrap();

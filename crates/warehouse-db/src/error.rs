@@ -34,6 +34,9 @@ pub enum DbError {
     /// A statement did less than the locks it holds guarantee; retried, never half-applied.
     #[error("{0}")]
     Invariant(String),
+    /// A `[database]` setting the pool cannot use (a CA file that does not parse…).
+    #[error("invalid setting `{key}`: {message}")]
+    Config { key: &'static str, message: String },
 }
 
 /// A database string that maps onto none of an enum's values (audit kinds, statuses, steps).
@@ -68,6 +71,8 @@ impl DbError {
                         *code == SqlState::T_R_SERIALIZATION_FAILURE
                             || *code == SqlState::T_R_DEADLOCK_DETECTED
                             || *code == SqlState::LOCK_NOT_AVAILABLE
+                            // statement_timeout: the database was slow, not the request wrong.
+                            || *code == SqlState::QUERY_CANCELED
                             || *code == SqlState::ADMIN_SHUTDOWN
                             || *code == SqlState::CANNOT_CONNECT_NOW
                             || *code == SqlState::TOO_MANY_CONNECTIONS
@@ -84,7 +89,8 @@ impl DbError {
             | Self::Migration(_)
             | Self::UnknownState(_)
             | Self::UnknownValue(_)
-            | Self::Serialize { .. } => false,
+            | Self::Serialize { .. }
+            | Self::Config { .. } => false,
         }
     }
 }

@@ -24,4 +24,4 @@ pub use db::Db;
 pub use deadpool_postgres::Transaction;
 pub use error::DbError;
 pub use order_view::OrderView;
-pub use pool::{Pool, connect};
+pub use pool::{ConnectOptions, Pool, SslMode, connect};

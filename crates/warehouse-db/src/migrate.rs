@@ -29,3 +29,54 @@ pub async fn run(pool: &Pool) -> Result<usize> {
     }
     Ok(applied)
 }
+
+/// The newest migration this build embeds.
+pub fn expected_version() -> i32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The newest migration applied to the database (0 before the first).
+pub async fn applied_version(pool: &Pool) -> Result<i32> {
+    let client = pool.get().await?;
+    let history = client
+        .query_one("SELECT to_regclass('refinery_schema_history') IS NOT NULL", &[])
+        .await?;
+    if !history.get::<_, bool>(0) {
+        return Ok(0);
+    }
+    let row = client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Waits until the migrations (applied by someone else: the migration Job) reach the version
+/// this build needs, checking every second; an error after `timeout`. A newer schema is fine:
+/// migrations only add.
+pub async fn wait_for_schema(pool: &Pool, timeout: std::time::Duration) -> Result<i32> {
+    let expected = expected_version();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut logged = false;
+    loop {
+        let applied = applied_version(pool).await?;
+        if applied >= expected {
+            return Ok(applied);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DbError::Migration(format!(
+                "the schema is at version {applied}, this build needs {expected}; run the migrations \
+                 (`wmsctl migrate`, the migrate Job) or set database.migrate_on_start = true"
+            )));
+        }
+        if !logged {
+            tracing::info!(applied, expected, "waiting for the database migrations");
+            logged = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}

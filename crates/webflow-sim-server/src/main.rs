@@ -54,6 +54,15 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A stand-in Webflow must never run by accident where real orders flow: it runs only when
+    // the configuration layers (WMS_CONFIG, WMS__PROFILE) select the local profile.
+    let profile = platform::settings::load_profile().context("invalid configuration")?;
+    if profile != platform::settings::Profile::Local {
+        anyhow::bail!(
+            "webflow-sim runs only with profile = \"local\" (set it in the file named by WMS_CONFIG, or WMS__PROFILE=local); \
+             the configuration selects {profile:?}"
+        );
+    }
     let settings = platform::telemetry::TelemetrySettings {
         log_format: platform::telemetry::LogFormat::Pretty,
         ..Default::default()

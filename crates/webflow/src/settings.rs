@@ -26,6 +26,11 @@ pub struct SiteSettings {
     pub webhook_secrets_file: Option<PathBuf>,
     pub rate_limit_per_minute: u32,
     pub send_fulfillment_email: bool,
+    /// Why a `*_file` could not be read. Each pod mounts only the secrets its service needs (the
+    /// ingress has no API token, the workers no webhook secrets), so a missing file is only an
+    /// error for the service that needs it: `require_api_tokens`/`require_webhook_secrets`.
+    #[serde(skip)]
+    pub unreadable: BTreeMap<&'static str, String>,
 }
 
 impl Default for SiteSettings {
@@ -38,6 +43,7 @@ impl Default for SiteSettings {
             webhook_secrets_file: None,
             rate_limit_per_minute: 60,
             send_fulfillment_email: true,
+            unreadable: BTreeMap::new(),
         }
     }
 }
@@ -103,19 +109,26 @@ impl WebflowSettings {
                         "give api_token or api_token_file, not both",
                     ));
                 }
-                let token = read_secret_file(path).map_err(|m| SettingsError::invalid(key("api_token_file"), m))?;
-                site.api_token = Some(SecretString::from(token));
+                match read_secret_file(path) {
+                    Ok(token) => site.api_token = Some(SecretString::from(token)),
+                    Err(message) => {
+                        site.unreadable.insert("api_token_file", message);
+                    }
+                }
             }
             if let Some(path) = &site.webhook_secrets_file {
-                let content =
-                    read_secret_file(path).map_err(|m| SettingsError::invalid(key("webhook_secrets_file"), m))?;
-                site.webhook_secrets.extend(
-                    content
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(|l| SecretString::from(l.to_owned())),
-                );
+                match read_secret_file(path) {
+                    Ok(content) => site.webhook_secrets.extend(
+                        content
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(|l| SecretString::from(l.to_owned())),
+                    ),
+                    Err(message) => {
+                        site.unreadable.insert("webhook_secrets_file", message);
+                    }
+                }
             }
         }
         Ok(())
@@ -124,6 +137,12 @@ impl WebflowSettings {
     /// The ingress cannot verify a site without at least one secret.
     pub fn require_webhook_secrets(&self) -> Result<(), SettingsError> {
         for (name, site) in &self.sites {
+            if let Some(message) = site.unreadable.get("webhook_secrets_file") {
+                return Err(SettingsError::invalid(
+                    format!("webflow.sites.{name}.webhook_secrets_file"),
+                    message.clone(),
+                ));
+            }
             if site.webhook_secrets.is_empty() {
                 return Err(SettingsError::invalid(
                     format!("webflow.sites.{name}.webhook_secrets"),
@@ -137,6 +156,12 @@ impl WebflowSettings {
     /// Workers that call the API need a token per site.
     pub fn require_api_tokens(&self) -> Result<(), SettingsError> {
         for (name, site) in &self.sites {
+            if let Some(message) = site.unreadable.get("api_token_file") {
+                return Err(SettingsError::invalid(
+                    format!("webflow.sites.{name}.api_token_file"),
+                    message.clone(),
+                ));
+            }
             if site
                 .api_token
                 .as_ref()
@@ -266,6 +291,29 @@ mod tests {
                 .unwrap()
                 .expose_secret(),
             "secret-token"
+        );
+    }
+
+    #[test]
+    fn a_secret_file_that_is_not_mounted_only_fails_the_service_that_needs_it() {
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE", "/nonexistent/token"),
+                (
+                    "WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE",
+                    "/nonexistent/secrets",
+                ),
+            ]),
+        )
+        .unwrap();
+        let err = settings.webflow.require_api_tokens().unwrap_err();
+        assert!(err.to_string().contains("webflow.sites.shop.api_token_file"), "{err}");
+        let err = settings.webflow.require_webhook_secrets().unwrap_err();
+        assert!(
+            err.to_string().contains("webflow.sites.shop.webhook_secrets_file"),
+            "{err}"
         );
     }
 }

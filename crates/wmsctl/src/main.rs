@@ -126,6 +126,7 @@ struct Settings {
 impl Validate for Settings {
     fn validate(&mut self) -> Result<(), SettingsError> {
         self.base.amqp.validate()?;
+        self.base.database.validate()?;
         self.webflow.validate()
     }
 }
@@ -215,7 +216,7 @@ async fn dlq(json: bool, settings: &Settings, command: DlqCommand) -> anyhow::Re
 /// `wmsctl order show`: the same typed view the warehouse API answers.
 async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow::Result<()> {
     let OrderCommand::Show { site_id, order_id } = command;
-    let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+    let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let client = pool.get().await?;
     let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
@@ -225,7 +226,7 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
 
 /// `wmsctl migrate`.
 async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
-    let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+    let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let applied = warehouse_db::migrate::run(&pool).await?;
     print(json, &serde_json::json!({"applied": applied}), || {
         format!("{applied} migration(s) applied")

@@ -1,6 +1,6 @@
 //! `POST /webhooks/webflow/{site_id}`.
 //!
-//! Order of checks: known site → body size → signature (over the raw bytes) → JSON with a
+//! Order of checks: known site → body size and body deadline → signature (over the raw bytes) → JSON with a
 //! `triggerType` → handled type → publish and wait for the confirm. Nothing is published
 //! before the signature has been verified.
 
@@ -24,6 +24,8 @@ pub struct IngressState {
     pub publisher: Publisher,
     pub exchange: String,
     pub max_body_bytes: usize,
+    /// The whole body must arrive within this, counted from the end of the headers.
+    pub body_timeout: std::time::Duration,
     pub replay_window_ms: i64,
     pub metrics: IngressMetrics,
 }
@@ -99,7 +101,11 @@ async fn handle(
         .secrets
         .get(site_id)
         .ok_or_else(|| WebhookError::UnknownSite(site_id.to_owned()))?;
-    let body = read_body(request, payload, state.max_body_bytes).await?;
+    let body = tokio::time::timeout(state.body_timeout, read_body(request, payload, state.max_body_bytes))
+        .await
+        .map_err(|_| WebhookError::BodyTimeout {
+            limit_ms: u64::try_from(state.body_timeout.as_millis()).unwrap_or(u64::MAX),
+        })??;
 
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let signature = WebhookSignature {

@@ -26,7 +26,12 @@ async fn broker_down_means_503_then_success_after_it_returns() {
     let response = app.post_signed(&body, SECRET).await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
-    let readyz = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let readyz = app
+        .client
+        .get(format!("{}/readyz", app.health_address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(readyz.status(), 503);
 
     proxy.restore();
@@ -35,7 +40,12 @@ async fn broker_down_means_503_then_success_after_it_returns() {
         .await
         .expect("reconnects by itself");
     assert_eq!(app.post_signed(&body, SECRET).await.status(), 200);
-    let readyz = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let readyz = app
+        .client
+        .get(format!("{}/readyz", app.health_address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(readyz.status(), 200);
 
     // Exactly the two accepted webhooks are queued; the 503 one was not.

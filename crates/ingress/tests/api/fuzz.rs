@@ -74,7 +74,7 @@ async fn random_requests_never_panic_and_never_publish_unverified_bodies() {
     // Health still fine after the storm.
     assert_eq!(
         app.client
-            .get(format!("{}/healthz", app.address))
+            .get(format!("{}/healthz", app.health_address))
             .send()
             .await
             .unwrap()

@@ -28,6 +28,7 @@ pub struct Options {
     pub amqp_url: String,
     pub replay_window_secs: u64,
     pub max_body_bytes: usize,
+    pub body_timeout_ms: u64,
     pub wait_ready: bool,
 }
 
@@ -37,6 +38,7 @@ impl Default for Options {
             amqp_url: test_support::amqp_url(),
             replay_window_secs: 300,
             max_body_bytes: 64 * 1024,
+            body_timeout_ms: 10_000,
             wait_ready: true,
         }
     }
@@ -58,6 +60,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.ingress.bind = "127.0.0.1:0".into();
     settings.ingress.workers = 2;
     settings.ingress.max_body_bytes = options.max_body_bytes;
+    settings.ingress.body_timeout_ms = options.body_timeout_ms;
     settings.ingress.replay_window_secs = options.replay_window_secs;
     settings.ingress.publish_timeout_ms = 2_000;
     settings.health.bind = "127.0.0.1:0".into();
@@ -145,7 +148,7 @@ impl TestApp {
 
     pub async fn metrics(&self) -> String {
         self.client
-            .get(format!("{}/metrics", self.address))
+            .get(format!("{}/metrics", self.health_address))
             .send()
             .await
             .unwrap()

@@ -5,6 +5,7 @@
 
 mod broker_outage;
 mod concurrency;
+mod edge;
 mod fuzz;
 mod helpers;
 mod rejections;

@@ -1,0 +1,35 @@
+-- PostgreSQL roles of the bridge: run once per database by an administrator, before the first
+-- migration (idempotent: safe to run again), e.g.
+--   psql "postgres://admin@db.example.com/wms?sslmode=verify-full" -f deploy/k8s/base/sql/roles.sql
+-- then give each login role a password (\password wms_enrich) or your provider's IAM login, and
+-- put its URL in the Secret (`<service>-database-url`, `migrate-database-url`).
+--
+--   wms_migrate   LOGIN  owns the schema: the migrate Job (wmsctl migrate, then grants.sql)
+--   wms_app       group  what a service may do (grants.sql): read and write every table, but
+--                        only INSERT and SELECT on audit_log; owns nothing, so it can neither
+--                        ALTER nor DROP a table or its append-only trigger
+--   wms_<service> LOGIN  one per service, member of wms_app: separate credentials to rotate or
+--                        revoke, and pg_stat_activity says who holds a connection
+
+DO $$
+DECLARE
+    service TEXT;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_migrate') THEN
+        CREATE ROLE wms_migrate LOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_app') THEN
+        CREATE ROLE wms_app NOLOGIN;
+    END IF;
+    FOREACH service IN ARRAY ARRAY['enrich', 'reserve', 'ship', 'notify_webflow', 'warehouse', 'reconcile'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_' || service) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN IN ROLE wms_app', 'wms_' || service);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- The schema belongs to wms_migrate; services may use it, not create in it.
+GRANT USAGE, CREATE ON SCHEMA public TO wms_migrate;
+GRANT USAGE ON SCHEMA public TO wms_app;
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
