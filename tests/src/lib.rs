@@ -407,7 +407,9 @@ impl Pipeline {
             webflow: webflow_settings(&self.webflow_base),
             reconcile: reconciliation::ReconcileSettings::default(),
         };
-        reconciliation::build(settings, self.shutdown.child_token()).await.unwrap()
+        reconciliation::build(settings, self.shutdown.child_token())
+            .await
+            .unwrap()
     }
 
     /// A request to the warehouse API with the test token.
