@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure validate-deploy test test-only test-cluster build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure validate-deploy test test-only test-cluster api-conformance openapi build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,10 +33,17 @@ check-structure: ## Crate layering rules (docs/architecture.md) and unused depen
 	python3 scripts/check-architecture.py
 	cargo machete
 
+api-conformance: services-check ## schemathesis against the real warehouse binary and its generated OpenAPI document
+	$(CARGO) build --workspace --bins
+	bash scripts/api-conformance.sh
+
+openapi: ## Regenerate docs/openapi.json from the warehouse API's code
+	UPDATE_OPENAPI=1 $(CARGO) test -p warehouse --lib openapi
+
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh
 
-test: fmt-check lint check-structure validate-deploy test-only ## Formatting, lints, crate structure, manifests, then every test
+test: fmt-check lint check-structure validate-deploy test-only api-conformance ## Formatting, lints, crate structure, manifests, every test, then API conformance
 
 build: ## Debug build of every binary
 	$(CARGO) build --workspace --bins

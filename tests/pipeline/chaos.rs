@@ -179,8 +179,8 @@ async fn spoofed_and_replayed_webhooks_cause_no_writes() {
             200
         );
     }
-    for consumer in ["enrich", "reserve", "ship", "notify-webflow"] {
-        p.wait_until_idle(consumer, Duration::from_secs(20)).await;
+    for queue in platform::amqp::CONSUMERS {
+        p.wait_until_idle(queue.name, Duration::from_secs(20)).await;
     }
     assert_eq!(
         p.scalar(

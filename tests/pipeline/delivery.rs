@@ -20,8 +20,8 @@ async fn the_same_webhook_five_times_gives_one_reservation() {
         p.wait_for_state("dup-1", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
-    p.wait_until_idle("enrich", WAIT).await;
-    p.wait_until_idle("reserve", WAIT).await;
+    p.wait_until_idle(consumer::ENRICH, WAIT).await;
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1);
     assert_eq!(p.scalar("SELECT count(*) FROM reservations", &[]).await, 2);
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
@@ -63,7 +63,7 @@ async fn the_same_event_delivered_five_times_reserves_once() {
             )
             .await;
     }
-    p.wait_until_idle("reserve", WAIT).await;
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1);
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
@@ -85,7 +85,7 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
             .await,
         200
     );
-    let queue = p.topology.work_queue("reserve");
+    let queue = p.topology.work_queue(consumer::RESERVE);
     assert_eq!(p.observer.wait_for_count(&queue, 1, WAIT).await, 1);
 
     // The doomed replica: takes the delivery, commits its work, and dies before acking.
@@ -116,7 +116,7 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
     // A healthy replica starts and gets the redelivery.
     let service = reserve::build(p.base.clone(), p.shutdown.clone()).await.unwrap();
     tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
-    p.wait_until_idle("reserve", WAIT).await;
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1, "no second reservation");
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
     let reserved_events = p
@@ -157,8 +157,8 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
         let tx = client.transaction().await.unwrap();
         let order: webflow::Order = serde_json::from_value(body["payload"].clone()).unwrap();
         let new = warehouse_db::orders::NewOrder {
-            site_id: SITE_ID,
-            webflow_order_id: "relay-1",
+            site_id: &SITE_ID.into(),
+            webflow_order_id: &"relay-1".into(),
             state: domain::OrderState::Ready,
             state_reason: None,
             webflow_status: Some("unfulfilled"),

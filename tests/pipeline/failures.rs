@@ -69,10 +69,10 @@ async fn a_partial_payload_delivered_again_after_it_was_handled_is_not_fetched_a
         p.wait_for_state("part-2", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
-    p.wait_until_idle("enrich", WAIT).await;
+    p.wait_until_idle(consumer::ENRICH, WAIT).await;
     // Webflow's retry of the same webhook: the same message id, settled before any call.
     assert_eq!(p.post_webhook(&body).await, 200);
-    p.wait_until_idle("enrich", WAIT).await;
+    p.wait_until_idle(consumer::ENRICH, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.webflow.verify().await;
     assert_eq!(
@@ -111,7 +111,7 @@ async fn webflow_500s_are_retried_with_backoff_then_succeed() {
         Some("reserved")
     );
     p.webflow.verify().await;
-    let dead = p.observer.message_count(&p.topology.dead_queue("enrich")).await;
+    let dead = p.observer.message_count(&p.topology.dead_queue(consumer::ENRICH)).await;
     assert_eq!(dead, 0);
     p.teardown().await;
 }
@@ -131,7 +131,7 @@ async fn a_webflow_404_is_dead_lettered_with_the_reason() {
     assert_eq!(p.post_webhook(&partial_webhook("gone-1")).await, 200);
     let dead = p
         .observer
-        .next_message(&p.topology.dead_queue("enrich"), WAIT)
+        .next_message(&p.topology.dead_queue(consumer::ENRICH), WAIT)
         .await
         .expect("dead-lettered");
     assert_eq!(dead.header("x-dead-service").as_deref(), Some("enrich"));
@@ -170,7 +170,7 @@ async fn exhausted_retries_go_to_dead_with_the_last_error() {
     assert_eq!(p.post_webhook(&partial_webhook("flaky-1")).await, 200);
     let dead = p
         .observer
-        .next_message(&p.topology.dead_queue("enrich"), WAIT)
+        .next_message(&p.topology.dead_queue(consumer::ENRICH), WAIT)
         .await
         .expect("dead-lettered");
     assert_eq!(dead.header("x-dead-reason").as_deref(), Some("retries_exhausted"));
@@ -209,7 +209,7 @@ async fn a_poison_message_goes_to_dead_while_later_messages_flow() {
         p.wait_for_state("after-poison", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
-    let dead_queue = p.topology.dead_queue("enrich");
+    let dead_queue = p.topology.dead_queue(consumer::ENRICH);
     assert!(p.observer.wait_for_count(&dead_queue, 1, WAIT).await >= 1);
     let dead = p.observer.next_message(&dead_queue, WAIT).await.unwrap();
     assert_eq!(dead.header("x-dead-reason").as_deref(), Some("permanent_error"));

@@ -97,8 +97,8 @@ async fn out_of_order_events_never_move_an_order_backwards() {
             .await,
         200
     );
-    p.wait_until_idle("enrich", WAIT).await;
-    p.wait_until_idle("reserve", WAIT).await;
+    p.wait_until_idle(consumer::ENRICH, WAIT).await;
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
     assert_eq!(p.order_state("ooo-1").await.as_deref(), Some("cancelled"));
     assert_eq!(
         p.inventory(SKU_BALL).await.reserved,
@@ -146,7 +146,7 @@ async fn digital_orders_are_recorded_not_reserved() {
         p.wait_for_state("digital-1", "received", WAIT).await.as_deref(),
         Some("received")
     );
-    p.wait_until_idle("enrich", WAIT).await;
+    p.wait_until_idle(consumer::ENRICH, WAIT).await;
     let reason: Option<String> = p
         .client()
         .await

@@ -67,7 +67,7 @@ async fn a_dead_lettered_write_back_is_listed_shown_replayed_and_completes_once(
     let dlq = Dlq::connect(&test_support::amqp_url(), p.topology.clone())
         .await
         .unwrap();
-    let dead_queue = p.topology.dead_queue("notify-webflow");
+    let dead_queue = p.topology.dead_queue(consumer::NOTIFY_WEBFLOW);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let listed = dlq.list().await.unwrap();
@@ -135,8 +135,9 @@ async fn a_dead_lettered_write_back_is_listed_shown_replayed_and_completes_once(
 
     // `wmsctl order show` for the fulfilled order.
     let client = p.client().await;
-    let view = warehouse::routes::orders::order_view(&**client, SITE_ID, &order_id)
+    let view = warehouse_db::order_view::load(&**client, &SITE_ID.into(), &order_id.as_str().into())
         .await
+        .unwrap()
         .unwrap();
     let text = wmsctl::output::order_text(&view);
     assert!(text.contains("state: fulfilled"), "{text}");

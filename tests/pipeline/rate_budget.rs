@@ -50,7 +50,7 @@ async fn three_replicas_share_one_budget_and_never_exceed_it() {
                 (gateway.clone(), calls.clone(), throttled.clone(), order_id.clone());
             tasks.push(tokio::spawn(async move {
                 let result = gateway
-                    .call(SITE_ID, Priority::WriteBack, |client, token| {
+                    .call(&SITE_ID.into(), Priority::WriteBack, |client, token| {
                         let (calls, order_id) = (calls.clone(), order_id.clone());
                         async move {
                             calls.lock().unwrap().push(Instant::now());
@@ -107,7 +107,7 @@ async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_42
     // Our configuration believes in 6000/min; Webflow (the simulator) allows 2 and says so.
     let first_replica = gateway(&p.webflow_base, &p.db);
     let call = |g: WebflowGateway, id: String| async move {
-        g.call(SITE_ID, Priority::Enrichment, |client, token| async move {
+        g.call(&SITE_ID.into(), Priority::Enrichment, |client, token| async move {
             client.get_order(&token, SITE_ID, &id).await
         })
         .await

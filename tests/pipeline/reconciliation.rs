@@ -76,7 +76,7 @@ async fn a_shipped_order_not_fulfilled_in_webflow_gets_its_write_back_again() {
         Some("shipped")
     );
     // The write-back message is gone (say it was purged from a dead-letter queue).
-    p.observer.drain(&p.topology.work_queue("notify-webflow")).await;
+    p.observer.drain(&p.topology.work_queue(consumer::NOTIFY_WEBFLOW)).await;
 
     let summary = p.reconciler().await.run_once().await.unwrap();
     assert_eq!(summary.repaired.get("writeback"), Some(&1), "{summary:?}");

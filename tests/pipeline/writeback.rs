@@ -103,7 +103,7 @@ async fn a_shipped_order_gets_one_patch_then_one_fulfill() {
             lapin::BasicProperties::default().with_message_id("replayed-shipped".into()),
         )
         .await;
-    p.wait_until_idle("notify-webflow", WAIT).await;
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     p.webflow.verify().await;
     let (_, order) = {
@@ -338,7 +338,7 @@ async fn server_errors_back_off_then_succeed_and_exhaustion_dead_letters() {
     );
     let dead = p
         .observer
-        .next_message(&p.topology.dead_queue("notify-webflow"), WAIT)
+        .next_message(&p.topology.dead_queue(consumer::NOTIFY_WEBFLOW), WAIT)
         .await
         .expect("dead-lettered");
     assert_eq!(dead.header("x-dead-service").as_deref(), Some("notify-webflow"));
@@ -427,7 +427,7 @@ async fn an_operator_refund_is_sent_once_and_cancels_the_order() {
         Some("cancelled")
     );
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 0);
-    p.wait_until_idle("notify-webflow", WAIT).await;
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
     p.webflow.verify().await;
     p.teardown().await;
 }
@@ -466,7 +466,7 @@ async fn a_warehouse_address_correction_is_noted_once_on_the_webflow_comment() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    p.wait_until_idle("notify-webflow", WAIT).await;
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     p.webflow.verify().await;
     p.teardown().await;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness fails loudly")]
 
 use platform::amqp::Topology;
+pub use platform::amqp::topology::consumer;
 use reserve::ReserveHandler;
 use secrecy::SecretString;
 use service_base::BaseSettings;
@@ -214,7 +215,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     if options.start_ship {
         let mut carrier = carrier::CarrierSettings::default();
         if let CarrierChoice::ShipEngine(url) = &options.carrier {
-            carrier.kind = "shipengine".into();
+            carrier.kind = carrier::CarrierKind::ShipEngine;
             carrier.shipengine.base_url = url.clone();
             carrier.shipengine.api_key = Some(SecretString::from("TEST_key"));
             carrier.shipengine.timeout_ms = 1_000;
@@ -321,7 +322,7 @@ impl Pipeline {
 
     pub async fn order_state(&self, order_id: &str) -> Option<String> {
         let client = self.client().await;
-        warehouse_db::orders::find(&**client, SITE_ID, order_id)
+        warehouse_db::orders::find(&**client, &SITE_ID.into(), &order_id.into())
             .await
             .unwrap()
             .map(|o| o.state.as_str().to_owned())
@@ -368,7 +369,10 @@ impl Pipeline {
 
     pub async fn inventory(&self, sku: &str) -> warehouse_db::inventory::StockLevel {
         let client = self.client().await;
-        warehouse_db::inventory::get(&**client, sku).await.unwrap().unwrap()
+        warehouse_db::inventory::get(&**client, &sku.into())
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Waits until the queue has no ready and no unacknowledged messages.

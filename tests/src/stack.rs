@@ -3,14 +3,20 @@
 //! of orders. The chaos tests kill, cut and restart parts of it and then check the outcome
 //! with [`Stack::assert_every_order_fulfilled_once`].
 
-use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, start_pipeline};
+use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, consumer, start_pipeline};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The workers and the warehouse (auto-pack), in pipeline order.
-pub const WORKERS: [&str; 5] = ["enrich", "reserve", "ship", "notify-webflow", "warehouse"];
+pub const WORKERS: [&str; 5] = [
+    consumer::ENRICH,
+    consumer::RESERVE,
+    consumer::SHIP,
+    consumer::NOTIFY_WEBFLOW,
+    "warehouse",
+];
 /// SKUs the simulated store sells in these tests, and how many of each are in stock.
 pub const STACK_SKUS: [&str; 2] = ["sim-sku-1", "sim-sku-2"];
 pub const STACK_STOCK: i64 = 500;
@@ -27,12 +33,61 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A port for a process the stack starts, handed out once per test process and from a range no
+/// other socket is given by the kernel.
+///
+/// The process binds it only later (the simulator several seconds later, once every service is
+/// ready), and the port must still be free then. A port picked with `bind(127.0.0.1:0)` and
+/// released is not: the kernel gives every listener that binds port 0 (each in-process test's
+/// ingress, health listeners, warehouse, wiremock, proxy, all in parallel) one of the same
+/// ~7,000 ports of the ephemeral range, so one of them could take it. The process then exited
+/// with "Address already in use" while the harness, polling the port, was answered by that
+/// stranger: a health listener's `/healthz` said ready, and its empty 404 to `/_sim/orders`
+/// failed as "EOF while parsing a value" (issue 11). So the ports come from outside
+/// `ip_local_port_range`, where neither port-0 binds nor outgoing connections land, each one
+/// once, from a random starting point (other test processes on the machine start elsewhere),
+/// skipping any port something listens on.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
+    let (low, high) = port_range();
+    let size = high - low;
+    assert!(
+        size > 0,
+        "no port outside ip_local_port_range to give the stack's processes"
+    );
+    let mut next = NEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let start = *next.get_or_insert_with(|| {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        (random % u64::from(size)) as u32
+    });
+    for i in 0..size {
+        let port = (low + (start + i) % size) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            *next = Some((start + i + 1) % size);
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The larger span of unprivileged ports outside the kernel's ephemeral range (10000..32768
+/// with Linux's default 32768-60999).
+fn port_range() -> (u32, u32) {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(str::parse::<u32>);
+            Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
+        })
+        .unwrap_or((32_768, 60_999));
+    let below = (10_000, ephemeral.0.max(10_000));
+    let above = ((ephemeral.1 + 1).max(10_000), 65_536);
+    if below.1 - below.0 >= above.1 - above.0 {
+        below
+    } else {
+        above
+    }
 }
 
 /// A pipeline whose database, namespace and stock the harness provides, with nothing running
@@ -218,19 +273,46 @@ impl Stack {
         self.children.push((name.to_owned(), child, health_port));
     }
 
-    /// Waits until `name` answers ready on its health endpoint.
-    pub async fn wait_ready(&self, name: &str) {
+    /// Waits until `name` answers ready on its health endpoint (the simulator: on an endpoint
+    /// only a simulator has); fails with its log if it exits first.
+    pub async fn wait_ready(&mut self, name: &str) {
         let url = if name == "webflow-sim" {
-            format!("http://127.0.0.1:{}/healthz", self.sim_port)
+            format!("http://127.0.0.1:{}/_sim/faults", self.sim_port)
         } else {
             let (_, _, port) = self.children.iter().find(|(n, _, _)| n == name).unwrap();
             format!("http://127.0.0.1:{port}/readyz")
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !self.http.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
-            assert!(tokio::time::Instant::now() < deadline, "{name} never became ready");
+        loop {
+            let answer = self.http.get(&url).send().await;
+            let ready = answer.as_ref().is_ok_and(|r| r.status() == 200);
+            let (_, child, _) = self.children.iter_mut().find(|(n, _, _)| n == name).unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{name} exited ({status}) instead of becoming ready; {}",
+                    self.log_tail(name)
+                );
+            }
+            if ready {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never became ready ({url}: {:?}); {}",
+                answer.map(|r| r.status()),
+                self.log_tail(name)
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The last lines `name` logged, for failure messages.
+    pub fn log_tail(&self, name: &str) -> String {
+        let path = self.log_dir.join(format!("{name}.log"));
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        format!("{} ends:\n{tail}", path.display())
     }
 
     /// SIGKILL: no chance to finish, ack or clean up.
@@ -271,27 +353,41 @@ impl Stack {
         );
     }
 
+    /// GETs a `/_sim/...` inspection endpoint; it must answer 200 with JSON.
     pub async fn sim(&self, path: &str) -> serde_json::Value {
-        self.http
-            .get(format!("http://127.0.0.1:{}{path}", self.sim_port))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        let request = self.http.get(format!("http://127.0.0.1:{}{path}", self.sim_port));
+        self.sim_answer(&format!("GET {path}"), request).await
     }
 
     /// Sets the simulator's injected faults (`/_sim/faults`); unnamed ones are cleared.
     pub async fn set_faults(&self, faults: serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("http://127.0.0.1:{}/_sim/faults", self.sim_port))
-            .json(&faults)
+        let url = format!("http://127.0.0.1:{}/_sim/faults", self.sim_port);
+        self.sim_answer("POST /_sim/faults", self.http.post(url).json(&faults))
+            .await;
+    }
+
+    /// Sends `request` to the simulator and parses its answer, failing with what was answered
+    /// (status and body) and the simulator's log unless it is a 200 with JSON.
+    async fn sim_answer(&self, what: &str, request: reqwest::RequestBuilder) -> serde_json::Value {
+        let response = request
             .send()
             .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+            .unwrap_or_else(|e| panic!("{what}: no answer ({e}); {}", self.log_tail("webflow-sim")));
+        let status = response.status();
+        let body = response.text().await.unwrap_or_else(|e| {
+            panic!(
+                "{what}: {status}, body unreadable ({e}); {}",
+                self.log_tail("webflow-sim")
+            )
+        });
+        match serde_json::from_str(&body) {
+            Ok(json) if status == 200 => json,
+            Ok(_) => panic!("{what} answered {status}: {body:?}; {}", self.log_tail("webflow-sim")),
+            Err(e) => panic!(
+                "{what} answered {status} with no JSON ({e}): {body:?}; {}",
+                self.log_tail("webflow-sim")
+            ),
+        }
     }
 
     /// Orders the simulated store has created so far.
@@ -425,5 +521,92 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stack with no processes yet, whose simulator is to serve on `sim_port`.
+    fn bare_stack(sim_port: u16) -> Stack {
+        platform::install_crypto_provider();
+        let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/e2e-logs")
+            .join(format!("harness-{sim_port}"));
+        std::fs::create_dir_all(&log_dir).unwrap();
+        Stack {
+            env: Vec::new(),
+            log_dir,
+            sim_args: vec!["--bind".into(), format!("127.0.0.1:{sim_port}")],
+            children: Vec::new(),
+            ingress_port: 0,
+            warehouse_port: 0,
+            sim_port,
+            orders: 0,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// What an in-process service of a parallel test binds: a health listener on port 0.
+    fn foreign_listener(port: u16) -> platform::health::HealthServer {
+        let state = platform::health::HealthState::new(prometheus::Registry::new(), Vec::new());
+        platform::health::serve(([127, 0, 0, 1], port).into(), state).unwrap()
+    }
+
+    /// The message a future panicked with.
+    async fn panic_of(future: impl Future<Output = ()> + Send + 'static) -> String {
+        let error = tokio::spawn(future).await.expect_err("it should have failed");
+        let payload = error.into_panic();
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ports_are_handed_out_once_and_never_where_port_0_binds_land() {
+        let (low, high) = port_range();
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "each port once");
+        for port in ports {
+            assert!((low..high).contains(&u32::from(port)), "{port} outside {low}..{high}");
+        }
+        for _ in 0..1_000 {
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let taken = u32::from(taken.local_addr().unwrap().port());
+            assert!(!(low..high).contains(&taken), "a port-0 bind got {taken}");
+        }
+    }
+
+    /// Issue 11: the simulator could not bind its port (another listener had it), and the
+    /// harness took that listener's answers for the simulator's.
+    #[tokio::test]
+    async fn a_simulator_that_cannot_bind_its_port_is_reported_not_taken_for_whoever_has_it() {
+        let port = free_port();
+        let _foreign = foreign_listener(port);
+        let mut stack = bare_stack(port);
+        stack.spawn("webflow-sim");
+        let log_dir = stack.log_dir.clone();
+        let message = panic_of(async move { stack.wait_ready("webflow-sim").await }).await;
+        assert!(message.contains("webflow-sim exited"), "{message}");
+        assert!(message.contains("Address already in use"), "{message}");
+        std::fs::remove_dir_all(log_dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn simulator_calls_fail_saying_what_was_answered() {
+        let port = free_port();
+        let _foreign = foreign_listener(port);
+        let stack = bare_stack(port);
+        let log_dir = stack.log_dir.clone();
+        let message = panic_of(async move {
+            stack.sim("/_sim/orders").await;
+        })
+        .await;
+        assert!(message.contains("GET /_sim/orders answered 404 Not Found"), "{message}");
+        std::fs::remove_dir_all(log_dir).unwrap();
     }
 }

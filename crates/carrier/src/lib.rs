@@ -9,11 +9,13 @@
 //! Every adapter is idempotent by `ShipmentRequest::reference`: callers ask
 //! [`Carrier::find_existing`] before [`Carrier::book`].
 
+pub mod kind;
 pub mod sandbox;
 pub mod settings;
 pub mod shipengine;
 pub mod types;
 
+pub use kind::{CarrierKind, UnknownCarrierKind};
 pub use settings::CarrierSettings;
 pub use types::{Address, Booking, CarrierError, Parcel, ShipmentRequest};
 
@@ -21,7 +23,7 @@ use std::future::Future;
 
 pub trait Carrier: Send + Sync {
     /// Short name recorded on the shipment (`sandbox`, `shipengine`).
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> CarrierKind;
 
     /// A label already bought for `reference`, if any.
     fn find_existing(&self, reference: &str) -> impl Future<Output = Result<Option<Booking>, CarrierError>> + Send;
@@ -38,21 +40,20 @@ pub enum AnyCarrier {
 
 impl AnyCarrier {
     pub fn from_settings(settings: &CarrierSettings) -> Result<Self, CarrierError> {
-        match settings.kind.as_str() {
-            "sandbox" => Ok(Self::Sandbox(sandbox::SandboxCarrier::new(settings.sandbox.clone()))),
-            "shipengine" => Ok(Self::ShipEngine(shipengine::ShipEngineCarrier::new(
+        match settings.kind {
+            CarrierKind::Sandbox => Ok(Self::Sandbox(sandbox::SandboxCarrier::new(settings.sandbox.clone()))),
+            CarrierKind::ShipEngine => Ok(Self::ShipEngine(shipengine::ShipEngineCarrier::new(
                 &settings.shipengine,
             )?)),
-            other => Err(CarrierError::Permanent(format!("unknown carrier.kind `{other}`"))),
         }
     }
 }
 
 impl Carrier for AnyCarrier {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> CarrierKind {
         match self {
-            Self::Sandbox(c) => c.name(),
-            Self::ShipEngine(c) => c.name(),
+            Self::Sandbox(c) => c.kind(),
+            Self::ShipEngine(c) => c.kind(),
         }
     }
 

@@ -43,8 +43,8 @@ impl SandboxCarrier {
 }
 
 impl Carrier for SandboxCarrier {
-    fn name(&self) -> &'static str {
-        "sandbox"
+    fn kind(&self) -> crate::CarrierKind {
+        crate::CarrierKind::Sandbox
     }
 
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {

@@ -1,3 +1,4 @@
+use crate::CarrierKind;
 use crate::types::Address;
 use platform::settings::SettingsError;
 use secrecy::SecretString;
@@ -8,7 +9,7 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct CarrierSettings {
     /// `sandbox` (default) or `shipengine`.
-    pub kind: String,
+    pub kind: CarrierKind,
     /// The warehouse's address, printed as the sender.
     pub ship_from: Address,
     pub sandbox: SandboxSettings,
@@ -18,7 +19,7 @@ pub struct CarrierSettings {
 impl Default for CarrierSettings {
     fn default() -> Self {
         Self {
-            kind: "sandbox".into(),
+            kind: CarrierKind::Sandbox,
             ship_from: Address {
                 name: "Webflow WMS Warehouse".into(),
                 company: None,
@@ -82,8 +83,8 @@ impl Default for ShipEngineSettings {
 
 impl CarrierSettings {
     pub fn validate(&mut self) -> Result<(), SettingsError> {
-        match self.kind.as_str() {
-            "sandbox" => {
+        match self.kind {
+            CarrierKind::Sandbox => {
                 if !(0.0..=1.0).contains(&self.sandbox.failure_rate) {
                     return Err(SettingsError::invalid(
                         "carrier.sandbox.failure_rate",
@@ -91,7 +92,7 @@ impl CarrierSettings {
                     ));
                 }
             }
-            "shipengine" => {
+            CarrierKind::ShipEngine => {
                 if let Some(path) = &self.shipengine.api_key_file {
                     let key = std::fs::read_to_string(path)
                         .map_err(|e| SettingsError::invalid("carrier.shipengine.api_key_file", e.to_string()))?;
@@ -109,12 +110,6 @@ impl CarrierSettings {
                         "name at least one service code",
                     ));
                 }
-            }
-            other => {
-                return Err(SettingsError::invalid(
-                    "carrier.kind",
-                    format!("`{other}` is not sandbox or shipengine"),
-                ));
             }
         }
         Ok(())

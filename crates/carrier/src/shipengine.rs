@@ -301,8 +301,8 @@ fn tracking_url_for(carrier_code: &str, tracking_number: &str) -> String {
 }
 
 impl Carrier for ShipEngineCarrier {
-    fn name(&self) -> &'static str {
-        "shipengine"
+    fn kind(&self) -> crate::CarrierKind {
+        crate::CarrierKind::ShipEngine
     }
 
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {

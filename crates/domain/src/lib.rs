@@ -14,3 +14,4 @@ pub use events::{Envelope, Event};
 pub use failure::{Classify, FailureClass};
 pub use ids::{MessageId, OrderId, SiteId, Sku};
 pub use lifecycle::{OrderState, TransitionError};
+pub use routing::{UnhandledTrigger, WebhookTrigger};

@@ -1,5 +1,9 @@
-//! Routing keys on the topic exchange. Producers and consumers import these constants,
-//! never string literals, so a rename is a compile error rather than a silent drop.
+//! Routing keys on the topic exchange, and the webhook triggers that map onto them. Producers
+//! and consumers import these constants and the [`WebhookTrigger`] enum, never string literals,
+//! so a rename is a compile error rather than a silent drop.
+
+use std::fmt;
+use std::str::FromStr;
 
 /// Prefix of every raw Webflow webhook routing key: `webhook.<triggerType>`.
 pub const WEBHOOK_PREFIX: &str = "webhook.";
@@ -18,16 +22,71 @@ pub const STOCK_RECEIVED: &str = "stock.received";
 pub const ORDER_REFUND_REQUESTED: &str = "order.refund_requested";
 pub const ORDER_ADDRESS_CORRECTED: &str = "order.address_corrected";
 
-/// The Webflow trigger types the system acts on.
-pub const HANDLED_TRIGGER_TYPES: [&str; 3] = ["ecomm_new_order", "ecomm_order_changed", "ecomm_inventory_changed"];
-
-/// Routing key for a webhook of the given trigger type.
-pub fn webhook_routing_key(trigger_type: &str) -> String {
-    format!("{WEBHOOK_PREFIX}{trigger_type}")
+/// A Webflow webhook trigger type the system acts on. Webflow's full list of trigger types is
+/// `webflow::TriggerType`, whose wire strings for these three come from here; the domain only
+/// names the ones that carry orders or stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WebhookTrigger {
+    /// `ecomm_new_order`
+    NewOrder,
+    /// `ecomm_order_changed`
+    OrderChanged,
+    /// `ecomm_inventory_changed`
+    InventoryChanged,
 }
 
-pub fn is_handled_trigger(trigger_type: &str) -> bool {
-    HANDLED_TRIGGER_TYPES.contains(&trigger_type)
+impl WebhookTrigger {
+    pub const ALL: [Self; 3] = [Self::NewOrder, Self::OrderChanged, Self::InventoryChanged];
+
+    /// Webflow's `triggerType` (also the `x-trigger-type` header).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NewOrder => "ecomm_new_order",
+            Self::OrderChanged => "ecomm_order_changed",
+            Self::InventoryChanged => "ecomm_inventory_changed",
+        }
+    }
+
+    /// The routing key a webhook of this trigger is published with: `webhook.<triggerType>`.
+    pub const fn routing_key(self) -> &'static str {
+        match self {
+            Self::NewOrder => WEBHOOK_NEW_ORDER,
+            Self::OrderChanged => WEBHOOK_ORDER_CHANGED,
+            Self::InventoryChanged => WEBHOOK_INVENTORY_CHANGED,
+        }
+    }
+
+    /// The trigger a webhook routing key carries, if it is a handled one.
+    pub fn from_routing_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.routing_key() == key)
+    }
+
+    /// Whether the webhook carries an order (rather than a stock level).
+    pub const fn is_order(self) -> bool {
+        matches!(self, Self::NewOrder | Self::OrderChanged)
+    }
+}
+
+impl fmt::Display for WebhookTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A trigger type the system does not act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("trigger type `{0}` is not handled")]
+pub struct UnhandledTrigger(pub String);
+
+impl FromStr for WebhookTrigger {
+    type Err = UnhandledTrigger;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == value)
+            .ok_or_else(|| UnhandledTrigger(value.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -36,13 +95,15 @@ mod tests {
 
     #[test]
     fn webhook_keys_match_constants() {
-        assert_eq!(webhook_routing_key("ecomm_new_order"), WEBHOOK_NEW_ORDER);
-        assert_eq!(webhook_routing_key("ecomm_order_changed"), WEBHOOK_ORDER_CHANGED);
+        for trigger in WebhookTrigger::ALL {
+            assert_eq!(trigger.routing_key(), format!("{WEBHOOK_PREFIX}{trigger}"));
+            assert_eq!(trigger.as_str().parse(), Ok(trigger));
+            assert_eq!(WebhookTrigger::from_routing_key(trigger.routing_key()), Some(trigger));
+        }
         assert_eq!(
-            webhook_routing_key("ecomm_inventory_changed"),
-            WEBHOOK_INVENTORY_CHANGED
+            "form_submission".parse::<WebhookTrigger>(),
+            Err(UnhandledTrigger("form_submission".into()))
         );
-        assert!(is_handled_trigger("ecomm_new_order"));
-        assert!(!is_handled_trigger("form_submission"));
+        assert_eq!(WebhookTrigger::from_routing_key("webhook.form_submission"), None);
     }
 }

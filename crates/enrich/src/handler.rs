@@ -1,17 +1,18 @@
 //! What a Webflow webhook means for the warehouse.
 
-use domain::{Event, OrderId, OrderState, SiteId};
+use domain::{Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
 use platform::amqp::headers;
+use platform::amqp::topology::consumer;
 use prometheus::{IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
 use webflow::{CallRecord, InventoryItem, Order, OrderStatus, SiteSettings, WebhookEnvelope};
 use webflow_gateway::{Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
-pub const ACTOR: &str = "enrich";
+pub const ACTOR: &str = consumer::ENRICH;
 
 #[derive(Clone)]
 pub struct EnrichMetrics {
@@ -69,8 +70,8 @@ impl EnrichHandler {
         }
     }
 
-    fn require_site(&self, site_id: &str) -> Result<(), HandlerError> {
-        match self.sites.get(site_id) {
+    fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
+        match self.sites.get(site_id.as_str()) {
             Some(site) if site.api_token.is_some() => Ok(()),
             _ => Err(HandlerError::permanent(format!(
                 "Webflow site `{site_id}` is not configured with an API token"
@@ -80,16 +81,18 @@ impl EnrichHandler {
 }
 
 pub enum Prepared {
-    Order {
-        site_id: SiteId,
-        trigger: String,
-        order: Box<Order>,
-        fetch: Option<CallRecord>,
-    },
-    Inventory {
-        site_id: SiteId,
-        item: InventoryItem,
-    },
+    Order(PreparedOrder),
+    Inventory { site_id: SiteId, item: InventoryItem },
+}
+
+/// An order webhook, with the order read from Webflow when the webhook lacked part of it.
+pub struct PreparedOrder {
+    pub site_id: SiteId,
+    pub order_id: OrderId,
+    pub trigger: WebhookTrigger,
+    pub order: Box<Order>,
+    /// The `GET order` call, if one was made.
+    pub fetch: Option<CallRecord>,
 }
 
 /// Why a webhook's order cannot be used as is (None: it is complete).
@@ -117,19 +120,13 @@ pub fn incompleteness(order: &Order) -> Option<&'static str> {
 }
 
 /// Order of Webflow statuses along an order's life; a lower rank never overwrites a higher one.
-fn status_rank(status: Option<&str>) -> u8 {
-    match status {
-        Some("pending") => 0,
-        Some("unfulfilled") => 1,
-        Some("disputed") => 2,
-        Some("fulfilled") => 3,
-        Some("refunded") | Some("dispute-lost") => 4,
-        _ => 0,
-    }
+/// A status the database holds is read back with the wire mapping of `OrderStatus`.
+fn status_rank(status: Option<&OrderStatus>) -> u8 {
+    status.map_or(0, OrderStatus::progress)
 }
 
 impl Handler for EnrichHandler {
-    const NAME: &'static str = "enrich";
+    const NAME: &'static str = consumer::ENRICH;
     // Most webhooks carry the whole order and need no call: look for a duplicate only before
     // a fetch (the transaction catches the others), not with a round trip per message.
     const CHECK_BEFORE_PREPARE: bool = false;
@@ -142,67 +139,24 @@ impl Handler for EnrichHandler {
     ) -> Result<Preparation<Prepared>, HandlerError> {
         let site_id = message
             .header(headers::SITE_ID)
+            .map(SiteId::new)
             .ok_or_else(|| HandlerError::permanent("no x-site-id header"))?;
-        let trigger = message
-            .header(headers::TRIGGER_TYPE)
-            .or_else(|| {
-                message
-                    .routing_key
-                    .strip_prefix(domain::routing::WEBHOOK_PREFIX)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
+        let trigger = trigger_of(message);
         let envelope: WebhookEnvelope = serde_json::from_slice(&message.body)
             .map_err(|e| HandlerError::permanent(format!("not a Webflow webhook: {e}")))?;
         let payload = envelope
             .payload
             .ok_or_else(|| HandlerError::permanent("the webhook has no payload"))?;
-        match trigger.as_str() {
-            "ecomm_new_order" | "ecomm_order_changed" => {
-                let mut order: Order = serde_json::from_value(payload)
-                    .map_err(|e| HandlerError::permanent(format!("the payload is not a Webflow order: {e}")))?;
-                let order_id = order
-                    .order_id
-                    .clone()
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
-                self.require_site(&site_id)?;
-                let mut fetch = None;
-                if self.always_fetch || incompleteness(&order).is_some() {
-                    if seen.already_handled().await? {
-                        return Ok(Preparation::AlreadyHandled);
-                    }
-                    self.metrics.api_fetches.inc();
-                    let (site, id) = (site_id.clone(), order_id.clone());
-                    let response = self
-                        .gateway
-                        .call(&site_id, Priority::Enrichment, |client, token| async move {
-                            client.get_order(&token, &site, &id).await
-                        })
-                        .await
-                        .map_err(HandlerError::classified)?;
-                    fetch = Some(response.call);
-                    order = response.value;
-                    if order.order_id.as_deref() != Some(order_id.as_str()) {
-                        order.order_id = Some(order_id);
-                    }
-                }
-                Ok(Preparation::Ready(Prepared::Order {
-                    site_id: SiteId::new(site_id),
-                    trigger,
-                    order: Box::new(order),
-                    fetch,
-                }))
+        match trigger {
+            Ok(trigger @ (WebhookTrigger::NewOrder | WebhookTrigger::OrderChanged)) => {
+                self.prepare_order(site_id, trigger, payload, seen).await
             }
-            "ecomm_inventory_changed" => {
+            Ok(WebhookTrigger::InventoryChanged) => {
                 let item: InventoryItem = serde_json::from_value(payload)
                     .map_err(|e| HandlerError::permanent(format!("the payload is not an inventory item: {e}")))?;
-                Ok(Preparation::Ready(Prepared::Inventory {
-                    site_id: SiteId::new(site_id),
-                    item,
-                }))
+                Ok(Preparation::Ready(Prepared::Inventory { site_id, item }))
             }
-            other => Err(HandlerError::permanent(format!(
+            Err(UnhandledTrigger(other)) => Err(HandlerError::permanent(format!(
                 "enrich does not handle trigger type `{other}`"
             ))),
         }
@@ -216,18 +170,81 @@ impl Handler for EnrichHandler {
         effects: &mut Effects,
     ) -> Result<(), HandlerError> {
         match prepared {
-            Prepared::Order {
-                site_id,
-                trigger,
-                order,
-                fetch,
-            } => apply_order(tx, message, &site_id, &trigger, &order, fetch, effects).await,
+            Prepared::Order(prepared) => apply_order(tx, message, &prepared, effects).await,
             Prepared::Inventory { site_id, item } => self.apply_inventory(tx, &site_id, &item).await,
         }
     }
 }
 
+/// The trigger of a webhook message: its `x-trigger-type` header, else its routing key.
+fn trigger_of(message: &IncomingMessage) -> Result<WebhookTrigger, UnhandledTrigger> {
+    message
+        .header(headers::TRIGGER_TYPE)
+        .or_else(|| {
+            message
+                .routing_key
+                .strip_prefix(domain::routing::WEBHOOK_PREFIX)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+        .parse()
+}
+
 impl EnrichHandler {
+    /// Reads the order from the payload, and from Webflow when the payload is incomplete (or
+    /// `always_fetch` is set), unless the message was handled before.
+    async fn prepare_order(
+        &self,
+        site_id: SiteId,
+        trigger: WebhookTrigger,
+        payload: serde_json::Value,
+        seen: &SeenCheck<'_>,
+    ) -> Result<Preparation<Prepared>, HandlerError> {
+        let mut order: Order = serde_json::from_value(payload)
+            .map_err(|e| HandlerError::permanent(format!("the payload is not a Webflow order: {e}")))?;
+        let order_id = order
+            .order_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .map(OrderId::new)
+            .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
+        self.require_site(&site_id)?;
+        let mut fetch = None;
+        if self.always_fetch || incompleteness(&order).is_some() {
+            if seen.already_handled().await? {
+                return Ok(Preparation::AlreadyHandled);
+            }
+            let (fetched, call) = self.fetch_order(&site_id, &order_id).await?;
+            fetch = Some(call);
+            order = fetched;
+        }
+        Ok(Preparation::Ready(Prepared::Order(PreparedOrder {
+            site_id,
+            order_id,
+            trigger,
+            order: Box::new(order),
+            fetch,
+        })))
+    }
+
+    /// `GET` the order from Webflow within the enrichment share of the rate budget.
+    async fn fetch_order(&self, site_id: &SiteId, order_id: &OrderId) -> Result<(Order, CallRecord), HandlerError> {
+        self.metrics.api_fetches.inc();
+        let (site, id) = (site_id.clone(), order_id.clone());
+        let response = self
+            .gateway
+            .call(site_id, Priority::Enrichment, |client, token| async move {
+                client.get_order(&token, site.as_str(), id.as_str()).await
+            })
+            .await
+            .map_err(HandlerError::classified)?;
+        let mut order = response.value;
+        if order.order_id.as_deref() != Some(order_id.as_str()) {
+            order.order_id = Some(order_id.to_string());
+        }
+        Ok((order, response.call))
+    }
+
     async fn apply_inventory(
         &self,
         tx: &Transaction<'_>,
@@ -253,7 +270,7 @@ impl EnrichHandler {
             AuditEntry {
                 site_id: Some(site_id.as_str()),
                 order_id: None,
-                kind: kind::INVENTORY_CHANGED,
+                kind: AuditKind::InventoryChanged,
                 actor: ACTOR,
                 detail: serde_json::json!({
                     "variant_id": variant,
@@ -305,137 +322,169 @@ fn lines_of(order: &Order) -> Result<Vec<NewLine>, HandlerError> {
         .collect()
 }
 
+/// An order webhook's order, with what the warehouse stores of it derived once.
+struct IncomingOrder<'a> {
+    prepared: &'a PreparedOrder,
+    status: Option<&'a str>,
+    shipping_required: bool,
+    snapshot: serde_json::Value,
+    address: Option<serde_json::Value>,
+}
+
+impl<'a> IncomingOrder<'a> {
+    fn new(prepared: &'a PreparedOrder) -> Result<Self, HandlerError> {
+        let order = &*prepared.order;
+        Ok(Self {
+            prepared,
+            status: order.status.as_ref().map(OrderStatus::as_str),
+            shipping_required: order.is_shipping_required.unwrap_or(true),
+            snapshot: serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?,
+            address: order
+                .shipping_address
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+        })
+    }
+
+    fn site_id(&self) -> &'a SiteId {
+        &self.prepared.site_id
+    }
+
+    fn order_id(&self) -> &'a OrderId {
+        &self.prepared.order_id
+    }
+
+    fn order(&self) -> &'a Order {
+        &self.prepared.order
+    }
+
+    /// An audit entry about this order.
+    fn audit(&self, kind: AuditKind, detail: serde_json::Value) -> AuditEntry<'a> {
+        AuditEntry {
+            site_id: Some(self.site_id().as_str()),
+            order_id: Some(self.order_id().as_str()),
+            kind,
+            actor: ACTOR,
+            detail,
+        }
+    }
+}
+
+/// Audits the webhook, stores the order (new, or a newer status of a known one) and decides
+/// what it means for the warehouse.
 async fn apply_order(
     tx: &Transaction<'_>,
     message: &IncomingMessage,
-    site_id: &SiteId,
-    trigger: &str,
-    order: &Order,
-    fetch: Option<CallRecord>,
+    prepared: &PreparedOrder,
     effects: &mut Effects,
 ) -> Result<(), HandlerError> {
-    let order_id = order.order_id.clone().unwrap_or_default();
-    let status = order.status.as_ref().map(|s| s.as_str().to_owned());
-    let shipping_required = order.is_shipping_required.unwrap_or(true);
-    let snapshot = serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?;
-    let address = order
-        .shipping_address
-        .as_ref()
-        .and_then(|a| serde_json::to_value(a).ok());
-    let source = message.header(headers::SOURCE).unwrap_or_else(|| "webhook".into());
-
-    if let Some(call) = &fetch {
-        audit::record(
-            tx,
-            AuditEntry {
-                site_id: Some(site_id.as_str()),
-                order_id: Some(&order_id),
-                kind: kind::API_CALL,
-                actor: ACTOR,
-                detail: serde_json::to_value(call).unwrap_or_default(),
-            },
-        )
-        .await?;
-    }
-    audit::record(
-        tx,
-        AuditEntry {
-            site_id: Some(site_id.as_str()),
-            order_id: Some(&order_id),
-            kind: kind::WEBHOOK_RECEIVED,
-            actor: ACTOR,
-            detail: serde_json::json!({
-                "trigger_type": trigger,
-                "message_id": message.message_id,
-                "webflow_status": status,
-                "source": source,
-                "fetched": fetch.is_some(),
-            }),
-        },
-    )
-    .await?;
-
-    let existing = orders::lock(tx, site_id.as_str(), &order_id).await?;
-    let inserted = match existing {
-        Some(_) => None,
-        None => {
-            let lines = lines_of(order)?;
-            let customer = order.customer_info.clone().unwrap_or_default();
-            let total = order.customer_paid.as_ref();
-            let new = NewOrder {
-                site_id: site_id.as_str(),
-                webflow_order_id: &order_id,
-                state: OrderState::Received,
-                state_reason: None,
-                webflow_status: status.as_deref(),
-                shipping_required,
-                customer_name: customer.full_name.as_deref(),
-                customer_email: customer.email.as_deref(),
-                shipping_address: address.clone(),
-                total_minor: total.and_then(|p| p.minor_units()),
-                currency: total.and_then(|p| p.unit.as_deref()),
-                snapshot: snapshot.clone(),
-                correlation_id: Some(&message.correlation()),
-            };
-            orders::insert(tx, &new, &lines, ACTOR).await?
-        }
-    };
-    let record = match (existing, inserted) {
-        (Some(record), _) | (None, Some(record)) => record,
-        (None, None) => {
-            // Inserted concurrently: the lock waits for that transaction, then we go on as an update.
-            tracing::debug!(order_id = %order_id, "order inserted concurrently");
-            orders::lock(tx, site_id.as_str(), &order_id)
-                .await?
-                .ok_or_else(|| HandlerError::transient("the order vanished after insert"))?
-        }
-    };
-    let fresh = record.version == 1 && record.webflow_status == status;
-
+    let incoming = IncomingOrder::new(prepared)?;
+    audit_arrival(tx, message, &incoming).await?;
+    let record = lock_or_insert(tx, message, &incoming).await?;
+    let fresh = record.version == 1 && record.webflow_status.as_deref() == incoming.status;
     let record = if fresh {
         record
     } else {
-        if status_rank(status.as_deref()) < status_rank(record.webflow_status.as_deref()) {
-            audit::record(
-                tx,
-                AuditEntry {
-                    site_id: Some(site_id.as_str()),
-                    order_id: Some(&order_id),
-                    kind: kind::IGNORED_EVENT,
-                    actor: ACTOR,
-                    detail: serde_json::json!({
-                        "reason": "stale event: it would move the order backwards",
-                        "event_status": status,
-                        "known_status": record.webflow_status,
-                    }),
-                },
-            )
-            .await?;
-            return Ok(());
+        match update_known(tx, &incoming, record).await? {
+            Some(record) => record,
+            None => return Ok(()),
         }
-        orders::update_snapshot(tx, record.id, status.as_deref(), &snapshot).await?;
-        if matches!(
-            record.state,
-            OrderState::Received | OrderState::Ready | OrderState::Backordered
-        ) {
-            orders::replace_lines(tx, record.id, &lines_of(order)?).await?;
-        }
-        correct_address(tx, &record, address.as_ref()).await?;
-        // Re-read: the snapshot update bumped the version.
-        orders::lock_by_id(tx, record.id)
-            .await?
-            .ok_or_else(|| HandlerError::transient("order vanished"))?
     };
-    decide(
-        tx,
-        message,
+    decide(tx, message, &incoming, &record, effects).await
+}
+
+/// Audits the fetch (if the order was read from Webflow) and the webhook itself.
+async fn audit_arrival(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    incoming: &IncomingOrder<'_>,
+) -> Result<(), HandlerError> {
+    let fetch = incoming.prepared.fetch.as_ref();
+    if let Some(call) = fetch {
+        let detail = serde_json::to_value(call).unwrap_or_default();
+        audit::record(tx, incoming.audit(AuditKind::ApiCall, detail)).await?;
+    }
+    let source = message.header(headers::SOURCE).unwrap_or_else(|| "webhook".into());
+    let detail = serde_json::json!({
+        "trigger_type": incoming.prepared.trigger.as_str(),
+        "message_id": message.message_id,
+        "webflow_status": incoming.status,
+        "source": source,
+        "fetched": fetch.is_some(),
+    });
+    audit::record(tx, incoming.audit(AuditKind::WebhookReceived, detail)).await?;
+    Ok(())
+}
+
+/// The order's row, locked: the known one, or a new one in state `received`.
+async fn lock_or_insert(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    incoming: &IncomingOrder<'_>,
+) -> Result<OrderRecord, HandlerError> {
+    let (site_id, order_id) = (incoming.site_id(), incoming.order_id());
+    if let Some(record) = orders::lock(tx, site_id, order_id).await? {
+        return Ok(record);
+    }
+    let lines = lines_of(incoming.order())?;
+    let customer = incoming.order().customer_info.clone().unwrap_or_default();
+    let total = incoming.order().customer_paid.as_ref();
+    let correlation_id = message.correlation();
+    let new = NewOrder {
         site_id,
-        &record,
-        order.status.as_ref(),
-        shipping_required,
-        effects,
-    )
-    .await
+        webflow_order_id: order_id,
+        state: OrderState::Received,
+        state_reason: None,
+        webflow_status: incoming.status,
+        shipping_required: incoming.shipping_required,
+        customer_name: customer.full_name.as_deref(),
+        customer_email: customer.email.as_deref(),
+        shipping_address: incoming.address.clone(),
+        total_minor: total.and_then(|p| p.minor_units()),
+        currency: total.and_then(|p| p.unit.as_deref()),
+        snapshot: incoming.snapshot.clone(),
+        correlation_id: Some(&correlation_id),
+    };
+    if let Some(record) = orders::insert(tx, &new, &lines, ACTOR).await? {
+        return Ok(record);
+    }
+    // Inserted concurrently: the lock waits for that transaction, then we go on as an update.
+    tracing::debug!(order_id = %order_id, "order inserted concurrently");
+    orders::lock(tx, site_id, order_id)
+        .await?
+        .ok_or_else(|| HandlerError::transient("the order vanished after insert"))
+}
+
+/// Applies a newer Webflow snapshot to a known order; `None` when the event is stale (it
+/// would move the order backwards) and was only audited.
+async fn update_known(
+    tx: &Transaction<'_>,
+    incoming: &IncomingOrder<'_>,
+    record: OrderRecord,
+) -> Result<Option<OrderRecord>, HandlerError> {
+    let known = record.webflow_status.as_deref().map(OrderStatus::from_wire);
+    if status_rank(incoming.order().status.as_ref()) < status_rank(known.as_ref()) {
+        let detail = serde_json::json!({
+            "reason": "stale event: it would move the order backwards",
+            "event_status": incoming.status,
+            "known_status": record.webflow_status,
+        });
+        audit::record(tx, incoming.audit(AuditKind::IgnoredEvent, detail)).await?;
+        return Ok(None);
+    }
+    orders::update_snapshot(tx, record.id, incoming.status, &incoming.snapshot).await?;
+    if matches!(
+        record.state,
+        OrderState::Received | OrderState::Ready | OrderState::Backordered
+    ) {
+        orders::replace_lines(tx, record.id, &lines_of(incoming.order())?).await?;
+    }
+    correct_address(tx, &record, incoming.address.as_ref()).await?;
+    // Re-read: the snapshot update bumped the version.
+    let record = orders::lock_by_id(tx, record.id)
+        .await?
+        .ok_or_else(|| HandlerError::transient("order vanished"))?;
+    Ok(Some(record))
 }
 
 /// A shipping address corrected in Webflow before packing updates the order; after packing
@@ -460,7 +509,7 @@ async fn correct_address(
         AuditEntry {
             site_id: Some(&record.site_id),
             order_id: Some(&record.webflow_order_id),
-            kind: kind::ADDRESS_CORRECTED,
+            kind: AuditKind::AddressCorrected,
             actor: ACTOR,
             // Which fields changed, never their values (customer data stays out of the log).
             detail: serde_json::json!({
@@ -485,27 +534,29 @@ fn changed_fields(before: Option<&serde_json::Value>, after: &serde_json::Value)
         .collect()
 }
 
+/// What the order's Webflow status means for the warehouse: ready to reserve, waiting for
+/// payment or shipping, cancelled, or fulfilled by hand (to review).
 async fn decide(
     tx: &Transaction<'_>,
     message: &IncomingMessage,
-    site_id: &SiteId,
+    incoming: &IncomingOrder<'_>,
     record: &OrderRecord,
-    status: Option<&OrderStatus>,
-    shipping_required: bool,
     effects: &mut Effects,
 ) -> Result<(), HandlerError> {
+    let site_id = incoming.site_id();
     let order_id = OrderId::new(record.webflow_order_id.clone());
+    let status = incoming.order().status.as_ref();
     match status {
         Some(OrderStatus::Unfulfilled) if record.state == OrderState::Received => {
-            if shipping_required {
+            if incoming.shipping_required {
                 orders::transition(tx, record, OrderState::Ready, Some("paid"), ACTOR).await?;
                 effects.emit(EnrichHandler::NAME, message, site_id, Event::OrderReadyV1 { order_id });
             } else if record.state_reason.as_deref() != Some("no_shipping_required") {
-                set_reason(tx, record, "no_shipping_required").await?;
+                orders::set_state_reason(tx, record.id, "no_shipping_required").await?;
             }
         }
         Some(OrderStatus::Pending) if record.state == OrderState::Received => {
-            set_reason(tx, record, "payment_pending").await?;
+            orders::set_state_reason(tx, record.id, "payment_pending").await?;
         }
         Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if !record.state.is_terminal() => {
             let reason = format!("webflow status {}", status.map(OrderStatus::as_str).unwrap_or_default());
@@ -533,15 +584,6 @@ async fn decide(
     Ok(())
 }
 
-async fn set_reason(tx: &Transaction<'_>, record: &OrderRecord, reason: &str) -> Result<(), HandlerError> {
-    tx.execute(
-        "UPDATE orders SET state_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
-        &[&record.id, &reason],
-    )
-    .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,8 +604,11 @@ mod tests {
 
     #[test]
     fn status_ranks_only_move_forward() {
-        assert!(status_rank(Some("unfulfilled")) < status_rank(Some("fulfilled")));
-        assert!(status_rank(Some("fulfilled")) < status_rank(Some("refunded")));
-        assert!(status_rank(Some("pending")) < status_rank(Some("unfulfilled")));
+        let rank = |s: &str| status_rank(Some(&OrderStatus::from_wire(s)));
+        assert!(rank("unfulfilled") < rank("fulfilled"));
+        assert!(rank("fulfilled") < rank("refunded"));
+        assert!(rank("pending") < rank("unfulfilled"));
+        assert_eq!(rank("dispute-lost"), rank("refunded"));
+        assert_eq!(rank("on-hold"), status_rank(None));
     }
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Ok(platform::service::launch("enrich", enrich::build).await?)
+    Ok(platform::service::launch(platform::amqp::topology::consumer::ENRICH, enrich::build).await?)
 }

@@ -203,7 +203,7 @@ async fn bench_ingress(
                 let message_id = contract::webhook_message_id(&site_id, &bodies[i]);
                 let properties = contract::webhook_properties(&WebhookMessage {
                     site_id: &site_id,
-                    trigger_type: "ecomm_new_order",
+                    trigger_type: contract::WebhookTrigger::NewOrder,
                     webflow_timestamp: Some(&webflow_timestamp),
                     received_at,
                     trace_id: &trace_id,

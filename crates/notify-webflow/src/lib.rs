@@ -12,13 +12,14 @@
 //! meanwhile is not fulfilled: it goes to `needs_review`.
 
 use domain::{Event, OrderId, OrderState, SiteId};
+use platform::amqp::topology::consumer;
 use platform::settings::{SettingsError, Validate};
 use serde::Deserialize;
 use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
-use warehouse_db::webflow_writes::{self as ledger, StepStatus};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
+use warehouse_db::webflow_writes::{self as ledger, StepStatus, WriteStep};
 use warehouse_db::{floor, orders};
 use webflow::{
     CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
@@ -27,7 +28,7 @@ use webflow::{SiteSettings, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
-pub const ACTOR: &str = "notify-webflow";
+pub const ACTOR: &str = consumer::NOTIFY_WEBFLOW;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -90,26 +91,26 @@ pub struct Prepared {
 /// One order's write-back session: the calls made and the freshest order seen.
 struct Session<'a> {
     handler: &'a NotifyHandler,
-    site_id: String,
-    order_id: String,
+    site_id: SiteId,
+    order_id: OrderId,
     order_pk: i64,
     calls: Vec<CallRecord>,
     seen: Option<Order>,
 }
 
 impl Session<'_> {
-    async fn ledger_status(&self, step: &str) -> Result<StepStatus, HandlerError> {
+    async fn ledger_status(&self, step: &WriteStep) -> Result<StepStatus, HandlerError> {
         let client = self.handler.pool.get().await?;
         Ok(ledger::status(&*client, self.order_pk, step).await?)
     }
 
-    async fn begin(&self, step: &str, request: &impl serde::Serialize) -> Result<(), HandlerError> {
+    async fn begin(&self, step: &WriteStep, request: &impl serde::Serialize) -> Result<(), HandlerError> {
         let client = self.handler.pool.get().await?;
         let request = serde_json::to_value(request).unwrap_or_default();
         Ok(ledger::begin(&*client, self.order_pk, step, &request).await?)
     }
 
-    async fn finish(&self, step: &str, status: Option<u16>) -> Result<(), HandlerError> {
+    async fn finish(&self, step: &WriteStep, status: Option<u16>) -> Result<(), HandlerError> {
         let client = self.handler.pool.get().await?;
         Ok(ledger::finish(&*client, self.order_pk, step, status.map(i32::from)).await?)
     }
@@ -121,7 +122,7 @@ impl Session<'_> {
             .handler
             .gateway
             .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.get_order(&token, &site, &id).await
+                client.get_order(&token, site.as_str(), id.as_str()).await
             })
             .await;
         let response = self.record(response)?;
@@ -151,7 +152,7 @@ impl Session<'_> {
             .handler
             .gateway
             .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.update_order(&token, &site, &id, &body).await
+                client.update_order(&token, site.as_str(), id.as_str(), &body).await
             })
             .await;
         self.record(response)
@@ -167,7 +168,7 @@ impl NotifyHandler {
         let client = self.pool.get().await?;
         let shipment = floor::shipment(&*client, session.order_pk)
             .await?
-            .filter(|s| s.status == "booked")
+            .filter(|s| s.status == floor::ShipmentStatus::Booked)
             .ok_or_else(|| HandlerError::permanent("the order is shipped but has no booked shipment"))?;
         drop(client);
         let desired = UpdateOrderRequest {
@@ -178,7 +179,7 @@ impl NotifyHandler {
         };
 
         // Step 1: carrier and tracking.
-        match session.ledger_status("tracking").await? {
+        match session.ledger_status(&WriteStep::Tracking).await? {
             StepStatus::Done => {}
             status => {
                 let already = if status == StepStatus::Pending {
@@ -190,20 +191,20 @@ impl NotifyHandler {
                     false
                 };
                 if !already {
-                    session.begin("tracking", &desired).await?;
+                    session.begin(&WriteStep::Tracking, &desired).await?;
                     let updated = session.patch(desired.clone()).await?;
                     session.seen = Some(updated);
                 }
-                session.finish("tracking", Some(200)).await?;
+                session.finish(&WriteStep::Tracking, Some(200)).await?;
             }
         }
 
         // Step 2: fulfil, once, unless refunded meanwhile.
         let send_email = self
             .sites
-            .get(&session.site_id)
+            .get(session.site_id.as_str())
             .is_none_or(|s| s.send_fulfillment_email);
-        match session.ledger_status("fulfill").await? {
+        match session.ledger_status(&WriteStep::Fulfill).await? {
             StepStatus::Done => Ok(Outcome::Fulfilled),
             status => {
                 let current = match (&session.seen, status) {
@@ -211,7 +212,7 @@ impl NotifyHandler {
                     _ => session.read().await?.clone(),
                 };
                 if current.status == Some(OrderStatus::Fulfilled) {
-                    session.finish("fulfill", Some(200)).await?;
+                    session.finish(&WriteStep::Fulfill, Some(200)).await?;
                     return Ok(Outcome::Fulfilled);
                 }
                 if is_refunded(&current) {
@@ -228,49 +229,49 @@ impl NotifyHandler {
                 let body = FulfillOrderRequest {
                     send_order_fulfilled_email: send_email,
                 };
-                session.begin("fulfill", &body).await?;
+                session.begin(&WriteStep::Fulfill, &body).await?;
                 let (site, id) = (session.site_id.clone(), session.order_id.clone());
                 let response = self
                     .gateway
                     .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                        client.fulfill_order(&token, &site, &id, &body).await
+                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
                     })
                     .await;
                 session.record(response)?;
-                session.finish("fulfill", Some(200)).await?;
+                session.finish(&WriteStep::Fulfill, Some(200)).await?;
                 Ok(Outcome::Fulfilled)
             }
         }
     }
 
     async fn refund(&self, session: &mut Session<'_>, reason: &str) -> Result<Outcome, HandlerError> {
-        let status = session.ledger_status("refund").await?;
+        let status = session.ledger_status(&WriteStep::Refund).await?;
         if status == StepStatus::Done {
             return Ok(Outcome::Refunded(reason.to_owned()));
         }
         if status == StepStatus::Pending && is_refunded(session.read().await?) {
-            session.finish("refund", Some(200)).await?;
+            session.finish(&WriteStep::Refund, Some(200)).await?;
             return Ok(Outcome::Refunded(reason.to_owned()));
         }
         let body = RefundOrderRequest {
             reason: Some(RefundReason::from_wire(reason)),
         };
-        session.begin("refund", &body).await?;
+        session.begin(&WriteStep::Refund, &body).await?;
         let (site, id) = (session.site_id.clone(), session.order_id.clone());
         let response = self
             .gateway
             .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                client.refund_order(&token, &site, &id, &body).await
+                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
             })
             .await;
         session.record(response)?;
-        session.finish("refund", Some(200)).await?;
+        session.finish(&WriteStep::Refund, Some(200)).await?;
         Ok(Outcome::Refunded(reason.to_owned()))
     }
 
     async fn comment(&self, session: &mut Session<'_>, comment: &str) -> Result<Outcome, HandlerError> {
         let digest = ring::digest::digest(&ring::digest::SHA256, comment.as_bytes());
-        let step = format!("comment:{}", &hex::encode(digest.as_ref())[..16]);
+        let step = WriteStep::Comment(hex::encode(digest.as_ref())[..16].to_owned());
         let status = session.ledger_status(&step).await?;
         if status == StepStatus::Done {
             return Ok(Outcome::Commented);
@@ -296,8 +297,8 @@ impl NotifyHandler {
             .event
             .order_id()
             .ok_or_else(|| HandlerError::permanent("the event names no order"))?
-            .to_string();
-        let site_id = envelope.site_id.to_string();
+            .clone();
+        let site_id = envelope.site_id.clone();
         let order = {
             let client = self.pool.get().await?;
             orders::find(&*client, &site_id, &order_id)
@@ -353,7 +354,7 @@ impl NotifyHandler {
 }
 
 impl Handler for NotifyHandler {
-    const NAME: &'static str = "notify-webflow";
+    const NAME: &'static str = consumer::NOTIFY_WEBFLOW;
     type Prepared = Prepared;
 
     async fn prepare(
@@ -380,7 +381,7 @@ impl Handler for NotifyHandler {
                 AuditEntry {
                     site_id: Some(&order.site_id),
                     order_id: Some(&order.webflow_order_id),
-                    kind: kind::API_CALL,
+                    kind: AuditKind::ApiCall,
                     actor: ACTOR,
                     detail: serde_json::to_value(call).unwrap_or_default(),
                 },

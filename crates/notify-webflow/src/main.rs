@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Ok(platform::service::launch("notify-webflow", notify_webflow::build).await?)
+    Ok(platform::service::launch(
+        platform::amqp::topology::consumer::NOTIFY_WEBFLOW,
+        notify_webflow::build,
+    )
+    .await?)
 }

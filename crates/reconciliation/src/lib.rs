@@ -11,7 +11,7 @@
 //! Every repair is idempotent: injected webhooks and events carry deterministic message ids,
 //! and a second run over the same state finds nothing to repair.
 
-use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
+use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId, WebhookTrigger};
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use platform::amqp::{Publisher, Topology};
 use platform::service::{RunUntilStopped, ServiceSettings};
@@ -118,7 +118,7 @@ pub struct Reconciler {
     pool: warehouse_db::Pool,
     publisher: Publisher,
     topology: Topology,
-    site_ids: Vec<String>,
+    site_ids: Vec<SiteId>,
 }
 
 fn content_id(prefix: &str, parts: &[&[u8]]) -> String {
@@ -143,7 +143,7 @@ impl Reconciler {
             pool,
             publisher,
             topology,
-            site_ids,
+            site_ids: site_ids.into_iter().map(SiteId::new).collect(),
         }
     }
 
@@ -163,14 +163,14 @@ impl Reconciler {
         Ok(summary)
     }
 
-    async fn reconcile_site(&self, site_id: &str, summary: &mut Summary) -> Result<(), ReconcileError> {
+    async fn reconcile_site(&self, site_id: &SiteId, summary: &mut Summary) -> Result<(), ReconcileError> {
         let mut offset = 0u32;
         loop {
-            let site = site_id.to_owned();
+            let site = site_id.clone();
             let page = self
                 .gateway
                 .call(site_id, Priority::Reconciliation, |client, token| async move {
-                    client.list_orders(&token, &site, None, offset, 100).await
+                    client.list_orders(&token, site.as_str(), None, offset, 100).await
                 })
                 .await?;
             summary.api_calls += 1;
@@ -187,13 +187,18 @@ impl Reconciler {
         }
     }
 
-    async fn reconcile_order(&self, site_id: &str, order: &Order, summary: &mut Summary) -> Result<(), ReconcileError> {
+    async fn reconcile_order(
+        &self,
+        site_id: &SiteId,
+        order: &Order,
+        summary: &mut Summary,
+    ) -> Result<(), ReconcileError> {
         let Some(order_id) = order.order_id.as_deref() else {
             return Ok(());
         };
         let local = {
             let client = self.pool.get().await?;
-            orders::find(&*client, site_id, order_id).await?
+            orders::find(&*client, site_id, &order_id.into()).await?
         };
         let status = order.status.as_ref();
         match (status, local) {
@@ -248,17 +253,22 @@ impl Reconciler {
     }
 
     /// Publishes the order as if its webhook had arrived (same routing, deterministic id).
-    async fn inject_webhook(&self, site_id: &str, order: &Order) -> Result<(), ReconcileError> {
-        let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order}))
+    async fn inject_webhook(&self, site_id: &SiteId, order: &Order) -> Result<(), ReconcileError> {
+        let trigger = WebhookTrigger::NewOrder;
+        let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger.as_str(), "payload": order}))
             .unwrap_or_default();
         let order_id = order.order_id.as_deref().unwrap_or_default();
         let message_id = content_id(
             "reconcile",
-            &[site_id.as_bytes(), order_id.as_bytes(), b"ecomm_new_order"],
+            &[
+                site_id.as_str().as_bytes(),
+                order_id.as_bytes(),
+                trigger.as_str().as_bytes(),
+            ],
         );
         let properties = contract::webhook_properties(&WebhookMessage {
-            site_id,
-            trigger_type: "ecomm_new_order",
+            site_id: site_id.as_str(),
+            trigger_type: trigger,
             webflow_timestamp: None,
             received_at: chrono::Utc::now(),
             trace_id: &message_id,
@@ -269,22 +279,22 @@ impl Reconciler {
         self.publisher
             .publish(
                 &self.topology.events_exchange(),
-                domain::routing::WEBHOOK_NEW_ORDER,
+                trigger.routing_key(),
                 &body,
                 properties,
             )
             .await?;
-        tracing::info!(site_id, order_id, "re-injected a paid order whose webhook was lost");
+        tracing::info!(%site_id, order_id, "re-injected a paid order whose webhook was lost");
         Ok(())
     }
 
-    async fn publish_event(&self, site_id: &str, message_id: &str, event: Event) -> Result<(), ReconcileError> {
-        let envelope = Envelope::new(MessageId::new(message_id), message_id, SiteId::new(site_id), event);
+    async fn publish_event(&self, site_id: &SiteId, message_id: &str, event: Event) -> Result<(), ReconcileError> {
+        let envelope = Envelope::new(MessageId::new(message_id), message_id, site_id.clone(), event);
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
         let properties = contract::event_properties(
             message_id,
             message_id,
-            Some(site_id),
+            Some(site_id.as_str()),
             APP_ID,
             Some(MessageSource::Reconcile),
         );
@@ -297,7 +307,7 @@ impl Reconciler {
             )
             .await?;
         tracing::info!(
-            site_id,
+            %site_id,
             message_id,
             routing_key = envelope.event.routing_key(),
             "repair enqueued"

@@ -8,13 +8,14 @@
 //!   shipped goes to `needs_review` instead.
 
 use domain::{Envelope, Event, OrderState};
+use platform::amqp::topology::consumer;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::inventory::{self, ReserveOutcome};
 use warehouse_db::orders::{self, OrderRecord};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
-pub const ACTOR: &str = "reserve";
+pub const ACTOR: &str = consumer::RESERVE;
 
 /// Backordered orders retried per `stock.received`.
 const BACKORDER_BATCH: i64 = 200;
@@ -23,7 +24,7 @@ const BACKORDER_BATCH: i64 = 200;
 pub struct ReserveHandler;
 
 impl Handler for ReserveHandler {
-    const NAME: &'static str = "reserve";
+    const NAME: &'static str = consumer::RESERVE;
     const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Envelope;
 
@@ -44,7 +45,7 @@ impl Handler for ReserveHandler {
     ) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::OrderReadyV1 { order_id } => {
-                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
+                let Some(order) = orders::lock(tx, &envelope.site_id, order_id).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -52,7 +53,7 @@ impl Handler for ReserveHandler {
                 try_reserve(tx, message, &order, effects).await
             }
             Event::OrderCancelledV1 { order_id, reason } => {
-                let Some(order) = orders::lock(tx, envelope.site_id.as_str(), order_id.as_str()).await? else {
+                let Some(order) = orders::lock(tx, &envelope.site_id, order_id).await? else {
                     return Err(HandlerError::permanent(format!(
                         "order {order_id} is not in the warehouse database"
                     )));
@@ -60,7 +61,7 @@ impl Handler for ReserveHandler {
                 cancel(tx, &order, reason).await
             }
             Event::StockReceivedV1 { sku, .. } => {
-                for order_pk in orders::backordered_needing(tx, Some(sku.as_str()), BACKORDER_BATCH).await? {
+                for order_pk in orders::backordered_needing(tx, Some(sku), BACKORDER_BATCH).await? {
                     if let Some(order) = orders::lock_by_id(tx, order_pk).await? {
                         try_reserve(tx, message, &order, effects).await?;
                     }
@@ -88,7 +89,7 @@ async fn try_reserve(
             AuditEntry {
                 site_id: Some(&order.site_id),
                 order_id: Some(&order.webflow_order_id),
-                kind: kind::IGNORED_EVENT,
+                kind: AuditKind::IgnoredEvent,
                 actor: ACTOR,
                 detail: serde_json::json!({"event": message.routing_key, "state": order.state.as_str()}),
             },
@@ -145,7 +146,7 @@ async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Resu
         AuditEntry {
             site_id: Some(&order.site_id),
             order_id: Some(&order.webflow_order_id),
-            kind: "reservation_released",
+            kind: AuditKind::ReservationReleased,
             actor: ACTOR,
             detail: serde_json::json!({"released": released}),
         },

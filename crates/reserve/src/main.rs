@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Ok(platform::service::launch("reserve", reserve::build).await?)
+    Ok(platform::service::launch(platform::amqp::topology::consumer::RESERVE, reserve::build).await?)
 }

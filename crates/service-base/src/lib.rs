@@ -110,7 +110,10 @@ impl ServiceBase {
     /// it every `worker.relay_interval_ms`).
     pub fn database_check(&self) -> (&'static str, ReadinessCheck) {
         let healthy = self.db_healthy.clone();
-        ("database", Arc::new(move || healthy.load(std::sync::atomic::Ordering::Relaxed)))
+        (
+            "database",
+            Arc::new(move || healthy.load(std::sync::atomic::Ordering::Relaxed)),
+        )
     }
 
     /// Publishes what a crash left in the outbox, every `worker.relay_interval_ms`, until

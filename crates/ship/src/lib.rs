@@ -8,17 +8,18 @@
 
 use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, ShipmentRequest};
 use domain::{Event, OrderId, OrderState, SiteId};
+use platform::amqp::topology::consumer;
 use platform::settings::SettingsError;
 use serde::Deserialize;
 use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::sync::Arc;
 use warehouse_db::Transaction;
-use warehouse_db::audit::{self, AuditEntry, kind};
+use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::floor::{self, BookedShipment};
 use warehouse_db::orders;
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
-pub const ACTOR: &str = "ship";
+pub const ACTOR: &str = consumer::SHIP;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
@@ -105,7 +106,7 @@ impl ShipHandler {
         let client = self.pool.get().await?;
         if floor::shipment(&*client, order.id)
             .await?
-            .is_some_and(|s| s.status == "booked")
+            .is_some_and(|s| s.status == floor::ShipmentStatus::Booked)
         {
             return Ok(Prepared::Skip {
                 reason: "already booked by another delivery".into(),
@@ -113,7 +114,8 @@ impl ShipHandler {
         }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
         // The intent is recorded before the call: a crash after buying is found by reference.
-        let shipment = floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.name()).await?;
+        let shipment =
+            floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.kind().as_str()).await?;
         let parcels: Vec<Parcel> = floor::parcels(&*client, order.id)
             .await?
             .into_iter()
@@ -159,7 +161,7 @@ impl ShipHandler {
 }
 
 impl Handler for ShipHandler {
-    const NAME: &'static str = "ship";
+    const NAME: &'static str = consumer::SHIP;
     type Prepared = Prepared;
 
     async fn prepare(
@@ -175,7 +177,7 @@ impl Handler for ShipHandler {
             )));
         };
         let client = self.pool.get().await?;
-        let order = orders::find(&*client, envelope.site_id.as_str(), order_id.as_str())
+        let order = orders::find(&*client, &envelope.site_id, order_id)
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
         if order.state != OrderState::Packed {
@@ -185,7 +187,8 @@ impl Handler for ShipHandler {
         }
         drop(client);
         // Two deliveries for the same order must not book concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, "ship", order.id).await? else {
+        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id).await?
+        else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
@@ -253,11 +256,11 @@ impl Handler for ShipHandler {
                     AuditEntry {
                         site_id: Some(&order.site_id),
                         order_id: Some(&order.webflow_order_id),
-                        kind: kind::API_CALL,
+                        kind: AuditKind::ApiCall,
                         actor: ACTOR,
                         detail: serde_json::json!({
                             "api": "carrier",
-                            "carrier": self.carrier.name(),
+                            "carrier": self.carrier.kind().as_str(),
                             "label": booking.external_id,
                             "tracking_number": booking.tracking_number,
                             "reused_existing_label": reused,

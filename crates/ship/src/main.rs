@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    Ok(platform::service::launch("ship", ship::build).await?)
+    Ok(platform::service::launch(platform::amqp::topology::consumer::SHIP, ship::build).await?)
 }

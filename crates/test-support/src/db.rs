@@ -43,7 +43,7 @@ impl TestDatabase {
     /// Sets a SKU's stock.
     pub async fn stock(&self, sku: &str, on_hand: i64) {
         let client = self.client().await;
-        warehouse_db::inventory::set_on_hand(&*client, sku, on_hand)
+        warehouse_db::inventory::set_on_hand(&*client, &sku.into(), on_hand)
             .await
             .unwrap();
     }

@@ -3,22 +3,77 @@
 use crate::db::Db;
 use crate::error::Result;
 
-pub mod kind {
-    pub const WEBHOOK_RECEIVED: &str = "webhook_received";
-    pub const API_CALL: &str = "api_call";
-    pub const STATE_CHANGE: &str = "state_change";
-    pub const ORDER_UPDATED: &str = "order_updated";
-    pub const ADDRESS_CORRECTED: &str = "address_corrected";
-    pub const INVENTORY_CHANGED: &str = "inventory_changed";
-    pub const STOCK_RECEIVED: &str = "stock_received";
-    pub const IGNORED_EVENT: &str = "ignored_event";
+/// What an audit entry records; `audit_log.kind` holds [`AuditKind::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    WebhookReceived,
+    ApiCall,
+    StateChange,
+    AddressCorrected,
+    InventoryChanged,
+    StockReceived,
+    StockCounted,
+    IgnoredEvent,
+    Picked,
+    RefundRequested,
+    ReservationReleased,
+}
+
+impl AuditKind {
+    pub const ALL: [Self; 11] = [
+        Self::WebhookReceived,
+        Self::ApiCall,
+        Self::StateChange,
+        Self::AddressCorrected,
+        Self::InventoryChanged,
+        Self::StockReceived,
+        Self::StockCounted,
+        Self::IgnoredEvent,
+        Self::Picked,
+        Self::RefundRequested,
+        Self::ReservationReleased,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::WebhookReceived => "webhook_received",
+            Self::ApiCall => "api_call",
+            Self::StateChange => "state_change",
+            Self::AddressCorrected => "address_corrected",
+            Self::InventoryChanged => "inventory_changed",
+            Self::StockReceived => "stock_received",
+            Self::StockCounted => "stock_counted",
+            Self::IgnoredEvent => "ignored_event",
+            Self::Picked => "picked",
+            Self::RefundRequested => "refund_requested",
+            Self::ReservationReleased => "reservation_released",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = crate::error::UnknownValue;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == value)
+            .ok_or_else(|| crate::error::UnknownValue::new("audit kind", value))
+    }
 }
 
 /// One audit entry about an order (or about stock when the order is `None`).
 pub struct AuditEntry<'a> {
     pub site_id: Option<&'a str>,
     pub order_id: Option<&'a str>,
-    pub kind: &'a str,
+    pub kind: AuditKind,
     pub actor: &'a str,
     pub detail: serde_json::Value,
 }
@@ -30,7 +85,7 @@ pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
             &[
                 &entry.site_id,
                 &entry.order_id,
-                &entry.kind,
+                &entry.kind.as_str(),
                 &entry.actor,
                 &entry.detail,
             ],
@@ -39,30 +94,53 @@ pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An order's timeline, oldest first.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One entry of an order's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: chrono::DateTime<chrono::Utc>,
-    pub kind: String,
+    /// What happened (a state change, an API call, a pick...).
+    pub kind: AuditKind,
+    /// Who did it: a worker, `warehouse-api`, `auto-pack`...
     pub actor: String,
+    /// Details, shaped by `kind`.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 
-pub async fn timeline<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Vec<TimelineEntry>> {
+pub async fn timeline<C: Db>(
+    client: &C,
+    site_id: &domain::SiteId,
+    order_id: &domain::OrderId,
+) -> Result<Vec<TimelineEntry>> {
     let rows = client
         .query(
             "SELECT occurred_at, kind, actor, detail FROM audit_log
              WHERE site_id = $1 AND webflow_order_id = $2 ORDER BY id",
-            &[&site_id, &order_id],
+            &[&site_id.as_str(), &order_id.as_str()],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TimelineEntry {
-            at: r.get(0),
-            kind: r.get(1),
-            actor: r.get(2),
-            detail: r.get(3),
+    rows.iter()
+        .map(|r| {
+            Ok(TimelineEntry {
+                at: r.get(0),
+                kind: r.get::<_, &str>(1).parse()?,
+                actor: r.get(2),
+                detail: r.get(3),
+            })
         })
-        .collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_unknown_ones_are_refused() {
+        for kind in AuditKind::ALL {
+            assert_eq!(kind.as_str().parse(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!("order_exploded".parse::<AuditKind>().is_err());
+    }
 }

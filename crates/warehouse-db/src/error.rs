@@ -23,6 +23,9 @@ pub enum DbError {
     /// A row holds a state this build does not know (a newer schema, or a hand edit).
     #[error("unknown order state in the database: {0}")]
     UnknownState(String),
+    /// A column holds a value none of our enums names (a newer schema, or a hand edit).
+    #[error(transparent)]
+    UnknownValue(#[from] UnknownValue),
     #[error("cannot serialise {what}: {message}")]
     Serialize { what: &'static str, message: String },
     /// The rate budget row is missing: the process that owns it has not set it up yet.
@@ -31,6 +34,23 @@ pub enum DbError {
     /// A statement did less than the locks it holds guarantee; retried, never half-applied.
     #[error("{0}")]
     Invariant(String),
+}
+
+/// A database string that maps onto none of an enum's values (audit kinds, statuses, steps).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} in the database: `{value}`")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl UnknownValue {
+    pub fn new(what: &'static str, value: &str) -> Self {
+        Self {
+            what,
+            value: value.to_owned(),
+        }
+    }
 }
 
 impl DbError {
@@ -63,6 +83,7 @@ impl DbError {
             | Self::InvalidUrl(_)
             | Self::Migration(_)
             | Self::UnknownState(_)
+            | Self::UnknownValue(_)
             | Self::Serialize { .. } => false,
         }
     }

@@ -1,38 +1,110 @@
 //! The warehouse floor: pick tasks, packing, shipments.
 
 use crate::db::Db;
-use crate::error::{DbError, Result};
-use serde::Serialize;
+use crate::error::{DbError, Result, UnknownValue};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Defines a status enum stored as text, with its one mapping to and from the column's values
+/// (the migration's CHECK constraint lists the same values; this module's statements use them).
+macro_rules! db_status {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident => $db:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $db,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+                match value {
+                    $($db => Ok(Self::$variant),)+
+                    other => Err(UnknownValue::new($what, other)),
+                }
+            }
+        }
+    };
+}
+
+db_status!(
+    /// `pick_tasks.status`.
+    PickTaskStatus, "pick task status" {
+        /// Created with the reservation, waiting for a picker.
+        Open => "open",
+        Picked => "picked",
+        Packed => "packed",
+        /// The order was cancelled before packing.
+        Cancelled => "cancelled",
+    }
+);
+
+db_status!(
+    /// `shipments.status`.
+    ShipmentStatus, "shipment status" {
+        /// A label is being bought (or the outcome of buying one is unknown).
+        Booking => "booking",
+        Booked => "booked",
+        Failed => "failed",
+    }
+);
+
+/// A pick task with what to take from the shelves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickTask {
     pub id: i64,
     pub site_id: String,
     pub order_id: String,
-    pub status: String,
+    /// `open`, `picked`, `packed` or `cancelled`.
+    pub status: PickTaskStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub lines: Vec<PickLine>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickLine {
     pub sku: String,
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+/// One parcel: every measure is above 0.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ParcelRow {
+    #[schema(exclusive_minimum = 0.0)]
     pub weight_grams: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub length_cm: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub width_cm: f64,
+    #[schema(exclusive_minimum = 0.0)]
     pub height_cm: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// An order's shipment: booking attempts, then the carrier's label and tracking.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ShipmentRow {
     pub reference: String,
     pub carrier_kind: String,
-    pub status: String,
+    /// `booking`, `booked` or `failed`.
+    pub status: ShipmentStatus,
     pub attempts: i32,
     pub carrier: Option<String>,
     pub service_level: Option<String>,
@@ -46,7 +118,7 @@ pub struct ShipmentRow {
     pub last_error: Option<String>,
 }
 
-pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> Result<Vec<PickTask>> {
+pub async fn pick_tasks<C: Db>(client: &C, status: Option<PickTaskStatus>, limit: i64) -> Result<Vec<PickTask>> {
     let rows = client
         .query(
             "SELECT t.id, o.site_id, o.webflow_order_id, t.status, t.created_at,
@@ -56,7 +128,7 @@ pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> 
              LEFT JOIN pick_task_lines l ON l.pick_task_id = t.id
              WHERE ($1::text IS NULL OR t.status = $1)
              GROUP BY t.id, o.site_id, o.webflow_order_id ORDER BY t.created_at, t.id LIMIT $2",
-            &[&status, &limit],
+            &[&status.map(PickTaskStatus::as_str), &limit],
         )
         .await?;
     rows.iter()
@@ -78,7 +150,7 @@ pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> 
                 id: r.get(0),
                 site_id: r.get(1),
                 order_id: r.get(2),
-                status: r.get(3),
+                status: r.get::<_, &str>(3).parse()?,
                 created_at: r.get(4),
                 lines,
             })
@@ -86,32 +158,52 @@ pub async fn pick_tasks<C: Db>(client: &C, status: Option<&str>, limit: i64) -> 
         .collect()
 }
 
+/// Locks up to `limit` reserved orders whose pick task is open or picked (oldest change
+/// first), skipping orders another transaction holds; returns their primary keys.
+pub async fn lock_packable_orders<C: Db>(client: &C, limit: i64) -> Result<Vec<i64>> {
+    let rows = client
+        .query(
+            "SELECT o.id FROM orders o JOIN pick_tasks t ON t.order_id = o.id
+             WHERE o.state = 'reserved' AND t.status IN ('open', 'picked')
+             ORDER BY o.updated_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Locks a pick task; returns (order pk, status).
-pub async fn lock_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<(i64, String)>> {
+pub async fn lock_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<(i64, PickTaskStatus)>> {
     let row = client
         .query_opt(
             "SELECT order_id, status FROM pick_tasks WHERE id = $1 FOR UPDATE",
             &[&id],
         )
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(match row {
+        Some(r) => Some((r.get(0), r.get::<_, &str>(1).parse()?)),
+        None => None,
+    })
 }
 
-pub async fn pick_task_of_order<C: Db>(client: &C, order_pk: i64) -> Result<Option<(i64, String)>> {
+pub async fn pick_task_of_order<C: Db>(client: &C, order_pk: i64) -> Result<Option<(i64, PickTaskStatus)>> {
     let row = client
         .query_opt(
             "SELECT id, status FROM pick_tasks WHERE order_id = $1 FOR UPDATE",
             &[&order_pk],
         )
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    Ok(match row {
+        Some(r) => Some((r.get(0), r.get::<_, &str>(1).parse()?)),
+        None => None,
+    })
 }
 
-pub async fn set_pick_task_status<C: Db>(client: &C, id: i64, status: &str) -> Result<()> {
+pub async fn set_pick_task_status<C: Db>(client: &C, id: i64, status: PickTaskStatus) -> Result<()> {
     client
         .execute(
             "UPDATE pick_tasks SET status = $2, updated_at = now() WHERE id = $1",
-            &[&id, &status],
+            &[&id, &status.as_str()],
         )
         .await?;
     Ok(())
@@ -226,22 +318,25 @@ pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<Shipmen
             &[&order_pk],
         )
         .await?;
-    Ok(row.map(|r| ShipmentRow {
-        reference: r.get(0),
-        carrier_kind: r.get(1),
-        status: r.get(2),
-        attempts: r.get(3),
-        carrier: r.get(4),
-        service_level: r.get(5),
-        tracking_number: r.get(6),
-        tracking_url: r.get(7),
-        label_url: r.get(8),
-        cost_minor: r.get(9),
-        currency: r.get(10),
-        external_id: r.get(11),
-        shipped_at: r.get(12),
-        last_error: r.get(13),
-    }))
+    row.map(|r| {
+        Ok(ShipmentRow {
+            reference: r.get(0),
+            carrier_kind: r.get(1),
+            status: r.get::<_, &str>(2).parse()?,
+            attempts: r.get(3),
+            carrier: r.get(4),
+            service_level: r.get(5),
+            tracking_number: r.get(6),
+            tracking_url: r.get(7),
+            label_url: r.get(8),
+            cost_minor: r.get(9),
+            currency: r.get(10),
+            external_id: r.get(11),
+            shipped_at: r.get(12),
+            last_error: r.get(13),
+        })
+    })
+    .transpose()
 }
 
 /// Stock leaves the building: active reservations become consumed, on_hand and reserved go

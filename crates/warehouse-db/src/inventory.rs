@@ -4,6 +4,7 @@
 
 use crate::db::Db;
 use crate::error::Result;
+use domain::Sku;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
@@ -16,7 +17,8 @@ pub enum ReserveOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// The stock of one SKU; `available` is `on_hand - reserved`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StockLevel {
     pub sku: String,
     pub on_hand: i64,
@@ -128,34 +130,48 @@ pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(Stri
 }
 
 /// Adds received stock (creating the SKU if new).
-pub async fn receive<C: Db>(client: &C, sku: &str, quantity: i64) -> Result<StockLevel> {
+pub async fn receive<C: Db>(client: &C, sku: &Sku, quantity: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
              ON CONFLICT (sku) DO UPDATE SET on_hand = inventory.on_hand + EXCLUDED.on_hand, updated_at = now()
              RETURNING sku, on_hand, reserved",
-            &[&sku, &quantity],
+            &[&sku.as_str(), &quantity],
         )
         .await?;
     Ok(level(&row))
 }
 
 /// Sets the counted stock of a SKU (refused by the CHECK if below what is reserved).
-pub async fn set_on_hand<C: Db>(client: &C, sku: &str, on_hand: i64) -> Result<StockLevel> {
+pub async fn set_on_hand<C: Db>(client: &C, sku: &Sku, on_hand: i64) -> Result<StockLevel> {
     let row = client
         .query_one(
             "INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)
              ON CONFLICT (sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = now()
              RETURNING sku, on_hand, reserved",
-            &[&sku, &on_hand],
+            &[&sku.as_str(), &on_hand],
         )
         .await?;
     Ok(level(&row))
 }
 
-pub async fn get<C: Db>(client: &C, sku: &str) -> Result<Option<StockLevel>> {
+/// Reads a SKU's stock and locks its row for the rest of the transaction.
+pub async fn lock<C: Db>(client: &C, sku: &Sku) -> Result<Option<StockLevel>> {
     let row = client
-        .query_opt("SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1", &[&sku])
+        .query_opt(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE",
+            &[&sku.as_str()],
+        )
+        .await?;
+    Ok(row.as_ref().map(level))
+}
+
+pub async fn get<C: Db>(client: &C, sku: &Sku) -> Result<Option<StockLevel>> {
+    let row = client
+        .query_opt(
+            "SELECT sku, on_hand, reserved FROM inventory WHERE sku = $1",
+            &[&sku.as_str()],
+        )
         .await?;
     Ok(row.as_ref().map(level))
 }

@@ -3,7 +3,7 @@
 use crate::audit;
 use crate::db::Db;
 use crate::error::{DbError, Result};
-use domain::OrderState;
+use domain::{OrderId, OrderState, SiteId, Sku};
 use tokio_postgres::Row;
 
 /// An order as stored.
@@ -38,8 +38,8 @@ pub struct NewLine {
 /// An order to insert.
 #[derive(Debug, Clone)]
 pub struct NewOrder<'a> {
-    pub site_id: &'a str,
-    pub webflow_order_id: &'a str,
+    pub site_id: &'a SiteId,
+    pub webflow_order_id: &'a OrderId,
     pub state: OrderState,
     pub state_reason: Option<&'a str>,
     pub webflow_status: Option<&'a str>,
@@ -82,28 +82,28 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
 }
 
 /// Reads an order and locks it for the rest of the transaction.
-pub async fn lock<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
+pub async fn lock<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Option<OrderRecord>> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
         " FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE"
     );
     client
-        .query_opt(SQL, &[&site_id, &order_id])
+        .query_opt(SQL, &[&site_id.as_str(), &order_id.as_str()])
         .await?
         .as_ref()
         .map(from_row)
         .transpose()
 }
 
-pub async fn find<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderRecord>> {
+pub async fn find<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Option<OrderRecord>> {
     const SQL: &str = concat!(
         "SELECT ",
         columns!(),
         " FROM orders WHERE site_id = $1 AND webflow_order_id = $2"
     );
     client
-        .query_opt(SQL, &[&site_id, &order_id])
+        .query_opt(SQL, &[&site_id.as_str(), &order_id.as_str()])
         .await?
         .as_ref()
         .map(from_row)
@@ -174,8 +174,8 @@ pub async fn insert<C: Db>(
         .query_opt(
             SQL,
             &[
-                &order.site_id,
-                &order.webflow_order_id,
+                &order.site_id.as_str(),
+                &order.webflow_order_id.as_str(),
                 &order.state.as_str(),
                 &order.state_reason,
                 &order.webflow_status,
@@ -197,7 +197,7 @@ pub async fn insert<C: Db>(
                 &heights,
                 &lengths,
                 &actor,
-                &audit::kind::STATE_CHANGE,
+                &audit::AuditKind::StateChange.as_str(),
             ],
         )
         .await?;
@@ -321,7 +321,7 @@ pub async fn transition<C: Db>(
                 &reason,
                 &actor,
                 &serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
-                &audit::kind::STATE_CHANGE,
+                &audit::AuditKind::StateChange.as_str(),
             ],
         )
         .await?
@@ -335,24 +335,39 @@ pub async fn transition<C: Db>(
     Ok(())
 }
 
+/// Sets why an order waits in its state (`payment_pending`, `no_shipping_required`…).
+pub async fn set_state_reason<C: Db>(client: &C, order_pk: i64, reason: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orders SET state_reason = $2, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&order_pk, &reason],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Backordered orders that need `sku`, oldest first.
-pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&str>, limit: i64) -> Result<Vec<i64>> {
+pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&Sku>, limit: i64) -> Result<Vec<i64>> {
     let rows = client
         .query(
             "SELECT o.id FROM orders o
              WHERE o.state = 'backordered'
                AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1))
              ORDER BY o.backordered_at, o.id LIMIT $2",
-            &[&sku, &limit],
+            &[&sku.map(Sku::as_str), &limit],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Counts orders per state (tests, dashboards).
-pub async fn count_by_state<C: Db>(client: &C) -> Result<Vec<(String, i64)>> {
+/// How many orders each site has in each state (the `wms_orders` metric).
+pub async fn count_by_site_and_state<C: Db>(client: &C) -> Result<Vec<(String, String, i64)>> {
     let rows = client
-        .query("SELECT state, count(*) FROM orders GROUP BY state ORDER BY state", &[])
+        .query(
+            "SELECT site_id, state, count(*) FROM orders GROUP BY site_id, state ORDER BY site_id, state",
+            &[],
+        )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }

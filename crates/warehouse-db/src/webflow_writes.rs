@@ -3,8 +3,58 @@
 //! the next attempt reads the order first instead of writing blindly.
 
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Result, UnknownValue};
 
+/// One Webflow write of notify-webflow; `webflow_writes.step` holds [`WriteStep::as_db`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WriteStep {
+    /// `PATCH` carrier and tracking number.
+    Tracking,
+    /// `POST .../fulfill` (sends the customer's email).
+    Fulfill,
+    /// `POST .../refund`.
+    Refund,
+    /// `PATCH` a comment; the key is the first 16 hex digits of the comment's SHA-256, so
+    /// each distinct comment is written once.
+    Comment(String),
+}
+
+impl WriteStep {
+    const COMMENT_PREFIX: &'static str = "comment:";
+
+    pub fn as_db(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Tracking => "tracking".into(),
+            Self::Fulfill => "fulfill".into(),
+            Self::Refund => "refund".into(),
+            Self::Comment(key) => format!("{}{key}", Self::COMMENT_PREFIX).into(),
+        }
+    }
+}
+
+impl std::fmt::Display for WriteStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_db())
+    }
+}
+
+impl std::str::FromStr for WriteStep {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        match value {
+            "tracking" => Ok(Self::Tracking),
+            "fulfill" => Ok(Self::Fulfill),
+            "refund" => Ok(Self::Refund),
+            other => other
+                .strip_prefix(Self::COMMENT_PREFIX)
+                .map(|key| Self::Comment(key.to_owned()))
+                .ok_or_else(|| UnknownValue::new("Webflow write step", other)),
+        }
+    }
+}
+
+/// Where a step stands, as notify-webflow sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
     /// Never tried.
@@ -14,42 +64,52 @@ pub enum StepStatus {
     Done,
 }
 
-pub async fn status<C: Db>(client: &C, order_pk: i64, step: &str) -> Result<StepStatus> {
+impl StepStatus {
+    /// The status of a ledger row (`pending`, `done` or `skipped`).
+    fn from_db(value: &str) -> std::result::Result<Self, UnknownValue> {
+        match value {
+            "pending" => Ok(Self::Pending),
+            "done" | "skipped" => Ok(Self::Done),
+            other => Err(UnknownValue::new("Webflow write status", other)),
+        }
+    }
+}
+
+pub async fn status<C: Db>(client: &C, order_pk: i64, step: &WriteStep) -> Result<StepStatus> {
     let row = client
         .query_opt(
             "SELECT status FROM webflow_writes WHERE order_id = $1 AND step = $2",
-            &[&order_pk, &step],
+            &[&order_pk, &step.as_db()],
         )
         .await?;
-    Ok(match row.map(|r| r.get::<_, String>(0)).as_deref() {
-        None => StepStatus::New,
-        Some("done" | "skipped") => StepStatus::Done,
-        Some(_) => StepStatus::Pending,
-    })
+    match row {
+        None => Ok(StepStatus::New),
+        Some(row) => Ok(StepStatus::from_db(row.get(0))?),
+    }
 }
 
 /// Records that the step is about to be attempted.
-pub async fn begin<C: Db>(client: &C, order_pk: i64, step: &str, request: &serde_json::Value) -> Result<()> {
+pub async fn begin<C: Db>(client: &C, order_pk: i64, step: &WriteStep, request: &serde_json::Value) -> Result<()> {
     client
         .execute(
             "INSERT INTO webflow_writes (order_id, step, status, attempts, request) VALUES ($1, $2, 'pending', 1, $3)
              ON CONFLICT (order_id, step) DO UPDATE SET attempts = webflow_writes.attempts + 1, request = EXCLUDED.request,
                     updated_at = now()
              WHERE webflow_writes.status = 'pending'",
-            &[&order_pk, &step, request],
+            &[&order_pk, &step.as_db(), request],
         )
         .await?;
     Ok(())
 }
 
 /// Records that the step is done (the call succeeded, or a read showed it already applied).
-pub async fn finish<C: Db>(client: &C, order_pk: i64, step: &str, response_status: Option<i32>) -> Result<()> {
+pub async fn finish<C: Db>(client: &C, order_pk: i64, step: &WriteStep, response_status: Option<i32>) -> Result<()> {
     client
         .execute(
             "INSERT INTO webflow_writes (order_id, step, status, attempts, response_status) VALUES ($1, $2, 'done', 0, $3)
              ON CONFLICT (order_id, step) DO UPDATE SET status = 'done', response_status = EXCLUDED.response_status,
                     updated_at = now()",
-            &[&order_pk, &step, &response_status],
+            &[&order_pk, &step.as_db(), &response_status],
         )
         .await?;
     Ok(())
@@ -64,4 +124,25 @@ pub async fn attempts<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, S
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_round_trip_and_unknown_ones_are_refused() {
+        for step in [
+            WriteStep::Tracking,
+            WriteStep::Fulfill,
+            WriteStep::Refund,
+            WriteStep::Comment("0123456789abcdef".into()),
+        ] {
+            assert_eq!(step.as_db().parse(), Ok(step));
+        }
+        assert_eq!(WriteStep::Comment("ab".into()).as_db(), "comment:ab");
+        assert!("patch".parse::<WriteStep>().is_err());
+        assert!(StepStatus::from_db("maybe").is_err());
+        assert_eq!(StepStatus::from_db("skipped"), Ok(StepStatus::Done));
+    }
 }

@@ -1,7 +1,31 @@
-//! API errors: a stable `code`, a message, and the field when one is at fault.
+//! API errors: a stable `code`, a message, and the field when one is at fault. Every error the
+//! API answers has this one JSON shape ([`ErrorBody`]): handler errors, extractor errors
+//! (path, query, JSON body), unknown routes (404) and undeclared methods (405, with `Allow`).
 
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable and machine-readable: `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `invalid_path`, `invalid_query`, `malformed_json`, `validation_failed`, `wrong_state`,
+    /// `below_reserved`, `stock_overflow`, `pick_task_not_picked`, `conflict`,
+    /// `payload_too_large`, `database_error`.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// The field at fault, when there is one (`parcels[0].weight_grams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -54,11 +78,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = serde_json::json!({"code": self.code, "message": self.message});
-        if let Some(field) = &self.field {
-            body["field"] = field.clone().into();
-        }
-        HttpResponse::build(self.status).json(body)
+        HttpResponse::build(self.status).json(ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        })
     }
 }
 
@@ -110,4 +134,131 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             ApiError::invalid(&field, format!("`{field}`: {inner}"))
         }
     })
+}
+
+/// Rejects text the database cannot hold or an operator cannot read: control characters
+/// (`char::is_control`, which includes NUL). `max_bytes` bounds the UTF-8 length.
+pub fn printable(field: &str, value: &str, max_bytes: Option<usize>) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} cannot contain control characters"),
+        ));
+    }
+    if let Some(max) = max_bytes
+        && value.len() > max
+    {
+        return Err(ApiError::invalid(field, format!("{field} is at most {max} bytes")));
+    }
+    Ok(())
+}
+
+/// Path segments that do not deserialise (a pick-task id that is not a number, invalid
+/// UTF-8 after percent-decoding): 400 `invalid_path`.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|error, _| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("the path is not valid: {error}"),
+        )
+        .into()
+    })
+}
+
+/// Query strings that do not deserialise (`limit=ten`): 400 `invalid_query`.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("the query string is not valid: {error}"),
+        )
+        .into()
+    })
+}
+
+/// `web::Json` bodies, with the same mapping as [`parse_json`]: 400 malformed, 422 wrong
+/// shape, 413 too large, 415 not JSON.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().error_handler(|error, _| {
+        use actix_web::error::JsonPayloadError;
+        match &error {
+            JsonPayloadError::Deserialize(inner) if inner.is_data() => {
+                ApiError::invalid("body", format!("`body`: {inner}"))
+            }
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", error.to_string())
+            }
+            JsonPayloadError::ContentType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be `application/json`",
+            ),
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {error}"),
+            ),
+        }
+        .into()
+    })
+}
+
+/// No route has this path: 404 in the JSON shape.
+pub async fn unknown_route(request: HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!("no route `{}`", request.path())).error_response()
+}
+
+/// Turns any error response that is not JSON yet (actix's own 405 with `Allow`, 404, 413
+/// from the payload limit...) into the JSON shape, keeping its status and headers.
+pub fn json_error_body<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let status = response.status();
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            (
+                "method_not_allowed",
+                format!(
+                    "`{}` is not allowed on `{}`; allowed: {allowed}",
+                    response.request().method(),
+                    response.request().path()
+                ),
+            )
+        }
+        StatusCode::NOT_FOUND => ("not_found", format!("no route `{}`", response.request().path())),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the body is too large".to_owned()),
+        status if status.is_server_error() => ("internal_error", "the request failed; try again".to_owned()),
+        status => (
+            "bad_request",
+            status.canonical_reason().unwrap_or("bad request").to_owned(),
+        ),
+    };
+    let body = serde_json::to_string(&ErrorBody {
+        code: code.to_owned(),
+        message,
+        field: None,
+    })
+    .unwrap_or_default();
+    let (request, mut response) = response.into_parts();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let response = response.set_body(body).map_into_boxed_body();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, response).map_into_right_body(),
+    ))
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod packing;
 pub mod routes;
 pub mod settings;

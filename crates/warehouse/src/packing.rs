@@ -34,7 +34,7 @@ pub async fn pack_order<C: Db>(
             ));
         }
     }
-    floor::set_pick_task_status(tx, task_id, "packed").await?;
+    floor::set_pick_task_status(tx, task_id, floor::PickTaskStatus::Packed).await?;
     floor::replace_parcels(tx, order.id, parcels).await?;
     orders::transition(tx, order, OrderState::Packed, None, actor).await?;
     let envelope = Envelope::new(
@@ -85,17 +85,7 @@ pub fn parcel_for(lines: &[NewLine]) -> ParcelRow {
 pub async fn auto_pack_batch(pool: &warehouse_db::Pool, limit: i64) -> Result<Vec<Envelope>, ApiError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let ids: Vec<i64> = tx
-        .query(
-            "SELECT o.id FROM orders o JOIN pick_tasks t ON t.order_id = o.id
-             WHERE o.state = 'reserved' AND t.status IN ('open', 'picked')
-             ORDER BY o.updated_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
-            &[&limit],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids = floor::lock_packable_orders(&tx, limit).await?;
     let mut events = Vec::new();
     for id in ids {
         let Some(order) = orders::lock_by_id(&tx, id).await? else {

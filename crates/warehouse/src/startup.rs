@@ -1,13 +1,14 @@
 //! Builds and runs the warehouse service.
 
 use crate::auth::ApiTokens;
+use crate::openapi;
 use crate::packing::auto_pack_batch;
 use crate::routes::{AppState, inventory, orders, picking};
 use crate::settings::Settings;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::middleware::{ErrorHandlers, Next};
+use actix_web::{App, HttpServer, web};
 use platform::amqp::AmqpClient;
 use platform::health::HealthServer;
 use service_base::ServiceBase;
@@ -15,9 +16,6 @@ pub use service_base::StartupError;
 use std::net::TcpListener;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// The OpenAPI document of this API (kept in docs/ too).
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 pub struct Application {
     port: u16,
@@ -51,26 +49,15 @@ impl Application {
             .port();
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(app_state.clone()).service(
-                web::scope("/api/v1")
-                    .wrap(actix_web::middleware::from_fn(require_token))
-                    .route(
-                        "/openapi.json",
-                        web::get().to(|| async { HttpResponse::Ok().content_type("application/json").body(OPENAPI) }),
-                    )
-                    .route("/inventory/{sku}", web::get().to(inventory::get_inventory))
-                    .route("/inventory/{sku}", web::put().to(inventory::set_inventory))
-                    .route("/inventory/{sku}/receive", web::post().to(inventory::receive))
-                    .route("/pick-tasks", web::get().to(picking::list_pick_tasks))
-                    .route("/pick-tasks/{id}/picked", web::post().to(picking::mark_picked))
-                    .route("/orders/{site_id}/{order_id}/pack", web::post().to(picking::pack))
-                    .route("/orders/{site_id}/{order_id}/refund", web::post().to(orders::refund))
-                    .route(
-                        "/orders/{site_id}/{order_id}/shipping-address",
-                        web::put().to(orders::correct_address),
-                    )
-                    .route("/orders/{site_id}/{order_id}", web::get().to(orders::get_order)),
-            )
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(crate::error::path_config())
+                .app_data(crate::error::query_config())
+                .app_data(crate::error::json_config())
+                // Errors actix answers by itself (405 with `Allow`, 413...) get the JSON shape.
+                .wrap(ErrorHandlers::new().default_handler(crate::error::json_error_body))
+                .service(api_v1())
+                .default_service(web::to(crate::error::unknown_route))
         })
         .workers(2)
         .disable_signals()
@@ -105,6 +92,13 @@ impl Application {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let relay = self.base.spawn_relay(shutdown.clone());
+        let metrics = match OrderMetrics::register(&self.base.registry) {
+            Ok(metrics) => Some(tokio::spawn(metrics.run(self.base.pool.clone(), shutdown.clone()))),
+            Err(error) => {
+                tracing::warn!(%error, "cannot register the order metrics");
+                None
+            }
+        };
         let packer = self.settings.warehouse.auto_pack.then(|| {
             tokio::spawn(auto_pack_loop(
                 self.state.clone(),
@@ -116,11 +110,43 @@ impl Application {
         handle.stop(true).await;
         service_base::stop_health(self.health).await;
         relay.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(packer) = packer {
             let _ = packer.await;
         }
         server.await.map_err(std::io::Error::other)?
     }
+}
+
+/// The routes, one resource per path: a method a path does not declare answers 405 with
+/// `Allow` (actix's resource default, given the JSON shape by `json_error_body`). Each
+/// handler's `#[utoipa::path]` describes it in the OpenAPI document.
+fn api_v1() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::scope("/api/v1")
+        .wrap(actix_web::middleware::from_fn(require_token))
+        .service(web::resource("/openapi.json").get(openapi::openapi_json))
+        .service(
+            web::resource("/inventory/{sku}")
+                .get(inventory::get_inventory)
+                .put(inventory::set_inventory),
+        )
+        .service(web::resource("/inventory/{sku}/receive").post(inventory::receive))
+        .service(web::resource("/pick-tasks").get(picking::list_pick_tasks))
+        .service(web::resource("/pick-tasks/{id}/picked").post(picking::mark_picked))
+        .service(web::resource("/orders/{site_id}/{order_id}/pack").post(picking::pack))
+        .service(web::resource("/orders/{site_id}/{order_id}/refund").post(orders::refund))
+        .service(web::resource("/orders/{site_id}/{order_id}/shipping-address").put(orders::correct_address))
+        .service(web::resource("/orders/{site_id}/{order_id}").get(orders::get_order))
 }
 
 /// Every `/api/v1` route needs a valid bearer token.
@@ -170,4 +196,47 @@ impl platform::service::RunUntilStopped for Application {
 /// Builds the warehouse service (for `platform::service::launch`): see [`Application::build`].
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Application, StartupError> {
     Application::build(settings, shutdown).await
+}
+
+/// `wms_orders{site_id, state}`: orders per store and state, refreshed from the database.
+struct OrderMetrics {
+    orders: prometheus::IntGaugeVec,
+}
+
+impl OrderMetrics {
+    /// A database count every refresh is cheap next to a scrape interval, and exact.
+    const REFRESH: Duration = Duration::from_secs(15);
+
+    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let orders = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("wms_orders", "Orders in the warehouse database, by store and state"),
+            &["site_id", "state"],
+        )?;
+        registry.register(Box::new(orders.clone()))?;
+        Ok(Self { orders })
+    }
+
+    async fn run(self, pool: warehouse_db::Pool, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(Self::REFRESH);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let counts = match pool.get().await {
+                Ok(client) => warehouse_db::orders::count_by_site_and_state(&*client).await,
+                Err(error) => Err(error.into()),
+            };
+            match counts {
+                Ok(counts) => {
+                    // States that emptied out read 0 rather than their last value.
+                    self.orders.reset();
+                    for (site_id, state, count) in counts {
+                        self.orders.with_label_values(&[&site_id, &state]).set(count);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot count orders for the metrics"),
+            }
+        }
+    }
 }

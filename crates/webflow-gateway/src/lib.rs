@@ -6,7 +6,7 @@
 //! enrichment reads wait a little, reconciliation only takes what is idle and never more than
 //! its share (a sub-budget of `reconcile_share` of the limit).
 
-use domain::{Classify, FailureClass};
+use domain::{Classify, FailureClass, SiteId};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::future::Future;
@@ -151,7 +151,7 @@ impl WebflowGateway {
     /// Calls Webflow for `site_id` within its budget. `call` gets the client and the token.
     pub async fn call<T, F, Fut>(
         &self,
-        site_id: &str,
+        site_id: &SiteId,
         priority: Priority,
         call: F,
     ) -> Result<ApiResponse<T>, GatewayError>
@@ -159,6 +159,7 @@ impl WebflowGateway {
         F: FnOnce(WebflowClient, SecretString) -> Fut,
         Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
     {
+        let site_id = site_id.as_str();
         let token = self
             .tokens
             .get(site_id)

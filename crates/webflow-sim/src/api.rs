@@ -333,7 +333,7 @@ async fn sim_create_order(state: web::Data<SimState>, body: web::Json<CreateOrde
     if body.webhook {
         let state = state.into_inner();
         let payload = order.clone();
-        tokio::spawn(async move { crate::store::deliver(&state, "ecomm_new_order", &payload).await });
+        tokio::spawn(async move { crate::store::deliver(&state, webflow::TriggerType::EcommNewOrder, &payload).await });
     }
     HttpResponse::Created().json(order)
 }

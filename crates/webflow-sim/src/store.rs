@@ -5,9 +5,10 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use webflow::TriggerType;
 
 /// Delivers a webhook signed exactly as Webflow signs; 1 attempt + 3 retries.
-pub async fn deliver(state: &SimState, trigger: &str, order: &serde_json::Value) -> bool {
+pub async fn deliver(state: &SimState, trigger: TriggerType, order: &serde_json::Value) -> bool {
     let Some(url) = state.config.webhook_url.clone() else {
         return false;
     };
@@ -40,7 +41,7 @@ pub async fn deliver(state: &SimState, trigger: &str, order: &serde_json::Value)
         if let Ok(mut stats) = state.stats.lock() {
             stats.webhook_failures += 1;
         }
-        tracing::warn!(trigger, attempt, "webhook delivery failed");
+        tracing::warn!(%trigger, attempt, "webhook delivery failed");
     }
     if let Ok(mut stats) = state.stats.lock() {
         stats.webhooks_given_up += 1;
@@ -81,7 +82,7 @@ pub async fn run(state: Arc<SimState>, shutdown: CancellationToken) {
         let order = state.new_order(&sku_refs, digital);
         let state = state.clone();
         tokio::spawn(async move {
-            deliver(&state, "ecomm_new_order", &order).await;
+            deliver(&state, TriggerType::EcommNewOrder, &order).await;
             if refund {
                 tokio::time::sleep(Duration::from_millis(state.config.refund_after_ms)).await;
                 let order_id = order["orderId"].as_str().unwrap_or_default().to_owned();
@@ -97,7 +98,7 @@ pub async fn run(state: Arc<SimState>, shutdown: CancellationToken) {
                     current["refundedOn"] = chrono::Utc::now().to_rfc3339().into();
                     current.clone()
                 };
-                deliver(&state, "ecomm_order_changed", &refunded).await;
+                deliver(&state, TriggerType::EcommOrderChanged, &refunded).await;
             }
         });
     }

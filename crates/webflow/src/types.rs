@@ -1,13 +1,14 @@
 //! Webflow wire types (docs/webflow-api.md §2–§7). Field names follow Webflow exactly
 //! (`variantSKU`, `shippingTrackingURL`); every field is optional and tolerant of `null`.
 
+use domain::WebhookTrigger;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Defines a string enum with known values and an `Other` catch-all, as Webflow's SDKs
 /// accept values they do not know yet.
 macro_rules! open_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $wire:expr),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub enum $name {
@@ -25,10 +26,10 @@ macro_rules! open_enum {
             }
 
             pub fn from_wire(value: &str) -> Self {
-                match value {
-                    $($wire => Self::$variant,)+
-                    other => Self::Other(other.to_owned()),
-                }
+                $(if value == $wire {
+                    return Self::$variant;
+                })+
+                Self::Other(value.to_owned())
             }
         }
 
@@ -73,9 +74,9 @@ open_enum!(
         PageCreated => "page_created",
         PageMetadataUpdated => "page_metadata_updated",
         PageDeleted => "page_deleted",
-        EcommNewOrder => "ecomm_new_order",
-        EcommOrderChanged => "ecomm_order_changed",
-        EcommInventoryChanged => "ecomm_inventory_changed",
+        EcommNewOrder => WebhookTrigger::NewOrder.as_str(),
+        EcommOrderChanged => WebhookTrigger::OrderChanged.as_str(),
+        EcommInventoryChanged => WebhookTrigger::InventoryChanged.as_str(),
         CollectionItemCreated => "collection_item_created",
         CollectionItemChanged => "collection_item_changed",
         CollectionItemDeleted => "collection_item_deleted",
@@ -84,6 +85,42 @@ open_enum!(
         CommentCreated => "comment_created",
     }
 );
+
+impl TriggerType {
+    /// The trigger as the warehouse knows it, if it is one the system acts on.
+    pub fn handled(&self) -> Option<WebhookTrigger> {
+        match self {
+            Self::EcommNewOrder => Some(WebhookTrigger::NewOrder),
+            Self::EcommOrderChanged => Some(WebhookTrigger::OrderChanged),
+            Self::EcommInventoryChanged => Some(WebhookTrigger::InventoryChanged),
+            _ => None,
+        }
+    }
+}
+
+impl From<WebhookTrigger> for TriggerType {
+    fn from(trigger: WebhookTrigger) -> Self {
+        match trigger {
+            WebhookTrigger::NewOrder => Self::EcommNewOrder,
+            WebhookTrigger::OrderChanged => Self::EcommOrderChanged,
+            WebhookTrigger::InventoryChanged => Self::EcommInventoryChanged,
+        }
+    }
+}
+
+impl OrderStatus {
+    /// Where the status sits along an order's life: pending, unfulfilled, disputed, fulfilled,
+    /// then refunded or dispute-lost. An unknown status ranks with `pending`.
+    pub fn progress(&self) -> u8 {
+        match self {
+            Self::Pending | Self::Other(_) => 0,
+            Self::Unfulfilled => 1,
+            Self::Disputed => 2,
+            Self::Fulfilled => 3,
+            Self::Refunded | Self::DisputeLost => 4,
+        }
+    }
+}
 
 open_enum!(
     /// Refund reasons accepted by `POST .../refund` (§2.5).
@@ -373,7 +410,7 @@ pub struct WebhookEnvelope<P = serde_json::Value> {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookHead {
-    pub trigger_type: String,
+    pub trigger_type: TriggerType,
 }
 
 /// Accepts `2`, `2.0` and `null` for integer counts; Webflow types them as `number`.
@@ -405,6 +442,17 @@ mod tests {
         assert_eq!(serde_json::to_string(&status).unwrap(), "\"on-hold\"");
         let status: OrderStatus = serde_json::from_str("\"dispute-lost\"").unwrap();
         assert_eq!(status, OrderStatus::DisputeLost);
+    }
+
+    #[test]
+    fn handled_triggers_round_trip_through_the_domain() {
+        for trigger in WebhookTrigger::ALL {
+            let wire = TriggerType::from(trigger);
+            assert_eq!(wire.as_str(), trigger.as_str());
+            assert_eq!(TriggerType::from_wire(trigger.as_str()).handled(), Some(trigger));
+        }
+        assert_eq!(TriggerType::FormSubmission.handled(), None);
+        assert_eq!(TriggerType::from_wire("brand_new").handled(), None);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use platform::settings::{SettingsError, Validate};
 use serde::Deserialize;
 use service_base::BaseSettings;
 use std::io::{BufRead, Write};
-use std::time::Duration;
 use webflow::WebflowSettings;
 use webflow::{CreateWebhookRequest, TriggerType, WebflowClient};
 use wmsctl::dlq::Dlq;
@@ -152,214 +151,215 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 async fn run(cli: Cli) -> anyhow::Result<()> {
     platform::install_crypto_provider();
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
+    let json = cli.json;
+    match cli.command {
+        Command::Dlq { command } => dlq(json, &settings, command).await,
+        Command::Order { command } => order(json, &settings, command).await,
+        Command::Migrate => migrate(json, &settings).await,
+        Command::Reconcile { .. } => reconcile_once(json, &settings).await,
+        Command::Sites { command } => sites(json, &settings, command).await,
+        Command::Webhooks { command } => webhooks(json, &settings, command).await,
+    }
+}
+
+/// `wmsctl dlq ...`: list, show, replay and purge dead letters.
+async fn dlq(json: bool, settings: &Settings, command: DlqCommand) -> anyhow::Result<()> {
     let topology = Topology::from_settings(&settings.base.amqp);
     let amqp_url = secrecy::ExposeSecret::expose_secret(&settings.base.amqp.url).to_owned();
-    match cli.command {
-        Command::Dlq { command } => {
-            let dlq = Dlq::connect(&amqp_url, topology)
-                .await
-                .context("cannot reach RabbitMQ")?;
-            match command {
-                DlqCommand::List => {
-                    let queues = dlq.list().await?;
-                    print(cli.json, &queues, || {
-                        table(
-                            &["queue", "consumer", "messages"],
-                            &queues
-                                .iter()
-                                .map(|q| vec![q.queue.clone(), q.consumer.clone(), q.messages.to_string()])
-                                .collect::<Vec<_>>(),
-                        )
-                    })
-                }
-                DlqCommand::Show { queue, limit } => {
-                    let messages = dlq.show(&queue, limit).await?;
-                    print(cli.json, &messages, || messages_table(&messages))
-                }
-                DlqCommand::Replay {
-                    queue,
-                    order,
-                    all,
-                    limit,
-                } => {
-                    if order.is_none() && !all {
-                        bail!("say which messages: --order <ORDER_ID> or --all");
-                    }
-                    let replayed = dlq.replay(&queue, order.as_deref(), limit).await?;
-                    print(cli.json, &replayed, || {
-                        format!("replayed {} message(s)\n{}", replayed.len(), messages_table(&replayed))
-                    })
-                }
-                DlqCommand::Purge { queue, yes } => {
-                    if !yes && !confirm(&format!("delete every message of {queue}?"))? {
-                        bail!("not purged");
-                    }
-                    let purged = dlq.purge(&queue).await?;
-                    print(cli.json, &serde_json::json!({"queue": queue, "purged": purged}), || {
-                        format!("purged {purged} message(s) from {queue}")
-                    })
-                }
-            }
-        }
-        Command::Order {
-            command: OrderCommand::Show { site_id, order_id },
-        } => {
-            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
-            let client = pool.get().await?;
-            let view = warehouse::routes::orders::order_view(&*client, &site_id, &order_id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            print(cli.json, &view, || order_text(&view))
-        }
-        Command::Migrate => {
-            let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
-            let applied = warehouse_db::migrate::run(&pool).await?;
-            print(cli.json, &serde_json::json!({"applied": applied}), || {
-                format!("{applied} migration(s) applied")
-            })
-        }
-        Command::Reconcile { .. } => {
-            settings.webflow.require_api_tokens()?;
-            let pool = warehouse_db::connect(&settings.base.database.url, 4).await?;
-            let client = webflow_client(&settings.webflow)?;
-            let sites: Vec<_> = settings.webflow.sites.values().cloned().collect();
-            let gateway = webflow_gateway::WebflowGateway::new(client, pool.clone(), sites.clone())
-                .with_reconcile_share(settings.reconcile.budget_share);
-            gateway.ensure_budgets().await?;
-            let shutdown = tokio_util::sync::CancellationToken::new();
-            let amqp = platform::amqp::AmqpClient::start(
-                settings.base.amqp.url.clone(),
-                "wmsctl",
-                topology.clone(),
-                settings.base.amqp.reconnect.clone(),
-                shutdown.clone(),
-            );
-            amqp.wait_ready(Duration::from_secs(20)).await?;
-            let publisher = platform::amqp::Publisher::new(amqp, Duration::from_secs(10));
-            let reconciler = reconciliation::Reconciler::new(
-                gateway,
-                pool,
-                publisher,
-                topology,
-                sites.into_iter().map(|s| s.site_id).collect(),
-            );
-            let summary = reconciler.run_once().await?;
-            shutdown.cancel();
-            print(cli.json, &summary, || {
-                let mut rows = vec![
-                    vec!["checked".into(), summary.checked.to_string()],
-                    vec!["api calls".into(), summary.api_calls.to_string()],
-                ];
-                rows.extend(
-                    summary
-                        .repaired
-                        .iter()
-                        .map(|(k, v)| vec![format!("repaired: {k}"), v.to_string()]),
-                );
-                table(&["", "count"], &rows)
-            })
-        }
-        Command::Sites {
-            command: SitesCommand::Check,
-        } => {
-            let client = webflow_client(&settings.webflow)?;
-            let mut report = Vec::new();
-            let mut failed = false;
-            for (name, site) in &settings.webflow.sites {
-                let Some(token) = &site.api_token else {
-                    failed = true;
-                    report.push(serde_json::json!({"site": name, "ok": false, "error": "no api_token"}));
-                    continue;
-                };
-                let orders = client.list_orders(token, &site.site_id, None, 0, 1).await;
-                let hooks = client.list_webhooks(token, &site.site_id).await;
-                let ok = orders.is_ok() && hooks.is_ok();
-                failed |= !ok;
-                report.push(serde_json::json!({
-                    "site": name,
-                    "site_id": site.site_id,
-                    "ok": ok,
-                    "orders_readable": orders.as_ref().map(|_| true).unwrap_or(false),
-                    "error": orders.err().map(|e| e.to_string()).or_else(|| hooks.as_ref().err().map(|e| e.to_string())),
-                    "webhooks": hooks.map(|h| h.value.webhooks.iter().map(|w| serde_json::json!({"trigger": w.trigger_type.as_ref().map(|t| t.to_string()), "url": w.url})).collect::<Vec<_>>()).unwrap_or_default(),
-                }));
-            }
-            print(cli.json, &report, || {
+    let dlq = Dlq::connect(&amqp_url, topology)
+        .await
+        .context("cannot reach RabbitMQ")?;
+    match command {
+        DlqCommand::List => {
+            let queues = dlq.list().await?;
+            print(json, &queues, || {
                 table(
-                    &["site", "ok", "webhooks", "error"],
-                    &report
+                    &["queue", "consumer", "messages"],
+                    &queues
                         .iter()
-                        .map(|r| {
-                            vec![
-                                r["site"].as_str().unwrap_or_default().to_owned(),
-                                r["ok"].to_string(),
-                                r["webhooks"].as_array().map(|w| w.len()).unwrap_or(0).to_string(),
-                                r["error"].as_str().unwrap_or("").to_owned(),
-                            ]
-                        })
+                        .map(|q| vec![q.queue.clone(), q.consumer.clone(), q.messages.to_string()])
                         .collect::<Vec<_>>(),
                 )
-            })?;
-            if failed {
-                bail!("at least one site failed its check");
-            }
-            Ok(())
+            })
         }
-        Command::Webhooks {
-            command: WebhooksCommand::Register { site, public_url },
+        DlqCommand::Show { queue, limit } => {
+            let messages = dlq.show(&queue, limit).await?;
+            print(json, &messages, || messages_table(&messages))
+        }
+        DlqCommand::Replay {
+            queue,
+            order,
+            all,
+            limit,
         } => {
-            let site = settings
-                .webflow
-                .sites
-                .get(&site)
-                .with_context(|| format!("no site `{site}` in webflow.sites"))?;
-            let token = site.api_token.as_ref().context("the site has no api_token")?;
-            let client = webflow_client(&settings.webflow)?;
-            let url = format!("{}/webhooks/webflow/{}", public_url.trim_end_matches('/'), site.site_id);
-            let mut created = Vec::new();
-            for trigger in [
-                TriggerType::EcommNewOrder,
-                TriggerType::EcommOrderChanged,
-                TriggerType::EcommInventoryChanged,
-            ] {
-                let hook = client
-                    .create_webhook(
-                        token,
-                        &site.site_id,
-                        &CreateWebhookRequest {
-                            trigger_type: trigger.clone(),
-                            url: url.clone(),
-                        },
-                    )
-                    .await
-                    .with_context(|| format!("creating the {trigger} webhook"))?;
-                created.push(serde_json::json!({"trigger": trigger.to_string(), "id": hook.value.id, "url": url, "secret_key": hook.value.secret_key}));
+            if order.is_none() && !all {
+                bail!("say which messages: --order <ORDER_ID> or --all");
             }
-            print(cli.json, &created, || {
-                format!(
-                    "{}\n\nStore every secret_key in webflow.sites.<name>.webhook_secrets (keep the old ones until the rotation is done).",
-                    table(
-                        &["trigger", "id", "secret_key"],
-                        &created
-                            .iter()
-                            .map(|c| vec![
-                                c["trigger"].as_str().unwrap_or_default().to_owned(),
-                                c["id"].as_str().unwrap_or_default().to_owned(),
-                                c["secret_key"]
-                                    .as_str()
-                                    .unwrap_or("(none: an OAuth app signs with its client secret)")
-                                    .to_owned(),
-                            ])
-                            .collect::<Vec<_>>()
-                    )
-                )
+            let replayed = dlq.replay(&queue, order.as_deref(), limit).await?;
+            print(json, &replayed, || {
+                format!("replayed {} message(s)\n{}", replayed.len(), messages_table(&replayed))
+            })
+        }
+        DlqCommand::Purge { queue, yes } => {
+            if !yes && !confirm(&format!("delete every message of {queue}?"))? {
+                bail!("not purged");
+            }
+            let purged = dlq.purge(&queue).await?;
+            print(json, &serde_json::json!({"queue": queue, "purged": purged}), || {
+                format!("purged {purged} message(s) from {queue}")
             })
         }
     }
 }
 
+/// `wmsctl order show`: the same typed view the warehouse API answers.
+async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow::Result<()> {
+    let OrderCommand::Show { site_id, order_id } = command;
+    let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+    let client = pool.get().await?;
+    let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
+        .await?
+        .with_context(|| format!("no order {order_id} for site {site_id}"))?;
+    print(json, &view, || order_text(&view))
+}
+
+/// `wmsctl migrate`.
+async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
+    let pool = warehouse_db::connect(&settings.base.database.url, 2).await?;
+    let applied = warehouse_db::migrate::run(&pool).await?;
+    print(json, &serde_json::json!({"applied": applied}), || {
+        format!("{applied} migration(s) applied")
+    })
+}
+
+/// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
+async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
+    let mut job = reconciliation::Settings {
+        base: settings.base.clone(),
+        webflow: settings.webflow.clone(),
+        reconcile: settings.reconcile.clone(),
+    };
+    job.validate()?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = reconciliation::build(job, shutdown.clone()).await?;
+    let summary = service.run_once().await;
+    shutdown.cancel();
+    let summary = summary?;
+    print(json, &summary, || {
+        let mut rows = vec![
+            vec!["checked".into(), summary.checked.to_string()],
+            vec!["api calls".into(), summary.api_calls.to_string()],
+        ];
+        rows.extend(
+            summary
+                .repaired
+                .iter()
+                .map(|(k, v)| vec![format!("repaired: {k}"), v.to_string()]),
+        );
+        table(&["", "count"], &rows)
+    })
+}
+
+/// `wmsctl sites check`: each site's token reads orders and webhooks.
+async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow::Result<()> {
+    let SitesCommand::Check = command;
+    let client = webflow_client(&settings.webflow)?;
+    let mut report = Vec::new();
+    let mut failed = false;
+    for (name, site) in &settings.webflow.sites {
+        let Some(token) = &site.api_token else {
+            failed = true;
+            report.push(serde_json::json!({"site": name, "ok": false, "error": "no api_token"}));
+            continue;
+        };
+        let orders = client.list_orders(token, &site.site_id, None, 0, 1).await;
+        let hooks = client.list_webhooks(token, &site.site_id).await;
+        let ok = orders.is_ok() && hooks.is_ok();
+        failed |= !ok;
+        report.push(serde_json::json!({
+            "site": name,
+            "site_id": site.site_id,
+            "ok": ok,
+            "orders_readable": orders.as_ref().map(|_| true).unwrap_or(false),
+            "error": orders.err().map(|e| e.to_string()).or_else(|| hooks.as_ref().err().map(|e| e.to_string())),
+            "webhooks": hooks.map(|h| h.value.webhooks.iter().map(|w| serde_json::json!({"trigger": w.trigger_type.as_ref().map(|t| t.to_string()), "url": w.url})).collect::<Vec<_>>()).unwrap_or_default(),
+        }));
+    }
+    print(json, &report, || {
+        table(
+            &["site", "ok", "webhooks", "error"],
+            &report
+                .iter()
+                .map(|r| {
+                    vec![
+                        r["site"].as_str().unwrap_or_default().to_owned(),
+                        r["ok"].to_string(),
+                        r["webhooks"].as_array().map(|w| w.len()).unwrap_or(0).to_string(),
+                        r["error"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    if failed {
+        bail!("at least one site failed its check");
+    }
+    Ok(())
+}
+
+/// `wmsctl webhooks register`: the three ecommerce webhooks of one site.
+async fn webhooks(json: bool, settings: &Settings, command: WebhooksCommand) -> anyhow::Result<()> {
+    let WebhooksCommand::Register { site, public_url } = command;
+    let site = settings
+        .webflow
+        .sites
+        .get(&site)
+        .with_context(|| format!("no site `{site}` in webflow.sites"))?;
+    let token = site.api_token.as_ref().context("the site has no api_token")?;
+    let client = webflow_client(&settings.webflow)?;
+    let url = format!("{}/webhooks/webflow/{}", public_url.trim_end_matches('/'), site.site_id);
+    let mut created = Vec::new();
+    for trigger in [
+        TriggerType::EcommNewOrder,
+        TriggerType::EcommOrderChanged,
+        TriggerType::EcommInventoryChanged,
+    ] {
+        let hook = client
+            .create_webhook(
+                token,
+                &site.site_id,
+                &CreateWebhookRequest {
+                    trigger_type: trigger.clone(),
+                    url: url.clone(),
+                },
+            )
+            .await
+            .with_context(|| format!("creating the {trigger} webhook"))?;
+        created.push(serde_json::json!({"trigger": trigger.to_string(), "id": hook.value.id, "url": url, "secret_key": hook.value.secret_key}));
+    }
+    print(json, &created, || {
+        format!(
+            "{}\n\nStore every secret_key in webflow.sites.<name>.webhook_secrets (keep the old ones until the rotation is done).",
+            table(
+                &["trigger", "id", "secret_key"],
+                &created
+                    .iter()
+                    .map(|c| vec![
+                        c["trigger"].as_str().unwrap_or_default().to_owned(),
+                        c["id"].as_str().unwrap_or_default().to_owned(),
+                        c["secret_key"]
+                            .as_str()
+                            .unwrap_or("(none: an OAuth app signs with its client secret)")
+                            .to_owned(),
+                    ])
+                    .collect::<Vec<_>>()
+            )
+        )
+    })
+}
+
 fn webflow_client(settings: &WebflowSettings) -> anyhow::Result<WebflowClient> {
-    Ok(webflow::WebflowClient::from_settings(settings)?)
+    Ok(WebflowClient::from_settings(settings)?)
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

@@ -1,5 +1,7 @@
 //! Human-readable tables, or JSON for scripts.
 
+use warehouse_db::OrderView;
+
 /// Renders rows as an aligned text table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -45,49 +47,45 @@ pub fn messages_table(messages: &[crate::dlq::DeadMessage]) -> String {
 }
 
 /// The order view as text: state, shipment, then the timeline.
-pub fn order_text(view: &serde_json::Value) -> String {
-    let s = |v: &serde_json::Value| {
-        v.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| if v.is_null() { "-".into() } else { v.to_string() })
-    };
+pub fn order_text(view: &OrderView) -> String {
+    let or_dash = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
     let mut out = format!(
         "order {} (site {})\nstate: {}{}\nwebflow status: {}\n",
-        s(&view["order_id"]),
-        s(&view["site_id"]),
-        s(&view["state"]),
-        view["state_reason"]
-            .as_str()
+        view.order_id,
+        view.site_id,
+        view.state,
+        view.state_reason
+            .as_ref()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default(),
-        s(&view["webflow_status"]),
+        or_dash(view.webflow_status.as_ref()),
     );
-    let shipment = &view["shipment"];
-    if !shipment.is_null() {
+    if let Some(shipment) = &view.shipment {
         out.push_str(&format!(
             "shipment: {} {} {} {}\n",
-            s(&shipment["status"]),
-            s(&shipment["carrier"]),
-            s(&shipment["tracking_number"]),
-            s(&shipment["tracking_url"])
+            shipment.status,
+            or_dash(shipment.carrier.as_ref()),
+            or_dash(shipment.tracking_number.as_ref()),
+            or_dash(shipment.tracking_url.as_ref()),
         ));
     }
     out.push_str("\ntimeline:\n");
-    let rows: Vec<Vec<String>> = view["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| {
-                    vec![
-                        s(&e["at"]),
-                        s(&e["actor"]),
-                        s(&e["kind"]),
-                        e["detail"].to_string().chars().take(100).collect(),
-                    ]
-                })
-                .collect()
+    let rows: Vec<Vec<String>> = view
+        .timeline
+        .iter()
+        .map(|e| {
+            vec![
+                // As the JSON shows it (RFC 3339, `Z`).
+                serde_json::to_value(e.at)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| e.at.to_rfc3339()),
+                e.actor.clone(),
+                e.kind.to_string(),
+                e.detail.to_string().chars().take(100).collect(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     out.push_str(&table(&["at", "actor", "kind", "detail"], &rows));
     out
 }

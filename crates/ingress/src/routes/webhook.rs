@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Instant;
 use webflow::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use webflow::{WebhookHead, WebhookSignature, verify_webhook};
+use webflow::{TriggerType, WebhookHead, WebhookSignature, verify_webhook};
 
 /// Everything the handler needs, shared by all HTTP workers.
 pub struct IngressState {
@@ -31,7 +31,7 @@ pub struct IngressState {
 struct Accepted {
     outcome: &'static str,
     reason: &'static str,
-    trigger_type: String,
+    trigger_type: TriggerType,
     message_id: Option<String>,
 }
 
@@ -115,7 +115,7 @@ async fn handle(
         .map_err(|e| WebhookError::InvalidPayload(format!("expected a JSON object with a `triggerType`: {e}")))?;
     let trigger_type = head.trigger_type;
     tracing::Span::current().record("trigger_type", trigger_type.as_str());
-    if !domain::routing::is_handled_trigger(&trigger_type) {
+    let Some(trigger) = trigger_type.handled() else {
         // 200 so Webflow does not retry something we will never process.
         return Ok(Accepted {
             outcome: "ignored",
@@ -123,13 +123,13 @@ async fn handle(
             trigger_type,
             message_id: None,
         });
-    }
+    };
 
     let message_id = contract::webhook_message_id(site_id, &body);
     tracing::Span::current().record("message_id", message_id.as_str());
     let properties = contract::webhook_properties(&WebhookMessage {
         site_id,
-        trigger_type: &trigger_type,
+        trigger_type: trigger,
         webflow_timestamp: Some(signature.timestamp),
         received_at: now,
         trace_id,
@@ -138,11 +138,11 @@ async fn handle(
         app_id: "wms-ingress",
     });
 
-    let routing_key = domain::routing::webhook_routing_key(&trigger_type);
+    let routing_key = trigger.routing_key();
     let timer = state.metrics.publish_seconds.start_timer();
     state
         .publisher
-        .publish(&state.exchange, &routing_key, &body, properties)
+        .publish(&state.exchange, routing_key, &body, properties)
         .await?;
     timer.observe_duration();
     Ok(Accepted {

@@ -108,7 +108,7 @@ pub fn new_order_body() -> Vec<u8> {
 
 impl TestApp {
     pub fn enrich_queue(&self) -> String {
-        self.topology.work_queue("enrich")
+        self.topology.work_queue(platform::amqp::topology::consumer::ENRICH)
     }
 
     pub fn webhook_url(&self, site_id: &str) -> String {

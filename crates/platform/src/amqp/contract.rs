@@ -4,6 +4,7 @@
 
 use super::headers;
 use chrono::{DateTime, SecondsFormat, Utc};
+pub use domain::WebhookTrigger;
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 
@@ -43,7 +44,7 @@ pub fn received_at(at: DateTime<Utc>) -> String {
 /// A Webflow webhook as it travels to `enrich`.
 pub struct WebhookMessage<'a> {
     pub site_id: &'a str,
-    pub trigger_type: &'a str,
+    pub trigger_type: WebhookTrigger,
     /// Webflow's `x-webflow-timestamp` (absent when reconciliation re-injects an order).
     pub webflow_timestamp: Option<&'a str>,
     pub received_at: DateTime<Utc>,
@@ -58,7 +59,7 @@ pub struct WebhookMessage<'a> {
 pub fn webhook_properties(webhook: &WebhookMessage<'_>) -> BasicProperties {
     let mut table = FieldTable::default();
     headers::insert_str(&mut table, headers::SITE_ID, webhook.site_id);
-    headers::insert_str(&mut table, headers::TRIGGER_TYPE, webhook.trigger_type);
+    headers::insert_str(&mut table, headers::TRIGGER_TYPE, webhook.trigger_type.as_str());
     if let Some(timestamp) = webhook.webflow_timestamp {
         headers::insert_str(&mut table, headers::WEBFLOW_TIMESTAMP, timestamp);
     }
@@ -69,7 +70,7 @@ pub fn webhook_properties(webhook: &WebhookMessage<'_>) -> BasicProperties {
         .with_message_id(webhook.message_id.into())
         .with_correlation_id(webhook.trace_id.into())
         .with_content_type("application/json".into())
-        .with_type(webhook.trigger_type.into())
+        .with_type(webhook.trigger_type.as_str().into())
         .with_app_id(webhook.app_id.into())
         .with_timestamp(u64::try_from(webhook.received_at.timestamp()).unwrap_or_default())
         .with_headers(table)
@@ -121,7 +122,7 @@ mod tests {
     fn webhook_properties_carry_every_header() {
         let properties = webhook_properties(&WebhookMessage {
             site_id: "s",
-            trigger_type: "ecomm_new_order",
+            trigger_type: WebhookTrigger::NewOrder,
             webflow_timestamp: None,
             received_at: Utc::now(),
             trace_id: "t",

@@ -44,6 +44,15 @@ pub const DEAD_DELIVERY_LIMIT: i64 = i32::MAX as i64;
 /// existed) fails with PRECONDITION_FAILED; the declaration then accepts the queue as it is.
 pub const CREATION_ONLY: &[&str] = &["x-quorum-initial-group-size"];
 
+/// The name of every consumer, defined once: its work queue is `<ns>.<name>`, its handler's
+/// `NAME` and the actor of its audit entries.
+pub mod consumer {
+    pub const ENRICH: &str = "enrich";
+    pub const RESERVE: &str = "reserve";
+    pub const SHIP: &str = "ship";
+    pub const NOTIFY_WEBFLOW: &str = "notify-webflow";
+}
+
 /// A consumer and the routing keys its work queue receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConsumerQueue {
@@ -55,7 +64,7 @@ pub struct ConsumerQueue {
 /// ingress accepts is lost before later workers exist.
 pub const CONSUMERS: &[ConsumerQueue] = &[
     ConsumerQueue {
-        name: "enrich",
+        name: consumer::ENRICH,
         bindings: &[
             routing::WEBHOOK_NEW_ORDER,
             routing::WEBHOOK_ORDER_CHANGED,
@@ -63,15 +72,15 @@ pub const CONSUMERS: &[ConsumerQueue] = &[
         ],
     },
     ConsumerQueue {
-        name: "reserve",
+        name: consumer::RESERVE,
         bindings: &[routing::ORDER_READY, routing::ORDER_CANCELLED, routing::STOCK_RECEIVED],
     },
     ConsumerQueue {
-        name: "ship",
+        name: consumer::SHIP,
         bindings: &[routing::ORDER_PACKED],
     },
     ConsumerQueue {
-        name: "notify-webflow",
+        name: consumer::NOTIFY_WEBFLOW,
         bindings: &[
             routing::ORDER_SHIPPED,
             routing::ORDER_REFUND_REQUESTED,
@@ -472,12 +481,8 @@ mod tests {
     fn enrich_receives_every_handled_webhook() {
         let topology = Topology::new("t", vec![1_000], 10);
         let enrich = topology.consumer("enrich").unwrap();
-        for trigger in routing::HANDLED_TRIGGER_TYPES {
-            assert!(
-                enrich
-                    .bindings
-                    .contains(&routing::webhook_routing_key(trigger).as_str())
-            );
+        for trigger in domain::WebhookTrigger::ALL {
+            assert!(enrich.bindings.contains(&trigger.routing_key()));
         }
     }
 }

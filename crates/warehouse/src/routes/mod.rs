@@ -5,7 +5,40 @@ pub mod orders;
 pub mod picking;
 
 use crate::auth::ApiTokens;
+use crate::error::{ApiError, printable};
 use service_base::OutboxPublisher;
+use utoipa::IntoParams;
+
+/// The SKU in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code, reason = "describes the path for the OpenAPI document")]
+pub struct SkuParam {
+    /// The SKU: 1-200 bytes of UTF-8, no control characters.
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    sku: String,
+}
+
+/// An order in a path: its Webflow site and order id.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code, reason = "describes the path for the OpenAPI document")]
+pub struct OrderPath {
+    /// The Webflow site id (no control characters).
+    #[param(min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    site_id: String,
+    /// The Webflow order id (no control characters).
+    #[param(min_length = 1, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    order_id: String,
+}
+
+/// Checks the ids of an order path: no id that cannot exist reaches the database.
+pub fn order_ids(path: actix_web::web::Path<(String, String)>) -> Result<(String, String), ApiError> {
+    let (site_id, order_id) = path.into_inner();
+    printable("site_id", &site_id, None)?;
+    printable("order_id", &order_id, None)?;
+    Ok((site_id, order_id))
+}
 
 /// Shared by every handler.
 pub struct AppState {

@@ -1,70 +1,86 @@
-use super::AppState;
-use crate::error::ApiError;
-use actix_web::{HttpResponse, web};
-use warehouse_db::{audit, floor, orders};
+//! Orders: the operator's view, refunds and address corrections.
 
+use super::{AppState, OrderPath, order_ids};
+use crate::error::{ApiError, ErrorBody, printable};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warehouse_db::{OrderView, audit, orders};
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{site_id}/{order_id}",
+    tag = "orders",
+    summary = "Everything about one order, with its timeline",
+    params(OrderPath),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 422, description = "An id contains control characters", body = ErrorBody),
+    ),
+)]
 pub async fn get_order(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (site_id, order_id) = path.into_inner();
+    let (site_id, order_id) = order_ids(path)?;
     let client = state.pool.get().await?;
-    let view = order_view(&*client, &site_id, &order_id).await?;
+    let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Everything an operator needs about one order, with its timeline.
-pub async fn order_view<C: warehouse_db::Db>(
-    client: &C,
-    site_id: &str,
-    order_id: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let order = orders::find(client, site_id, order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
-    let lines = orders::lines(client, order.id).await?;
-    let reservations: Vec<serde_json::Value> = client
-        .query("SELECT sku, quantity, status FROM reservations WHERE order_id = $1 ORDER BY sku", &[&order.id])
-        .await?
-        .iter()
-        .map(|r| serde_json::json!({"sku": r.get::<_, String>(0), "quantity": r.get::<_, i64>(1), "status": r.get::<_, String>(2)}))
-        .collect();
-    let pick_task = floor::pick_task_of_order(client, order.id)
-        .await?
-        .map(|(id, status)| serde_json::json!({"id": id, "status": status}));
-    let parcels = floor::parcels(client, order.id).await?;
-    let shipment = floor::shipment(client, order.id).await?;
-    let timeline = audit::timeline(client, site_id, order_id).await?;
-    Ok(serde_json::json!({
-        "site_id": order.site_id,
-        "order_id": order.webflow_order_id,
-        "state": order.state.as_str(),
-        "state_reason": order.state_reason,
-        "webflow_status": order.webflow_status,
-        "shipping_required": order.shipping_required,
-        "shipping_address": order.shipping_address,
-        "lines": lines.iter().map(|l| serde_json::json!({"sku": l.sku, "quantity": l.quantity, "product_name": l.product_name})).collect::<Vec<_>>(),
-        "reservation": reservations,
-        "pick_task": pick_task,
-        "parcels": parcels,
-        "shipment": shipment,
-        "timeline": timeline,
-    }))
+/// Why an order is refunded (Webflow's refund reasons).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "describes `RefundRequest::reason` for the OpenAPI document")]
+pub enum RefundReason {
+    Duplicate,
+    Fraudulent,
+    Requested,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefundRequest {
+pub struct RefundRequest {
+    #[schema(value_type = RefundReason)]
     reason: String,
 }
 
+/// What a refund request answers.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RefundAccepted {
+    pub site_id: String,
+    pub order_id: String,
+    /// Always `requested`: the refund is sent to Webflow once, asynchronously.
+    #[schema(example = "requested")]
+    pub refund: String,
+}
+
 /// Refunds the order in Webflow (once), then cancels it here (reservation released).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{site_id}/{order_id}/refund",
+    tag = "orders",
+    summary = "Refund the order in Webflow (once) and cancel it here",
+    params(OrderPath),
+    request_body = RefundRequest,
+    responses(
+        (status = 202, description = "The refund is requested", body = RefundAccepted),
+        (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`wrong_state`: the order is already cancelled", body = ErrorBody),
+        (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
+    ),
+)]
 pub async fn refund(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (site_id, order_id) = path.into_inner();
+    let (site_id, order_id) = order_ids(path)?;
     let request: RefundRequest = crate::error::parse_json(&body)?;
     if !["duplicate", "fraudulent", "requested"].contains(&request.reason.as_str()) {
         return Err(ApiError::invalid(
@@ -74,7 +90,7 @@ pub async fn refund(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if matches!(order.state, domain::OrderState::Cancelled) {
@@ -95,7 +111,7 @@ pub async fn refund(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: "refund_requested",
+            kind: audit::AuditKind::RefundRequested,
             actor: "warehouse-api",
             detail: serde_json::json!({"reason": request.reason}),
         },
@@ -104,33 +120,97 @@ pub async fn refund(
     warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
     tx.commit().await?;
     state.publish("warehouse-api", envelope.message_id.as_str()).await;
-    Ok(HttpResponse::Accepted()
-        .json(serde_json::json!({"site_id": site_id, "order_id": order_id, "refund": "requested"})))
+    Ok(HttpResponse::Accepted().json(RefundAccepted {
+        site_id,
+        order_id,
+        refund: "requested".to_owned(),
+    }))
 }
 
-#[derive(serde::Deserialize, serde::Serialize)]
+/// A corrected shipping address. Text fields contain no control characters; the required ones
+/// are not blank either.
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CorrectedAddress {
+pub struct CorrectedAddress {
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     addressee: String,
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     line1: String,
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     line2: Option<String>,
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     city: String,
     #[serde(default)]
+    #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     state: Option<String>,
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     postal_code: String,
+    /// A 2-letter ISO 3166 code such as `US`.
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "US")]
     country: String,
+}
+
+/// What an address correction answers.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AddressCorrected {
+    pub site_id: String,
+    pub order_id: String,
+    /// The stored address, in Webflow's shape (`addressee`, `line1`, `postalCode`...).
+    #[schema(value_type = Object)]
+    pub shipping_address: serde_json::Value,
 }
 
 /// Corrects the shipping address before packing; Webflow's API cannot change an address, so
 /// the correction is noted on the Webflow order's comment (once).
+#[utoipa::path(
+    put,
+    path = "/api/v1/orders/{site_id}/{order_id}/shipping-address",
+    tag = "orders",
+    summary = "Correct the shipping address before packing",
+    description = "Webflow's API cannot change an address, so the correction is noted once on the Webflow order's comment.",
+    params(OrderPath),
+    request_body = CorrectedAddress,
+    responses(
+        (status = 200, description = "The address is corrected", body = AddressCorrected),
+        (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`wrong_state`: the order is already packed", body = ErrorBody),
+        (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
+    ),
+)]
 pub async fn correct_address(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (site_id, order_id) = path.into_inner();
+    let (site_id, order_id) = order_ids(path)?;
     let address: CorrectedAddress = crate::error::parse_json(&body)?;
+    for (field, value) in [
+        ("addressee", Some(&address.addressee)),
+        ("line1", Some(&address.line1)),
+        ("line2", address.line2.as_ref()),
+        ("city", Some(&address.city)),
+        ("state", address.state.as_ref()),
+        ("postal_code", Some(&address.postal_code)),
+        ("country", Some(&address.country)),
+    ] {
+        if let Some(value) = value {
+            printable(field, value, None)?;
+        }
+    }
     for (field, value) in [
         ("addressee", &address.addressee),
         ("line1", &address.line1),
@@ -149,7 +229,7 @@ pub async fn correct_address(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     if order.state.progress() >= domain::OrderState::Packed.progress() {
@@ -198,7 +278,7 @@ pub async fn correct_address(
         audit::AuditEntry {
             site_id: Some(&site_id),
             order_id: Some(&order_id),
-            kind: audit::kind::ADDRESS_CORRECTED,
+            kind: audit::AuditKind::AddressCorrected,
             actor: "warehouse-api",
             detail: serde_json::json!({"applied": true, "by": "warehouse"}),
         },
@@ -207,6 +287,9 @@ pub async fn correct_address(
     warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
     tx.commit().await?;
     state.publish("warehouse-api", envelope.message_id.as_str()).await;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"site_id": site_id, "order_id": order_id, "shipping_address": webflow_address})))
+    Ok(HttpResponse::Ok().json(AddressCorrected {
+        site_id,
+        order_id,
+        shipping_address: webflow_address,
+    }))
 }

@@ -1,41 +1,97 @@
-use super::AppState;
-use crate::error::{ApiError, parse_json};
+//! The floor: pick tasks and packing.
+
+use super::{AppState, OrderPath, order_ids};
+use crate::error::{ApiError, ErrorBody, parse_json};
 use crate::packing::pack_order;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use warehouse_db::floor::{self, ParcelRow};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use warehouse_db::floor::{self, ParcelRow, PickTask};
 use warehouse_db::orders;
 
 const ACTOR: &str = "warehouse-api";
 
-#[derive(Deserialize)]
+/// A pick task's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "describes `PickTaskQuery::status` for the OpenAPI document")]
+pub enum PickTaskStatus {
+    Open,
+    Picked,
+    Packed,
+    Cancelled,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PickTaskQuery {
+    /// Only tasks in this status.
+    #[param(value_type = Option<PickTaskStatus>)]
     status: Option<String>,
+    /// At most this many tasks, oldest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
+/// Pick tasks, oldest first.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PickTaskList {
+    pub pick_tasks: Vec<PickTask>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/pick-tasks",
+    tag = "floor",
+    summary = "Pick tasks, oldest first",
+    params(PickTaskQuery),
+    responses(
+        (status = 200, description = "The pick tasks", body = PickTaskList),
+        (status = 400, description = "The query string does not parse (`limit` not a number)", body = ErrorBody),
+        (status = 422, description = "`status` or `limit` out of range; `field` names it", body = ErrorBody),
+    ),
+)]
 pub async fn list_pick_tasks(
     state: web::Data<AppState>,
     query: web::Query<PickTaskQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.status.as_deref();
-    if let Some(status) = status
-        && !["open", "picked", "packed", "cancelled"].contains(&status)
-    {
-        return Err(ApiError::invalid(
-            "status",
-            "status is one of open, picked, packed, cancelled",
-        ));
-    }
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<floor::PickTaskStatus>)
+        .transpose()
+        .map_err(|_| ApiError::invalid("status", "status is one of open, picked, packed, cancelled"))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
     }
     let client = state.pool.get().await?;
-    let tasks = floor::pick_tasks(&*client, status, limit).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"pick_tasks": tasks})))
+    let pick_tasks = floor::pick_tasks(&*client, status, limit).await?;
+    Ok(HttpResponse::Ok().json(PickTaskList { pick_tasks }))
 }
 
+/// A pick task marked picked.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PickedTask {
+    pub id: i64,
+    /// Always `picked`.
+    #[schema(example = "picked")]
+    pub status: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/pick-tasks/{id}/picked",
+    tag = "floor",
+    summary = "Mark a pick task picked (idempotent)",
+    params(("id" = i64, Path, description = "The pick task's id")),
+    responses(
+        (status = 200, description = "The task is picked", body = PickedTask),
+        (status = 400, description = "The id is not a 64-bit integer", body = ErrorBody),
+        (status = 404, description = "No such pick task", body = ErrorBody),
+        (status = 409, description = "`wrong_state`: the task is packed or cancelled", body = ErrorBody),
+    ),
+)]
 pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -43,7 +99,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no pick task {id}")))?;
     match status.as_str() {
-        "open" => floor::set_pick_task_status(&tx, *id, "picked").await?,
+        "open" => floor::set_pick_task_status(&tx, *id, floor::PickTaskStatus::Picked).await?,
         "picked" => {}
         other => {
             return Err(ApiError::conflict(
@@ -58,7 +114,7 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
             warehouse_db::audit::AuditEntry {
                 site_id: Some(&order.site_id),
                 order_id: Some(&order.webflow_order_id),
-                kind: "picked",
+                kind: warehouse_db::audit::AuditKind::Picked,
                 actor: ACTOR,
                 detail: serde_json::json!({"pick_task_id": *id}),
             },
@@ -66,21 +122,52 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
         .await?;
     }
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"id": *id, "status": "picked"})))
+    Ok(HttpResponse::Ok().json(PickedTask {
+        id: *id,
+        status: "picked".to_owned(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// The parcels an order was packed into.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PackRequest {
+pub struct PackRequest {
+    #[schema(min_items = 1)]
     parcels: Vec<ParcelRow>,
 }
 
+/// A packed order.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Packed {
+    pub site_id: String,
+    pub order_id: String,
+    /// Always `packed`.
+    #[schema(example = "packed")]
+    pub state: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{site_id}/{order_id}/pack",
+    tag = "floor",
+    summary = "Pack a reserved order whose pick task is picked",
+    description = "Stores the parcels, moves the order to `packed` and emits `order.packed` (the carrier books the shipment).",
+    params(OrderPath),
+    request_body = PackRequest,
+    responses(
+        (status = 200, description = "The order is packed", body = Packed),
+        (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`wrong_state` or `pick_task_not_picked`", body = ErrorBody),
+        (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
+    ),
+)]
 pub async fn pack(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (site_id, order_id) = path.into_inner();
+    let (site_id, order_id) = order_ids(path)?;
     let request: PackRequest = parse_json(&body)?;
     if request.parcels.is_empty() {
         return Err(ApiError::invalid("parcels", "at least one parcel is required"));
@@ -102,11 +189,15 @@ pub async fn pack(
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id, &order_id)
+    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
     let event = pack_order(&tx, &order, &request.parcels, ACTOR, true).await?;
     tx.commit().await?;
     state.publish(ACTOR, event.message_id.as_str()).await;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"site_id": site_id, "order_id": order_id, "state": "packed"})))
+    Ok(HttpResponse::Ok().json(Packed {
+        site_id,
+        order_id,
+        state: "packed".to_owned(),
+    }))
 }

@@ -1,0 +1,154 @@
+//! The OpenAPI document of the API, generated from the handlers and their types (utoipa).
+//!
+//! The API serves it at `/api/v1/openapi.json`, and `docs/openapi.json` is a copy that a test
+//! keeps equal to it: after changing a route, run
+//! `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`).
+
+use crate::error::ErrorBody;
+use crate::routes::{inventory, orders, picking};
+use std::sync::OnceLock;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+/// The API's version (`info.version`): bump it when the API changes in a way clients notice.
+pub const API_VERSION: &str = "1.0.0";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Webflow WMS Bridge: warehouse API",
+        version = API_VERSION,
+        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` from `warehouse.api_tokens`. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
+        license(name = "MIT"),
+    ),
+    paths(
+        inventory::get_inventory,
+        inventory::set_inventory,
+        inventory::receive,
+        picking::list_pick_tasks,
+        picking::mark_picked,
+        picking::pack,
+        orders::get_order,
+        orders::refund,
+        orders::correct_address,
+        openapi_json,
+    ),
+    components(schemas(ErrorBody, picking::PickTaskStatus, orders::RefundReason)),
+    security(("bearer" = [])),
+    modifiers(&BearerAuth, &CommonResponses),
+    tags(
+        (name = "inventory", description = "Stock per SKU"),
+        (name = "floor", description = "Picking and packing"),
+        (name = "orders", description = "Order views, refunds, address corrections"),
+        (name = "meta", description = "This document"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// This document, as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
+)]
+pub async fn openapi_json() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
+
+/// The document as committed in docs/openapi.json (pretty JSON and a final newline).
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut json = ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+        json.push('\n');
+        json
+    })
+}
+
+/// `bearer`: the tokens of `warehouse.api_tokens`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some("One of `warehouse.api_tokens`".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// What every route may answer: 401 without a valid token (checked before anything else) and
+/// 503 when the database is unreachable (every route but this document's reads it).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody")))),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let uses_database = !path.ends_with("/openapi.json");
+            for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses.insert(
+                    "401".to_owned(),
+                    error("`unauthorized`: no `Authorization: Bearer` header, or an unknown token"),
+                );
+                if uses_database {
+                    responses.insert(
+                        "503".to_owned(),
+                        error("`database_error`: the database is unreachable; try again"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/openapi.json is what the code generates. To update it after changing the API:
+    /// `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`).
+    #[test]
+    fn committed_openapi_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, document()).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == document(),
+            "docs/openapi.json differs from the document the code generates; regenerate it with \
+             `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`) and commit it"
+        );
+    }
+
+    #[test]
+    fn declares_the_api_version_and_openapi_3_1() {
+        let spec: serde_json::Value = serde_json::from_str(document()).unwrap();
+        assert_eq!(spec["openapi"], "3.1.0");
+        assert_eq!(spec["info"]["version"], API_VERSION);
+    }
+}
