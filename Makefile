@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only api-conformance openapi build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,9 +19,15 @@ fmt-check: ## Check formatting
 lint: ## Clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Cargo runs test targets one after another, so broker_restart (stops the shared broker) and
+# rabbitmq_cluster (a 3-node cluster beside it; needs root and rabbitmq-server) each run alone.
 test-only: services-check ## Run every test (needs PostgreSQL and RabbitMQ)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
+
+test-cluster: services-check ## Only the 3-node RabbitMQ cluster test (part of test-only)
+	$(CARGO) build --workspace --bins
+	$(CARGO) test -p e2e --test rabbitmq_cluster -- --nocapture
 
 check-structure: ## Crate layering rules (docs/architecture.md) and unused dependencies
 	python3 scripts/check-architecture.py

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod api_routes;
+mod broker_addresses;
 mod chaos;
 mod config_files;
 mod database;

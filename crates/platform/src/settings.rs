@@ -337,12 +337,19 @@ fn number_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u64>, D
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct AmqpSettings {
-    /// Broker URL; may hold a password, so it is a secret.
+    /// Broker URL, or several (a list, or comma-separated) of the nodes of one cluster: the
+    /// connection fails over from one to the next. May hold a password, so it is a secret;
+    /// [`Self::addresses`] splits it.
+    #[serde(deserialize_with = "url_or_list")]
     pub url: SecretString,
     /// Prefixes every exchange and queue, so several installs (and tests) share one broker.
     pub namespace: String,
     /// Deliveries after which a quorum queue dead-letters a message that keeps crashing its consumer.
     pub delivery_limit: u32,
+    /// Replicas of each quorum queue when it is created (`x-quorum-initial-group-size`);
+    /// RabbitMQ caps it to the cluster size, so 3 suits one node and three alike. 0 leaves it
+    /// to the broker (`quorum_cluster_size`). Only applies when a queue is created.
+    pub quorum_initial_group_size: u32,
     /// Delay tiers of the retry queues, in milliseconds.
     #[serde(deserialize_with = "number_list")]
     pub retry_delays_ms: Vec<u64>,
@@ -357,6 +364,7 @@ impl Default for AmqpSettings {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             namespace: "wms".into(),
             delivery_limit: 10,
+            quorum_initial_group_size: 3,
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             reconnect: default_reconnect(),
         }
@@ -377,14 +385,38 @@ fn reconnect_policy<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result
     RetryPolicy::deserialize_over(deserializer, default_reconnect())
 }
 
+/// `amqp.url`: one URL, a comma-separated string of them (the form an environment variable
+/// has), or a list; kept as one comma-separated secret.
+fn url_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    let urls = string_or_list(deserializer)?;
+    let joined: Vec<&str> = urls.iter().map(ExposeSecret::expose_secret).collect();
+    Ok(SecretString::from(joined.join(",")))
+}
+
 impl AmqpSettings {
+    /// The broker addresses in `amqp.url`, in the order the connection tries them.
+    pub fn addresses(&self) -> Vec<SecretString> {
+        crate::amqp::addresses::split(&self.url)
+    }
+
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let url = self.url.expose_secret();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(SettingsError::invalid(
-                "amqp.url",
-                "must start with amqp:// or amqps://",
-            ));
+        let addresses = self.addresses();
+        if addresses.is_empty() {
+            return Err(SettingsError::invalid("amqp.url", "needs at least one amqp:// URL"));
+        }
+        for (index, url) in addresses.iter().enumerate() {
+            let url = url.expose_secret();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                let which = if addresses.len() > 1 {
+                    format!(" (address {})", index + 1)
+                } else {
+                    String::new()
+                };
+                return Err(SettingsError::invalid(
+                    "amqp.url",
+                    format!("must start with amqp:// or amqps://{which}"),
+                ));
+            }
         }
         let valid_namespace = !self.namespace.is_empty()
             && self.namespace.len() <= 64
@@ -684,6 +716,54 @@ mod tests {
         assert_eq!(settings.amqp.retry_delays_ms, vec![100, 2_000]);
         let settings: Sample = load_from(None, env(&[("WMS__AMQP__RETRY_DELAYS_MS", "250")])).unwrap();
         assert_eq!(settings.amqp.retry_delays_ms, vec![250]);
+    }
+
+    #[test]
+    fn several_broker_addresses_from_a_list_or_a_comma_separated_string() {
+        let settings: Sample = load_from(None, env(&[])).unwrap();
+        assert_eq!(settings.amqp.addresses().len(), 1, "one address by default");
+        assert_eq!(settings.amqp.quorum_initial_group_size, 3);
+
+        let settings: Sample = load_from(
+            None,
+            env(&[(
+                "WMS__AMQP__URL",
+                "amqp://u:p@a:5672/%2f, amqp://u:p@b:5672/%2f,amqp://u:p@c:5672/%2f",
+            )]),
+        )
+        .unwrap();
+        let addresses: Vec<String> = settings
+            .amqp
+            .addresses()
+            .iter()
+            .map(|a| a.expose_secret().to_owned())
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                "amqp://u:p@a:5672/%2f",
+                "amqp://u:p@b:5672/%2f",
+                "amqp://u:p@c:5672/%2f"
+            ]
+        );
+
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        writeln!(
+            file,
+            "[amqp]\nurl = [\"amqp://a:5672/%2f\", \"amqp://b:5672/%2f\"]\nquorum_initial_group_size = 5"
+        )
+        .unwrap();
+        let settings: Sample = load_from(Some(file.path().to_path_buf()), env(&[])).unwrap();
+        assert_eq!(settings.amqp.addresses().len(), 2);
+        assert_eq!(settings.amqp.quorum_initial_group_size, 5);
+
+        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__URL", "amqp://a:5672/%2f,http://b")])).unwrap_err();
+        assert!(
+            err.to_string().contains("amqp.url") && err.to_string().contains("address 2"),
+            "{err}"
+        );
+        let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__URL", " , ")])).unwrap_err();
+        assert!(err.to_string().contains("amqp.url"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //! when the connection fails it marks the client not ready and reconnects with backoff.
 //! Callers never block on a dead broker: [`AmqpClient::publish_channel`] fails fast while
 //! disconnected, which the ingress turns into 503 so Webflow retries.
+//!
+//! With several addresses (the nodes of a cluster, `amqp.url` as a list), the supervisor
+//! moves to the next address whenever an attempt fails or the connection is lost
+//! ([`addresses::Rotation`]); it waits the reconnect backoff only once every address failed.
 
+use super::addresses::{self, Rotation};
 use super::topology::Topology;
 use crate::retry::RetryPolicy;
 use futures_util::StreamExt;
@@ -32,7 +37,8 @@ struct Live {
 }
 
 struct Inner {
-    url: SecretString,
+    /// The broker addresses, tried in turn.
+    addresses: Vec<SecretString>,
     name: String,
     topology: Topology,
     reconnect: RetryPolicy,
@@ -50,6 +56,7 @@ pub struct AmqpClient {
 
 impl AmqpClient {
     /// Starts the supervisor. Returns at once; use [`Self::wait_ready`] to wait for the broker.
+    /// `url` is `amqp.url`: one address or several, comma-separated.
     pub fn start(
         url: SecretString,
         connection_name: impl Into<String>,
@@ -60,7 +67,7 @@ impl AmqpClient {
         let (ready, _) = watch::channel(false);
         let client = Self {
             inner: Arc::new(Inner {
-                url,
+                addresses: addresses::split(&url),
                 name: connection_name.into(),
                 topology,
                 reconnect,
@@ -120,22 +127,29 @@ impl AmqpClient {
 
     async fn supervise(self, shutdown: CancellationToken) {
         let mut delays = self.inner.reconnect.delays();
+        let mut rotation = Rotation::new(self.inner.addresses.len());
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
+            let Some(url) = self.inner.addresses.get(rotation.current()) else {
+                tracing::error!(connection = %self.inner.name, "no RabbitMQ address configured");
+                break;
+            };
+            let endpoint = addresses::endpoint(url.expose_secret());
             // A handshake or declaration the broker never answers must not stall reconnection.
-            let attempt = tokio::time::timeout(Duration::from_secs(30), self.connect())
+            let attempt = tokio::time::timeout(Duration::from_secs(30), self.connect(url))
                 .await
                 .map_err(|_| "connection attempt timed out after 30 s".to_owned())
                 .and_then(|result| result.map_err(|error| error.to_string()));
             match attempt {
                 Ok(live) => {
                     delays = self.inner.reconnect.delays();
+                    rotation.connected();
                     let mut events = live.connection.events_listener();
                     *self.inner.live.write().await = Some(live);
                     self.inner.ready.send_replace(true);
-                    tracing::info!(connection = %self.inner.name, "connected to RabbitMQ");
+                    tracing::info!(connection = %self.inner.name, %endpoint, "connected to RabbitMQ");
 
                     loop {
                         tokio::select! {
@@ -167,13 +181,20 @@ impl AmqpClient {
                             tokio::time::timeout(Duration::from_secs(2), live.connection.close(200, "closing".into()))
                                 .await;
                     }
+                    // The node may be gone: try the next address first (at once).
+                    rotation.lost();
                     if !shutdown.is_cancelled() {
-                        tracing::warn!(connection = %self.inner.name, "lost RabbitMQ; reconnecting");
+                        tracing::warn!(connection = %self.inner.name, %endpoint, "lost RabbitMQ; reconnecting");
                     }
                 }
                 Err(error) => {
+                    rotation.failed();
+                    if !rotation.round_failed() {
+                        tracing::warn!(%error, %endpoint, "cannot connect to RabbitMQ; trying the next address");
+                        continue;
+                    }
                     let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot connect to RabbitMQ");
+                    tracing::warn!(%error, %endpoint, retry_in_ms = delay.as_millis() as u64, "cannot connect to RabbitMQ");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -190,12 +211,10 @@ impl AmqpClient {
             .is_some_and(|l| l.connection.status().connected() && l.publish_channel.status().connected())
     }
 
-    async fn connect(&self) -> Result<Live, lapin::Error> {
+    async fn connect(&self, url: &SecretString) -> Result<Live, lapin::Error> {
         let properties = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
-        let connection = Connection::connect(self.inner.url.expose_secret(), properties).await?;
-        let setup = connection.create_channel().await?;
-        self.inner.topology.declare(&setup).await?;
-        super::close_channel(&setup, "topology declared").await;
+        let connection = Connection::connect(url.expose_secret(), properties).await?;
+        self.inner.topology.declare(&connection).await?;
         let publish_channel = connection.create_channel().await?;
         publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Live {
@@ -203,4 +222,20 @@ impl AmqpClient {
             publish_channel,
         })
     }
+}
+
+/// One connection to the first address of `url` (one or several, comma-separated) that
+/// accepts it, for one-shot tools that need no supervisor. Returns the last error when none does.
+pub async fn connect_any(url: &SecretString, properties: ConnectionProperties) -> Result<Connection, lapin::Error> {
+    let mut last = None;
+    for address in addresses::split(url) {
+        match Connection::connect(address.expose_secret(), properties.clone()).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => {
+                tracing::warn!(%error, endpoint = %addresses::endpoint(address.expose_secret()), "cannot connect to RabbitMQ");
+                last = Some(error);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no RabbitMQ address configured").into()))
 }

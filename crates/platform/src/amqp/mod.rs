@@ -1,12 +1,13 @@
 //! RabbitMQ: one topology definition, a self-healing connection, a confirmed publisher.
 
+pub mod addresses;
 pub mod connection;
 pub mod contract;
 pub mod headers;
 pub mod publisher;
 pub mod topology;
 
-pub use connection::{AmqpClient, AmqpError};
+pub use connection::{AmqpClient, AmqpError, connect_any};
 
 use std::time::Duration;
 

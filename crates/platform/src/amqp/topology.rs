@@ -18,13 +18,31 @@
 //!   a quorum queue's dead-lettering is at-most-once and a dead letter can be lost.
 //! - One retry queue per delay tier with a queue-wide TTL: every message in a tier expires in
 //!   arrival order, whereas per-message TTLs in one shared queue wait behind the head.
+//! - `x-quorum-initial-group-size` (`amqp.quorum_initial_group_size`, default 3): three replicas
+//!   on a cluster of three or more; RabbitMQ caps it to the cluster size, so one node works too.
+//!   It only shapes a queue when it is created; an existing queue keeps its replicas (see
+//!   [`CREATION_ONLY`]).
+//! - Dead-letter queues carry an explicit, unreachable `x-delivery-limit`
+//!   ([`DEAD_DELIVERY_LIMIT`]): RabbitMQ 4.x gives every quorum queue a delivery limit of 20 by
+//!   default, and a dead queue has nowhere to dead-letter to, so a message shown (read and
+//!   returned) 20 times would be dropped. `-1` means "unlimited" on 4.x, but 3.x reads it as
+//!   "drop on the first return" (checked on 3.10), so the limit is the largest 32-bit value on
+//!   every version.
 
 use domain::routing;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
+
+/// `x-delivery-limit` of the dead-letter queues: never reached, on 3.x and 4.x alike.
+pub const DEAD_DELIVERY_LIMIT: i64 = i32::MAX as i64;
+
+/// Queue arguments that only matter when a queue is created. Redeclaring an existing queue
+/// with a different value (or where it had none, as queues declared before the setting
+/// existed) fails with PRECONDITION_FAILED; the declaration then accepts the queue as it is.
+pub const CREATION_ONLY: &[&str] = &["x-quorum-initial-group-size"];
 
 /// The name of every consumer, defined once: its work queue is `<ns>.<name>`, its handler's
 /// `NAME` and the actor of its audit entries.
@@ -77,6 +95,8 @@ pub struct Topology {
     consumers: Vec<ConsumerQueue>,
     retry_delays_ms: Vec<u64>,
     delivery_limit: u32,
+    /// `x-quorum-initial-group-size`; `None` leaves it to the broker.
+    initial_group_size: Option<u32>,
 }
 
 impl Topology {
@@ -89,6 +109,7 @@ impl Topology {
             consumers: CONSUMERS.to_vec(),
             retry_delays_ms,
             delivery_limit,
+            initial_group_size: None,
         }
     }
 
@@ -98,6 +119,13 @@ impl Topology {
             settings.retry_delays_ms.clone(),
             settings.delivery_limit,
         )
+        .with_initial_group_size(settings.quorum_initial_group_size)
+    }
+
+    /// Replicas per quorum queue when it is created; 0 leaves it to the broker.
+    pub fn with_initial_group_size(mut self, size: u32) -> Self {
+        self.initial_group_size = (size > 0).then_some(size);
+        self
     }
 
     pub fn namespace(&self) -> &str {
@@ -199,8 +227,16 @@ impl Topology {
         ]
     }
 
-    /// Declares everything. Idempotent: redeclaring with the same arguments is a no-op.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    /// Declares everything, on channels of its own. Idempotent: redeclaring with the same
+    /// arguments is a no-op, on whichever node of a cluster the connection is.
+    pub async fn declare(&self, connection: &Connection) -> Result<(), lapin::Error> {
+        let mut channel = connection.create_channel().await?;
+        let result = self.declare_on(connection, &mut channel).await;
+        super::close_channel(&channel, "topology declared").await;
+        result
+    }
+
+    async fn declare_on(&self, connection: &Connection, channel: &mut Channel) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -221,30 +257,43 @@ impl Topology {
 
         for consumer in &self.consumers {
             let work = self.work_queue(consumer.name);
-            let mut args = quorum_args();
+            let mut args = self.quorum_args();
             // A message redelivered this many times (its consumer keeps crashing) is dead-lettered.
             put_int(&mut args, "x-delivery-limit", i64::from(self.delivery_limit));
             put_str(&mut args, "x-dead-letter-exchange", &self.dead_exchange());
             put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
-            declare_queue(channel, &work, args).await?;
+            declare_queue(connection, channel, &work, args, CREATION_ONLY).await?;
             for key in consumer.bindings {
                 bind(channel, &work, &self.events_exchange(), key).await?;
             }
             bind(channel, &work, &self.requeue_exchange(), consumer.name).await?;
 
             let dead = self.dead_queue(consumer.name);
-            // Terminal: no dead-letter target and no TTL; operators inspect and replay.
-            declare_queue(channel, &dead, quorum_args()).await?;
+            // Terminal: no dead-letter target and no TTL; operators inspect and replay. The explicit
+            // limit keeps 4.x's default (20) from dropping a message shown 20 times. A dead queue
+            // declared before had none: accepted as it is, with a warning (docs/runbook.md).
+            let mut args = self.quorum_args();
+            put_int(&mut args, "x-delivery-limit", DEAD_DELIVERY_LIMIT);
+            declare_queue(
+                connection,
+                channel,
+                &dead,
+                args,
+                &["x-quorum-initial-group-size", "x-delivery-limit"],
+            )
+            .await?;
             bind(channel, &dead, &self.dead_exchange(), consumer.name).await?;
 
             for delay in &self.retry_delays_ms {
                 let queue = self.retry_queue(consumer.name, *delay);
-                let mut args = quorum_args();
+                // Nothing consumes a retry queue (messages only expire), so 4.x's default delivery
+                // limit never applies to it.
+                let mut args = self.quorum_args();
                 // Queue-wide TTL: all messages of a tier expire in arrival order.
                 put_int(&mut args, "x-message-ttl", i64::try_from(*delay).unwrap_or(i64::MAX));
                 put_str(&mut args, "x-dead-letter-exchange", &self.requeue_exchange());
                 put_str(&mut args, "x-dead-letter-routing-key", consumer.name);
-                declare_queue(channel, &queue, args).await?;
+                declare_queue(connection, channel, &queue, args, CREATION_ONLY).await?;
                 bind(
                     channel,
                     &queue,
@@ -283,14 +332,19 @@ fn delay_label(delay_ms: u64) -> String {
     }
 }
 
-fn quorum_args() -> FieldTable {
-    let mut args = FieldTable::default();
-    // Replicated, durable, and counts deliveries (needed for the delivery limit).
-    put_str(&mut args, "x-queue-type", "quorum");
-    // At-least-once dead-lettering needs reject-publish: a full target refuses rather than drops.
-    put_str(&mut args, "x-overflow", "reject-publish");
-    put_str(&mut args, "x-dead-letter-strategy", "at-least-once");
-    args
+impl Topology {
+    fn quorum_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        // Replicated, durable, and counts deliveries (needed for the delivery limit).
+        put_str(&mut args, "x-queue-type", "quorum");
+        // At-least-once dead-lettering needs reject-publish: a full target refuses rather than drops.
+        put_str(&mut args, "x-overflow", "reject-publish");
+        put_str(&mut args, "x-dead-letter-strategy", "at-least-once");
+        if let Some(size) = self.initial_group_size {
+            put_int(&mut args, "x-quorum-initial-group-size", i64::from(size));
+        }
+        args
+    }
 }
 
 fn put_str(args: &mut FieldTable, key: &str, value: &str) {
@@ -301,13 +355,60 @@ fn put_int(args: &mut FieldTable, key: &str, value: i64) {
     args.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
-async fn declare_queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+/// Declares a durable quorum queue. If it exists with a different value of one of `tolerated`
+/// (PRECONDITION_FAILED naming it; the broker then closes the channel), `channel` is replaced
+/// by a new one and the queue is accepted as it is after a passive declaration.
+async fn declare_queue(
+    connection: &Connection,
+    channel: &mut Channel,
+    name: &str,
+    args: FieldTable,
+    tolerated: &[&str],
+) -> Result<(), lapin::Error> {
     // Durable, shared, never auto-deleted: messages must survive consumers and broker restarts.
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel.queue_declare(name.into(), options, args).await.map(|_| ())
+    let error = match channel.queue_declare(name.into(), options, args).await {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    let Some(argument) = inequivalent_argument(&error).filter(|a| tolerated.contains(&a.as_str())) else {
+        return Err(error);
+    };
+    tracing::warn!(
+        queue = name,
+        argument,
+        %error,
+        "queue exists with another value of a setting that cannot change; keeping it as it is (docs/runbook.md)"
+    );
+    *channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), passive, FieldTable::default())
+        .await
+        .map(|_| ())
+}
+
+/// The argument a PRECONDITION_FAILED names, as in RabbitMQ's
+/// `inequivalent arg 'x-delivery-limit' for queue ...`.
+fn inequivalent_argument(error: &lapin::Error) -> Option<String> {
+    let lapin::ErrorKind::ProtocolError(amqp) = error.kind() else {
+        return None;
+    };
+    if amqp.get_id() != 406 {
+        return None;
+    }
+    parse_inequivalent_argument(amqp.get_message().as_str())
+}
+
+fn parse_inequivalent_argument(message: &str) -> Option<String> {
+    let rest = message.split_once("inequivalent arg '")?.1;
+    Some(rest.split_once('\'')?.0.to_owned())
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), lapin::Error> {
@@ -348,6 +449,32 @@ mod tests {
         assert_eq!(topology.retry_tier_at_most(10), 1_000);
         assert_eq!(topology.retry_tier_at_most(29_999), 5_000);
         assert_eq!(topology.retry_tier_at_most(999_999), 30_000);
+    }
+
+    #[test]
+    fn names_the_inequivalent_argument() {
+        let message = "PRECONDITION_FAILED - inequivalent arg 'x-quorum-initial-group-size' for queue 'wms.enrich' \
+                       in vhost '/': received the value '3' of type 'signedint' but current is none";
+        assert_eq!(
+            parse_inequivalent_argument(message).as_deref(),
+            Some("x-quorum-initial-group-size")
+        );
+        assert_eq!(
+            parse_inequivalent_argument("PRECONDITION_FAILED - invalid property 'auto-delete'"),
+            None
+        );
+    }
+
+    #[test]
+    fn quorum_queues_get_the_initial_group_size_unless_zero() {
+        let key = ShortString::from("x-quorum-initial-group-size");
+        let topology = Topology::new("t", vec![1_000], 10).with_initial_group_size(3);
+        assert_eq!(
+            topology.quorum_args().inner().get(&key),
+            Some(&AMQPValue::LongLongInt(3))
+        );
+        let topology = Topology::new("t", vec![1_000], 10).with_initial_group_size(0);
+        assert_eq!(topology.quorum_args().inner().get(&key), None);
     }
 
     #[test]
