@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable and machine-readable: `unauthorized`, `not_found`, `method_not_allowed`,
+    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
     /// `invalid_path`, `invalid_query`, `malformed_json`, `validation_failed`, `wrong_state`,
     /// `below_reserved`, `stock_overflow`, `pick_task_not_picked`, `conflict`,
     /// `payload_too_large`, `database_error`.
@@ -61,6 +61,10 @@ impl ApiError {
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).field(field)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn unauthorized() -> Self {
