@@ -9,6 +9,7 @@
 //! Every adapter is idempotent by `ShipmentRequest::reference`: callers ask
 //! [`Carrier::find_existing`] before [`Carrier::book`].
 
+pub mod pdf;
 pub mod sandbox;
 pub mod settings;
 pub mod shipengine;
