@@ -34,6 +34,20 @@ impl Application {
             tokens: TokenStore::from_settings(&settings.warehouse)
                 .map_err(|e| StartupError::Dependency(e.to_string()))?,
             outbox: base.outbox.clone(),
+            console: crate::console::ConsoleState::new(
+                crate::console::session::SessionKeys::new(
+                    settings
+                        .warehouse
+                        .console
+                        .session_key
+                        .as_ref()
+                        .map(secrecy::ExposeSecret::expose_secret),
+                    settings.warehouse.console.secure_cookies,
+                    settings.warehouse.console.session_hours,
+                ),
+                settings.base.amqp.url.clone(),
+                base.topology.clone(),
+            ),
         });
 
         let bind = settings.warehouse.bind.clone();
@@ -58,6 +72,7 @@ impl Application {
                 // Errors actix answers by itself (405 with `Allow`, 413...) get the JSON shape.
                 .wrap(ErrorHandlers::new().default_handler(crate::error::json_error_body))
                 .service(api_v1())
+                .configure(crate::console::configure)
                 .default_service(web::to(crate::error::unknown_route))
         })
         .workers(2)

@@ -45,6 +45,7 @@ pub struct AppState {
     pub pool: warehouse_db::Pool,
     pub tokens: TokenStore,
     pub outbox: OutboxPublisher,
+    pub console: crate::console::ConsoleState,
 }
 
 impl AppState {
