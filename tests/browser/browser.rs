@@ -66,7 +66,10 @@ impl Browser {
             {
                 Ok(client) => break client,
                 Err(error) => {
-                    assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start: {error}");
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "chromedriver did not start: {error}"
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -116,7 +119,10 @@ impl Browser {
             if text.contains(wanted) {
                 return text;
             }
-            assert!(tokio::time::Instant::now() < deadline, "`{css}` never contained {wanted:?}; last: {text:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{css}` never contained {wanted:?}; last: {text:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -135,7 +141,11 @@ impl Browser {
     pub async fn sign_in(&self, token: &str) {
         self.goto("/console/overview").await;
         self.find("#token").await;
-        assert!(self.path().await.starts_with("/console/sign-in"), "signed-out: {}", self.path().await);
+        assert!(
+            self.path().await.starts_with("/console/sign-in"),
+            "signed-out: {}",
+            self.path().await
+        );
         self.fill("#token", token).await;
         self.click("#sign-in").await;
         self.find("#signed-in").await;

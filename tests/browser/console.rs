@@ -5,7 +5,6 @@ use e2e::*;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 
-
 async fn pipeline(start_ship: bool) -> Pipeline {
     start_pipeline(PipelineOptions {
         start_ship,
@@ -19,7 +18,8 @@ async fn pipeline(start_ship: bool) -> Pipeline {
 /// Places the fixture order (one ball, one pair of gloves) and waits until it is reserved.
 async fn reserved_order(p: &Pipeline, order_id: &str) {
     assert_eq!(
-        p.post_webhook(&order_webhook("ecomm_new_order", order_id, "unfulfilled")).await,
+        p.post_webhook(&order_webhook("ecomm_new_order", order_id, "unfulfilled"))
+            .await,
         200
     );
     assert_eq!(
@@ -151,7 +151,10 @@ async fn resolve_a_needs_review_order() {
     reserved_order(&p, order_id).await;
     {
         let client = p.client().await;
-        let order = warehouse_db::orders::lock(&**client, SITE_ID, order_id).await.unwrap().unwrap();
+        let order = warehouse_db::orders::lock(&**client, SITE_ID, order_id)
+            .await
+            .unwrap()
+            .unwrap();
         warehouse_db::orders::transition(
             &**client,
             &order,
@@ -169,7 +172,11 @@ async fn resolve_a_needs_review_order() {
     b.screenshot("needs-review").await;
     b.click("#review a.order-link").await;
     b.wait_text("#state-reason", "carrier refused").await;
-    b.fill("#resolve textarea[name=note]", "Called the customer; reshipping by hand.").await;
+    b.fill(
+        "#resolve textarea[name=note]",
+        "Called the customer; reshipping by hand.",
+    )
+    .await;
     b.click("#resolve button").await;
     b.wait_text("#flash", "marked resolved").await;
     b.find("#review-empty").await;
@@ -219,10 +226,16 @@ async fn replay_a_dead_letter() {
     let b = Browser::start(&base(&p)).await;
     b.sign_in(CONSOLE_TOKEN).await;
     b.goto("/console/stuck").await;
-    let card = b.wait_text(&format!(".dead-queue[data-queue='{dead_queue}']"), "invalid tracking number").await;
+    let card = b
+        .wait_text(
+            &format!(".dead-queue[data-queue='{dead_queue}']"),
+            "invalid tracking number",
+        )
+        .await;
     assert!(card.contains("console-dead-1"), "{card}");
     b.screenshot("stuck-messages").await;
-    b.click(&format!(".dead-queue[data-queue='{dead_queue}'] button.replay-one")).await;
+    b.click(&format!(".dead-queue[data-queue='{dead_queue}'] button.replay-one"))
+        .await;
     b.wait_text("#flash", "Replayed 1 message").await;
     assert_eq!(p.observer.wait_for_count(&work_queue, 1, WAIT).await, 1);
     let replayed = p.observer.next_message(&work_queue, WAIT).await.unwrap();
@@ -237,10 +250,19 @@ async fn replay_a_dead_letter() {
 async fn signed_out_requests_are_sent_to_sign_in() {
     let p = pipeline(false).await;
     let b = Browser::start(&base(&p)).await;
-    for page in ["/console/orders", "/console/floor", "/console/stuck", "/console/inventory"] {
+    for page in [
+        "/console/orders",
+        "/console/floor",
+        "/console/stuck",
+        "/console/inventory",
+    ] {
         b.goto(page).await;
         b.find("#token").await;
-        assert!(b.path().await.starts_with("/console/sign-in?next="), "{page}: {}", b.path().await);
+        assert!(
+            b.path().await.starts_with("/console/sign-in?next="),
+            "{page}: {}",
+            b.path().await
+        );
     }
     b.screenshot("signed-out").await;
     // Without a session an action does nothing and answers with the sign-in page.
@@ -252,7 +274,12 @@ async fn signed_out_requests_are_sent_to_sign_in() {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    assert!(response.headers()["location"].to_str().unwrap().starts_with("/console/sign-in"));
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/console/sign-in")
+    );
     let pdf = http()
         .get(format!("{}/console/orders/{SITE_ID}/x/label.pdf", base(&p)))
         .send()
@@ -288,7 +315,11 @@ async fn a_cross_site_form_post_is_refused() {
     // another origin: refused (403), nothing changed.
     let cookie = b.session_cookie().await;
     let url = format!("{}/console/inventory/receive", base(&p));
-    for (csrf, origin) in [(None, None), (Some("0123456789abcdef"), None), (Some("valid"), Some("http://evil.example"))] {
+    for (csrf, origin) in [
+        (None, None),
+        (Some("0123456789abcdef"), None),
+        (Some("valid"), Some("http://evil.example")),
+    ] {
         let csrf = match csrf {
             Some("valid") => Some(csrf_of(&b).await),
             other => other.map(str::to_owned),
@@ -312,7 +343,8 @@ async fn a_cross_site_form_post_is_refused() {
 
     // The console's own form works.
     b.goto("/console/inventory").await;
-    b.fill(&format!("tr[data-sku='{SKU_BALL}'] input[name=quantity]"), "3").await;
+    b.fill(&format!("tr[data-sku='{SKU_BALL}'] input[name=quantity]"), "3")
+        .await;
     b.click(&format!("tr[data-sku='{SKU_BALL}'] button")).await;
     b.wait_text("#flash", "Received 3").await;
     assert_eq!(p.inventory(SKU_BALL).await.on_hand, 8);
@@ -325,7 +357,6 @@ async fn csrf_of(b: &Browser) -> String {
     b.goto("/console/inventory").await;
     b.find("input[name=csrf]").await.attr("value").await.unwrap().unwrap()
 }
-
 
 /// An `application/x-www-form-urlencoded` body.
 fn form_body(fields: &[(&str, String)]) -> String {
