@@ -53,13 +53,32 @@ start reconcile 9008 "$BIN/reconcile"
 
 cat <<MSG
 
-The pipeline runs. Watch it:
+The pipeline runs.
+
+  Operator console:   http://127.0.0.1:8081/console
+  Sign-in token:      local-operator-token   (admin on every store, from config/local.toml)
+
+Also:
   orders in the simulated store:  curl -s http://127.0.0.1:8090/_sim/orders | head -c 2000
   writes Webflow received:        curl -s http://127.0.0.1:8090/_sim/writes
-  one order's timeline:           curl -s -H 'Authorization: Bearer local-operator-token' http://127.0.0.1:8081/api/v1/orders/65f0c0ffee0000000000beef/<order_id>
-  open pick tasks:                curl -s -H 'Authorization: Bearer local-operator-token' 'http://127.0.0.1:8081/api/v1/pick-tasks?status=open'
+  one order's timeline (API):     curl -s -H 'Authorization: Bearer local-operator-token' http://127.0.0.1:8081/api/v1/orders/65f0c0ffee0000000000beef/<order_id>
   logs:                           tail -f $RUN/*.log
   RabbitMQ management UI:         http://localhost:15672 (guest/guest), queues wms.*
-Ctrl-C stops everything.
+Ctrl-C stops everything. Progress every ${PROGRESS_SECS:-5} s:
 MSG
-wait
+
+# A progress line every few seconds instead of silence: orders by outcome from the database,
+# dead letters from the broker (the same code as `wmsctl dlq list`).
+progress() {
+  local counts dead
+  counts=$(psql -h 127.0.0.1 -U postgres -d wms -tA -F ' ' -c \
+    "SELECT count(*), count(*) FILTER (WHERE state = 'fulfilled'), count(*) FILTER (WHERE state = 'backordered'),
+            count(*) FILTER (WHERE state = 'needs_review') FROM orders" 2>/dev/null) || counts="? ? ? ?"
+  dead=$("$BIN/wmsctl" --json dlq list 2>/dev/null | awk -F': ' '/"messages"/ { n += $2 } END { print n + 0 }') || dead="?"
+  read -r placed fulfilled backordered review <<< "$counts"
+  printf '%s  orders placed %s · fulfilled %s · backordered %s · needs_review %s · dead letters %s\n' \
+    "$(date +%H:%M:%S)" "${placed:-?}" "${fulfilled:-?}" "${backordered:-?}" "${review:-?}" "${dead:-?}"
+}
+while sleep "${PROGRESS_SECS:-5}"; do
+  progress
+done

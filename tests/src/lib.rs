@@ -91,6 +91,10 @@ impl Default for PipelineOptions {
 
 /// The warehouse API token tests use.
 pub const WAREHOUSE_TOKEN: &str = "warehouse-test-token";
+/// A named admin token on every store (`warehouse.tokens`): the console tests sign in with it.
+pub const CONSOLE_TOKEN: &str = "console-test-token";
+/// Its name: the actor recorded for what the console tests do.
+pub const CONSOLE_OPERATOR: &str = "e2e-admin";
 
 pub fn site() -> SiteSettings {
     SiteSettings {
@@ -242,6 +246,15 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         };
         settings.warehouse.bind = "127.0.0.1:0".into();
         settings.warehouse.api_tokens = vec![SecretString::from(WAREHOUSE_TOKEN)];
+        settings.warehouse.tokens = vec![warehouse::settings::TokenSettings {
+            name: CONSOLE_OPERATOR.into(),
+            token_sha256: Some(warehouse::auth::sha256_hex(CONSOLE_TOKEN)),
+            token_file: None,
+            sites: vec!["*".into()],
+            role: warehouse::auth::Role::Admin,
+        }];
+        // Plain HTTP on 127.0.0.1.
+        settings.warehouse.console.secure_cookies = false;
         settings.warehouse.auto_pack = options.auto_pack;
         settings.warehouse.auto_pack_interval_ms = 100;
         let app = warehouse::build(settings, shutdown.clone()).await.unwrap();

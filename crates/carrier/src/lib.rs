@@ -10,6 +10,7 @@
 //! [`Carrier::find_existing`] before [`Carrier::book`].
 
 pub mod kind;
+pub mod pdf;
 pub mod sandbox;
 pub mod settings;
 pub mod shipengine;

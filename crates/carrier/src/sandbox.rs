@@ -102,10 +102,98 @@ impl Carrier for SandboxCarrier {
     }
 }
 
+/// What a label shows.
+#[derive(Debug, Clone, Default)]
+pub struct LabelInfo {
+    pub carrier: String,
+    pub service: String,
+    pub tracking_number: String,
+    /// Our shipment reference (site and order).
+    pub reference: String,
+    pub ship_from: Vec<String>,
+    pub ship_to: Vec<String>,
+    pub weight_grams: f64,
+}
+
+/// The sandbox's shipping label: a real 4×6 inch PDF with addresses, the service and the
+/// tracking number as an Interleaved 2 of 5 barcode. The sandbox buys nothing, so the label is
+/// rendered from the stored shipment whenever it is asked for (the same every time).
+pub fn label_pdf(info: &LabelInfo) -> Vec<u8> {
+    use crate::pdf::{Item, document, interleaved_2_of_5};
+    let (width, height) = (288.0, 432.0);
+    let mut items = vec![
+        Item::bold(14.0, 404.0, 16.0, info.carrier.to_uppercase()),
+        Item::text(14.0, 388.0, 10.0, format!("Service: {}", info.service)),
+        Item::text(180.0, 388.0, 9.0, format!("{:.2} kg", info.weight_grams / 1000.0)),
+        Item::Line {
+            x1: 10.0,
+            y1: 380.0,
+            x2: 278.0,
+            y2: 380.0,
+            width: 1.5,
+        },
+        Item::bold(14.0, 364.0, 8.0, "FROM"),
+    ];
+    let mut y = 352.0;
+    for line in &info.ship_from {
+        items.push(Item::text(14.0, y, 9.0, line.clone()));
+        y -= 11.0;
+    }
+    items.push(Item::Line {
+        x1: 10.0,
+        y1: y - 2.0,
+        x2: 278.0,
+        y2: y - 2.0,
+        width: 0.75,
+    });
+    y -= 18.0;
+    items.push(Item::bold(14.0, y, 8.0, "SHIP TO"));
+    y -= 16.0;
+    for (index, line) in info.ship_to.iter().enumerate() {
+        let size = if index == 0 { 14.0 } else { 12.0 };
+        items.push(Item::bold(24.0, y, size, line.clone()));
+        y -= size + 4.0;
+    }
+    items.push(Item::Line {
+        x1: 10.0,
+        y1: 130.0,
+        x2: 278.0,
+        y2: 130.0,
+        width: 1.5,
+    });
+    items.push(Item::bold(14.0, 114.0, 8.0, "TRACKING"));
+    items.extend(interleaved_2_of_5(24.0, 46.0, 60.0, 1.2, &info.tracking_number));
+    items.push(Item::bold(60.0, 30.0, 13.0, info.tracking_number.clone()));
+    items.push(Item::text(
+        14.0,
+        12.0,
+        7.0,
+        format!("Ref {}  -  SANDBOX LABEL, NOT FOR POSTAGE", info.reference),
+    ));
+    document(width, height, &[items])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::{Address, Parcel};
+
+    #[test]
+    fn the_label_is_a_4x6_pdf() {
+        let pdf = label_pdf(&LabelInfo {
+            carrier: "Sandbox Express".into(),
+            service: "ground".into(),
+            tracking_number: SandboxCarrier::tracking_number_for("r"),
+            reference: "r".into(),
+            ship_from: vec!["Warehouse".into()],
+            ship_to: vec!["Ana Lopez".into(), "1 Main St".into()],
+            weight_grams: 250.0,
+        });
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(text.contains("/MediaBox [0 0 288.00 432.00]"));
+        assert!(text.contains("(Ana Lopez) Tj"));
+    }
 
     fn request(postal: &str) -> ShipmentRequest {
         ShipmentRequest {

@@ -18,10 +18,14 @@ pub enum AuditKind {
     Picked,
     RefundRequested,
     ReservationReleased,
+    /// An operator marked a `needs_review` order resolved, with a note (the console).
+    ReviewResolved,
+    /// An operator asked for the Webflow write-back again (the console).
+    WritebackRetried,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::WebhookReceived,
         Self::ApiCall,
         Self::StateChange,
@@ -33,6 +37,8 @@ impl AuditKind {
         Self::Picked,
         Self::RefundRequested,
         Self::ReservationReleased,
+        Self::ReviewResolved,
+        Self::WritebackRetried,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -48,6 +54,8 @@ impl AuditKind {
             Self::Picked => "picked",
             Self::RefundRequested => "refund_requested",
             Self::ReservationReleased => "reservation_released",
+            Self::ReviewResolved => "review_resolved",
+            Self::WritebackRetried => "writeback_retried",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! This crate knows SQL and the domain types; it knows nothing of AMQP or HTTP.
 
 pub mod audit;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod floor;

@@ -1,16 +1,232 @@
-//! Bearer-token authentication, compared in constant time.
+//! Operator tokens: who is calling (a name recorded as the actor of every action), which
+//! stores they may see, and what they may do.
+//!
+//! Tokens are kept as SHA-256 digests. A presented token is hashed and its digest compared with
+//! every configured digest in constant time, so neither the comparison nor the position of the
+//! match leaks through timing.
+//!
+//! Roles are ordered: `read` (every GET in scope) < `floor` (read plus pick, pack, receive) <
+//! `admin` (floor plus refunds, address corrections, setting inventory, dead-letter actions).
+//! A role too low answers 403, decided from the route alone (before any lookup, so it tells
+//! nothing about ids). Something outside the token's stores answers 404, exactly as an id
+//! that does not exist, so ids of other stores do not leak.
 
 use crate::error::ApiError;
-use actix_web::HttpRequest;
-use secrecy::{ExposeSecret, SecretString};
+use crate::settings::{TokenSettings, WarehouseSettings};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use platform::settings::SettingsError;
+use secrecy::ExposeSecret;
+use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
 
-#[derive(Clone)]
-pub struct ApiTokens(pub Vec<SecretString>);
+/// What a token may do. Ordered: each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every GET in scope.
+    Read,
+    /// Read, plus pick, pack and receive stock.
+    Floor,
+    /// Floor, plus refunds, address corrections, setting inventory and dead-letter actions.
+    Admin,
+}
 
-impl ApiTokens {
-    /// Accepts the request if its bearer token equals any configured token.
-    pub fn check(&self, request: &HttpRequest) -> Result<(), ApiError> {
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Floor => "floor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// The stores a token may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `sites = ["*"]`: every store, and every SKU.
+    All,
+    /// These site ids only.
+    Sites(Vec<String>),
+}
+
+impl Scope {
+    pub fn from_sites(sites: &[String]) -> Self {
+        if sites.iter().any(|s| s == "*") {
+            Self::All
+        } else {
+            Self::Sites(sites.to_vec())
+        }
+    }
+}
+
+/// The authenticated caller, put in the request's extensions by the auth middleware.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    /// Recorded as the actor of every action and timeline entry.
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+    /// The first bytes of the token's digest: a console session is bound to it, so rotating a
+    /// token under the same name ends the sessions signed in with the old one.
+    pub fingerprint: [u8; 8],
+}
+
+impl Operator {
+    /// 403 unless the operator's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the token `{}` has the `{}` role; this needs `{}`",
+                self.name,
+                self.role.as_str(),
+                needed.as_str()
+            )))
+        }
+    }
+
+    /// Whether the operator may see this store's orders.
+    pub fn sees_site(&self, site_id: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Sites(sites) => sites.iter().any(|s| s == site_id),
+        }
+    }
+
+    /// The site ids the operator is limited to (`None`: every store).
+    pub fn site_filter(&self) -> Option<&[String]> {
+        match &self.scope {
+            Scope::All => None,
+            Scope::Sites(sites) => Some(sites),
+        }
+    }
+
+    /// A store outside the scope reads as an order that does not exist.
+    pub fn check_site(&self, site_id: &str, order_id: &str) -> Result<(), ApiError> {
+        if self.sees_site(site_id) {
+            Ok(())
+        } else {
+            Err(order_not_found(site_id, order_id))
+        }
+    }
+
+    /// SKUs are shared by every store. A token limited to some stores sees a SKU only when an
+    /// order of one of its stores has a line with it; otherwise the SKU reads as unknown (404).
+    /// A SKU nobody ordered yet (creating one with `PUT`) needs a token on every store (`*`).
+    pub async fn check_sku<C: warehouse_db::Db>(&self, client: &C, sku: &str) -> Result<(), ApiError> {
+        let Some(sites) = self.site_filter() else {
+            return Ok(());
+        };
+        if warehouse_db::console::sku_used_by_sites(client, sku, sites).await? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("unknown SKU `{sku}`")))
+        }
+    }
+}
+
+pub fn order_not_found(site_id: &str, order_id: &str) -> ApiError {
+    ApiError::not_found(format!("no order {order_id} for site {site_id}"))
+}
+
+/// Handlers take the caller as an argument; the middleware has authenticated it.
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            request
+                .extensions()
+                .get::<Operator>()
+                .cloned()
+                .ok_or_else(ApiError::unauthorized),
+        )
+    }
+}
+
+/// The configured tokens, by digest.
+#[derive(Clone, Default)]
+pub struct TokenStore {
+    entries: Vec<([u8; 32], Operator)>,
+}
+
+/// Lowercase hex SHA-256 of a token, as `warehouse.tokens[].token_sha256` holds it.
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(digest(token))
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
+}
+
+fn fingerprint(digest: &[u8; 32]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+impl TokenStore {
+    /// Builds the store from `warehouse.tokens` and the legacy `warehouse.api_tokens` (admin
+    /// on every store, named `token-1`, `token-2`...). Settings were validated already, so a
+    /// `token_file` has been read into `token_sha256`.
+    pub fn from_settings(settings: &WarehouseSettings) -> Result<Self, SettingsError> {
+        let mut entries = Vec::new();
+        for (index, token) in settings.api_tokens.iter().enumerate() {
+            let digest = digest(token.expose_secret());
+            entries.push((
+                digest,
+                Operator {
+                    name: format!("token-{}", index + 1),
+                    role: Role::Admin,
+                    scope: Scope::All,
+                    fingerprint: fingerprint(&digest),
+                },
+            ));
+        }
+        for (index, token) in settings.tokens.iter().enumerate() {
+            let digest = parse_digest(index, token)?;
+            entries.push((
+                digest,
+                Operator {
+                    name: token.name.clone(),
+                    role: token.role,
+                    scope: Scope::from_sites(&token.sites),
+                    fingerprint: fingerprint(&digest),
+                },
+            ));
+        }
+        Ok(Self { entries })
+    }
+
+    /// The operator whose token this is. Every configured digest is compared, in constant time.
+    pub fn authenticate(&self, presented: &str) -> Option<Operator> {
+        let presented = digest(presented);
+        let mut found = None;
+        for (digest, operator) in &self.entries {
+            if bool::from(digest.ct_eq(&presented)) && found.is_none() {
+                found = Some(operator);
+            }
+        }
+        found.cloned()
+    }
+
+    /// The operator named `name` whose token still has this fingerprint (console sessions).
+    pub fn by_name(&self, name: &str, fingerprint: &[u8; 8]) -> Option<Operator> {
+        self.entries
+            .iter()
+            .map(|(_, operator)| operator)
+            .find(|o| o.name == name && bool::from(o.fingerprint.ct_eq(fingerprint)))
+            .cloned()
+    }
+
+    /// Authenticates `Authorization: Bearer <token>`.
+    pub fn check(&self, request: &HttpRequest) -> Result<Operator, ApiError> {
         let presented = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -19,18 +235,69 @@ impl ApiTokens {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let mut ok = subtle::Choice::from(0);
-        for token in &self.0 {
-            let token = token.expose_secret().as_bytes();
-            // Length differences are not secret; contents are compared in constant time.
-            if token.len() == presented.len() {
-                ok |= token.ct_eq(presented.as_bytes());
-            }
+        self.authenticate(presented).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+fn parse_digest(index: usize, token: &TokenSettings) -> Result<[u8; 32], SettingsError> {
+    let key = format!("warehouse.tokens[{index}].token_sha256");
+    let hex_digest = token
+        .token_sha256
+        .as_deref()
+        .ok_or_else(|| SettingsError::invalid(&key, "set token_sha256 or token_file"))?;
+    let bytes =
+        hex::decode(hex_digest).map_err(|_| SettingsError::invalid(&key, "64 lowercase hex characters (SHA-256)"))?;
+    bytes
+        .try_into()
+        .map_err(|_| SettingsError::invalid(&key, "64 lowercase hex characters (SHA-256)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn settings() -> WarehouseSettings {
+        WarehouseSettings {
+            api_tokens: vec![SecretString::from("legacy")],
+            tokens: vec![TokenSettings {
+                name: "ana".into(),
+                token_sha256: Some(sha256_hex("ana-secret")),
+                token_file: None,
+                sites: vec!["site-a".into()],
+                role: Role::Floor,
+            }],
+            ..WarehouseSettings::default()
         }
-        if bool::from(ok) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
-        }
+    }
+
+    #[test]
+    fn legacy_tokens_are_admins_on_every_store() {
+        let store = TokenStore::from_settings(&settings()).unwrap();
+        let operator = store.authenticate("legacy").unwrap();
+        assert_eq!(operator.name, "token-1");
+        assert_eq!(operator.role, Role::Admin);
+        assert_eq!(operator.scope, Scope::All);
+    }
+
+    #[test]
+    fn named_tokens_carry_their_role_and_stores() {
+        let store = TokenStore::from_settings(&settings()).unwrap();
+        let operator = store.authenticate("ana-secret").unwrap();
+        assert_eq!(operator.name, "ana");
+        assert!(operator.require(Role::Floor).is_ok());
+        assert_eq!(operator.require(Role::Admin).unwrap_err().status.as_u16(), 403);
+        assert!(operator.sees_site("site-a"));
+        assert!(!operator.sees_site("site-b"));
+        assert!(store.authenticate("ana-secret ").is_none());
+        assert!(store.authenticate("").is_none());
+    }
+
+    #[test]
+    fn a_known_vector_hashes_to_lowercase_hex() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable and machine-readable: `unauthorized`, `not_found`, `method_not_allowed`,
+    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
     /// `invalid_path`, `invalid_query`, `malformed_json`, `validation_failed`, `wrong_state`,
     /// `below_reserved`, `stock_overflow`, `pick_task_not_picked`, `conflict`,
     /// `payload_too_large`, `database_error`.
@@ -61,6 +61,10 @@ impl ApiError {
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).field(field)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn unauthorized() -> Self {
@@ -215,11 +219,12 @@ pub async fn unknown_route(request: HttpRequest) -> HttpResponse {
 pub fn json_error_body<B: MessageBody + 'static>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = response
+    // JSON errors, and the console's own error pages (HTML), stay as they are.
+    let keep = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html"));
+    if keep {
         return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
     }
     let status = response.status();

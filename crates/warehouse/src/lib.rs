@@ -1,11 +1,12 @@
 //! The `warehouse` service: the operators' HTTP API (inventory, picking, packing, order
-//! views) and, when `warehouse.auto_pack` is on, a packer that picks and packs reserved orders
+//! views), the operator console (`/console`, server-rendered pages) and, when `warehouse.auto_pack` is on, a packer that picks and packs reserved orders
 //! by itself so the pipeline runs end to end with no operator.
 //!
 //! Every state change goes through the same repositories and lifecycle rules as the workers,
 //! and every event it emits goes through the outbox.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod openapi;
 pub mod packing;

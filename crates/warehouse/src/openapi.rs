@@ -20,7 +20,7 @@ pub const API_VERSION: &str = "1.0.0";
     info(
         title = "Webflow WMS Bridge: warehouse API",
         version = API_VERSION,
-        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` from `warehouse.api_tokens`. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
+        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` with a token of `warehouse.tokens` (or `warehouse.api_tokens`). A token has a role: `read` (every GET), `floor` (also pick, pack, receive), `admin` (also refunds, address corrections, setting inventory); a role too low answers 403. A token limited to some stores sees only their orders and pick tasks, and only the SKUs their orders use: anything else answers 404, as if it did not exist. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
         license(name = "MIT"),
     ),
     paths(
@@ -80,13 +80,14 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
-        scheme.description = Some("One of `warehouse.api_tokens`".to_owned());
+        scheme.description = Some("A token of `warehouse.tokens` (or `warehouse.api_tokens`)".to_owned());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }
 
-/// What every route may answer: 401 without a valid token (checked before anything else) and
-/// 503 when the database is unreachable (every route but this document's reads it).
+/// What every route may answer: 401 without a valid token (checked before anything else),
+/// 403 on a route that changes state when the token's role is too low (every token may read),
+/// and 503 when the database is unreachable (every route but this document's reads it).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -104,6 +105,13 @@ impl Modify for CommonResponses {
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
             let uses_database = !path.ends_with("/openapi.json");
+            let changes = [&mut item.put, &mut item.post, &mut item.delete];
+            for operation in changes.into_iter().flatten() {
+                operation.responses.responses.insert(
+                    "403".to_owned(),
+                    error("`forbidden`: the token's role is too low for this action"),
+                );
+            }
             for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete]
                 .into_iter()
                 .flatten()

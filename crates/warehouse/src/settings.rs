@@ -1,9 +1,11 @@
 //! The warehouse service's settings: the shared sections, `[warehouse]` and `[webflow]`.
 
-use platform::settings::{SettingsError, Validate, parse_bind};
+use crate::auth::Role;
+use platform::settings::{SettingsError, Validate, parse_bind, read_secret_file};
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_base::BaseSettings;
+use std::path::PathBuf;
 use webflow::WebflowSettings;
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -20,12 +22,62 @@ pub struct Settings {
 pub struct WarehouseSettings {
     pub bind: String,
     /// Bearer tokens accepted by the API (several, so one can be rotated); a list, or a
-    /// comma-separated string in the environment.
+    /// comma-separated string in the environment. Each is an admin on every store, named
+    /// `token-1`, `token-2`... in the audit trail. Prefer `tokens`.
     #[serde(deserialize_with = "platform::settings::string_or_list")]
     pub api_tokens: Vec<SecretString>,
+    /// Named operator tokens with a role and the stores they may see.
+    pub tokens: Vec<TokenSettings>,
+    /// The operator console (`/console`).
+    pub console: ConsoleSettings,
     /// Pick and pack reserved orders automatically (local runs and demos).
     pub auto_pack: bool,
     pub auto_pack_interval_ms: u64,
+}
+
+/// One operator token (`[[warehouse.tokens]]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Who holds it: recorded as the actor of every action taken with it.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the bearer token (`printf %s "$TOKEN" | sha256sum`).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// Or a file holding the token itself (a Kubernetes Secret mount); hashed at start.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// `["*"]` for every store, or Webflow site ids.
+    pub sites: Vec<String>,
+    /// `read`, `floor` or `admin`.
+    pub role: Role,
+}
+
+/// `[warehouse.console]`: the operator console served under `/console`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ConsoleSettings {
+    /// Mark the session cookie `Secure` (sent over HTTPS only). True unless the console is
+    /// served over plain HTTP on this machine (`config/local.toml` sets false).
+    pub secure_cookies: bool,
+    /// Signs session cookies (HMAC-SHA-256). Unset: a random key per process, so sessions end
+    /// when the process restarts and do not carry across replicas; set it (or
+    /// `session_key_file`) when running several replicas.
+    pub session_key: Option<SecretString>,
+    pub session_key_file: Option<PathBuf>,
+    /// How long a sign-in lasts.
+    pub session_hours: u64,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            session_key: None,
+            session_key_file: None,
+            session_hours: 12,
+        }
+    }
 }
 
 impl Default for WarehouseSettings {
@@ -33,6 +85,8 @@ impl Default for WarehouseSettings {
         Self {
             bind: "0.0.0.0:8081".into(),
             api_tokens: Vec::new(),
+            tokens: Vec::new(),
+            console: ConsoleSettings::default(),
             auto_pack: false,
             auto_pack_interval_ms: 500,
         }
@@ -50,10 +104,84 @@ impl Validate for Settings {
         self.base.validate()?;
         self.webflow.validate()?;
         parse_bind("warehouse.bind", &self.warehouse.bind)?;
-        if self.warehouse.api_tokens.is_empty() {
+        if self.warehouse.api_tokens.is_empty() && self.warehouse.tokens.is_empty() {
             return Err(SettingsError::invalid(
-                "warehouse.api_tokens",
-                "at least one API token is required",
+                "warehouse.tokens",
+                "at least one token is required (warehouse.tokens or warehouse.api_tokens)",
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for index in 1..=self.warehouse.api_tokens.len() {
+            names.insert(format!("token-{index}"));
+        }
+        for (index, token) in self.warehouse.tokens.iter_mut().enumerate() {
+            let key = |field: &str| format!("warehouse.tokens[{index}].{field}");
+            let name = token.name.trim();
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                return Err(SettingsError::invalid(key("name"), "1-100 printable characters"));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(SettingsError::invalid(
+                    key("name"),
+                    format!("`{name}` is used by another token (legacy api_tokens are token-1, token-2...)"),
+                ));
+            }
+            match (&token.token_sha256, &token.token_file) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(SettingsError::invalid(
+                        key("token_sha256"),
+                        "set exactly one of token_sha256 and token_file",
+                    ));
+                }
+                (Some(digest), None) => {
+                    let valid =
+                        digest.len() == 64 && digest.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+                    if !valid {
+                        return Err(SettingsError::invalid(
+                            key("token_sha256"),
+                            "64 lowercase hex characters: the SHA-256 of the token",
+                        ));
+                    }
+                }
+                (None, Some(path)) => {
+                    let token_text =
+                        read_secret_file(path).map_err(|e| SettingsError::invalid(key("token_file"), e))?;
+                    if token_text.is_empty() {
+                        return Err(SettingsError::invalid(key("token_file"), "the file is empty"));
+                    }
+                    token.token_sha256 = Some(crate::auth::sha256_hex(&token_text));
+                    token.token_file = None;
+                }
+            }
+            if token.sites.is_empty() || token.sites.iter().any(|s| s.trim().is_empty()) {
+                return Err(SettingsError::invalid(
+                    key("sites"),
+                    r#"["*"] for every store, or a list of Webflow site ids"#,
+                ));
+            }
+        }
+        if let Some(path) = &self.warehouse.console.session_key_file {
+            let key =
+                read_secret_file(path).map_err(|e| SettingsError::invalid("warehouse.console.session_key_file", e))?;
+            self.warehouse.console.session_key = Some(SecretString::from(key));
+            self.warehouse.console.session_key_file = None;
+        }
+        if self
+            .warehouse
+            .console
+            .session_key
+            .as_ref()
+            .is_some_and(|k| secrecy::ExposeSecret::expose_secret(k).len() < 32)
+        {
+            return Err(SettingsError::invalid(
+                "warehouse.console.session_key",
+                "at least 32 characters",
+            ));
+        }
+        if !(1..=24 * 30).contains(&self.warehouse.console.session_hours) {
+            return Err(SettingsError::invalid(
+                "warehouse.console.session_hours",
+                "between 1 and 720",
             ));
         }
         if self.warehouse.auto_pack_interval_ms == 0 {
@@ -63,5 +191,81 @@ impl Validate for Settings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_token(token: TokenSettings) -> Settings {
+        let mut settings = Settings::default();
+        settings.warehouse.tokens = vec![token];
+        settings
+    }
+
+    fn token() -> TokenSettings {
+        TokenSettings {
+            name: "ana".into(),
+            token_sha256: Some(crate::auth::sha256_hex("secret")),
+            token_file: None,
+            sites: vec!["*".into()],
+            role: Role::Floor,
+        }
+    }
+
+    fn error_key(mut settings: Settings) -> String {
+        match settings.validate() {
+            Err(SettingsError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_named_token_alone_is_enough() {
+        assert!(with_token(token()).validate().is_ok());
+    }
+
+    #[test]
+    fn a_token_file_is_hashed_at_start() {
+        let path = std::env::temp_dir().join(format!("wms-token-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "file-secret\n").unwrap();
+        let mut settings = with_token(TokenSettings {
+            token_sha256: None,
+            token_file: Some(path.clone()),
+            ..token()
+        });
+        settings.validate().unwrap();
+        std::fs::remove_file(path).unwrap();
+        assert_eq!(
+            settings.warehouse.tokens[0].token_sha256.as_deref(),
+            Some(crate::auth::sha256_hex("file-secret").as_str())
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_refused_naming_the_key() {
+        let upper = with_token(TokenSettings {
+            token_sha256: Some(crate::auth::sha256_hex("x").to_uppercase()),
+            ..token()
+        });
+        assert_eq!(error_key(upper), "warehouse.tokens[0].token_sha256");
+        let both = with_token(TokenSettings {
+            token_file: Some("/nowhere".into()),
+            ..token()
+        });
+        assert_eq!(error_key(both), "warehouse.tokens[0].token_sha256");
+        let no_sites = with_token(TokenSettings {
+            sites: vec![],
+            ..token()
+        });
+        assert_eq!(error_key(no_sites), "warehouse.tokens[0].sites");
+        let mut clash = with_token(TokenSettings {
+            name: "token-1".into(),
+            ..token()
+        });
+        clash.warehouse.api_tokens = vec![SecretString::from("legacy")];
+        assert_eq!(error_key(clash), "warehouse.tokens[0].name");
+        assert_eq!(error_key(Settings::default()), "warehouse.tokens");
     }
 }

@@ -1,6 +1,6 @@
 //! Builds and runs the warehouse service.
 
-use crate::auth::ApiTokens;
+use crate::auth::TokenStore;
 use crate::openapi;
 use crate::packing::auto_pack_batch;
 use crate::routes::{AppState, inventory, orders, picking};
@@ -31,8 +31,23 @@ impl Application {
         let base = ServiceBase::start("warehouse", &settings.base, 0, shutdown).await?;
         let state = web::Data::new(AppState {
             pool: base.pool.clone(),
-            tokens: ApiTokens(settings.warehouse.api_tokens.clone()),
+            tokens: TokenStore::from_settings(&settings.warehouse)
+                .map_err(|e| StartupError::Dependency(e.to_string()))?,
             outbox: base.outbox.clone(),
+            console: crate::console::ConsoleState::new(
+                crate::console::session::SessionKeys::new(
+                    settings
+                        .warehouse
+                        .console
+                        .session_key
+                        .as_ref()
+                        .map(secrecy::ExposeSecret::expose_secret),
+                    settings.warehouse.console.secure_cookies,
+                    settings.warehouse.console.session_hours,
+                ),
+                settings.base.amqp.url.clone(),
+                base.topology.clone(),
+            ),
         });
 
         let bind = settings.warehouse.bind.clone();
@@ -57,6 +72,7 @@ impl Application {
                 // Errors actix answers by itself (405 with `Allow`, 413...) get the JSON shape.
                 .wrap(ErrorHandlers::new().default_handler(crate::error::json_error_body))
                 .service(api_v1())
+                .configure(crate::console::configure)
                 .default_service(web::to(crate::error::unknown_route))
         })
         .workers(2)
@@ -149,7 +165,10 @@ fn api_v1() -> actix_web::Scope<
         .service(web::resource("/orders/{site_id}/{order_id}").get(orders::get_order))
 }
 
-/// Every `/api/v1` route needs a valid bearer token.
+/// Every `/api/v1` route needs a valid bearer token; the handler gets its [`Operator`]
+/// (name, role, stores) and checks the role and scope it needs.
+///
+/// [`Operator`]: crate::auth::Operator
 async fn require_token(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -157,7 +176,8 @@ async fn require_token(
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(crate::error::ApiError::unauthorized)?;
-    state.tokens.check(request.request())?;
+    let operator = state.tokens.check(request.request())?;
+    actix_web::HttpMessage::extensions_mut(&request).insert(operator);
     next.call(request).await
 }
 

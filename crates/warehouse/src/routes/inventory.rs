@@ -1,6 +1,7 @@
 //! Stock: read a SKU, set its counted stock, receive stock.
 
 use super::AppState;
+use crate::auth::{Operator, Role};
 use crate::error::{ApiError, ErrorBody, parse_json, printable};
 use actix_web::{HttpResponse, web};
 use domain::{Envelope, Event, MessageId, SiteId, Sku};
@@ -8,10 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use warehouse_db::inventory::{self, StockLevel};
 
-pub const ACTOR: &str = "warehouse-api";
-
-/// A SKU is 1-200 bytes of UTF-8 with no control characters (the spec says so too).
-fn valid_sku(sku: &str) -> Result<(), ApiError> {
+/// A SKU is 1-200 bytes of UTF-8 with no control characters (the spec says so too). Every
+/// route with a SKU in its path checks it first.
+pub fn valid_sku(sku: &str) -> Result<(), ApiError> {
     if sku.is_empty() || printable("sku", sku, Some(200)).is_err() {
         return Err(ApiError::invalid("sku", "a SKU is 1-200 printable characters"));
     }
@@ -27,13 +27,19 @@ fn valid_sku(sku: &str) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "The stock level", body = StockLevel),
         (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
-        (status = 404, description = "Unknown SKU", body = ErrorBody),
+        (status = 404, description = "Unknown SKU, or one no order of the token's stores uses", body = ErrorBody),
         (status = 422, description = "The SKU breaks the SKU rules", body = ErrorBody),
     ),
 )]
-pub async fn get_inventory(state: web::Data<AppState>, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_inventory(
+    state: web::Data<AppState>,
+    operator: Operator,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Read)?;
     valid_sku(&sku)?;
     let client = state.pool.get().await?;
+    operator.check_sku(&*client, &sku).await?;
     let level = inventory::get(&*client, &sku.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU `{sku}`")))?;
@@ -60,23 +66,26 @@ pub struct SetOnHand {
     responses(
         (status = 200, description = "The new stock level", body = StockLevel),
         (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
-        (status = 404, description = "No route: an empty path segment", body = ErrorBody),
+        (status = 404, description = "No route (an empty path segment), or a SKU no order of the token's stores uses", body = ErrorBody),
         (status = 409, description = "`below_reserved`: on_hand would go below what is reserved", body = ErrorBody),
-        (status = 422, description = "A field or the SKU breaks a rule; `field` names it", body = ErrorBody),
+        (status = 422, description = "A field or the SKU breaks a rule (`on_hand` beyond a 64-bit count: `stock_overflow`); `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn set_inventory(
     state: web::Data<AppState>,
+    operator: Operator,
     sku: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Admin)?;
     valid_sku(&sku)?;
-    let request: SetOnHand = parse_json(&body)?;
+    let request: SetOnHand = parse_on_hand(&body)?;
     if request.on_hand < 0 {
         return Err(ApiError::invalid("on_hand", "on_hand cannot be negative"));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
+    operator.check_sku(&*tx, &sku).await?;
     let (before, reserved) = inventory::lock(&tx, &sku.as_str().into())
         .await?
         .map(|level| (level.on_hand, level.reserved))
@@ -94,7 +103,7 @@ pub async fn set_inventory(
             site_id: None,
             order_id: None,
             kind: warehouse_db::audit::AuditKind::StockCounted,
-            actor: ACTOR,
+            actor: &operator.name,
             detail: serde_json::json!({"sku": &*sku, "before": before, "after": request.on_hand}),
         },
     )
@@ -102,11 +111,11 @@ pub async fn set_inventory(
     // More available stock may serve backorders.
     let event = (request.on_hand > before).then(|| stock_received(&sku, request.on_hand - before));
     if let Some(event) = &event {
-        warehouse_db::outbox::enqueue(&tx, event, Some((ACTOR, event.message_id.as_str()))).await?;
+        warehouse_db::outbox::enqueue(&tx, event, Some((&operator.name, event.message_id.as_str()))).await?;
     }
     tx.commit().await?;
     if let Some(event) = event {
-        state.publish(ACTOR, event.message_id.as_str()).await;
+        state.publish(&operator.name, event.message_id.as_str()).await;
     }
     Ok(HttpResponse::Ok().json(level))
 }
@@ -131,51 +140,104 @@ pub struct Receive {
     responses(
         (status = 200, description = "The new stock level", body = StockLevel),
         (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
-        (status = 404, description = "Unknown SKU (create it with PUT first)", body = ErrorBody),
-        (status = 409, description = "`stock_overflow`: on_hand would exceed the largest count", body = ErrorBody),
-        (status = 422, description = "A field or the SKU breaks a rule; `field` names it", body = ErrorBody),
+        (status = 404, description = "Unknown SKU (create it with PUT first), or one no order of the token's stores uses", body = ErrorBody),
+        (status = 422, description = "A field or the SKU breaks a rule (`stock_overflow`: on_hand would exceed the largest count); `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn receive(
     state: web::Data<AppState>,
+    operator: Operator,
     sku: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Floor)?;
     valid_sku(&sku)?;
-    let request: Receive = parse_json(&body)?;
+    let request: Receive = parse_quantity(&body)?;
     if request.quantity <= 0 {
+        return Err(ApiError::invalid("quantity", "quantity must be at least 1"));
+    }
+    let level = receive_stock(&state, &operator, &sku, request.quantity).await?;
+    Ok(HttpResponse::Ok().json(level))
+}
+
+/// Receives stock of a known SKU in scope: the API's and the console's one code path.
+pub async fn receive_stock(
+    state: &AppState,
+    operator: &Operator,
+    sku: &str,
+    quantity: i64,
+) -> Result<StockLevel, ApiError> {
+    operator.require(Role::Floor)?;
+    valid_sku(sku)?;
+    if quantity <= 0 {
         return Err(ApiError::invalid("quantity", "quantity must be at least 1"));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let Some(current) = inventory::lock(&tx, &sku.as_str().into()).await? else {
+    operator.check_sku(&*tx, sku).await?;
+    let Some(current) = inventory::lock(&tx, &sku.into()).await? else {
         return Err(ApiError::not_found(format!(
             "unknown SKU `{sku}`; create it with PUT first"
         )));
     };
-    if current.on_hand.checked_add(request.quantity).is_none() {
-        return Err(ApiError::conflict(
-            "stock_overflow",
-            format!("`{sku}` cannot hold {} more units", request.quantity),
-        ));
+    if current.on_hand.checked_add(quantity).is_none() {
+        return Err(stock_overflow(&format!("`{sku}` cannot hold {quantity} more units")).field("quantity"));
     }
-    let level = inventory::receive(&tx, &sku.as_str().into(), request.quantity).await?;
+    let level = inventory::receive(&tx, &sku.into(), quantity).await?;
     warehouse_db::audit::record(
         &*tx,
         warehouse_db::audit::AuditEntry {
             site_id: None,
             order_id: None,
             kind: warehouse_db::audit::AuditKind::StockReceived,
-            actor: ACTOR,
-            detail: serde_json::json!({"sku": &*sku, "quantity": request.quantity}),
+            actor: &operator.name,
+            detail: serde_json::json!({"sku": sku, "quantity": quantity}),
         },
     )
     .await?;
-    let event = stock_received(&sku, request.quantity);
-    warehouse_db::outbox::enqueue(&tx, &event, Some((ACTOR, event.message_id.as_str()))).await?;
+    let event = stock_received(sku, quantity);
+    warehouse_db::outbox::enqueue(&tx, &event, Some((&operator.name, event.message_id.as_str()))).await?;
     tx.commit().await?;
-    state.publish(ACTOR, event.message_id.as_str()).await;
-    Ok(HttpResponse::Ok().json(level))
+    state.publish(&operator.name, event.message_id.as_str()).await;
+    Ok(level)
+}
+
+/// 422 `stock_overflow`: a count beyond what a 64-bit integer holds is a bad input, not a
+/// conflict with the stored state and not a server fault.
+fn stock_overflow(message: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "stock_overflow",
+        message,
+    )
+}
+
+/// Whether a JSON number at `field` is an integer too large for a 64-bit count.
+fn number_too_large(body: &[u8], field: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field).cloned())
+        .is_some_and(|v| match v {
+            serde_json::Value::Number(n) => {
+                n.as_i64().is_none()
+                    && (n.as_u64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18))
+            }
+            _ => false,
+        })
+}
+
+fn parse_on_hand(body: &[u8]) -> Result<SetOnHand, ApiError> {
+    if number_too_large(body, "on_hand") {
+        return Err(stock_overflow("on_hand is beyond the largest count (2^63 - 1)").field("on_hand"));
+    }
+    parse_json(body)
+}
+
+fn parse_quantity(body: &[u8]) -> Result<Receive, ApiError> {
+    if number_too_large(body, "quantity") {
+        return Err(stock_overflow("quantity is beyond the largest count (2^63 - 1)").field("quantity"));
+    }
+    parse_json(body)
 }
 
 fn stock_received(sku: &str, quantity: i64) -> Envelope {

@@ -4,7 +4,7 @@ pub mod inventory;
 pub mod orders;
 pub mod picking;
 
-use crate::auth::ApiTokens;
+use crate::auth::TokenStore;
 use crate::error::{ApiError, printable};
 use service_base::OutboxPublisher;
 use utoipa::IntoParams;
@@ -43,8 +43,9 @@ pub fn order_ids(path: actix_web::web::Path<(String, String)>) -> Result<(String
 /// Shared by every handler.
 pub struct AppState {
     pub pool: warehouse_db::Pool,
-    pub tokens: ApiTokens,
+    pub tokens: TokenStore,
     pub outbox: OutboxPublisher,
+    pub console: crate::console::ConsoleState,
 }
 
 impl AppState {

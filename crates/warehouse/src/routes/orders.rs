@@ -1,6 +1,7 @@
 //! Orders: the operator's view, refunds and address corrections.
 
 use super::{AppState, OrderPath, order_ids};
+use crate::auth::{Operator, Role, order_not_found};
 use crate::error::{ApiError, ErrorBody, printable};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -16,19 +17,22 @@ use warehouse_db::{OrderView, audit, orders};
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 404, description = "No such order, or a store outside the token's scope", body = ErrorBody),
         (status = 422, description = "An id contains control characters", body = ErrorBody),
     ),
 )]
 pub async fn get_order(
     state: web::Data<AppState>,
+    operator: Operator,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Read)?;
     let (site_id, order_id) = order_ids(path)?;
+    operator.check_site(&site_id, &order_id)?;
     let client = state.pool.get().await?;
     let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
+        .ok_or_else(|| order_not_found(&site_id, &order_id))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -46,7 +50,7 @@ pub enum RefundReason {
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     #[schema(value_type = RefundReason)]
-    reason: String,
+    pub reason: String,
 }
 
 /// What a refund request answers.
@@ -70,19 +74,37 @@ pub struct RefundAccepted {
     responses(
         (status = 202, description = "The refund is requested", body = RefundAccepted),
         (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 404, description = "No such order, or a store outside the token's scope", body = ErrorBody),
         (status = 409, description = "`wrong_state`: the order is already cancelled", body = ErrorBody),
         (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn refund(
     state: web::Data<AppState>,
+    operator: Operator,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Admin)?;
     let (site_id, order_id) = order_ids(path)?;
+    operator.check_site(&site_id, &order_id)?;
     let request: RefundRequest = crate::error::parse_json(&body)?;
-    if !["duplicate", "fraudulent", "requested"].contains(&request.reason.as_str()) {
+    let accepted = request_refund(&state, &operator, &site_id, &order_id, &request.reason).await?;
+    Ok(HttpResponse::Accepted().json(accepted))
+}
+
+/// Requests the refund (the API's and the console's one code path).
+pub async fn request_refund(
+    state: &AppState,
+    operator: &Operator,
+    site_id: &str,
+    order_id: &str,
+    reason: &str,
+) -> Result<RefundAccepted, ApiError> {
+    operator.require(Role::Admin)?;
+    operator.check_site(site_id, order_id)?;
+    let (site_id, order_id) = (site_id.to_owned(), order_id.to_owned());
+    if !["duplicate", "fraudulent", "requested"].contains(&reason) {
         return Err(ApiError::invalid(
             "reason",
             "reason is one of duplicate, fraudulent, requested",
@@ -92,7 +114,7 @@ pub async fn refund(
     let tx = client.transaction().await?;
     let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
+        .ok_or_else(|| order_not_found(&site_id, &order_id))?;
     if matches!(order.state, domain::OrderState::Cancelled) {
         return Err(ApiError::conflict("wrong_state", "the order is already cancelled"));
     }
@@ -103,7 +125,7 @@ pub async fn refund(
         domain::SiteId::new(site_id.clone()),
         domain::Event::OrderRefundRequestedV1 {
             order_id: domain::OrderId::new(order_id.clone()),
-            reason: request.reason.clone(),
+            reason: reason.to_owned(),
         },
     );
     audit::record(
@@ -112,19 +134,19 @@ pub async fn refund(
             site_id: Some(&site_id),
             order_id: Some(&order_id),
             kind: audit::AuditKind::RefundRequested,
-            actor: "warehouse-api",
-            detail: serde_json::json!({"reason": request.reason}),
+            actor: &operator.name,
+            detail: serde_json::json!({"reason": reason}),
         },
     )
     .await?;
-    warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
+    warehouse_db::outbox::enqueue(&tx, &envelope, Some((&operator.name, envelope.message_id.as_str()))).await?;
     tx.commit().await?;
-    state.publish("warehouse-api", envelope.message_id.as_str()).await;
-    Ok(HttpResponse::Accepted().json(RefundAccepted {
+    state.publish(&operator.name, envelope.message_id.as_str()).await;
+    Ok(RefundAccepted {
         site_id,
         order_id,
         refund: "requested".to_owned(),
-    }))
+    })
 }
 
 /// A corrected shipping address. Text fields contain no control characters; the required ones
@@ -136,31 +158,31 @@ pub struct CorrectedAddress {
         min_length = 1,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
-    addressee: String,
+    pub addressee: String,
     #[schema(
         min_length = 1,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
-    line1: String,
+    pub line1: String,
     #[serde(default)]
     #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
-    line2: Option<String>,
+    pub line2: Option<String>,
     #[schema(
         min_length = 1,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
-    city: String,
+    pub city: String,
     #[serde(default)]
     #[schema(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
-    state: Option<String>,
+    pub state: Option<String>,
     #[schema(
         min_length = 1,
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
     )]
-    postal_code: String,
+    pub postal_code: String,
     /// A 2-letter ISO 3166 code such as `US`.
     #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "US")]
-    country: String,
+    pub country: String,
 }
 
 /// What an address correction answers.
@@ -186,18 +208,36 @@ pub struct AddressCorrected {
     responses(
         (status = 200, description = "The address is corrected", body = AddressCorrected),
         (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 404, description = "No such order, or a store outside the token's scope", body = ErrorBody),
         (status = 409, description = "`wrong_state`: the order is already packed", body = ErrorBody),
         (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn correct_address(
     state: web::Data<AppState>,
+    operator: Operator,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Admin)?;
     let (site_id, order_id) = order_ids(path)?;
+    operator.check_site(&site_id, &order_id)?;
     let address: CorrectedAddress = crate::error::parse_json(&body)?;
+    let corrected = apply_address_correction(&state, &operator, &site_id, &order_id, &address).await?;
+    Ok(HttpResponse::Ok().json(corrected))
+}
+
+/// Checks and stores a corrected address (the API's and the console's one code path).
+pub async fn apply_address_correction(
+    state: &AppState,
+    operator: &Operator,
+    site_id: &str,
+    order_id: &str,
+    address: &CorrectedAddress,
+) -> Result<AddressCorrected, ApiError> {
+    operator.require(Role::Admin)?;
+    operator.check_site(site_id, order_id)?;
+    let (site_id, order_id) = (site_id.to_owned(), order_id.to_owned());
     for (field, value) in [
         ("addressee", Some(&address.addressee)),
         ("line1", Some(&address.line1)),
@@ -231,7 +271,7 @@ pub async fn correct_address(
     let tx = client.transaction().await?;
     let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
+        .ok_or_else(|| order_not_found(&site_id, &order_id))?;
     if order.state.progress() >= domain::OrderState::Packed.progress() {
         return Err(ApiError::conflict(
             "wrong_state",
@@ -279,17 +319,17 @@ pub async fn correct_address(
             site_id: Some(&site_id),
             order_id: Some(&order_id),
             kind: audit::AuditKind::AddressCorrected,
-            actor: "warehouse-api",
+            actor: &operator.name,
             detail: serde_json::json!({"applied": true, "by": "warehouse"}),
         },
     )
     .await?;
-    warehouse_db::outbox::enqueue(&tx, &envelope, Some(("warehouse-api", envelope.message_id.as_str()))).await?;
+    warehouse_db::outbox::enqueue(&tx, &envelope, Some((&operator.name, envelope.message_id.as_str()))).await?;
     tx.commit().await?;
-    state.publish("warehouse-api", envelope.message_id.as_str()).await;
-    Ok(HttpResponse::Ok().json(AddressCorrected {
+    state.publish(&operator.name, envelope.message_id.as_str()).await;
+    Ok(AddressCorrected {
         site_id,
         order_id,
         shipping_address: webflow_address,
-    }))
+    })
 }

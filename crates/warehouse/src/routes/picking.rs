@@ -1,6 +1,7 @@
 //! The floor: pick tasks and packing.
 
 use super::{AppState, OrderPath, order_ids};
+use crate::auth::{Operator, Role, order_not_found};
 use crate::error::{ApiError, ErrorBody, parse_json};
 use crate::packing::pack_order;
 use actix_web::{HttpResponse, web};
@@ -8,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warehouse_db::floor::{self, ParcelRow, PickTask};
 use warehouse_db::orders;
-
-const ACTOR: &str = "warehouse-api";
 
 /// A pick task's status.
 #[derive(ToSchema)]
@@ -53,8 +52,10 @@ pub struct PickTaskList {
 )]
 pub async fn list_pick_tasks(
     state: web::Data<AppState>,
+    operator: Operator,
     query: web::Query<PickTaskQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Read)?;
     let status = query
         .status
         .as_deref()
@@ -66,7 +67,9 @@ pub async fn list_pick_tasks(
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
     }
     let client = state.pool.get().await?;
-    let pick_tasks = floor::pick_tasks(&*client, status, limit).await?;
+    let pick_tasks =
+        warehouse_db::console::pick_tasks_in(&*client, status.map(|s| s.as_str()), operator.site_filter(), limit)
+            .await?;
     Ok(HttpResponse::Ok().json(PickTaskList { pick_tasks }))
 }
 
@@ -88,18 +91,33 @@ pub struct PickedTask {
     responses(
         (status = 200, description = "The task is picked", body = PickedTask),
         (status = 400, description = "The id is not a 64-bit integer", body = ErrorBody),
-        (status = 404, description = "No such pick task", body = ErrorBody),
+        (status = 404, description = "No such pick task, or one of a store outside the token's scope", body = ErrorBody),
         (status = 409, description = "`wrong_state`: the task is packed or cancelled", body = ErrorBody),
     ),
 )]
-pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn mark_picked(
+    state: web::Data<AppState>,
+    operator: Operator,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Floor)?;
+    let picked = mark_task_picked(&state, &operator, *id).await?;
+    Ok(HttpResponse::Ok().json(picked))
+}
+
+/// Marks a pick task picked (the API's and the console's one code path).
+pub async fn mark_task_picked(state: &AppState, operator: &Operator, id: i64) -> Result<PickedTask, ApiError> {
+    operator.require(Role::Floor)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let (order_pk, status) = floor::lock_pick_task(&tx, *id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no pick task {id}")))?;
+    let not_found = || ApiError::not_found(format!("no pick task {id}"));
+    let (order_pk, status) = floor::lock_pick_task(&tx, id).await?.ok_or_else(not_found)?;
+    let order = orders::lock_by_id(&tx, order_pk).await?.ok_or_else(not_found)?;
+    if !operator.sees_site(&order.site_id) {
+        return Err(not_found());
+    }
     match status.as_str() {
-        "open" => floor::set_pick_task_status(&tx, *id, floor::PickTaskStatus::Picked).await?,
+        "open" => floor::set_pick_task_status(&tx, id, floor::PickTaskStatus::Picked).await?,
         "picked" => {}
         other => {
             return Err(ApiError::conflict(
@@ -108,24 +126,22 @@ pub async fn mark_picked(state: web::Data<AppState>, id: web::Path<i64>) -> Resu
             ));
         }
     }
-    if let Some(order) = orders::lock_by_id(&tx, order_pk).await? {
-        warehouse_db::audit::record(
-            &*tx,
-            warehouse_db::audit::AuditEntry {
-                site_id: Some(&order.site_id),
-                order_id: Some(&order.webflow_order_id),
-                kind: warehouse_db::audit::AuditKind::Picked,
-                actor: ACTOR,
-                detail: serde_json::json!({"pick_task_id": *id}),
-            },
-        )
-        .await?;
-    }
+    warehouse_db::audit::record(
+        &*tx,
+        warehouse_db::audit::AuditEntry {
+            site_id: Some(&order.site_id),
+            order_id: Some(&order.webflow_order_id),
+            kind: warehouse_db::audit::AuditKind::Picked,
+            actor: &operator.name,
+            detail: serde_json::json!({"pick_task_id": id}),
+        },
+    )
+    .await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(PickedTask {
-        id: *id,
+    Ok(PickedTask {
+        id,
         status: "picked".to_owned(),
-    }))
+    })
 }
 
 /// The parcels an order was packed into.
@@ -157,17 +173,20 @@ pub struct Packed {
     responses(
         (status = 200, description = "The order is packed", body = Packed),
         (status = 400, description = "Malformed JSON, or a path that is not valid UTF-8", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 404, description = "No such order, or a store outside the token's scope", body = ErrorBody),
         (status = 409, description = "`wrong_state` or `pick_task_not_picked`", body = ErrorBody),
         (status = 422, description = "A field or an id breaks a rule; `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn pack(
     state: web::Data<AppState>,
+    operator: Operator,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    operator.require(Role::Floor)?;
     let (site_id, order_id) = order_ids(path)?;
+    operator.check_site(&site_id, &order_id)?;
     let request: PackRequest = parse_json(&body)?;
     if request.parcels.is_empty() {
         return Err(ApiError::invalid("parcels", "at least one parcel is required"));
@@ -187,17 +206,31 @@ pub async fn pack(
             }
         }
     }
+    let packed = pack_parcels(&state, &operator, &site_id, &order_id, &request.parcels).await?;
+    Ok(HttpResponse::Ok().json(packed))
+}
+
+/// Packs an order into parcels (the API's and the console's one code path).
+pub async fn pack_parcels(
+    state: &AppState,
+    operator: &Operator,
+    site_id: &str,
+    order_id: &str,
+    parcels: &[ParcelRow],
+) -> Result<Packed, ApiError> {
+    operator.require(Role::Floor)?;
+    operator.check_site(site_id, order_id)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id.as_str().into(), &order_id.as_str().into())
+    let order = orders::lock(&tx, &site_id.into(), &order_id.into())
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no order {order_id} for site {site_id}")))?;
-    let event = pack_order(&tx, &order, &request.parcels, ACTOR, true).await?;
+        .ok_or_else(|| order_not_found(site_id, order_id))?;
+    let event = pack_order(&tx, &order, parcels, &operator.name, true).await?;
     tx.commit().await?;
-    state.publish(ACTOR, event.message_id.as_str()).await;
-    Ok(HttpResponse::Ok().json(Packed {
-        site_id,
-        order_id,
+    state.publish(&operator.name, event.message_id.as_str()).await;
+    Ok(Packed {
+        site_id: site_id.to_owned(),
+        order_id: order_id.to_owned(),
         state: "packed".to_owned(),
-    }))
+    })
 }

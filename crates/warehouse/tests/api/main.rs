@@ -1,0 +1,7 @@
+//! The warehouse API against real PostgreSQL and RabbitMQ, in-process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod access;
+mod helpers;
+mod inputs;
