@@ -262,6 +262,8 @@ impl Stack {
         let mut command = Command::new(binary(name));
         command
             .env_remove("WMS_CONFIG")
+            // A start-up error prints as one line, not buried under a backtrace (panics keep theirs).
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if name == "webflow-sim" {
@@ -538,7 +540,8 @@ mod tests {
             .join(format!("harness-{sim_port}"));
         std::fs::create_dir_all(&log_dir).unwrap();
         Stack {
-            env: Vec::new(),
+            // The simulator runs only under a local profile.
+            env: vec![("WMS__PROFILE".into(), "local".into())],
             log_dir,
             sim_args: vec!["--bind".into(), format!("127.0.0.1:{sim_port}")],
             children: Vec::new(),
