@@ -9,6 +9,7 @@ mod delivery;
 mod failures;
 mod floor;
 mod lifecycle;
+mod locking;
 mod operator_tools;
 mod processes;
 mod rate_budget;

@@ -342,23 +342,21 @@ pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<Shipmen
 /// Stock leaves the building: active reservations become consumed, on_hand and reserved go
 /// down, shipped goes up.
 pub async fn consume_reservations<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+    // Locks first, in the database's SKU order (the one lock order of every path).
+    crate::inventory::lock_skus_of_reservations(client, order_pk).await?;
     let rows = client
         .query(
-            "UPDATE reservations SET status = 'consumed', closed_at = now()
-             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity",
+            "WITH consumed AS (
+                 UPDATE reservations SET status = 'consumed', closed_at = now()
+                 WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
+             stock AS (
+                 UPDATE inventory SET on_hand = inventory.on_hand - consumed.quantity,
+                        reserved = inventory.reserved - consumed.quantity,
+                        shipped = inventory.shipped + consumed.quantity, updated_at = now()
+                 FROM consumed WHERE inventory.sku = consumed.sku)
+             SELECT sku, quantity FROM consumed ORDER BY sku",
             &[&order_pk],
         )
         .await?;
-    let mut consumed: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    consumed.sort();
-    for (sku, quantity) in &consumed {
-        client
-            .execute(
-                "UPDATE inventory SET on_hand = on_hand - $2, reserved = reserved - $2, shipped = shipped + $2, updated_at = now()
-                 WHERE sku = $1",
-                &[sku, quantity],
-            )
-            .await?;
-    }
-    Ok(consumed)
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
