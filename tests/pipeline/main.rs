@@ -11,6 +11,7 @@ mod floor;
 mod lifecycle;
 mod locking;
 mod operator_tools;
+mod order_truth;
 mod processes;
 mod rate_budget;
 mod reconciliation;

@@ -32,6 +32,7 @@ pub async fn build(
         .map_err(|e| StartupError::Dependency(format!("cannot set up the Webflow rate budget: {e}")))?;
     let handler = EnrichHandler::new(
         gateway,
+        base.pool.clone(),
         settings.webflow.sites.values().cloned(),
         settings.enrich.always_fetch,
         EnrichMetrics::register(&base.registry)?,
