@@ -14,7 +14,10 @@ async fn order_reserving_a_and_b(db: &TestDatabase) -> i64 {
     let client = db.client().await;
     for sku in ["a", "B"] {
         client
-            .execute("INSERT INTO inventory (sku, on_hand, reserved) VALUES ($1, 5, 1)", &[&sku])
+            .execute(
+                "INSERT INTO inventory (sku, on_hand, reserved) VALUES ($1, 5, 1)",
+                &[&sku],
+            )
             .await
             .unwrap();
     }
@@ -97,7 +100,11 @@ async fn against_a_reservation(path: Path) {
         .query("SELECT sku FROM inventory WHERE sku = 'B' FOR UPDATE", &[])
         .await;
     if let Err(error) = &second {
-        assert_ne!(error.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED), "{path:?} deadlocked");
+        assert_ne!(
+            error.code(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED),
+            "{path:?} deadlocked"
+        );
     }
     second.unwrap();
     reservation.commit().await.unwrap();

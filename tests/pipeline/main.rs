@@ -8,6 +8,7 @@ mod database;
 mod delivery;
 mod failures;
 mod floor;
+mod leases;
 mod lifecycle;
 mod locking;
 mod operator_tools;

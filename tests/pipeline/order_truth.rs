@@ -96,7 +96,11 @@ async fn a_late_older_change_webhook_does_not_revert_the_address() {
     // A webhook that changes nothing we ship makes no call.
     assert_eq!(p.post_webhook(&newer).await, 200);
     p.wait_until_idle(consumer::ENRICH, WAIT).await;
-    assert_eq!(enrich_reads(&p).await, 2, "one read per webhook that would change the order");
+    assert_eq!(
+        enrich_reads(&p).await,
+        2,
+        "one read per webhook that would change the order"
+    );
     assert_eq!(p.order_state("stale-1").await.as_deref(), Some("reserved"));
     p.webflow.verify().await;
     p.teardown().await;
@@ -145,7 +149,10 @@ async fn an_operator_address_correction_survives_later_webhooks() {
     stock(&p).await;
     reserved(&p, "override-1").await;
     let response = p
-        .warehouse(Method::PUT, &format!("/api/v1/orders/{SITE_ID}/override-1/shipping-address"))
+        .warehouse(
+            Method::PUT,
+            &format!("/api/v1/orders/{SITE_ID}/override-1/shipping-address"),
+        )
         .json(&operator_address())
         .send()
         .await
@@ -161,7 +168,10 @@ async fn an_operator_address_correction_survives_later_webhooks() {
     assert_eq!(p.order_state("override-1").await.as_deref(), Some("reserved"));
 
     // Webflow's own address changes after the override: someone must choose.
-    let changed = with_line1(order_webhook("ecomm_order_changed", "override-1", "unfulfilled"), "9 Other Road");
+    let changed = with_line1(
+        order_webhook("ecomm_order_changed", "override-1", "unfulfilled"),
+        "9 Other Road",
+    );
     webflow_serves(&p, "override-1", &changed, 1).await;
     assert_eq!(p.post_webhook(&changed).await, 200);
     assert_eq!(
@@ -227,7 +237,9 @@ async fn a_fulfilled_order_refunded_by_webhook_needs_review() {
         200
     );
     assert_eq!(
-        p.wait_for_state("shipped-refund", "needs_review", WAIT).await.as_deref(),
+        p.wait_for_state("shipped-refund", "needs_review", WAIT)
+            .await
+            .as_deref(),
         Some("needs_review")
     );
     let why = reason(&p, "shipped-refund").await;

@@ -693,9 +693,7 @@ async fn decide(
         Some(OrderStatus::Pending) if record.state == OrderState::Received => {
             orders::set_state_reason(tx, record.id, "payment_pending").await?;
         }
-        Some(OrderStatus::Refunded | OrderStatus::DisputeLost)
-            if record.state.has_shipped() =>
-        {
+        Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if record.state.has_shipped() => {
             let reason = refunded_after_shipping(status.map(OrderStatus::as_str).unwrap_or_default());
             orders::transition(tx, record, OrderState::NeedsReview, Some(&reason), ACTOR).await?;
         }

@@ -153,7 +153,11 @@ impl OutboxPublisher {
             outbox::mark_published(&*client, &published).await?;
         }
         if failed > 0 {
-            tracing::warn!(failed, published = published.len(), "outbox batch had rows the broker refused");
+            tracing::warn!(
+                failed,
+                published = published.len(),
+                "outbox batch had rows the broker refused"
+            );
         }
         outcome?;
         Ok(published.len())

@@ -64,6 +64,8 @@ db_status!(
         Booking => "booking",
         Booked => "booked",
         Failed => "failed",
+        /// The order was cancelled while its label was being bought; the label was voided.
+        Voided => "voided",
     }
 );
 
@@ -103,7 +105,7 @@ pub struct ParcelRow {
 pub struct ShipmentRow {
     pub reference: String,
     pub carrier_kind: String,
-    /// `booking`, `booked` or `failed`.
+    /// `booking`, `booked`, `failed` or `voided`.
     pub status: ShipmentStatus,
     pub attempts: i32,
     pub carrier: Option<String>,
@@ -294,6 +296,20 @@ pub async fn mark_booked<C: Db>(client: &C, order_pk: i64, b: &BookedShipment<'_
                 &b.external_id,
                 &b.shipped_at,
             ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends a shipment `voided`: its order was cancelled while the label (`label`, if one was
+/// bought) was being bought, and the carrier voided it.
+pub async fn mark_voided<C: Db>(client: &C, order_pk: i64, label: Option<&str>) -> Result<()> {
+    client
+        .execute(
+            "UPDATE shipments SET status = 'voided', external_id = COALESCE($2, external_id), voided_at = now(),
+                    updated_at = now()
+             WHERE order_id = $1",
+            &[&order_pk, &label],
         )
         .await?;
     Ok(())
