@@ -58,7 +58,7 @@ impl Validate for Settings {
 pub struct NotifyHandler {
     gateway: WebflowGateway,
     /// The process's pool; sized with one extra connection per delivery in flight, for the
-    /// per-order locks held across the Webflow calls.
+    /// per-order leases (taken, confirmed and renewed around the Webflow calls).
     pool: warehouse_db::Pool,
     sites: HashMap<String, SiteSettings>,
 }
@@ -456,7 +456,7 @@ impl Handler for NotifyHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order locks), the Webflow gateway over that pool, and the handler.
+/// flight, for the per-order leases), the Webflow gateway over that pool, and the handler.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,

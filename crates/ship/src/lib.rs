@@ -51,7 +51,7 @@ pub struct ShipHandler {
     carrier: Arc<AnyCarrier>,
     ship_from: Address,
     /// The process's pool; sized with one extra connection per delivery in flight, for the
-    /// per-order locks held across the carrier call.
+    /// per-order leases (taken, confirmed and renewed around the carrier call).
     pool: warehouse_db::Pool,
 }
 
@@ -434,7 +434,7 @@ impl ShipHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order locks), the carrier from `[carrier]`, and the handler.
+/// flight, for the per-order leases), the carrier from `[carrier]`, and the handler.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,
