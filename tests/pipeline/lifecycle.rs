@@ -2,6 +2,8 @@
 
 use e2e::*;
 use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -168,6 +170,13 @@ async fn a_shipping_address_correction_before_packing_is_applied_and_audited() {
     reserved_order(&p, "addr-1").await;
     let mut body = order_webhook("ecomm_order_changed", "addr-1", "unfulfilled");
     body["payload"]["shippingAddress"]["line1"] = "1 New Street".into();
+    // A webhook that would change what we ship is checked against the Orders API (issue 13).
+    Mock::given(method("GET"))
+        .and(path(format!("/sites/{SITE_ID}/orders/addr-1")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body["payload"].clone()))
+        .expect(1)
+        .mount(&p.webflow)
+        .await;
     assert_eq!(p.post_webhook(&body).await, 200);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -202,6 +211,7 @@ async fn a_shipping_address_correction_before_packing_is_applied_and_audited() {
         "fields named, values kept out: {audited}"
     );
     assert_eq!(p.order_state("addr-1").await.as_deref(), Some("reserved"));
+    p.webflow.verify().await;
     p.teardown().await;
 }
 

@@ -174,3 +174,105 @@ fn uuid_like() -> String {
             .as_nanos()
     )
 }
+
+async fn backordered(p: &Pipeline, order_id: &str, sku: &str, count: i64) {
+    assert_eq!(p.post_webhook(&single_sku_order(order_id, sku, count)).await, 200);
+    assert_eq!(
+        p.wait_for_any_state(order_id, &["backordered", "reserved"], WAIT)
+            .await
+            .as_deref(),
+        Some("backordered"),
+        "{order_id} waits"
+    );
+}
+
+/// Issue 13: a new order took the unit an older backorder was waiting for.
+#[tokio::test]
+async fn a_younger_order_takes_only_the_surplus_beyond_older_backorders() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    p.db.stock("fair", 1).await;
+    // The older order needs 2; 1 is on the shelf, held for it.
+    backordered(&p, "big-old", "fair", 2).await;
+    backordered(&p, "small-young", "fair", 1).await;
+    let reason: String = p
+        .client()
+        .await
+        .query_one(
+            "SELECT state_reason FROM orders WHERE webflow_order_id = 'small-young'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reason.contains("held for older backorders"), "{reason}");
+    // One more unit: the older order is served first, the younger still waits.
+    receive_stock(&p, "fair", 1).await;
+    assert_eq!(
+        p.wait_for_state("big-old", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
+    assert_eq!(p.order_state("small-young").await.as_deref(), Some("backordered"));
+    // Surplus beyond every older backorder may go to a younger order.
+    receive_stock(&p, "fair", 1).await;
+    assert_eq!(
+        p.wait_for_state("small-young", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    let level = p.inventory("fair").await;
+    assert_eq!((level.on_hand, level.reserved), (3, 3));
+    p.teardown().await;
+}
+
+/// Issue 13: `stock.received` skipped an older order it could not fully serve and served a
+/// younger one, so a large order could wait forever.
+#[tokio::test]
+async fn a_receipt_does_not_skip_an_older_order_it_cannot_fully_serve() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    p.db.stock("large", 0).await;
+    backordered(&p, "large-old", "large", 3).await;
+    backordered(&p, "one-young", "large", 1).await;
+    receive_stock(&p, "large", 2).await;
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
+    assert_eq!(p.order_state("one-young").await.as_deref(), Some("backordered"));
+    assert_eq!(p.order_state("large-old").await.as_deref(), Some("backordered"));
+    receive_stock(&p, "large", 2).await;
+    assert_eq!(
+        p.wait_for_state("large-old", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    assert_eq!(
+        p.wait_for_state("one-young", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    p.teardown().await;
+}
+
+/// Issue 13: a refund released a unit that never reached the waiting backorder (only a
+/// receipt woke backorders).
+#[tokio::test]
+async fn stock_released_by_a_refund_is_offered_to_backorders_at_once() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    p.db.stock("returned", 1).await;
+    assert_eq!(p.post_webhook(&single_sku_order("first", "returned", 1)).await, 200);
+    assert_eq!(
+        p.wait_for_state("first", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    backordered(&p, "waiting", "returned", 1).await;
+    let mut refund = single_sku_order("first", "returned", 1);
+    refund["triggerType"] = "ecomm_order_changed".into();
+    refund["payload"]["status"] = "refunded".into();
+    assert_eq!(p.post_webhook(&refund).await, 200);
+    assert_eq!(
+        p.wait_for_state("first", "cancelled", WAIT).await.as_deref(),
+        Some("cancelled")
+    );
+    assert_eq!(
+        p.wait_for_state("waiting", "reserved", WAIT).await.as_deref(),
+        Some("reserved")
+    );
+    let level = p.inventory("returned").await;
+    assert_eq!((level.on_hand, level.reserved), (1, 1));
+    p.teardown().await;
+}

@@ -31,6 +31,10 @@ pub trait Carrier: Send + Sync {
 
     /// Buys a label: the cheapest rate of the configured service level.
     fn book(&self, request: &ShipmentRequest) -> impl Future<Output = Result<Booking, CarrierError>> + Send;
+
+    /// Voids a bought label (`Booking::external_id`), e.g. for an order cancelled while its
+    /// label was being bought. Voiding a label already voided succeeds.
+    fn void(&self, external_id: &str) -> impl Future<Output = Result<(), CarrierError>> + Send;
 }
 
 /// The carrier chosen by `carrier.kind`.
@@ -69,6 +73,13 @@ impl Carrier for AnyCarrier {
         match self {
             Self::Sandbox(c) => c.book(request).await,
             Self::ShipEngine(c) => c.book(request).await,
+        }
+    }
+
+    async fn void(&self, external_id: &str) -> Result<(), CarrierError> {
+        match self {
+            Self::Sandbox(c) => c.void(external_id).await,
+            Self::ShipEngine(c) => c.void(external_id).await,
         }
     }
 }

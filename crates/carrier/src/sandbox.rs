@@ -15,6 +15,7 @@ pub struct SandboxCarrier {
     settings: SandboxSettings,
     booked: Mutex<HashMap<String, Booking>>,
     purchases: AtomicU64,
+    voids: AtomicU64,
 }
 
 impl SandboxCarrier {
@@ -23,12 +24,18 @@ impl SandboxCarrier {
             settings,
             booked: Mutex::new(HashMap::new()),
             purchases: AtomicU64::new(0),
+            voids: AtomicU64::new(0),
         }
     }
 
     /// Labels bought by this process (tests).
     pub fn purchases(&self) -> u64 {
         self.purchases.load(Ordering::Relaxed)
+    }
+
+    /// Labels voided by this process (tests).
+    pub fn voids(&self) -> u64 {
+        self.voids.load(Ordering::Relaxed)
     }
 
     /// The tracking number the sandbox gives `reference`: `SBX` and 12 digits.
@@ -99,6 +106,20 @@ impl Carrier for SandboxCarrier {
         let booking = booked.entry(request.reference.clone()).or_insert(booking).clone();
         self.purchases.fetch_add(1, Ordering::Relaxed);
         Ok(booking)
+    }
+
+    /// Forgets the label (a later lookup by reference finds nothing, as with a voided label).
+    async fn void(&self, external_id: &str) -> Result<(), CarrierError> {
+        let mut booked = self
+            .booked
+            .lock()
+            .map_err(|_| CarrierError::Permanent("poisoned".into()))?;
+        let before = booked.len();
+        booked.retain(|_, b| b.external_id != external_id);
+        if booked.len() < before {
+            self.voids.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +246,17 @@ mod tests {
         assert!(booking.tracking_number.starts_with("SBX") && booking.tracking_number.len() == 15);
         assert!(booking.tracking_url.ends_with(&booking.tracking_number));
         assert_eq!(carrier.find_existing("site-order").await.unwrap(), Some(booking));
+    }
+
+    #[tokio::test]
+    async fn a_voided_label_is_gone() {
+        let carrier = SandboxCarrier::new(SandboxSettings::default());
+        let booking = carrier.book(&request("10118")).await.unwrap();
+        carrier.void(&booking.external_id).await.unwrap();
+        assert_eq!(carrier.voids(), 1);
+        assert_eq!(carrier.find_existing("site-order").await.unwrap(), None);
+        carrier.void(&booking.external_id).await.unwrap();
+        assert_eq!(carrier.voids(), 1, "voiding twice voids once");
     }
 
     #[tokio::test]

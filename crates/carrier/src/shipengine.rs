@@ -4,6 +4,7 @@
 //! - `POST /v1/rates`: rates for the shipment (with `external_shipment_id` = our reference),
 //!   limited to the configured carriers and service codes; we take the cheapest.
 //! - `POST /v1/labels/rates/{rate_id}`: buy that rate's label (PDF, URL download).
+//! - `PUT  /v1/labels/{label_id}/void`: void a label (`{"approved": bool, "message": ...}`).
 //!
 //! Auth is the `API-Key` header. Errors come as
 //! `{"request_id": ..., "errors": [{"error_source", "error_type", "error_code", "message"}]}`.
@@ -150,6 +151,13 @@ struct Label {
     ship_date: Option<String>,
     #[serde(default)]
     voided: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct VoidResult {
+    approved: bool,
+    message: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -372,6 +380,24 @@ impl Carrier for ShipEngineCarrier {
         let label: Label = serde_json::from_slice(&body.bytes)
             .map_err(|e| CarrierError::Permanent(format!("ShipEngine label body: {e}")))?;
         Self::booking_from(label)
+    }
+
+    async fn void(&self, external_id: &str) -> Result<(), CarrierError> {
+        let url = format!("{}/v1/labels/{}/void", self.base_url, encode(external_id));
+        let (status, body) = self.send(self.http.put(url)).await?;
+        if !(200..300).contains(&status) {
+            return Err(Self::classify(status, &body));
+        }
+        let result: VoidResult = serde_json::from_slice(&body.bytes)
+            .map_err(|e| CarrierError::Permanent(format!("ShipEngine void body: {e}")))?;
+        if result.approved || result.message.as_deref().is_some_and(|m| m.contains("already voided")) {
+            Ok(())
+        } else {
+            Err(CarrierError::Permanent(format!(
+                "ShipEngine refused to void label {external_id}: {}",
+                result.message.unwrap_or_default()
+            )))
+        }
     }
 }
 

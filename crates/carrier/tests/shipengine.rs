@@ -260,3 +260,34 @@ async fn a_label_failure_after_rating_is_transient_on_5xx() {
         Err(CarrierError::Transient { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_label_is_voided_by_its_id_and_a_refusal_is_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/labels/se-28529731/void"))
+        .and(header("API-Key", "TEST_key"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"approved": true, "message": "Request for refund submitted."})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/labels/se-shipped/void"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"approved": false, "message": "The label has been used."})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let carrier = carrier(&server);
+    carrier.void("se-28529731").await.unwrap();
+    let refused = carrier.void("se-shipped").await.unwrap_err();
+    assert!(
+        matches!(refused, CarrierError::Permanent(ref m) if m.contains("has been used")),
+        "{refused}"
+    );
+    server.verify().await;
+}

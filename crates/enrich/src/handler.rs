@@ -17,6 +17,8 @@ pub const ACTOR: &str = consumer::ENRICH;
 #[derive(Clone)]
 pub struct EnrichMetrics {
     pub api_fetches: IntCounter,
+    /// Reads made because a webhook would change what we ship on an order we hold.
+    pub change_reads: IntCounter,
     pub inventory_drift_detected: IntCounter,
     pub last_inventory_drift: IntGauge,
 }
@@ -27,6 +29,10 @@ impl EnrichMetrics {
             "wms_enrich_order_fetches_total",
             "Orders fetched because the webhook was incomplete",
         )?;
+        let change_reads = IntCounter::new(
+            "wms_enrich_change_reads_total",
+            "Orders read from Webflow because a webhook would change what is shipped (address, lines, shipping required) or resume a disputed order",
+        )?;
         let inventory_drift_detected = IntCounter::new(
             "wms_enrich_inventory_drift_total",
             "Inventory webhooks whose quantity differs from the warehouse's available count",
@@ -36,10 +42,12 @@ impl EnrichMetrics {
             "Webflow quantity minus warehouse available, last seen",
         )?;
         registry.register(Box::new(api_fetches.clone()))?;
+        registry.register(Box::new(change_reads.clone()))?;
         registry.register(Box::new(inventory_drift_detected.clone()))?;
         registry.register(Box::new(last_inventory_drift.clone()))?;
         Ok(Self {
             api_fetches,
+            change_reads,
             inventory_drift_detected,
             last_inventory_drift,
         })
@@ -48,6 +56,8 @@ impl EnrichMetrics {
 
 pub struct EnrichHandler {
     gateway: WebflowGateway,
+    /// Reads the order we hold when a webhook may change it (outside the transaction).
+    pool: warehouse_db::Pool,
     /// Sites by Webflow site id.
     sites: HashMap<String, SiteSettings>,
     always_fetch: bool,
@@ -57,6 +67,7 @@ pub struct EnrichHandler {
 impl EnrichHandler {
     pub fn new(
         gateway: WebflowGateway,
+        pool: warehouse_db::Pool,
         sites: impl IntoIterator<Item = SiteSettings>,
         always_fetch: bool,
         metrics: EnrichMetrics,
@@ -64,6 +75,7 @@ impl EnrichHandler {
         let sites = sites.into_iter().map(|s| (s.site_id.clone(), s)).collect();
         Self {
             gateway,
+            pool,
             sites,
             always_fetch,
             metrics,
@@ -93,6 +105,10 @@ pub struct PreparedOrder {
     pub order: Box<Order>,
     /// The `GET order` call, if one was made.
     pub fetch: Option<CallRecord>,
+    /// Why the order was read although the webhook was complete: the webhook would have
+    /// changed what we ship (or resumed a disputed order). The API's answer is then applied
+    /// as the truth, whatever the webhook's status said.
+    pub verified: Option<&'static str>,
 }
 
 /// Why a webhook's order cannot be used as is (None: it is complete).
@@ -210,12 +226,26 @@ impl EnrichHandler {
             .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
         self.require_site(&site_id)?;
         let mut fetch = None;
+        let mut verified = None;
         if self.always_fetch || incompleteness(&order).is_some() {
             if seen.already_handled().await? {
                 return Ok(Preparation::AlreadyHandled);
             }
             let (fetched, call) = self.fetch_order(&site_id, &order_id).await?;
             fetch = Some(call);
+            order = fetched;
+        } else if trigger == WebhookTrigger::OrderChanged
+            && let Some(why) = self.would_change(&site_id, &order_id, &order).await?
+        {
+            // Webflow payloads carry no version: the webhook is a trigger, the Orders API is
+            // the truth for what we ship. A stale webhook then changes nothing.
+            if seen.already_handled().await? {
+                return Ok(Preparation::AlreadyHandled);
+            }
+            self.metrics.change_reads.inc();
+            let (fetched, call) = self.fetch_order(&site_id, &order_id).await?;
+            fetch = Some(call);
+            verified = Some(why);
             order = fetched;
         }
         Ok(Preparation::Ready(Prepared::Order(PreparedOrder {
@@ -224,7 +254,49 @@ impl EnrichHandler {
             trigger,
             order: Box::new(order),
             fetch,
+            verified,
         })))
+    }
+
+    /// Why a complete change webhook must be checked against the API before it is applied:
+    /// it would change the address, the lines or whether shipping is required of an order we
+    /// hold (compared with the last Webflow snapshot, not with an operator's correction), or
+    /// it would move a disputed order back to `unfulfilled` (a won dispute). `None`: apply it.
+    async fn would_change(
+        &self,
+        site_id: &SiteId,
+        order_id: &OrderId,
+        order: &Order,
+    ) -> Result<Option<&'static str>, HandlerError> {
+        let known = {
+            let client = self.pool.get().await?;
+            orders::find(&*client, site_id, order_id).await?
+        };
+        let Some(known) = known else {
+            return Ok(None);
+        };
+        let known_status = known.webflow_status.as_deref().map(OrderStatus::from_wire);
+        if known_status == Some(OrderStatus::Disputed) && order.status == Some(OrderStatus::Unfulfilled) {
+            return Ok(Some("a disputed order is unfulfilled again"));
+        }
+        if status_rank(order.status.as_ref()) < status_rank(known_status.as_ref()) {
+            // Stale by status: ignored when applied, no read needed.
+            return Ok(None);
+        }
+        let Ok(snapshot) = serde_json::from_value::<Order>(known.snapshot.clone()) else {
+            return Ok(Some("the stored snapshot is unreadable"));
+        };
+        let address = |o: &Order| o.shipping_address.as_ref().and_then(|a| serde_json::to_value(a).ok());
+        if address(order) != address(&snapshot) {
+            return Ok(Some("the shipping address would change"));
+        }
+        if order.is_shipping_required.unwrap_or(true) != snapshot.is_shipping_required.unwrap_or(true) {
+            return Ok(Some("shipping required would change"));
+        }
+        if lines_of(order).ok() != lines_of(&snapshot).ok() {
+            return Ok(Some("the lines would change"));
+        }
+        Ok(None)
     }
 
     /// `GET` the order from Webflow within the enrichment share of the rate budget.
@@ -463,7 +535,19 @@ async fn update_known(
     record: OrderRecord,
 ) -> Result<Option<OrderRecord>, HandlerError> {
     let known = record.webflow_status.as_deref().map(OrderStatus::from_wire);
-    if status_rank(incoming.order().status.as_ref()) < status_rank(known.as_ref()) {
+    let verified = incoming.prepared.verified.is_some();
+    let stale = if verified {
+        // Read from the API just now: the truth, even when its status ranks lower (a won
+        // dispute takes a disputed order back to `unfulfilled`).
+        false
+    } else if incoming.prepared.trigger == WebhookTrigger::NewOrder && incoming.prepared.fetch.is_none() {
+        // A new-order webhook carries the order as created: for an order we already hold it
+        // is never newer than what we have (only a higher status is news).
+        status_rank(incoming.order().status.as_ref()) <= status_rank(known.as_ref())
+    } else {
+        status_rank(incoming.order().status.as_ref()) < status_rank(known.as_ref())
+    };
+    if stale {
         let detail = serde_json::json!({
             "reason": "stale event: it would move the order backwards",
             "event_status": incoming.status,
@@ -497,6 +581,9 @@ async fn correct_address(
     let Some(address) = address else {
         return Ok(());
     };
+    if let Some(webflow_before) = record.address_override_base.as_ref() {
+        return address_after_override(tx, record, webflow_before, address).await;
+    }
     if record.shipping_address.as_ref() == Some(address) {
         return Ok(());
     }
@@ -520,6 +607,54 @@ async fn correct_address(
         },
     )
     .await?;
+    Ok(())
+}
+
+/// An operator corrected the address: that correction is an override. Webflow's address as
+/// it was then (`webflow_before`) changes nothing; if Webflow's own address changed since, an
+/// operator must choose: the order goes to `needs_review` with both addresses on its timeline.
+async fn address_after_override(
+    tx: &Transaction<'_>,
+    record: &OrderRecord,
+    webflow_before: &serde_json::Value,
+    webflow_now: &serde_json::Value,
+) -> Result<(), HandlerError> {
+    if webflow_before == webflow_now {
+        return Ok(());
+    }
+    orders::set_address_override_base(tx, record.id, webflow_now).await?;
+    audit::record(
+        tx,
+        AuditEntry {
+            site_id: Some(&record.site_id),
+            order_id: Some(&record.webflow_order_id),
+            kind: AuditKind::AddressCorrected,
+            actor: ACTOR,
+            // Both addresses: the operator needs them to decide (the stored one is kept).
+            detail: serde_json::json!({
+                "applied": false,
+                "conflict": "Webflow's address changed after the warehouse corrected it",
+                "warehouse_address": record.shipping_address,
+                "webflow_address": webflow_now,
+                "changed_fields": changed_fields(Some(webflow_before), webflow_now),
+            }),
+        },
+    )
+    .await?;
+    if !record.state.is_terminal() {
+        // Re-read: the override base update bumped the version.
+        let current = orders::lock_by_id(tx, record.id)
+            .await?
+            .ok_or_else(|| HandlerError::transient("order vanished"))?;
+        orders::transition(
+            tx,
+            &current,
+            OrderState::NeedsReview,
+            Some("Webflow's shipping address changed after the warehouse corrected it; choose one"),
+            ACTOR,
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -558,6 +693,10 @@ async fn decide(
         Some(OrderStatus::Pending) if record.state == OrderState::Received => {
             orders::set_state_reason(tx, record.id, "payment_pending").await?;
         }
+        Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if record.state.has_shipped() => {
+            let reason = refunded_after_shipping(status.map(OrderStatus::as_str).unwrap_or_default());
+            orders::transition(tx, record, OrderState::NeedsReview, Some(&reason), ACTOR).await?;
+        }
         Some(OrderStatus::Refunded | OrderStatus::DisputeLost) if !record.state.is_terminal() => {
             let reason = format!("webflow status {}", status.map(OrderStatus::as_str).unwrap_or_default());
             effects.emit(
@@ -582,6 +721,12 @@ async fn decide(
         _ => {}
     }
     Ok(())
+}
+
+/// Why an order that has left the building (shipped or fulfilled) needs a person after a
+/// refund or a lost dispute.
+pub fn refunded_after_shipping(webflow_status: &str) -> String {
+    format!("webflow status {webflow_status} after shipping: a return or an interception may be needed")
 }
 
 #[cfg(test)]

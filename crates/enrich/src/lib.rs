@@ -29,6 +29,7 @@ pub async fn build(
         .map_err(StartupError::dependency)?;
     let handler = EnrichHandler::new(
         gateway,
+        base.pool.clone(),
         settings.webflow.sites.values().cloned(),
         settings.enrich.always_fetch,
         EnrichMetrics::register(&base.registry)?,

@@ -8,7 +8,9 @@
 //! Exactly once toward the customer: each step is recorded in the write ledger as `pending`
 //! before its call and `done` after it. A redelivery skips done steps; a pending step (a crash
 //! or a timeout whose outcome is unknown) reads the order first and only writes what is
-//! missing, so the fulfilment email is never sent twice. An order refunded in Webflow
+//! missing, so the fulfilment email is never sent twice. Two deliveries never write for one
+//! order at once: a fenced lease (`warehouse_db::locks`) is confirmed before each write and
+//! checked when its outcome is recorded. An order refunded in Webflow
 //! meanwhile is not fulfilled: it goes to `needs_review`.
 
 use domain::{Event, OrderId, OrderState, SiteId};
@@ -19,6 +21,7 @@ use service_base::{BaseSettings, ServiceBase, StartupError};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
+use warehouse_db::locks::OrderLock;
 use warehouse_db::webflow_writes::{self as ledger, StepStatus, WriteStep};
 use warehouse_db::{floor, orders};
 use webflow::{
@@ -55,7 +58,7 @@ impl Validate for Settings {
 pub struct NotifyHandler {
     gateway: WebflowGateway,
     /// The process's pool; sized with one extra connection per delivery in flight, for the
-    /// per-order locks held across the Webflow calls.
+    /// per-order leases (taken, confirmed and renewed around the Webflow calls).
     pool: warehouse_db::Pool,
     sites: HashMap<String, SiteSettings>,
 }
@@ -86,11 +89,14 @@ pub struct Prepared {
     order_pk: i64,
     outcome: Outcome,
     calls: Vec<CallRecord>,
+    /// The order's lease, checked and ended in the transaction that records the outcome.
+    lease: OrderLock,
 }
 
 /// One order's write-back session: the calls made and the freshest order seen.
 struct Session<'a> {
     handler: &'a NotifyHandler,
+    lease: &'a OrderLock,
     site_id: SiteId,
     order_id: OrderId,
     order_pk: i64,
@@ -104,15 +110,27 @@ impl Session<'_> {
         Ok(ledger::status(&*client, self.order_pk, step).await?)
     }
 
+    /// Records a write as pending, right before it is made: the lease is confirmed first, so
+    /// a holder that lost it never writes to Webflow.
     async fn begin(&self, step: &WriteStep, request: &impl serde::Serialize) -> Result<(), HandlerError> {
+        if !self.lease.confirm().await? {
+            return Err(lease_lost());
+        }
         let client = self.handler.pool.get().await?;
         let request = serde_json::to_value(request).unwrap_or_default();
         Ok(ledger::begin(&*client, self.order_pk, step, &request).await?)
     }
 
+    /// Records a write as done, in a transaction that checks the lease.
     async fn finish(&self, step: &WriteStep, status: Option<u16>) -> Result<(), HandlerError> {
-        let client = self.handler.pool.get().await?;
-        Ok(ledger::finish(&*client, self.order_pk, step, status.map(i32::from)).await?)
+        let mut client = self.handler.pool.get().await?;
+        let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
+        if !self.lease.check_in(&tx).await? {
+            return Err(lease_lost());
+        }
+        ledger::finish(&tx, self.order_pk, step, status.map(i32::from)).await?;
+        tx.commit().await.map_err(warehouse_db::DbError::from)?;
+        Ok(())
     }
 
     /// Reads the order from Webflow (the truth after an unknown outcome).
@@ -157,6 +175,13 @@ impl Session<'_> {
             .await;
         self.record(response)
     }
+}
+
+fn lease_lost() -> HandlerError {
+    HandlerError::deferred(
+        "the order's lease expired and may be someone else's; not writing to Webflow",
+        std::time::Duration::from_secs(1),
+    )
 }
 
 fn is_refunded(order: &Order) -> bool {
@@ -306,7 +331,7 @@ impl NotifyHandler {
                 .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
         };
         // Two deliveries for the same order must not write concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, "notify", order.id).await? else {
+        let Some(lease) = OrderLock::try_acquire(&self.pool, "notify", order.id).await? else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
@@ -315,6 +340,7 @@ impl NotifyHandler {
         };
         let mut session = Session {
             handler: self,
+            lease: &lease,
             site_id,
             order_id,
             order_pk: order.id,
@@ -322,12 +348,19 @@ impl NotifyHandler {
             seen: None,
         };
         let outcome = self.write(&mut session, &envelope.event, order.state).await;
-        lock.release().await;
-        Ok(Prepared {
-            order_pk: order.id,
-            outcome: outcome?,
-            calls: session.calls,
-        })
+        let calls = session.calls;
+        match outcome {
+            Ok(outcome) => Ok(Prepared {
+                order_pk: order.id,
+                outcome,
+                calls,
+                lease,
+            }),
+            Err(error) => {
+                lease.release().await;
+                Err(error)
+            }
+        }
     }
 }
 
@@ -372,6 +405,10 @@ impl Handler for NotifyHandler {
         prepared: Prepared,
         effects: &mut Effects,
     ) -> Result<(), HandlerError> {
+        // Fenced: a holder whose lease expired and was taken over records nothing.
+        if !prepared.lease.finish_in(tx).await? {
+            return Err(lease_lost());
+        }
         let Some(order) = orders::lock_by_id(tx, prepared.order_pk).await? else {
             return Ok(());
         };
@@ -419,7 +456,7 @@ impl Handler for NotifyHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order locks), the Webflow gateway over that pool, and the handler.
+/// flight, for the per-order leases), the Webflow gateway over that pool, and the handler.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,

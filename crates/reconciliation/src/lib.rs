@@ -6,6 +6,7 @@
 //! | paid (`unfulfilled`) | absent (lost webhook) | injected as an `ecomm_new_order` webhook, marked `x-source: reconcile` |
 //! | not `fulfilled` | `shipped` | the write-back (`order.shipped`) is enqueued again |
 //! | `refunded` / `dispute-lost` | still active | `order.cancelled` (released, or `needs_review` if shipped) |
+//! | `refunded` / `dispute-lost` | `fulfilled` | `needs_review` (a return or an interception may be needed) |
 //! | `fulfilled` by hand | not shipped | `needs_review` |
 //!
 //! Every repair is idempotent: injected webhooks and events carry deterministic message ids,
@@ -216,6 +217,17 @@ impl Reconciler {
                     .await?;
                 summary.repaired("writeback");
             }
+            (Some(s), Some(local)) if is_refunded(s) && local.state == OrderState::Fulfilled => {
+                // Gone to the customer, then refunded or lost in a dispute: a return or an
+                // interception may be needed, never a silent `fulfilled`.
+                let reason = format!(
+                    "webflow status {} after shipping (found by reconciliation): a return or an interception may be needed",
+                    s.as_str()
+                );
+                if self.to_review(local.id, &reason).await? {
+                    summary.repaired("needs_review");
+                }
+            }
             (Some(s), Some(local)) if is_refunded(s) && !local.state.is_terminal() => {
                 let reason = format!("webflow status {} (found by reconciliation)", s.as_str());
                 let event = Event::OrderCancelledV1 {
@@ -250,6 +262,22 @@ impl Reconciler {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Moves a fulfilled order to `needs_review` (if it still is fulfilled); returns whether it
+    /// did.
+    async fn to_review(&self, order_pk: i64, reason: &str) -> Result<bool, ReconcileError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
+        let Some(current) = orders::lock_by_id(&tx, order_pk).await? else {
+            return Ok(false);
+        };
+        if current.state != OrderState::Fulfilled {
+            return Ok(false);
+        }
+        orders::transition(&*tx, &current, OrderState::NeedsReview, Some(reason), ACTOR).await?;
+        tx.commit().await.map_err(warehouse_db::DbError::from)?;
+        Ok(true)
     }
 
     /// Publishes the order as if its webhook had arrived (same routing, deterministic id).

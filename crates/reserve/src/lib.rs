@@ -3,9 +3,10 @@
 //! - `order.ready`: reserve every line (locking inventory in SKU order so concurrent orders
 //!   cannot deadlock), create the pick task, move the order to `reserved`; or to `backordered`
 //!   with the reason when stock is short or a SKU is unknown.
-//! - `stock.received`: retry backordered orders needing that SKU, oldest first.
-//! - `order.cancelled`: release the reservation and cancel the pick task; an order already
-//!   shipped goes to `needs_review` instead.
+//! - `stock.received` (a receipt, or stock released by a cancellation): offer the SKU to its
+//!   backordered orders, oldest first; a younger order never takes what an older one waits for.
+//! - `order.cancelled`: release the reservation and cancel the pick task, and offer what was
+//!   released to the backorders at once; an order already shipped goes to `needs_review`.
 
 use domain::{Envelope, Event, OrderState};
 use platform::amqp::topology::consumer;
@@ -17,8 +18,9 @@ use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenC
 
 pub const ACTOR: &str = consumer::RESERVE;
 
-/// Backordered orders retried per `stock.received`.
-const BACKORDER_BATCH: i64 = 200;
+/// Backordered orders retried per `stock.received` (a bounded batch: its orders and their
+/// inventory rows are locked together).
+const BACKORDER_BATCH: i64 = 50;
 
 #[derive(Default)]
 pub struct ReserveHandler;
@@ -50,7 +52,7 @@ impl Handler for ReserveHandler {
                         "order {order_id} is not in the warehouse database"
                     )));
                 };
-                try_reserve(tx, message, &order, effects).await
+                try_reserve(tx, message, &order, effects).await.map(|_| ())
             }
             Event::OrderCancelledV1 { order_id, reason } => {
                 let Some(order) = orders::lock(tx, &envelope.site_id, order_id).await? else {
@@ -58,16 +60,9 @@ impl Handler for ReserveHandler {
                         "order {order_id} is not in the warehouse database"
                     )));
                 };
-                cancel(tx, &order, reason).await
+                cancel(tx, message, &order, reason, effects).await
             }
-            Event::StockReceivedV1 { sku, .. } => {
-                for order_pk in orders::backordered_needing(tx, Some(sku), BACKORDER_BATCH).await? {
-                    if let Some(order) = orders::lock_by_id(tx, order_pk).await? {
-                        try_reserve(tx, message, &order, effects).await?;
-                    }
-                }
-                Ok(())
-            }
+            Event::StockReceivedV1 { sku, .. } => serve_backorders(tx, message, &envelope.site_id, sku, effects).await,
             other => Err(HandlerError::permanent(format!(
                 "reserve does not handle `{}`",
                 other.routing_key()
@@ -76,12 +71,49 @@ impl Handler for ReserveHandler {
     }
 }
 
+/// Offers a SKU's available stock to its backorders, oldest first: the batch's orders are
+/// locked (by primary key), then every inventory row they need (in the database's SKU order),
+/// and only then is each tried. A younger order gets only the surplus beyond what older
+/// backorders still need (`inventory::reserve_order`), so an older order that cannot be
+/// fully served is never overtaken. When the whole batch was served, the next batch is
+/// offered by a follow-up `stock.received`.
+async fn serve_backorders(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    site_id: &domain::SiteId,
+    sku: &domain::Sku,
+    effects: &mut Effects,
+) -> Result<(), HandlerError> {
+    let batch = orders::lock_backordered_needing(tx, sku, BACKORDER_BATCH).await?;
+    let pks: Vec<i64> = batch.iter().map(|o| o.id).collect();
+    inventory::lock_skus_of_orders(tx, &pks).await?;
+    let mut served = 0;
+    for order in &batch {
+        if try_reserve(tx, message, order, effects).await? {
+            served += 1;
+        }
+    }
+    if served == BACKORDER_BATCH {
+        effects.emit(
+            ReserveHandler::NAME,
+            message,
+            site_id,
+            Event::StockReceivedV1 {
+                sku: sku.clone(),
+                quantity: 0,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Tries to reserve the order's stock; returns whether it is now reserved.
 async fn try_reserve(
     tx: &Transaction<'_>,
     message: &IncomingMessage,
     order: &OrderRecord,
     effects: &mut Effects,
-) -> Result<(), HandlerError> {
+) -> Result<bool, HandlerError> {
     if !matches!(order.state, OrderState::Ready | OrderState::Backordered) {
         // Already reserved (a redelivered or replayed event), or cancelled meanwhile.
         audit::record(
@@ -95,7 +127,7 @@ async fn try_reserve(
             },
         )
         .await?;
-        return Ok(());
+        return Ok(false);
     }
     let site_id = domain::SiteId::new(order.site_id.clone());
     let order_id = domain::OrderId::new(order.webflow_order_id.clone());
@@ -108,6 +140,7 @@ async fn try_reserve(
                 &site_id,
                 Event::OrderReservedV1 { order_id, pick_task_id },
             );
+            Ok(true)
         }
         ReserveOutcome::Short { reason } => {
             if order.state == OrderState::Ready {
@@ -119,18 +152,29 @@ async fn try_reserve(
                     Event::OrderBackorderedV1 { order_id, reason },
                 );
             }
+            Ok(false)
         }
     }
-    Ok(())
 }
 
-async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Result<(), HandlerError> {
+/// Cancels the order and releases its stock; the released stock is offered to backorders at
+/// once (a `stock.received` per SKU, handled in its own transaction so this one never locks
+/// other orders while it holds inventory rows).
+async fn cancel(
+    tx: &Transaction<'_>,
+    message: &IncomingMessage,
+    order: &OrderRecord,
+    reason: &str,
+    effects: &mut Effects,
+) -> Result<(), HandlerError> {
     if order.state.has_shipped() {
         orders::transition(
             tx,
             order,
             OrderState::NeedsReview,
-            Some(&format!("cancelled in Webflow after shipping ({reason})")),
+            Some(&format!(
+                "cancelled after shipping ({reason}): a return or an interception may be needed"
+            )),
             ACTOR,
         )
         .await?;
@@ -152,6 +196,18 @@ async fn cancel(tx: &Transaction<'_>, order: &OrderRecord, reason: &str) -> Resu
         },
     )
     .await?;
+    let site_id = domain::SiteId::new(order.site_id.clone());
+    for (sku, quantity) in released {
+        effects.emit(
+            ReserveHandler::NAME,
+            message,
+            &site_id,
+            Event::StockReceivedV1 {
+                sku: domain::Sku::new(sku),
+                quantity,
+            },
+        );
+    }
     Ok(())
 }
 

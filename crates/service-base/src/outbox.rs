@@ -105,25 +105,61 @@ impl OutboxPublisher {
         self.publish_batch(None, min_age_ms, limit).await
     }
 
+    /// Claims due rows (committed at once), publishes each with its own confirm, and marks
+    /// the published ones. No transaction is open across the broker round trips, and a row
+    /// the broker refuses is counted and put off (`outbox::record_failure`) while the others
+    /// go on; only an unreachable broker stops the batch (its rows are given back).
     async fn publish_batch(
         &self,
         source: Option<(&str, &str)>,
         min_age_ms: i64,
         limit: i64,
     ) -> Result<usize, OutboxError> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let messages = outbox::claim_unpublished(&tx, source, min_age_ms, limit).await?;
+        let messages = {
+            let client = self.pool.get().await?;
+            outbox::claim_unpublished(&*client, source, min_age_ms, limit).await?
+        };
         if messages.is_empty() {
             return Ok(0);
         }
         let mut published = Vec::with_capacity(messages.len());
-        for message in &messages {
-            self.publish(message).await?;
-            published.push(message.id);
+        let mut failed = 0usize;
+        let mut outcome = Ok(());
+        for (index, message) in messages.iter().enumerate() {
+            match self.publish(message).await {
+                Ok(()) => published.push(message.id),
+                Err(error @ (PublishError::Unavailable | PublishError::Timeout(_))) => {
+                    let rest: Vec<i64> = messages[index..].iter().map(|m| m.id).collect();
+                    let client = self.pool.get().await?;
+                    outbox::unclaim(&*client, &rest).await?;
+                    outcome = Err(error);
+                    break;
+                }
+                Err(error) => {
+                    failed += 1;
+                    tracing::warn!(
+                        message_id = %message.message_id,
+                        routing_key = %message.routing_key,
+                        %error,
+                        "outbox event not published; retried later, the others go on"
+                    );
+                    let client = self.pool.get().await?;
+                    outbox::record_failure(&*client, message.id, &error.to_string()).await?;
+                }
+            }
         }
-        outbox::mark_published(&tx, &published).await?;
-        tx.commit().await?;
+        if !published.is_empty() {
+            let client = self.pool.get().await?;
+            outbox::mark_published(&*client, &published).await?;
+        }
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                published = published.len(),
+                "outbox batch had rows the broker refused"
+            );
+        }
+        outcome?;
         Ok(published.len())
     }
 

@@ -3,6 +3,10 @@
 //! Never a second label: the attempt is recorded before the carrier is called, the carrier is
 //! given our reference (`<site_id>-<order_id>`) and asked for an existing label before buying,
 //! and the booking is stored in the same transaction that moves the order to `shipped`.
+//! Two deliveries never call the carrier at once for one order: a fenced lease
+//! (`warehouse_db::locks`) is confirmed right before each carrier call and checked and ended
+//! in the transaction that records the result. An order cancelled while its label was being
+//! bought gets the label voided, and its shipment ends `voided`.
 //! An invalid address or an unavailable service sends the order to `needs_review` with the
 //! carrier's message; timeouts, 5xx and 429 are retried through the consumer runtime.
 
@@ -16,6 +20,7 @@ use std::sync::Arc;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::floor::{self, BookedShipment};
+use warehouse_db::locks::OrderLock;
 use warehouse_db::orders;
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
@@ -50,7 +55,7 @@ pub struct ShipHandler {
     carrier: Arc<AnyCarrier>,
     ship_from: Address,
     /// The process's pool; sized with one extra connection per delivery in flight, for the
-    /// per-order locks held across the carrier call.
+    /// per-order leases (taken, confirmed and renewed around the carrier call).
     pool: warehouse_db::Pool,
 }
 
@@ -66,17 +71,28 @@ impl ShipHandler {
 
 pub enum Prepared {
     /// Not packed (already shipped, cancelled, …): nothing to do.
-    Skip {
-        reason: String,
-    },
-    Booked {
+    Skip { reason: String },
+    /// A carrier call was made under the order's lease; its result is recorded (and the lease
+    /// checked and ended) in the handler's transaction.
+    Done {
         order_pk: i64,
+        lease: OrderLock,
+        outcome: Outcome,
+    },
+}
+
+pub enum Outcome {
+    Booked {
         booking: Box<Booking>,
         reused: bool,
     },
     Refused {
-        order_pk: i64,
         error: String,
+    },
+    /// The order was cancelled while its label was being bought: the label (if one was
+    /// bought) is voided at the carrier.
+    Voided {
+        label: Option<String>,
     },
 }
 
@@ -106,15 +122,18 @@ fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError>
 }
 
 impl ShipHandler {
-    async fn book(&self, order: &orders::OrderRecord, order_id: &OrderId) -> Result<Prepared, HandlerError> {
+    async fn book(
+        &self,
+        order: &orders::OrderRecord,
+        order_id: &OrderId,
+        lease: &OrderLock,
+    ) -> Result<Option<Outcome>, HandlerError> {
         let client = self.pool.get().await?;
         if floor::shipment(&*client, order.id)
             .await?
             .is_some_and(|s| s.status == floor::ShipmentStatus::Booked)
         {
-            return Ok(Prepared::Skip {
-                reason: "already booked by another delivery".into(),
-            });
+            return Ok(None);
         }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
         // The intent is recorded before the call: a crash after buying is found by reference.
@@ -133,6 +152,7 @@ impl ShipHandler {
         drop(client);
         tracing::info!(order_id = %order_id, attempt = shipment.attempts, "booking shipment");
 
+        confirm(lease).await?;
         let carrier_result = match self.carrier.find_existing(&reference).await {
             Ok(Some(existing)) => Ok((existing, true)),
             Ok(None) => {
@@ -142,27 +162,85 @@ impl ShipHandler {
                     ship_to: ship_to(order.shipping_address.as_ref())?,
                     parcels,
                 };
+                confirm(lease).await?;
                 self.carrier.book(&request).await.map(|b| (b, false))
             }
             Err(error) => Err(error),
         };
         match carrier_result {
-            Ok((booking, reused)) => Ok(Prepared::Booked {
-                order_pk: order.id,
-                booking: Box::new(booking),
-                reused,
-            }),
-            Err(error) if error.needs_review() => Ok(Prepared::Refused {
-                order_pk: order.id,
-                error: error.to_string(),
-            }),
-            Err(CarrierError::Transient { message, retry_after }) => {
-                Err(HandlerError::transient(message).with_retry_after(retry_after))
+            Ok((booking, reused)) => {
+                // Cancelled while the label was being bought: void it rather than keep a paid
+                // label for goods that stay on the shelf.
+                if self.is_cancelled(order).await? {
+                    confirm(lease).await?;
+                    self.carrier.void(&booking.external_id).await.map_err(carrier_error)?;
+                    return Ok(Some(Outcome::Voided {
+                        label: Some(booking.external_id),
+                    }));
+                }
+                Ok(Some(Outcome::Booked {
+                    booking: Box::new(booking),
+                    reused,
+                }))
             }
-            Err(error) => Err(HandlerError::permanent(error.to_string())),
+            Err(error) if error.needs_review() => Ok(Some(Outcome::Refused {
+                error: error.to_string(),
+            })),
+            Err(error) => Err(carrier_error(error)),
         }
     }
+
+    async fn is_cancelled(&self, order: &orders::OrderRecord) -> Result<bool, HandlerError> {
+        let client = self.pool.get().await?;
+        let now = orders::find(
+            &*client,
+            &SiteId::new(order.site_id.clone()),
+            &OrderId::new(order.webflow_order_id.clone()),
+        )
+        .await?;
+        Ok(now.is_some_and(|o| o.state == OrderState::Cancelled))
+    }
+
+    /// An order cancelled while a delivery was buying its label (the shipment is still
+    /// `booking`): whatever label the carrier has for it is voided.
+    async fn void_booking(&self, order: &orders::OrderRecord, lease: &OrderLock) -> Result<Outcome, HandlerError> {
+        let reference = reference_for(&order.site_id, &order.webflow_order_id);
+        confirm(lease).await?;
+        let existing = self.carrier.find_existing(&reference).await.map_err(carrier_error)?;
+        let label = match existing {
+            Some(booking) => {
+                confirm(lease).await?;
+                self.carrier.void(&booking.external_id).await.map_err(carrier_error)?;
+                Some(booking.external_id)
+            }
+            None => None,
+        };
+        Ok(Outcome::Voided { label })
+    }
 }
+
+/// Right before an external call: the lease must still be ours.
+async fn confirm(lease: &OrderLock) -> Result<(), HandlerError> {
+    if lease.confirm().await? {
+        Ok(())
+    } else {
+        Err(HandlerError::deferred(
+            "the order's lease expired and may be someone else's; not calling the carrier",
+            std::time::Duration::from_secs(1),
+        ))
+    }
+}
+
+fn carrier_error(error: CarrierError) -> HandlerError {
+    match error {
+        CarrierError::Transient { message, retry_after } => {
+            HandlerError::transient(message).with_retry_after(retry_after)
+        }
+        error => HandlerError::permanent(error.to_string()),
+    }
+}
+
+impl ShipHandler {}
 
 impl Handler for ShipHandler {
     const NAME: &'static str = consumer::SHIP;
@@ -184,24 +262,46 @@ impl Handler for ShipHandler {
         let order = orders::find(&*client, &envelope.site_id, order_id)
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
-        if order.state != OrderState::Packed {
+        let cancelled_while_booking = order.state == OrderState::Cancelled
+            && floor::shipment(&*client, order.id)
+                .await?
+                .is_some_and(|s| s.status == floor::ShipmentStatus::Booking);
+        if order.state != OrderState::Packed && !cancelled_while_booking {
             return Ok(Preparation::Ready(Prepared::Skip {
                 reason: format!("order is {}", order.state),
             }));
         }
         drop(client);
-        // Two deliveries for the same order must not book concurrently.
-        let Some(lock) = warehouse_db::locks::OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id).await?
-        else {
+        // Two deliveries for the same order must not call the carrier concurrently.
+        let Some(lease) = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id).await? else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
                 std::time::Duration::from_secs(1),
             ));
         };
-        let result = self.book(&order, order_id).await;
-        lock.release().await;
-        result.map(Preparation::Ready)
+        let outcome = if cancelled_while_booking {
+            self.void_booking(&order, &lease).await.map(Some)
+        } else {
+            self.book(&order, order_id, &lease).await
+        };
+        match outcome {
+            Ok(Some(outcome)) => Ok(Preparation::Ready(Prepared::Done {
+                order_pk: order.id,
+                lease,
+                outcome,
+            })),
+            Ok(None) => {
+                lease.release().await;
+                Ok(Preparation::Ready(Prepared::Skip {
+                    reason: "already booked by another delivery".into(),
+                }))
+            }
+            Err(error) => {
+                lease.release().await;
+                Err(error)
+            }
+        }
     }
 
     async fn apply(
@@ -216,10 +316,60 @@ impl Handler for ShipHandler {
                 tracing::info!(message_id = %message.message_id, reason, "nothing to ship");
                 Ok(())
             }
-            Prepared::Refused { order_pk, error } => {
-                let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
-                    return Ok(());
-                };
+            Prepared::Done {
+                order_pk,
+                lease,
+                outcome,
+            } => {
+                // Fenced: the lease is checked and ended in the transaction that records the
+                // carrier's answer; a holder that lost it records nothing.
+                if !lease.finish_in(tx).await? {
+                    return Err(HandlerError::deferred(
+                        "the order's lease expired and was taken over; not recording this carrier call",
+                        std::time::Duration::from_secs(1),
+                    ));
+                }
+                self.record(tx, message, order_pk, outcome, effects).await
+            }
+        }
+    }
+}
+
+impl ShipHandler {
+    /// Records a carrier call's outcome (in the handler's transaction, under the lease).
+    async fn record(
+        &self,
+        tx: &Transaction<'_>,
+        message: &IncomingMessage,
+        order_pk: i64,
+        outcome: Outcome,
+        effects: &mut Effects,
+    ) -> Result<(), HandlerError> {
+        let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
+            return Ok(());
+        };
+        match outcome {
+            Outcome::Voided { label } => {
+                floor::mark_voided(tx, order_pk, label.as_deref()).await?;
+                audit::record(
+                    tx,
+                    AuditEntry {
+                        site_id: Some(&order.site_id),
+                        order_id: Some(&order.webflow_order_id),
+                        kind: AuditKind::ApiCall,
+                        actor: ACTOR,
+                        detail: serde_json::json!({
+                            "api": "carrier",
+                            "carrier": self.carrier.kind().as_str(),
+                            "voided_label": label,
+                            "reason": "the order was cancelled while its label was being bought",
+                        }),
+                    },
+                )
+                .await?;
+                Ok(())
+            }
+            Outcome::Refused { error } => {
                 if order.state != OrderState::Packed {
                     return Ok(());
                 }
@@ -227,14 +377,13 @@ impl Handler for ShipHandler {
                 orders::transition(tx, &order, OrderState::NeedsReview, Some(&error), ACTOR).await?;
                 Ok(())
             }
-            Prepared::Booked {
-                order_pk,
-                booking,
-                reused,
-            } => {
-                let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
-                    return Ok(());
-                };
+            Outcome::Booked { booking, reused } => {
+                if order.state == OrderState::Cancelled {
+                    // Cancelled after the check in prepare: the retry voids the label.
+                    return Err(HandlerError::transient(
+                        "the order was cancelled while its label was being bought; voiding it",
+                    ));
+                }
                 if order.state != OrderState::Packed {
                     return Ok(());
                 }
@@ -289,7 +438,7 @@ impl Handler for ShipHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order locks), the carrier from `[carrier]`, and the handler.
+/// flight, for the per-order leases), the carrier from `[carrier]`, and the handler.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,

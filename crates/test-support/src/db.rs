@@ -22,10 +22,23 @@ async fn admin() -> tokio_postgres::Client {
 impl TestDatabase {
     /// Creates `wms_test_<random>` and applies the migrations.
     pub async fn create() -> Self {
+        Self::create_with("").await
+    }
+
+    /// Like [`Self::create`], with text sorted by the ICU collation `icu_locale` (e.g. `en-US`,
+    /// where `a` sorts before `B`, unlike byte order): for tests of lock order.
+    pub async fn create_with_icu_collation(icu_locale: &str) -> Self {
+        Self::create_with(&format!(
+            " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C.UTF-8'"
+        ))
+        .await
+    }
+
+    async fn create_with(options: &str) -> Self {
         let name = format!("wms_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
         admin()
             .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&format!("CREATE DATABASE {name}{options}"))
             .await
             .unwrap();
         let url = format!("{}/{name}", crate::database_server_url());

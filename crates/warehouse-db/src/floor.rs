@@ -79,6 +79,8 @@ db_status!(
         Booking => "booking",
         Booked => "booked",
         Failed => "failed",
+        /// The order was cancelled while its label was being bought; the label was voided.
+        Voided => "voided",
     }
 );
 
@@ -118,7 +120,7 @@ pub struct ParcelRow {
 pub struct ShipmentRow {
     pub reference: String,
     pub carrier_kind: String,
-    /// `booking`, `booked` or `failed`.
+    /// `booking`, `booked`, `failed` or `voided`.
     pub status: ShipmentStatus,
     pub attempts: i32,
     pub carrier: Option<String>,
@@ -314,6 +316,20 @@ pub async fn mark_booked<C: Db>(client: &C, order_pk: i64, b: &BookedShipment<'_
     Ok(())
 }
 
+/// Ends a shipment `voided`: its order was cancelled while the label (`label`, if one was
+/// bought) was being bought, and the carrier voided it.
+pub async fn mark_voided<C: Db>(client: &C, order_pk: i64, label: Option<&str>) -> Result<()> {
+    client
+        .execute(
+            "UPDATE shipments SET status = 'voided', external_id = COALESCE($2, external_id), voided_at = now(),
+                    updated_at = now()
+             WHERE order_id = $1",
+            &[&order_pk, &label],
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn mark_failed<C: Db>(client: &C, order_pk: i64, error: &str) -> Result<()> {
     client
         .execute(
@@ -357,23 +373,21 @@ pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<Shipmen
 /// Stock leaves the building: active reservations become consumed, on_hand and reserved go
 /// down, shipped goes up.
 pub async fn consume_reservations<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+    // Locks first, in the database's SKU order (the one lock order of every path).
+    crate::inventory::lock_skus_of_reservations(client, order_pk).await?;
     let rows = client
         .query(
-            "UPDATE reservations SET status = 'consumed', closed_at = now()
-             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity",
+            "WITH consumed AS (
+                 UPDATE reservations SET status = 'consumed', closed_at = now()
+                 WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
+             stock AS (
+                 UPDATE inventory SET on_hand = inventory.on_hand - consumed.quantity,
+                        reserved = inventory.reserved - consumed.quantity,
+                        shipped = inventory.shipped + consumed.quantity, updated_at = now()
+                 FROM consumed WHERE inventory.sku = consumed.sku)
+             SELECT sku, quantity FROM consumed ORDER BY sku",
             &[&order_pk],
         )
         .await?;
-    let mut consumed: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    consumed.sort();
-    for (sku, quantity) in &consumed {
-        client
-            .execute(
-                "UPDATE inventory SET on_hand = on_hand - $2, reserved = reserved - $2, shipped = shipped + $2, updated_at = now()
-                 WHERE sku = $1",
-                &[sku, quantity],
-            )
-            .await?;
-    }
-    Ok(consumed)
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -1,6 +1,7 @@
 //! Stock: reservations all-or-nothing, releases, receipts.
 //!
-//! Inventory rows are always locked in SKU order, so concurrent reservations cannot deadlock.
+//! Inventory rows are always locked in SKU order as the database sorts them (its collation,
+//! never Rust's byte order), in every path, so concurrent transactions cannot deadlock.
 
 use crate::db::Db;
 use crate::error::Result;
@@ -46,6 +47,18 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
             &[&skus],
         )
         .await?;
+    // Oldest first, no overtaking: what every older backorder still needs of each SKU is held
+    // back for it (read under the inventory locks, which every reservation takes).
+    let held_back = client
+        .query(
+            "SELECT l.sku, SUM(l.quantity)::bigint
+             FROM orders me, orders o JOIN order_lines l ON l.order_id = o.id
+             WHERE me.id = $1 AND o.state = 'backordered' AND o.id <> me.id AND l.sku = ANY($2)
+               AND (me.state <> 'backordered' OR (o.backordered_at, o.id) < (me.backordered_at, me.id))
+             GROUP BY l.sku",
+            &[&order_pk, &skus],
+        )
+        .await?;
 
     let mut problems = Vec::new();
     for row in &wanted {
@@ -55,8 +68,17 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
             None => problems.push(format!("unknown SKU `{sku}`")),
             Some(level) => {
                 let available = level.get::<_, i64>(1) - level.get::<_, i64>(2);
-                if available < quantity {
-                    problems.push(format!("`{sku}`: {quantity} wanted, {available} available"));
+                let older = held_back
+                    .iter()
+                    .find(|h| h.get::<_, String>(0) == sku)
+                    .map_or(0, |h| h.get::<_, i64>(1));
+                if available - older < quantity {
+                    let problem = if older > 0 {
+                        format!("`{sku}`: {quantity} wanted, {available} available, {older} held for older backorders")
+                    } else {
+                        format!("`{sku}`: {quantity} wanted, {available} available")
+                    };
+                    problems.push(problem);
                 }
             }
         }
@@ -101,25 +123,26 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
 }
 
 /// Releases an order's active reservations and cancels its open pick task.
-/// Returns the quantities released per SKU.
+/// Returns the quantities released per SKU, in the database's SKU order.
+///
+/// The inventory rows are locked first, in SKU order by the database's collation (the one
+/// lock order of every path: reserve, release, consume, receipts), then updated in one
+/// statement.
 pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+    lock_skus_of_reservations(client, order_pk).await?;
     let released = client
         .query(
-            "UPDATE reservations SET status = 'released', closed_at = now()
-             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity",
+            "WITH released AS (
+                 UPDATE reservations SET status = 'released', closed_at = now()
+                 WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
+             stock AS (
+                 UPDATE inventory SET reserved = inventory.reserved - released.quantity, updated_at = now()
+                 FROM released WHERE inventory.sku = released.sku)
+             SELECT sku, quantity FROM released ORDER BY sku",
             &[&order_pk],
         )
         .await?;
-    let mut released: Vec<(String, i64)> = released.iter().map(|r| (r.get(0), r.get(1))).collect();
-    released.sort();
-    for (sku, quantity) in &released {
-        client
-            .execute(
-                "UPDATE inventory SET reserved = reserved - $2, updated_at = now() WHERE sku = $1",
-                &[sku, quantity],
-            )
-            .await?;
-    }
+    let released: Vec<(String, i64)> = released.iter().map(|r| (r.get(0), r.get(1))).collect();
     client
         .execute(
             "UPDATE pick_tasks SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status IN ('open', 'picked')",
@@ -127,6 +150,33 @@ pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(Stri
         )
         .await?;
     Ok(released)
+}
+
+/// Locks the inventory rows of an order's active reservations, in SKU order by the database.
+pub async fn lock_skus_of_reservations<C: Db>(client: &C, order_pk: i64) -> Result<()> {
+    client
+        .query(
+            "SELECT sku FROM inventory
+             WHERE sku IN (SELECT sku FROM reservations WHERE order_id = $1 AND status = 'active')
+             ORDER BY sku FOR UPDATE",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Locks the inventory rows of every SKU the given orders need, in SKU order by the database
+/// (so a batch of reservations takes its locks in the one order every other path uses).
+pub async fn lock_skus_of_orders<C: Db>(client: &C, order_pks: &[i64]) -> Result<()> {
+    client
+        .query(
+            "SELECT sku FROM inventory
+             WHERE sku IN (SELECT sku FROM order_lines WHERE order_id = ANY($1))
+             ORDER BY sku FOR UPDATE",
+            &[&order_pks],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Adds received stock (creating the SKU if new).

@@ -1,64 +1,183 @@
-//! Per-order work locks, for handlers whose external calls must not run twice at once for the
+//! Per-order work leases, for handlers whose external calls must not run twice at once for the
 //! same order (two deliveries of the same event can be handled concurrently before either
 //! commits its idempotency record).
 //!
-//! A lock is a PostgreSQL session advisory lock held on a connection from a dedicated pool (so
-//! holders never starve the handlers' own pool). If the holder crashes, its session ends and the
-//! lock is free at once; if the lock is dropped without [`OrderLock::release`] (a cancelled
-//! future), the connection is detached from the pool and closed, with the same effect.
+//! A lease is a row of `order_leases` with a random token and an expiry, taken by
+//! compare-and-set (free, or expired). It is fenced: the holder checks its token right before
+//! each external call ([`OrderLock::confirm`], which also extends it) and in the transaction
+//! that records the call's result ([`OrderLock::finish_in`], which ends it). A holder whose
+//! lease expired and was taken over can therefore neither call out again nor record a
+//! result. Unlike the session advisory lock it replaces, a lease does not vanish when its
+//! holder's connection dies while the holder carries on; a crashed holder's lease is free
+//! once it expires ([`LEASE_TTL`]; a live holder renews it in the background).
 
+use crate::db::Db;
 use crate::error::Result;
-use crate::pool::{Object, Pool};
+use crate::pool::Pool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-/// Namespace of the advisory lock keys (so they cannot collide with the migration lock).
-const ORDER_LOCK_CLASS: i32 = 0x574d_5301;
+/// How long a lease lasts without renewal (a crashed holder's orders wait this long).
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
 
 pub struct OrderLock {
-    client: Option<Object>,
-    key: i32,
+    pool: Pool,
+    order_pk: i64,
+    purpose: String,
+    token: uuid::Uuid,
+    /// Set once the lease is known to be gone (renewal found another token).
+    lost: Arc<AtomicBool>,
+    /// Set once the lease was ended (released, or finished in a transaction).
+    ended: bool,
+    renewal: tokio::task::JoinHandle<()>,
 }
 
-fn key_for(purpose: &str, order_pk: i64) -> i32 {
-    let purpose_hash = purpose
-        .bytes()
-        .fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b)));
-    // Collisions only make two different orders wait for each other, never run together.
-    (order_pk as i32) ^ (order_pk >> 32) as i32 ^ purpose_hash
+fn ttl_secs() -> f64 {
+    LEASE_TTL.as_secs_f64()
+}
+
+async fn extend<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::Uuid) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "UPDATE order_leases SET expires_at = now() + make_interval(secs => $4)
+             WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() RETURNING 1",
+            &[&order_pk, &purpose, token, &ttl_secs()],
+        )
+        .await?;
+    Ok(row.is_some())
 }
 
 impl OrderLock {
-    /// Takes the lock on `order_pk` for `purpose`, or returns `None` if someone holds it.
+    /// Takes the lease on `order_pk` for `purpose`, or returns `None` if someone holds it.
     pub async fn try_acquire(pool: &Pool, purpose: &str, order_pk: i64) -> Result<Option<Self>> {
-        let client = pool.get().await?;
-        let key = key_for(purpose, order_pk);
-        let row = client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&ORDER_LOCK_CLASS, &key])
-            .await?;
-        let taken: bool = row.get(0);
-        Ok(taken.then_some(Self {
-            client: Some(client),
-            key,
+        let token = uuid::Uuid::new_v4();
+        let taken = {
+            let client = pool.get().await?;
+            client
+                .query_opt(
+                    "INSERT INTO order_leases (order_id, purpose, token, expires_at)
+                     VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                     ON CONFLICT (order_id, purpose) DO UPDATE
+                         SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+                         WHERE order_leases.expires_at <= now()
+                     RETURNING 1",
+                    &[&order_pk, &purpose, &token, &ttl_secs()],
+                )
+                .await?
+                .is_some()
+        };
+        if !taken {
+            return Ok(None);
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewal = tokio::spawn(renew(pool.clone(), order_pk, purpose.to_owned(), token, lost.clone()));
+        Ok(Some(Self {
+            pool: pool.clone(),
+            order_pk,
+            purpose: purpose.to_owned(),
+            token,
+            lost,
+            ended: false,
+            renewal,
         }))
     }
 
-    /// Frees the lock and returns the connection to the pool.
+    /// Checks, right before an external call, that the lease is still ours (and extends it).
+    /// `false`: it expired and may be someone else's; do not call out.
+    pub async fn confirm(&self) -> Result<bool> {
+        if self.lost.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let client = self.pool.get().await?;
+        let held = extend(&*client, self.order_pk, &self.purpose, &self.token).await?;
+        if !held {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        Ok(held)
+    }
+
+    /// Checks the lease and keeps it locked until `client`'s transaction ends: use it in the
+    /// transaction that records an external call's result. `false`: lost; record nothing.
+    pub async fn check_in<C: Db>(&self, client: &C) -> Result<bool> {
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM order_leases
+                 WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() FOR UPDATE",
+                &[&self.order_pk, &self.purpose, &self.token],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Ends the lease in `client`'s transaction (the one that records the result), if it is
+    /// still ours. `false`: lost; the transaction must record nothing.
+    pub async fn finish_in<C: Db>(&self, client: &C) -> Result<bool> {
+        let row = client
+            .query_opt(
+                "DELETE FROM order_leases
+                 WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() RETURNING 1",
+                &[&self.order_pk, &self.purpose, &self.token],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Frees the lease now (when its work is recorded elsewhere, or abandoned).
     pub async fn release(mut self) {
-        if let Some(client) = self.client.take() {
-            let unlocked = client
-                .query_one("SELECT pg_advisory_unlock($1, $2)", &[&ORDER_LOCK_CLASS, &self.key])
-                .await;
-            if !matches!(unlocked.map(|r| r.get::<_, bool>(0)), Ok(true)) {
-                // Never give a session that may still hold the lock back to the pool.
-                drop(Object::take(client));
+        self.ended = true;
+        self.renewal.abort();
+        if let Ok(client) = self.pool.get().await {
+            let _ = delete(&*client, self.order_pk, &self.purpose, &self.token).await;
+        }
+    }
+}
+
+async fn delete<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::Uuid) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM order_leases WHERE order_id = $1 AND purpose = $2 AND token = $3",
+            &[&order_pk, &purpose, token],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Renews the lease every third of its lifetime while its holder works; stops when the lease
+/// is gone (then marks it lost).
+async fn renew(pool: Pool, order_pk: i64, purpose: String, token: uuid::Uuid, lost: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(LEASE_TTL / 3).await;
+        let Ok(client) = pool.get().await else {
+            continue;
+        };
+        match extend(&*client, order_pk, &purpose, &token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::Relaxed);
+                return;
             }
+            // The database is unreachable: nobody else can take the lease either.
+            Err(_) => {}
         }
     }
 }
 
 impl Drop for OrderLock {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            drop(Object::take(client));
+        self.renewal.abort();
+        if self.ended {
+            return;
+        }
+        // Not ended: free it in the background (a transaction that ended it may have rolled
+        // back); if that fails too, it expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (pool, order_pk, purpose, token) = (self.pool.clone(), self.order_pk, self.purpose.clone(), self.token);
+            runtime.spawn(async move {
+                if let Ok(client) = pool.get().await {
+                    let _ = delete(&*client, order_pk, &purpose, &token).await;
+                }
+            });
         }
     }
 }

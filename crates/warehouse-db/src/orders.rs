@@ -20,6 +20,9 @@ pub struct OrderRecord {
     pub snapshot: serde_json::Value,
     pub correlation_id: Option<String>,
     pub version: i64,
+    /// Webflow's shipping address when an operator overrode it (`None`: no override). Later
+    /// webhooks carrying this address do not replace the operator's.
+    pub address_override_base: Option<serde_json::Value>,
 }
 
 /// A line to store.
@@ -58,7 +61,7 @@ pub struct NewOrder<'a> {
 macro_rules! columns {
     () => {
         "id, site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required, \
-         shipping_address, snapshot, correlation_id, version"
+         shipping_address, snapshot, correlation_id, version, address_override_base"
     };
 }
 
@@ -78,6 +81,7 @@ fn from_row(row: &Row) -> Result<OrderRecord> {
         snapshot: row.get(8),
         correlation_id: row.get(9),
         version: row.get(10),
+        address_override_base: row.get(11),
     })
 }
 
@@ -292,6 +296,32 @@ pub async fn update_shipping_address<C: Db>(client: &C, order_pk: i64, address: 
     Ok(())
 }
 
+/// An operator's address correction: it overrides Webflow's address, which is kept (as it was
+/// at the first override) so later webhooks can tell Webflow's own changes from echoes.
+pub async fn override_shipping_address<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orders SET shipping_address = $2,
+                    address_override_base = COALESCE(address_override_base, snapshot->'shippingAddress', 'null'::jsonb),
+                    version = version + 1, updated_at = now()
+             WHERE id = $1",
+            &[&order_pk, address],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records Webflow's address seen after an override (the conflict is then reported once).
+pub async fn set_address_override_base<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orders SET address_override_base = $2, version = version + 1, updated_at = now() WHERE id = $1",
+            &[&order_pk, address],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Moves an order to `to` if the lifecycle allows it, and audits the change.
 /// Returns the error unchanged when the transition is not allowed.
 pub async fn transition<C: Db>(
@@ -358,6 +388,27 @@ pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&Sku>, limit: i6
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Locks the `limit` oldest backordered orders that need `sku` (in primary-key order, the one
+/// order in which several orders are ever locked together); returns them oldest first.
+pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) -> Result<Vec<OrderRecord>> {
+    const SQL: &str = concat!(
+        "WITH oldest AS (
+             SELECT o.id FROM orders o
+             WHERE o.state = 'backordered'
+               AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1)
+             ORDER BY o.backordered_at, o.id LIMIT $2),
+         locked AS (
+             SELECT ",
+        columns!(),
+        ", backordered_at FROM orders WHERE id IN (SELECT id FROM oldest) ORDER BY id FOR UPDATE)
+         SELECT ",
+        columns!(),
+        " FROM locked WHERE state = 'backordered' ORDER BY backordered_at, id"
+    );
+    let rows = client.query(SQL, &[&sku.as_str(), &limit]).await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Counts orders per state (tests, dashboards).

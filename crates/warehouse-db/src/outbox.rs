@@ -36,9 +36,15 @@ pub async fn enqueue<C: Db>(client: &C, envelope: &Envelope, source: Option<(&st
     Ok(())
 }
 
-/// Locks up to `limit` unpublished messages (skipping ones another relay holds), optionally
-/// only those produced while handling one source message, and only those older than
-/// `min_age_ms` (so the relay leaves fresh rows to the handler that wrote them).
+/// How long a claim keeps other relays off a row (a relay that dies mid-batch leaves its rows
+/// to be published again after this).
+pub const CLAIM_SECS: f64 = 30.0;
+
+/// Claims up to `limit` unpublished messages that are due (skipping rows another relay is
+/// claiming), optionally only those produced while handling one source message, and only
+/// those older than `min_age_ms` (so the relay leaves fresh rows to the handler that wrote
+/// them). One statement, committed on its own: no transaction stays open while the caller
+/// publishes. A claimed row is not due again for [`CLAIM_SECS`].
 pub async fn claim_unpublished<C: Db>(
     client: &C,
     source: Option<(&str, &str)>,
@@ -48,15 +54,19 @@ pub async fn claim_unpublished<C: Db>(
     let (consumer, message_id) = source.unzip();
     let rows = client
         .query(
-            "SELECT id, message_id, routing_key, payload FROM outbox
-             WHERE published_at IS NULL
-               AND ($1::text IS NULL OR (source_consumer = $1 AND source_message_id = $2))
-               AND created_at <= now() - make_interval(secs => $3::double precision / 1000.0)
-             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED",
-            &[&consumer, &message_id, &(min_age_ms as f64), &limit],
+            "WITH due AS (
+                 SELECT id FROM outbox
+                 WHERE published_at IS NULL AND next_attempt_at <= now()
+                   AND ($1::text IS NULL OR (source_consumer = $1 AND source_message_id = $2))
+                   AND created_at <= now() - make_interval(secs => $3::double precision / 1000.0)
+                 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+             UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $5::double precision)
+             FROM due WHERE outbox.id = due.id
+             RETURNING outbox.id, outbox.message_id, outbox.routing_key, outbox.payload",
+            &[&consumer, &message_id, &(min_age_ms as f64), &limit, &CLAIM_SECS],
         )
         .await?;
-    Ok(rows
+    let mut messages: Vec<OutboxMessage> = rows
         .iter()
         .map(|r| OutboxMessage {
             id: r.get(0),
@@ -64,7 +74,37 @@ pub async fn claim_unpublished<C: Db>(
             routing_key: r.get(2),
             payload: r.get(3),
         })
-        .collect())
+        .collect();
+    messages.sort_by_key(|m| m.id);
+    Ok(messages)
+}
+
+/// Gives claimed rows back at once (the broker was unreachable: no attempt is counted).
+pub async fn unclaim<C: Db>(client: &C, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    client
+        .execute(
+            "UPDATE outbox SET next_attempt_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+            &[&ids],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Counts a failed publish of one row and puts it off (2^attempts s, at most 5 min), so it
+/// is retried later without holding back the others.
+pub async fn record_failure<C: Db>(client: &C, id: i64, error: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+                    next_attempt_at = now() + make_interval(secs => LEAST(power(2, attempts), 300))
+             WHERE id = $1",
+            &[&id, &error],
+        )
+        .await?;
+    Ok(())
 }
 
 pub async fn mark_published<C: Db>(client: &C, ids: &[i64]) -> Result<()> {

@@ -282,7 +282,7 @@ pub async fn apply_address_correction(
         "type": "shipping", "addressee": address.addressee, "line1": address.line1, "line2": address.line2,
         "city": address.city, "state": address.state, "postalCode": address.postal_code, "country": address.country,
     });
-    orders::update_shipping_address(&tx, order.id, &webflow_address).await?;
+    orders::override_shipping_address(&tx, order.id, &webflow_address).await?;
     let one_line = [
         Some(&address.line1),
         address.line2.as_ref(),
