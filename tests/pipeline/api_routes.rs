@@ -52,6 +52,9 @@ async fn every_documented_operation_is_routed() {
             checked += 1;
         }
     }
-    assert!(checked >= 10, "the document describes every operation (found {checked})");
+    assert!(
+        checked >= 10,
+        "the document describes every operation (found {checked})"
+    );
     p.teardown().await;
 }

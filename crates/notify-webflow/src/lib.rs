@@ -96,6 +96,8 @@ struct Session<'a> {
     order_pk: i64,
     calls: Vec<CallRecord>,
     seen: Option<Order>,
+    /// The budget slot reserved on an earlier delivery (the first call uses it).
+    resume: Option<String>,
 }
 
 impl Session<'_> {
@@ -121,9 +123,12 @@ impl Session<'_> {
         let response = self
             .handler
             .gateway
-            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.get_order(&token, site.as_str(), id.as_str()).await
-            })
+            .call_resuming(
+                &self.site_id,
+                Priority::WriteBack,
+                &mut self.resume,
+                |client, token| async move { client.get_order(&token, site.as_str(), id.as_str()).await },
+            )
             .await;
         let response = self.record(response)?;
         Ok(self.seen.insert(response))
@@ -151,9 +156,12 @@ impl Session<'_> {
         let response = self
             .handler
             .gateway
-            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.update_order(&token, site.as_str(), id.as_str(), &body).await
-            })
+            .call_resuming(
+                &self.site_id,
+                Priority::WriteBack,
+                &mut self.resume,
+                |client, token| async move { client.update_order(&token, site.as_str(), id.as_str(), &body).await },
+            )
             .await;
         self.record(response)
     }
@@ -231,12 +239,17 @@ impl NotifyHandler {
                 };
                 session.begin(&WriteStep::Fulfill, &body).await?;
                 let (site, id) = (session.site_id.clone(), session.order_id.clone());
-                let response = self
-                    .gateway
-                    .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
-                    })
-                    .await;
+                let response =
+                    self.gateway
+                        .call_resuming(
+                            &session.site_id,
+                            Priority::WriteBack,
+                            &mut session.resume,
+                            |client, token| async move {
+                                client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
+                            },
+                        )
+                        .await;
                 session.record(response)?;
                 session.finish(&WriteStep::Fulfill, Some(200)).await?;
                 Ok(Outcome::Fulfilled)
@@ -260,9 +273,12 @@ impl NotifyHandler {
         let (site, id) = (session.site_id.clone(), session.order_id.clone());
         let response = self
             .gateway
-            .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
-            })
+            .call_resuming(
+                &session.site_id,
+                Priority::WriteBack,
+                &mut session.resume,
+                |client, token| async move { client.refund_order(&token, site.as_str(), id.as_str(), &body).await },
+            )
             .await;
         session.record(response)?;
         session.finish(&WriteStep::Refund, Some(200)).await?;
@@ -320,6 +336,7 @@ impl NotifyHandler {
             order_pk: order.id,
             calls: Vec::new(),
             seen: None,
+            resume: message.resume_token(),
         };
         let outcome = self.write(&mut session, &envelope.event, order.state).await;
         lock.release().await;
@@ -425,10 +442,11 @@ pub async fn build(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<WorkerService<NotifyHandler>, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
-    let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown).await?;
+    let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
         .map_err(StartupError::dependency)?;
+    gateway.export_metrics(&base.registry, shutdown)?;
     let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
     WorkerService::start(handler, &base)
 }
