@@ -8,6 +8,7 @@ mod config_files;
 mod database;
 mod delivery;
 mod failures;
+mod fair_budget;
 mod floor;
 mod lifecycle;
 mod operator_tools;

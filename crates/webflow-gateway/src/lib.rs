@@ -72,6 +72,14 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The request never reached Webflow, or Webflow refused it without applying it (a 429).
+    pub fn was_not_sent(&self) -> bool {
+        match self {
+            Self::Api(api) => api.status() == Some(429),
+            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) => true,
+        }
+    }
+
     /// Webflow answered 429 (the budget is paused; the message is deferred, not failed).
     pub fn is_throttled(&self) -> bool {
         matches!(self, Self::Api(api) if api.status() == Some(429))
