@@ -9,6 +9,7 @@ mod config_files;
 mod database;
 mod delivery;
 mod failures;
+mod fair_budget;
 mod floor;
 mod leases;
 mod lifecycle;

@@ -1,109 +1,145 @@
-//! One Webflow budget shared by several replicas: never over the limit, fully used during a
-//! backlog, and 429s pause everyone.
+//! One Webflow budget per token shared by every replica: never over the limit (by the
+//! simulator's own record of calls per window), fully used during a backlog through
+//! reservations, a limit learned from Webflow kept across restarts, two sites sharing a token
+//! sharing one budget, and a replica with a fast clock calling in turn.
 
 use e2e::*;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use secrecy::SecretString;
+use std::time::Duration;
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 
-/// A limit scaled down so the test takes seconds: 120/min = one call every 0.5 s.
+/// 120/min in a 10-second window of the simulator: 20 calls per window.
 const LIMIT_PER_MINUTE: u32 = 120;
+const WINDOW_MS: u64 = TEST_WINDOW_MS;
+const OTHER_SITE: &str = "65f0c0ffee0000000000cafe";
 
-fn replica(p: &Pipeline) -> WebflowGateway {
-    let mut site = site();
-    site.rate_limit_per_minute = LIMIT_PER_MINUTE;
+fn replica(p: &Pipeline, sites: Vec<webflow::SiteSettings>) -> WebflowGateway {
     let client = webflow::WebflowClient::new(&p.webflow_base, Duration::from_secs(2), true).unwrap();
-    WebflowGateway::new(client, p.db.pool.clone(), [site])
+    WebflowGateway::new(client, p.db.pool.clone(), sites).with_budget_settings(test_budget())
 }
 
-/// A pipeline (no workers) over a simulator enforcing `limit_per_minute`, holding one order.
-async fn simulator_with_one_order(limit_per_minute: u32) -> (Pipeline, String) {
+fn limited_site() -> webflow::SiteSettings {
+    let mut site = site();
+    site.rate_limit_per_minute = LIMIT_PER_MINUTE;
+    site
+}
+
+/// A pipeline (no workers) over a simulator enforcing `limit_per_minute` in a short window.
+async fn simulator(limit_per_minute: u32, extra: Vec<webflow_sim::state::SimSite>) -> Pipeline {
+    simulator_with_window(limit_per_minute, WINDOW_MS, extra).await
+}
+
+async fn simulator_with_window(
+    limit_per_minute: u32,
+    window_ms: u64,
+    extra: Vec<webflow_sim::state::SimSite>,
+) -> Pipeline {
     let mut sim = simulator_config();
     sim.faults.rate_limit_per_minute = limit_per_minute;
-    let p = start_pipeline(PipelineOptions {
+    sim.faults.rate_window_ms = window_ms;
+    sim.extra_sites = extra;
+    start_pipeline(PipelineOptions {
         start_enrich: false,
         start_reserve: false,
         simulator: Some(sim),
         ..PipelineOptions::default()
     })
-    .await;
-    let order_id = p.sim.as_ref().unwrap().state.new_order(&["sim-sku-1"], false)["orderId"]
+    .await
+}
+
+fn new_order(p: &Pipeline, site_id: &str) -> String {
+    p.sim
+        .as_ref()
+        .unwrap()
+        .state
+        .new_order_for(site_id, &["sim-sku-1"], false)["orderId"]
         .as_str()
         .unwrap()
-        .to_owned();
-    (p, order_id)
+        .to_owned()
+}
+
+/// What the consumer runtime does with a deferral, in a loop: wait (at most a second, as the
+/// broker's delay tiers round down) and try again with the resume token.
+async fn get_order_like_the_runtime(
+    gateway: &WebflowGateway,
+    site_id: &str,
+    order_id: &str,
+    priority: Priority,
+) -> Result<(), GatewayError> {
+    let mut resume = None;
+    loop {
+        let (site, order) = (site_id.to_owned(), order_id.to_owned());
+        let result = gateway
+            .call_resuming(&site_id.into(), priority, &mut resume, |client, token| async move {
+                client.get_order(&token, &site, &order).await
+            })
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            Err(GatewayError::Busy { wait, ticket, .. }) => {
+                if ticket.is_some() {
+                    resume = ticket;
+                }
+                tokio::time::sleep(wait.clamp(Duration::from_millis(100), Duration::from_secs(1))).await;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+fn assert_within_limits(p: &Pipeline) {
+    let calls = p.sim.as_ref().unwrap().state.calls_by_token();
+    assert!(!calls.is_empty());
+    for (token, record) in &calls {
+        assert_eq!(record.throttled, 0, "{token} was answered 429: {record:?}");
+        assert!(
+            record.max_in_any_window <= u64::from(record.limit_per_window),
+            "{token} over its limit in one window: {record:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn three_replicas_share_one_budget_and_never_exceed_it() {
-    let (p, order_id) = simulator_with_one_order(LIMIT_PER_MINUTE).await;
-    let replicas: Vec<WebflowGateway> = (0..3).map(|_| replica(&p)).collect();
+    let p = simulator(LIMIT_PER_MINUTE, Vec::new()).await;
+    let order_id = new_order(&p, SITE_ID);
+    let replicas: Vec<WebflowGateway> = (0..3).map(|_| replica(&p, vec![limited_site()])).collect();
     replicas[0].ensure_budgets().await.unwrap();
-
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let throttled = Arc::new(Mutex::new(0));
-    let started = Instant::now();
     let mut tasks = Vec::new();
     for gateway in replicas {
-        for _ in 0..6 {
-            let (gateway, calls, throttled, order_id) =
-                (gateway.clone(), calls.clone(), throttled.clone(), order_id.clone());
+        for _ in 0..8 {
+            let (gateway, order_id) = (gateway.clone(), order_id.clone());
             tasks.push(tokio::spawn(async move {
-                let result = gateway
-                    .call(&SITE_ID.into(), Priority::WriteBack, |client, token| {
-                        let (calls, order_id) = (calls.clone(), order_id.clone());
-                        async move {
-                            calls.lock().unwrap().push(Instant::now());
-                            client.get_order(&token, SITE_ID, &order_id).await
-                        }
-                    })
-                    .await;
-                if let Err(GatewayError::Api(error)) = &result
-                    && error.status() == Some(429)
-                {
-                    *throttled.lock().unwrap() += 1;
-                }
-                result.is_ok()
+                get_order_like_the_runtime(&gateway, SITE_ID, &order_id, Priority::WriteBack).await
             }));
         }
     }
-    let mut ok = 0;
     for task in tasks {
-        ok += usize::from(task.await.unwrap());
+        task.await.unwrap().unwrap();
     }
-    let elapsed = started.elapsed();
-    assert_eq!(ok, 18, "every call made it");
-    assert_eq!(*throttled.lock().unwrap(), 0, "no 429 from the limit-enforcing fake");
-    let mut times = calls.lock().unwrap().clone();
-    times.sort();
-    // Spacing: at most 2 calls (plus one at the window edge) in any 1-second window = 120/min.
-    for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..]
-            .iter()
-            .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
-            .count();
-        assert!(in_window <= 3, "{in_window} calls within one second");
-    }
-    // Fully used: 18 calls at one per 0.5 s need 8.5 s; allow 15 % for scheduling.
-    let minimum = Duration::from_millis(500 * 17);
-    assert!(elapsed >= minimum, "faster than the limit allows: {elapsed:?}");
+    // 24 calls at 20 per window: the limit binds.
+    let record = p.sim.as_ref().unwrap().state.calls_by_token()[TOKEN].clone();
+    assert_eq!(record.admitted, 24);
     assert!(
-        elapsed.as_secs_f64() <= minimum.as_secs_f64() * 1.15 + 0.5,
-        "budget under-used: {elapsed:?}"
+        record.max_in_any_window >= 16,
+        "a backlog uses the budget (reservations keep it busy): {record:?}"
     );
-    let (counted, paused) = {
+    assert_within_limits(&p);
+    let (counted, throttled) = {
         let client = p.client().await;
-        warehouse_db::rate_budget::counters(&**client, &format!("webflow:{SITE_ID}"))
+        warehouse_db::rate_budget::counters(&**client, &budget_key())
             .await
             .unwrap()
     };
-    assert_eq!((counted, paused), (18, 0));
+    assert_eq!((counted, throttled), (24, 0));
     p.teardown().await;
 }
 
 #[tokio::test]
-async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_429s() {
-    let (p, order_id) = simulator_with_one_order(2).await;
+async fn webflows_own_limit_is_adopted_kept_across_restarts_and_replicas_defer_instead_of_provoking_429s() {
+    // Webflow's own 60-second window: 2 calls per minute.
+    let p = simulator_with_window(2, 60_000, Vec::new()).await;
+    let order_id = new_order(&p, SITE_ID);
     // Our configuration believes in 6000/min; Webflow (the simulator) allows 2 and says so.
     let first_replica = gateway(&p.webflow_base, &p.db);
     let call = |g: WebflowGateway, id: String| async move {
@@ -114,8 +150,11 @@ async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_42
     };
     assert!(call(first_replica.clone(), order_id.clone()).await.is_ok());
     assert!(call(first_replica.clone(), order_id.clone()).await.is_ok());
+    // A restart: every service ensures its budgets again with the configured 6000/min.
+    let restarted = gateway(&p.webflow_base, &p.db);
+    restarted.ensure_budgets().await.unwrap();
     // The next slot is 30 s away at 2/min: every replica defers instead of calling.
-    for replica in [first_replica, gateway(&p.webflow_base, &p.db)] {
+    for replica in [first_replica, restarted.clone()] {
         let deferred = call(replica, order_id.clone()).await;
         assert!(matches!(deferred, Err(GatewayError::Busy { .. })), "{deferred:?}");
     }
@@ -125,16 +164,86 @@ async fn webflows_own_limit_is_adopted_so_replicas_defer_instead_of_provoking_42
         (2, 0),
         "no call sent past the limit"
     );
-    let limit: f64 = p
-        .client()
-        .await
-        .query_one(
-            "SELECT limit_per_minute FROM rate_budgets WHERE key = $1",
-            &[&format!("webflow:{SITE_ID}")],
+    let status = restarted.status().await.unwrap();
+    assert_eq!(status[0].budget.configured_limit, 6_000.0);
+    assert_eq!(
+        status[0].budget.learned_limit,
+        Some(2.0),
+        "X-RateLimit-Limit kept across the restart"
+    );
+    assert_eq!(status[0].budget.limit, 2.0);
+    p.teardown().await;
+}
+
+#[tokio::test]
+async fn two_sites_sharing_a_token_share_one_budget() {
+    let p = simulator(
+        LIMIT_PER_MINUTE,
+        vec![webflow_sim::state::SimSite {
+            site_id: OTHER_SITE.into(),
+            token: TOKEN.into(),
+            webhook_secret: SECRET.into(),
+            webhook_url: None,
+            rate_limit_per_minute: None,
+        }],
+    )
+    .await;
+    let (first, second) = (new_order(&p, SITE_ID), new_order(&p, OTHER_SITE));
+    let mut other = other_site(OTHER_SITE, TOKEN, LIMIT_PER_MINUTE);
+    other.api_token = Some(SecretString::from(TOKEN));
+    let gateway = replica(&p, vec![limited_site(), other]);
+    gateway.ensure_budgets().await.unwrap();
+    assert_eq!(gateway.budget_key(SITE_ID), gateway.budget_key(OTHER_SITE));
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (site, order) = if i % 2 == 0 {
+            (SITE_ID, first.clone())
+        } else {
+            (OTHER_SITE, second.clone())
+        };
+        let gateway = gateway.clone();
+        tasks.push(tokio::spawn(async move {
+            get_order_like_the_runtime(&gateway, site, &order, Priority::WriteBack).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(p.sim.as_ref().unwrap().state.calls_by_token()[TOKEN].admitted, 24);
+    assert_within_limits(&p);
+    let status = gateway.status().await.unwrap();
+    assert_eq!(status.len(), 2);
+    assert_eq!(status[0].budget.key, status[1].budget.key);
+    assert_eq!(status[0].shared_with, vec![status[1].site_id.clone()]);
+    let rows = p
+        .scalar(
+            "SELECT count(*) FROM rate_budgets WHERE key LIKE 'webflow-token:%' AND key NOT LIKE '%:reconcile'",
+            &[],
         )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(limit, 2.0, "adopted X-RateLimit-Limit from Webflow");
+        .await;
+    assert_eq!(rows, 1, "one budget row for the token");
+    p.teardown().await;
+}
+
+#[tokio::test]
+async fn a_replica_whose_clock_runs_fast_still_calls_in_turn() {
+    let p = simulator(LIMIT_PER_MINUTE, Vec::new()).await;
+    let order_id = new_order(&p, SITE_ID);
+    let honest = replica(&p, vec![limited_site()]);
+    let fast = replica(&p, vec![limited_site()]).with_local_clock_offset(chrono::Duration::seconds(30));
+    honest.ensure_budgets().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let gateway = if i % 2 == 0 { fast.clone() } else { honest.clone() };
+        let order_id = order_id.clone();
+        tasks.push(tokio::spawn(async move {
+            get_order_like_the_runtime(&gateway, SITE_ID, &order_id, Priority::WriteBack).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(p.sim.as_ref().unwrap().state.calls_by_token()[TOKEN].admitted, 24);
+    assert_within_limits(&p);
     p.teardown().await;
 }

@@ -264,10 +264,7 @@ async fn a_429_pauses_the_budget_for_retry_after_then_succeeds() {
         "Retry-After honoured"
     );
     let throttled = p
-        .scalar(
-            "SELECT throttled FROM rate_budgets WHERE key = $1",
-            &[&format!("webflow:{SITE_ID}")],
-        )
+        .scalar("SELECT throttled FROM rate_budgets WHERE key = $1", &[&budget_key()])
         .await;
     assert_eq!(throttled, 1);
     p.webflow.verify().await;

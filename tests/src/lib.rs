@@ -41,6 +41,8 @@ pub struct Pipeline {
     pub sim: Option<webflow_sim::Simulator>,
     /// The Webflow base URL the workers use (wiremock or the simulator).
     pub webflow_base: String,
+    /// Every site the services know: the test site first.
+    pub sites: Vec<SiteSettings>,
     /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
     /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
@@ -69,6 +71,12 @@ pub struct PipelineOptions {
     pub simulator: Option<webflow_sim::SimConfig>,
     /// Stock set before anything starts (SKU, on hand).
     pub stock: Vec<(&'static str, i64)>,
+    /// More Webflow sites every service knows (the simulator's `extra_sites`, say).
+    pub extra_sites: Vec<SiteSettings>,
+    /// The test site's `rate_limit_per_minute` (default: generous, 6,000).
+    pub site_limit: Option<u32>,
+    /// `worker.max_deferral_secs`.
+    pub max_deferral_secs: Option<u64>,
 }
 
 impl Default for PipelineOptions {
@@ -85,6 +93,9 @@ impl Default for PipelineOptions {
             max_attempts: 4,
             simulator: None,
             stock: Vec::new(),
+            extra_sites: Vec::new(),
+            site_limit: None,
+            max_deferral_secs: None,
         }
     }
 }
@@ -125,16 +136,58 @@ pub fn webflow_settings(base_url: &str) -> WebflowSettings {
         api_base_url: base_url.into(),
         allow_insecure_http: true,
         timeout_ms: 1_000,
+        budget: test_budget(),
         ..WebflowSettings::default()
     };
     settings.sites.insert("shop".into(), site());
     settings
 }
 
+/// The simulator's window in tests that check "never over the limit" (its limit scales to it).
+pub const TEST_WINDOW_MS: u64 = 10_000;
+
+/// How gateways share budgets in tests: the margin against jitter scaled to the simulator's
+/// 10-second window (1 s per 60 s in production, so 6 s per 60 s here gives the same slack).
+pub fn test_budget() -> webflow::BudgetSettings {
+    webflow::BudgetSettings {
+        window_margin_ms: 6_000,
+        ..webflow::BudgetSettings::default()
+    }
+}
+
+/// The budget key of the test site's token.
+pub fn budget_key() -> String {
+    webflow_gateway::token_key(&SecretString::from(TOKEN))
+}
+
+/// A site of `site_id` with its own token (`token`) and limit.
+pub fn other_site(site_id: &str, token: &str, limit: u32) -> SiteSettings {
+    SiteSettings {
+        site_id: site_id.into(),
+        api_token: Some(SecretString::from(token)),
+        webhook_secrets: vec![SecretString::from(SECRET)],
+        rate_limit_per_minute: limit,
+        ..SiteSettings::default()
+    }
+}
+
+/// The `[webflow]` section for `sites`, served at `base_url`.
+pub fn webflow_settings_for(base_url: &str, sites: &[SiteSettings]) -> WebflowSettings {
+    let mut settings = webflow_settings(base_url);
+    settings.sites.clear();
+    for (i, site) in sites.iter().enumerate() {
+        let name = if i == 0 { "shop".to_owned() } else { format!("site{i}") };
+        settings.sites.insert(name, site.clone());
+    }
+    settings
+}
+
 /// A Webflow gateway to `base_url`, with the site's budget and a reconciliation share.
 pub fn gateway(base_url: &str, db: &TestDatabase) -> WebflowGateway {
     let client = WebflowClient::new(base_url, Duration::from_secs(1), true).unwrap();
-    WebflowGateway::new(client, db.pool.clone(), [site()]).with_reconcile_share(0.2)
+    WebflowGateway::new(client, db.pool.clone(), [site()])
+        .with_budget_settings(test_budget())
+        .with_reconcile_share(0.2)
 }
 
 pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
@@ -163,6 +216,14 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     base.worker.retry.randomization = 0.0;
     base.worker.relay_interval_ms = 200;
     base.worker.relay_min_age_ms = 1_000;
+    if let Some(secs) = options.max_deferral_secs {
+        base.worker.max_deferral_secs = secs;
+    }
+    let mut sites = vec![site()];
+    if let Some(limit) = options.site_limit {
+        sites[0].rate_limit_per_minute = limit;
+    }
+    sites.extend(options.extra_sites.iter().cloned());
     let topology = Topology::from_settings(&base.amqp);
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
@@ -175,7 +236,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     ingress_settings.ingress.bind = "127.0.0.1:0".into();
     ingress_settings.ingress.workers = 2;
     ingress_settings.health.bind = "127.0.0.1:0".into();
-    ingress_settings.webflow.sites.insert("shop".into(), site());
+    ingress_settings.webflow = webflow_settings_for("https://unused.example", &sites);
     let app = ingress::build(ingress_settings, shutdown.clone()).await.unwrap();
     app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
     let ingress_url = format!("http://127.0.0.1:{}", app.port());
@@ -190,12 +251,20 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         }
         None => None,
     };
-    gateway(&webflow_base, &db).ensure_budgets().await.unwrap();
+    WebflowGateway::new(
+        WebflowClient::new(&webflow_base, Duration::from_secs(1), true).unwrap(),
+        db.pool.clone(),
+        sites.clone(),
+    )
+    .with_reconcile_share(0.2)
+    .ensure_budgets()
+    .await
+    .unwrap();
 
     let enrich = if options.start_enrich {
         let settings = enrich::Settings {
             base: base.clone(),
-            webflow: webflow_settings(&webflow_base),
+            webflow: webflow_settings_for(&webflow_base, &sites),
             enrich: enrich::settings::EnrichSettings {
                 always_fetch: options.always_fetch,
             },
@@ -234,7 +303,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     if options.start_notify {
         let settings = notify_webflow::Settings {
             base: base.clone(),
-            webflow: webflow_settings(&webflow_base),
+            webflow: webflow_settings_for(&webflow_base, &sites),
         };
         let service = notify_webflow::build(settings, shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
@@ -270,6 +339,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         warehouse_url,
         sim,
         webflow_base,
+        sites,
         db,
         webflow,
         topology,
@@ -327,6 +397,11 @@ impl Pipeline {
             .unwrap()
             .status()
             .as_u16()
+    }
+
+    /// The `[webflow]` section of this pipeline's services.
+    pub fn webflow_settings(&self) -> WebflowSettings {
+        webflow_settings_for(&self.webflow_base, &self.sites)
     }
 
     pub async fn client(&self) -> warehouse_db::pool::Object {
@@ -410,7 +485,7 @@ impl Pipeline {
     pub async fn start_notify(&self) {
         let settings = notify_webflow::Settings {
             base: self.base.clone(),
-            webflow: webflow_settings(&self.webflow_base),
+            webflow: self.webflow_settings(),
         };
         let service = notify_webflow::build(settings, self.shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(self.shutdown.clone()));
@@ -421,7 +496,7 @@ impl Pipeline {
     pub async fn reconciler(&self) -> reconciliation::ReconcileService {
         let settings = reconciliation::Settings {
             base: self.base.clone(),
-            webflow: webflow_settings(&self.webflow_base),
+            webflow: self.webflow_settings(),
             reconcile: reconciliation::ReconcileSettings::default(),
         };
         reconciliation::build(settings, self.shutdown.child_token())

@@ -27,4 +27,11 @@ pub trait Classify: std::fmt::Display {
 
     /// A short prefix naming where the failure happened (`database`, `webflow`…).
     fn source_name(&self) -> &'static str;
+
+    /// For a deferral: an opaque token the consumer runtime keeps with the deferred message
+    /// (a header) and hands back to the handler when the message returns, e.g. the id of a
+    /// rate-budget slot reserved for it.
+    fn resume_token(&self) -> Option<String> {
+        None
+    }
 }

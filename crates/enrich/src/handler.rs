@@ -165,7 +165,8 @@ impl Handler for EnrichHandler {
             .ok_or_else(|| HandlerError::permanent("the webhook has no payload"))?;
         match trigger {
             Ok(trigger @ (WebhookTrigger::NewOrder | WebhookTrigger::OrderChanged)) => {
-                self.prepare_order(site_id, trigger, payload, seen).await
+                self.prepare_order(site_id, trigger, payload, seen, message.resume_token())
+                    .await
             }
             Ok(WebhookTrigger::InventoryChanged) => {
                 let item: InventoryItem = serde_json::from_value(payload)
@@ -215,6 +216,7 @@ impl EnrichHandler {
         trigger: WebhookTrigger,
         payload: serde_json::Value,
         seen: &SeenCheck<'_>,
+        mut resume: Option<String>,
     ) -> Result<Preparation<Prepared>, HandlerError> {
         let mut order: Order = serde_json::from_value(payload)
             .map_err(|e| HandlerError::permanent(format!("the payload is not a Webflow order: {e}")))?;
@@ -231,7 +233,7 @@ impl EnrichHandler {
             if seen.already_handled().await? {
                 return Ok(Preparation::AlreadyHandled);
             }
-            let (fetched, call) = self.fetch_order(&site_id, &order_id).await?;
+            let (fetched, call) = self.fetch_order(&site_id, &order_id, &mut resume).await?;
             fetch = Some(call);
             order = fetched;
         } else if trigger == WebhookTrigger::OrderChanged
@@ -243,7 +245,7 @@ impl EnrichHandler {
                 return Ok(Preparation::AlreadyHandled);
             }
             self.metrics.change_reads.inc();
-            let (fetched, call) = self.fetch_order(&site_id, &order_id).await?;
+            let (fetched, call) = self.fetch_order(&site_id, &order_id, &mut resume).await?;
             fetch = Some(call);
             verified = Some(why);
             order = fetched;
@@ -299,13 +301,19 @@ impl EnrichHandler {
         Ok(None)
     }
 
-    /// `GET` the order from Webflow within the enrichment share of the rate budget.
-    async fn fetch_order(&self, site_id: &SiteId, order_id: &OrderId) -> Result<(Order, CallRecord), HandlerError> {
+    /// `GET` the order from Webflow within the enrichment share of the rate budget (with the
+    /// slot reserved on an earlier delivery, if any).
+    async fn fetch_order(
+        &self,
+        site_id: &SiteId,
+        order_id: &OrderId,
+        resume: &mut Option<String>,
+    ) -> Result<(Order, CallRecord), HandlerError> {
         self.metrics.api_fetches.inc();
         let (site, id) = (site_id.clone(), order_id.clone());
         let response = self
             .gateway
-            .call(site_id, Priority::Enrichment, |client, token| async move {
+            .call_resuming(site_id, Priority::Enrichment, resume, |client, token| async move {
                 client.get_order(&token, site.as_str(), id.as_str()).await
             })
             .await

@@ -23,10 +23,11 @@ pub async fn build(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
-    let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown).await?;
+    let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
         .map_err(StartupError::dependency)?;
+    gateway.export_metrics(&base.registry, shutdown)?;
     let handler = EnrichHandler::new(
         gateway,
         base.pool.clone(),

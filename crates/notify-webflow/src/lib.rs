@@ -102,6 +102,8 @@ struct Session<'a> {
     order_pk: i64,
     calls: Vec<CallRecord>,
     seen: Option<Order>,
+    /// The budget slot reserved on an earlier delivery (the first call uses it).
+    resume: Option<String>,
 }
 
 impl Session<'_> {
@@ -139,9 +141,12 @@ impl Session<'_> {
         let response = self
             .handler
             .gateway
-            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.get_order(&token, site.as_str(), id.as_str()).await
-            })
+            .call_resuming(
+                &self.site_id,
+                Priority::WriteBack,
+                &mut self.resume,
+                |client, token| async move { client.get_order(&token, site.as_str(), id.as_str()).await },
+            )
             .await;
         let response = self.record(response)?;
         Ok(self.seen.insert(response))
@@ -164,15 +169,36 @@ impl Session<'_> {
         }
     }
 
-    async fn patch(&mut self, body: UpdateOrderRequest) -> Result<Order, HandlerError> {
+    /// A call for `step` was not sent (no slot yet, or a 429): take `begin` back, so the next
+    /// try does not read the order first as after an unknown outcome (each read would use the
+    /// slot reserved for the write, and the write would never get one).
+    async fn withdraw_unsent<T>(
+        &self,
+        step: &WriteStep,
+        response: &Result<T, GatewayError>,
+    ) -> Result<(), HandlerError> {
+        if let Err(error) = response
+            && error.was_not_sent()
+        {
+            let client = self.handler.pool.get().await?;
+            ledger::withdraw(&*client, self.order_pk, step).await?;
+        }
+        Ok(())
+    }
+
+    async fn patch(&mut self, step: &WriteStep, body: UpdateOrderRequest) -> Result<Order, HandlerError> {
         let (site, id) = (self.site_id.clone(), self.order_id.clone());
         let response = self
             .handler
             .gateway
-            .call(&self.site_id, Priority::WriteBack, |client, token| async move {
-                client.update_order(&token, site.as_str(), id.as_str(), &body).await
-            })
+            .call_resuming(
+                &self.site_id,
+                Priority::WriteBack,
+                &mut self.resume,
+                |client, token| async move { client.update_order(&token, site.as_str(), id.as_str(), &body).await },
+            )
             .await;
+        self.withdraw_unsent(step, &response).await?;
         self.record(response)
     }
 }
@@ -217,7 +243,7 @@ impl NotifyHandler {
                 };
                 if !already {
                     session.begin(&WriteStep::Tracking, &desired).await?;
-                    let updated = session.patch(desired.clone()).await?;
+                    let updated = session.patch(&WriteStep::Tracking, desired.clone()).await?;
                     session.seen = Some(updated);
                 }
                 session.finish(&WriteStep::Tracking, Some(200)).await?;
@@ -233,35 +259,48 @@ impl NotifyHandler {
             StepStatus::Done => Ok(Outcome::Fulfilled),
             status => {
                 let current = match (&session.seen, status) {
-                    (Some(order), StepStatus::New) => order.clone(),
-                    _ => session.read().await?.clone(),
+                    (Some(order), StepStatus::New) => Some(order.clone()),
+                    // The tracking was written on an earlier delivery (the budget deferred the
+                    // fulfilment): the warehouse still has the order `shipped`, so no refund
+                    // arrived meanwhile; reading again here would use the slot reserved for
+                    // the fulfilment, and it would never get one of its own.
+                    (None, StepStatus::New) => None,
+                    _ => Some(session.read().await?.clone()),
                 };
-                if current.status == Some(OrderStatus::Fulfilled) {
-                    session.finish(&WriteStep::Fulfill, Some(200)).await?;
-                    return Ok(Outcome::Fulfilled);
-                }
-                if is_refunded(&current) {
-                    let status = current
-                        .status
-                        .as_ref()
-                        .map(OrderStatus::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    return Ok(Outcome::RefundedMeanwhile(format!(
-                        "{status} in Webflow before fulfilment"
-                    )));
+                if let Some(current) = &current {
+                    if current.status == Some(OrderStatus::Fulfilled) {
+                        session.finish(&WriteStep::Fulfill, Some(200)).await?;
+                        return Ok(Outcome::Fulfilled);
+                    }
+                    if is_refunded(current) {
+                        let status = current
+                            .status
+                            .as_ref()
+                            .map(OrderStatus::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        return Ok(Outcome::RefundedMeanwhile(format!(
+                            "{status} in Webflow before fulfilment"
+                        )));
+                    }
                 }
                 let body = FulfillOrderRequest {
                     send_order_fulfilled_email: send_email,
                 };
                 session.begin(&WriteStep::Fulfill, &body).await?;
                 let (site, id) = (session.site_id.clone(), session.order_id.clone());
-                let response = self
-                    .gateway
-                    .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
-                    })
-                    .await;
+                let response =
+                    self.gateway
+                        .call_resuming(
+                            &session.site_id,
+                            Priority::WriteBack,
+                            &mut session.resume,
+                            |client, token| async move {
+                                client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
+                            },
+                        )
+                        .await;
+                session.withdraw_unsent(&WriteStep::Fulfill, &response).await?;
                 session.record(response)?;
                 session.finish(&WriteStep::Fulfill, Some(200)).await?;
                 Ok(Outcome::Fulfilled)
@@ -285,10 +324,14 @@ impl NotifyHandler {
         let (site, id) = (session.site_id.clone(), session.order_id.clone());
         let response = self
             .gateway
-            .call(&session.site_id, Priority::WriteBack, |client, token| async move {
-                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
-            })
+            .call_resuming(
+                &session.site_id,
+                Priority::WriteBack,
+                &mut session.resume,
+                |client, token| async move { client.refund_order(&token, site.as_str(), id.as_str(), &body).await },
+            )
             .await;
+        session.withdraw_unsent(&WriteStep::Refund, &response).await?;
         session.record(response)?;
         session.finish(&WriteStep::Refund, Some(200)).await?;
         Ok(Outcome::Refunded(reason.to_owned()))
@@ -308,7 +351,7 @@ impl NotifyHandler {
                 ..UpdateOrderRequest::default()
             };
             session.begin(&step, &body).await?;
-            session.patch(body).await?;
+            session.patch(&step, body).await?;
         }
         session.finish(&step, Some(200)).await?;
         Ok(Outcome::Commented)
@@ -346,6 +389,7 @@ impl NotifyHandler {
             order_pk: order.id,
             calls: Vec::new(),
             seen: None,
+            resume: message.resume_token(),
         };
         let outcome = self.write(&mut session, &envelope.event, order.state).await;
         let calls = session.calls;
@@ -462,10 +506,11 @@ pub async fn build(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<WorkerService<NotifyHandler>, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
-    let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown).await?;
+    let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
         .map_err(StartupError::dependency)?;
+    gateway.export_metrics(&base.registry, shutdown)?;
     let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
     WorkerService::start(handler, &base)
 }

@@ -102,6 +102,10 @@ pub struct Summary {
     pub api_calls: u64,
     /// Repairs by kind: `lost_webhook`, `writeback`, `cancelled`, `needs_review`.
     pub repaired: BTreeMap<String, u64>,
+    /// Sites skipped for this run because their Webflow budget had no idle capacity (or was
+    /// paused by a 429): the others are still reconciled.
+    pub skipped_busy: u64,
+    pub skipped_sites: Vec<String>,
 }
 
 impl Summary {
@@ -152,9 +156,23 @@ impl Reconciler {
     pub async fn run_once(&self) -> Result<Summary, ReconcileError> {
         let mut summary = Summary::default();
         for site_id in &self.site_ids {
-            self.reconcile_site(site_id, &mut summary).await?;
+            match self.reconcile_site(site_id, &mut summary).await {
+                Ok(()) => {}
+                Err(ReconcileError::Webflow(error @ GatewayError::Busy { .. })) => {
+                    tracing::info!(%site_id, %error, "the site's Webflow budget is busy; skipped for this run");
+                    summary.skipped_busy += 1;
+                    summary.skipped_sites.push(site_id.to_string());
+                }
+                Err(ReconcileError::Webflow(error)) if error.is_throttled() => {
+                    tracing::warn!(%site_id, %error, "Webflow throttled the site; skipped for this run");
+                    summary.skipped_busy += 1;
+                    summary.skipped_sites.push(site_id.to_string());
+                }
+                Err(error) => return Err(error),
+            }
         }
         tracing::info!(
+            skipped_busy = summary.skipped_busy,
             checked = summary.checked,
             api_calls = summary.api_calls,
             repaired = summary.total_repaired(),
@@ -399,7 +417,7 @@ pub struct ReconcileService {
 /// Builds the job: the service base, the Webflow gateway with the reconciliation sub-budget
 /// (`reconcile.budget_share`), and waits for RabbitMQ (every repair is a publish).
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<ReconcileService, StartupError> {
-    let base = ServiceBase::start(ACTOR, &settings.base, 0, shutdown).await?;
+    let base = ServiceBase::start(ACTOR, &settings.base, 0, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(
         &settings.webflow,
         base.pool.clone(),
@@ -407,6 +425,7 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
     )
     .await
     .map_err(StartupError::dependency)?;
+    gateway.export_metrics(&base.registry, shutdown.clone())?;
     base.amqp
         .wait_ready(BROKER_WAIT)
         .await

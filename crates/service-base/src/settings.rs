@@ -47,6 +47,9 @@ pub struct WorkerSettings {
     pub concurrency: u16,
     /// Attempts before a transiently failing message is dead-lettered.
     pub max_attempts: u32,
+    /// How long a message may keep being deferred (waiting for a Webflow budget, a busy
+    /// order) before it goes to its `.dead` queue with reason `deferred_too_long`.
+    pub max_deferral_secs: u64,
     /// Delays between attempts; each delay is rounded up to a retry-queue tier.
     pub retry: RetryPolicy,
     /// How often the outbox relay looks for events a crash left unpublished.
@@ -60,6 +63,7 @@ impl Default for WorkerSettings {
         Self {
             concurrency: 16,
             max_attempts: 8,
+            max_deferral_secs: 86_400,
             retry: RetryPolicy {
                 initial_ms: 1_000,
                 multiplier: 3.0,
@@ -76,6 +80,9 @@ impl WorkerSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.concurrency == 0 {
             return Err(SettingsError::invalid("worker.concurrency", "must be at least 1"));
+        }
+        if self.max_deferral_secs == 0 {
+            return Err(SettingsError::invalid("worker.max_deferral_secs", "must be above 0"));
         }
         if self.max_attempts == 0 {
             return Err(SettingsError::invalid("worker.max_attempts", "must be at least 1"));

@@ -219,7 +219,7 @@ pub struct BudgetRow {
 pub async fn rate_budgets<C: Db>(client: &C) -> Result<Vec<BudgetRow>> {
     let rows = client
         .query(
-            "SELECT key, limit_per_minute,
+            "SELECT key, COALESCE(learned_limit, configured_limit),
                     GREATEST(EXTRACT(EPOCH FROM (next_slot - clock_timestamp())), 0)::float8,
                     CASE WHEN paused_until > clock_timestamp() THEN paused_until END, calls, throttled
              FROM rate_budgets ORDER BY key",

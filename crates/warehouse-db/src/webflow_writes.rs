@@ -103,6 +103,18 @@ pub async fn begin<C: Db>(client: &C, order_pk: i64, step: &WriteStep, request: 
 }
 
 /// Records that the step is done (the call succeeded, or a read showed it already applied).
+/// The call `begin` announced was never sent (no budget slot yet, or Webflow refused it with a
+/// 429): the step is not pending any more, so the next try writes without reading first.
+pub async fn withdraw<C: Db>(client: &C, order_pk: i64, step: &WriteStep) -> Result<()> {
+    client
+        .execute(
+            "DELETE FROM webflow_writes WHERE order_id = $1 AND step = $2 AND status = 'pending'",
+            &[&order_pk, &step.as_db()],
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn finish<C: Db>(client: &C, order_pk: i64, step: &WriteStep, response_status: Option<i32>) -> Result<()> {
     client
         .execute(

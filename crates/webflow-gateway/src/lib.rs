@@ -1,18 +1,35 @@
-//! Every Webflow call of every process goes through here: it takes a slot from the site's
+//! Every Webflow call of every process goes through here: it takes a slot from its token's
 //! shared budget (PostgreSQL), makes the call, learns from `X-RateLimit-*`, and on a 429
 //! pauses the whole budget for `Retry-After`.
 //!
-//! Priority when the budget is short: customer-facing write-backs wait as long as needed,
-//! enrichment reads wait a little, reconciliation only takes what is idle and never more than
-//! its share (a sub-budget of `reconcile_share` of the limit).
+//! **No head-of-line blocking.** A call sleeps for its slot only when the slot is within
+//! `webflow.budget.horizon_ms` (about a second). A further slot is *reserved* in the token's
+//! schedule and the call fails with [`GatewayError::Busy`], a deferral carrying the
+//! reservation as its resume token: the consumer runtime parks the message in the broker (no
+//! attempt used, no worker or prefetch slot held) and hands the token back when the message
+//! returns, and the call then uses the reserved slot. Slots are handed out FIFO per token, so a
+//! backlog keeps the budget fully used while other stores' messages never wait for it.
+//!
+//! **Priorities within a token**: customer-facing write-backs reserve however far ahead (the
+//! runtime's deferral ceiling bounds it); enrichment reads reserve only while the token's
+//! queue is short (`enrichment_queue_secs`), else defer without reserving and look again, so a
+//! write-back backlog goes first; reconciliation only takes idle capacity
+//! (`reconcile_idle_ms`) within its share (a sub-budget of `reconcile_share` of the limit),
+//! else the reconciler skips the site for this run.
+//!
+//! **One clock.** Every wait is `slot - clock_timestamp()` computed by the same statement on the
+//! database and slept as a duration: replicas whose clocks disagree still call in turn.
 
 use domain::{Classify, FailureClass, SiteId};
-use secrecy::SecretString;
-use std::collections::HashMap;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
-use warehouse_db::rate_budget::{self, Slot};
-use webflow::{ApiResponse, SiteSettings, WebflowClient, WebflowError};
+use warehouse_db::rate_budget::{self, Grant, Take};
+use webflow::{ApiResponse, BudgetSettings, SiteSettings, WebflowClient, WebflowError};
+
+pub mod metrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Priority {
@@ -25,20 +42,25 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// The longest wait for a slot this priority accepts before backing off.
-    fn max_wait(self) -> Duration {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Self::WriteBack => Duration::from_secs(120),
-            Self::Enrichment => Duration::from_secs(15),
-            Self::Reconciliation => Duration::from_secs(2),
+            Self::WriteBack => "write_back",
+            Self::Enrichment => "enrichment",
+            Self::Reconciliation => "reconciliation",
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// No slot now: come back after `wait`. `ticket` (the resume token) names a slot reserved
+    /// for this call, or the recorded wait.
     #[error("the Webflow budget of site `{site_id}` is busy for {wait:?}")]
-    Busy { site_id: String, wait: Duration },
+    Busy {
+        site_id: String,
+        wait: Duration,
+        ticket: Option<String>,
+    },
     #[error("Webflow site `{0}` is not configured with an API token")]
     UnknownSite(String),
     #[error(transparent)]
@@ -47,6 +69,21 @@ pub enum GatewayError {
     Budget(#[from] warehouse_db::DbError),
     #[error("rate budget: {0}")]
     Pool(#[from] warehouse_db::pool::PoolError),
+}
+
+impl GatewayError {
+    /// The request never reached Webflow, or Webflow refused it without applying it (a 429).
+    pub fn was_not_sent(&self) -> bool {
+        match self {
+            Self::Api(api) => api.status() == Some(429),
+            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) => true,
+        }
+    }
+
+    /// Webflow answered 429 (the budget is paused; the message is deferred, not failed).
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Self::Api(api) if api.status() == Some(429))
+    }
 }
 
 impl Classify for GatewayError {
@@ -75,43 +112,90 @@ impl Classify for GatewayError {
             Self::Busy { .. } | Self::UnknownSite(_) => "webflow budget",
         }
     }
+
+    fn resume_token(&self) -> Option<String> {
+        match self {
+            Self::Busy { ticket, .. } => ticket.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// The budget key of a token: `webflow-token:<first 16 hex of sha256(token)>`. Sites sharing a
+/// token share the key, hence one budget; the token itself is never stored.
+pub fn token_key(token: &SecretString) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.expose_secret().as_bytes());
+    format!("webflow-token:{}", &hex::encode(digest.as_ref())[..16])
+}
+
+fn reconcile_key(key: &str) -> String {
+    format!("{key}:reconcile")
+}
+
+/// A ticket travels as `<key>#<id>`; it is only honoured for the same key.
+fn parse_ticket(token: &str, key: &str) -> Option<i64> {
+    let (ticket_key, id) = token.rsplit_once('#')?;
+    (ticket_key == key).then(|| id.parse().ok()).flatten()
+}
+
+#[derive(Clone)]
+struct SiteBudget {
+    token: SecretString,
+    key: String,
+}
+
+/// One site's budget and what waits for it, as `wmsctl sites status` and the metrics show it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SiteStatus {
+    pub site_id: String,
+    pub budget: rate_budget::BudgetStatus,
+    /// Reserved slots not used yet (this site's).
+    pub reserved: i64,
+    /// Deferred without a reservation (this site's).
+    pub deferred: i64,
+    pub oldest_wait_secs: Option<f64>,
+    /// Other sites sharing this token's budget.
+    pub shared_with: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct WebflowGateway {
     client: WebflowClient,
     pool: warehouse_db::Pool,
-    tokens: HashMap<String, SecretString>,
-    limits: HashMap<String, u32>,
+    sites: HashMap<String, SiteBudget>,
+    /// Budget key -> configured limit (the smallest of the sites sharing the token).
+    limits: BTreeMap<String, f64>,
+    budget: BudgetSettings,
     /// Set only by the processes that reconcile ([`WebflowGateway::with_reconcile_share`]):
     /// the others neither use nor resize the reconciliation sub-budget.
     reconcile_share: Option<f64>,
-}
-
-pub fn budget_key(site_id: &str) -> String {
-    format!("webflow:{site_id}")
-}
-
-fn reconcile_key(site_id: &str) -> String {
-    format!("webflow:{site_id}:reconcile")
+    /// Test hook: how far this replica's own clock is off. Nothing the gateway schedules reads
+    /// the local clock, so this only shows in its logs.
+    local_clock_offset: chrono::Duration,
 }
 
 impl WebflowGateway {
     pub fn new(client: WebflowClient, pool: warehouse_db::Pool, sites: impl IntoIterator<Item = SiteSettings>) -> Self {
-        let mut tokens = HashMap::new();
-        let mut limits = HashMap::new();
+        let mut by_site = HashMap::new();
+        let mut limits: BTreeMap<String, f64> = BTreeMap::new();
         for site in sites {
-            if let Some(token) = site.api_token.clone() {
-                tokens.insert(site.site_id.clone(), token);
-            }
-            limits.insert(site.site_id.clone(), site.rate_limit_per_minute);
+            let Some(token) = site.api_token.clone() else { continue };
+            let key = token_key(&token);
+            let limit = f64::from(site.rate_limit_per_minute.max(1));
+            limits
+                .entry(key.clone())
+                .and_modify(|l| *l = l.min(limit))
+                .or_insert(limit);
+            by_site.insert(site.site_id.clone(), SiteBudget { token, key });
         }
         Self {
             client,
             pool,
-            tokens,
+            sites: by_site,
             limits,
+            budget: BudgetSettings::default(),
             reconcile_share: None,
+            local_clock_offset: chrono::Duration::zero(),
         }
     }
 
@@ -121,7 +205,8 @@ impl WebflowGateway {
             WebflowClient::from_settings(settings)?,
             pool,
             settings.sites.values().cloned(),
-        ))
+        )
+        .with_budget_settings(settings.budget.clone()))
     }
 
     /// [`WebflowGateway::from_settings`] with `reconcile_share` (for the processes that
@@ -140,10 +225,21 @@ impl WebflowGateway {
         Ok(gateway)
     }
 
+    pub fn with_budget_settings(mut self, budget: BudgetSettings) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// Lets this gateway make [`Priority::Reconciliation`] calls, within `share` of each
-    /// site's limit (`reconcile.budget_share`).
+    /// token's limit (`reconcile.budget_share`).
     pub fn with_reconcile_share(mut self, share: f64) -> Self {
         self.reconcile_share = Some(share.clamp(0.01, 1.0));
+        self
+    }
+
+    /// Test hook: this replica's clock runs `offset` ahead (negative: behind).
+    pub fn with_local_clock_offset(mut self, offset: chrono::Duration) -> Self {
+        self.local_clock_offset = offset;
         self
     }
 
@@ -151,20 +247,32 @@ impl WebflowGateway {
         &self.client
     }
 
-    /// Creates (or resizes) every site's budget row, and the reconciliation sub-budgets when
-    /// this gateway reconciles. Call at start, after migrations.
+    /// The budget key `site_id` draws from.
+    pub fn budget_key(&self, site_id: &str) -> Option<&str> {
+        self.sites.get(site_id).map(|s| s.key.as_str())
+    }
+
+    /// Creates (or resizes) every token's budget row, and the reconciliation sub-budgets when
+    /// this gateway reconciles. Call at start, after migrations. The limit learned from Webflow
+    /// is kept.
     pub async fn ensure_budgets(&self) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
-        for (site_id, limit) in &self.limits {
-            rate_budget::ensure(&*client, &budget_key(site_id), f64::from(*limit)).await?;
+        for (key, limit) in &self.limits {
+            rate_budget::ensure(&*client, key, *limit).await?;
             if let Some(share) = self.reconcile_share {
-                rate_budget::ensure(&*client, &reconcile_key(site_id), f64::from(*limit) * share).await?;
+                rate_budget::ensure(&*client, &reconcile_key(key), *limit * share).await?;
             }
         }
         Ok(())
     }
 
-    /// Calls Webflow for `site_id` within its budget. `call` gets the client and the token.
+    fn site(&self, site_id: &str) -> Result<&SiteBudget, GatewayError> {
+        self.sites
+            .get(site_id)
+            .ok_or_else(|| GatewayError::UnknownSite(site_id.to_owned()))
+    }
+
+    /// Calls Webflow for `site_id` within its budget, with no slot held from an earlier try.
     pub async fn call<T, F, Fut>(
         &self,
         site_id: &SiteId,
@@ -175,45 +283,123 @@ impl WebflowGateway {
         F: FnOnce(WebflowClient, SecretString) -> Fut,
         Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
     {
-        let site_id = site_id.as_str();
-        let token = self
-            .tokens
-            .get(site_id)
-            .cloned()
-            .ok_or_else(|| GatewayError::UnknownSite(site_id.to_owned()))?;
+        self.call_resuming(site_id, priority, &mut None, call).await
+    }
+
+    /// Calls Webflow for `site_id` within its budget. `resume` is the resume token the message
+    /// came back with ([`worker`'s `IncomingMessage::resume_token`]): a slot reserved for it
+    /// is used (and `resume` emptied) instead of queueing again. `call` gets the client and the
+    /// token.
+    pub async fn call_resuming<T, F, Fut>(
+        &self,
+        site_id: &SiteId,
+        priority: Priority,
+        resume: &mut Option<String>,
+        call: F,
+    ) -> Result<ApiResponse<T>, GatewayError>
+    where
+        F: FnOnce(WebflowClient, SecretString) -> Fut,
+        Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
+    {
+        let site = self.site(site_id.as_str())?.clone();
+        let held = resume.as_deref().and_then(|token| parse_ticket(token, &site.key));
         if priority == Priority::Reconciliation {
-            self.wait_for_slot(site_id, &reconcile_key(site_id), Duration::from_secs(3_600))
+            // The sub-budget spaces reconciliation out; the job may sleep for it.
+            self.wait_for_slot(site_id.as_str(), &reconcile_key(&site.key), priority, None)
                 .await?;
         }
-        self.wait_for_slot(site_id, &budget_key(site_id), priority.max_wait())
-            .await?;
-        let result = call(self.client.clone(), token).await;
-        self.observe(site_id, &result).await;
+        let used_ticket = self.wait_for_slot(site_id.as_str(), &site.key, priority, held).await?;
+        if used_ticket {
+            *resume = None;
+        }
+        tracing::trace!(
+            site_id = %site_id,
+            local_now = %(chrono::Utc::now() + self.local_clock_offset),
+            "calling Webflow"
+        );
+        let result = call(self.client.clone(), site.token.clone()).await;
+        self.observe(site_id.as_str(), &site.key, &result).await;
         Ok(result?)
     }
 
-    async fn wait_for_slot(&self, site_id: &str, key: &str, max_wait: Duration) -> Result<(), GatewayError> {
-        let slot = {
-            let client = self.pool.get().await?;
-            rate_budget::take_slot(&*client, key, max_wait).await?
+    /// Waits (at most the horizon) for a slot, or fails with a deferral. Returns whether the
+    /// held ticket's slot was used.
+    async fn wait_for_slot(
+        &self,
+        site_id: &str,
+        key: &str,
+        priority: Priority,
+        ticket: Option<i64>,
+    ) -> Result<bool, GatewayError> {
+        let budget = &self.budget;
+        let horizon = Duration::from_millis(budget.horizon_ms);
+        let sub_budget = key.ends_with(":reconcile");
+        let (horizon, reserve_within, track) = match priority {
+            _ if sub_budget => (Duration::from_secs(3_600), Some(Duration::ZERO), false),
+            Priority::WriteBack => (horizon, None, true),
+            Priority::Enrichment => (horizon, Some(Duration::from_secs(budget.enrichment_queue_secs)), true),
+            Priority::Reconciliation => (
+                Duration::from_millis(budget.reconcile_idle_ms),
+                Some(Duration::ZERO),
+                false,
+            ),
         };
-        match slot {
-            Slot::At(at) => {
-                let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+        let grant = {
+            let client = self.pool.get().await?;
+            rate_budget::take(
+                &*client,
+                &Take {
+                    key,
+                    site_id,
+                    priority: priority.as_str(),
+                    ticket,
+                    horizon,
+                    reserve_within,
+                    margin: Duration::from_millis(budget.window_margin_ms),
+                    grace: Duration::from_millis(budget.reservation_grace_ms),
+                    track,
+                },
+            )
+            .await?
+        };
+        match grant {
+            Grant::Slot { wait } => {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
+                    // A 429 may have paused the token while this call slept for its slot.
+                    let paused = {
+                        let client = self.pool.get().await?;
+                        rate_budget::paused_for(&*client, key).await?
+                    };
+                    if !paused.is_zero() {
+                        return Err(GatewayError::Busy {
+                            site_id: site_id.to_owned(),
+                            wait: paused,
+                            ticket: None,
+                        });
+                    }
                 }
-                Ok(())
+                Ok(ticket.is_some())
             }
-            Slot::Busy { wait } => Err(GatewayError::Busy {
+            Grant::Reserved { wait, ticket } => Err(GatewayError::Busy {
                 site_id: site_id.to_owned(),
-                wait,
+                // Back a little before the slot: the broker's delay tiers round down, and an
+                // early return only hops again.
+                wait: wait.saturating_sub(horizon / 2),
+                ticket: Some(format!("{key}#{ticket}")),
+            }),
+            Grant::Busy { wait, ticket } => Err(GatewayError::Busy {
+                site_id: site_id.to_owned(),
+                wait: match reserve_within {
+                    Some(within) => wait.saturating_sub(within),
+                    None => wait,
+                },
+                ticket: ticket.map(|t| format!("{key}#{t}")),
             }),
         }
     }
 
-    async fn observe<T>(&self, site_id: &str, result: &Result<ApiResponse<T>, WebflowError>) {
-        let key = budget_key(site_id);
+    async fn observe<T>(&self, site_id: &str, key: &str, result: &Result<ApiResponse<T>, WebflowError>) {
         let Ok(client) = self.pool.get().await else { return };
         let call = match result {
             Ok(response) => Some(&response.call),
@@ -222,19 +408,69 @@ impl WebflowGateway {
         if let Some(limit) = call.and_then(|c| c.rate_limit_limit)
             && limit > 0
         {
-            let _ = rate_budget::adopt_limit(&*client, &key, f64::from(limit)).await;
+            let _ = rate_budget::adopt_limit(&*client, key, f64::from(limit)).await;
         }
         if let Err(error) = result
             && error.status() == Some(429)
         {
             let wait = error.retry_after().unwrap_or(Duration::from_secs(60));
-            let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
             tracing::warn!(
                 site_id,
                 retry_after_s = wait.as_secs_f64(),
-                "Webflow answered 429; pausing the site's budget"
+                "Webflow answered 429; pausing the token's budget"
             );
-            let _ = rate_budget::pause(&*client, &key, until).await;
+            let _ = rate_budget::pause(&*client, key, wait).await;
         }
+    }
+
+    /// Every configured site's budget and backlog.
+    pub async fn status(&self) -> Result<Vec<SiteStatus>, GatewayError> {
+        let keys: Vec<String> = self.limits.keys().cloned().collect();
+        let (budgets, waits) = {
+            let client = self.pool.get().await?;
+            rate_budget::status(&*client, &keys).await?
+        };
+        let mut sites: Vec<(&String, &SiteBudget)> = self.sites.iter().collect();
+        sites.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        for (site_id, site) in &sites {
+            let Some(budget) = budgets.iter().find(|b| b.key == site.key) else {
+                continue;
+            };
+            let wait = waits.iter().find(|w| w.key == site.key && &w.site_id == *site_id);
+            out.push(SiteStatus {
+                site_id: (*site_id).clone(),
+                budget: budget.clone(),
+                reserved: wait.map_or(0, |w| w.reserved),
+                deferred: wait.map_or(0, |w| w.deferred),
+                oldest_wait_secs: wait.and_then(|w| w.oldest_wait_secs),
+                shared_with: sites
+                    .iter()
+                    .filter(|(other, s)| s.key == site.key && other != site_id)
+                    .map(|(other, _)| (*other).clone())
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_sharing_a_token_share_a_key_and_the_token_is_not_in_it() {
+        let a = token_key(&SecretString::from("secret-token-1"));
+        assert_eq!(a, token_key(&SecretString::from("secret-token-1")));
+        assert_ne!(a, token_key(&SecretString::from("secret-token-2")));
+        assert!(a.starts_with("webflow-token:") && !a.contains("secret"));
+    }
+
+    #[test]
+    fn a_ticket_is_honoured_only_for_its_key() {
+        assert_eq!(parse_ticket("webflow-token:ab#42", "webflow-token:ab"), Some(42));
+        assert_eq!(parse_ticket("webflow-token:ab#42", "webflow-token:cd"), None);
+        assert_eq!(parse_ticket("garbage", "webflow-token:ab"), None);
     }
 }

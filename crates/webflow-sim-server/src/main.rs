@@ -49,6 +49,29 @@ struct Cli {
     /// Share of API calls answered 429 whatever the rate limit.
     #[arg(long, env = "SIM_THROTTLE_RATE", default_value_t = 0.0)]
     throttle_rate: f64,
+    /// More sites, each `site_id:token:webhook_secret[:limit_per_minute]` (comma-separated);
+    /// their webhooks go to the webhook URL with its last segment replaced by the site id.
+    #[arg(long, env = "SIM_EXTRA_SITES", value_delimiter = ',')]
+    extra_sites: Vec<String>,
+}
+
+fn extra_site(spec: &str) -> anyhow::Result<webflow_sim::state::SimSite> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (site_id, token, secret) = match parts.as_slice() {
+        [site_id, token, secret] | [site_id, token, secret, _] => (*site_id, *token, *secret),
+        _ => anyhow::bail!("--extra-sites: `{spec}` is not site_id:token:secret[:limit]"),
+    };
+    let limit = match parts.get(3) {
+        Some(limit) => Some(limit.parse().context("--extra-sites: the limit is not a number")?),
+        None => None,
+    };
+    Ok(webflow_sim::state::SimSite {
+        site_id: site_id.into(),
+        token: token.into(),
+        webhook_secret: secret.into(),
+        webhook_url: None,
+        rate_limit_per_minute: limit,
+    })
 }
 
 #[tokio::main]
@@ -93,7 +116,14 @@ async fn main() -> anyhow::Result<()> {
             timeout_rate: cli.timeout_rate,
             rate_limit_per_minute: cli.rate_limit_per_minute,
             throttle_rate: cli.throttle_rate,
+            rate_window_ms: 0,
         },
+        extra_sites: cli
+            .extra_sites
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| extra_site(s))
+            .collect::<anyhow::Result<_>>()?,
         ..SimConfig::default()
     };
     let sim = webflow_sim::build(config, shutdown.clone())

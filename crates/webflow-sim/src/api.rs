@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/_sim/faults", web::get().to(sim_faults))
         .route("/_sim/faults", web::post().to(sim_set_faults))
         .route("/_sim/stats", web::get().to(sim_stats))
+        .route("/_sim/calls", web::get().to(sim_calls))
         .route(
             "/healthz",
             web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
@@ -36,24 +37,23 @@ fn error(status: u16, code: &str, message: &str) -> HttpResponse {
 
 /// Auth, rate limit and injected faults, in Webflow's order. `Ok(headers)` lets the call through.
 async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec<(String, String)>, HttpResponse> {
-    let authorized = request
+    let token = request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| token == state.config.token);
-    if !authorized {
+        .unwrap_or_default()
+        .to_owned();
+    if !state.is_known_token(&token) {
         return Err(error(401, "not_authorized", "Request not authorized"));
     }
     let faults = state.faults.lock().map(|f| f.clone()).unwrap_or_default();
-    let headers = match state.admit() {
+    let headers = match state.admit(&token) {
         Admission::Throttled { retry_after, limit } => {
             return Err(too_many_requests(retry_after, Some(limit)));
         }
         Admission::Allowed { .. } if faults.throttle_rate > 0.0 && rand::random::<f64>() < faults.throttle_rate => {
-            if let Ok(mut stats) = state.stats.lock() {
-                stats.throttled += 1;
-            }
+            state.count_throttled(&token);
             return Err(too_many_requests(Duration::from_secs(1), None));
         }
         Admission::Allowed { remaining, limit } if limit > 0 => {
@@ -73,7 +73,7 @@ async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec
         }
         return Err(error(500, "internal_error", "An Internal Error occurred"));
     }
-    if site != state.config.site_id {
+    if !state.token_serves(&token, site) {
         return Err(error(
             404,
             "resource_not_found",
@@ -152,6 +152,7 @@ async fn list_orders(
         .unwrap_or_default();
     let matching: Vec<_> = orders
         .into_iter()
+        .filter(|o| state.site_of(o["orderId"].as_str().unwrap_or_default()) == *site)
         .filter(|o| query.status.as_deref().is_none_or(|s| o["status"] == s))
         .collect();
     let total = matching.len();
@@ -172,7 +173,7 @@ async fn get_order(
         Ok(h) => h,
         Err(response) => return response,
     };
-    match state.order(&order_id) {
+    match state.order(&order_id).filter(|_| state.site_of(&order_id) == site) {
         Some(order) => ok(headers, &order),
         None => not_found(),
     }
@@ -206,7 +207,7 @@ async fn write(
         let Ok(mut orders) = state.orders.lock() else {
             return error(500, "internal_error", "poisoned");
         };
-        let Some(order) = orders.get_mut(&order_id) else {
+        let Some(order) = orders.get_mut(&order_id).filter(|_| state.site_of(&order_id) == site) else {
             return not_found();
         };
         if let Err(response) = change(order, &body) {
@@ -319,6 +320,9 @@ struct CreateOrder {
     skus: Vec<String>,
     #[serde(default)]
     digital: bool,
+    /// The site (default: the main one).
+    #[serde(default)]
+    site_id: Option<String>,
     /// Deliver the webhook (default true); false simulates a lost webhook.
     #[serde(default = "yes")]
     webhook: bool,
@@ -330,7 +334,8 @@ fn yes() -> bool {
 
 async fn sim_create_order(state: web::Data<SimState>, body: web::Json<CreateOrder>) -> HttpResponse {
     let skus: Vec<&str> = body.skus.iter().map(String::as_str).collect();
-    let order = state.new_order(&skus, body.digital);
+    let site_id = body.site_id.clone().unwrap_or_else(|| state.config.site_id.clone());
+    let order = state.new_order_for(&site_id, &skus, body.digital);
     if body.webhook {
         let state = state.into_inner();
         let payload = order.clone();
@@ -370,4 +375,9 @@ async fn sim_set_faults(state: web::Data<SimState>, faults: web::Json<Faults>) -
 
 async fn sim_stats(state: web::Data<SimState>) -> HttpResponse {
     HttpResponse::Ok().json(state.stats.lock().map(|s| s.clone()).unwrap_or_default())
+}
+
+/// Per token: calls admitted, 429s, and the most calls admitted within any one window.
+async fn sim_calls(state: web::Data<SimState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.calls_by_token())
 }

@@ -1,7 +1,7 @@
 //! The simulator's state: orders, writes, faults and the rate limiter.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,23 @@ pub struct SimConfig {
     /// Stop creating orders after this many (0: no limit).
     pub max_orders: u64,
     pub faults: Faults,
+    /// More sites served by the same simulator, each with its own token (or one shared with
+    /// another site) and rate limit. Orders created for them through `POST /_sim/orders` with
+    /// `site_id`.
+    #[serde(default)]
+    pub extra_sites: Vec<SimSite>,
+}
+
+/// A further site of the simulator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimSite {
+    pub site_id: String,
+    pub token: String,
+    pub webhook_secret: String,
+    /// Default: the main webhook URL with its last segment replaced by this site's id.
+    pub webhook_url: Option<String>,
+    /// This token's limit (`None`: `faults.rate_limit_per_minute`).
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -44,6 +61,7 @@ impl Default for SimConfig {
             retry_interval_ms: 600_000,
             max_orders: 0,
             faults: Faults::default(),
+            extra_sites: Vec::new(),
         }
     }
 }
@@ -61,6 +79,10 @@ pub struct Faults {
     pub rate_limit_per_minute: u32,
     /// Share of API calls answered 429 with `Retry-After: 1` whatever the limit (a 429 storm).
     pub throttle_rate: f64,
+    /// The limiter's sliding window (0: Webflow's 60 s). A shorter window scales the limit
+    /// (`rate_limit_per_minute * window / 60 s` calls per window), so tests see a full window
+    /// in seconds.
+    pub rate_window_ms: u64,
 }
 
 /// A write the API received.
@@ -73,9 +95,25 @@ pub struct WriteRecord {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Per token: the calls let through within the current window, and every one ever admitted
+/// (the record tests check "never over the limit" against).
 #[derive(Default)]
 struct Limiter {
-    calls: VecDeque<Instant>,
+    window: HashMap<String, VecDeque<Instant>>,
+    admitted: HashMap<String, Vec<Instant>>,
+    throttled: HashMap<String, u64>,
+}
+
+/// One token's record, as `GET /_sim/calls` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenCalls {
+    pub limit_per_window: u32,
+    pub window_ms: u64,
+    pub admitted: u64,
+    pub throttled: u64,
+    /// The most calls admitted within any one window (never above `limit_per_window` when the
+    /// bridge keeps to its budget).
+    pub max_in_any_window: u64,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -97,6 +135,8 @@ pub struct SimState {
     pub stats: Mutex<Stats>,
     limiter: Mutex<Limiter>,
     pub next_order: Mutex<u64>,
+    /// Order id -> site id, for the orders of extra sites (the others are the main site's).
+    order_sites: Mutex<HashMap<String, String>>,
 }
 
 /// Why `POST /_sim/orders/import` refused a batch (nothing of it is stored).
@@ -131,40 +171,153 @@ impl SimState {
             // Order ids continue from a random point, so a restarted simulator (or a second
             // one) against the same warehouse database does not reuse the ids of earlier orders.
             next_order: Mutex::new(rand::random::<u64>() & 0xff_f000),
+            order_sites: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Counts a call against the token's limit (a sliding 60-second window).
-    pub fn admit(&self) -> Admission {
-        let limit = self.faults.lock().map(|f| f.rate_limit_per_minute).unwrap_or(0);
+    /// Whether `token` may act on `site_id`.
+    pub fn token_serves(&self, token: &str, site_id: &str) -> bool {
+        (self.config.token == token && self.config.site_id == site_id)
+            || self
+                .config
+                .extra_sites
+                .iter()
+                .any(|s| s.token == token && s.site_id == site_id)
+    }
+
+    pub fn is_known_token(&self, token: &str) -> bool {
+        self.config.token == token || self.config.extra_sites.iter().any(|s| s.token == token)
+    }
+
+    /// The site an order belongs to.
+    pub fn site_of(&self, order_id: &str) -> String {
+        self.order_sites
+            .lock()
+            .ok()
+            .and_then(|sites| sites.get(order_id).cloned())
+            .unwrap_or_else(|| self.config.site_id.clone())
+    }
+
+    /// Where and with which secret the webhooks of `order_id`'s site go.
+    pub fn webhook_target(&self, order_id: &str) -> Option<(String, String)> {
+        let site_id = self.site_of(order_id);
+        let main = self.config.webhook_url.clone();
+        match self.config.extra_sites.iter().find(|s| s.site_id == site_id) {
+            None => main.map(|url| (url, self.config.webhook_secret.clone())),
+            Some(site) => {
+                let url = site.webhook_url.clone().or_else(|| {
+                    main.map(|url| match url.rsplit_once('/') {
+                        Some((base, _)) => format!("{base}/{}", site.site_id),
+                        None => url,
+                    })
+                })?;
+                Some((url, site.webhook_secret.clone()))
+            }
+        }
+    }
+
+    fn limit_of(&self, token: &str, faults: &Faults) -> u32 {
+        self.config
+            .extra_sites
+            .iter()
+            .find(|s| s.token == token)
+            .and_then(|s| s.rate_limit_per_minute)
+            .unwrap_or(faults.rate_limit_per_minute)
+    }
+
+    fn window(faults: &Faults) -> Duration {
+        Duration::from_millis(if faults.rate_window_ms == 0 {
+            60_000
+        } else {
+            faults.rate_window_ms
+        })
+    }
+
+    fn per_window(limit_per_minute: u32, window: Duration) -> u32 {
+        ((f64::from(limit_per_minute) * window.as_secs_f64() / 60.0).floor() as u32).max(1)
+    }
+
+    /// Every token's record of calls.
+    pub fn calls_by_token(&self) -> BTreeMap<String, TokenCalls> {
+        let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+        let window = Self::window(&faults);
+        let limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = BTreeMap::new();
+        for (token, calls) in &limiter.admitted {
+            let mut max = 0usize;
+            let mut start = 0usize;
+            for end in 0..calls.len() {
+                while calls[end].duration_since(calls[start]) >= window {
+                    start += 1;
+                }
+                max = max.max(end - start + 1);
+            }
+            let limit = self.limit_of(token, &faults);
+            out.insert(
+                token.clone(),
+                TokenCalls {
+                    limit_per_window: if limit == 0 { 0 } else { Self::per_window(limit, window) },
+                    window_ms: window.as_millis() as u64,
+                    admitted: calls.len() as u64,
+                    throttled: limiter.throttled.get(token).copied().unwrap_or(0),
+                    max_in_any_window: max as u64,
+                },
+            );
+        }
+        for (token, throttled) in &limiter.throttled {
+            out.entry(token.clone()).or_insert_with(|| TokenCalls {
+                limit_per_window: 0,
+                window_ms: window.as_millis() as u64,
+                admitted: 0,
+                throttled: *throttled,
+                max_in_any_window: 0,
+            });
+        }
+        out
+    }
+
+    /// Counts a call against `token`'s limit: a strict sliding window (60 s, or
+    /// `faults.rate_window_ms`) of admitted calls.
+    pub fn admit(&self, token: &str) -> Admission {
+        let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+        let limit = self.limit_of(token, &faults);
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.api_calls += 1;
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
         if limit == 0 {
+            limiter.admitted.entry(token.to_owned()).or_default().push(now);
             return Admission::Allowed {
                 remaining: u32::MAX,
                 limit: 0,
             };
         }
-        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        while limiter
-            .calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            limiter.calls.pop_front();
+        let window = Self::window(&faults);
+        let per_window = Self::per_window(limit, window);
+        let calls = limiter.window.entry(token.to_owned()).or_default();
+        while calls.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            calls.pop_front();
         }
-        if limiter.calls.len() as u32 >= limit {
+        if calls.len() as u32 >= per_window {
+            let oldest = calls.front().copied().unwrap_or(now);
+            let retry_after = window.saturating_sub(now.duration_since(oldest));
             stats.throttled += 1;
-            let oldest = limiter.calls.front().copied().unwrap_or(now);
-            let retry_after = Duration::from_secs(60).saturating_sub(now.duration_since(oldest));
+            *limiter.throttled.entry(token.to_owned()).or_default() += 1;
             return Admission::Throttled { retry_after, limit };
         }
-        limiter.calls.push_back(now);
-        Admission::Allowed {
-            remaining: limit - limiter.calls.len() as u32,
-            limit,
+        calls.push_back(now);
+        let remaining = per_window - calls.len() as u32;
+        limiter.admitted.entry(token.to_owned()).or_default().push(now);
+        Admission::Allowed { remaining, limit }
+    }
+
+    /// Counts a 429 the storm fault answered.
+    pub fn count_throttled(&self, token: &str) {
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.throttled += 1;
         }
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        *limiter.throttled.entry(token.to_owned()).or_default() += 1;
     }
 
     pub fn record_write(&self, method: &str, path: &str, order_id: &str, body: serde_json::Value) {
@@ -215,6 +368,20 @@ impl SimState {
             stored.insert(id, order);
         }
         Ok(count)
+    }
+
+    /// A new paid order of an extra site (or the main one).
+    pub fn new_order_for(&self, site_id: &str, skus: &[&str], digital: bool) -> serde_json::Value {
+        let order = self.new_order(skus, digital);
+        if site_id != self.config.site_id
+            && let Ok(mut sites) = self.order_sites.lock()
+        {
+            sites.insert(
+                order["orderId"].as_str().unwrap_or_default().to_owned(),
+                site_id.to_owned(),
+            );
+        }
+        order
     }
 
     /// A new paid order for `skus` (one unit each); `digital` orders need no shipping.

@@ -9,7 +9,7 @@ use webflow::TriggerType;
 
 /// Delivers a webhook signed exactly as Webflow signs; 1 attempt + 3 retries.
 pub async fn deliver(state: &SimState, trigger: TriggerType, order: &serde_json::Value) -> bool {
-    let Some(url) = state.config.webhook_url.clone() else {
+    let Some((url, secret)) = state.webhook_target(order["orderId"].as_str().unwrap_or_default()) else {
         return false;
     };
     let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger, "payload": order})).unwrap_or_default();
@@ -22,7 +22,7 @@ pub async fn deliver(state: &SimState, trigger: TriggerType, order: &serde_json:
             tokio::time::sleep(Duration::from_millis(state.config.retry_interval_ms)).await;
         }
         let timestamp = chrono::Utc::now().timestamp_millis().to_string();
-        let signature = webflow::sign(&state.config.webhook_secret, &timestamp, &body);
+        let signature = webflow::sign(&secret, &timestamp, &body);
         let result = client
             .post(&url)
             .header("content-type", "application/json")

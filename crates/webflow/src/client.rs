@@ -89,6 +89,11 @@ impl WebflowError {
 
 impl domain::Classify for WebflowError {
     fn class(&self) -> domain::FailureClass {
+        // A 429 is not the message's fault: wait as asked, without using up an attempt, so
+        // sustained throttling never dead-letters a write-back.
+        if self.status() == Some(429) {
+            return domain::FailureClass::Deferred(self.retry_after().unwrap_or(Duration::from_secs(60)));
+        }
         if self.is_transient() {
             domain::FailureClass::Transient
         } else {

@@ -11,6 +11,6 @@ pub mod signature;
 pub mod types;
 
 pub use client::{ApiResponse, CallRecord, WebflowClient, WebflowError};
-pub use settings::{SiteSettings, WebflowSettings};
+pub use settings::{BudgetSettings, SiteSettings, WebflowSettings};
 pub use signature::{SignatureError, WebhookSignature, sign, verify_webhook};
 pub use types::*;

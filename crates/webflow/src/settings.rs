@@ -57,6 +57,43 @@ pub struct WebflowSettings {
     pub timeout_ms: u64,
     /// Sites by a name of your choice (`[webflow.sites.shop]`).
     pub sites: BTreeMap<String, SiteSettings>,
+    /// How calls share each token's budget (`[webflow.budget]`).
+    pub budget: BudgetSettings,
+}
+
+/// How every Webflow call shares its token's budget (docs/architecture.md, "The Webflow rate
+/// budget").
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct BudgetSettings {
+    /// A call sleeps for its slot only when the slot is at most this far away; a further slot
+    /// is reserved and the message deferred through the broker (no worker slot held meanwhile).
+    /// Keep it at least the smallest `amqp.retry_delays_ms` tier.
+    pub horizon_ms: u64,
+    /// Added to every 60-second window (slots are `(60 s + margin) / limit` apart), so network
+    /// jitter between calls never puts `limit + 1` calls in one window of Webflow's.
+    pub window_margin_ms: u64,
+    /// Enrichment reads reserve a slot only while the token's queue is at most this long;
+    /// behind a longer queue of write-backs they defer without reserving.
+    pub enrichment_queue_secs: u64,
+    /// How late a message may come back for its reserved slot and still use it (later, it
+    /// queues afresh: a late call could otherwise crowd a window).
+    pub reservation_grace_ms: u64,
+    /// Reconciliation calls only when the token's next slot is at most this far away (idle
+    /// capacity), else it skips the site for this run.
+    pub reconcile_idle_ms: u64,
+}
+
+impl Default for BudgetSettings {
+    fn default() -> Self {
+        Self {
+            horizon_ms: 1_000,
+            window_margin_ms: 1_000,
+            enrichment_queue_secs: 15,
+            reservation_grace_ms: 100,
+            reconcile_idle_ms: 2_000,
+        }
+    }
 }
 
 impl Default for WebflowSettings {
@@ -66,6 +103,7 @@ impl Default for WebflowSettings {
             allow_insecure_http: false,
             timeout_ms: 10_000,
             sites: BTreeMap::new(),
+            budget: BudgetSettings::default(),
         }
     }
 }

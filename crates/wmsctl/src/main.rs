@@ -100,6 +100,9 @@ enum OrderCommand {
 enum SitesCommand {
     /// Checks each site's token (orders and webhooks readable) and lists its webhooks.
     Check,
+    /// Each site's Webflow budget (shared per token): limit in force, calls in the last minute,
+    /// how far ahead it is booked, work waiting for it and the oldest wait.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +253,10 @@ async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
         let mut rows = vec![
             vec!["checked".into(), summary.checked.to_string()],
             vec!["api calls".into(), summary.api_calls.to_string()],
+            vec![
+                "sites skipped (budget busy)".into(),
+                format!("{} {}", summary.skipped_busy, summary.skipped_sites.join(" ")),
+            ],
         ];
         rows.extend(
             summary
@@ -261,9 +268,57 @@ async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
+/// `wmsctl sites status`: every site's budget and what waits for it, from the database.
+async fn sites_status(json: bool, settings: &Settings) -> anyhow::Result<()> {
+    let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
+    let gateway = webflow_gateway::WebflowGateway::from_settings(&settings.webflow, pool)?;
+    let status = gateway.status().await?;
+    let secs = |s: f64| format!("{s:.1}");
+    print(json, &status, || {
+        table(
+            &[
+                "site",
+                "token budget",
+                "limit/min",
+                "learned",
+                "calls last min",
+                "booked ahead s",
+                "reserved",
+                "deferred",
+                "oldest wait s",
+                "paused s",
+                "429s",
+            ],
+            &status
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.site_id.clone(),
+                        s.budget.key.clone(),
+                        format!("{}", s.budget.limit),
+                        s.budget
+                            .learned_limit
+                            .map(|l| l.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        s.budget.calls_last_minute.to_string(),
+                        secs(s.budget.booked_ahead_secs),
+                        s.reserved.to_string(),
+                        s.deferred.to_string(),
+                        s.oldest_wait_secs.map(secs).unwrap_or_else(|| "-".into()),
+                        secs(s.budget.paused_for_secs),
+                        s.budget.throttled.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        )
+    })
+}
+
 /// `wmsctl sites check`: each site's token reads orders and webhooks.
 async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow::Result<()> {
-    let SitesCommand::Check = command;
+    if matches!(command, SitesCommand::Status) {
+        return sites_status(json, settings).await;
+    }
     let client = webflow_client(&settings.webflow)?;
     let mut report = Vec::new();
     let mut failed = false;

@@ -21,6 +21,9 @@ pub struct HandlerError {
     pub message: String,
     /// A minimum wait the remote side asked for (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// For a deferral: kept with the message (header [`crate::RESUME_TOKEN`]) and handed back
+    /// on its next delivery ([`crate::IncomingMessage::resume_token`]).
+    pub resume_token: Option<String>,
 }
 
 impl HandlerError {
@@ -29,6 +32,7 @@ impl HandlerError {
             kind: ErrorKind::Transient,
             message: message.into(),
             retry_after: None,
+            resume_token: None,
         }
     }
 
@@ -37,6 +41,7 @@ impl HandlerError {
             kind: ErrorKind::Permanent,
             message: message.into(),
             retry_after: None,
+            resume_token: None,
         }
     }
 
@@ -45,6 +50,7 @@ impl HandlerError {
             kind: ErrorKind::Deferred,
             message: message.into(),
             retry_after: Some(retry_after),
+            resume_token: None,
         }
     }
 
@@ -65,7 +71,10 @@ impl HandlerError {
         match error.class() {
             FailureClass::Transient => Self::transient(message).with_retry_after(error.retry_after()),
             FailureClass::Permanent => Self::permanent(message),
-            FailureClass::Deferred(wait) => Self::deferred(message, wait),
+            FailureClass::Deferred(wait) => Self {
+                resume_token: error.resume_token(),
+                ..Self::deferred(message, wait)
+            },
         }
     }
 }

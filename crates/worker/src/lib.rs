@@ -16,7 +16,7 @@ pub mod runtime;
 pub mod service;
 
 pub use error::{ErrorKind, HandlerError};
-pub use message::{Effects, IncomingMessage};
+pub use message::{DEFERRED_SINCE, Effects, IncomingMessage, RESUME_TOKEN};
 pub use runtime::{Disposition, Handler, Preparation, SeenCheck, WorkerRuntime};
 pub use service::WorkerService;
 pub use service_base::{BaseSettings, ServiceBase, StartupError, WorkerSettings};

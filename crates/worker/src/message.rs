@@ -7,6 +7,11 @@ use platform::amqp::headers;
 
 /// Header that keeps the original routing key when a message goes through a retry queue.
 pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+/// Header with the resume token of the last deferral (see [`domain::Classify::resume_token`]).
+pub const RESUME_TOKEN: &str = "x-resume-token";
+/// Header set once, when a message is first deferred (RFC 3339): the deferral ceiling
+/// (`worker.max_deferral_secs`) counts from it.
+pub const DEFERRED_SINCE: &str = "x-deferred-since";
 
 #[derive(Clone, Debug)]
 pub struct IncomingMessage {
@@ -45,6 +50,11 @@ impl IncomingMessage {
             headers,
             attempt,
         }
+    }
+
+    /// What the handler's last deferral asked to be handed back (e.g. a reserved budget slot).
+    pub fn resume_token(&self) -> Option<String> {
+        self.header(RESUME_TOKEN)
     }
 
     pub fn header(&self, key: &str) -> Option<String> {

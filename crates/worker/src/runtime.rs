@@ -1,7 +1,7 @@
 //! The consume loop and the per-message state machine.
 
 use crate::error::HandlerError;
-use crate::message::{Effects, IncomingMessage, ORIGINAL_ROUTING_KEY};
+use crate::message::{DEFERRED_SINCE, Effects, IncomingMessage, ORIGINAL_ROUTING_KEY, RESUME_TOKEN};
 use crate::metrics::WorkerMetrics;
 use futures_util::StreamExt;
 use lapin::BasicProperties;
@@ -316,6 +316,14 @@ impl<H: Handler> WorkerRuntime<H> {
     async fn settle_failure(&self, message: &IncomingMessage, error: HandlerError) -> Disposition {
         let settings = &self.shared.settings;
         let deferred = error.kind == crate::error::ErrorKind::Deferred;
+        let deferred_since = deferred.then(|| deferred_since(message));
+        if let Some(since) = deferred_since
+            && (chrono::Utc::now() - since).num_seconds()
+                > i64::try_from(settings.max_deferral_secs).unwrap_or(i64::MAX)
+        {
+            // Nothing circles forever unseen: an operator looks at it in the `.dead` queue.
+            return self.dead_letter(message, "deferred_too_long", &error.message).await;
+        }
         if deferred || (error.is_transient() && message.attempt < settings.max_attempts) {
             let backoff = if deferred {
                 Duration::ZERO
@@ -338,6 +346,14 @@ impl<H: Handler> WorkerRuntime<H> {
                 lapin::types::AMQPValue::LongLongInt(i64::from(next_attempt)),
             );
             headers::insert_str(&mut table, "x-last-error", truncate(&error.message, 1_000));
+            if let Some(since) = deferred_since {
+                headers::insert_str(&mut table, DEFERRED_SINCE, since.to_rfc3339());
+            }
+            // A new token replaces the old one; a deferral without one (a busy order) keeps
+            // what the message held, e.g. a reserved budget slot it has not used yet.
+            if let Some(token) = &error.resume_token {
+                headers::insert_str(&mut table, RESUME_TOKEN, token.as_str());
+            }
             let published = self
                 .shared
                 .publisher
@@ -532,6 +548,14 @@ impl<H: Handler> WorkerRuntime<H> {
             tracing::warn!(%error, "cannot settle a delivery");
         }
     }
+}
+
+/// When the message was first deferred (now, for its first deferral).
+fn deferred_since(message: &IncomingMessage) -> chrono::DateTime<chrono::Utc> {
+    message
+        .header(DEFERRED_SINCE)
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(&text).ok())
+        .map_or_else(chrono::Utc::now, |since| since.with_timezone(&chrono::Utc))
 }
 
 fn truncate(text: &str, max: usize) -> String {
