@@ -132,6 +132,16 @@ async fn one_failing_outbox_row_does_not_block_the_others() {
         ..PipelineOptions::default()
     })
     .await;
+    // Every client declares the whole topology when it connects: unbind only once the enrich
+    // worker (connecting in the background) is up, or it would bind the key again.
+    let enrich = p.enrich.as_ref().unwrap();
+    tokio::time::timeout(WAIT, async {
+        while !enrich.is_ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the enrich worker is consuming");
     let reserve_queue = p.topology.work_queue(consumer::RESERVE);
     p.observer
         .channel()
