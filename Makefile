@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi build release run bench clean
+.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi screenshots build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ deny: ## Supply chain: licences, banned and duplicate versions, sources (cargo-d
 
 audit: ## Known advisories (cargo-deny): needs the RustSec database, so network access
 	$(CARGO) deny check advisories
+
+screenshots: services-check ## Retake docs/screenshots with the browser tests
+	$(CARGO) build --workspace --bins
+	UPDATE_SCREENSHOTS=1 $(CARGO) test -p e2e --test browser
 
 validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
 	@bash scripts/validate-deploy.sh

@@ -157,10 +157,18 @@ impl Browser {
         format!("wms_console={}", cookie.value())
     }
 
-    /// Saves a PNG of the page to docs/screenshots/<name>.png.
+    /// Saves a PNG of the page to target/screenshots/<name>.png, or to docs/screenshots (what
+    /// docs/console.md shows) with `UPDATE_SCREENSHOTS=1` (`make screenshots`), so an ordinary
+    /// test run leaves the work tree clean.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        assert!(png.starts_with(b"\x89PNG"), "the page renders to a PNG");
+        let folder = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            "../docs/screenshots"
+        } else {
+            "../target/screenshots"
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }

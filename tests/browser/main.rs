@@ -3,7 +3,8 @@
 //! chromedriver on a free port, stopped when the test ends, also on a panic. No fixed sleeps:
 //! every wait polls for an element or a state, with a deadline.
 //!
-//! The tests save screenshots of the main pages to docs/screenshots/ (see docs/console.md).
+//! The tests save screenshots of the main pages to target/screenshots/, and to docs/screenshots/
+//! (see docs/console.md) with `UPDATE_SCREENSHOTS=1` (`make screenshots`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
