@@ -83,7 +83,8 @@ WMS__AMQP__NAMESPACE="$namespace" \
 WMS__WAREHOUSE__BIND="127.0.0.1:$port" \
 WMS__WAREHOUSE__API_TOKENS="$token" \
 WMS__HEALTH__BIND="127.0.0.1:$health" \
-WMS__TELEMETRY__LEVEL=warn \
+WMS__TELEMETRY__LOG_LEVEL=warn \
+RUST_LIB_BACKTRACE=0 \
   "$BIN" > "$work/warehouse.log" 2>&1 &
 pid=$!
 

@@ -36,6 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A local run: the simulator, the sandbox carrier and plain-http Webflow are allowed only here.
+export WMS__PROFILE=local
 export WMS__AMQP__NAMESPACE=$NAMESPACE
 export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$DB
 export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE

@@ -531,24 +531,36 @@ impl<H: Handler> WorkerRuntime<H> {
                     .await
             }
         };
-        let result = match disposition {
-            Disposition::Requeue => {
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await
+        let settle = async {
+            match disposition {
+                Disposition::Requeue => {
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                }
+                _ => delivery.acker.ack(BasicAckOptions::default()).await,
             }
-            _ => delivery.acker.ack(BasicAckOptions::default()).await,
         };
-        if let Err(error) = result {
-            // The channel died: the broker redelivers, and idempotency absorbs the repeat.
-            tracing::warn!(%error, "cannot settle a delivery");
+        // Bounded: on a connection that died under it an ack may never complete (as a channel
+        // close may not), and a drain at shutdown must not wait for it. Either way the broker
+        // redelivers what was not settled, and idempotency absorbs the repeat.
+        match tokio::time::timeout(SETTLE_TIMEOUT, settle).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot settle a delivery"),
+            Err(_) => tracing::warn!(
+                timeout_s = SETTLE_TIMEOUT.as_secs(),
+                "settling a delivery timed out; the broker will redeliver it"
+            ),
         }
     }
 }
+
+/// How long acking or nacking a delivery may take before the worker gives up on it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When the message was first deferred (now, for its first deferral).
 fn deferred_since(message: &IncomingMessage) -> chrono::DateTime<chrono::Utc> {
