@@ -210,6 +210,27 @@ async fn a_message_the_broker_dead_lettered_is_replayed_to_its_consumer() {
     let shown = dlq.show(&dead_queue, 10).await.unwrap();
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0].routing_key.as_deref(), Some("webhook.ecomm_new_order"));
+    // Looking never loses it: each look is a delivery and a return, and RabbitMQ 4.x drops a
+    // message from a quorum queue with no limit of its own after 20 of them (its default
+    // delivery limit, with nowhere to dead-letter to). The dead queue carries its own limit,
+    // which the broker reports, and survives more looks than 4.x's default allows.
+    let dead_queue_info: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:15672/api/queues/%2F/{dead_queue}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .expect("the RabbitMQ management API answers (rabbitmq_management, enabled by .ci/run)")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead_queue_info["arguments"]["x-delivery-limit"].as_i64(),
+        Some(platform::amqp::topology::DEAD_DELIVERY_LIMIT),
+        "{dead_queue_info}"
+    );
+    for look in 1..=25 {
+        assert_eq!(dlq.show(&dead_queue, 10).await.unwrap().len(), 1, "look {look}");
+    }
     let replayed = dlq.replay(&dead_queue, Some(order_id), 10).await.unwrap();
     assert_eq!(replayed.len(), 1, "replayed although the broker put it there");
 

@@ -1,18 +1,14 @@
 //! `enrich`'s settings: the shared sections, `[webflow]` and `[enrich]`.
 
 use platform::settings::{SettingsError, Validate};
-use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
-use service_base::BaseSettings;
 use webflow::WebflowSettings;
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub base: BaseSettings,
-    pub webflow: WebflowSettings,
-    pub enrich: EnrichSettings,
+service_base::service_settings! {
+    pub struct Settings {
+        pub webflow: WebflowSettings,
+        pub enrich: EnrichSettings,
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -27,11 +23,5 @@ impl Validate for Settings {
         self.base.validate()?;
         self.webflow.validate()?;
         self.webflow.require_api_tokens()
-    }
-}
-
-impl platform::service::ServiceSettings for Settings {
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.base.telemetry
     }
 }

@@ -16,8 +16,7 @@
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
 use platform::settings::{SettingsError, Validate};
-use serde::Deserialize;
-use service_base::{BaseSettings, ServiceBase, StartupError};
+use service_base::{ServiceBase, StartupError};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
@@ -33,17 +32,9 @@ use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenC
 
 pub const ACTOR: &str = consumer::NOTIFY_WEBFLOW;
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub base: BaseSettings,
-    pub webflow: WebflowSettings,
-}
-
-impl platform::service::ServiceSettings for Settings {
-    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
-        &self.base.telemetry
+service_base::service_settings! {
+    pub struct Settings {
+        pub webflow: WebflowSettings,
     }
 }
 

@@ -15,11 +15,10 @@
 use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId, WebhookTrigger};
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use platform::amqp::{Publisher, Topology};
-use platform::service::{RunUntilStopped, ServiceSettings};
+use platform::service::RunUntilStopped;
 use platform::settings::{SettingsError, Validate};
-use platform::telemetry::TelemetrySettings;
 use serde::{Deserialize, Serialize};
-use service_base::{BaseSettings, ServiceBase, StartupError};
+use service_base::{ServiceBase, StartupError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -32,13 +31,11 @@ const APP_ID: &str = "wms-reconcile";
 /// How long start-up waits for RabbitMQ before giving up.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub base: BaseSettings,
-    pub webflow: WebflowSettings,
-    pub reconcile: ReconcileSettings,
+service_base::service_settings! {
+    pub struct Settings {
+        pub webflow: WebflowSettings,
+        pub reconcile: ReconcileSettings,
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -56,12 +53,6 @@ impl Default for ReconcileSettings {
             interval_secs: 300,
             budget_share: 0.2,
         }
-    }
-}
-
-impl ServiceSettings for Settings {
-    fn telemetry(&self) -> &TelemetrySettings {
-        &self.base.telemetry
     }
 }
 

@@ -9,6 +9,13 @@ pub mod settings;
 pub use outbox::{OutboxError, OutboxPublisher, run_relay};
 pub use settings::{BaseSettings, WorkerSettings, connect_options};
 
+/// What `service_settings!` expands to refers to, so that a service needs no extra imports.
+#[doc(hidden)]
+pub mod reexports {
+    pub use platform;
+    pub use serde;
+}
+
 use platform::amqp::{AmqpClient, Publisher, Topology};
 use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
 use platform::settings::SettingsError;

@@ -112,3 +112,42 @@ pub fn connect_options(database: &DatabaseSettings, pool_size: usize) -> warehou
         ..warehouse_db::ConnectOptions::new(database.url.clone(), pool_size)
     }
 }
+
+/// Declares a service's `Settings`: the shared sections (`base`, flattened so that `[amqp]`,
+/// `[database]`… stay top-level keys) followed by the service's own sections, and implements
+/// what `platform::service::launch` needs of it. Each service still writes its own
+/// `Validate`, since what it requires differs.
+///
+/// ```ignore
+/// service_base::service_settings! {
+///     /// `enrich`'s settings.
+///     pub struct Settings {
+///         pub webflow: WebflowSettings,
+///         pub enrich: EnrichSettings,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_settings {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, $crate::reexports::serde::Deserialize)]
+        #[serde(crate = "service_base::reexports::serde", default)]
+        pub struct $name {
+            #[serde(flatten)]
+            pub base: $crate::BaseSettings,
+            $( $(#[$field_meta])* pub $field: $ty, )*
+        }
+
+        impl $crate::reexports::platform::service::ServiceSettings for $name {
+            fn telemetry(&self) -> &$crate::reexports::platform::telemetry::TelemetrySettings {
+                &self.base.telemetry
+            }
+        }
+    };
+}

@@ -14,8 +14,7 @@ use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, Shipm
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
 use platform::settings::SettingsError;
-use serde::Deserialize;
-use service_base::{BaseSettings, ServiceBase, StartupError};
+use service_base::{ServiceBase, StartupError};
 use std::sync::Arc;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
@@ -26,17 +25,9 @@ use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenC
 
 pub const ACTOR: &str = consumer::SHIP;
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub base: BaseSettings,
-    pub carrier: carrier::CarrierSettings,
-}
-
-impl platform::service::ServiceSettings for Settings {
-    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
-        &self.base.telemetry
+service_base::service_settings! {
+    pub struct Settings {
+        pub carrier: carrier::CarrierSettings,
     }
 }
 

@@ -4,17 +4,14 @@ use crate::auth::Role;
 use platform::settings::{SettingsError, Validate, parse_bind, read_secret_file};
 use secrecy::SecretString;
 use serde::Deserialize;
-use service_base::BaseSettings;
 use std::path::PathBuf;
 use webflow::WebflowSettings;
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub base: BaseSettings,
-    pub warehouse: WarehouseSettings,
-    pub webflow: WebflowSettings,
+service_base::service_settings! {
+    pub struct Settings {
+        pub warehouse: WarehouseSettings,
+        pub webflow: WebflowSettings,
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -90,12 +87,6 @@ impl Default for WarehouseSettings {
             auto_pack: false,
             auto_pack_interval_ms: 500,
         }
-    }
-}
-
-impl platform::service::ServiceSettings for Settings {
-    fn telemetry(&self) -> &platform::telemetry::TelemetrySettings {
-        &self.base.telemetry
     }
 }
 
