@@ -135,44 +135,63 @@ pub struct ShipmentRow {
     pub last_error: Option<String>,
 }
 
-pub async fn pick_tasks<C: Db>(client: &C, status: Option<PickTaskStatus>, limit: i64) -> Result<Vec<PickTask>> {
+/// The columns `pick_task_from_row` reads: a task, its order's ids and its lines as JSON.
+const PICK_TASK_COLUMNS: &str = "SELECT t.id, o.site_id, o.webflow_order_id, t.status, t.created_at,
+        COALESCE(json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity) ORDER BY l.sku)
+                 FILTER (WHERE l.sku IS NOT NULL), '[]')
+ FROM pick_tasks t JOIN orders o ON o.id = t.order_id
+ LEFT JOIN pick_task_lines l ON l.pick_task_id = t.id";
+
+fn pick_task_from_row(row: &tokio_postgres::Row) -> PickTask {
+    let lines: serde_json::Value = row.get(5);
+    PickTask {
+        id: row.get(0),
+        site_id: row.get(1),
+        order_id: row.get(2),
+        status: row.get(3),
+        created_at: row.get(4),
+        lines: lines
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|line| PickLine {
+                sku: line["sku"].as_str().unwrap_or_default().to_owned(),
+                quantity: line["quantity"].as_i64().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// Pick tasks, oldest first, optionally of one status and of some stores only (`sites =
+/// None`: every store, for a token that sees them all).
+pub async fn pick_tasks<C: Db>(
+    client: &C,
+    status: Option<PickTaskStatus>,
+    sites: Option<&[String]>,
+    limit: i64,
+) -> Result<Vec<PickTask>> {
     let rows = client
         .query(
-            "SELECT t.id, o.site_id, o.webflow_order_id, t.status, t.created_at,
-                    COALESCE(json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity) ORDER BY l.sku)
-                             FILTER (WHERE l.sku IS NOT NULL), '[]')
-             FROM pick_tasks t JOIN orders o ON o.id = t.order_id
-             LEFT JOIN pick_task_lines l ON l.pick_task_id = t.id
-             WHERE ($1::text IS NULL OR t.status = $1)
-             GROUP BY t.id, o.site_id, o.webflow_order_id ORDER BY t.created_at, t.id LIMIT $2",
-            &[&status.map(PickTaskStatus::as_str), &limit],
+            &format!(
+                "{PICK_TASK_COLUMNS}
+                 WHERE ($1::text IS NULL OR t.status = $1) AND ($2::text[] IS NULL OR o.site_id = ANY($2))
+                 GROUP BY t.id, o.site_id, o.webflow_order_id ORDER BY t.created_at, t.id LIMIT $3"
+            ),
+            &[&status.map(PickTaskStatus::as_str), &sites, &limit],
         )
         .await?;
-    rows.iter()
-        .map(|r| {
-            let lines: serde_json::Value = r.get(5);
-            let lines = lines
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .map(|l| PickLine {
-                            sku: l["sku"].as_str().unwrap_or_default().to_owned(),
-                            quantity: l["quantity"].as_i64().unwrap_or_default(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            Ok(PickTask {
-                id: r.get(0),
-                site_id: r.get(1),
-                order_id: r.get(2),
-                status: r.get::<_, &str>(3).parse()?,
-                created_at: r.get(4),
-                lines,
-            })
-        })
-        .collect()
+    Ok(rows.iter().map(pick_task_from_row).collect())
+}
+
+/// A pick task by id with its order's site and id.
+pub async fn pick_task<C: Db>(client: &C, id: i64) -> Result<Option<PickTask>> {
+    let rows = client
+        .query(
+            &format!("{PICK_TASK_COLUMNS} WHERE t.id = $1 GROUP BY t.id, o.site_id, o.webflow_order_id"),
+            &[&id],
+        )
+        .await?;
+    Ok(rows.first().map(pick_task_from_row))
 }
 
 /// Locks up to `limit` reserved orders whose pick task is open or picked (oldest change

@@ -15,6 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
 use warehouse_db::console as db;
+use warehouse_db::floor::{self, PickTaskStatus};
 
 type Query = web::Query<HashMap<String, String>>;
 type Form = web::Form<HashMap<String, String>>;
@@ -672,8 +673,8 @@ pub async fn floor(state: web::Data<AppState>, request: HttpRequest, query: Quer
     let session = session(&state, &request)?;
     let client = state.pool.get().await?;
     let sites = session.operator.site_filter();
-    let mut tasks = db::pick_tasks_in(&*client, Some("open"), sites, 200).await?;
-    tasks.extend(db::pick_tasks_in(&*client, Some("picked"), sites, 200).await?);
+    let mut tasks = floor::pick_tasks(&*client, Some(PickTaskStatus::Open), sites, 200).await?;
+    tasks.extend(floor::pick_tasks(&*client, Some(PickTaskStatus::Picked), sites, 200).await?);
     tasks.sort_by_key(|t| (t.created_at, t.id));
     let body = html! {
         h1 { "Floor" }
@@ -710,13 +711,9 @@ fn scans(form: &HashMap<String, String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn load_task(
-    state: &AppState,
-    session: &super::Session,
-    task_id: i64,
-) -> Result<warehouse_db::floor::PickTask, ConsoleError> {
+async fn load_task(state: &AppState, session: &super::Session, task_id: i64) -> Result<floor::PickTask, ConsoleError> {
     let client = state.pool.get().await?;
-    let task = db::pick_task(&*client, task_id)
+    let task = floor::pick_task(&*client, task_id)
         .await?
         .filter(|t| session.operator.sees_site(&t.site_id))
         .ok_or_else(|| crate::error::ApiError::not_found(format!("no pick task {task_id}")))?;
@@ -725,7 +722,7 @@ async fn load_task(
 
 fn station_markup(
     session: &super::Session,
-    task: &warehouse_db::floor::PickTask,
+    task: &floor::PickTask,
     confirmed: &[String],
     names: &HashMap<String, String>,
 ) -> Markup {
@@ -748,7 +745,7 @@ fn station_markup(
                 }
             }
         }
-        @if can_act && task.status == warehouse_db::floor::PickTaskStatus::Open {
+        @if can_act && task.status == PickTaskStatus::Open {
             form.inline method="post" action={(base) "/picked"} { (csrf_field(session)) button.quiet #mark-picked type="submit" { "Everything picked" } }
         }
         @if can_act && matches!(task.status.as_str(), "open" | "picked") {
@@ -767,7 +764,7 @@ fn station_markup(
                 @if !complete { span.muted { "Confirm every item first." } }
             }
         }
-        @if task.status == warehouse_db::floor::PickTaskStatus::Packed {
+        @if task.status == PickTaskStatus::Packed {
             h2 { "Packed" }
             p { a.button #label-link href={(order_path(&task.site_id, &task.order_id)) "/label.pdf"} { "Label (PDF)" } " "
                 a.button.quiet #slip-link href={(order_path(&task.site_id, &task.order_id)) "/packing-slip.pdf"} { "Packing slip (PDF)" } }
@@ -776,10 +773,7 @@ fn station_markup(
     }
 }
 
-async fn line_names(
-    state: &AppState,
-    task: &warehouse_db::floor::PickTask,
-) -> Result<HashMap<String, String>, ConsoleError> {
+async fn line_names(state: &AppState, task: &floor::PickTask) -> Result<HashMap<String, String>, ConsoleError> {
     let client = state.pool.get().await?;
     let view =
         warehouse_db::order_view::load(&*client, &task.site_id.as_str().into(), &task.order_id.as_str().into()).await?;
@@ -865,7 +859,7 @@ pub async fn pack(state: web::Data<AppState>, request: HttpRequest, path: web::P
         )
         .into());
     }
-    if task.status == warehouse_db::floor::PickTaskStatus::Open {
+    if task.status == PickTaskStatus::Open {
         mark_task_picked(&state, &session.operator, task.id).await?;
     }
     let lines = {

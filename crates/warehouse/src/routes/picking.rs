@@ -67,9 +67,7 @@ pub async fn list_pick_tasks(
         return Err(ApiError::invalid("limit", "limit is between 1 and 1000"));
     }
     let client = state.pool.get().await?;
-    let pick_tasks =
-        warehouse_db::console::pick_tasks_in(&*client, status.map(|s| s.as_str()), operator.site_filter(), limit)
-            .await?;
+    let pick_tasks = floor::pick_tasks(&*client, status, operator.site_filter(), limit).await?;
     Ok(HttpResponse::Ok().json(PickTaskList { pick_tasks }))
 }
 
