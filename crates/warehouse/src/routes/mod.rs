@@ -33,10 +33,24 @@ pub struct OrderPath {
 }
 
 /// Checks the ids of an order path: no id that cannot exist reaches the database.
-pub fn order_ids(path: actix_web::web::Path<(String, String)>) -> Result<(String, String), ApiError> {
+fn order_ids(path: actix_web::web::Path<(String, String)>) -> Result<(String, String), ApiError> {
     let (site_id, order_id) = path.into_inner();
     printable("site_id", &site_id, None)?;
     printable("order_id", &order_id, None)?;
+    Ok((site_id, order_id))
+}
+
+/// The order a request names, once the token may act on it with `role`: the role is
+/// checked, the ids are printable, and a store outside the token's scope reads as a missing
+/// order.
+pub fn authorized_order(
+    operator: &crate::auth::Operator,
+    role: crate::auth::Role,
+    path: actix_web::web::Path<(String, String)>,
+) -> Result<(String, String), ApiError> {
+    operator.require(role)?;
+    let (site_id, order_id) = order_ids(path)?;
+    operator.check_site(&site_id, &order_id)?;
     Ok((site_id, order_id))
 }
 

@@ -1,6 +1,6 @@
 //! Orders: the operator's view, refunds and address corrections.
 
-use super::{AppState, OrderPath, order_ids};
+use super::{AppState, OrderPath, authorized_order};
 use crate::auth::{Operator, Role, order_not_found};
 use crate::error::{ApiError, ErrorBody, printable};
 use actix_web::{HttpResponse, web};
@@ -26,9 +26,7 @@ pub async fn get_order(
     operator: Operator,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    operator.require(Role::Read)?;
-    let (site_id, order_id) = order_ids(path)?;
-    operator.check_site(&site_id, &order_id)?;
+    let (site_id, order_id) = authorized_order(&operator, Role::Read, path)?;
     let client = state.pool.get().await?;
     let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
@@ -85,9 +83,7 @@ pub async fn refund(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    operator.require(Role::Admin)?;
-    let (site_id, order_id) = order_ids(path)?;
-    operator.check_site(&site_id, &order_id)?;
+    let (site_id, order_id) = authorized_order(&operator, Role::Admin, path)?;
     let request: RefundRequest = crate::error::parse_json(&body)?;
     let accepted = request_refund(&state, &operator, &site_id, &order_id, &request.reason).await?;
     Ok(HttpResponse::Accepted().json(accepted))
@@ -219,9 +215,7 @@ pub async fn correct_address(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    operator.require(Role::Admin)?;
-    let (site_id, order_id) = order_ids(path)?;
-    operator.check_site(&site_id, &order_id)?;
+    let (site_id, order_id) = authorized_order(&operator, Role::Admin, path)?;
     let address: CorrectedAddress = crate::error::parse_json(&body)?;
     let corrected = apply_address_correction(&state, &operator, &site_id, &order_id, &address).await?;
     Ok(HttpResponse::Ok().json(corrected))

@@ -1,6 +1,6 @@
 //! The floor: pick tasks and packing.
 
-use super::{AppState, OrderPath, order_ids};
+use super::{AppState, OrderPath, authorized_order};
 use crate::auth::{Operator, Role, order_not_found};
 use crate::error::{ApiError, ErrorBody, parse_json};
 use crate::packing::pack_order;
@@ -182,9 +182,7 @@ pub async fn pack(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    operator.require(Role::Floor)?;
-    let (site_id, order_id) = order_ids(path)?;
-    operator.check_site(&site_id, &order_id)?;
+    let (site_id, order_id) = authorized_order(&operator, Role::Floor, path)?;
     let request: PackRequest = parse_json(&body)?;
     if request.parcels.is_empty() {
         return Err(ApiError::invalid("parcels", "at least one parcel is required"));
