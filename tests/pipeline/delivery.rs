@@ -135,10 +135,19 @@ async fn doomed_reserve_runtime(p: &Pipeline) -> worker::WorkerRuntime<reserve::
         p.shutdown.child_token(),
     );
     amqp.wait_ready(WAIT).await.unwrap();
-    worker::WorkerRuntime::new(
+    let publisher = platform::amqp::Publisher::new(amqp.clone(), Duration::from_secs(10));
+    let outbox = service_base::OutboxPublisher::new(
+        p.db.pool.clone(),
+        publisher.clone(),
+        p.topology.clone(),
+        "doomed".to_owned(),
+    );
+    worker::WorkerRuntime::with_outbox(
         reserve::ReserveHandler,
         p.db.pool.clone(),
         amqp,
+        publisher,
+        outbox,
         p.base.worker.clone(),
         &prometheus::Registry::new(),
     )

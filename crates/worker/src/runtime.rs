@@ -131,24 +131,6 @@ impl<H: Handler> Clone for WorkerRuntime<H> {
 }
 
 impl<H: Handler> WorkerRuntime<H> {
-    /// A runtime with an outbox publisher of its own (tests that wire a runtime by hand).
-    pub fn new(
-        handler: H,
-        pool: Pool,
-        amqp: AmqpClient,
-        settings: WorkerSettings,
-        registry: &prometheus::Registry,
-    ) -> Result<Self, prometheus::Error> {
-        let publisher = Publisher::new(amqp.clone(), Duration::from_secs(10));
-        let outbox = OutboxPublisher::new(
-            pool.clone(),
-            publisher.clone(),
-            amqp.topology().clone(),
-            format!("wms-{}", H::NAME),
-        );
-        Self::with_outbox(handler, pool, amqp, publisher, outbox, settings, registry)
-    }
-
     /// A runtime over a service's connections and outbox publisher.
     pub fn with_outbox(
         handler: H,
