@@ -7,6 +7,7 @@
 
 pub mod amqp;
 pub mod health;
+pub mod metrics;
 pub mod retry;
 pub mod service;
 pub mod settings;

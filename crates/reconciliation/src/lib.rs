@@ -386,6 +386,10 @@ impl ReconcileMetrics {
             prometheus::IntCounter::new("wms_reconcile_api_calls_total", "Webflow calls made by reconciliation")?;
         let failures = prometheus::IntCounter::new("wms_reconcile_failures_total", "Runs that failed")?;
         registry.register(Box::new(checked.clone()))?;
+        // Every kind from 0, so `increase()` sees the first repair and the series exist.
+        for kind in ["lost_webhook", "writeback", "needs_review", "cancelled"] {
+            repaired.with_label_values(&[kind]);
+        }
         registry.register(Box::new(repaired.clone()))?;
         registry.register(Box::new(api_calls.clone()))?;
         registry.register(Box::new(failures.clone()))?;

@@ -186,12 +186,5 @@ async fn read_body(
 
 /// Trace id from a W3C `traceparent` header when present, else a fresh one.
 fn trace_id(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+    platform::telemetry::trace_id(request.headers().get("traceparent").and_then(|v| v.to_str().ok()))
 }
