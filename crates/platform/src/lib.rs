@@ -8,6 +8,7 @@
 pub mod amqp;
 pub mod health;
 pub mod metrics;
+pub mod otlp;
 pub mod retry;
 pub mod service;
 pub mod settings;

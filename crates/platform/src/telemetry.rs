@@ -32,6 +32,26 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `info,lapin=warn`; `RUST_LOG` overrides it.
     pub log_level: String,
+    /// The base URL of an OpenTelemetry collector's OTLP/HTTP receiver
+    /// (`http://otel-collector:4318`); spans are POSTed to `<url>/v1/traces`. Unset: no export.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// `otlp_endpoint`, when set, must be an http(s) URL with a host.
+    pub fn validate(&self) -> Result<(), crate::settings::SettingsError> {
+        let Some(endpoint) = &self.otlp_endpoint else {
+            return Ok(());
+        };
+        let invalid = |message: String| crate::settings::SettingsError::invalid("telemetry.otlp_endpoint", message);
+        let url = reqwest::Url::parse(endpoint).map_err(|e| invalid(format!("`{endpoint}` is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(format!(
+                "`{endpoint}` must be an http:// or https:// URL with a host, such as http://otel-collector:4318"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TelemetrySettings {
@@ -39,19 +59,47 @@ impl Default for TelemetrySettings {
         Self {
             log_format: LogFormat::Json,
             log_level: "info,lapin=error,actix_server=warn".into(),
+            otlp_endpoint: None,
         }
     }
 }
 
-/// Builds a subscriber that writes to `sink`.
+/// Builds a subscriber that writes to `sink` (no span export).
 pub fn subscriber<W>(settings: &TelemetrySettings, sink: W) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    build(settings, sink, None::<tracing_subscriber::layer::Identity>)
+}
+
+/// The subscriber of the process of `service`: logs to `sink`, and spans to the OpenTelemetry
+/// collector at `telemetry.otlp_endpoint` when it is set. Call from within the Tokio runtime.
+pub fn service_subscriber<W>(
+    settings: &TelemetrySettings,
+    sink: W,
+    service: &str,
+) -> Result<Box<dyn Subscriber + Send + Sync>, crate::otlp::OtlpError>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let export = match &settings.otlp_endpoint {
+        Some(endpoint) => Some(crate::otlp::layer(endpoint, service)?),
+        None => None,
+    };
+    Ok(build(settings, sink, export))
+}
+
+type Filtered = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+
+fn build<W, L>(settings: &TelemetrySettings, sink: W, export: Option<L>) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    L: tracing_subscriber::Layer<Filtered> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(export);
     match settings.log_format {
         LogFormat::Json => Box::new(
             registry.with(
@@ -154,6 +202,7 @@ pub fn init_for_tests() {
     let settings = TelemetrySettings {
         log_format: LogFormat::Pretty,
         log_level: "info,lapin=warn".into(),
+        otlp_endpoint: None,
     };
     if std::env::var_os("TEST_LOG").is_some() {
         init(subscriber(&settings, std::io::stdout));

@@ -198,12 +198,14 @@ async fn trace_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let trace_id = platform::telemetry::trace_id(traceparent);
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.path(),
-        trace_id = %platform::telemetry::trace_id(traceparent),
+        trace_id = %trace_id,
     );
+    platform::otlp::join_trace(&span, &trace_id);
     next.call(request).instrument(span).await
 }
 
@@ -226,6 +228,7 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
                             site_id = %event.site_id,
                             trace_id = %event.correlation_id,
                         );
+                        platform::otlp::join_trace(&span, &event.correlation_id);
                         async {
                             state.publish("auto-pack", event.message_id.as_str()).await;
                             tracing::info!(order_id = event.event.order_id().map(|id| id.as_str()).unwrap_or_default(), "order packed");

@@ -535,6 +535,7 @@ impl<H: Handler> WorkerRuntime<H> {
             message_id = %message.message_id,
             trace_id = %message.correlation(),
         );
+        platform::otlp::join_trace(&span, &message.correlation());
         self.settle_delivery(delivery, message).instrument(span).await;
     }
 
