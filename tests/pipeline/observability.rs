@@ -43,7 +43,12 @@ async fn metrics_logs_and_spans_of_a_running_stack_match_the_dashboard_alerts_an
         .unwrap();
     let orders: Vec<(String, String)> = orders
         .iter()
-        .map(|row| (row.get(0), row.get::<_, Option<String>>(1).expect("every order has a trace id")))
+        .map(|row| {
+            (
+                row.get(0),
+                row.get::<_, Option<String>>(1).expect("every order has a trace id"),
+            )
+        })
         .collect();
     // An operator reads an order: the warehouse's HTTP metrics have a request to show.
     let answer = reqwest::Client::new()
@@ -77,11 +82,15 @@ async fn assert_spans_reach_the_collector(collector: &MockServer, orders: &[(Str
             .into_iter()
             .map(|request| request.body)
             .collect();
-        let contains = |needle: &[u8]| bodies.iter().any(|body| body.windows(needle.len()).any(|w| w == needle));
+        let contains = |needle: &[u8]| {
+            bodies
+                .iter()
+                .any(|body| body.windows(needle.len()).any(|w| w == needle))
+        };
         let silent: Vec<&str> = services
             .iter()
             .copied()
-            .filter(|service| !contains(service.as_bytes()))
+            .filter(|service| !contains(&service_name_attribute(service)))
             .collect();
         let untraced: Vec<&str> = orders
             .iter()
@@ -98,6 +107,16 @@ async fn assert_spans_reach_the_collector(collector: &MockServer, orders: &[(Str
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The resource attribute `service.name = <service>` as OTLP's protobuf encodes it: the key,
+/// then the value (field 2, an `AnyValue`) holding a `string_value` (field 1).
+fn service_name_attribute(service: &str) -> Vec<u8> {
+    let len = u8::try_from(service.len()).unwrap();
+    let mut bytes = b"service.name".to_vec();
+    bytes.extend([0x12, len + 2, 0x0a, len]);
+    bytes.extend(service.as_bytes());
+    bytes
 }
 
 fn decode_hex(text: &str) -> Vec<u8> {
@@ -185,9 +204,30 @@ fn metric_names_in_dashboard_and_rules() -> BTreeSet<String> {
 }
 
 /// The metric names a PromQL expression selects: identifiers that are neither functions,
-/// keywords, label names (inside `{…}` or a grouping clause) nor durations (`[…]`).
+/// aggregations, keywords, label names (inside `{…}` or a grouping clause) nor durations (`[…]`).
 fn promql_metric_names(expr: &str) -> BTreeSet<String> {
-    const KEYWORDS: [&str; 5] = ["and", "or", "unless", "bool", "offset"];
+    const KEYWORDS: [&str; 19] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        // Aggregations, which may be followed by `by (…)` before their parenthesis.
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
     const GROUPING: [&str; 6] = ["by", "without", "on", "ignoring", "group_left", "group_right"];
     let chars: Vec<char> = expr.chars().collect();
     let mut names = BTreeSet::new();
@@ -245,9 +285,10 @@ fn promql_metric_names(expr: &str) -> BTreeSet<String> {
 #[test]
 fn promql_names_are_parsed_out_of_expressions() {
     let names = promql_metric_names(
-        r#"histogram_quantile(0.95, sum by (consumer, le) (rate(wms_a_bucket{x="a}b"}[$__rate_interval]))) / on (job) group_left(service) wms_b > bool 1e3"#,
+        r#"histogram_quantile(0.95, sum by (consumer, le) (rate(wms_a_bucket{x="a}b"}[$__rate_interval]))) / on (job) group_left(service) wms_b > bool 1e3 or max without (le) (wms_c)"#,
     );
-    assert_eq!(names, BTreeSet::from(["wms_a_bucket".to_owned(), "wms_b".to_owned()]));
+    let expected = ["wms_a_bucket", "wms_b", "wms_c"].map(str::to_owned);
+    assert_eq!(names, BTreeSet::from(expected));
 }
 
 /// For every order: each service wrote lines with the order's trace id; every line of the
@@ -271,7 +312,10 @@ fn assert_one_trace_id_per_order(stack: &Stack, orders: &[(String, String)]) {
         .filter_map(|line| line["trace_id"].as_str())
         .collect();
     for (order_id, trace_id) in orders {
-        assert!(webhook_traces.contains(trace_id.as_str()), "{order_id}: its trace began at the ingress");
+        assert!(
+            webhook_traces.contains(trace_id.as_str()),
+            "{order_id}: its trace began at the ingress"
+        );
         for (service, lines) in &lines {
             let traced = lines
                 .iter()

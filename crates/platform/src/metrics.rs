@@ -107,7 +107,8 @@ pub async fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{App, HttpResponse, test, web};
+    use actix_web::test as actix_test;
+    use actix_web::{App, HttpResponse, web};
 
     fn names(registry: &Registry) -> Vec<String> {
         registry.gather().iter().map(|f| f.name().to_owned()).collect()
@@ -137,7 +138,7 @@ mod tests {
     async fn requests_are_counted_by_route_pattern_not_path() {
         let registry = Registry::new();
         let metrics = HttpMetrics::register(&registry).unwrap_or_else(|e| panic!("{e}"));
-        let app = test::init_service(
+        let app = actix_test::init_service(
             App::new()
                 .app_data(web::Data::new(metrics))
                 .wrap(actix_web::middleware::from_fn(measure))
@@ -145,7 +146,7 @@ mod tests {
         )
         .await;
         for path in ["/orders/1", "/orders/2", "/nowhere"] {
-            test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            actix_test::call_service(&app, actix_test::TestRequest::get().uri(path).to_request()).await;
         }
         let mut buffer = Vec::new();
         prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut buffer)

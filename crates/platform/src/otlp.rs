@@ -12,7 +12,9 @@
 //! batch processor exports from a thread of its own): no gRPC stack and no second HTTP client.
 
 use opentelemetry::Context;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
@@ -45,6 +47,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| OtlpError::NoRuntime)?;
+    crate::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -156,7 +159,11 @@ mod tests {
         let id = "4bf92f3577b34da6a3ce929d0e0e4736";
         assert_eq!(otel_trace_id(id).to_string(), id);
         let repair = otel_trace_id("rc-65f0c0ffee-order-1");
-        assert_eq!(repair, otel_trace_id("rc-65f0c0ffee-order-1"), "hashed the same everywhere");
+        assert_eq!(
+            repair,
+            otel_trace_id("rc-65f0c0ffee-order-1"),
+            "hashed the same everywhere"
+        );
         assert_ne!(repair, TraceId::INVALID);
     }
 

@@ -221,7 +221,10 @@ mod tests {
 
     impl std::io::Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -233,7 +236,11 @@ mod tests {
     fn trace_ids_come_from_traceparent_or_are_made() {
         let given = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
         assert_eq!(trace_id(Some(given)), "4bf92f3577b34da6a3ce929d0e0e4736");
-        for bad in [None, Some("garbage"), Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")] {
+        for bad in [
+            None,
+            Some("garbage"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
             let made = trace_id(bad);
             assert_eq!(made.len(), 32, "{made}");
             assert!(made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");

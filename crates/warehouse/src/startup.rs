@@ -231,7 +231,10 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
                         platform::otlp::join_trace(&span, &event.correlation_id);
                         async {
                             state.publish("auto-pack", event.message_id.as_str()).await;
-                            tracing::info!(order_id = event.event.order_id().map(|id| id.as_str()).unwrap_or_default(), "order packed");
+                            tracing::info!(
+                                order_id = event.event.order_id().map(|id| id.as_str()).unwrap_or_default(),
+                                "order packed"
+                            );
                         }
                         .instrument(span)
                         .await;

@@ -54,7 +54,9 @@ pub async fn receive_webflow_webhook(
         trace_id = %trace_id,
     );
     platform::otlp::join_trace(&span, &trace_id);
-    receive(request, site_id, payload, state, trace_id).instrument(span).await
+    receive(request, site_id, payload, state, trace_id)
+        .instrument(span)
+        .await
 }
 
 async fn receive(
