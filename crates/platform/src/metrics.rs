@@ -91,6 +91,8 @@ pub async fn measure(
     let metrics = request
         .app_data::<actix_web::web::Data<HttpMetrics>>()
         .map(|metrics| metrics.get_ref().clone());
+    // Matched against the routes before routing (a cloned request would stop the router): a
+    // string comparison for static routes such as the ingress's per-site webhook paths.
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().as_str().to_owned();
     let result = next.call(request).await;

@@ -233,6 +233,25 @@ mod tests {
     }
 
     #[test]
+    fn the_otlp_endpoint_must_be_an_http_url_with_a_host() {
+        let with = |endpoint: Option<&str>| TelemetrySettings {
+            otlp_endpoint: endpoint.map(str::to_owned),
+            ..TelemetrySettings::default()
+        };
+        assert!(with(None).validate().is_ok());
+        assert!(with(Some("http://otel-collector:4318")).validate().is_ok());
+        assert!(with(Some("https://collector.example/otlp")).validate().is_ok());
+        for bad in ["otel-collector:4318", "ftp://collector", "http://", "not a url"] {
+            let error = with(Some(bad))
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("telemetry.otlp_endpoint"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn trace_ids_come_from_traceparent_or_are_made() {
         let given = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
         assert_eq!(trace_id(Some(given)), "4bf92f3577b34da6a3ce929d0e0e4736");
