@@ -330,7 +330,8 @@ impl Reconciler {
                 properties,
             )
             .await?;
-        tracing::info!(%site_id, order_id, "re-injected a paid order whose webhook was lost");
+        // The repair's id is the trace id of what follows from it.
+        tracing::info!(%site_id, order_id, trace_id = %message_id, "re-injected a paid order whose webhook was lost");
         Ok(())
     }
 
@@ -355,6 +356,7 @@ impl Reconciler {
         tracing::info!(
             %site_id,
             message_id,
+            trace_id = message_id,
             routing_key = envelope.event.routing_key(),
             "repair enqueued"
         );
