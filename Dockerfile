@@ -13,6 +13,9 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
+# The commit in `wms_build_info{git_sha}`: docker build --build-arg WMS_GIT_SHA=$(git rev-parse --short HEAD) .
+ARG WMS_GIT_SHA=unknown
+ENV WMS_GIT_SHA=${WMS_GIT_SHA}
 RUN cargo build --release --workspace --bins \
  && mkdir /out \
  && for bin in ingress enrich reserve ship notify-webflow warehouse reconcile webflow-sim wmsctl; do cp "target/release/$bin" /out/; done

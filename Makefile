@@ -50,7 +50,7 @@ screenshots: services-check ## Retake docs/screenshots with the browser tests
 	$(CARGO) build --workspace --bins
 	UPDATE_SCREENSHOTS=1 $(CARGO) test -p e2e --test browser
 
-validate-deploy: ## Render and validate the Kubernetes overlays and docker-compose.yml offline
+validate-deploy: ## Render and validate the Kubernetes overlays, docker-compose.yml, the alert rules and the dashboard offline
 	@bash scripts/validate-deploy.sh
 
 test: fmt-check lint check-structure deny validate-deploy test-only api-conformance ## Formatting, lints, crate structure, supply chain, manifests, every test, then API conformance

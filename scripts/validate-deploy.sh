@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Renders every Kustomize overlay and validates it against the Kubernetes schemas offline;
-# validates docker-compose.yml against the Compose specification. Fails loudly.
+# validates docker-compose.yml against the Compose specification, the Prometheus alert rules
+# (promtool) and the Grafana dashboard. Fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v kubectl >/dev/null || missing+=("kubectl (for 'kubectl kustomize')")
 command -v kubernetes-validate >/dev/null || missing+=("kubernetes-validate (pip install kubernetes-validate)")
 command -v check-jsonschema >/dev/null || missing+=("check-jsonschema (pip install check-jsonschema)")
+command -v promtool >/dev/null || missing+=("promtool (apt-get install prometheus)")
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'ERROR: validate-deploy needs: %s\n' "${missing[@]}" >&2
   exit 1
@@ -37,3 +39,7 @@ if grep -Eq '^COPY +config' Dockerfile; then
 fi
 check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 echo "ok: docker-compose.yml matches the Compose specification"
+# The Prometheus alert rules and the Grafana dashboard (their metric names are checked against
+# running services by tests/pipeline/observability.rs).
+promtool check rules deploy/prometheus/alerts.yml
+python3 scripts/check-observability.py

@@ -14,6 +14,7 @@ mod floor;
 mod leases;
 mod lifecycle;
 mod locking;
+mod observability;
 mod operator_tools;
 mod order_truth;
 mod processes;

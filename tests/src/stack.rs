@@ -110,6 +110,8 @@ pub struct StackOptions {
     pub webhook_retry_interval_ms: u64,
     /// The AMQP URL the services use (e.g. through a [`test_support::proxy::TcpProxy`]).
     pub amqp_url: String,
+    /// More settings for every process (`WMS__…` variables).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -119,6 +121,7 @@ impl Default for StackOptions {
             orders_per_minute: 600,
             webhook_retry_interval_ms: 500,
             amqp_url: test_support::amqp_url(),
+            env: Vec::new(),
         }
     }
 }
@@ -192,6 +195,7 @@ impl Stack {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        .chain(options.env.iter().cloned())
         .collect();
         let sim_args = [
             "--bind",
@@ -308,6 +312,21 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The `/metrics` URL of `name`'s health listener.
+    pub fn metrics_url(&self, name: &str) -> String {
+        let (_, _, port) = self
+            .children
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is not running"));
+        format!("http://127.0.0.1:{port}/metrics")
+    }
+
+    /// Everything `name` logged so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// The last lines `name` logged, for failure messages.

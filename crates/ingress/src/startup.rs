@@ -7,6 +7,7 @@ use crate::settings::Settings;
 use actix_web::{App, HttpServer, dev::Server, web};
 use platform::amqp::{AmqpClient, Publisher, Topology};
 use platform::health::{self, HealthServer, HealthState, ReadinessCheck};
+use platform::metrics::HttpMetrics;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +47,9 @@ impl Application {
         );
         let publisher = Publisher::new(amqp.clone(), Duration::from_millis(settings.ingress.publish_timeout_ms));
 
-        let registry = prometheus::Registry::new();
+        let registry = platform::metrics::registry("ingress")?;
         let metrics = IngressMetrics::register(&registry)?;
+        let http_metrics = web::Data::new(HttpMetrics::register(&registry)?);
         let amqp_check = amqp.clone();
         let checks: Vec<(&'static str, ReadinessCheck)> = vec![("rabbitmq", Arc::new(move || amqp_check.is_ready()))];
         let health_state = HealthState::new(registry, checks);
@@ -85,7 +87,10 @@ impl Application {
             .port();
         let site_ids: Vec<String> = state.secrets.keys().cloned().collect();
         let mut server = HttpServer::new(move || {
-            let mut app = App::new().app_data(state.clone());
+            let mut app = App::new()
+                .app_data(state.clone())
+                .app_data(http_metrics.clone())
+                .wrap(actix_web::middleware::from_fn(platform::metrics::measure));
             // One static route per configured site: matched by string comparison, where the
             // `{site_id}` pattern costs a regex match per request (measured: ~5 % of the
             // ingress's CPU). The pattern stays as the fallback that answers 404.

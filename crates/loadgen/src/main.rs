@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = TelemetrySettings {
         log_format: LogFormat::Pretty,
         log_level: "warn".into(),
+        otlp_endpoint: None,
     };
     platform::telemetry::init(platform::telemetry::subscriber(&telemetry, std::io::stderr));
     platform::install_crypto_provider();

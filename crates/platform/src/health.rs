@@ -3,7 +3,7 @@
 //! `health.bind` listener every process has.
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -14,13 +14,20 @@ pub type ReadinessCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 pub struct HealthState {
     registry: Registry,
     checks: Arc<Vec<(&'static str, ReadinessCheck)>>,
+    /// `wms_ready`: what `/readyz` would answer (1 ready, 0 not), set at each scrape.
+    ready: Option<IntGauge>,
 }
 
 impl HealthState {
     pub fn new(registry: Registry, checks: Vec<(&'static str, ReadinessCheck)>) -> Self {
+        let ready = IntGauge::new("wms_ready", "1 while every readiness check passes (as /readyz), else 0")
+            .ok()
+            // A registry shared by two listeners (tests) keeps the first one's gauge.
+            .filter(|gauge| registry.register(Box::new(gauge.clone())).is_ok());
         Self {
             registry,
             checks: Arc::new(checks),
+            ready,
         }
     }
 
@@ -63,6 +70,9 @@ async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<HealthState>) -> HttpResponse {
+    if let Some(ready) = &state.ready {
+        ready.set(i64::from(state.is_ready()));
+    }
     let mut buffer = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut buffer) {

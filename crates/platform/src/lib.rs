@@ -1,12 +1,15 @@
-//! Shared plumbing for every WMS bridge process: layered settings, telemetry, shutdown,
-//! the AMQP connection with its topology and confirmed publisher, the health and metrics
-//! endpoints, the one retry policy, and the one way a service process starts.
+//! Shared plumbing for every WMS bridge process: layered settings, telemetry (JSON logs and
+//! OpenTelemetry export), shutdown, the AMQP connection with its topology and confirmed
+//! publisher, the health and metrics endpoints with the metrics every process exports, the one
+//! retry policy, and the one way a service process starts.
 //!
 //! Business rules do not live here; this crate may depend on `domain` for routing keys but
 //! never on a service crate.
 
 pub mod amqp;
 pub mod health;
+pub mod metrics;
+pub mod otlp;
 pub mod retry;
 pub mod service;
 pub mod settings;

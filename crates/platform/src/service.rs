@@ -24,6 +24,8 @@ pub trait RunUntilStopped {
 pub enum LaunchError {
     #[error("invalid configuration: {0}")]
     Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::otlp::OtlpError),
     #[error("cannot start {service}: {source}")]
     Build {
         service: &'static str,
@@ -36,11 +38,22 @@ pub enum LaunchError {
     },
 }
 
-/// Loads `S`, starts telemetry from it and installs the SIGTERM/Ctrl-C handler.
-pub fn init<S: ServiceSettings>() -> Result<(S, CancellationToken), LaunchError> {
+/// Loads `S`, starts telemetry from it (logs, and spans to `telemetry.otlp_endpoint` when set)
+/// and installs the SIGTERM/Ctrl-C handler. Call from within the Tokio runtime.
+pub fn init<S: ServiceSettings>(service: &'static str) -> Result<(S, CancellationToken), LaunchError> {
     let settings: S = settings::load()?;
-    telemetry::init(telemetry::subscriber(settings.telemetry(), std::io::stdout));
+    settings.telemetry().validate()?;
+    telemetry::init(telemetry::service_subscriber(
+        settings.telemetry(),
+        std::io::stdout,
+        service,
+    )?);
     Ok((settings, crate::shutdown::on_signal()))
+}
+
+/// Exports the spans still buffered (when export is on); call as the process ends.
+pub async fn finish() {
+    let _ = tokio::task::spawn_blocking(crate::otlp::shutdown).await;
 }
 
 /// [`init`], then `build`, then run until a signal stops the process.
@@ -52,7 +65,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: RunUntilStopped,
 {
-    let (settings, shutdown) = init::<S>()?;
+    let (settings, shutdown) = init::<S>(service)?;
     let built = build(settings, shutdown.clone())
         .await
         .map_err(|source| LaunchError::Build {
@@ -60,10 +73,10 @@ where
             source: Box::new(source),
         })?;
     tracing::info!(service, "started");
-    built
-        .run_until_stopped(shutdown)
-        .await
-        .map_err(|source| LaunchError::Run { service, source })?;
-    tracing::info!(service, "stopped");
-    Ok(())
+    let outcome = built.run_until_stopped(shutdown).await;
+    if outcome.is_ok() {
+        tracing::info!(service, "stopped");
+    }
+    finish().await;
+    outcome.map_err(|source| LaunchError::Run { service, source })
 }

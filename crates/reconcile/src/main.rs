@@ -19,11 +19,13 @@ async fn main() -> anyhow::Result<()> {
     if !cli.once {
         return Ok(platform::service::launch("reconcile", reconciliation::build).await?);
     }
-    let (settings, shutdown) = platform::service::init::<reconciliation::Settings>()?;
+    let (settings, shutdown) = platform::service::init::<reconciliation::Settings>("reconcile")?;
     let service = reconciliation::build(settings, shutdown)
         .await
         .context("cannot start reconcile")?;
-    let summary = service.run_once().await.context("reconciliation failed")?;
+    let summary = service.run_once().await.context("reconciliation failed");
+    platform::service::finish().await;
+    let summary = summary?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

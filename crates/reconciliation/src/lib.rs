@@ -321,7 +321,8 @@ impl Reconciler {
                 properties,
             )
             .await?;
-        tracing::info!(%site_id, order_id, "re-injected a paid order whose webhook was lost");
+        // The repair's id is the trace id of what follows from it.
+        tracing::info!(%site_id, order_id, trace_id = %message_id, "re-injected a paid order whose webhook was lost");
         Ok(())
     }
 
@@ -346,6 +347,7 @@ impl Reconciler {
         tracing::info!(
             %site_id,
             message_id,
+            trace_id = message_id,
             routing_key = envelope.event.routing_key(),
             "repair enqueued"
         );
@@ -377,6 +379,10 @@ impl ReconcileMetrics {
             prometheus::IntCounter::new("wms_reconcile_api_calls_total", "Webflow calls made by reconciliation")?;
         let failures = prometheus::IntCounter::new("wms_reconcile_failures_total", "Runs that failed")?;
         registry.register(Box::new(checked.clone()))?;
+        // Every kind from 0, so `increase()` sees the first repair and the series exist.
+        for kind in ["lost_webhook", "writeback", "needs_review", "cancelled"] {
+            repaired.with_label_values(&[kind]);
+        }
         registry.register(Box::new(repaired.clone()))?;
         registry.register(Box::new(api_calls.clone()))?;
         registry.register(Box::new(failures.clone()))?;

@@ -60,7 +60,8 @@ pub struct ServiceBase {
     pub topology: Topology,
     pub publisher: Publisher,
     pub outbox: OutboxPublisher,
-    /// Every metric the process exports on `/metrics`.
+    /// Every metric the process exports on `/metrics` (with `wms_build_info` and the process
+    /// metrics from the start).
     pub registry: prometheus::Registry,
     pub settings: BaseSettings,
     /// False while the relay cannot reach the database (part of readiness).
@@ -99,6 +100,7 @@ impl ServiceBase {
         );
         let publisher = Publisher::new(amqp.clone(), CONFIRM_TIMEOUT);
         let outbox = OutboxPublisher::new(pool.clone(), publisher.clone(), topology.clone(), format!("wms-{name}"));
+        let registry = platform::metrics::registry(name)?;
         Ok(Self {
             name,
             pool,
@@ -106,7 +108,7 @@ impl ServiceBase {
             topology,
             publisher,
             outbox,
-            registry: prometheus::Registry::new(),
+            registry,
             settings: settings.clone(),
             db_healthy: Arc::new(AtomicBool::new(true)),
         })

@@ -413,12 +413,34 @@ pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) 
 
 /// Counts orders per state (tests, dashboards).
 /// How many orders each site has in each state (the `wms_orders` metric).
-pub async fn count_by_site_and_state<C: Db>(client: &C) -> Result<Vec<(String, String, i64)>> {
+/// One row per store and state: how many orders, and how long the least recently changed one
+/// has not changed (`now() - min(updated_at)`, seconds; the database's clock).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateSummary {
+    pub site_id: String,
+    pub state: String,
+    pub count: i64,
+    pub oldest_secs: f64,
+}
+
+/// Orders by store and state for the metrics: one aggregate over the table, run by one
+/// process on an interval (never per scrape).
+pub async fn summary_by_site_and_state<C: Db>(client: &C) -> Result<Vec<StateSummary>> {
     let rows = client
         .query(
-            "SELECT site_id, state, count(*) FROM orders GROUP BY site_id, state ORDER BY site_id, state",
+            "SELECT site_id, state, count(*),
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(updated_at))::float8, 0)
+             FROM orders GROUP BY site_id, state ORDER BY site_id, state",
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| StateSummary {
+            site_id: r.get(0),
+            state: r.get(1),
+            count: r.get(2),
+            oldest_secs: r.get(3),
+        })
+        .collect())
 }

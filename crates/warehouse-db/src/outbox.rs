@@ -128,3 +128,16 @@ pub async fn mark_published_by_message_id<C: Db>(client: &C, message_ids: &[Stri
         .await?;
     Ok(())
 }
+
+/// Events not published yet and the age of the oldest (seconds; 0 when none): the outbox
+/// backlog. Served by the partial index on unpublished rows.
+pub async fn backlog<C: Db>(client: &C) -> Result<(i64, f64)> {
+    let row = client
+        .query_one(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
+             FROM outbox WHERE published_at IS NULL",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod packing;
 pub mod routes;

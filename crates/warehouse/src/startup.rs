@@ -1,6 +1,7 @@
 //! Builds and runs the warehouse service.
 
 use crate::auth::TokenStore;
+use crate::metrics::PipelineMetrics;
 use crate::openapi;
 use crate::packing::auto_pack_batch;
 use crate::routes::{AppState, inventory, orders, picking};
@@ -16,6 +17,7 @@ pub use service_base::StartupError;
 use std::net::TcpListener;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub struct Application {
     port: u16,
@@ -63,9 +65,11 @@ impl Application {
             })?
             .port();
         let app_state = state.clone();
+        let http_metrics = web::Data::new(platform::metrics::HttpMetrics::register(&base.registry)?);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(http_metrics.clone())
                 .app_data(crate::error::path_config())
                 .app_data(crate::error::query_config())
                 .app_data(crate::error::json_config())
@@ -74,6 +78,8 @@ impl Application {
                 .service(api_v1())
                 .configure(crate::console::configure)
                 .default_service(web::to(crate::error::unknown_route))
+                .wrap(actix_web::middleware::from_fn(trace_request))
+                .wrap(actix_web::middleware::from_fn(platform::metrics::measure))
         })
         .workers(2)
         .disable_signals()
@@ -108,10 +114,14 @@ impl Application {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
         let relay = self.base.spawn_relay(shutdown.clone());
-        let metrics = match OrderMetrics::register(&self.base.registry) {
-            Ok(metrics) => Some(tokio::spawn(metrics.run(self.base.pool.clone(), shutdown.clone()))),
+        let metrics = match PipelineMetrics::register(&self.base.registry) {
+            Ok(metrics) => Some(tokio::spawn(metrics.run(
+                self.base.pool.clone(),
+                self.base.amqp.clone(),
+                shutdown.clone(),
+            ))),
             Err(error) => {
-                tracing::warn!(%error, "cannot register the order metrics");
+                tracing::warn!(%error, "cannot register the pipeline metrics");
                 None
             }
         };
@@ -181,6 +191,24 @@ async fn require_token(
     next.call(request).await
 }
 
+/// Every line written while answering a request carries its `trace_id` (from `traceparent`,
+/// or a fresh one). Events about an order keep the order's own trace id (its correlation id).
+async fn trace_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let trace_id = platform::telemetry::trace_id(traceparent);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.path(),
+        trace_id = %trace_id,
+    );
+    platform::otlp::join_trace(&span, &trace_id);
+    next.call(request).instrument(span).await
+}
+
 /// Picks and packs reserved orders until shutdown (`warehouse.auto_pack`).
 async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown: CancellationToken) {
     tracing::info!("auto-pack is on: reserved orders are picked and packed automatically");
@@ -194,7 +222,22 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
                     for event in &events {
-                        state.publish("auto-pack", event.message_id.as_str()).await;
+                        // The order's trace id, so its pack shows in its journey.
+                        let span = tracing::info_span!(
+                            "auto_pack",
+                            site_id = %event.site_id,
+                            trace_id = %event.correlation_id,
+                        );
+                        platform::otlp::join_trace(&span, &event.correlation_id);
+                        async {
+                            state.publish("auto-pack", event.message_id.as_str()).await;
+                            tracing::info!(
+                                order_id = event.event.order_id().map(|id| id.as_str()).unwrap_or_default(),
+                                "order packed"
+                            );
+                        }
+                        .instrument(span)
+                        .await;
                     }
                     tracing::info!(count = events.len(), "auto-packed orders");
                 }
@@ -216,47 +259,4 @@ impl platform::service::RunUntilStopped for Application {
 /// Builds the warehouse service (for `platform::service::launch`): see [`Application::build`].
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Application, StartupError> {
     Application::build(settings, shutdown).await
-}
-
-/// `wms_orders{site_id, state}`: orders per store and state, refreshed from the database.
-struct OrderMetrics {
-    orders: prometheus::IntGaugeVec,
-}
-
-impl OrderMetrics {
-    /// A database count every refresh is cheap next to a scrape interval, and exact.
-    const REFRESH: Duration = Duration::from_secs(15);
-
-    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
-        let orders = prometheus::IntGaugeVec::new(
-            prometheus::Opts::new("wms_orders", "Orders in the warehouse database, by store and state"),
-            &["site_id", "state"],
-        )?;
-        registry.register(Box::new(orders.clone()))?;
-        Ok(Self { orders })
-    }
-
-    async fn run(self, pool: warehouse_db::Pool, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(Self::REFRESH);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            let counts = match pool.get().await {
-                Ok(client) => warehouse_db::orders::count_by_site_and_state(&*client).await,
-                Err(error) => Err(error.into()),
-            };
-            match counts {
-                Ok(counts) => {
-                    // States that emptied out read 0 rather than their last value.
-                    self.orders.reset();
-                    for (site_id, state, count) in counts {
-                        self.orders.with_label_values(&[&site_id, &state]).set(count);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot count orders for the metrics"),
-            }
-        }
-    }
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use warehouse_db::{Pool, idempotency};
 
 /// What a message means to one consumer.
@@ -146,6 +147,11 @@ impl<H: Handler> WorkerRuntime<H> {
             Err(prometheus::Error::AlreadyReg) => WorkerMetrics::register(&prometheus::Registry::new())?,
             Err(error) => return Err(error),
         };
+        // Every outcome from 0, so `increase()` sees the first dead letter and alerts can refer
+        // to series that exist.
+        for outcome in ["processed", "duplicate", "retried", "dead_lettered", "requeued"] {
+            metrics.messages.with_label_values(&[H::NAME, outcome]);
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 handler,
@@ -218,7 +224,8 @@ impl<H: Handler> WorkerRuntime<H> {
                 tracing::warn!(consumer, message_id = %message.message_id, "message requeued")
             }
             _ => {
-                tracing::debug!(consumer, message_id = %message.message_id, outcome = disposition.label(), "message handled")
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+                tracing::info!(consumer, message_id = %message.message_id, routing_key = %message.routing_key, outcome = disposition.label(), elapsed_ms, "message handled")
             }
         }
         disposition
@@ -502,9 +509,22 @@ impl<H: Handler> WorkerRuntime<H> {
 
     async fn handle_delivery(&self, delivery: lapin::message::Delivery) {
         let message = IncomingMessage::from_delivery(&delivery);
+        // Every line written while handling the message carries the order's trace id (the
+        // correlation id the ingress, reconcile or the warehouse gave it).
+        let span = tracing::info_span!(
+            "message",
+            consumer = H::NAME,
+            message_id = %message.message_id,
+            trace_id = %message.correlation(),
+        );
+        platform::otlp::join_trace(&span, &message.correlation());
+        self.settle_delivery(delivery, message).instrument(span).await;
+    }
+
+    async fn settle_delivery(&self, delivery: lapin::message::Delivery, message: IncomingMessage) {
         let runtime = self.clone();
         // A panicking handler is a bug: dead-letter the message instead of crashing the worker.
-        let outcome = tokio::spawn(async move { runtime.process(message).await }).await;
+        let outcome = tokio::spawn(async move { runtime.process(message).await }.in_current_span()).await;
         let disposition = match outcome {
             Ok(disposition) => disposition,
             Err(join_error) => {

@@ -14,6 +14,7 @@ use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::time::Instant;
+use tracing::Instrument;
 use webflow::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use webflow::{TriggerType, WebhookHead, WebhookSignature, verify_webhook};
 
@@ -37,20 +38,35 @@ struct Accepted {
     message_id: Option<String>,
 }
 
-#[tracing::instrument(
-    name = "webhook",
-    skip_all,
-    fields(site_id = %site_id, trigger_type, message_id, trace_id)
-)]
 pub async fn receive_webflow_webhook(
     request: HttpRequest,
     site_id: String,
     payload: web::Payload,
     state: web::Data<IngressState>,
 ) -> Result<HttpResponse, WebhookError> {
-    let started = Instant::now();
     let trace_id = trace_id(&request);
-    tracing::Span::current().record("trace_id", trace_id.as_str());
+    // Every line of this webhook carries its trace id, which travels on with the message.
+    let span = tracing::info_span!(
+        "webhook",
+        site_id = %site_id,
+        trigger_type = tracing::field::Empty,
+        message_id = tracing::field::Empty,
+        trace_id = %trace_id,
+    );
+    platform::otlp::join_trace(&span, &trace_id);
+    receive(request, site_id, payload, state, trace_id)
+        .instrument(span)
+        .await
+}
+
+async fn receive(
+    request: HttpRequest,
+    site_id: String,
+    payload: web::Payload,
+    state: web::Data<IngressState>,
+    trace_id: String,
+) -> Result<HttpResponse, WebhookError> {
+    let started = Instant::now();
     let result = handle(&request, &site_id, payload, &state, &trace_id).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
     match &result {
@@ -186,12 +202,5 @@ async fn read_body(
 
 /// Trace id from a W3C `traceparent` header when present, else a fresh one.
 fn trace_id(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+    platform::telemetry::trace_id(request.headers().get("traceparent").and_then(|v| v.to_str().ok()))
 }

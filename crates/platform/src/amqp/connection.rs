@@ -119,6 +119,25 @@ impl AmqpClient {
         Ok(live.connection.create_channel().await?)
     }
 
+    /// Messages ready in each of `queues` (delivered and unacked ones not counted), by passive
+    /// declares on one short-lived channel: no management plugin needed.
+    pub async fn queue_depths(&self, queues: &[String]) -> Result<Vec<u32>, AmqpError> {
+        let channel = self.create_channel().await?;
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        let mut depths = Vec::with_capacity(queues.len());
+        for queue in queues {
+            let declared = channel
+                .queue_declare(queue.as_str().into(), passive, lapin::types::FieldTable::default())
+                .await?;
+            depths.push(declared.message_count());
+        }
+        super::close_channel(&channel, "queue depths read").await;
+        Ok(depths)
+    }
+
     /// Tells the supervisor that an operation failed; it checks the connection and
     /// reconnects if it is gone.
     pub fn report_failure(&self) {
