@@ -10,6 +10,7 @@ mod database;
 mod delivery;
 mod failures;
 mod fair_budget;
+mod inventory_sync;
 mod floor;
 mod leases;
 mod lifecycle;
