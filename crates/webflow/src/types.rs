@@ -351,10 +351,11 @@ pub struct InventoryItem {
 #[serde(rename_all = "camelCase")]
 pub struct UpdateInventoryRequest {
     pub inventory_type: String,
+    /// Whole units (the warehouse counts units; sent as a JSON integer).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub quantity: Option<f64>,
+    pub quantity: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub update_quantity: Option<f64>,
+    pub update_quantity: Option<i64>,
 }
 
 impl UpdateInventoryRequest {
@@ -362,7 +363,7 @@ impl UpdateInventoryRequest {
     pub fn finite(quantity: i64) -> Self {
         Self {
             inventory_type: "finite".into(),
-            quantity: Some(quantity as f64),
+            quantity: Some(quantity),
             update_quantity: None,
         }
     }
