@@ -97,7 +97,10 @@ async fn wait_until(p: &Pipeline, what: &str, sql: &str, expected: i64) {
         if now == expected {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: {now} (wanted {expected})");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {now} (wanted {expected})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -342,8 +345,11 @@ async fn a_push_takes_only_a_free_slot_and_delays_a_write_back_by_at_most_one() 
         .get(0);
     assert_eq!(before, after, "the schedule is untouched");
     assert_eq!(
-        p.scalar("SELECT count(*) FROM budget_waits WHERE priority = 'inventory_sync'", &[])
-            .await,
+        p.scalar(
+            "SELECT count(*) FROM budget_waits WHERE priority = 'inventory_sync'",
+            &[]
+        )
+        .await,
         0
     );
     p.teardown().await;

@@ -192,9 +192,7 @@ impl InventorySync {
         let result = self
             .gateway
             .call(&site_id, Priority::InventorySync, |client, token| async move {
-                client
-                    .update_inventory(&token, &collection, &sku_id, &request)
-                    .await
+                client.update_inventory(&token, &collection, &sku_id, &request).await
             })
             .await;
         match result {

@@ -29,7 +29,10 @@ impl SyncMetrics {
                 &["site_id"],
             )?,
             pending: IntGaugeVec::new(
-                Opts::new("wms_inventory_sync_pending_skus", "SKUs whose level is due to be pushed"),
+                Opts::new(
+                    "wms_inventory_sync_pending_skus",
+                    "SKUs whose level is due to be pushed",
+                ),
                 &["site_id"],
             )?,
             skus: IntGaugeVec::new(

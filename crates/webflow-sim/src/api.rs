@@ -472,7 +472,11 @@ async fn update_inventory(
         return error(400, "validation_error", "quantity must not be negative");
     }
     let Some(item) = state.change_stock(&collection, &sku_id, &inventory_type, quantity, update, true) else {
-        return error(404, "resource_not_found", "Requested resource not found: The item cannot be found");
+        return error(
+            404,
+            "resource_not_found",
+            "Requested resource not found: The item cannot be found",
+        );
     };
     state.record_inventory_write(&site, &sku_id, body);
     let payload = item.item();
@@ -513,8 +517,14 @@ async fn sim_edit_inventory(state: web::Data<SimState>, edit: web::Json<Dashboar
     let Some(sku_id) = edit.sku_id.clone().or_else(|| edit.sku.as_deref().map(variant_id)) else {
         return error(400, "validation_error", "give sku or sku_id");
     };
-    let Some(item) = state.change_stock(&sku_collection_id(&site), &sku_id, "finite", Some(edit.quantity), None, false)
-    else {
+    let Some(item) = state.change_stock(
+        &sku_collection_id(&site),
+        &sku_id,
+        "finite",
+        Some(edit.quantity),
+        None,
+        false,
+    ) else {
         return not_found();
     };
     let payload = item.item();

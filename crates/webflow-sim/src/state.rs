@@ -127,9 +127,9 @@ pub struct InventoryWrite {
 /// The Webflow id the simulator gives a SKU (its `variantId`): stable, 24 hex digits.
 pub fn variant_id(sku: &str) -> String {
     // FNV-1a: stable across runs and processes, unlike the std hasher.
-    let hash = sku
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = sku.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("66072fb7{hash:016x}")
 }
 

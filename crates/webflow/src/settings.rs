@@ -156,12 +156,7 @@ impl WebflowSettings {
                     "must be 0 or more units",
                 ));
             }
-            if site.inventory_sync
-                && site
-                    .sku_collection_id
-                    .as_deref()
-                    .is_none_or(|id| id.trim().is_empty())
-            {
+            if site.inventory_sync && site.sku_collection_id.as_deref().is_none_or(|id| id.trim().is_empty()) {
                 return Err(SettingsError::invalid(
                     key("sku_collection_id"),
                     "is required when inventory_sync is on (`wmsctl sites check` lists the site's collections)",

@@ -369,14 +369,21 @@ async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow
             if let Some(collections) = r["sku_collection"]["collections"].as_array()
                 && !collections.is_empty()
             {
-                out.push_str(&format!("\n\n{} collections:\n", r["site"].as_str().unwrap_or_default()));
+                out.push_str(&format!(
+                    "\n\n{} collections:\n",
+                    r["site"].as_str().unwrap_or_default()
+                ));
                 for c in collections {
                     out.push_str(&format!(
                         "  {}  {:<24} slug {}{}\n",
                         c["id"].as_str().unwrap_or("?"),
                         c["display_name"].as_str().unwrap_or(""),
                         c["slug"].as_str().unwrap_or("?"),
-                        if c["likely_sku_collection"] == true { "   <- likely the SKU collection" } else { "" },
+                        if c["likely_sku_collection"] == true {
+                            "   <- likely the SKU collection"
+                        } else {
+                            ""
+                        },
                     ));
                 }
             }
@@ -408,8 +415,12 @@ fn sku_collection_check(site: &webflow::SiteSettings, listed: Option<&webflow::C
         });
     };
     let likely = |c: &webflow::Collection| {
-        c.slug.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("sku") || s.eq_ignore_ascii_case("skus"))
-            || c.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("skus"))
+        c.slug
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("sku") || s.eq_ignore_ascii_case("skus"))
+            || c.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case("skus"))
     };
     let collections: Vec<serde_json::Value> = listed
         .collections
