@@ -582,6 +582,43 @@ mod tests {
     }
 
     #[test]
+    fn stock_is_set_absolutely_or_incrementally_never_below_zero() {
+        let state = SimState::new(SimConfig::default());
+        let collection = sku_collection_id(&state.config.site_id);
+        let id = variant_id("sim-sku-1");
+        assert_eq!(state.stock(&state.config.site_id, "sim-sku-1"), None);
+        let set = state
+            .change_stock(&collection, &id, "finite", Some(7), None, true)
+            .unwrap();
+        assert_eq!((set.quantity, set.patches), (7, 1));
+        let added = state
+            .change_stock(&collection, &id, "finite", None, Some(-3), true)
+            .unwrap();
+        assert_eq!(added.quantity, 4);
+        let floor = state
+            .change_stock(&collection, &id, "finite", None, Some(-10), false)
+            .unwrap();
+        assert_eq!((floor.quantity, floor.patches), (0, 2));
+        assert_eq!(state.stock(&state.config.site_id, "sim-sku-1").unwrap().quantity, 0);
+        assert!(
+            state
+                .change_stock("not-a-collection", &id, "finite", Some(1), None, true)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_sku_keeps_its_webflow_id_and_orders_carry_it() {
+        assert_eq!(variant_id("a"), variant_id("a"));
+        assert_ne!(variant_id("a"), variant_id("b"));
+        assert_eq!(variant_id("a").len(), 24);
+        let state = SimState::new(SimConfig::default());
+        let order = state.new_order(&["x", "y"], false);
+        assert_eq!(order["purchasedItems"][0]["variantId"], variant_id("x"));
+        assert_eq!(order["purchasedItems"][1]["variantId"], variant_id("y"));
+    }
+
+    #[test]
     fn a_batch_with_an_order_without_id_is_refused_whole() {
         let state = SimState::new(SimConfig::default());
         let batch = vec![serde_json::json!({"orderId": "a"}), serde_json::json!({"status": "x"})];

@@ -329,6 +329,41 @@ mod tests {
     }
 
     #[test]
+    fn inventory_sync_needs_the_sku_collection() {
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SYNC", "true"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("webflow.sites.shop.sku_collection_id"), "{err}");
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SYNC", "true"),
+                ("WMS__WEBFLOW__SITES__SHOP__SKU_COLLECTION_ID", "5c0000000000000000000001"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SAFETY_BUFFER", "2"),
+            ]),
+        )
+        .unwrap();
+        let shop = &settings.webflow.sites["shop"];
+        assert!(shop.inventory_sync);
+        assert_eq!(shop.inventory_safety_buffer, 2);
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SAFETY_BUFFER", "-1"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("inventory_safety_buffer"), "{err}");
+    }
+
+    #[test]
     fn token_file_is_read() {
         let mut token = tempfile::NamedTempFile::new().unwrap();
         writeln!(token, "secret-token").unwrap();
