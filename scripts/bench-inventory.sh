@@ -17,6 +17,8 @@ INV_ORDERS=${INV_ORDERS:-1000}
 INV_SKUS=${INV_SKUS:-50}
 INV_LIMIT=${INV_LIMIT:-600}
 INV_INTERVAL=${INV_INTERVAL:-30}
+# Orders placed per second (0: all at once, as fast as the simulator takes them).
+INV_RATE=${INV_RATE:-0}
 LOGS=.bench
 mkdir -p "$LOGS"
 pids=()
@@ -69,7 +71,7 @@ psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_han
   --rate-limit-per-minute "$INV_LIMIT" > "$LOGS/inv-sim.log" 2>&1 & pids+=("$!")
 sleep 1
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" \
-  --orders "$INV_ORDERS" --skus "$INV_SKUS" --state fulfilled --limit-per-minute "$INV_LIMIT"
+  --orders "$INV_ORDERS" --skus "$INV_SKUS" --state fulfilled --limit-per-minute "$INV_LIMIT" --rate "$INV_RATE"
 # Then until every SKU's level is in Webflow (at most a few intervals).
 for _ in $(seq 600); do
   pending=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM inventory_sync WHERE dirty_since IS NOT NULL")
