@@ -1,8 +1,8 @@
 //! Stock levels back to the storefront (issue 17): every syncing store's Webflow stock follows
-//! the warehouse's available count, coalesced (at most one push per SKU per interval), a SKU
-//! sold by two stores is pushed to both, a dashboard edit is corrected and recorded, a store
-//! with sync off gets no inventory call, and a push never delays a write-back by more than
-//! one slot of the shared budget.
+//! the warehouse's available count, coalesced (at most one push per SKU per interval, with two
+//! replicas of the loop), a SKU sold by two stores is pushed to both, a dashboard edit is
+//! corrected and recorded, a store with sync off gets no inventory call, and a push never
+//! delays a write-back by more than one slot of the shared budget.
 
 use e2e::*;
 use std::collections::BTreeMap;
@@ -108,6 +108,8 @@ async fn wait_until(p: &Pipeline, what: &str, sql: &str, expected: i64) {
 #[tokio::test]
 async fn webflow_stock_follows_the_warehouse_coalesced_for_every_syncing_store() {
     let p = start_pipeline(sync_options()).await;
+    // Two notify-webflow replicas: both run the sync loop over the same rows.
+    p.start_notify().await;
     let skus: Vec<String> = (0..SKUS).map(sku).collect();
     let shared: Vec<String> = skus[..5].to_vec();
     for sku in &skus {

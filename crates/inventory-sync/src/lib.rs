@@ -240,10 +240,12 @@ impl InventorySync {
             Err(error) => {
                 // A SKU Webflow does not know (404) or refuses (400) is tried again much later;
                 // a transient failure soon. Either way the row stays dirty.
+                // Never sooner than the interval: a push whose answer was lost may have landed.
                 let back_off = match &error {
                     GatewayError::Api(api) if !api.is_transient() => Duration::from_secs(300),
                     _ => Duration::from_secs(5),
-                };
+                }
+                .max(Duration::from_secs(self.settings.min_interval_secs));
                 tracing::warn!(site_id = %row.site_id, sku = %row.sku, %error, "stock level push failed");
                 let client = self.pool.get().await?;
                 rows::record_failure(&*client, &row.site_id, &row.sku, &error.to_string(), back_off).await?;

@@ -338,13 +338,19 @@ mod tests {
             ]),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("webflow.sites.shop.sku_collection_id"), "{err}");
+        assert!(
+            err.to_string().contains("webflow.sites.shop.sku_collection_id"),
+            "{err}"
+        );
         let settings: Sample = load_from(
             None,
             env(&[
                 ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
                 ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SYNC", "true"),
-                ("WMS__WEBFLOW__SITES__SHOP__SKU_COLLECTION_ID", "5c0000000000000000000001"),
+                (
+                    "WMS__WEBFLOW__SITES__SHOP__SKU_COLLECTION_ID",
+                    "5c0000000000000000000001",
+                ),
                 ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SAFETY_BUFFER", "2"),
             ]),
         )
