@@ -218,6 +218,41 @@ async fn webflow_stock_follows_the_warehouse_coalesced_for_every_syncing_store()
     assert!(main["last_pushed_at"].is_string());
     assert_eq!(main["webflow_sku_id"], variant_id(&skus[0]));
 
+    // And on the console's Inventory page.
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = p.warehouse_url.clone().unwrap();
+    let signed_in = console
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={CONSOLE_TOKEN}&next=%2Fconsole%2Finventory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = console
+        .get(format!("{base}/console/inventory"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("pushed <strong>99</strong>") && page.contains("Webflow 99 ✓"),
+        "the Inventory page shows the pushed level: {page}"
+    );
+
     // Someone edits the stock in the Webflow dashboard: corrected, and recorded on the SKU.
     let edited = p
         .http
