@@ -127,3 +127,6 @@ for replica in 1 2 3; do
 done
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" \
   --create false --state fulfilled --limit-per-minute "$DRAIN_LIMIT"
+
+# Stock levels back to the storefront (issue 17): its own stack, database and namespace.
+BIN=$BIN scripts/bench-inventory.sh

@@ -11,6 +11,7 @@ mod delivery;
 mod failures;
 mod fair_budget;
 mod floor;
+mod inventory_sync;
 mod leases;
 mod lifecycle;
 mod locking;

@@ -43,6 +43,8 @@ pub struct Pipeline {
     pub webflow_base: String,
     /// Every site the services know: the test site first.
     pub sites: Vec<SiteSettings>,
+    /// `[inventory_sync]` of the notify-webflow workers.
+    pub inventory_sync: inventory_sync::InventorySyncSettings,
     /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
     /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
@@ -77,6 +79,10 @@ pub struct PipelineOptions {
     pub site_limit: Option<u32>,
     /// `worker.max_deferral_secs`.
     pub max_deferral_secs: Option<u64>,
+    /// Sites (by id) whose stock is synced to the simulator's SKU collection (issue 17).
+    pub inventory_sync_sites: Vec<String>,
+    /// `[inventory_sync]` of the notify-webflow workers.
+    pub inventory_sync: inventory_sync::InventorySyncSettings,
 }
 
 impl Default for PipelineOptions {
@@ -96,6 +102,8 @@ impl Default for PipelineOptions {
             extra_sites: Vec::new(),
             site_limit: None,
             max_deferral_secs: None,
+            inventory_sync_sites: Vec::new(),
+            inventory_sync: inventory_sync::InventorySyncSettings::default(),
         }
     }
 }
@@ -224,6 +232,12 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         sites[0].rate_limit_per_minute = limit;
     }
     sites.extend(options.extra_sites.iter().cloned());
+    for site in &mut sites {
+        if options.inventory_sync_sites.contains(&site.site_id) {
+            site.inventory_sync = true;
+            site.sku_collection_id = Some(webflow_sim::state::sku_collection_id(&site.site_id));
+        }
+    }
     let topology = Topology::from_settings(&base.amqp);
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
@@ -304,6 +318,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         let settings = notify_webflow::Settings {
             base: base.clone(),
             webflow: webflow_settings_for(&webflow_base, &sites),
+            inventory_sync: options.inventory_sync.clone(),
         };
         let service = notify_webflow::build(settings, shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
@@ -336,6 +351,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     };
 
     Pipeline {
+        inventory_sync: options.inventory_sync.clone(),
         warehouse_url,
         sim,
         webflow_base,
@@ -486,6 +502,7 @@ impl Pipeline {
         let settings = notify_webflow::Settings {
             base: self.base.clone(),
             webflow: self.webflow_settings(),
+            inventory_sync: self.inventory_sync.clone(),
         };
         let service = notify_webflow::build(settings, self.shutdown.clone()).await.unwrap();
         tokio::spawn(service.run_until_stopped(self.shutdown.clone()));

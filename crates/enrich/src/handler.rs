@@ -325,6 +325,10 @@ impl EnrichHandler {
         Ok((order, response.call))
     }
 
+    /// An `ecomm_inventory_changed` webhook: what Webflow now shows for one SKU. Recorded on
+    /// the SKU's sync row and audited with the drift. For a store that syncs stock (issue 17), a
+    /// level that disagrees with the warehouse (a dashboard edit, say) marks the SKU dirty,
+    /// so the warehouse's level is pushed again: the warehouse is the truth for its SKUs.
     async fn apply_inventory(
         &self,
         tx: &Transaction<'_>,
@@ -332,18 +336,45 @@ impl EnrichHandler {
         item: &InventoryItem,
     ) -> Result<(), HandlerError> {
         let variant = item.id.clone().unwrap_or_default();
-        let level = warehouse_db::inventory::by_variant(tx, &variant).await?;
         let finite = item.inventory_type.as_deref() != Some("infinite");
-        let drift = match (&level, item.quantity, finite) {
-            (Some(level), Some(quantity), true) => Some(quantity.round() as i64 - level.available),
+        let quantity = item.quantity.filter(|_| finite).map(|q| q.round() as i64);
+        let inventory_type = if finite { "finite" } else { "infinite" };
+        let syncing = self
+            .sites
+            .get(site_id.as_str())
+            .is_some_and(|s| s.inventory_sync && s.sku_collection_id.is_some());
+        let observed = warehouse_db::inventory_sync::observe(
+            tx,
+            site_id.as_str(),
+            &variant,
+            quantity,
+            Some(inventory_type),
+            syncing,
+        )
+        .await?;
+        // A SKU this site has not sold yet: compare with the warehouse's count by Webflow id.
+        let (sku, available, expected) = match &observed {
+            Some(o) => (Some(o.sku.clone()), Some(o.available), Some(o.desired)),
+            None => {
+                let level = warehouse_db::inventory::by_variant(tx, &variant).await?;
+                (
+                    level.as_ref().map(|l| l.sku.clone()),
+                    level.as_ref().map(|l| l.available),
+                    level.as_ref().map(|l| l.available),
+                )
+            }
+        };
+        let drift = match (expected, quantity) {
+            (Some(expected), Some(quantity)) => Some(quantity - expected),
             _ => None,
         };
         if let Some(drift) = drift {
             self.metrics.last_inventory_drift.set(drift);
-            if drift != 0 {
-                self.metrics.inventory_drift_detected.inc();
-                tracing::warn!(site_id = %site_id, variant_id = %variant, drift, "Webflow inventory differs from the warehouse");
-            }
+        }
+        let disagrees = expected.is_some() && drift != Some(0);
+        if disagrees {
+            self.metrics.inventory_drift_detected.inc();
+            tracing::warn!(site_id = %site_id, variant_id = %variant, ?drift, "Webflow inventory differs from the warehouse");
         }
         audit::record(
             tx,
@@ -356,9 +387,12 @@ impl EnrichHandler {
                     "variant_id": variant,
                     "webflow_quantity": item.quantity,
                     "inventory_type": item.inventory_type,
-                    "sku": level.as_ref().map(|l| l.sku.clone()),
-                    "warehouse_available": level.as_ref().map(|l| l.available),
+                    "sku": sku,
+                    "warehouse_available": available,
+                    "expected": expected,
                     "drift": drift,
+                    "agrees": !disagrees,
+                    "push_again": observed.as_ref().is_some_and(|o| o.push_again),
                 }),
             },
         )

@@ -12,6 +12,9 @@
 //! order at once: a fenced lease (`warehouse_db::locks`) is confirmed before each write and
 //! checked when its outcome is recorded. An order refunded in Webflow
 //! meanwhile is not fulfilled: it goes to `needs_review`.
+//!
+//! The process also runs the stock-level sync of the stores with `inventory_sync` on (the
+//! `inventory-sync` crate), at the lowest priority of the same budgets.
 
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
@@ -35,6 +38,8 @@ pub const ACTOR: &str = consumer::NOTIFY_WEBFLOW;
 service_base::service_settings! {
     pub struct Settings {
         pub webflow: WebflowSettings,
+        /// `[inventory_sync]`: the stock-level pushes this worker runs beside the write-back.
+        pub inventory_sync: inventory_sync::InventorySyncSettings,
     }
 }
 
@@ -42,6 +47,7 @@ impl Validate for Settings {
     fn validate(&mut self) -> Result<(), SettingsError> {
         self.base.validate()?;
         self.webflow.validate()?;
+        self.inventory_sync.validate()?;
         self.webflow.require_api_tokens()
     }
 }
@@ -501,7 +507,22 @@ pub async fn build(
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
         .await
         .map_err(StartupError::dependency)?;
-    gateway.export_metrics(&base.registry, shutdown)?;
+    gateway.export_metrics(&base.registry, shutdown.clone())?;
+    // Stock levels back to the storefront run here, beside the write-back: the same gateway,
+    // budget and pool, and no further service to deploy (issue 17).
+    let mut sync = inventory_sync::InventorySync::new(
+        gateway.clone(),
+        base.pool.clone(),
+        &settings.webflow,
+        settings.inventory_sync.clone(),
+    );
+    if sync.is_enabled() {
+        if let Some(metrics) = inventory_sync::SyncMetrics::register(&base.registry)? {
+            sync = sync.with_metrics(metrics);
+        }
+        tracing::info!(sites = ?sync.site_ids(), "inventory sync on");
+    }
+    sync.spawn(shutdown);
     let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
     WorkerService::start(handler, &base)
 }

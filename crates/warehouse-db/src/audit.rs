@@ -22,10 +22,12 @@ pub enum AuditKind {
     ReviewResolved,
     /// An operator asked for the Webflow write-back again (the console).
     WritebackRetried,
+    /// A SKU's stock level was pushed to a Webflow store (issue 17).
+    InventoryPushed,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::WebhookReceived,
         Self::ApiCall,
         Self::StateChange,
@@ -39,6 +41,7 @@ impl AuditKind {
         Self::ReservationReleased,
         Self::ReviewResolved,
         Self::WritebackRetried,
+        Self::InventoryPushed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl AuditKind {
             Self::ReservationReleased => "reservation_released",
             Self::ReviewResolved => "review_resolved",
             Self::WritebackRetried => "writeback_retried",
+            Self::InventoryPushed => "inventory_pushed",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod floor;
 pub mod idempotency;
 pub mod inventory;
+pub mod inventory_sync;
 pub mod locks;
 pub mod migrate;
 pub mod order_view;

@@ -165,6 +165,22 @@ pub async fn insert<C: Db>(
              FROM created, line
              WHERE inventory.sku = line.sku AND line.variant_id IS NOT NULL
                AND inventory.variant_id IS DISTINCT FROM line.variant_id),
+         learned_sync AS (
+             -- The site's Webflow id of each SKU, for pushing stock levels back (issue 17).
+             -- Only new or changed mappings are written: in the steady state no row is touched
+             -- (and none locked), and the rows are taken in SKU order.
+             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
+             SELECT DISTINCT ON (line.sku) created.site_id, line.sku, line.variant_id
+             FROM created, line
+             WHERE line.variant_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM inventory_sync s
+                               WHERE s.site_id = created.site_id AND s.sku = line.sku
+                                 AND s.webflow_sku_id = line.variant_id)
+             ORDER BY line.sku
+             ON CONFLICT (site_id, sku) DO UPDATE
+                 SET webflow_sku_id = EXCLUDED.webflow_sku_id,
+                     dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
+                     change_seq = inventory_sync.change_seq + 1),
          audited AS (
              INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
              SELECT created.site_id, created.webflow_order_id, $24::text, $23::text,
@@ -242,6 +258,7 @@ pub async fn replace_lines<C: Db>(client: &C, order_pk: i64, lines: &[NewLine]) 
                     &[&line.sku, variant],
                 )
                 .await?;
+            crate::inventory_sync::learn(client, order_pk, &line.sku, variant).await?;
         }
     }
     Ok(())

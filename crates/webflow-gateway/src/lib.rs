@@ -15,7 +15,8 @@
 //! queue is short (`enrichment_queue_secs`), else defer without reserving and look again, so a
 //! write-back backlog goes first; reconciliation only takes idle capacity
 //! (`reconcile_idle_ms`) within its share (a sub-budget of `reconcile_share` of the limit),
-//! else the reconciler skips the site for this run.
+//! else the reconciler skips the site for this run; stock-level pushes (issue 17) take a slot
+//! only when one is free at that moment, never reserving one.
 //!
 //! **One clock.** Every wait is `slot - clock_timestamp()` computed by the same statement on the
 //! database and slept as a duration: replicas whose clocks disagree still call in turn.
@@ -39,6 +40,10 @@ pub enum Priority {
     Enrichment,
     /// Background repair.
     Reconciliation,
+    /// Stock levels pushed to the storefront: the lowest priority. Takes a slot only when
+    /// one is free now (never reserves, never waits), so a write-back that comes next is
+    /// delayed by at most this one slot.
+    InventorySync,
 }
 
 impl Priority {
@@ -47,6 +52,7 @@ impl Priority {
             Self::WriteBack => "write_back",
             Self::Enrichment => "enrichment",
             Self::Reconciliation => "reconciliation",
+            Self::InventorySync => "inventory_sync",
         }
     }
 }
@@ -343,6 +349,7 @@ impl WebflowGateway {
                 Some(Duration::ZERO),
                 false,
             ),
+            Priority::InventorySync => (Duration::ZERO, Some(Duration::ZERO), false),
         };
         let grant = {
             let client = self.pool.get().await?;

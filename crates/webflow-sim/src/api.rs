@@ -2,7 +2,7 @@
 
 #![allow(clippy::result_large_err, reason = "handlers return early with a ready HttpResponse")]
 
-use crate::state::{Admission, Faults, SimState};
+use crate::state::{Admission, Faults, SimState, sku_collection_id, variant_id};
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::time::Duration;
 
@@ -13,6 +13,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v2/sites/{site}/orders/{order}/fulfill", web::post().to(fulfill))
         .route("/v2/sites/{site}/orders/{order}/unfulfill", web::post().to(unfulfill))
         .route("/v2/sites/{site}/orders/{order}/refund", web::post().to(refund))
+        .route("/v2/sites/{site}/collections", web::get().to(list_collections))
+        .route(
+            "/v2/collections/{collection}/items/{sku}/inventory",
+            web::get().to(get_inventory),
+        )
+        .route(
+            "/v2/collections/{collection}/items/{sku}/inventory",
+            web::patch().to(update_inventory),
+        )
+        .route("/_sim/inventory", web::get().to(sim_inventory))
+        .route("/_sim/inventory", web::post().to(sim_edit_inventory))
         .route("/_sim/orders", web::get().to(sim_orders))
         .route("/_sim/orders", web::post().to(sim_create_order))
         .route("/_sim/orders/import", web::post().to(sim_import_orders))
@@ -380,4 +391,145 @@ async fn sim_stats(state: web::Data<SimState>) -> HttpResponse {
 /// Per token: calls admitted, 429s, and the most calls admitted within any one window.
 async fn sim_calls(state: web::Data<SimState>) -> HttpResponse {
     HttpResponse::Ok().json(state.calls_by_token())
+}
+
+/// The site's collections: its SKU collection (slug `sku`) and its products.
+async fn list_collections(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    let products = format!("5d{}", site.get(2..).unwrap_or(&site));
+    ok(
+        headers,
+        &serde_json::json!({"collections": [
+            {"id": sku_collection_id(&site), "displayName": "SKUs", "singularName": "SKU", "slug": "sku"},
+            {"id": products, "displayName": "Products", "singularName": "Product", "slug": "product"}
+        ]}),
+    )
+}
+
+async fn get_inventory(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (collection, sku_id) = path.into_inner();
+    let site = state.site_of_collection(&collection).unwrap_or_default();
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    if let Ok(mut stats) = state.stats.lock() {
+        stats.inventory_reads += 1;
+    }
+    let item = state
+        .inventory
+        .lock()
+        .ok()
+        .and_then(|i| i.get(&(collection, sku_id.clone())).map(|i| i.item()))
+        .unwrap_or_else(|| serde_json::json!({"id": sku_id, "quantity": 0, "inventoryType": "infinite"}));
+    ok(headers, &item)
+}
+
+/// Absolute (`quantity`) or incremental (`updateQuantity`) bodies; `inventoryType` required.
+/// Every change is announced with `ecomm_inventory_changed` (whether Webflow does so for API
+/// changes is unconfirmed: the simulator takes the busier case).
+async fn update_inventory(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (collection, sku_id) = path.into_inner();
+    let site = state.site_of_collection(&collection).unwrap_or_default();
+    let headers = match gate(&request, &state, &site).await {
+        Ok(h) => h,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let inventory_type = match body.get("inventoryType").and_then(|t| t.as_str()) {
+        Some(t @ ("finite" | "infinite")) => t.to_owned(),
+        _ => return error(400, "validation_error", "inventoryType must be finite or infinite"),
+    };
+    let number = |key: &str| -> Result<Option<i64>, HttpResponse> {
+        match body.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(|f| Some(f.round() as i64))
+                .ok_or_else(|| error(400, "validation_error", &format!("{key} must be a number"))),
+        }
+    };
+    let (quantity, update) = match (number("quantity"), number("updateQuantity")) {
+        (Ok(q), Ok(u)) => (q, u),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    if quantity.is_some_and(|q| q < 0) {
+        return error(400, "validation_error", "quantity must not be negative");
+    }
+    let Some(item) = state.change_stock(&collection, &sku_id, &inventory_type, quantity, update, true) else {
+        return error(
+            404,
+            "resource_not_found",
+            "Requested resource not found: The item cannot be found",
+        );
+    };
+    state.record_inventory_write(&site, &sku_id, body);
+    let payload = item.item();
+    let announce = state.clone().into_inner();
+    let webhook = payload.clone();
+    tokio::spawn(async move { crate::store::deliver_inventory(&announce, &site, &webhook).await });
+    maybe_hang(&state).await;
+    ok(headers, &payload)
+}
+
+/// Every SKU's stock in every simulated store.
+async fn sim_inventory(state: web::Data<SimState>) -> HttpResponse {
+    let items: Vec<_> = state
+        .inventory
+        .lock()
+        .map(|i| i.values().cloned().collect())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(serde_json::json!({"inventory": items}))
+}
+
+#[derive(serde::Deserialize)]
+struct DashboardEdit {
+    /// The site (default: the main one).
+    #[serde(default)]
+    site_id: Option<String>,
+    /// The SKU (its Webflow id is derived as on the simulator's orders), or `sku_id`.
+    #[serde(default)]
+    sku: Option<String>,
+    #[serde(default)]
+    sku_id: Option<String>,
+    quantity: i64,
+}
+
+/// Someone edits a SKU's stock in the Webflow dashboard: the level changes and
+/// `ecomm_inventory_changed` is delivered.
+async fn sim_edit_inventory(state: web::Data<SimState>, edit: web::Json<DashboardEdit>) -> HttpResponse {
+    let site = edit.site_id.clone().unwrap_or_else(|| state.config.site_id.clone());
+    let Some(sku_id) = edit.sku_id.clone().or_else(|| edit.sku.as_deref().map(variant_id)) else {
+        return error(400, "validation_error", "give sku or sku_id");
+    };
+    let Some(item) = state.change_stock(
+        &sku_collection_id(&site),
+        &sku_id,
+        "finite",
+        Some(edit.quantity),
+        None,
+        false,
+    ) else {
+        return not_found();
+    };
+    let payload = item.item();
+    let announce = state.into_inner();
+    let webhook = payload.clone();
+    tokio::spawn(async move { crate::store::deliver_inventory(&announce, &site, &webhook).await });
+    HttpResponse::Ok().json(payload)
 }

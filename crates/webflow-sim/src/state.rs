@@ -95,6 +95,50 @@ pub struct WriteRecord {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// One SKU's stock in the simulated store.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SimInventory {
+    pub site_id: String,
+    pub sku_collection_id: String,
+    /// The SKU's Webflow id (`variantId` on order lines).
+    pub sku_id: String,
+    pub quantity: i64,
+    /// `finite` or `infinite`.
+    pub inventory_type: String,
+    /// Inventory `PATCH`es received for it (absolute or incremental).
+    pub patches: u64,
+}
+
+impl SimInventory {
+    pub fn item(&self) -> serde_json::Value {
+        serde_json::json!({"id": self.sku_id, "quantity": self.quantity, "inventoryType": self.inventory_type})
+    }
+}
+
+/// An inventory `PATCH` the API received.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InventoryWrite {
+    pub site_id: String,
+    pub sku_id: String,
+    pub body: serde_json::Value,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The Webflow id the simulator gives a SKU (its `variantId`): stable, 24 hex digits.
+pub fn variant_id(sku: &str) -> String {
+    // FNV-1a: stable across runs and processes, unlike the std hasher.
+    let hash = sku.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("66072fb7{hash:016x}")
+}
+
+/// The simulated SKU collection of a site (what `webflow.sites.<name>.sku_collection_id` is
+/// set to against the simulator); it is also listed by `GET /v2/sites/{site}/collections`.
+pub fn sku_collection_id(site_id: &str) -> String {
+    format!("5c{}", site_id.get(2..).unwrap_or(site_id))
+}
+
 /// Per token: the calls let through within the current window, and every one ever admitted
 /// (the record tests check "never over the limit" against).
 #[derive(Default)]
@@ -117,6 +161,7 @@ pub struct TokenCalls {
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub api_calls: u64,
     pub throttled: u64,
@@ -125,6 +170,9 @@ pub struct Stats {
     pub webhook_failures: u64,
     /// Webhooks not delivered after every retry (only reconciliation can recover those orders).
     pub webhooks_given_up: u64,
+    /// Inventory `GET`s and `PATCH`es admitted.
+    pub inventory_reads: u64,
+    pub inventory_writes: u64,
 }
 
 pub struct SimState {
@@ -137,6 +185,9 @@ pub struct SimState {
     pub next_order: Mutex<u64>,
     /// Order id -> site id, for the orders of extra sites (the others are the main site's).
     order_sites: Mutex<HashMap<String, String>>,
+    /// Stock by (SKU collection id, SKU id).
+    pub inventory: Mutex<BTreeMap<(String, String), SimInventory>>,
+    pub inventory_writes: Mutex<Vec<InventoryWrite>>,
 }
 
 /// Why `POST /_sim/orders/import` refused a batch (nothing of it is stored).
@@ -172,7 +223,87 @@ impl SimState {
             // one) against the same warehouse database does not reuse the ids of earlier orders.
             next_order: Mutex::new(rand::random::<u64>() & 0xff_f000),
             order_sites: Mutex::new(HashMap::new()),
+            inventory: Mutex::new(BTreeMap::new()),
+            inventory_writes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every site the simulator serves: the main one first.
+    pub fn site_ids(&self) -> Vec<String> {
+        std::iter::once(self.config.site_id.clone())
+            .chain(self.config.extra_sites.iter().map(|s| s.site_id.clone()))
+            .collect()
+    }
+
+    /// The site whose SKU collection `collection_id` is.
+    pub fn site_of_collection(&self, collection_id: &str) -> Option<String> {
+        self.site_ids()
+            .into_iter()
+            .find(|site| sku_collection_id(site) == collection_id)
+    }
+
+    /// A SKU's stock in a site's store (`None`: never set; Webflow then reports infinite).
+    pub fn stock(&self, site_id: &str, sku: &str) -> Option<SimInventory> {
+        let key = (sku_collection_id(site_id), variant_id(sku));
+        self.inventory.lock().ok()?.get(&key).cloned()
+    }
+
+    /// Applies an inventory change (an API `PATCH`, a dashboard edit); returns the new item.
+    /// `quantity` sets the level, `update_quantity` adds to it (never below 0).
+    pub fn change_stock(
+        &self,
+        collection_id: &str,
+        sku_id: &str,
+        inventory_type: &str,
+        quantity: Option<i64>,
+        update_quantity: Option<i64>,
+        from_api: bool,
+    ) -> Option<SimInventory> {
+        let site_id = self.site_of_collection(collection_id)?;
+        let mut inventory = self.inventory.lock().ok()?;
+        let item = inventory
+            .entry((collection_id.to_owned(), sku_id.to_owned()))
+            .or_insert_with(|| SimInventory {
+                site_id,
+                sku_collection_id: collection_id.to_owned(),
+                sku_id: sku_id.to_owned(),
+                quantity: 0,
+                inventory_type: "infinite".into(),
+                patches: 0,
+            });
+        item.inventory_type = inventory_type.to_owned();
+        if let Some(quantity) = quantity {
+            item.quantity = quantity.max(0);
+        }
+        if let Some(delta) = update_quantity {
+            item.quantity = (item.quantity + delta).max(0);
+        }
+        if from_api {
+            item.patches += 1;
+        }
+        Some(item.clone())
+    }
+
+    pub fn record_inventory_write(&self, site_id: &str, sku_id: &str, body: serde_json::Value) {
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.inventory_writes += 1;
+        }
+        if let Ok(mut writes) = self.inventory_writes.lock() {
+            writes.push(InventoryWrite {
+                site_id: site_id.into(),
+                sku_id: sku_id.into(),
+                body,
+                at: chrono::Utc::now(),
+            });
+        }
+    }
+
+    /// Inventory `PATCH`es received for a site.
+    pub fn inventory_writes_for(&self, site_id: &str) -> Vec<InventoryWrite> {
+        self.inventory_writes
+            .lock()
+            .map(|w| w.iter().filter(|r| r.site_id == site_id).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Whether `token` may act on `site_id`.
@@ -200,7 +331,11 @@ impl SimState {
 
     /// Where and with which secret the webhooks of `order_id`'s site go.
     pub fn webhook_target(&self, order_id: &str) -> Option<(String, String)> {
-        let site_id = self.site_of(order_id);
+        self.webhook_target_of_site(&self.site_of(order_id))
+    }
+
+    /// Where and with which secret `site_id`'s webhooks go.
+    pub fn webhook_target_of_site(&self, site_id: &str) -> Option<(String, String)> {
         let main = self.config.webhook_url.clone();
         match self.config.extra_sites.iter().find(|s| s.site_id == site_id) {
             None => main.map(|url| (url, self.config.webhook_secret.clone())),
@@ -401,7 +536,7 @@ impl SimState {
                     "rowTotal": {"unit": "USD", "value": "2500", "string": "$ 25.00 USD"},
                     "productId": format!("66072fb61b89448912e2{:04x}", i),
                     "productName": format!("Product {sku}"),
-                    "variantId": format!("66072fb71b89448912e2{:04x}", i),
+                    "variantId": variant_id(sku),
                     "variantSKU": sku,
                     "variantPrice": {"unit": "USD", "value": "2500", "string": "$ 25.00 USD"},
                     "weight": 250, "width": 20, "height": 10, "length": 30
@@ -444,6 +579,43 @@ mod tests {
         let order = serde_json::json!({"orderId": "bench-1", "status": "unfulfilled"});
         assert_eq!(state.import_orders(vec![order.clone()]), Ok(1));
         assert_eq!(state.order("bench-1"), Some(order));
+    }
+
+    #[test]
+    fn stock_is_set_absolutely_or_incrementally_never_below_zero() {
+        let state = SimState::new(SimConfig::default());
+        let collection = sku_collection_id(&state.config.site_id);
+        let id = variant_id("sim-sku-1");
+        assert_eq!(state.stock(&state.config.site_id, "sim-sku-1"), None);
+        let set = state
+            .change_stock(&collection, &id, "finite", Some(7), None, true)
+            .unwrap();
+        assert_eq!((set.quantity, set.patches), (7, 1));
+        let added = state
+            .change_stock(&collection, &id, "finite", None, Some(-3), true)
+            .unwrap();
+        assert_eq!(added.quantity, 4);
+        let floor = state
+            .change_stock(&collection, &id, "finite", None, Some(-10), false)
+            .unwrap();
+        assert_eq!((floor.quantity, floor.patches), (0, 2));
+        assert_eq!(state.stock(&state.config.site_id, "sim-sku-1").unwrap().quantity, 0);
+        assert!(
+            state
+                .change_stock("not-a-collection", &id, "finite", Some(1), None, true)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_sku_keeps_its_webflow_id_and_orders_carry_it() {
+        assert_eq!(variant_id("a"), variant_id("a"));
+        assert_ne!(variant_id("a"), variant_id("b"));
+        assert_eq!(variant_id("a").len(), 24);
+        let state = SimState::new(SimConfig::default());
+        let order = state.new_order(&["x", "y"], false);
+        assert_eq!(order["purchasedItems"][0]["variantId"], variant_id("x"));
+        assert_eq!(order["purchasedItems"][1]["variantId"], variant_id("y"));
     }
 
     #[test]

@@ -9,10 +9,27 @@ use webflow::TriggerType;
 
 /// Delivers a webhook signed exactly as Webflow signs; 1 attempt + 3 retries.
 pub async fn deliver(state: &SimState, trigger: TriggerType, order: &serde_json::Value) -> bool {
-    let Some((url, secret)) = state.webhook_target(order["orderId"].as_str().unwrap_or_default()) else {
+    let Some(target) = state.webhook_target(order["orderId"].as_str().unwrap_or_default()) else {
         return false;
     };
-    let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger, "payload": order})).unwrap_or_default();
+    deliver_to(state, target, trigger, order).await
+}
+
+/// Delivers `ecomm_inventory_changed` for an item of `site_id`'s store.
+pub async fn deliver_inventory(state: &SimState, site_id: &str, item: &serde_json::Value) -> bool {
+    let Some(target) = state.webhook_target_of_site(site_id) else {
+        return false;
+    };
+    deliver_to(state, target, TriggerType::EcommInventoryChanged, item).await
+}
+
+async fn deliver_to(
+    state: &SimState,
+    (url, secret): (String, String),
+    trigger: TriggerType,
+    payload: &serde_json::Value,
+) -> bool {
+    let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger, "payload": payload})).unwrap_or_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -5,8 +5,8 @@
 //! A plain-`http` base URL is refused unless explicitly allowed (the local simulator).
 
 use crate::types::{
-    CreateWebhookRequest, ErrorBody, FulfillOrderRequest, Order, OrderList, OrderStatus, RefundOrderRequest,
-    UpdateOrderRequest, Webhook, WebhookList,
+    CollectionList, CreateWebhookRequest, ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
+    RefundOrderRequest, UpdateInventoryRequest, UpdateOrderRequest, Webhook, WebhookList,
 };
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -257,6 +257,51 @@ impl WebflowClient {
         body: &CreateWebhookRequest,
     ) -> Result<ApiResponse<Webhook>, WebflowError> {
         self.call(token, Method::POST, &["sites", site_id, "webhooks"], &[], Some(body))
+            .await
+    }
+
+    /// A SKU's stock (`sku_id` is the `variantId` of its order lines).
+    pub async fn get_inventory(
+        &self,
+        token: &SecretString,
+        sku_collection_id: &str,
+        sku_id: &str,
+    ) -> Result<ApiResponse<InventoryItem>, WebflowError> {
+        self.call::<(), _>(
+            token,
+            Method::GET,
+            &["collections", sku_collection_id, "items", sku_id, "inventory"],
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// Sets (or adds to) a SKU's stock.
+    pub async fn update_inventory(
+        &self,
+        token: &SecretString,
+        sku_collection_id: &str,
+        sku_id: &str,
+        body: &UpdateInventoryRequest,
+    ) -> Result<ApiResponse<InventoryItem>, WebflowError> {
+        self.call(
+            token,
+            Method::PATCH,
+            &["collections", sku_collection_id, "items", sku_id, "inventory"],
+            &[],
+            Some(body),
+        )
+        .await
+    }
+
+    /// The site's CMS collections (one of them is the SKU collection).
+    pub async fn list_collections(
+        &self,
+        token: &SecretString,
+        site_id: &str,
+    ) -> Result<ApiResponse<CollectionList>, WebflowError> {
+        self.call::<(), _>(token, Method::GET, &["sites", site_id, "collections"], &[], None)
             .await
     }
 

@@ -26,6 +26,13 @@ pub struct SiteSettings {
     pub webhook_secrets_file: Option<PathBuf>,
     pub rate_limit_per_minute: u32,
     pub send_fulfillment_email: bool,
+    /// Keep this store's Webflow stock equal to the warehouse's available count (issue 17).
+    pub inventory_sync: bool,
+    /// The site's SKU collection (the inventory endpoints' `sku_collection_id`; `wmsctl sites
+    /// check` lists the collections). Required when `inventory_sync` is on.
+    pub sku_collection_id: Option<String>,
+    /// Units held back from the storefront: Webflow shows `available - buffer`, never below 0.
+    pub inventory_safety_buffer: i64,
     /// Why a `*_file` could not be read. Each pod mounts only the secrets its service needs (the
     /// ingress has no API token, the workers no webhook secrets), so a missing file is only an
     /// error for the service that needs it: `require_api_tokens`/`require_webhook_secrets`.
@@ -43,6 +50,9 @@ impl Default for SiteSettings {
             webhook_secrets_file: None,
             rate_limit_per_minute: 60,
             send_fulfillment_email: true,
+            inventory_sync: false,
+            sku_collection_id: None,
+            inventory_safety_buffer: 0,
             unreadable: BTreeMap::new(),
         }
     }
@@ -138,6 +148,18 @@ impl WebflowSettings {
                 return Err(SettingsError::invalid(
                     key("rate_limit_per_minute"),
                     "must be at least 1",
+                ));
+            }
+            if site.inventory_safety_buffer < 0 {
+                return Err(SettingsError::invalid(
+                    key("inventory_safety_buffer"),
+                    "must be 0 or more units",
+                ));
+            }
+            if site.inventory_sync && site.sku_collection_id.as_deref().is_none_or(|id| id.trim().is_empty()) {
+                return Err(SettingsError::invalid(
+                    key("sku_collection_id"),
+                    "is required when inventory_sync is on (`wmsctl sites check` lists the site's collections)",
                 ));
             }
             if let Some(path) = &site.api_token_file {
@@ -304,6 +326,47 @@ mod tests {
         let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__SITES__SHOP__RATE_LIMIT_PER_MINUTE", "5")]))
             .unwrap_err();
         assert!(err.to_string().contains("webflow.sites.shop.site_id"), "{err}");
+    }
+
+    #[test]
+    fn inventory_sync_needs_the_sku_collection() {
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SYNC", "true"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("webflow.sites.shop.sku_collection_id"),
+            "{err}"
+        );
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SYNC", "true"),
+                (
+                    "WMS__WEBFLOW__SITES__SHOP__SKU_COLLECTION_ID",
+                    "5c0000000000000000000001",
+                ),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SAFETY_BUFFER", "2"),
+            ]),
+        )
+        .unwrap();
+        let shop = &settings.webflow.sites["shop"];
+        assert!(shop.inventory_sync);
+        assert_eq!(shop.inventory_safety_buffer, 2);
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__INVENTORY_SAFETY_BUFFER", "-1"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("inventory_safety_buffer"), "{err}");
     }
 
     #[test]

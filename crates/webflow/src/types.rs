@@ -345,6 +345,47 @@ pub struct InventoryItem {
     pub inventory_type: Option<String>,
 }
 
+/// `PATCH /collections/{sku_collection_id}/items/{sku_id}/inventory` (docs/webflow-api.md §6):
+/// `inventoryType` is required; `quantity` sets the level, `updateQuantity` adds to it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateInventoryRequest {
+    pub inventory_type: String,
+    /// Whole units (the warehouse counts units; sent as a JSON integer).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quantity: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub update_quantity: Option<i64>,
+}
+
+impl UpdateInventoryRequest {
+    /// A finite stock of exactly `quantity` (what the bridge sends).
+    pub fn finite(quantity: i64) -> Self {
+        Self {
+            inventory_type: "finite".into(),
+            quantity: Some(quantity),
+            update_quantity: None,
+        }
+    }
+}
+
+/// One CMS collection of a site (`GET /sites/{site_id}/collections`); the SKU collection is
+/// one of them (how to recognise it is unconfirmed: its slug is `sku` on the sites we know).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Collection {
+    pub id: Option<String>,
+    pub display_name: Option<String>,
+    pub singular_name: Option<String>,
+    pub slug: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CollectionList {
+    pub collections: Vec<Collection>,
+}
+
 /// Webflow's error body. `details` items may be strings or objects.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

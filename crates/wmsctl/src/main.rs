@@ -98,7 +98,9 @@ enum OrderCommand {
 
 #[derive(Subcommand)]
 enum SitesCommand {
-    /// Checks each site's token (orders and webhooks readable) and lists its webhooks.
+    /// Checks each site's token (orders and webhooks readable), lists its webhooks, and
+    /// helps find its SKU collection (`webflow.sites.<name>.sku_collection_id`, needed by
+    /// `inventory_sync`): lists the site's collections and names the likely one.
     Check,
     /// Each site's Webflow budget (shared per token): limit in force, calls in the last minute,
     /// how far ahead it is booked, work waiting for it and the oldest wait.
@@ -330,7 +332,9 @@ async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow
         };
         let orders = client.list_orders(token, &site.site_id, None, 0, 1).await;
         let hooks = client.list_webhooks(token, &site.site_id).await;
-        let ok = orders.is_ok() && hooks.is_ok();
+        let collections = client.list_collections(token, &site.site_id).await;
+        let sku_collection = sku_collection_check(site, collections.as_ref().ok().map(|c| &c.value));
+        let ok = orders.is_ok() && hooks.is_ok() && sku_collection["ok"] != false;
         failed |= !ok;
         report.push(serde_json::json!({
             "site": name,
@@ -338,12 +342,15 @@ async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow
             "ok": ok,
             "orders_readable": orders.as_ref().map(|_| true).unwrap_or(false),
             "error": orders.err().map(|e| e.to_string()).or_else(|| hooks.as_ref().err().map(|e| e.to_string())),
+            "inventory_sync": site.inventory_sync,
+            "sku_collection": sku_collection,
+            "collections_error": collections.err().map(|e| e.to_string()),
             "webhooks": hooks.map(|h| h.value.webhooks.iter().map(|w| serde_json::json!({"trigger": w.trigger_type.as_ref().map(|t| t.to_string()), "url": w.url})).collect::<Vec<_>>()).unwrap_or_default(),
         }));
     }
     print(json, &report, || {
-        table(
-            &["site", "ok", "webhooks", "error"],
+        let mut out = table(
+            &["site", "ok", "webhooks", "inventory sync", "sku collection", "error"],
             &report
                 .iter()
                 .map(|r| {
@@ -351,16 +358,88 @@ async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow
                         r["site"].as_str().unwrap_or_default().to_owned(),
                         r["ok"].to_string(),
                         r["webhooks"].as_array().map(|w| w.len()).unwrap_or(0).to_string(),
+                        if r["inventory_sync"] == true { "on" } else { "off" }.to_owned(),
+                        r["sku_collection"]["verdict"].as_str().unwrap_or_default().to_owned(),
                         r["error"].as_str().unwrap_or("").to_owned(),
                     ]
                 })
                 .collect::<Vec<_>>(),
-        )
+        );
+        for r in &report {
+            if let Some(collections) = r["sku_collection"]["collections"].as_array()
+                && !collections.is_empty()
+            {
+                out.push_str(&format!(
+                    "\n\n{} collections:\n",
+                    r["site"].as_str().unwrap_or_default()
+                ));
+                for c in collections {
+                    out.push_str(&format!(
+                        "  {}  {:<24} slug {}{}\n",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["display_name"].as_str().unwrap_or(""),
+                        c["slug"].as_str().unwrap_or("?"),
+                        if c["likely_sku_collection"] == true {
+                            "   <- likely the SKU collection"
+                        } else {
+                            ""
+                        },
+                    ));
+                }
+            }
+        }
+        out.push_str(SKU_COLLECTION_HELP);
+        out
     })?;
     if failed {
         bail!("at least one site failed its check");
     }
     Ok(())
+}
+
+const SKU_COLLECTION_HELP: &str = "\n\nStock sync (issue 17) needs each syncing site's SKU collection id in \
+webflow.sites.<name>.sku_collection_id. Webflow does not document how to recognise the SKU collection among \
+a site's collections; on the sites we know its slug is `sku` (display name \"SKUs\"), marked above as likely. \
+Confirm it by opening the collection in the Designer (CMS > SKUs: the id is in the URL) or with \
+GET /v2/collections/<id>/items/<variantId of an order line>/inventory answering 200.";
+
+/// What `sites check` says about a site's SKU collection: the configured one found among
+/// the site's collections, and which collections look like the SKU collection.
+fn sku_collection_check(site: &webflow::SiteSettings, listed: Option<&webflow::CollectionList>) -> serde_json::Value {
+    let configured = site.sku_collection_id.as_deref();
+    let Some(listed) = listed else {
+        return serde_json::json!({
+            "configured": configured,
+            "verdict": if configured.is_some() { "configured (collections not readable)" } else { "-" },
+            "collections": [],
+        });
+    };
+    let likely = |c: &webflow::Collection| {
+        c.slug
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("sku") || s.eq_ignore_ascii_case("skus"))
+            || c.display_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case("skus"))
+    };
+    let collections: Vec<serde_json::Value> = listed
+        .collections
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id, "display_name": c.display_name, "slug": c.slug,
+                "likely_sku_collection": likely(c),
+            })
+        })
+        .collect();
+    let found = configured.is_some_and(|id| listed.collections.iter().any(|c| c.id.as_deref() == Some(id)));
+    let (ok, verdict) = match (configured, found) {
+        (Some(_), true) => (true, "configured, found"),
+        (Some(_), false) => (false, "configured id is not a collection of the site"),
+        (None, _) if site.inventory_sync => (false, "missing (inventory_sync is on)"),
+        (None, _) => (true, "not configured"),
+    };
+    serde_json::json!({"configured": configured, "ok": ok, "verdict": verdict, "collections": collections})
 }
 
 /// `wmsctl webhooks register`: the three ecommerce webhooks of one site.

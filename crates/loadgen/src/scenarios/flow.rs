@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use webflow_sim::state::WriteRecord;
 
-/// What the simulator sells in this scenario (the bench script stocks it).
+/// What the simulator sells in this scenario (the bench script stocks it); with `--skus N`,
+/// orders cycle through `bench-sku-0..N` instead.
 const SKU: &str = "bench-sku-1";
 /// Orders placed at once when no rate is given, so placing is not what limits the throughput.
 const PLACING_CONCURRENCY: usize = 16;
@@ -38,6 +39,18 @@ pub struct FlowOptions {
     /// Orders placed per second (0: as fast as 16 concurrent requests go, i.e. a backlog).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Products the orders cycle through (`bench-sku-0..N`); 1: every order is `bench-sku-1`.
+    #[arg(long, default_value_t = 1)]
+    pub skus: usize,
+}
+
+/// The SKU of the `i`-th order.
+fn sku_of(i: usize, skus: usize) -> String {
+    if skus <= 1 {
+        SKU.to_owned()
+    } else {
+        format!("bench-sku-{}", i % skus)
+    }
 }
 
 pub async fn run(options: FlowOptions) -> anyhow::Result<()> {
@@ -47,7 +60,7 @@ pub async fn run(options: FlowOptions) -> anyhow::Result<()> {
     let before = warehouse.orders_in(&states).await?;
     let started = Instant::now();
     if options.create {
-        place_orders(&sim, options.orders, options.rate).await?;
+        place_orders(&sim, options.orders, options.rate, options.skus).await?;
     }
     warehouse
         .wait_for(&states, before, before + options.orders as i64, WAIT)
@@ -61,10 +74,11 @@ pub async fn run(options: FlowOptions) -> anyhow::Result<()> {
 }
 
 /// Places `orders` orders, at `rate` per second or (0) as a backlog.
-async fn place_orders(sim: &SimClient, orders: usize, rate: f64) -> anyhow::Result<()> {
-    let place = |_| {
+async fn place_orders(sim: &SimClient, orders: usize, rate: f64, skus: usize) -> anyhow::Result<()> {
+    let place = |i| {
         let sim = sim.clone();
-        async move { sim.place_order(&[SKU]).await }
+        let sku = sku_of(i, skus);
+        async move { sim.place_order(&[&sku]).await }
     };
     if rate > 0.0 {
         let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -101,6 +115,14 @@ async fn print_api_use(sim: &SimClient, options: &FlowOptions, elapsed: Duration
         stats.api_calls as f64 / orders,
         stats.throttled,
     );
+    if stats.inventory_writes > 0 {
+        println!(
+            "of which stock-level pushes (inventory PATCH): {} ({:.3}/order); order calls: {:.2}/order",
+            stats.inventory_writes,
+            stats.inventory_writes as f64 / orders,
+            (stats.api_calls - stats.inventory_writes - stats.inventory_reads) as f64 / orders,
+        );
+    }
     Ok(())
 }
 

@@ -1062,12 +1062,13 @@ pub async fn inventory(state: web::Data<AppState>, request: HttpRequest, query: 
     let session = session(&state, &request)?;
     let client = state.pool.get().await?;
     let rows = db::inventory(&*client, session.operator.site_filter()).await?;
+    let synced = warehouse_db::inventory_sync::status(&*client, session.operator.site_filter().unwrap_or(&[])).await?;
     let floor = session.operator.role >= Role::Floor;
     let body = html! {
         h1 { "Inventory" }
-        p.help { "On hand: units on the shelves. Reserved: set aside for orders not shipped yet. Available: on hand minus reserved. Waiting: backordered orders that want this SKU; receiving stock serves them oldest first." }
+        p.help { "On hand: units on the shelves. Reserved: set aside for orders not shipped yet. Available: on hand minus reserved. Waiting: backordered orders that want this SKU; receiving stock serves them oldest first. Webflow: per store that sold the SKU, the level last pushed to its storefront and when, and whether Webflow's last word agrees with the warehouse (stores with inventory_sync on are kept at available less their safety buffer)." }
         table #inventory {
-            tr { th { "SKU" } th.num { "on hand" } th.num { "reserved" } th.num { "available" } th.num { "waiting orders (units)" } @if floor { th { "receive stock" } } }
+            tr { th { "SKU" } th.num { "on hand" } th.num { "reserved" } th.num { "available" } th.num { "waiting orders (units)" } th { "Webflow" } @if floor { th { "receive stock" } } }
             @for r in &rows {
                 tr data-sku=(r.sku) {
                     td { code { (r.sku) } }
@@ -1075,6 +1076,27 @@ pub async fn inventory(state: web::Data<AppState>, request: HttpRequest, query: 
                     td.num { (r.reserved) }
                     td.num { strong { (r.available) } }
                     td.num { @if r.backordered_orders > 0 { (r.backordered_orders) " (" (r.backordered_units) ")" } @else { "0" } }
+                    td.webflow-stock {
+                        @for s in synced.iter().filter(|s| s.sku == r.sku) {
+                            div data-site=(s.site_id) {
+                                code { (s.site_id) } ": "
+                                @if let (Some(level), Some(at)) = (s.last_pushed_level, s.last_pushed_at) {
+                                    "pushed " strong { (level) } " " (time(&at))
+                                } @else {
+                                    "never pushed"
+                                }
+                                @if let Some(level) = s.webflow_level {
+                                    @if s.agrees {
+                                        " · Webflow " (level) " ✓"
+                                    } @else {
+                                        " · Webflow " (level) " ✗ (should be " (s.desired_level) ")"
+                                    }
+                                }
+                                @if s.pending { " · push due" }
+                                @if let Some(error) = &s.last_error { " · " span.error { (error) } }
+                            }
+                        }
+                    }
                     @if floor {
                         td { form.inline method="post" action="/console/inventory/receive" {
                             (csrf_field(&session))

@@ -8,6 +8,7 @@ use domain::{Envelope, Event, MessageId, SiteId, Sku};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use warehouse_db::inventory::{self, StockLevel};
+use warehouse_db::inventory_sync::{self, SyncStatus};
 
 /// A SKU is 1-200 bytes of UTF-8 with no control characters (the spec says so too). Every
 /// route with a SKU in its path checks it first.
@@ -25,7 +26,7 @@ pub fn valid_sku(sku: &str) -> Result<(), ApiError> {
     summary = "Stock of one SKU",
     params(super::SkuParam),
     responses(
-        (status = 200, description = "The stock level", body = StockLevel),
+        (status = 200, description = "The stock level, and its sync with each Webflow store that sells it", body = InventoryView),
         (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
         (status = 404, description = "Unknown SKU, or one no order of the token's stores uses", body = ErrorBody),
         (status = 422, description = "The SKU breaks the SKU rules", body = ErrorBody),
@@ -43,7 +44,31 @@ pub async fn get_inventory(
     let level = inventory::get(&*client, &sku.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU `{sku}`")))?;
-    Ok(HttpResponse::Ok().json(level))
+    let webflow = inventory_sync::status_of_sku(&*client, sku.as_str())
+        .await?
+        .into_iter()
+        .filter(|s| operator.sees_site(&s.site_id))
+        .collect();
+    Ok(HttpResponse::Ok().json(InventoryView {
+        sku: level.sku,
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        available: level.available,
+        webflow,
+    }))
+}
+
+/// A SKU's stock, and what each Webflow store that sells it was last told (issue 17).
+#[derive(serde::Serialize, serde::Deserialize, ToSchema)]
+pub struct InventoryView {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// `on_hand - reserved`: what the storefronts are kept at (less each store's buffer).
+    pub available: i64,
+    /// Per store (of the token's scope) that sold the SKU: the level Webflow should show, the
+    /// last pushed level and when, what Webflow last said, and whether it agrees.
+    pub webflow: Vec<SyncStatus>,
 }
 
 /// The counted stock of a SKU.

@@ -1,0 +1,351 @@
+//! Stock levels pushed back to the Webflow stores (issue 17): per (site, SKU) the SKU's Webflow
+//! id, whether its count changed since Webflow last matched it, what was pushed and when, and
+//! what Webflow last said.
+//!
+//! Rows are marked dirty by a trigger on `inventory` in the transaction that changes a SKU's
+//! available count (migration V8), so no change is lost across crashes. The sync loop claims
+//! due rows (dirty, not pushed within the interval) with `FOR UPDATE SKIP LOCKED` in one
+//! committed statement (a claim keeps other replicas off the row for a while), pushes, and
+//! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty.
+
+use crate::db::Db;
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// What Webflow should show for a SKU: the available count less the buffer, never below 0.
+const DESIRED: &str = "GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0)";
+
+/// Records that `order_pk`'s site sells `sku` as Webflow SKU `webflow_sku_id` (a new or
+/// changed mapping is dirty: its level is pushed).
+pub async fn learn<C: Db>(client: &C, order_pk: i64, sku: &str, webflow_sku_id: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
+             SELECT o.site_id, $2, $3 FROM orders o
+             WHERE o.id = $1 AND NOT EXISTS (SELECT 1 FROM inventory_sync s
+                 WHERE s.site_id = o.site_id AND s.sku = $2 AND s.webflow_sku_id = $3)
+             ON CONFLICT (site_id, sku) DO UPDATE
+                 SET webflow_sku_id = EXCLUDED.webflow_sku_id,
+                     dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
+                     change_seq = inventory_sync.change_seq + 1",
+            &[&order_pk, &sku, &webflow_sku_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A site whose rows a sync loop may claim, with its buffer.
+#[derive(Debug, Clone)]
+pub struct SyncSite {
+    pub site_id: String,
+    pub safety_buffer: i64,
+}
+
+/// A row claimed for a push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub site_id: String,
+    pub sku: String,
+    pub webflow_sku_id: String,
+    /// The count this claim saw; the row stays dirty if it changed by the time the push is
+    /// recorded.
+    pub change_seq: i64,
+    /// What Webflow should show now (available less the buffer, never below 0).
+    pub desired: i64,
+    /// What Webflow last said (finite level), if anything.
+    pub webflow_level: Option<i64>,
+    pub webflow_type: Option<String>,
+}
+
+impl Claimed {
+    /// Webflow already shows the level (a webhook told us after the count changed).
+    pub fn in_step(&self) -> bool {
+        self.webflow_type.as_deref() == Some("finite") && self.webflow_level == Some(self.desired)
+    }
+}
+
+/// Claims up to `limit` due rows of `site`: dirty, of a SKU the warehouse holds, not pushed
+/// within `min_interval`, not claimed by another loop. The claim lasts `claim_for`.
+pub async fn claim<C: Db>(
+    client: &C,
+    site: &SyncSite,
+    min_interval: Duration,
+    limit: i64,
+    claim_for: Duration,
+) -> Result<Vec<Claimed>> {
+    let sql = format!(
+        "WITH due AS (
+             SELECT s.site_id, s.sku FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             WHERE s.site_id = $1 AND s.dirty_since IS NOT NULL
+               AND (s.claimed_until IS NULL OR s.claimed_until < clock_timestamp())
+               AND (s.last_pushed_at IS NULL
+                    OR s.last_pushed_at <= clock_timestamp() - make_interval(secs => $2))
+             ORDER BY s.dirty_since, s.sku
+             LIMIT $3
+             FOR UPDATE OF s SKIP LOCKED)
+         UPDATE inventory_sync s
+             SET claimed_until = clock_timestamp() + make_interval(secs => $4), safety_buffer = $5
+         FROM due, inventory i
+         WHERE s.site_id = due.site_id AND s.sku = due.sku AND i.sku = s.sku
+         RETURNING s.site_id, s.sku, s.webflow_sku_id, s.change_seq, {DESIRED}, s.webflow_level, s.webflow_type"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &site.site_id,
+                &min_interval.as_secs_f64(),
+                &limit,
+                &claim_for.as_secs_f64(),
+                &site.safety_buffer,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Claimed {
+            site_id: row.get(0),
+            sku: row.get(1),
+            webflow_sku_id: row.get(2),
+            change_seq: row.get(3),
+            desired: row.get(4),
+            webflow_level: row.get(5),
+            webflow_type: row.get(6),
+        })
+        .collect())
+}
+
+/// Gives a claimed row back untouched (no budget slot now): still dirty, due at once.
+pub async fn release<C: Db>(client: &C, site_id: &str, sku: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE inventory_sync SET claimed_until = NULL WHERE site_id = $1 AND sku = $2",
+            &[&site_id, &sku],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What Webflow answered to a push.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushed {
+    pub level: i64,
+    pub webflow_level: Option<i64>,
+    pub webflow_type: Option<String>,
+}
+
+/// Records a push of `claimed`'s level. The row stays dirty if its count changed meanwhile.
+pub async fn record_push<C: Db>(client: &C, claimed: &Claimed, pushed: &Pushed) -> Result<()> {
+    client
+        .execute(
+            "UPDATE inventory_sync SET
+                 last_pushed_level = $3, last_pushed_at = clock_timestamp(), pushes = pushes + 1,
+                 webflow_level = $4, webflow_type = $5, webflow_seen_at = clock_timestamp(),
+                 dirty_since = CASE WHEN change_seq = $6 THEN NULL ELSE dirty_since END,
+                 claimed_until = NULL, last_error = NULL
+             WHERE site_id = $1 AND sku = $2",
+            &[
+                &claimed.site_id,
+                &claimed.sku,
+                &pushed.level,
+                &pushed.webflow_level,
+                &pushed.webflow_type,
+                &claimed.change_seq,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Webflow already shows the level: clean, without a call (unless the count changed meanwhile).
+pub async fn record_in_step<C: Db>(client: &C, claimed: &Claimed) -> Result<()> {
+    client
+        .execute(
+            "UPDATE inventory_sync SET
+                 dirty_since = CASE WHEN change_seq = $3 THEN NULL ELSE dirty_since END,
+                 claimed_until = NULL
+             WHERE site_id = $1 AND sku = $2",
+            &[&claimed.site_id, &claimed.sku, &claimed.change_seq],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A push failed: the row stays dirty and is left alone for `back_off`.
+pub async fn record_failure<C: Db>(
+    client: &C,
+    site_id: &str,
+    sku: &str,
+    error: &str,
+    back_off: Duration,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE inventory_sync SET last_error = $3,
+                 claimed_until = clock_timestamp() + make_interval(secs => $4)
+             WHERE site_id = $1 AND sku = $2",
+            &[&site_id, &sku, &error, &back_off.as_secs_f64()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// What an `ecomm_inventory_changed` webhook told us, against the warehouse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    pub sku: String,
+    pub available: i64,
+    /// What Webflow should show.
+    pub desired: i64,
+    /// Webflow shows the warehouse's level.
+    pub agrees: bool,
+    /// The row was marked dirty (the warehouse's level is pushed again).
+    pub push_again: bool,
+}
+
+/// Records the level Webflow reported for `webflow_sku_id` of `site_id` (`None`: infinite or
+/// not given). When it disagrees with the warehouse and the site syncs, the row is marked
+/// dirty, so the warehouse's level is pushed again. `None` when the SKU is not known here.
+pub async fn observe<C: Db>(
+    client: &C,
+    site_id: &str,
+    webflow_sku_id: &str,
+    level: Option<i64>,
+    inventory_type: Option<&str>,
+    syncing: bool,
+) -> Result<Option<Observation>> {
+    let sql = format!(
+        "WITH target AS (
+             SELECT s.site_id, s.sku, COALESCE(i.on_hand - i.reserved, 0) AS available, {DESIRED} AS desired
+             FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             WHERE s.site_id = $1 AND s.webflow_sku_id = $2
+             LIMIT 1)
+         UPDATE inventory_sync s SET
+             webflow_level = $3, webflow_type = $4, webflow_seen_at = clock_timestamp(),
+             drift_events = drift_events + CASE WHEN $3::bigint IS DISTINCT FROM t.desired
+                                                  OR $4 IS DISTINCT FROM 'finite' THEN 1 ELSE 0 END,
+             dirty_since = CASE WHEN $5 AND ($3::bigint IS DISTINCT FROM t.desired OR $4 IS DISTINCT FROM 'finite')
+                                THEN COALESCE(s.dirty_since, clock_timestamp()) ELSE s.dirty_since END,
+             change_seq = CASE WHEN $5 AND ($3::bigint IS DISTINCT FROM t.desired OR $4 IS DISTINCT FROM 'finite')
+                               THEN s.change_seq + 1 ELSE s.change_seq END
+         FROM target t
+         WHERE s.site_id = t.site_id AND s.sku = t.sku
+         RETURNING s.sku, t.available, t.desired"
+    );
+    let row = client
+        .query_opt(&sql, &[&site_id, &webflow_sku_id, &level, &inventory_type, &syncing])
+        .await?;
+    Ok(row.map(|row| {
+        let desired: i64 = row.get(2);
+        let agrees = inventory_type == Some("finite") && level == Some(desired);
+        Observation {
+            sku: row.get(0),
+            available: row.get(1),
+            desired,
+            agrees,
+            push_again: syncing && !agrees,
+        }
+    }))
+}
+
+/// One SKU's sync with one store, as the inventory API and the console show it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SyncStatus {
+    pub site_id: String,
+    pub sku: String,
+    pub webflow_sku_id: String,
+    /// What Webflow should show: available less the site's buffer, never below 0.
+    pub desired_level: i64,
+    pub last_pushed_level: Option<i64>,
+    pub last_pushed_at: Option<DateTime<Utc>>,
+    pub pushes: i64,
+    /// What Webflow last said (the answer to a push, or a webhook), and when.
+    pub webflow_level: Option<i64>,
+    pub webflow_seen_at: Option<DateTime<Utc>>,
+    /// Webflow's last word matches `desired_level`.
+    pub agrees: bool,
+    /// The level changed since Webflow last matched it (a push is due).
+    pub pending: bool,
+    /// Webhooks on which Webflow disagreed with the warehouse (dashboard edits, say).
+    pub drift_events: i64,
+    pub last_error: Option<String>,
+}
+
+const STATUS_COLUMNS: &str = "s.site_id, s.sku, s.webflow_sku_id,
+    GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0),
+    s.last_pushed_level, s.last_pushed_at, s.pushes, s.webflow_level, s.webflow_seen_at,
+    COALESCE(s.webflow_type = 'finite'
+             AND s.webflow_level = GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0), false),
+    s.dirty_since IS NOT NULL, s.drift_events, s.last_error";
+
+fn status_row(row: &tokio_postgres::Row) -> SyncStatus {
+    SyncStatus {
+        site_id: row.get(0),
+        sku: row.get(1),
+        webflow_sku_id: row.get(2),
+        desired_level: row.get(3),
+        last_pushed_level: row.get(4),
+        last_pushed_at: row.get(5),
+        pushes: row.get(6),
+        webflow_level: row.get(7),
+        webflow_seen_at: row.get(8),
+        agrees: row.get(9),
+        pending: row.get(10),
+        drift_events: row.get(11),
+        last_error: row.get(12),
+    }
+}
+
+/// Every store's sync of one SKU.
+pub async fn status_of_sku<C: Db>(client: &C, sku: &str) -> Result<Vec<SyncStatus>> {
+    let sql = format!(
+        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
+         WHERE s.sku = $1 ORDER BY s.site_id"
+    );
+    Ok(client.query(&sql, &[&sku]).await?.iter().map(status_row).collect())
+}
+
+/// Every SKU's sync with the given stores (all of them when `sites` is empty).
+pub async fn status<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SyncStatus>> {
+    let sql = format!(
+        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
+         WHERE cardinality($1::text[]) = 0 OR s.site_id = ANY($1) ORDER BY s.site_id, s.sku"
+    );
+    Ok(client.query(&sql, &[&sites]).await?.iter().map(status_row).collect())
+}
+
+/// Per site: SKUs whose Webflow level disagrees with the warehouse (Webflow has spoken, and
+/// not what we would show), and SKUs with a push pending.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteSummary {
+    pub site_id: String,
+    pub skus: i64,
+    pub drifting: i64,
+    pub pending: i64,
+}
+
+pub async fn summary<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SiteSummary>> {
+    let rows = client
+        .query(
+            "SELECT s.site_id, count(*),
+                    count(*) FILTER (WHERE s.webflow_seen_at IS NOT NULL AND NOT COALESCE(
+                        s.webflow_type = 'finite' AND s.webflow_level =
+                            GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0), false)),
+                    count(*) FILTER (WHERE s.dirty_since IS NOT NULL)
+             FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             WHERE s.site_id = ANY($1) GROUP BY s.site_id ORDER BY s.site_id",
+            &[&sites],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| SiteSummary {
+            site_id: row.get(0),
+            skus: row.get(1),
+            drifting: row.get(2),
+            pending: row.get(3),
+        })
+        .collect())
+}

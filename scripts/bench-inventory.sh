@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Stock levels back to the storefront (issue 17), for docs/benchmarks.md: a backlog of
+# $INV_ORDERS orders over $INV_SKUS SKUs carried to `fulfilled` with inventory sync on, against
+# a simulated Webflow limited to $INV_LIMIT/min. Reports the coalescing ratio (inventory calls
+# per change of a SKU's available count) and the inventory calls added per order. The numbers
+# are counts, not timings: a debug build gives the same ones (BIN=target/debug).
+# Runs on its own: scripts/bench.sh calls it last; or `BIN=target/debug scripts/bench-inventory.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+SITE=65f0c0ffee0000000000beef
+NAMESPACE=${INV_NAMESPACE:-bench-inv}
+DB=${INV_DB:-wms_bench_inv}
+INGRESS_PORT=${INV_INGRESS_PORT:-18180}
+SIM_PORT=${INV_SIM_PORT:-18190}
+INV_ORDERS=${INV_ORDERS:-1000}
+INV_SKUS=${INV_SKUS:-50}
+INV_LIMIT=${INV_LIMIT:-600}
+INV_INTERVAL=${INV_INTERVAL:-30}
+# Orders placed per second (0: all at once, as fast as the simulator takes them).
+INV_RATE=${INV_RATE:-0}
+LOGS=.bench
+mkdir -p "$LOGS"
+pids=()
+delete_queues() {
+  command -v rabbitmqctl >/dev/null || return 0
+  local queues
+  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$NAMESPACE\\." || true)
+  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
+}
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  delete_queues
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+export WMS__PROFILE=local
+export WMS__AMQP__NAMESPACE=$NAMESPACE
+export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$DB
+export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE
+export WMS__WEBFLOW__SITES__BENCH__WEBHOOK_SECRETS=bench-secret
+export WMS__WEBFLOW__SITES__BENCH__API_TOKEN=bench-token
+export WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE=$INV_LIMIT
+export WMS__WEBFLOW__SITES__BENCH__INVENTORY_SYNC=true
+# The simulator's SKU collection of $SITE (webflow_sim::state::sku_collection_id).
+export WMS__WEBFLOW__SITES__BENCH__SKU_COLLECTION_ID=5c${SITE:2}
+export WMS__INVENTORY_SYNC__MIN_INTERVAL_SECS=$INV_INTERVAL
+export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$SIM_PORT/v2
+export WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true
+export WMS__TELEMETRY__LOG_LEVEL=warn
+export WMS__WORKER__CONCURRENCY=8
+export WMS__DATABASE__POOL_SIZE=4
+
+echo "== stock levels back to the storefront: $INV_ORDERS orders over $INV_SKUS SKUs, sync on (interval ${INV_INTERVAL} s), Webflow limited to $INV_LIMIT/min"
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+delete_queues
+WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/inv-ingress.log" 2>&1 & pids+=("$!")
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/inv-enrich.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/inv-reserve.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/inv-ship.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
+  WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/inv-warehouse.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/notify-webflow" > "$LOGS/inv-notify.log" 2>&1 & pids+=("$!")
+sleep 3
+psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000 FROM generate_series(0, $INV_SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000, reserved = 0"
+"$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+  --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 \
+  --rate-limit-per-minute "$INV_LIMIT" > "$LOGS/inv-sim.log" 2>&1 & pids+=("$!")
+sleep 1
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" \
+  --orders "$INV_ORDERS" --skus "$INV_SKUS" --state fulfilled --limit-per-minute "$INV_LIMIT" --rate "$INV_RATE"
+# Then until every SKU's level is in Webflow (at most a few intervals).
+for _ in $(seq 600); do
+  pending=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM inventory_sync WHERE dirty_since IS NOT NULL")
+  [ "$pending" = 0 ] && break
+  sleep 1
+done
+# Changes: every change of a SKU's available count marked its row (change_seq), plus the
+# first sight of each SKU. Calls: the simulator's count of inventory PATCHes.
+changes=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT sum(change_seq) + count(*) FROM inventory_sync WHERE site_id = '$SITE'")
+in_step=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM inventory_sync s JOIN inventory i USING (sku) WHERE s.webflow_level = i.on_hand - i.reserved")
+stats=$(curl -sf "http://127.0.0.1:$SIM_PORT/_sim/stats")
+calls=$(echo "$stats" | jq .inventory_writes)
+all_calls=$(echo "$stats" | jq .api_calls)
+echo "inventory changes: $changes; inventory calls: $calls; coalescing ratio: $(python3 -c "print(f\"{$calls / $changes:.4f}\")") calls per change"
+echo "API calls: $all_calls in all, $(python3 -c "print(f\"{$all_calls / $INV_ORDERS:.3f}\")")/order, of which inventory $(python3 -c "print(f\"{$calls / $INV_ORDERS:.3f}\")")/order; SKUs whose Webflow level equals the warehouse's: $in_step of $INV_SKUS; pending: $pending"

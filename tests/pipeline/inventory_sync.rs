@@ -1,0 +1,393 @@
+//! Stock levels back to the storefront (issue 17): every syncing store's Webflow stock follows
+//! the warehouse's available count, coalesced (at most one push per SKU per interval, with two
+//! replicas of the loop), a SKU sold by two stores is pushed to both, a dashboard edit is
+//! corrected and recorded, a store with sync off gets no inventory call, and a push never
+//! delays a write-back by more than one slot of the shared budget.
+
+use e2e::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use webflow::TriggerType;
+use webflow_sim::state::variant_id;
+
+const WAIT: Duration = Duration::from_secs(180);
+const SKUS: usize = 10;
+const ORDERS: usize = 200;
+const INTERVAL_SECS: u64 = 2;
+/// A second store selling the first five SKUs, also syncing.
+const SECOND: &str = "65f0c0ffee0000000000c001";
+/// A store with sync off.
+const UNSYNCED: &str = "65f0c0ffee0000000000c002";
+
+fn sku(i: usize) -> String {
+    format!("inv-sku-{i}")
+}
+
+fn sync_options() -> PipelineOptions {
+    let mut sim = simulator_config();
+    sim.extra_sites = [SECOND, UNSYNCED]
+        .iter()
+        .map(|site_id| webflow_sim::state::SimSite {
+            site_id: (*site_id).into(),
+            token: format!("token-{site_id}"),
+            webhook_secret: SECRET.into(),
+            webhook_url: None,
+            rate_limit_per_minute: None,
+        })
+        .collect();
+    PipelineOptions {
+        start_notify: true,
+        start_warehouse: true,
+        simulator: Some(sim),
+        extra_sites: [SECOND, UNSYNCED]
+            .iter()
+            .map(|site_id| other_site(site_id, &format!("token-{site_id}"), 6_000))
+            .collect(),
+        inventory_sync_sites: vec![SITE_ID.into(), SECOND.into()],
+        inventory_sync: inventory_sync::InventorySyncSettings {
+            min_interval_secs: INTERVAL_SECS,
+            poll_interval_ms: 100,
+        },
+        ..PipelineOptions::default()
+    }
+}
+
+/// Places a paid order of one SKU in `site_id`'s simulated store and delivers its webhook.
+fn place(p: &Pipeline, site_id: &str, sku: &str) -> String {
+    let state = p.sim.as_ref().unwrap().state.clone();
+    let order = state.new_order_for(site_id, &[sku], false);
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    tokio::spawn(async move { webflow_sim::store::deliver(&state, TriggerType::EcommNewOrder, &order).await });
+    id
+}
+
+/// For each SKU a store sells: (the simulator's level, the warehouse's available count).
+async fn levels(p: &Pipeline, site_id: &str, skus: &[String]) -> BTreeMap<String, (Option<i64>, i64)> {
+    let state = &p.sim.as_ref().unwrap().state;
+    let mut out = BTreeMap::new();
+    for sku in skus {
+        let webflow = state
+            .stock(site_id, sku)
+            .filter(|s| s.inventory_type == "finite")
+            .map(|s| s.quantity);
+        out.insert(sku.clone(), (webflow, p.inventory(sku).await.available));
+    }
+    out
+}
+
+async fn wait_in_step(p: &Pipeline, site_id: &str, skus: &[String]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = levels(p, site_id, skus).await;
+        if now.values().all(|(webflow, available)| *webflow == Some(*available)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{site_id}: Webflow's stock never caught up with the warehouse: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_until(p: &Pipeline, what: &str, sql: &str, expected: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = p.scalar(sql, &[]).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {now} (wanted {expected})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn webflow_stock_follows_the_warehouse_coalesced_for_every_syncing_store() {
+    let p = start_pipeline(sync_options()).await;
+    // Two notify-webflow replicas: both run the sync loop over the same rows.
+    p.start_notify().await;
+    let skus: Vec<String> = (0..SKUS).map(sku).collect();
+    let shared: Vec<String> = skus[..5].to_vec();
+    for sku in &skus {
+        p.db.stock(sku, 100).await;
+    }
+    let started = tokio::time::Instant::now();
+    let mut main_orders = Vec::new();
+    for i in 0..ORDERS {
+        main_orders.push(place(&p, SITE_ID, &skus[i % SKUS]));
+    }
+    for i in 0..20 {
+        place(&p, SECOND, &shared[i % shared.len()]);
+        place(&p, UNSYNCED, &skus[i % SKUS]);
+    }
+    wait_until(
+        &p,
+        "orders reserved",
+        "SELECT count(*) FROM orders WHERE state = 'reserved'",
+        (ORDERS + 40) as i64,
+    )
+    .await;
+
+    // A receipt and a refund (the refund releases the order's reservation).
+    let received = p
+        .warehouse(reqwest::Method::POST, &format!("/api/v1/inventory/{}/receive", skus[0]))
+        .json(&serde_json::json!({"quantity": 25}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.status(), 200);
+    let refunded = p
+        .warehouse(
+            reqwest::Method::POST,
+            &format!("/api/v1/orders/{SITE_ID}/{}/refund", main_orders[1]),
+        )
+        .json(&serde_json::json!({"reason": "requested"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refunded.status(), 202);
+    assert_eq!(
+        p.wait_for_state(&main_orders[1], "cancelled", WAIT).await.as_deref(),
+        Some("cancelled")
+    );
+    // 100 + 25 received - 20 sold by the main store - 4 by the second - 2 by the unsynced one.
+    assert_eq!(p.inventory(&skus[0]).await.available, 99);
+    // 100 - 20 - 4 - 2 + 1 released by the refund.
+    assert_eq!(p.inventory(&skus[1]).await.available, 75);
+
+    wait_in_step(&p, SITE_ID, &skus).await;
+    wait_in_step(&p, SECOND, &shared).await;
+    let elapsed = started.elapsed();
+
+    // Coalesced: at most one push per SKU per interval (the simulator's own record).
+    let sim = &p.sim.as_ref().unwrap().state;
+    let intervals = elapsed.as_secs() / INTERVAL_SECS + 1;
+    let main_writes = sim.inventory_writes_for(SITE_ID);
+    let second_writes = sim.inventory_writes_for(SECOND);
+    assert!(
+        main_writes.len() as u64 <= SKUS as u64 * intervals,
+        "{} pushes for {SKUS} SKUs over {intervals} intervals",
+        main_writes.len()
+    );
+    assert!(second_writes.len() as u64 <= shared.len() as u64 * intervals);
+    for write in main_writes.iter().chain(&second_writes) {
+        assert_eq!(write.body["inventoryType"], "finite", "{write:?}");
+        assert!(write.body["quantity"].as_i64().is_some(), "absolute: {write:?}");
+        assert!(write.body.get("updateQuantity").is_none());
+    }
+    // Pushes of one SKU to one store are at least an interval apart.
+    for writes in [&main_writes, &second_writes] {
+        let mut by_sku: BTreeMap<&str, Vec<chrono::DateTime<chrono::Utc>>> = BTreeMap::new();
+        for write in writes.iter() {
+            by_sku.entry(write.sku_id.as_str()).or_default().push(write.at);
+        }
+        for (sku_id, times) in by_sku {
+            for pair in times.windows(2) {
+                assert!(
+                    pair[1] - pair[0] >= chrono::Duration::milliseconds((INTERVAL_SECS * 1_000) as i64 - 50),
+                    "{sku_id} pushed twice within the interval: {times:?}"
+                );
+            }
+        }
+    }
+    // The store with sync off got no inventory call.
+    assert!(sim.inventory_writes_for(UNSYNCED).is_empty());
+    assert_eq!(sim.stats.lock().unwrap().inventory_reads, 0);
+    for sku in &skus {
+        assert!(sim.stock(UNSYNCED, sku).is_none(), "{sku} pushed to the unsynced store");
+    }
+
+    // Visible in the inventory API: last pushed level, when, and whether Webflow agrees.
+    let body: serde_json::Value = p
+        .warehouse(reqwest::Method::GET, &format!("/api/v1/inventory/{}", skus[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webflow = body["webflow"].as_array().expect("sync status per store");
+    assert_eq!(webflow.len(), 3, "every store that sold it: {body}");
+    let main = webflow.iter().find(|s| s["site_id"] == SITE_ID).unwrap();
+    assert_eq!(main["last_pushed_level"], 99);
+    assert_eq!(main["agrees"], true);
+    assert!(main["last_pushed_at"].is_string());
+    assert_eq!(main["webflow_sku_id"], variant_id(&skus[0]));
+
+    // And on the console's Inventory page.
+    let console = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = p.warehouse_url.clone().unwrap();
+    let signed_in = console
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={CONSOLE_TOKEN}&next=%2Fconsole%2Finventory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = console
+        .get(format!("{base}/console/inventory"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("pushed <strong>99</strong>") && page.contains("Webflow 99 ✓"),
+        "the Inventory page shows the pushed level: {page}"
+    );
+
+    // Someone edits the stock in the Webflow dashboard: corrected, and recorded on the SKU.
+    let edited = p
+        .http
+        .post(format!("{}/_sim/inventory", p.sim.as_ref().unwrap().base_url))
+        .json(&serde_json::json!({"sku": skus[3], "quantity": 999}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    wait_until(
+        &p,
+        "the dashboard edit recorded",
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE kind = 'inventory_changed' AND detail->>'sku' = '{}'
+               AND (detail->>'webflow_quantity')::float8 = 999 AND (detail->>'push_again')::bool",
+            skus[3]
+        ),
+        1,
+    )
+    .await;
+    wait_in_step(&p, SITE_ID, &skus).await;
+    assert_eq!(
+        sim.stock(SITE_ID, &skus[3]).unwrap().quantity,
+        p.inventory(&skus[3]).await.available
+    );
+    let drift_events = p
+        .scalar(
+            &format!(
+                "SELECT drift_events FROM inventory_sync WHERE site_id = '{SITE_ID}' AND sku = '{}'",
+                skus[3]
+            ),
+            &[],
+        )
+        .await;
+    assert!(drift_events >= 1);
+    p.teardown().await;
+}
+
+#[tokio::test]
+async fn a_push_takes_only_a_free_slot_and_delays_a_write_back_by_at_most_one() {
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let gateway = gateway(&p.webflow_base, &p.db);
+    let key = budget_key();
+    let pretend = |client: webflow::WebflowClient, _token: secrecy::SecretString| async move {
+        let _ = client;
+        Ok::<_, webflow::WebflowError>(webflow::ApiResponse {
+            value: (),
+            call: webflow::CallRecord {
+                method: "PATCH".into(),
+                path: "/inventory".into(),
+                status: Some(200),
+                latency_ms: 0,
+                rate_limit_remaining: None,
+                rate_limit_limit: None,
+            },
+        })
+    };
+    // Idle budget: the push takes the free slot.
+    gateway
+        .call(&SITE_ID.into(), webflow_gateway::Priority::InventorySync, pretend)
+        .await
+        .expect("a free slot");
+    // A write-back that comes next gets the slot after it: within one slot's spacing.
+    let client = p.client().await;
+    let limit: f64 = client
+        .query_one(
+            "SELECT COALESCE(learned_limit, configured_limit) FROM rate_budgets WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let spacing = (60.0 + test_budget().window_margin_ms as f64 / 1_000.0) / limit;
+    let grant = warehouse_db::rate_budget::take(
+        &**client,
+        &warehouse_db::rate_budget::Take {
+            key: &key,
+            site_id: SITE_ID,
+            priority: "write_back",
+            ticket: None,
+            horizon: Duration::from_secs(1),
+            reserve_within: None,
+            margin: Duration::from_millis(test_budget().window_margin_ms),
+            grace: Duration::from_millis(100),
+            track: true,
+        },
+    )
+    .await
+    .unwrap();
+    match grant {
+        warehouse_db::rate_budget::Grant::Slot { wait } => assert!(
+            wait.as_secs_f64() <= spacing + 1e-3,
+            "the write-back waits {wait:?}, more than one slot ({spacing} s)"
+        ),
+        other => panic!("the write-back got no slot: {other:?}"),
+    }
+    // A booked schedule (write-backs reserved ahead): the push neither waits nor reserves.
+    client
+        .execute(
+            "UPDATE rate_budgets SET next_slot = now() + interval '1 hour' WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    let before: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT next_slot FROM rate_budgets WHERE key = $1", &[&key])
+        .await
+        .unwrap()
+        .get(0);
+    let busy = gateway
+        .call(&SITE_ID.into(), webflow_gateway::Priority::InventorySync, pretend)
+        .await
+        .expect_err("no free slot");
+    assert!(
+        matches!(busy, webflow_gateway::GatewayError::Busy { ticket: None, .. }),
+        "{busy:?}"
+    );
+    let after: chrono::DateTime<chrono::Utc> = client
+        .query_one("SELECT next_slot FROM rate_budgets WHERE key = $1", &[&key])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after, "the schedule is untouched");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM budget_waits WHERE priority = 'inventory_sync'",
+            &[]
+        )
+        .await,
+        0
+    );
+    p.teardown().await;
+}
