@@ -52,6 +52,8 @@ export WMS__DATABASE__POOL_SIZE=8
 
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 delete_bench_queues
+# BENCH_ONLY=fair runs only the last block, per-store fair scheduling (scripts/bench-fair.sh).
+if [[ ${BENCH_ONLY:-} == fair ]]; then source scripts/bench-fair.sh; exit 0; fi
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
 echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
@@ -127,3 +129,6 @@ for replica in 1 2 3; do
 done
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM2_PORT" --database-url "$WMS__DATABASE__URL" --orders "$DRAIN_ORDERS" \
   --create false --state fulfilled --limit-per-minute "$DRAIN_LIMIT"
+
+# Per-store fair scheduling (issue #12): its own services, database and namespace per run.
+source scripts/bench-fair.sh

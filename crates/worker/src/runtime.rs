@@ -519,6 +519,7 @@ impl<H: Handler> WorkerRuntime<H> {
     }
 
     async fn handle_delivery(&self, delivery: lapin::message::Delivery) {
+        let _slot = self.shared.metrics.slot(H::NAME);
         let message = IncomingMessage::from_delivery(&delivery);
         let runtime = self.clone();
         // A panicking handler is a bug: dead-letter the message instead of crashing the worker.
