@@ -80,8 +80,8 @@ for replicas in $FAIR_REPLICAS; do
   "$BIN/wms-loadgen" fair --sim-url "http://127.0.0.1:$FAIR_SIM_PORT" --database-url "$WMS__DATABASE__URL" \
     --big-site-id "$SITE" --big-token bench-token --big-limit "$FAIR_BIG_LIMIT" --small-stores "$FAIR_SMALL_STORES" \
     --small-interval-secs "$FAIR_SMALL_INTERVAL" --replicas "$replicas" --concurrency "$FAIR_CONCURRENCY" "${metrics[@]}"
-  echo "   the budgets 60 s into the drain (wmsctl sites status, busiest first):"
-  { head -n 2 "$LOGS/fair-$replicas-sites-status.txt"; tail -n +3 "$LOGS/fair-$replicas-sites-status.txt" | sort -t'|' -k8 -rn | head -n 3; } 2>/dev/null | sed 's/^/   /' || true
+  echo "   the budgets 60 s into the drain (wmsctl sites status, most calls in the last minute first):"
+  { head -n 2 "$LOGS/fair-$replicas-sites-status.txt"; tail -n +3 "$LOGS/fair-$replicas-sites-status.txt" | sort -k5 -rn | head -n 3; } 2>/dev/null | sed 's/^/   /' || true
   for pid in "${run_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${run_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   delete_bench_queues
