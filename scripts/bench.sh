@@ -52,6 +52,10 @@ export WMS__DATABASE__POOL_SIZE=8
 
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 delete_bench_queues
+# BENCH_ONLY=fair runs only the last block, per-store fair scheduling (scripts/bench-fair.sh).
+if [[ ${BENCH_ONLY:-} == fair ]]; then source scripts/bench-fair.sh; exit 0; fi
+# BENCH_ONLY=inventory runs only the stock-level sync block (scripts/bench-inventory.sh).
+if [[ ${BENCH_ONLY:-} == inventory ]]; then BIN=$BIN scripts/bench-inventory.sh; exit 0; fi
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
 echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
@@ -130,3 +134,6 @@ done
 
 # Stock levels back to the storefront (issue 17): its own stack, database and namespace.
 BIN=$BIN scripts/bench-inventory.sh
+
+# Per-store fair scheduling (issue #12): its own services, database and namespace per run.
+source scripts/bench-fair.sh

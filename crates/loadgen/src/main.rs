@@ -2,7 +2,7 @@
 //! docs/benchmarks.md for the commands, scripts/bench.sh for the whole run).
 
 use clap::{Parser, Subcommand};
-use loadgen::scenarios::{flow, ingress, pipeline};
+use loadgen::scenarios::{fair, flow, ingress, pipeline};
 use platform::telemetry::{LogFormat, TelemetrySettings};
 
 #[derive(Parser)]
@@ -21,6 +21,12 @@ enum Command {
     /// Creates `orders` paid orders in the simulator (their webhooks flow through the pipeline)
     /// and waits until all are `state` (e.g. shipped). Prints the time and latency percentiles.
     Flow(flow::FlowOptions),
+    /// Per-store fairness: drains the big store's backlog of shipped orders while small stores
+    /// place orders; reports the drain time, the small stores' latency, 429s, worker slots and
+    /// PostgreSQL connections (run `fair-sites` first, and `flow --state shipped` for the backlog).
+    Fair(fair::FairOptions),
+    /// Writes the small stores' configuration for `fair` and prints the simulator's `--extra-sites`.
+    FairSites(fair::SitesOptions),
 }
 
 #[tokio::main]
@@ -38,5 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingress(options) => ingress::run(options).await,
         Command::Pipeline(options) => pipeline::run(options).await,
         Command::Flow(options) => flow::run(options).await,
+        Command::Fair(options) => fair::run(options).await,
+        Command::FairSites(options) => fair::write_sites(&options),
     }
 }

@@ -1,5 +1,6 @@
-//! Progress of a run, read from the warehouse database: orders in given states, committed
-//! transactions, and waiting until a count is reached.
+//! Progress of a run, read from the warehouse database: orders in given states (of one site, or
+//! among given orders), committed transactions, the connections the services hold, and waiting
+//! until a count is reached.
 
 use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
@@ -17,13 +18,66 @@ pub struct Warehouse {
     db: tokio_postgres::Client,
 }
 
+/// The load generator's own connections say so (`application_name`), so that
+/// [`Warehouse::connections`] counts only the services'.
+const APPLICATION_NAME: &str = "wms-loadgen";
+
+/// Connections to the database under test, from `pg_stat_activity`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connections {
+    /// Every connection open (pools keep idle ones).
+    pub open: i64,
+    /// Those running a statement or inside a transaction.
+    pub busy: i64,
+}
+
 impl Warehouse {
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
-        let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-            .await
-            .context("PostgreSQL")?;
+        let mut config: tokio_postgres::Config = database_url.parse().context("the database URL")?;
+        config.application_name(APPLICATION_NAME);
+        let (db, connection) = config.connect(tokio_postgres::NoTls).await.context("PostgreSQL")?;
         tokio::spawn(connection);
         Ok(Self { db })
+    }
+
+    /// Orders of `site_id` whose state is one of `states`.
+    pub async fn site_orders_in(&self, site_id: &str, states: &[&str]) -> anyhow::Result<i64> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT count(*) FROM orders WHERE site_id = $1 AND state = ANY($2)",
+                &[&site_id, &states],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// How many of the orders with these Webflow ids are in `state`.
+    pub async fn orders_with_ids_in(&self, webflow_order_ids: &[String], state: &str) -> anyhow::Result<i64> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT count(*) FROM orders WHERE webflow_order_id = ANY($1) AND state = $2",
+                &[&webflow_order_ids, &state],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Connections to this database other than the load generator's.
+    pub async fn connections(&self) -> anyhow::Result<Connections> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name <> $1",
+                &[&APPLICATION_NAME],
+            )
+            .await?;
+        Ok(Connections {
+            open: row.get(0),
+            busy: row.get(1),
+        })
     }
 
     /// Orders whose state is one of `states`.

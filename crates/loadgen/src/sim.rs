@@ -2,7 +2,8 @@
 //! simulator's own records.
 
 use anyhow::Context;
-use webflow_sim::state::{Stats, WriteRecord};
+use std::collections::BTreeMap;
+use webflow_sim::state::{Stats, TokenCalls, WriteRecord};
 
 /// Orders per `POST /_sim/orders/import` (about 1 KiB each, well under actix's JSON limit).
 const IMPORT_BATCH: usize = 500;
@@ -43,6 +44,24 @@ impl SimClient {
         Ok(())
     }
 
+    /// Places a paid, physical order in the store of `site_id` (one of the simulator's sites),
+    /// which delivers its webhook; returns the order's id.
+    pub async fn place_order_for(&self, site_id: &str, skus: &[&str]) -> anyhow::Result<String> {
+        let order: serde_json::Value = self
+            .http
+            .post(self.url("/_sim/orders"))
+            .json(&serde_json::json!({"skus": skus, "digital": false, "site_id": site_id}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        order["orderId"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the simulator's new order has no orderId")
+    }
+
     /// Stores `orders` as given, without webhooks, so the API serves them.
     pub async fn import_orders(&self, orders: &[serde_json::Value]) -> anyhow::Result<()> {
         for batch in orders.chunks(IMPORT_BATCH) {
@@ -59,6 +78,11 @@ impl SimClient {
 
     pub async fn stats(&self) -> anyhow::Result<Stats> {
         self.get("/_sim/stats").await
+    }
+
+    /// Per token: calls admitted, 429s answered, the most calls in any one window.
+    pub async fn calls(&self) -> anyhow::Result<BTreeMap<String, TokenCalls>> {
+        self.get("/_sim/calls").await
     }
 
     /// Every write (PATCH, fulfil, unfulfil, refund) the API received.

@@ -149,7 +149,7 @@ struct Limiter {
 }
 
 /// One token's record, as `GET /_sim/calls` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenCalls {
     pub limit_per_window: u32,
     pub window_ms: u64,

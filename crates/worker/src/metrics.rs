@@ -1,6 +1,7 @@
-//! The consumer runtime's metrics: messages by outcome and handler time, per consumer.
+//! The consumer runtime's metrics: messages by outcome, handler time and deliveries in flight,
+//! per consumer.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct WorkerMetrics {
@@ -8,6 +9,9 @@ pub struct WorkerMetrics {
     pub messages: IntCounterVec,
     pub handler_seconds: HistogramVec,
     pub outbox_published: IntCounterVec,
+    /// Deliveries taken and not yet settled: the worker (and prefetch) slots in use, of
+    /// `worker.concurrency`.
+    pub in_flight: IntGaugeVec,
 }
 
 impl WorkerMetrics {
@@ -29,13 +33,56 @@ impl WorkerMetrics {
             ),
             &["consumer", "path"],
         )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "wms_worker_in_flight",
+                "Deliveries being handled or settled (worker slots in use), by consumer",
+            ),
+            &["consumer"],
+        )?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(handler_seconds.clone()))?;
         registry.register(Box::new(outbox_published.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         Ok(Self {
             messages,
             handler_seconds,
             outbox_published,
+            in_flight,
         })
+    }
+
+    /// Counts one delivery in flight for `consumer` until the returned guard is dropped.
+    pub fn slot(&self, consumer: &str) -> SlotInUse {
+        let gauge = self.in_flight.with_label_values(&[consumer]);
+        gauge.inc();
+        SlotInUse(gauge)
+    }
+}
+
+/// One worker slot in use; released (the gauge decremented) on drop, however the delivery ends.
+pub struct SlotInUse(IntGauge);
+
+impl Drop for SlotInUse {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_counts_until_dropped() {
+        let metrics = WorkerMetrics::register(&Registry::new()).expect("metrics register");
+        let gauge = || metrics.in_flight.with_label_values(&["notify-webflow"]).get();
+        let first = metrics.slot("notify-webflow");
+        let second = metrics.slot("notify-webflow");
+        assert_eq!(gauge(), 2);
+        drop(first);
+        assert_eq!(gauge(), 1);
+        drop(second);
+        assert_eq!(gauge(), 0);
     }
 }

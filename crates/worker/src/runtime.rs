@@ -508,6 +508,7 @@ impl<H: Handler> WorkerRuntime<H> {
     }
 
     async fn handle_delivery(&self, delivery: lapin::message::Delivery) {
+        let _slot = self.shared.metrics.slot(H::NAME);
         let message = IncomingMessage::from_delivery(&delivery);
         // Every line written while handling the message carries the order's trace id (the
         // correlation id the ingress, reconcile or the warehouse gave it).

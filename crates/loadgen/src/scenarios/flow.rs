@@ -165,14 +165,14 @@ fn duplicate_writes(writes: &[WriteRecord]) -> u32 {
 
 /// Accepted-to-fulfilled time of every fulfilled order.
 fn fulfil_latencies(orders: &[serde_json::Value]) -> Vec<Duration> {
-    orders
-        .iter()
-        .filter_map(|order| {
-            let accepted = epoch_ms(order["acceptedOn"].as_str()?)?;
-            let fulfilled = epoch_ms(order["fulfilledOn"].as_str()?)?;
-            u64::try_from(fulfilled - accepted).ok().map(Duration::from_millis)
-        })
-        .collect()
+    orders.iter().filter_map(fulfil_latency).collect()
+}
+
+/// Accepted-to-fulfilled time of one order (`None`: not fulfilled).
+pub(super) fn fulfil_latency(order: &serde_json::Value) -> Option<Duration> {
+    let accepted = epoch_ms(order["acceptedOn"].as_str()?)?;
+    let fulfilled = epoch_ms(order["fulfilledOn"].as_str()?)?;
+    u64::try_from(fulfilled - accepted).ok().map(Duration::from_millis)
 }
 
 fn epoch_ms(rfc3339: &str) -> Option<i64> {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, reason = "the scenarios report to stdout")]
 
+pub mod fair;
 pub mod flow;
 pub mod ingress;
 pub mod pipeline;
