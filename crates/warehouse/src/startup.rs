@@ -193,8 +193,10 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
             match auto_pack_batch(&state.pool, 100).await {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
-                    for event in &events {
-                        state.publish("auto-pack", event.message_id.as_str()).await;
+                    // Fresh rows, published at once with their confirms in flight together
+                    // and marked in the background; a miss is the relay's.
+                    if let Err(error) = state.outbox.publish_committed(&events).await {
+                        tracing::warn!(%error, "events committed; the outbox relay will publish them");
                     }
                     tracing::info!(count = events.len(), "auto-packed orders");
                 }
