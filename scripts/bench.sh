@@ -14,7 +14,10 @@ REQUESTS=${REQUESTS:-100000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
 FLOW_ORDERS=${FLOW_ORDERS:-1000}
-FLOW_RATE=${FLOW_RATE:-20}
+FLOW_RATE=${FLOW_RATE:-50}
+# PostgreSQL's log file: when set, the whole-pipeline run also counts the statements of each
+# service (the bench database logs every statement, which costs CPU: compare CPU without it).
+PG_LOG=${PG_LOG:-}
 DRAIN_ORDERS=${DRAIN_ORDERS:-1000}
 DRAIN_LIMIT=${DRAIN_LIMIT:-600}
 SIM_PORT=${SIM_PORT:-18090}
@@ -77,7 +80,7 @@ sleep 2
 # A catalog of $SKUS products with plenty of stock (orders cycle through them).
 psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --sim-url "http://127.0.0.1:$FAKE_PORT"
+  --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --sim-url "http://127.0.0.1:$FAKE_PORT" | tee "$LOGS/pipeline.out"
 "$BIN/wms-loadgen" pipeline --database-url "$WMS__DATABASE__URL" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
   --orders "$ORDERS" --skus "$SKUS" --concurrency "$CONCURRENCY" --partial --sim-url "http://127.0.0.1:$FAKE_PORT"
 
@@ -86,8 +89,16 @@ echo "== whole pipeline: order placed in the simulator -> fulfilled ($FLOW_ORDER
 # written back too, to a Webflow that never heard of them.
 kill "$enrich_pid" "$reserve_pid" "$fake_pid"; wait "$enrich_pid" "$reserve_pid" "$fake_pid" 2>/dev/null || true
 psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/enrich-flow.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/reserve-flow.log" 2>&1 & pids+=("$!")
+pg_log=()
+if [[ -n $PG_LOG ]]; then
+  psql -q -h 127.0.0.1 -U postgres -c "ALTER DATABASE $DB SET log_statement = 'all'"
+  pg_log=(--pg-log "$PG_LOG")
+fi
+# Each service names its connections (application_name), so the cost table splits
+# PostgreSQL's CPU between them.
+as_app() { echo "postgres://postgres@127.0.0.1:5432/$DB?application_name=$1"; }
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app enrich) "$BIN/enrich" > "$LOGS/enrich-flow.log" 2>&1 & pids+=("$!"); enrich_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app reserve) "$BIN/reserve" > "$LOGS/reserve-flow.log" 2>&1 & pids+=("$!"); reserve_pid=$!
 sleep 2
 psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
 start_sim() {
@@ -96,19 +107,30 @@ start_sim() {
   sim_pid=$!; pids+=("$sim_pid")
 }
 start_sim
-WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/ship.log" 2>&1 & pids+=("$!"); ship_pid=$!
-WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app ship) WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/ship.log" 2>&1 & pids+=("$!"); ship_pid=$!
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app warehouse) WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
   WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/warehouse.log" 2>&1 & pids+=("$!"); warehouse_pid=$!
-WMS__HEALTH__BIND=127.0.0.1:0 WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM_PORT/v2" "$BIN/notify-webflow" > "$LOGS/notify.log" 2>&1 & pids+=("$!")
+WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app notify-webflow) WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$SIM_PORT/v2" "$BIN/notify-webflow" > "$LOGS/notify.log" 2>&1 & pids+=("$!")
 notify_pid=$!
 sleep 2
-"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --state fulfilled
+flow_pids() {
+  echo "ingress=$ingress_pid,enrich=$enrich_pid,reserve=$reserve_pid,warehouse=$warehouse_pid,ship=$ship_pid,notify-webflow=$notify_pid,webflow-sim=$sim_pid"
+}
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --state fulfilled \
+  --pid "$(flow_pids)" "${pg_log[@]}" | tee "$LOGS/flow.out"
+# The regression guard: the whole flow against webhook -> reserved, both from this run.
+reserved_rate=$(sed -n 's/.* = \([0-9.]*\) orders\/s.*/\1/p' "$LOGS/pipeline.out" | head -1)
+flow_rate=$(sed -n 's/.* (\([0-9.]*\) orders\/s).*/\1/p' "$LOGS/flow.out" | head -1)
+awk -v flow="$flow_rate" -v reserved="$reserved_rate" 'BEGIN {
+  if (reserved > 0) printf "ratio placed -> fulfilled / webhook -> reserved (this run): %.0f / %.0f = %.2f (target >= 0.80)\n", flow, reserved, flow / reserved }'
 echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) orders): latency without a backlog"
 # A fresh simulator, so its counters and latencies cover this run only.
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 start_sim
 sleep 1
-"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --state fulfilled --rate "$FLOW_RATE"
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --state fulfilled --rate "$FLOW_RATE" \
+  --pid "$(flow_pids)"
+if [[ -n $PG_LOG ]]; then psql -q -h 127.0.0.1 -U postgres -c "ALTER DATABASE $DB RESET log_statement"; fi
 echo "== peak resident memory of each service after the whole-pipeline run (VmHWM)"
 for name in ingress enrich reserve ship warehouse notify-webflow webflow-sim; do
   for pid in $(pgrep -f "$BIN/$name( |\$)" || true); do

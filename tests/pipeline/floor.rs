@@ -174,6 +174,66 @@ async fn auto_pack_ships_reserved_orders_with_no_operator() {
     p.teardown().await;
 }
 
+/// Auto-pack packs every reserved order it finds in one pass (one transaction, a few
+/// statements whatever their number): each gets its parcel, its packed pick task, its audit
+/// entry and its `order.packed` event, once.
+#[tokio::test]
+async fn auto_pack_packs_a_batch_of_reserved_orders_in_one_pass() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    p.db.stock(SKU_BALL, 50).await;
+    p.db.stock(SKU_GLOVES, 50).await;
+    let ids = ["batch-1", "batch-2", "batch-3"];
+    for id in ids {
+        assert_eq!(
+            p.post_webhook(&order_webhook("ecomm_new_order", id, "unfulfilled"))
+                .await,
+            200
+        );
+    }
+    for id in ids {
+        assert_eq!(
+            p.wait_for_state(id, "reserved", WAIT).await.as_deref(),
+            Some("reserved")
+        );
+    }
+    let events = warehouse::packing::auto_pack_batch(&p.db.pool, 100).await.unwrap();
+    let mut packed: Vec<String> = events.iter().map(|e| e.event.order_id().unwrap().to_string()).collect();
+    packed.sort();
+    assert_eq!(packed, ids);
+    assert!(
+        warehouse::packing::auto_pack_batch(&p.db.pool, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is packed twice"
+    );
+    let client = p.client().await;
+    for id in ids {
+        let row = client
+            .query_one(
+                "SELECT o.state, t.status,
+                        (SELECT count(*) FROM parcels pa WHERE pa.order_id = o.id),
+                        (SELECT weight_grams FROM parcels pa WHERE pa.order_id = o.id AND pa.parcel_no = 1),
+                        (SELECT count(*) FROM audit_log a WHERE a.webflow_order_id = o.webflow_order_id
+                            AND a.actor = 'auto-pack' AND a.detail->>'from' = 'reserved' AND a.detail->>'to' = 'packed'),
+                        (SELECT count(*) FROM outbox x WHERE x.routing_key = 'order.packed'
+                            AND x.message_id = 'packed-' || o.site_id || '-' || o.webflow_order_id
+                            AND x.source_consumer = 'auto-pack')
+                 FROM orders o JOIN pick_tasks t ON t.order_id = o.id WHERE o.webflow_order_id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "packed", "{id}");
+        assert_eq!(row.get::<_, String>(1), "packed", "{id}");
+        assert_eq!(row.get::<_, i64>(2), 1, "{id}: one parcel");
+        assert_eq!(row.get::<_, f64>(3), 49.0, "{id}: the fixture lines weigh 11 + 38");
+        assert_eq!(row.get::<_, i64>(4), 1, "{id}: one audit entry");
+        assert_eq!(row.get::<_, i64>(5), 1, "{id}: one event");
+    }
+    p.teardown().await;
+}
+
 #[tokio::test]
 async fn every_route_needs_a_valid_bearer_token() {
     let p = start_pipeline(PipelineOptions {

@@ -5,6 +5,7 @@
 //! `webflow-sim`, driven through its inspection API ([`sim`]).
 
 pub mod baseline;
+pub mod cost;
 pub mod progress;
 pub mod raw_http;
 pub mod scenarios;

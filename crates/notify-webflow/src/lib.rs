@@ -86,6 +86,8 @@ pub struct Prepared {
     order_pk: i64,
     outcome: Outcome,
     calls: Vec<CallRecord>,
+    /// Steps done whose ledger mark is written with the outcome (in the same transaction).
+    done: Vec<(WriteStep, Option<i32>)>,
     /// The order's lease, checked and ended in the transaction that records the outcome.
     lease: OrderLock,
 }
@@ -101,34 +103,50 @@ struct Session<'a> {
     seen: Option<Order>,
     /// The budget slot reserved on an earlier delivery (the first call uses it).
     resume: Option<String>,
+    /// The ledger as it was when the lease was taken (only the lease holder changes it).
+    ledger: ledger::StepStatuses,
+    /// Steps done and not yet marked in the ledger: the mark goes with the next write's
+    /// `pending` (one fenced statement), or with the outcome's transaction. A mark lost in a
+    /// crash leaves the step `pending`, which the next delivery reads before writing.
+    done: Vec<(WriteStep, Option<i32>)>,
 }
 
 impl Session<'_> {
-    async fn ledger_status(&self, step: &WriteStep) -> Result<StepStatus, HandlerError> {
-        let client = self.handler.pool.get().await?;
-        Ok(ledger::status(&*client, self.order_pk, step).await?)
+    fn ledger_status(&self, step: &WriteStep) -> StepStatus {
+        if self.done.iter().any(|(done, _)| done == step) {
+            return StepStatus::Done;
+        }
+        self.ledger.get(step)
     }
 
-    /// Records a write as pending, right before it is made: the lease is confirmed first, so
-    /// a holder that lost it never writes to Webflow.
-    async fn begin(&self, step: &WriteStep, request: &impl serde::Serialize) -> Result<(), HandlerError> {
-        if !self.lease.confirm().await? {
-            return Err(lease_lost());
-        }
+    /// Records a write as pending, right before it is made, with the done marks not yet
+    /// written, in one statement that confirms (and extends) the lease first: a holder that
+    /// lost it records nothing and never writes to Webflow.
+    async fn begin(&mut self, step: &WriteStep, request: &impl serde::Serialize) -> Result<(), HandlerError> {
         let client = self.handler.pool.get().await?;
         let request = serde_json::to_value(request).unwrap_or_default();
-        Ok(ledger::begin(&*client, self.order_pk, step, &request).await?)
-    }
-
-    /// Records a write as done, in a transaction that checks the lease.
-    async fn finish(&self, step: &WriteStep, status: Option<u16>) -> Result<(), HandlerError> {
-        let mut client = self.handler.pool.get().await?;
-        let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
-        if !self.lease.check_in(&tx).await? {
+        if !ledger::record_fenced(&*client, self.lease, &self.done, Some((step, &request))).await? {
             return Err(lease_lost());
         }
-        ledger::finish(&tx, self.order_pk, step, status.map(i32::from)).await?;
-        tx.commit().await.map_err(warehouse_db::DbError::from)?;
+        self.done.clear();
+        Ok(())
+    }
+
+    /// Notes a write as done; the mark is written with the next `begin` or the outcome.
+    fn finish(&mut self, step: &WriteStep, status: Option<u16>) {
+        self.done.push((step.clone(), status.map(i32::from)));
+    }
+
+    /// Writes the done marks now, under the lease (when the delivery fails after a write).
+    async fn flush(&mut self) -> Result<(), HandlerError> {
+        if self.done.is_empty() {
+            return Ok(());
+        }
+        let client = self.handler.pool.get().await?;
+        if !ledger::record_fenced(&*client, self.lease, &self.done, None).await? {
+            return Err(lease_lost());
+        }
+        self.done.clear();
         Ok(())
     }
 
@@ -227,7 +245,7 @@ impl NotifyHandler {
         };
 
         // Step 1: carrier and tracking.
-        match session.ledger_status(&WriteStep::Tracking).await? {
+        match session.ledger_status(&WriteStep::Tracking) {
             StepStatus::Done => {}
             status => {
                 let already = if status == StepStatus::Pending {
@@ -243,7 +261,7 @@ impl NotifyHandler {
                     let updated = session.patch(&WriteStep::Tracking, desired.clone()).await?;
                     session.seen = Some(updated);
                 }
-                session.finish(&WriteStep::Tracking, Some(200)).await?;
+                session.finish(&WriteStep::Tracking, Some(200));
             }
         }
 
@@ -252,7 +270,7 @@ impl NotifyHandler {
             .sites
             .get(session.site_id.as_str())
             .is_none_or(|s| s.send_fulfillment_email);
-        match session.ledger_status(&WriteStep::Fulfill).await? {
+        match session.ledger_status(&WriteStep::Fulfill) {
             StepStatus::Done => Ok(Outcome::Fulfilled),
             status => {
                 let current = match (&session.seen, status) {
@@ -266,7 +284,7 @@ impl NotifyHandler {
                 };
                 if let Some(current) = &current {
                     if current.status == Some(OrderStatus::Fulfilled) {
-                        session.finish(&WriteStep::Fulfill, Some(200)).await?;
+                        session.finish(&WriteStep::Fulfill, Some(200));
                         return Ok(Outcome::Fulfilled);
                     }
                     if is_refunded(current) {
@@ -299,19 +317,19 @@ impl NotifyHandler {
                         .await;
                 session.withdraw_unsent(&WriteStep::Fulfill, &response).await?;
                 session.record(response)?;
-                session.finish(&WriteStep::Fulfill, Some(200)).await?;
+                session.finish(&WriteStep::Fulfill, Some(200));
                 Ok(Outcome::Fulfilled)
             }
         }
     }
 
     async fn refund(&self, session: &mut Session<'_>, reason: &str) -> Result<Outcome, HandlerError> {
-        let status = session.ledger_status(&WriteStep::Refund).await?;
+        let status = session.ledger_status(&WriteStep::Refund);
         if status == StepStatus::Done {
             return Ok(Outcome::Refunded(reason.to_owned()));
         }
         if status == StepStatus::Pending && is_refunded(session.read().await?) {
-            session.finish(&WriteStep::Refund, Some(200)).await?;
+            session.finish(&WriteStep::Refund, Some(200));
             return Ok(Outcome::Refunded(reason.to_owned()));
         }
         let body = RefundOrderRequest {
@@ -330,14 +348,14 @@ impl NotifyHandler {
             .await;
         session.withdraw_unsent(&WriteStep::Refund, &response).await?;
         session.record(response)?;
-        session.finish(&WriteStep::Refund, Some(200)).await?;
+        session.finish(&WriteStep::Refund, Some(200));
         Ok(Outcome::Refunded(reason.to_owned()))
     }
 
     async fn comment(&self, session: &mut Session<'_>, comment: &str) -> Result<Outcome, HandlerError> {
         let digest = ring::digest::digest(&ring::digest::SHA256, comment.as_bytes());
         let step = WriteStep::Comment(hex::encode(digest.as_ref())[..16].to_owned());
-        let status = session.ledger_status(&step).await?;
+        let status = session.ledger_status(&step);
         if status == StepStatus::Done {
             return Ok(Outcome::Commented);
         }
@@ -350,7 +368,7 @@ impl NotifyHandler {
             session.begin(&step, &body).await?;
             session.patch(&step, body).await?;
         }
-        session.finish(&step, Some(200)).await?;
+        session.finish(&step, Some(200));
         Ok(Outcome::Commented)
     }
 }
@@ -378,6 +396,17 @@ impl NotifyHandler {
                 std::time::Duration::from_secs(1),
             ));
         };
+        let statuses = async {
+            let client = self.pool.get().await?;
+            Ok::<_, HandlerError>(ledger::statuses(&*client, order.id).await?)
+        };
+        let ledger = match statuses.await {
+            Ok(ledger) => ledger,
+            Err(error) => {
+                lease.release().await;
+                return Err(error);
+            }
+        };
         let mut session = Session {
             handler: self,
             lease: &lease,
@@ -387,17 +416,23 @@ impl NotifyHandler {
             calls: Vec::new(),
             seen: None,
             resume: message.resume_token(),
+            ledger,
+            done: Vec::new(),
         };
         let outcome = self.write(&mut session, &envelope.event, order.state).await;
-        let calls = session.calls;
         match outcome {
             Ok(outcome) => Ok(Prepared {
                 order_pk: order.id,
                 outcome,
-                calls,
+                calls: session.calls,
+                done: session.done,
                 lease,
             }),
             Err(error) => {
+                // What was written stays known to the next delivery.
+                if let Err(flush_error) = session.flush().await {
+                    tracing::warn!(error = %flush_error, "cannot mark written steps done; the next delivery reads them first");
+                }
                 lease.release().await;
                 Err(error)
             }
@@ -450,22 +485,24 @@ impl Handler for NotifyHandler {
         if !prepared.lease.finish_in(tx).await? {
             return Err(lease_lost());
         }
+        let lease = prepared.lease;
+        effects.on_commit(move || lease.committed());
+        ledger::finish_many(tx, prepared.order_pk, &prepared.done).await?;
         let Some(order) = orders::lock_by_id(tx, prepared.order_pk).await? else {
             return Ok(());
         };
-        for call in &prepared.calls {
-            audit::record(
-                tx,
-                AuditEntry {
-                    site_id: Some(&order.site_id),
-                    order_id: Some(&order.webflow_order_id),
-                    kind: AuditKind::ApiCall,
-                    actor: ACTOR,
-                    detail: serde_json::to_value(call).unwrap_or_default(),
-                },
-            )
-            .await?;
-        }
+        let entries: Vec<AuditEntry<'_>> = prepared
+            .calls
+            .iter()
+            .map(|call| AuditEntry {
+                site_id: Some(&order.site_id),
+                order_id: Some(&order.webflow_order_id),
+                kind: AuditKind::ApiCall,
+                actor: ACTOR,
+                detail: serde_json::to_value(call).unwrap_or_default(),
+            })
+            .collect();
+        audit::record_many(tx, &entries).await?;
         let site_id = SiteId::new(order.site_id.clone());
         let order_id = OrderId::new(order.webflow_order_id.clone());
         match prepared.outcome {

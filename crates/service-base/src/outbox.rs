@@ -20,6 +20,9 @@ pub enum OutboxError {
     Publish(#[from] PublishError),
 }
 
+/// Publishes of one batch whose confirms are awaited together.
+const CONFIRMS_IN_FLIGHT: usize = 64;
+
 /// Marks published events in batches, off the message path: one UPDATE (and one commit) for
 /// whatever was published in the last `MARK_LINGER`, instead of one per message. Delay is
 /// harmless: the relay only takes events older than `relay_min_age_ms` (seconds), and an event
@@ -83,21 +86,33 @@ impl OutboxPublisher {
     /// Publishes events the caller has just committed to the outbox; they are marked published
     /// in the background. Skips the claim transaction of [`Self::publish_for`]: the rows are
     /// fresh, so the relay (which only takes rows older than `relay_min_age_ms`) leaves them
-    /// alone.
+    /// alone. Up to [`CONFIRMS_IN_FLIGHT`] publishes wait for their confirms together (a batch
+    /// costs about one broker round trip, not one per event); the first failure is returned,
+    /// after the others were tried.
     pub async fn publish_committed(&self, events: &[domain::Envelope]) -> Result<usize, OutboxError> {
-        for event in events {
-            let message = OutboxMessage {
+        let messages: Vec<OutboxMessage> = events
+            .iter()
+            .map(|event| OutboxMessage {
                 id: 0,
                 message_id: event.message_id.to_string(),
                 routing_key: event.event.routing_key().to_owned(),
                 payload: serde_json::to_value(event).unwrap_or_default(),
-            };
-            self.publish(&message).await?;
-            // A mark that never lands only means the relay publishes the event again, and
-            // consumers dedupe it by message id.
-            let _ = self.published.send(message.message_id);
+            })
+            .collect();
+        for chunk in messages.chunks(CONFIRMS_IN_FLIGHT) {
+            let outcomes = futures_util::future::join_all(chunk.iter().map(|m| self.publish_and_mark(m))).await;
+            outcomes.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         Ok(events.len())
+    }
+
+    /// Publishes a fresh event and hands it to [`record_published`].
+    async fn publish_and_mark(&self, message: &OutboxMessage) -> Result<(), PublishError> {
+        self.publish(message).await?;
+        // A mark that never lands only means the relay publishes the event again, and
+        // consumers dedupe it by message id.
+        let _ = self.published.send(message.message_id.clone());
+        Ok(())
     }
 
     /// Publishes up to `limit` events older than `min_age_ms` (the relay). Returns how many.

@@ -119,19 +119,19 @@ impl ShipHandler {
         order_id: &OrderId,
         lease: &OrderLock,
     ) -> Result<Option<Outcome>, HandlerError> {
-        let client = self.pool.get().await?;
-        if floor::shipment(&*client, order.id)
-            .await?
-            .is_some_and(|s| s.status == floor::ShipmentStatus::Booked)
-        {
-            return Ok(None);
-        }
         let reference = reference_for(&order.site_id, &order.webflow_order_id);
-        // The intent is recorded before the call: a crash after buying is found by reference.
-        let shipment =
-            floor::record_booking_attempt(&*client, order.id, &reference, self.carrier.kind().as_str()).await?;
-        let parcels: Vec<Parcel> = floor::parcels(&*client, order.id)
-            .await?
+        // The intent is recorded before the call, under the lease (confirmed by the same
+        // statement): a crash after buying is found by reference.
+        let start = {
+            let client = self.pool.get().await?;
+            floor::begin_booking(&*client, lease, &reference, self.carrier.kind().as_str()).await?
+        };
+        let (attempts, parcels) = match start {
+            floor::BookingStart::Recorded { attempts, parcels } => (attempts, parcels),
+            floor::BookingStart::AlreadyBooked => return Ok(None),
+            floor::BookingStart::LeaseLost => return Err(lease_lost()),
+        };
+        let parcels: Vec<Parcel> = parcels
             .into_iter()
             .map(|p| Parcel {
                 weight_grams: p.weight_grams,
@@ -140,10 +140,8 @@ impl ShipHandler {
                 height_cm: p.height_cm,
             })
             .collect();
-        drop(client);
-        tracing::info!(order_id = %order_id, attempt = shipment.attempts, "booking shipment");
+        tracing::info!(order_id = %order_id, attempt = attempts, "booking shipment");
 
-        confirm(lease).await?;
         let carrier_result = match self.carrier.find_existing(&reference).await {
             Ok(Some(existing)) => Ok((existing, true)),
             Ok(None) => {
@@ -215,11 +213,15 @@ async fn confirm(lease: &OrderLock) -> Result<(), HandlerError> {
     if lease.confirm().await? {
         Ok(())
     } else {
-        Err(HandlerError::deferred(
-            "the order's lease expired and may be someone else's; not calling the carrier",
-            std::time::Duration::from_secs(1),
-        ))
+        Err(lease_lost())
     }
+}
+
+fn lease_lost() -> HandlerError {
+    HandlerError::deferred(
+        "the order's lease expired and may be someone else's; not calling the carrier",
+        std::time::Duration::from_secs(1),
+    )
 }
 
 fn carrier_error(error: CarrierError) -> HandlerError {
@@ -320,6 +322,7 @@ impl Handler for ShipHandler {
                         std::time::Duration::from_secs(1),
                     ));
                 }
+                effects.on_commit(move || lease.committed());
                 self.record(tx, message, order_pk, outcome, effects).await
             }
         }

@@ -106,6 +106,29 @@ pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Several entries in one statement, in the given order (a timeline shows them so).
+pub async fn record_many<C: Db>(client: &C, entries: &[AuditEntry<'_>]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let site_ids: Vec<Option<&str>> = entries.iter().map(|e| e.site_id).collect();
+    let order_ids: Vec<Option<&str>> = entries.iter().map(|e| e.order_id).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let actors: Vec<&str> = entries.iter().map(|e| e.actor).collect();
+    let details: Vec<&serde_json::Value> = entries.iter().map(|e| &e.detail).collect();
+    client
+        .execute(
+            "INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
+             SELECT site_id, order_id, kind, actor, detail
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) WITH ORDINALITY
+                 AS e(site_id, order_id, kind, actor, detail, n)
+             ORDER BY n",
+            &[&site_ids, &order_ids, &kinds, &actors, &details],
+        )
+        .await?;
+    Ok(())
+}
+
 /// One entry of an order's timeline.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {

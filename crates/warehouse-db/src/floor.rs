@@ -194,18 +194,90 @@ pub async fn pick_task<C: Db>(client: &C, id: i64) -> Result<Option<PickTask>> {
     Ok(rows.first().map(pick_task_from_row))
 }
 
-/// Locks up to `limit` reserved orders whose pick task is open or picked (oldest change
-/// first), skipping orders another transaction holds; returns their primary keys.
-pub async fn lock_packable_orders<C: Db>(client: &C, limit: i64) -> Result<Vec<i64>> {
-    let rows = client
-        .query(
-            "SELECT o.id FROM orders o JOIN pick_tasks t ON t.order_id = o.id
-             WHERE o.state = 'reserved' AND t.status IN ('open', 'picked')
-             ORDER BY o.updated_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
-            &[&limit],
+/// One order of an auto-pack batch: the order (locked, `reserved`), its one parcel and its
+/// `order.packed` event.
+pub struct Pack<'a> {
+    pub order: &'a crate::orders::OrderRecord,
+    pub parcel: ParcelRow,
+    pub event: &'a domain::Envelope,
+}
+
+/// Packs a batch of locked reserved orders in one statement: each pick task `packed`, its one
+/// parcel stored, the order `packed` with its audit entry, and its event in the outbox (with
+/// `actor` as the source, keyed by the event's own id). Fails, changing nothing once the
+/// caller rolls back, unless every order and pick task changed.
+pub async fn pack_batch<C: Db>(client: &C, packs: &[Pack<'_>], actor: &str) -> Result<()> {
+    if packs.is_empty() {
+        return Ok(());
+    }
+    let mut payloads = Vec::with_capacity(packs.len());
+    for pack in packs {
+        payloads.push(serde_json::to_value(pack.event).map_err(|e| DbError::Serialize {
+            what: "an event",
+            message: e.to_string(),
+        })?);
+    }
+    let ids: Vec<i64> = packs.iter().map(|p| p.order.id).collect();
+    let versions: Vec<i64> = packs.iter().map(|p| p.order.version).collect();
+    let measure = |f: fn(&ParcelRow) -> f64| packs.iter().map(|p| f(&p.parcel)).collect::<Vec<f64>>();
+    let message_ids: Vec<&str> = packs.iter().map(|p| p.event.message_id.as_str()).collect();
+    let routing_keys: Vec<&str> = packs.iter().map(|p| p.event.event.routing_key()).collect();
+    let row = client
+        .query_one(
+            "WITH input AS (
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[],
+                                      $6::float8[], $7::text[], $8::text[], $9::jsonb[])
+                     AS i(order_id, version, weight_grams, length_cm, width_cm, height_cm, message_id,
+                          routing_key, payload)),
+             tasks AS (
+                 UPDATE pick_tasks t SET status = 'packed', updated_at = now()
+                 FROM input WHERE t.order_id = input.order_id AND t.status IN ('open', 'picked')
+                 RETURNING t.order_id),
+             extra_parcels AS (
+                 DELETE FROM parcels p USING input WHERE p.order_id = input.order_id AND p.parcel_no > 1),
+             parcel AS (
+                 INSERT INTO parcels (order_id, parcel_no, weight_grams, length_cm, width_cm, height_cm)
+                 SELECT order_id, 1, weight_grams, length_cm, width_cm, height_cm FROM input
+                 ON CONFLICT (order_id, parcel_no) DO UPDATE SET weight_grams = EXCLUDED.weight_grams,
+                     length_cm = EXCLUDED.length_cm, width_cm = EXCLUDED.width_cm, height_cm = EXCLUDED.height_cm),
+             changed AS (
+                 UPDATE orders o SET state = 'packed', state_reason = NULL, version = o.version + 1, updated_at = now()
+                 FROM input WHERE o.id = input.order_id AND o.version = input.version AND o.state = 'reserved'
+                 RETURNING o.id, o.site_id, o.webflow_order_id),
+             audited AS (
+                 INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
+                 SELECT site_id, webflow_order_id, $10::text, $11::text,
+                        jsonb_build_object('from', 'reserved', 'to', 'packed', 'reason', NULL)
+                 FROM changed),
+             queued AS (
+                 INSERT INTO outbox (message_id, routing_key, payload, source_consumer, source_message_id)
+                 SELECT input.message_id, input.routing_key, input.payload, $11::text, input.message_id
+                 FROM input JOIN changed ON changed.id = input.order_id
+                 ON CONFLICT (message_id) DO NOTHING)
+             SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM tasks)",
+            &[
+                &ids,
+                &versions,
+                &measure(|p| p.weight_grams),
+                &measure(|p| p.length_cm),
+                &measure(|p| p.width_cm),
+                &measure(|p| p.height_cm),
+                &message_ids,
+                &routing_keys,
+                &payloads,
+                &crate::audit::AuditKind::StateChange.as_str(),
+                &actor,
+            ],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let (changed, tasks): (i64, i64) = (row.get(0), row.get(1));
+    let expected = i64::try_from(packs.len()).unwrap_or(i64::MAX);
+    if changed != expected || tasks != expected {
+        return Err(DbError::ConcurrentChange(format!(
+            "auto-pack: {changed} of {expected} orders and {tasks} pick tasks changed"
+        )));
+    }
+    Ok(())
 }
 
 /// Locks a pick task; returns (order pk, status).
@@ -297,6 +369,84 @@ pub async fn record_booking_attempt<C: Db>(
     shipment(client, order_pk)
         .await?
         .ok_or_else(|| DbError::Invariant("the shipment vanished while booked".into()))
+}
+
+/// What [`begin_booking`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookingStart {
+    /// The attempt is recorded (its number), with the parcels to book.
+    Recorded { attempts: i32, parcels: Vec<ParcelRow> },
+    /// The shipment is booked already: nothing to do.
+    AlreadyBooked,
+    /// The lease is not ours any more: nothing recorded.
+    LeaseLost,
+}
+
+/// Right before the carrier is called, in one statement under `lease` (confirmed and extended
+/// by the same statement): records the booking attempt unless the shipment is booked, and
+/// reads the parcels. See [`record_booking_attempt`].
+pub async fn begin_booking<C: Db>(
+    client: &C,
+    lease: &crate::locks::OrderLock,
+    reference: &str,
+    carrier_kind: &str,
+) -> Result<BookingStart> {
+    if lease.is_lost() {
+        return Ok(BookingStart::LeaseLost);
+    }
+    let fence = lease.fence();
+    const SQL: &str = concat!(
+        "WITH ",
+        crate::locks::held_lease_cte!(),
+        ",
+         attempt AS (
+             INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts)
+             SELECT $1, $5, $6, 'booking', 1 FROM held
+             ON CONFLICT (order_id) DO UPDATE SET attempts = shipments.attempts + 1, updated_at = now()
+             WHERE shipments.status <> 'booked'
+             RETURNING attempts)
+         SELECT (SELECT count(*) FROM held), (SELECT attempts FROM attempt),
+                (SELECT COALESCE(json_agg(json_build_array(weight_grams, length_cm, width_cm, height_cm)
+                                          ORDER BY parcel_no), '[]')
+                 FROM parcels WHERE order_id = $1)"
+    );
+    let row = client
+        .query_one(
+            SQL,
+            &[
+                &fence.order_pk,
+                &fence.purpose,
+                &fence.ttl_secs,
+                fence.token,
+                &reference,
+                &carrier_kind,
+            ],
+        )
+        .await?;
+    let held = row.get::<_, i64>(0) == 1;
+    lease.observe(held);
+    if !held {
+        return Ok(BookingStart::LeaseLost);
+    }
+    let Some(attempts) = row.get::<_, Option<i32>>(1) else {
+        return Ok(BookingStart::AlreadyBooked);
+    };
+    let parcels: Vec<[f64; 4]> = serde_json::from_value(row.get(2)).map_err(|e| DbError::Serialize {
+        what: "parcels",
+        message: e.to_string(),
+    })?;
+    Ok(BookingStart::Recorded {
+        attempts,
+        parcels: parcels
+            .into_iter()
+            .map(|[weight_grams, length_cm, width_cm, height_cm]| ParcelRow {
+                weight_grams,
+                length_cm,
+                width_cm,
+                height_cm,
+            })
+            .collect(),
+    })
 }
 
 pub struct BookedShipment<'a> {

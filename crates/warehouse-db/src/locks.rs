@@ -48,6 +48,26 @@ async fn extend<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::U
     Ok(row.is_some())
 }
 
+/// A CTE `held` that confirms and extends a lease, for statements that record something only
+/// while the lease is ours (one round trip for the check and the write). Its parameters are
+/// `$1` order pk, `$2` purpose, `$3` lifetime in seconds, `$4` token ([`OrderLock::fence`]).
+macro_rules! held_lease_cte {
+    () => {
+        "held AS (
+             UPDATE order_leases SET expires_at = now() + make_interval(secs => $3)
+             WHERE order_id = $1 AND purpose = $2 AND token = $4 AND expires_at > now() RETURNING 1)"
+    };
+}
+pub(crate) use held_lease_cte;
+
+/// The parameters [`held_lease_cte`] takes, in order.
+pub(crate) struct Fence<'a> {
+    pub order_pk: i64,
+    pub purpose: &'a str,
+    pub ttl_secs: f64,
+    pub token: &'a uuid::Uuid,
+}
+
 impl OrderLock {
     /// Takes the lease on `order_pk` for `purpose`, or returns `None` if someone holds it.
     pub async fn try_acquire(pool: &Pool, purpose: &str, order_pk: i64) -> Result<Option<Self>> {
@@ -97,6 +117,28 @@ impl OrderLock {
         Ok(held)
     }
 
+    /// What a fenced statement of this crate needs (see [`held_lease_cte`]).
+    pub(crate) fn fence(&self) -> Fence<'_> {
+        Fence {
+            order_pk: self.order_pk,
+            purpose: &self.purpose,
+            ttl_secs: ttl_secs(),
+            token: &self.token,
+        }
+    }
+
+    /// A fenced statement found the lease gone: later checks fail without asking.
+    pub(crate) fn observe(&self, held: bool) {
+        if !held {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the lease is known to be lost (then a fenced statement is not even tried).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     /// Checks the lease and keeps it locked until `client`'s transaction ends: use it in the
     /// transaction that records an external call's result. `false`: lost; record nothing.
     pub async fn check_in<C: Db>(&self, client: &C) -> Result<bool> {
@@ -121,6 +163,14 @@ impl OrderLock {
             )
             .await?;
         Ok(row.is_some())
+    }
+
+    /// The transaction in which [`Self::finish_in`] ended the lease has committed: the row is
+    /// gone, so nothing is left to free (dropping the lock instead deletes it once more, in
+    /// case that transaction rolled back).
+    pub fn committed(mut self) {
+        self.ended = true;
+        self.renewal.abort();
     }
 
     /// Frees the lease now (when its work is recorded elsewhere, or abandoned).

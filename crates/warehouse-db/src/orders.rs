@@ -119,6 +119,19 @@ pub async fn lock_by_id<C: Db>(client: &C, id: i64) -> Result<Option<OrderRecord
     client.query_opt(SQL, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
+/// Locks up to `limit` reserved orders whose pick task is open or picked (oldest change first),
+/// skipping orders another transaction holds: what one auto-pack batch packs.
+pub async fn lock_packable<C: Db>(client: &C, limit: i64) -> Result<Vec<OrderRecord>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM orders WHERE state = 'reserved'
+           AND EXISTS (SELECT 1 FROM pick_tasks t WHERE t.order_id = orders.id AND t.status IN ('open', 'picked'))
+         ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+    );
+    client.query(SQL, &[&limit]).await?.iter().map(from_row).collect()
+}
+
 /// Inserts an order with its lines, learns the lines' Webflow variant ids for the inventory,
 /// and audits the creation (as `actor`), in one statement. Returns `None` if a concurrent
 /// transaction inserted the order first (lock it then; the lock waits for that transaction).
@@ -285,6 +298,31 @@ pub async fn lines<C: Db>(client: &C, order_pk: i64) -> Result<Vec<NewLine>> {
             unit_length: r.get(7),
         })
         .collect())
+}
+
+/// The lines of several orders (one statement for a batch), by order primary key.
+pub async fn lines_of<C: Db>(client: &C, order_pks: &[i64]) -> Result<std::collections::HashMap<i64, Vec<NewLine>>> {
+    let rows = client
+        .query(
+            "SELECT order_id, sku, variant_id, product_name, quantity, unit_weight, unit_width, unit_height, unit_length
+             FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no",
+            &[&order_pks],
+        )
+        .await?;
+    let mut lines: std::collections::HashMap<i64, Vec<NewLine>> = std::collections::HashMap::new();
+    for r in &rows {
+        lines.entry(r.get(0)).or_default().push(NewLine {
+            sku: r.get(1),
+            variant_id: r.get(2),
+            product_name: r.get(3),
+            quantity: r.get(4),
+            unit_weight: r.get(5),
+            unit_width: r.get(6),
+            unit_height: r.get(7),
+            unit_length: r.get(8),
+        });
+    }
+    Ok(lines)
 }
 
 /// Stores the latest Webflow snapshot and status.

@@ -4,6 +4,7 @@
 
 use crate::db::Db;
 use crate::error::{Result, UnknownValue};
+use crate::locks::OrderLock;
 
 /// One Webflow write of notify-webflow; `webflow_writes.step` holds [`WriteStep::as_db`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,6 +87,108 @@ pub async fn status<C: Db>(client: &C, order_pk: i64, step: &WriteStep) -> Resul
         None => Ok(StepStatus::New),
         Some(row) => Ok(StepStatus::from_db(row.get(0))?),
     }
+}
+
+/// Every step of an order as the ledger has it (one read for a whole write-back).
+#[derive(Debug, Clone, Default)]
+pub struct StepStatuses(Vec<(String, StepStatus)>);
+
+impl StepStatuses {
+    pub fn get(&self, step: &WriteStep) -> StepStatus {
+        let key = step.as_db();
+        self.0
+            .iter()
+            .find(|(s, _)| *s == key)
+            .map_or(StepStatus::New, |(_, status)| *status)
+    }
+}
+
+pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<StepStatuses> {
+    let rows = client
+        .query(
+            "SELECT step, status FROM webflow_writes WHERE order_id = $1",
+            &[&order_pk],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.get::<_, String>(0), StepStatus::from_db(row.get(1))?)))
+        .collect::<Result<Vec<_>>>()
+        .map(StepStatuses)
+}
+
+/// In one statement, only while `lease` is ours (it is confirmed and extended by the same
+/// statement): records the steps in `done` as done and `begin`'s step as about to be
+/// attempted. `false`: the lease is lost and nothing was recorded.
+pub async fn record_fenced<C: Db>(
+    client: &C,
+    lease: &OrderLock,
+    done: &[(WriteStep, Option<i32>)],
+    begin: Option<(&WriteStep, &serde_json::Value)>,
+) -> Result<bool> {
+    if lease.is_lost() {
+        return Ok(false);
+    }
+    let fence = lease.fence();
+    let done_steps: Vec<String> = done.iter().map(|(step, _)| step.as_db().into_owned()).collect();
+    let done_statuses: Vec<Option<i32>> = done.iter().map(|(_, status)| *status).collect();
+    let (begin_step, begin_request) = begin
+        .map(|(step, request)| (step.as_db().into_owned(), request))
+        .unzip();
+    const SQL: &str = concat!(
+        "WITH ",
+        crate::locks::held_lease_cte!(),
+        ",
+         done AS (
+             INSERT INTO webflow_writes (order_id, step, status, attempts, response_status)
+             SELECT $1, d.step, 'done', 0, d.response_status
+             FROM held, unnest($5::text[], $6::int[]) AS d(step, response_status)
+             ON CONFLICT (order_id, step) DO UPDATE SET status = 'done',
+                    response_status = EXCLUDED.response_status, updated_at = now()),
+         begun AS (
+             INSERT INTO webflow_writes (order_id, step, status, attempts, request)
+             SELECT $1, $7::text, 'pending', 1, $8::jsonb FROM held WHERE $7::text IS NOT NULL
+             ON CONFLICT (order_id, step) DO UPDATE SET attempts = webflow_writes.attempts + 1,
+                    request = EXCLUDED.request, updated_at = now()
+             WHERE webflow_writes.status = 'pending')
+         SELECT count(*) FROM held"
+    );
+    let held: i64 = client
+        .query_one(
+            SQL,
+            &[
+                &fence.order_pk,
+                &fence.purpose,
+                &fence.ttl_secs,
+                fence.token,
+                &done_steps,
+                &done_statuses,
+                &begin_step,
+                &begin_request,
+            ],
+        )
+        .await?
+        .get(0);
+    lease.observe(held == 1);
+    Ok(held == 1)
+}
+
+/// Records steps as done, in the caller's transaction (the one that also ends the lease).
+pub async fn finish_many<C: Db>(client: &C, order_pk: i64, done: &[(WriteStep, Option<i32>)]) -> Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let steps: Vec<String> = done.iter().map(|(step, _)| step.as_db().into_owned()).collect();
+    let statuses: Vec<Option<i32>> = done.iter().map(|(_, status)| *status).collect();
+    client
+        .execute(
+            "INSERT INTO webflow_writes (order_id, step, status, attempts, response_status)
+             SELECT $1, d.step, 'done', 0, d.response_status FROM unnest($2::text[], $3::int[]) AS d(step, response_status)
+             ON CONFLICT (order_id, step) DO UPDATE SET status = 'done', response_status = EXCLUDED.response_status,
+                    updated_at = now()",
+            &[&order_pk, &steps, &statuses],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Records that the step is about to be attempted.

@@ -37,7 +37,14 @@ pub async fn pack_order<C: Db>(
     floor::set_pick_task_status(tx, task_id, floor::PickTaskStatus::Packed).await?;
     floor::replace_parcels(tx, order.id, parcels).await?;
     orders::transition(tx, order, OrderState::Packed, None, actor).await?;
-    let envelope = Envelope::new(
+    let envelope = packed_event(order);
+    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, &envelope.message_id.to_string()))).await?;
+    Ok(envelope)
+}
+
+/// The `order.packed` event of `order`.
+fn packed_event(order: &OrderRecord) -> Envelope {
+    Envelope::new(
         // One pack per order: a repeated pack event is deduplicated downstream.
         MessageId::new(format!("packed-{}-{}", order.site_id, order.webflow_order_id)),
         order
@@ -48,9 +55,7 @@ pub async fn pack_order<C: Db>(
         Event::OrderPackedV1 {
             order_id: OrderId::new(order.webflow_order_id.clone()),
         },
-    );
-    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, &envelope.message_id.to_string()))).await?;
-    Ok(envelope)
+    )
 }
 
 /// One parcel holding every line: total weight, the largest footprint, stacked heights.
@@ -81,19 +86,34 @@ pub fn parcel_for(lines: &[NewLine]) -> ParcelRow {
     parcel
 }
 
-/// Picks and packs up to `limit` reserved orders; returns the events to publish.
+/// Picks and packs up to `limit` reserved orders in one transaction of four statements
+/// whatever their number (lock, read the lines, pack, commit); returns the events to publish.
 pub async fn auto_pack_batch(pool: &warehouse_db::Pool, limit: i64) -> Result<Vec<Envelope>, ApiError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let ids = floor::lock_packable_orders(&tx, limit).await?;
-    let mut events = Vec::new();
-    for id in ids {
-        let Some(order) = orders::lock_by_id(&tx, id).await? else {
-            continue;
-        };
-        let lines = orders::lines(&tx, order.id).await?;
-        events.push(pack_order(&tx, &order, &[parcel_for(&lines)], "auto-pack", false).await?);
+    let orders = orders::lock_packable(&tx, limit).await?;
+    if orders.is_empty() {
+        return Ok(Vec::new());
     }
+    for order in &orders {
+        order
+            .state
+            .transition(OrderState::Packed)
+            .map_err(warehouse_db::DbError::from)?;
+    }
+    let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+    let mut lines = orders::lines_of(&tx, &ids).await?;
+    let events: Vec<Envelope> = orders.iter().map(packed_event).collect();
+    let packs: Vec<floor::Pack<'_>> = orders
+        .iter()
+        .zip(&events)
+        .map(|(order, event)| floor::Pack {
+            order,
+            parcel: parcel_for(&lines.remove(&order.id).unwrap_or_default()),
+            event,
+        })
+        .collect();
+    floor::pack_batch(&tx, &packs, "auto-pack").await?;
     tx.commit().await?;
     Ok(events)
 }

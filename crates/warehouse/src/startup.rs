@@ -221,6 +221,11 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
             match auto_pack_batch(&state.pool, 100).await {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
+                    // Fresh rows, published at once with their confirms in flight together
+                    // and marked in the background; a miss is the relay's.
+                    if let Err(error) = state.outbox.publish_committed(&events).await {
+                        tracing::warn!(%error, "events committed; the outbox relay will publish them");
+                    }
                     for event in &events {
                         // The order's trace id, so its pack shows in its journey.
                         let span = tracing::info_span!(
@@ -229,15 +234,12 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
                             trace_id = %event.correlation_id,
                         );
                         platform::otlp::join_trace(&span, &event.correlation_id);
-                        async {
-                            state.publish("auto-pack", event.message_id.as_str()).await;
+                        span.in_scope(|| {
                             tracing::info!(
                                 order_id = event.event.order_id().map(|id| id.as_str()).unwrap_or_default(),
                                 "order packed"
                             );
-                        }
-                        .instrument(span)
-                        .await;
+                        });
                     }
                     tracing::info!(count = events.len(), "auto-packed orders");
                 }

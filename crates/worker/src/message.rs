@@ -81,9 +81,20 @@ fn content_id(routing_key: &str, body: &[u8]) -> String {
 }
 
 /// Events a handler emits; written to the outbox in the handler's transaction.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Effects {
     pub(crate) events: Vec<Envelope>,
+    /// Run once the handler's transaction committed; dropped unrun if it did not.
+    pub(crate) on_commit: Vec<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Effects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effects")
+            .field("events", &self.events)
+            .field("on_commit", &self.on_commit.len())
+            .finish()
+    }
 }
 
 impl Effects {
@@ -112,5 +123,11 @@ impl Effects {
 
     pub fn events(&self) -> &[Envelope] {
         &self.events
+    }
+
+    /// Runs `f` once the handler's transaction has committed (e.g. to let go of a lease that
+    /// the transaction ended); if it rolls back, `f` is dropped without running.
+    pub fn on_commit(&mut self, f: impl FnOnce() + Send + Sync + 'static) {
+        self.on_commit.push(Box::new(f));
     }
 }

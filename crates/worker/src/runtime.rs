@@ -262,6 +262,9 @@ impl<H: Handler> WorkerRuntime<H> {
         }
         tx.commit().await?;
         drop(client);
+        for committed in std::mem::take(&mut effects.on_commit) {
+            committed();
+        }
 
         if effects.events().is_empty() {
             return Ok(Disposition::Processed);

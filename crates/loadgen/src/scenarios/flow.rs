@@ -2,6 +2,7 @@
 //! they reach a state (e.g. `fulfilled`), as a backlog, at a steady rate, or (with
 //! `--create false`) the drain of a backlog already in the database against a rate limit.
 
+use crate::cost::{CostOptions, CostProbe};
 use crate::progress::{Wait, Warehouse};
 use crate::sim::SimClient;
 use crate::stats::Report;
@@ -42,6 +43,8 @@ pub struct FlowOptions {
     /// Products the orders cycle through (`bench-sku-0..N`); 1: every order is `bench-sku-1`.
     #[arg(long, default_value_t = 1)]
     pub skus: usize,
+    #[command(flatten)]
+    pub cost: CostOptions,
 }
 
 /// The SKU of the `i`-th order.
@@ -58,7 +61,9 @@ pub async fn run(options: FlowOptions) -> anyhow::Result<()> {
     let sim = SimClient::new(&options.sim_url);
     let states = [options.state.as_str()];
     let before = warehouse.orders_in(&states).await?;
+    let probe = CostProbe::start(options.cost.clone(), &options.database_url).await?;
     let started = Instant::now();
+    let placed_from = chrono::Utc::now().timestamp_millis();
     if options.create {
         place_orders(&sim, options.orders, options.rate, options.skus).await?;
     }
@@ -70,7 +75,8 @@ pub async fn run(options: FlowOptions) -> anyhow::Result<()> {
     if options.limit_per_minute > 0 {
         print_minimum(&options, elapsed);
     }
-    print_latency(&sim, elapsed).await
+    print_latency(&sim, elapsed, placed_from).await?;
+    probe.finish(options.orders).await
 }
 
 /// Places `orders` orders, at `rate` per second or (0) as a backlog.
@@ -136,9 +142,10 @@ fn print_minimum(options: &FlowOptions, elapsed: Duration) {
     );
 }
 
-/// Webhook-to-fulfilled latency from the simulator's own clock.
-async fn print_latency(sim: &SimClient, elapsed: Duration) -> anyhow::Result<()> {
-    let latencies = fulfil_latencies(&sim.orders().await?);
+/// Webhook-to-fulfilled latency from the simulator's own clock, of the orders placed since
+/// `placed_from` (epoch milliseconds; earlier runs against the same simulator are left out).
+async fn print_latency(sim: &SimClient, elapsed: Duration, placed_from: i64) -> anyhow::Result<()> {
+    let latencies = fulfil_latencies(&sim.orders().await?, placed_from);
     if !latencies.is_empty() {
         let report = Report::new("order placed -> fulfilled", latencies, 0, elapsed);
         println!(
@@ -163,9 +170,18 @@ fn duplicate_writes(writes: &[WriteRecord]) -> u32 {
     per_order.values().map(|n| n.saturating_sub(1)).sum()
 }
 
-/// Accepted-to-fulfilled time of every fulfilled order.
-fn fulfil_latencies(orders: &[serde_json::Value]) -> Vec<Duration> {
-    orders.iter().filter_map(fulfil_latency).collect()
+/// Accepted-to-fulfilled time of every fulfilled order accepted since `since` (epoch ms).
+fn fulfil_latencies(orders: &[serde_json::Value], since: i64) -> Vec<Duration> {
+    orders
+        .iter()
+        .filter(|order| {
+            order["acceptedOn"]
+                .as_str()
+                .and_then(epoch_ms)
+                .is_some_and(|accepted| accepted >= since)
+        })
+        .filter_map(fulfil_latency)
+        .collect()
 }
 
 /// Accepted-to-fulfilled time of one order (`None`: not fulfilled).
@@ -212,6 +228,11 @@ mod tests {
             serde_json::json!({"acceptedOn": "2024-03-29T21:29:21.500Z", "fulfilledOn": "2024-03-29T21:29:21.580Z"}),
             serde_json::json!({"acceptedOn": "2024-03-29T21:29:21.500Z", "fulfilledOn": null}),
         ];
-        assert_eq!(fulfil_latencies(&orders), vec![Duration::from_millis(80)]);
+        assert_eq!(fulfil_latencies(&orders, 0), vec![Duration::from_millis(80)]);
+        let later = epoch_ms("2024-03-29T21:29:22Z").unwrap();
+        assert!(
+            fulfil_latencies(&orders, later).is_empty(),
+            "orders of an earlier run are left out"
+        );
     }
 }

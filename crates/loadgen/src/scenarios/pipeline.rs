@@ -2,6 +2,7 @@
 //! `backordered`) through ingress, enrich and reserve, with database transactions and Webflow
 //! API calls per order. Partial payloads make enrich GET each order from `webflow-sim`.
 
+use crate::cost::{CostOptions, CostProbe};
 use crate::progress::{Wait, Warehouse};
 use crate::sim::SimClient;
 use crate::workload::{WebhookTarget, closed_loop, order, webhook_body};
@@ -42,6 +43,8 @@ pub struct PipelineOptions {
     /// Products in the catalog; orders cycle through `bench-sku-0..N`.
     #[arg(long, default_value_t = 50)]
     pub skus: usize,
+    #[command(flatten)]
+    pub cost: CostOptions,
 }
 
 /// The counters a run is measured by, read before and after it.
@@ -77,6 +80,7 @@ pub async fn run(options: PipelineOptions) -> anyhow::Result<()> {
         give_orders_to(sim, &run, &options).await?;
     }
     let before = Counters::read(&warehouse, sim.as_ref()).await?;
+    let probe = CostProbe::start(options.cost.clone(), &options.database_url).await?;
     let started = Instant::now();
     let failed = send_webhooks(&run, &options).await?;
     let goal = before.settled + options.orders as i64 - failed as i64;
@@ -86,7 +90,7 @@ pub async fn run(options: PipelineOptions) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let after = Counters::read(&warehouse, sim.as_ref()).await?;
     print_summary(&options, elapsed, before, after);
-    Ok(())
+    probe.finish(options.orders).await
 }
 
 /// Stores the run's complete orders in the simulator (before timing), so enrich's GET finds
