@@ -10,7 +10,7 @@ pub enum DbError {
     InvalidUrl(String),
     #[error("cannot get a database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", server_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(String),
@@ -53,6 +53,15 @@ impl UnknownValue {
             what,
             value: value.to_owned(),
         }
+    }
+}
+
+/// The server's message and SQLSTATE (tokio-postgres shows only "db error"); never its
+/// `detail`, which may quote row values (customer data stays out of logs and dead letters).
+fn server_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => error.to_string(),
     }
 }
 

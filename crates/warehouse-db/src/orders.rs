@@ -172,28 +172,6 @@ pub async fn insert<C: Db>(
              INSERT INTO order_lines (order_id, line_no, sku, variant_id, product_name, quantity,
                                       unit_weight, unit_width, unit_height, unit_length)
              SELECT created.id, line.* FROM created, line),
-         learned_variants AS (
-             -- The Webflow SKU id of each product, for inventory drift checks.
-             UPDATE inventory SET variant_id = line.variant_id
-             FROM created, line
-             WHERE inventory.sku = line.sku AND line.variant_id IS NOT NULL
-               AND inventory.variant_id IS DISTINCT FROM line.variant_id),
-         learned_sync AS (
-             -- The site's Webflow id of each SKU, for pushing stock levels back (issue 17).
-             -- Only new or changed mappings are written: in the steady state no row is touched
-             -- (and none locked), and the rows are taken in SKU order.
-             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
-             SELECT DISTINCT ON (line.sku) created.site_id, line.sku, line.variant_id
-             FROM created, line
-             WHERE line.variant_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM inventory_sync s
-                               WHERE s.site_id = created.site_id AND s.sku = line.sku
-                                 AND s.webflow_sku_id = line.variant_id)
-             ORDER BY line.sku
-             ON CONFLICT (site_id, sku) DO UPDATE
-                 SET webflow_sku_id = EXCLUDED.webflow_sku_id,
-                     dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
-                     change_seq = inventory_sync.change_seq + 1),
          audited AS (
              INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
              SELECT created.site_id, created.webflow_order_id, $24::text, $23::text,
@@ -234,7 +212,50 @@ pub async fn insert<C: Db>(
             ],
         )
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let Some(record) = row.as_ref().map(from_row).transpose()? else {
+        return Ok(None);
+    };
+    learn_webflow_ids(client, record.id, &skus, &variants).await?;
+    Ok(Some(record))
+}
+
+/// Learns the Webflow ids of an order's SKUs: `inventory.variant_id` (inventory drift checks)
+/// and the site's `inventory_sync` row (stock pushes, issue 17). Only new or changed mappings
+/// are written, so in the steady state no row is locked. When some are, the inventory rows are
+/// locked first, in SKU order, and the `inventory_sync` rows after them, in SKU order: the
+/// order a reservation takes them in (it locks its inventory rows, and their trigger then marks
+/// the `inventory_sync` rows), so the two cannot deadlock.
+async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&str], variants: &[Option<&str>]) -> Result<()> {
+    client
+        .execute(
+            "WITH wanted AS (
+                 SELECT DISTINCT ON (sku) sku, variant_id
+                 FROM unnest($2::text[], $3::text[]) AS l(sku, variant_id)
+                 WHERE variant_id IS NOT NULL ORDER BY sku, variant_id),
+             stale AS (
+                 SELECT i.sku, w.variant_id FROM inventory i JOIN wanted w USING (sku)
+                 WHERE i.variant_id IS DISTINCT FROM w.variant_id
+                 ORDER BY i.sku FOR UPDATE OF i),
+             variants AS (
+                 UPDATE inventory SET variant_id = stale.variant_id FROM stale
+                 WHERE inventory.sku = stale.sku RETURNING inventory.sku),
+             -- Every inventory row is updated (so locked) before any inventory_sync row.
+             variants_done AS (SELECT count(*) AS updated FROM variants)
+             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
+             SELECT o.site_id, w.sku, w.variant_id
+             FROM variants_done, orders o, wanted w
+             WHERE o.id = $1 AND variants_done.updated >= 0
+               AND NOT EXISTS (SELECT 1 FROM inventory_sync s
+                               WHERE s.site_id = o.site_id AND s.sku = w.sku AND s.webflow_sku_id = w.variant_id)
+             ORDER BY w.sku
+             ON CONFLICT (site_id, sku) DO UPDATE
+                 SET webflow_sku_id = EXCLUDED.webflow_sku_id,
+                     dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
+                     change_seq = inventory_sync.change_seq + 1",
+            &[&order_pk, &skus, &variants],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Replaces an order's lines (only before stock is reserved).
@@ -263,18 +284,10 @@ pub async fn replace_lines<C: Db>(client: &C, order_pk: i64, lines: &[NewLine]) 
                 ],
             )
             .await?;
-        if let Some(variant) = &line.variant_id {
-            // Learn the Webflow SKU id for inventory drift checks.
-            client
-                .execute(
-                    "UPDATE inventory SET variant_id = $2 WHERE sku = $1 AND variant_id IS DISTINCT FROM $2",
-                    &[&line.sku, variant],
-                )
-                .await?;
-            crate::inventory_sync::learn(client, order_pk, &line.sku, variant).await?;
-        }
     }
-    Ok(())
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let variants: Vec<Option<&str>> = lines.iter().map(|l| l.variant_id.as_deref()).collect();
+    learn_webflow_ids(client, order_pk, &skus, &variants).await
 }
 
 pub async fn lines<C: Db>(client: &C, order_pk: i64) -> Result<Vec<NewLine>> {
