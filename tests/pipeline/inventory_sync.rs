@@ -462,9 +462,17 @@ async fn a_lapsed_claim_taken_by_another_loop_never_marks_the_row_clean() {
     let b = claim_one(&db, Duration::from_secs(60)).await;
     assert_ne!(a.token, b.token);
     // A, about to push, learns it lost the row: no PATCH.
-    assert!(rows::renew(&*client, &a, Duration::from_secs(60)).await.unwrap().is_none());
+    assert!(
+        rows::renew(&*client, &a, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
-        rows::renew(&*client, &b, Duration::from_secs(60)).await.unwrap().map(|r| r.desired),
+        rows::renew(&*client, &b, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .map(|r| r.desired),
         Some(10)
     );
     // A gives the row back, or finds it in step: B's claim is untouched.
@@ -473,12 +481,18 @@ async fn a_lapsed_claim_taken_by_another_loop_never_marks_the_row_clean() {
     assert_eq!(row_state(&db, "lapse-1").await, (true, 0, false, true));
     // B records its push: clean. A's late push (its PATCH was already under way) lands after
     // B's: Webflow may show A's older level, so the row is dirty again, not in step.
-    assert_eq!(rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(), Recorded::Claimed);
+    assert_eq!(
+        rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(),
+        Recorded::Claimed
+    );
     assert!(!row_state(&db, "lapse-1").await.0);
     let mut late = pushed(&a);
     late.level = 3;
     late.webflow_level = Some(3);
-    assert_eq!(rows::record_push(&*client, &a, &late).await.unwrap(), Recorded::ClaimLost);
+    assert_eq!(
+        rows::record_push(&*client, &a, &late).await.unwrap(),
+        Recorded::ClaimLost
+    );
     let (dirty, _, from_push, _) = row_state(&db, "lapse-1").await;
     assert!(dirty, "the late recorder must not leave the row clean");
     assert!(!from_push, "Webflow's level is unknown: no in-step shortcut");
@@ -490,22 +504,36 @@ async fn a_lapsed_claim_taken_by_another_loop_never_marks_the_row_clean() {
     sync_row(&db, "lapse-2", 10).await;
     rows::release(&*client, &again).await.unwrap();
     client
-        .execute("UPDATE inventory_sync SET dirty_since = NULL WHERE sku = 'lapse-1'", &[])
+        .execute(
+            "UPDATE inventory_sync SET dirty_since = NULL WHERE sku = 'lapse-1'",
+            &[],
+        )
         .await
         .unwrap();
     let a = claim_one(&db, Duration::ZERO).await;
     let b = claim_one(&db, Duration::from_secs(60)).await;
-    assert_eq!(rows::record_push(&*client, &a, &pushed(&a)).await.unwrap(), Recorded::ClaimLost);
-    assert_eq!(rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(), Recorded::Claimed);
+    assert_eq!(
+        rows::record_push(&*client, &a, &pushed(&a)).await.unwrap(),
+        Recorded::ClaimLost
+    );
+    assert_eq!(
+        rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(),
+        Recorded::Claimed
+    );
     assert!(row_state(&db, "lapse-2").await.0, "still dirty: pushed again");
     // A failure recorded after the claim was lost marks the row dirty too.
     let c = claim_one(&db, Duration::from_secs(60)).await;
     client
-        .execute("UPDATE inventory_sync SET claim_token = gen_random_uuid() WHERE sku = 'lapse-2'", &[])
+        .execute(
+            "UPDATE inventory_sync SET claim_token = gen_random_uuid() WHERE sku = 'lapse-2'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(
-        rows::record_failure(&*client, &c, "timed out", Duration::from_secs(5)).await.unwrap(),
+        rows::record_failure(&*client, &c, "timed out", Duration::from_secs(5))
+            .await
+            .unwrap(),
         Recorded::ClaimLost
     );
     assert!(row_state(&db, "lapse-2").await.0);
@@ -527,7 +555,10 @@ async fn the_level_is_read_again_right_before_the_push() {
     assert_eq!(now.desired, 4);
     assert_eq!(now.token, claimed.token);
     // Pushing the level read now leaves the row clean.
-    assert_eq!(rows::record_push(&*client, &now, &pushed(&now)).await.unwrap(), Recorded::Claimed);
+    assert_eq!(
+        rows::record_push(&*client, &now, &pushed(&now)).await.unwrap(),
+        Recorded::Claimed
+    );
     assert!(!row_state(&db, "reread").await.0);
 }
 
@@ -581,7 +612,11 @@ async fn a_late_webhook_echo_neither_cancels_a_push_nor_counts_as_drift() {
     assert_eq!(drift_events().await, 0);
     let due = claim_one(&db, Duration::from_secs(60)).await;
     assert_eq!(due.desired, 5);
-    assert_eq!(due.webflow_level, Some(3), "the echo did not overwrite our push's answer");
+    assert_eq!(
+        due.webflow_level,
+        Some(3),
+        "the echo did not overwrite our push's answer"
+    );
     assert!(!due.in_step(), "the push of 5 is still made");
     rows::release(&*client, &due).await.unwrap();
     // A stale echo that disagrees is no drift either.
@@ -600,4 +635,100 @@ async fn a_late_webhook_echo_neither_cancels_a_push_nor_counts_as_drift() {
     let due = claim_one(&db, Duration::from_secs(60)).await;
     assert_eq!(due.webflow_level, Some(5));
     assert!(!due.in_step());
+}
+
+/// Enrich handles an `ecomm_inventory_changed` received before our last push of the SKU as
+/// stale: no drift counted (`wms_enrich_inventory_drift_total`, `drift_events`), nothing
+/// marked dirty; one received after it that disagrees is drift.
+#[tokio::test]
+async fn enrich_counts_no_drift_for_a_webhook_older_than_our_last_push() {
+    let p = start_pipeline(PipelineOptions {
+        start_reserve: false,
+        inventory_sync_sites: vec![SITE_ID.into()],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let enrich = p.enrich.as_ref().unwrap();
+    p.db.stock("late-echo", 5).await;
+    let client = p.client().await;
+    client
+        .execute(
+            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id, dirty_since, last_pushed_level,
+                 last_pushed_at, last_push_sent_at, webflow_level, webflow_type, webflow_from_push)
+             VALUES ($1, 'late-echo', 'wf-late-echo', NULL, 5, now(), now(), 5, 'finite', true)",
+            &[&SITE_ID],
+        )
+        .await
+        .unwrap();
+    let drift_total = || enrich.handler().metrics().inventory_drift_detected.get();
+    let before = drift_total();
+    let webhook = |id: &str, quantity: i64, received_at: chrono::DateTime<chrono::Utc>| {
+        let mut headers = lapin::types::FieldTable::default();
+        platform::amqp::headers::insert_str(&mut headers, platform::amqp::headers::SITE_ID, SITE_ID);
+        platform::amqp::headers::insert_str(
+            &mut headers,
+            platform::amqp::headers::TRIGGER_TYPE,
+            "ecomm_inventory_changed",
+        );
+        platform::amqp::headers::insert_str(
+            &mut headers,
+            platform::amqp::headers::RECEIVED_AT,
+            platform::amqp::contract::received_at(received_at),
+        );
+        worker::IncomingMessage {
+            message_id: id.into(),
+            routing_key: "webflow.ecomm_inventory_changed".into(),
+            body: serde_json::to_vec(&serde_json::json!({
+                "triggerType": "ecomm_inventory_changed",
+                "payload": {"id": "wf-late-echo", "quantity": quantity, "inventoryType": "finite"}
+            }))
+            .unwrap(),
+            headers,
+            correlation_id: None,
+            attempt: 1,
+        }
+    };
+    let row = || async {
+        let row = client
+            .query_one(
+                "SELECT drift_events, dirty_since IS NOT NULL, webflow_level FROM inventory_sync
+                 WHERE sku = 'late-echo'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, bool>(1),
+            row.get::<_, Option<i64>>(2),
+        )
+    };
+
+    // An echo of an earlier push (level 9), received an hour before our last push.
+    let old = chrono::Utc::now() - chrono::Duration::hours(1);
+    let disposition = enrich.process(webhook("stale-echo", 9, old)).await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before, "a stale echo is no drift");
+    assert_eq!(row().await, (0, false, Some(5)), "nothing recorded, nothing dirty");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM audit_log WHERE kind = 'inventory_changed' AND (detail->>'stale')::bool",
+            &[]
+        )
+        .await,
+        1
+    );
+
+    // A dashboard edit after our push: drift, pushed again.
+    let disposition = enrich
+        .process(webhook(
+            "dashboard-edit",
+            9,
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+        ))
+        .await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before + 1);
+    assert_eq!(row().await, (1, true, Some(9)));
+    p.teardown().await;
 }

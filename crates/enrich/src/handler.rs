@@ -82,6 +82,10 @@ impl EnrichHandler {
         }
     }
 
+    pub fn metrics(&self) -> &EnrichMetrics {
+        &self.metrics
+    }
+
     fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
         match self.sites.get(site_id.as_str()) {
             Some(site) if site.api_token.is_some() => Ok(()),

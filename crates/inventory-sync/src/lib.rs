@@ -354,3 +354,27 @@ enum Step {
     /// The claim lapsed and another loop took the row (left, or marked, dirty).
     Lost,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::InventorySyncSettings;
+
+    #[test]
+    fn intervals_must_be_at_least_one() {
+        assert!(InventorySyncSettings::default().validate().is_ok());
+        let zero_interval = InventorySyncSettings {
+            min_interval_secs: 0,
+            ..InventorySyncSettings::default()
+        };
+        let error = zero_interval.validate().expect_err("0 s would push every change");
+        assert!(
+            error.to_string().contains("inventory_sync.min_interval_secs"),
+            "{error}"
+        );
+        let zero_poll = InventorySyncSettings {
+            poll_interval_ms: 0,
+            ..InventorySyncSettings::default()
+        };
+        assert!(zero_poll.validate().is_err());
+    }
+}

@@ -607,7 +607,9 @@ mod supervision_tests {
     use tokio_util::sync::CancellationToken;
 
     /// A stand-in consumer: runs until stopped, then says it drained.
-    fn consumer(drained: std::sync::Arc<std::sync::atomic::AtomicBool>) -> impl FnOnce(CancellationToken) -> futures_like::Run {
+    fn consumer(
+        drained: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> impl FnOnce(CancellationToken) -> futures_like::Run {
         move |stop| {
             Box::pin(async move {
                 stop.cancelled().await;

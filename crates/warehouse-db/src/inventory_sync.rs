@@ -68,12 +68,13 @@ impl Claimed {
     /// Webflow already shows the level: our own last PATCH set it, and nothing newer said
     /// otherwise. A webhook's level never counts here: it may be a late echo of an older push.
     pub fn in_step(&self) -> bool {
-        self.webflow_from_push && self.webflow_type.as_deref() == Some("finite") && self.webflow_level == Some(self.desired)
+        self.webflow_from_push
+            && self.webflow_type.as_deref() == Some("finite")
+            && self.webflow_level == Some(self.desired)
     }
 }
 
-const CLAIMED_COLUMNS: &str =
-    "s.site_id, s.sku, s.webflow_sku_id, s.change_seq, {DESIRED}, s.webflow_level, s.webflow_type, s.webflow_from_push, s.claim_token";
+const CLAIMED_COLUMNS: &str = "s.site_id, s.sku, s.webflow_sku_id, s.change_seq, {DESIRED}, s.webflow_level, s.webflow_type, s.webflow_from_push, s.claim_token";
 
 fn claimed_row(row: &tokio_postgres::Row) -> Claimed {
     Claimed {
@@ -249,7 +250,11 @@ pub async fn record_in_step<C: Db>(client: &C, claimed: &Claimed) -> Result<Reco
             &[&claimed.site_id, &claimed.sku, &claimed.change_seq, &claimed.token],
         )
         .await?;
-    Ok(if updated == 1 { Recorded::Claimed } else { Recorded::ClaimLost })
+    Ok(if updated == 1 {
+        Recorded::Claimed
+    } else {
+        Recorded::ClaimLost
+    })
 }
 
 /// A push failed: the row stays dirty and is left alone for `back_off`. The PATCH may have
@@ -260,7 +265,13 @@ pub async fn record_failure<C: Db>(client: &C, claimed: &Claimed, error: &str, b
             "UPDATE inventory_sync SET last_error = $3, webflow_from_push = false,
                  claimed_until = clock_timestamp() + make_interval(secs => $4), claim_token = NULL
              WHERE site_id = $1 AND sku = $2 AND claim_token = $5",
-            &[&claimed.site_id, &claimed.sku, &error, &back_off.as_secs_f64(), &claimed.token],
+            &[
+                &claimed.site_id,
+                &claimed.sku,
+                &error,
+                &back_off.as_secs_f64(),
+                &claimed.token,
+            ],
         )
         .await?;
     if updated == 1 {
@@ -325,7 +336,14 @@ pub async fn observe<C: Db>(
     let row = client
         .query_opt(
             &sql,
-            &[&site_id, &webflow_sku_id, &level, &inventory_type, &syncing, &received_at],
+            &[
+                &site_id,
+                &webflow_sku_id,
+                &level,
+                &inventory_type,
+                &syncing,
+                &received_at,
+            ],
         )
         .await?;
     Ok(row.map(|row| {
@@ -411,7 +429,12 @@ pub async fn status<C: Db>(client: &C, sites: Option<&[String]>, limit: i64) -> 
          WHERE $1::text[] IS NULL OR s.site_id = ANY($1) ORDER BY s.site_id, s.sku LIMIT $2"
     );
     let limit = limit.clamp(0, STATUS_LIMIT);
-    Ok(client.query(&sql, &[&sites, &limit]).await?.iter().map(status_row).collect())
+    Ok(client
+        .query(&sql, &[&sites, &limit])
+        .await?
+        .iter()
+        .map(status_row)
+        .collect())
 }
 
 /// Per site: SKUs whose Webflow level disagrees with the warehouse (Webflow has spoken, and
