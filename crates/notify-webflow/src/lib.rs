@@ -607,9 +607,7 @@ mod supervision_tests {
     use tokio_util::sync::CancellationToken;
 
     /// A stand-in consumer: runs until stopped, then says it drained.
-    fn consumer(
-        drained: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> impl FnOnce(CancellationToken) -> futures_like::Run {
+    fn consumer(drained: std::sync::Arc<std::sync::atomic::AtomicBool>) -> impl FnOnce(CancellationToken) -> Run {
         move |stop| {
             Box::pin(async move {
                 stop.cancelled().await;
@@ -618,9 +616,7 @@ mod supervision_tests {
         }
     }
 
-    mod futures_like {
-        pub type Run = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-    }
+    type Run = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
     #[tokio::test]
     async fn a_panicking_sync_task_drains_the_consumer_and_fails_the_process() {
