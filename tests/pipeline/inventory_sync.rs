@@ -2,7 +2,9 @@
 //! the warehouse's available count, coalesced (at most one push per SKU per interval, with two
 //! replicas of the loop), a SKU sold by two stores is pushed to both, a dashboard edit is
 //! corrected and recorded, a store with sync off gets no inventory call, and a push never
-//! delays a write-back by more than one slot of the shared budget.
+//! delays a write-back by more than one slot of the shared budget. Against the rows: a lapsed
+//! claim taken by another loop never marks a row clean, the level is re-read right before a
+//! push, and a late webhook echo neither cancels a push nor counts as drift.
 
 use e2e::*;
 use std::collections::BTreeMap;

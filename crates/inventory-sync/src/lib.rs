@@ -6,7 +6,8 @@
 //! - **Nothing lost**: a trigger marks a SKU's rows dirty in the transaction that changes its
 //!   available count (`warehouse_db::inventory_sync`); the loop works from those rows.
 //! - **Coalesced**: only the newest level is pushed, at most once per SKU and store per
-//!   `inventory_sync.min_interval_secs`. A level Webflow already shows costs no call.
+//!   `inventory_sync.min_interval_secs`. A level our own last PATCH left in Webflow costs no
+//!   call (a webhook's level never cancels a push: it may be a late echo).
 //! - **Lowest priority**: a push takes a budget slot only when one is free at that moment
 //!   ([`Priority::InventorySync`]): it never reserves ahead of write-backs and delays a
 //!   write-back that comes next by at most one slot.

@@ -6,7 +6,9 @@
 //! available count (migration V8), so no change is lost across crashes. The sync loop claims
 //! due rows (dirty, not pushed within the interval) with `FOR UPDATE SKIP LOCKED` in one
 //! committed statement (a claim keeps other replicas off the row for a while), pushes, and
-//! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty.
+//! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty. A claim
+//! carries a token (migration V9): results are recorded only under it, and a loop whose claim
+//! lapsed and was taken marks the row dirty instead of clean.
 
 use crate::db::Db;
 use crate::error::Result;
