@@ -2,7 +2,9 @@
 //! the warehouse's available count, coalesced (at most one push per SKU per interval, with two
 //! replicas of the loop), a SKU sold by two stores is pushed to both, a dashboard edit is
 //! corrected and recorded, a store with sync off gets no inventory call, and a push never
-//! delays a write-back by more than one slot of the shared budget.
+//! delays a write-back by more than one slot of the shared budget. Against the rows: a lapsed
+//! claim taken by another loop never marks a row clean, the level is re-read right before a
+//! push, and a late webhook echo neither cancels a push nor counts as drift.
 
 use e2e::*;
 use std::collections::BTreeMap;
@@ -389,5 +391,346 @@ async fn a_push_takes_only_a_free_slot_and_delays_a_write_back_by_at_most_one() 
         .await,
         0
     );
+    p.teardown().await;
+}
+
+// ----- the sync rows against the database (claims, stale webhooks) -----
+
+use test_support::db::TestDatabase;
+use warehouse_db::inventory_sync::{self as rows, Claimed, Pushed, Recorded, SyncSite};
+
+const ROW_SITE: &str = "65f0c0ffee0000000000d001";
+
+async fn sync_row(db: &TestDatabase, sku: &str, on_hand: i64) {
+    db.stock(sku, on_hand).await;
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id) VALUES ($1, $2, $3)",
+            &[&ROW_SITE, &sku, &format!("wf-{sku}")],
+        )
+        .await
+        .unwrap();
+}
+
+fn row_site() -> SyncSite {
+    SyncSite {
+        site_id: ROW_SITE.into(),
+        safety_buffer: 0,
+    }
+}
+
+async fn claim_one(db: &TestDatabase, claim_for: Duration) -> Claimed {
+    let client = db.client().await;
+    let mut claimed = rows::claim(&*client, &row_site(), Duration::ZERO, 8, claim_for)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    claimed.remove(0)
+}
+
+fn pushed(claimed: &Claimed) -> Pushed {
+    Pushed {
+        level: claimed.desired,
+        webflow_level: Some(claimed.desired),
+        webflow_type: Some("finite".into()),
+        sent_at: chrono::Utc::now(),
+    }
+}
+
+/// (dirty, change_seq, webflow_from_push, claimed by someone)
+async fn row_state(db: &TestDatabase, sku: &str) -> (bool, i64, bool, bool) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT dirty_since IS NOT NULL, change_seq, webflow_from_push, claim_token IS NOT NULL
+             FROM inventory_sync WHERE site_id = $1 AND sku = $2",
+            &[&ROW_SITE, &sku],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_taken_by_another_loop_never_marks_the_row_clean() {
+    let db = TestDatabase::create().await;
+    let client = db.client().await;
+
+    // Loop A claims; its claim lapses (mid-batch, say) and loop B claims the row.
+    sync_row(&db, "lapse-1", 10).await;
+    let a = claim_one(&db, Duration::ZERO).await;
+    let b = claim_one(&db, Duration::from_secs(60)).await;
+    assert_ne!(a.token, b.token);
+    // A, about to push, learns it lost the row: no PATCH.
+    assert!(
+        rows::renew(&*client, &a, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        rows::renew(&*client, &b, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .map(|r| r.desired),
+        Some(10)
+    );
+    // A gives the row back, or finds it in step: B's claim is untouched.
+    rows::release(&*client, &a).await.unwrap();
+    assert_eq!(rows::record_in_step(&*client, &a).await.unwrap(), Recorded::ClaimLost);
+    assert_eq!(row_state(&db, "lapse-1").await, (true, 0, false, true));
+    // B records its push: clean. A's late push (its PATCH was already under way) lands after
+    // B's: Webflow may show A's older level, so the row is dirty again, not in step.
+    assert_eq!(
+        rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(),
+        Recorded::Claimed
+    );
+    assert!(!row_state(&db, "lapse-1").await.0);
+    let mut late = pushed(&a);
+    late.level = 3;
+    late.webflow_level = Some(3);
+    assert_eq!(
+        rows::record_push(&*client, &a, &late).await.unwrap(),
+        Recorded::ClaimLost
+    );
+    let (dirty, _, from_push, _) = row_state(&db, "lapse-1").await;
+    assert!(dirty, "the late recorder must not leave the row clean");
+    assert!(!from_push, "Webflow's level is unknown: no in-step shortcut");
+    let again = claim_one(&db, Duration::from_secs(60)).await;
+    assert!(!again.in_step(), "pushed again: {again:?}");
+
+    // The other order: the late loop records first, then the loop holding the claim. The
+    // row stays dirty (the late record is a change the holder did not see).
+    sync_row(&db, "lapse-2", 10).await;
+    rows::release(&*client, &again).await.unwrap();
+    client
+        .execute(
+            "UPDATE inventory_sync SET dirty_since = NULL WHERE sku = 'lapse-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let a = claim_one(&db, Duration::ZERO).await;
+    let b = claim_one(&db, Duration::from_secs(60)).await;
+    assert_eq!(
+        rows::record_push(&*client, &a, &pushed(&a)).await.unwrap(),
+        Recorded::ClaimLost
+    );
+    assert_eq!(
+        rows::record_push(&*client, &b, &pushed(&b)).await.unwrap(),
+        Recorded::Claimed
+    );
+    assert!(row_state(&db, "lapse-2").await.0, "still dirty: pushed again");
+    // A failure recorded after the claim was lost marks the row dirty too.
+    let c = claim_one(&db, Duration::from_secs(60)).await;
+    client
+        .execute(
+            "UPDATE inventory_sync SET claim_token = gen_random_uuid() WHERE sku = 'lapse-2'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows::record_failure(&*client, &c, "timed out", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        Recorded::ClaimLost
+    );
+    assert!(row_state(&db, "lapse-2").await.0);
+}
+
+#[tokio::test]
+async fn the_level_is_read_again_right_before_the_push() {
+    let db = TestDatabase::create().await;
+    sync_row(&db, "reread", 10).await;
+    let claimed = claim_one(&db, Duration::from_secs(60)).await;
+    assert_eq!(claimed.desired, 10);
+    // The count moves while the batch's earlier pushes are under way.
+    db.stock("reread", 4).await;
+    let client = db.client().await;
+    let now = rows::renew(&*client, &claimed, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("still ours");
+    assert_eq!(now.desired, 4);
+    assert_eq!(now.token, claimed.token);
+    // Pushing the level read now leaves the row clean.
+    assert_eq!(
+        rows::record_push(&*client, &now, &pushed(&now)).await.unwrap(),
+        Recorded::Claimed
+    );
+    assert!(!row_state(&db, "reread").await.0);
+}
+
+#[tokio::test]
+async fn a_late_webhook_echo_neither_cancels_a_push_nor_counts_as_drift() {
+    let db = TestDatabase::create().await;
+    let client = db.client().await;
+    sync_row(&db, "echo", 5).await;
+    let observe = |level: i64, received_at: chrono::DateTime<chrono::Utc>| {
+        let client = &client;
+        async move {
+            rows::observe(
+                &**client,
+                ROW_SITE,
+                "wf-echo",
+                Some(level),
+                Some("finite"),
+                true,
+                Some(received_at),
+            )
+            .await
+            .unwrap()
+            .expect("a known SKU")
+        }
+    };
+    let drift_events = || async {
+        db.client()
+            .await
+            .query_one("SELECT drift_events FROM inventory_sync WHERE sku = 'echo'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    // Push 5; Webflow echoes it with a webhook (received after the push was sent).
+    let first = claim_one(&db, Duration::from_secs(60)).await;
+    rows::record_push(&*client, &first, &pushed(&first)).await.unwrap();
+    let echo_received = chrono::Utc::now();
+    // The count drops to 3 and 3 is pushed; then it goes back up to 5.
+    db.stock("echo", 3).await;
+    let second = claim_one(&db, Duration::from_secs(60)).await;
+    assert_eq!(second.desired, 3);
+    let mut sent = pushed(&second);
+    sent.sent_at = chrono::Utc::now();
+    rows::record_push(&*client, &second, &sent).await.unwrap();
+    db.stock("echo", 5).await;
+    // The first push's echo is handled only now (a backlog): it says 5, which is what the
+    // warehouse wants again, but Webflow shows 3. It is older than the last push: ignored.
+    let seen = observe(5, echo_received).await;
+    assert!(seen.stale, "{seen:?}");
+    assert!(!seen.push_again);
+    assert_eq!(drift_events().await, 0);
+    let due = claim_one(&db, Duration::from_secs(60)).await;
+    assert_eq!(due.desired, 5);
+    assert_eq!(
+        due.webflow_level,
+        Some(3),
+        "the echo did not overwrite our push's answer"
+    );
+    assert!(!due.in_step(), "the push of 5 is still made");
+    rows::release(&*client, &due).await.unwrap();
+    // A stale echo that disagrees is no drift either.
+    let seen = observe(40, echo_received).await;
+    assert!(seen.stale && !seen.push_again);
+    assert_eq!(drift_events().await, 0);
+
+    // A webhook received after the last push is news: one that disagrees (a dashboard edit)
+    // is drift and marks the row dirty; one that agrees is recorded but, being a webhook's
+    // word, never lets the loop skip a push.
+    let edit = observe(99, chrono::Utc::now()).await;
+    assert!(!edit.stale && edit.push_again, "{edit:?}");
+    assert_eq!(drift_events().await, 1);
+    let agreeing = observe(5, chrono::Utc::now()).await;
+    assert!(!agreeing.stale && agreeing.agrees);
+    let due = claim_one(&db, Duration::from_secs(60)).await;
+    assert_eq!(due.webflow_level, Some(5));
+    assert!(!due.in_step());
+}
+
+/// Enrich handles an `ecomm_inventory_changed` received before our last push of the SKU as
+/// stale: no drift counted (`wms_enrich_inventory_drift_total`, `drift_events`), nothing
+/// marked dirty; one received after it that disagrees is drift.
+#[tokio::test]
+async fn enrich_counts_no_drift_for_a_webhook_older_than_our_last_push() {
+    let p = start_pipeline(PipelineOptions {
+        start_reserve: false,
+        inventory_sync_sites: vec![SITE_ID.into()],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let enrich = p.enrich.as_ref().unwrap();
+    p.db.stock("late-echo", 5).await;
+    let client = p.client().await;
+    client
+        .execute(
+            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id, dirty_since, last_pushed_level,
+                 last_pushed_at, last_push_sent_at, webflow_level, webflow_type, webflow_from_push)
+             VALUES ($1, 'late-echo', 'wf-late-echo', NULL, 5, now(), now(), 5, 'finite', true)",
+            &[&SITE_ID],
+        )
+        .await
+        .unwrap();
+    let drift_total = || enrich.handler().metrics().inventory_drift_detected.get();
+    let before = drift_total();
+    let webhook = |id: &str, quantity: i64, received_at: chrono::DateTime<chrono::Utc>| {
+        let mut headers = lapin::types::FieldTable::default();
+        platform::amqp::headers::insert_str(&mut headers, platform::amqp::headers::SITE_ID, SITE_ID);
+        platform::amqp::headers::insert_str(
+            &mut headers,
+            platform::amqp::headers::TRIGGER_TYPE,
+            "ecomm_inventory_changed",
+        );
+        platform::amqp::headers::insert_str(
+            &mut headers,
+            platform::amqp::headers::RECEIVED_AT,
+            platform::amqp::contract::received_at(received_at),
+        );
+        worker::IncomingMessage {
+            message_id: id.into(),
+            routing_key: "webflow.ecomm_inventory_changed".into(),
+            body: serde_json::to_vec(&serde_json::json!({
+                "triggerType": "ecomm_inventory_changed",
+                "payload": {"id": "wf-late-echo", "quantity": quantity, "inventoryType": "finite"}
+            }))
+            .unwrap(),
+            headers,
+            correlation_id: None,
+            attempt: 1,
+        }
+    };
+    let row = || async {
+        let row = client
+            .query_one(
+                "SELECT drift_events, dirty_since IS NOT NULL, webflow_level FROM inventory_sync
+                 WHERE sku = 'late-echo'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, bool>(1),
+            row.get::<_, Option<i64>>(2),
+        )
+    };
+
+    // An echo of an earlier push (level 9), received an hour before our last push.
+    let old = chrono::Utc::now() - chrono::Duration::hours(1);
+    let disposition = enrich.process(webhook("stale-echo", 9, old)).await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before, "a stale echo is no drift");
+    assert_eq!(row().await, (0, false, Some(5)), "nothing recorded, nothing dirty");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM audit_log WHERE kind = 'inventory_changed' AND (detail->>'stale')::bool",
+            &[]
+        )
+        .await,
+        1
+    );
+
+    // A dashboard edit after our push: drift, pushed again.
+    let disposition = enrich
+        .process(webhook(
+            "dashboard-edit",
+            9,
+            chrono::Utc::now() + chrono::Duration::seconds(1),
+        ))
+        .await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before + 1);
+    assert_eq!(row().await, (1, true, Some(9)));
     p.teardown().await;
 }

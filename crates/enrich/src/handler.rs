@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
-use webflow::{CallRecord, InventoryItem, Order, OrderStatus, SiteSettings, WebhookEnvelope};
+use webflow::{CallRecord, InventoryItem, InventoryType, Order, OrderStatus, SiteSettings, WebhookEnvelope};
 use webflow_gateway::{Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
@@ -80,6 +80,10 @@ impl EnrichHandler {
             always_fetch,
             metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &EnrichMetrics {
+        &self.metrics
     }
 
     fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
@@ -188,7 +192,13 @@ impl Handler for EnrichHandler {
     ) -> Result<(), HandlerError> {
         match prepared {
             Prepared::Order(prepared) => apply_order(tx, message, &prepared, effects).await,
-            Prepared::Inventory { site_id, item } => self.apply_inventory(tx, &site_id, &item).await,
+            Prepared::Inventory { site_id, item } => {
+                let received_at = message
+                    .header(headers::RECEIVED_AT)
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+                    .map(|at| at.with_timezone(&chrono::Utc));
+                self.apply_inventory(tx, &site_id, &item, received_at).await
+            }
         }
     }
 }
@@ -329,16 +339,21 @@ impl EnrichHandler {
     /// the SKU's sync row and audited with the drift. For a store that syncs stock (issue 17), a
     /// level that disagrees with the warehouse (a dashboard edit, say) marks the SKU dirty,
     /// so the warehouse's level is pushed again: the warehouse is the truth for its SKUs.
+    /// A webhook received (`x-received-at`) before our last push of the SKU was sent is older
+    /// news (a late echo of an earlier push, say): not recorded, and no drift.
     async fn apply_inventory(
         &self,
         tx: &Transaction<'_>,
         site_id: &SiteId,
         item: &InventoryItem,
+        received_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), HandlerError> {
         let variant = item.id.clone().unwrap_or_default();
-        let finite = item.inventory_type.as_deref() != Some("infinite");
-        let quantity = item.quantity.filter(|_| finite).map(|q| q.round() as i64);
-        let inventory_type = if finite { "finite" } else { "infinite" };
+        let kind = item.inventory_type.unwrap_or(InventoryType::Finite);
+        let quantity = item
+            .quantity
+            .filter(|_| kind == InventoryType::Finite)
+            .map(|q| q.round() as i64);
         let syncing = self
             .sites
             .get(site_id.as_str())
@@ -348,10 +363,12 @@ impl EnrichHandler {
             site_id.as_str(),
             &variant,
             quantity,
-            Some(inventory_type),
+            Some(kind.as_str()),
             syncing,
+            received_at,
         )
         .await?;
+        let stale = observed.as_ref().is_some_and(|o| o.stale);
         // A SKU this site has not sold yet: compare with the warehouse's count by Webflow id.
         let (sku, available, expected) = match &observed {
             Some(o) => (Some(o.sku.clone()), Some(o.available), Some(o.desired)),
@@ -368,11 +385,11 @@ impl EnrichHandler {
             (Some(expected), Some(quantity)) => Some(quantity - expected),
             _ => None,
         };
-        if let Some(drift) = drift {
+        if let Some(drift) = drift.filter(|_| !stale) {
             self.metrics.last_inventory_drift.set(drift);
         }
         let disagrees = expected.is_some() && drift != Some(0);
-        if disagrees {
+        if disagrees && !stale {
             self.metrics.inventory_drift_detected.inc();
             tracing::warn!(site_id = %site_id, variant_id = %variant, ?drift, "Webflow inventory differs from the warehouse");
         }
@@ -393,6 +410,7 @@ impl EnrichHandler {
                     "drift": drift,
                     "agrees": !disagrees,
                     "push_again": observed.as_ref().is_some_and(|o| o.push_again),
+                    "stale": stale,
                 }),
             },
         )

@@ -6,11 +6,15 @@
 //! - **Nothing lost**: a trigger marks a SKU's rows dirty in the transaction that changes its
 //!   available count (`warehouse_db::inventory_sync`); the loop works from those rows.
 //! - **Coalesced**: only the newest level is pushed, at most once per SKU and store per
-//!   `inventory_sync.min_interval_secs`. A level Webflow already shows costs no call.
+//!   `inventory_sync.min_interval_secs`. A level our own last PATCH left in Webflow costs no
+//!   call (a webhook's level never cancels a push: it may be a late echo).
 //! - **Lowest priority**: a push takes a budget slot only when one is free at that moment
 //!   ([`Priority::InventorySync`]): it never reserves ahead of write-backs and delays a
 //!   write-back that comes next by at most one slot.
-//! - **Several replicas**: due rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease.
+//! - **Several replicas**: due rows are claimed with `FOR UPDATE SKIP LOCKED`, a lease and a
+//!   claim token. The claim is renewed, and the row's level re-read, right before each PATCH;
+//!   a result is recorded only under the loop's own token. A loop whose claim lapsed and was
+//!   taken marks the row dirty instead of clean, so the newest level is pushed again.
 
 pub mod metrics;
 
@@ -18,8 +22,8 @@ use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
-use warehouse_db::inventory_sync::{self as rows, Claimed, Pushed, SyncSite};
-use webflow::{UpdateInventoryRequest, WebflowSettings};
+use warehouse_db::inventory_sync::{self as rows, Claimed, Pushed, Recorded, SyncSite};
+use webflow::{InventoryType, UpdateInventoryRequest, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 
 pub use metrics::SyncMetrics;
@@ -47,6 +51,12 @@ impl Default for InventorySyncSettings {
 
 impl InventorySyncSettings {
     pub fn validate(&self) -> Result<(), platform::settings::SettingsError> {
+        if self.min_interval_secs == 0 {
+            return Err(platform::settings::SettingsError::invalid(
+                "inventory_sync.min_interval_secs",
+                "must be at least 1",
+            ));
+        }
         if self.poll_interval_ms == 0 {
             return Err(platform::settings::SettingsError::invalid(
                 "inventory_sync.poll_interval_ms",
@@ -72,10 +82,10 @@ struct Target {
     sku_collection_id: String,
 }
 
-/// How long a claim keeps other replicas off a row (longer than a call's timeout).
-const CLAIM_FOR: Duration = Duration::from_secs(30);
 /// Rows claimed at once per store: about what one pass can push.
-const BATCH: i64 = 8;
+const BATCH: u32 = 8;
+/// Slack on a claim beyond the calls it covers (database round trips, scheduling).
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -84,6 +94,8 @@ pub struct Pass {
     /// Dirty rows Webflow already matched (no call).
     pub in_step: u64,
     pub failed: u64,
+    /// Rows whose claim lapsed and was taken by another loop before their push was recorded.
+    pub lost: u64,
     /// The soonest a store's budget has a free slot again, when one was busy.
     pub busy_for: Option<Duration>,
 }
@@ -94,6 +106,8 @@ pub struct InventorySync {
     pool: warehouse_db::Pool,
     targets: Vec<Target>,
     settings: InventorySyncSettings,
+    /// One Webflow call's longest time (`webflow.timeout_ms`).
+    call_timeout: Duration,
     metrics: Option<SyncMetrics>,
 }
 
@@ -124,6 +138,7 @@ impl InventorySync {
             pool,
             targets,
             settings,
+            call_timeout: Duration::from_millis(webflow.timeout_ms),
             metrics: None,
         }
     }
@@ -138,6 +153,16 @@ impl InventorySync {
         !self.targets.is_empty()
     }
 
+    /// How long a batch's claim lasts: every call of the batch taking its whole timeout.
+    fn claim_for(&self) -> Duration {
+        self.call_timeout * BATCH + CLAIM_MARGIN
+    }
+
+    /// How long a claim is renewed for right before one push.
+    fn hold_for(&self) -> Duration {
+        self.call_timeout + CLAIM_MARGIN
+    }
+
     /// The syncing stores' ids.
     pub fn site_ids(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.site.site_id.clone()).collect()
@@ -150,7 +175,7 @@ impl InventorySync {
         for target in &self.targets {
             let claimed = {
                 let client = self.pool.get().await?;
-                rows::claim(&*client, &target.site, min_interval, BATCH, CLAIM_FOR).await?
+                rows::claim(&*client, &target.site, min_interval, i64::from(BATCH), self.claim_for()).await?
             };
             let mut rest = claimed.into_iter();
             while let Some(row) = rest.next() {
@@ -163,14 +188,15 @@ impl InventorySync {
                         }
                     }
                     Step::Failed => pass.failed += 1,
+                    Step::Lost => pass.lost += 1,
                     Step::Busy(wait) => {
                         pass.busy_for = Some(pass.busy_for.map_or(wait, |w| w.min(wait)));
                         // Give this row and the rest back: due again at once, for whoever
                         // finds a free slot first.
                         let client = self.pool.get().await?;
-                        rows::release(&*client, &row.site_id, &row.sku).await?;
+                        rows::release(&*client, &row).await?;
                         for other in rest.by_ref() {
-                            rows::release(&*client, &other.site_id, &other.sku).await?;
+                            rows::release(&*client, &other).await?;
                         }
                     }
                 }
@@ -179,16 +205,27 @@ impl InventorySync {
         Ok(pass)
     }
 
-    async fn push(&self, target: &Target, row: &Claimed) -> Result<Step, SyncError> {
+    async fn push(&self, target: &Target, claimed: &Claimed) -> Result<Step, SyncError> {
+        // Renew the claim for this one call and read the level to push now: the batch's other
+        // calls may have taken a while, and the count may have moved since the claim.
+        let row = {
+            let client = self.pool.get().await?;
+            match rows::renew(&*client, claimed, self.hold_for()).await? {
+                Some(row) => row,
+                None => return Ok(self.lost(claimed)),
+            }
+        };
         if row.in_step() {
             let client = self.pool.get().await?;
-            rows::record_in_step(&*client, row).await?;
-            return Ok(Step::Done(false));
+            return Ok(match rows::record_in_step(&*client, &row).await? {
+                Recorded::Claimed => Step::Done(false),
+                Recorded::ClaimLost => self.lost(&row),
+            });
         }
         let site_id = domain::SiteId::new(row.site_id.clone());
         let (collection, sku_id) = (target.sku_collection_id.clone(), row.webflow_sku_id.clone());
-        let body = UpdateInventoryRequest::finite(row.desired);
-        let request = body.clone();
+        let request = UpdateInventoryRequest::finite(row.desired);
+        let sent_at = chrono::Utc::now();
         let result = self
             .gateway
             .call(&site_id, Priority::InventorySync, |client, token| async move {
@@ -198,17 +235,19 @@ impl InventorySync {
         match result {
             Ok(response) => {
                 let item = response.value;
+                let kind = item.inventory_type.unwrap_or(InventoryType::Finite);
                 let pushed = Pushed {
                     level: row.desired,
                     webflow_level: item
                         .quantity
-                        .filter(|_| item.inventory_type.as_deref() != Some("infinite"))
+                        .filter(|_| kind == InventoryType::Finite)
                         .map(|q| q.round() as i64),
-                    webflow_type: item.inventory_type.clone().or(Some("finite".into())),
+                    webflow_type: Some(kind.as_str().to_owned()),
+                    sent_at,
                 };
                 let mut client = self.pool.get().await?;
                 let tx = client.transaction().await.map_err(warehouse_db::DbError::from)?;
-                rows::record_push(&tx, row, &pushed).await?;
+                let recorded = rows::record_push(&tx, &row, &pushed).await?;
                 audit::record(
                     &tx,
                     AuditEntry {
@@ -221,6 +260,7 @@ impl InventorySync {
                             "webflow_sku_id": row.webflow_sku_id,
                             "level": row.desired,
                             "webflow_level": pushed.webflow_level,
+                            "claim_lost": recorded == Recorded::ClaimLost,
                             "call": response.call,
                         }),
                     },
@@ -230,8 +270,11 @@ impl InventorySync {
                 if let Some(metrics) = &self.metrics {
                     metrics.pushed(&row.site_id);
                 }
-                tracing::debug!(site_id = %row.site_id, sku = %row.sku, level = row.desired, "stock level pushed");
-                Ok(Step::Done(true))
+                tracing::debug!(site_id = %row.site_id, sku = %row.sku, stock_level = row.desired, "stock level pushed");
+                Ok(match recorded {
+                    Recorded::Claimed => Step::Done(true),
+                    Recorded::ClaimLost => self.lost(&row),
+                })
             }
             Err(GatewayError::Busy { wait, .. }) => Ok(Step::Busy(wait)),
             Err(error) if error.is_throttled() => Ok(Step::Busy(
@@ -248,21 +291,44 @@ impl InventorySync {
                 .max(Duration::from_secs(self.settings.min_interval_secs));
                 tracing::warn!(site_id = %row.site_id, sku = %row.sku, %error, "stock level push failed");
                 let client = self.pool.get().await?;
-                rows::record_failure(&*client, &row.site_id, &row.sku, &error.to_string(), back_off).await?;
-                Ok(Step::Failed)
+                Ok(
+                    match rows::record_failure(&*client, &row, &error.to_string(), back_off).await? {
+                        Recorded::Claimed => Step::Failed,
+                        Recorded::ClaimLost => self.lost(&row),
+                    },
+                )
             }
         }
     }
 
+    fn lost(&self, row: &Claimed) -> Step {
+        tracing::warn!(site_id = %row.site_id, sku = %row.sku, "inventory sync claim lapsed and was taken; the row is pushed again");
+        Step::Lost
+    }
+
     /// Runs passes until `shutdown`: at once while there is work and budget, else after the
-    /// poll interval (or when the busy budget frees a slot, if sooner).
-    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            if !self.is_enabled() {
-                return;
-            }
+    /// poll interval (or when the busy budget frees a slot, if sooner). `None` when no store
+    /// syncs. The task ends only on `shutdown`: its caller supervises it (notify-webflow exits
+    /// with an error if it ends otherwise, or panics). The metrics are refreshed by a task of
+    /// their own, so a stalled loop shows in `wms_inventory_sync_oldest_dirty_seconds`.
+    pub fn spawn(self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.is_enabled() {
+            return None;
+        }
+        if let Some(metrics) = self.metrics.clone() {
+            let (pool, sites, shutdown) = (self.pool.clone(), self.site_ids(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    metrics.refresh(&pool, &sites).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            });
+        }
+        Some(tokio::spawn(async move {
             let poll = Duration::from_millis(self.settings.poll_interval_ms);
-            let mut summary_due = tokio::time::Instant::now();
             loop {
                 let wait = match self.run_once().await {
                     Ok(pass) if pass.pushed + pass.in_step > 0 && pass.busy_for.is_none() => Duration::ZERO,
@@ -272,18 +338,12 @@ impl InventorySync {
                         poll
                     }
                 };
-                if let Some(metrics) = &self.metrics
-                    && tokio::time::Instant::now() >= summary_due
-                {
-                    metrics.refresh(&self.pool, &self.site_ids()).await;
-                    summary_due = tokio::time::Instant::now() + Duration::from_secs(5);
-                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
                 }
             }
-        })
+        }))
     }
 }
 
@@ -292,4 +352,30 @@ enum Step {
     Done(bool),
     Busy(Duration),
     Failed,
+    /// The claim lapsed and another loop took the row (left, or marked, dirty).
+    Lost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InventorySyncSettings;
+
+    #[test]
+    fn intervals_must_be_at_least_one() {
+        assert!(InventorySyncSettings::default().validate().is_ok());
+        let zero_interval = InventorySyncSettings {
+            min_interval_secs: 0,
+            ..InventorySyncSettings::default()
+        };
+        let error = zero_interval.validate().expect_err("0 s would push every change");
+        assert!(
+            error.to_string().contains("inventory_sync.min_interval_secs"),
+            "{error}"
+        );
+        let zero_poll = InventorySyncSettings {
+            poll_interval_ms: 0,
+            ..InventorySyncSettings::default()
+        };
+        assert!(zero_poll.validate().is_err());
+    }
 }

@@ -1,8 +1,9 @@
 //! Per store: pushes made, SKUs whose Webflow level disagrees with the warehouse (the drift
 //! gauge), SKUs with a push pending. Read from the shared rows, so replicas agree (aggregate
-//! with `max`); the push counter is per process (aggregate with `sum`).
+//! with `max`); the push counter is per process (aggregate with `sum`). And the age of the
+//! oldest pending SKU of any syncing store: the alert that the sync has stalled.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct SyncMetrics {
@@ -10,6 +11,7 @@ pub struct SyncMetrics {
     drifting: IntGaugeVec,
     pending: IntGaugeVec,
     skus: IntGaugeVec,
+    oldest_dirty: Gauge,
 }
 
 impl SyncMetrics {
@@ -39,6 +41,11 @@ impl SyncMetrics {
                 Opts::new("wms_inventory_sync_skus", "SKUs synced with the store"),
                 &["site_id"],
             )?,
+            // Unlabelled, so it is exported (0) by every notify-webflow, syncing or not.
+            oldest_dirty: Gauge::new(
+                "wms_inventory_sync_oldest_dirty_seconds",
+                "Seconds since the oldest SKU whose level is due to be pushed (any syncing store) became due",
+            )?,
         };
         match registry.register(Box::new(metrics.pushes.clone())) {
             Err(prometheus::Error::AlreadyReg) => return Ok(None),
@@ -47,6 +54,7 @@ impl SyncMetrics {
         registry.register(Box::new(metrics.drifting.clone()))?;
         registry.register(Box::new(metrics.pending.clone()))?;
         registry.register(Box::new(metrics.skus.clone()))?;
+        registry.register(Box::new(metrics.oldest_dirty.clone()))?;
         Ok(Some(metrics))
     }
 
@@ -59,6 +67,8 @@ impl SyncMetrics {
         let Ok(summary) = warehouse_db::inventory_sync::summary(&*client, sites).await else {
             return;
         };
+        let oldest = summary.iter().map(|s| s.oldest_dirty_secs).fold(0.0, f64::max);
+        self.oldest_dirty.set(oldest);
         for site in summary {
             self.drifting.with_label_values(&[&site.site_id]).set(site.drifting);
             self.pending.with_label_values(&[&site.site_id]).set(site.pending);

@@ -14,7 +14,10 @@
 //! meanwhile is not fulfilled: it goes to `needs_review`.
 //!
 //! The process also runs the stock-level sync of the stores with `inventory_sync` on (the
-//! `inventory-sync` crate), at the lowest priority of the same budgets.
+//! `inventory-sync` crate), at the lowest priority of the same budgets. The sync task is
+//! supervised: if it ends or panics before shutdown, the consumer drains and the process exits
+//! with an error, so Kubernetes restarts it (a worker that consumes but no longer syncs stock
+//! would stay Ready while every store's stock goes stale).
 
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
@@ -534,11 +537,12 @@ impl Handler for NotifyHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order leases), the Webflow gateway over that pool, and the handler.
+/// flight, for the per-order leases), the Webflow gateway over that pool, the handler, and the
+/// stock-level sync beside it.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,
-) -> Result<WorkerService<NotifyHandler>, StartupError> {
+) -> Result<NotifyService, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
@@ -553,13 +557,137 @@ pub async fn build(
         &settings.webflow,
         settings.inventory_sync.clone(),
     );
+    // Registered whether or not a store syncs: the stall alert's gauge is always exported.
+    if let Some(metrics) = inventory_sync::SyncMetrics::register(&base.registry)? {
+        sync = sync.with_metrics(metrics);
+    }
     if sync.is_enabled() {
-        if let Some(metrics) = inventory_sync::SyncMetrics::register(&base.registry)? {
-            sync = sync.with_metrics(metrics);
-        }
         tracing::info!(sites = ?sync.site_ids(), "inventory sync on");
     }
-    sync.spawn(shutdown);
+    let sync = sync.spawn(shutdown);
     let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
-    WorkerService::start(handler, &base)
+    let worker = WorkerService::start(handler, &base)?;
+    Ok(NotifyService { worker, sync })
+}
+
+/// The write-back consumer and the stock-level sync task it supervises.
+pub struct NotifyService {
+    worker: WorkerService<NotifyHandler>,
+    /// `None` when no store syncs.
+    sync: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl NotifyService {
+    pub fn runtime(&self) -> &worker::WorkerRuntime<NotifyHandler> {
+        self.worker.runtime()
+    }
+
+    pub fn health_port(&self) -> u16 {
+        self.worker.health_port()
+    }
+
+    /// Consumes until `shutdown`. If the sync task ends or panics first, drains the consumer
+    /// and fails, so the process exits with an error and is restarted.
+    pub async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+        let worker = self.worker;
+        supervise(|stop| worker.run_until_stopped(stop), self.sync, shutdown).await
+    }
+}
+
+impl platform::service::RunUntilStopped for NotifyService {
+    async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+        NotifyService::run_until_stopped(self, shutdown).await
+    }
+}
+
+/// Runs `run` (given a token that stops it) until `shutdown`, watching `task`: when `task`
+/// ends before `shutdown` (returned or panicked), `run` is stopped and drained, and the
+/// result is an error naming why.
+async fn supervise<F, Fut>(
+    run: F,
+    task: Option<tokio::task::JoinHandle<()>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let stop = shutdown.child_token();
+    let running = run(stop.clone());
+    tokio::pin!(running);
+    let Some(mut task) = task else {
+        running.await;
+        return Ok(());
+    };
+    tokio::select! {
+        () = &mut running => Ok(()),
+        ended = &mut task => {
+            if shutdown.is_cancelled() {
+                running.await;
+                return Ok(());
+            }
+            let why = match ended {
+                Err(error) if error.is_panic() => "panicked",
+                _ => "ended",
+            };
+            tracing::error!(why, "the inventory sync task stopped: draining the consumer and exiting, to be restarted");
+            stop.cancel();
+            running.await;
+            Err(std::io::Error::other(format!("the inventory sync task {why}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod supervision_tests {
+    use super::supervise;
+    use tokio_util::sync::CancellationToken;
+
+    /// A stand-in consumer: runs until stopped, then says it drained.
+    fn consumer(drained: std::sync::Arc<std::sync::atomic::AtomicBool>) -> impl FnOnce(CancellationToken) -> Run {
+        move |stop| {
+            Box::pin(async move {
+                stop.cancelled().await;
+                drained.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        }
+    }
+
+    type Run = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+    #[tokio::test]
+    async fn a_panicking_sync_task_drains_the_consumer_and_fails_the_process() {
+        let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(async { panic!("the sync loop broke") });
+        let shutdown = CancellationToken::new();
+        let result = supervise(consumer(drained.clone()), Some(task), shutdown.clone()).await;
+        let error = result.expect_err("the process must fail");
+        assert!(error.to_string().contains("panicked"), "{error}");
+        assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(!shutdown.is_cancelled(), "only this service's consumer is stopped");
+    }
+
+    #[tokio::test]
+    async fn a_sync_task_that_returns_early_fails_the_process() {
+        let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(async {});
+        let error = supervise(consumer(drained.clone()), Some(task), CancellationToken::new())
+            .await
+            .expect_err("the process must fail");
+        assert!(error.to_string().contains("ended"), "{error}");
+        assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn on_shutdown_both_stop_and_the_process_succeeds() {
+        let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shutdown = CancellationToken::new();
+        let sync_stop = shutdown.clone();
+        let task = tokio::spawn(async move { sync_stop.cancelled().await });
+        shutdown.cancel();
+        supervise(consumer(drained.clone()), Some(task), shutdown)
+            .await
+            .expect("a clean stop");
+        assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+    }
 }

@@ -6,13 +6,16 @@
 //! available count (migration V8), so no change is lost across crashes. The sync loop claims
 //! due rows (dirty, not pushed within the interval) with `FOR UPDATE SKIP LOCKED` in one
 //! committed statement (a claim keeps other replicas off the row for a while), pushes, and
-//! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty.
+//! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty. A claim
+//! carries a token (migration V9): results are recorded only under it, and a loop whose claim
+//! lapsed and was taken marks the row dirty instead of clean.
 
 use crate::db::Db;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// What Webflow should show for a SKU: the available count less the buffer, never below 0.
 const DESIRED: &str = "GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0)";
@@ -57,17 +60,45 @@ pub struct Claimed {
     /// What Webflow last said (finite level), if anything.
     pub webflow_level: Option<i64>,
     pub webflow_type: Option<String>,
+    /// `webflow_level` is the answer to our own last PATCH (not a webhook's word).
+    pub webflow_from_push: bool,
+    /// This claim: results are recorded only while the row still carries it.
+    pub token: Uuid,
 }
 
 impl Claimed {
-    /// Webflow already shows the level (a webhook told us after the count changed).
+    /// Webflow already shows the level: our own last PATCH set it, and nothing newer said
+    /// otherwise. A webhook's level never counts here: it may be a late echo of an older push.
     pub fn in_step(&self) -> bool {
-        self.webflow_type.as_deref() == Some("finite") && self.webflow_level == Some(self.desired)
+        self.webflow_from_push
+            && self.webflow_type.as_deref() == Some("finite")
+            && self.webflow_level == Some(self.desired)
     }
 }
 
+const CLAIMED_COLUMNS: &str = "s.site_id, s.sku, s.webflow_sku_id, s.change_seq, {DESIRED}, s.webflow_level, s.webflow_type, s.webflow_from_push, s.claim_token";
+
+fn claimed_row(row: &tokio_postgres::Row) -> Claimed {
+    Claimed {
+        site_id: row.get(0),
+        sku: row.get(1),
+        webflow_sku_id: row.get(2),
+        change_seq: row.get(3),
+        desired: row.get(4),
+        webflow_level: row.get(5),
+        webflow_type: row.get(6),
+        webflow_from_push: row.get(7),
+        token: row.get(8),
+    }
+}
+
+fn claimed_columns() -> String {
+    CLAIMED_COLUMNS.replace("{DESIRED}", DESIRED)
+}
+
 /// Claims up to `limit` due rows of `site`: dirty, of a SKU the warehouse holds, not pushed
-/// within `min_interval`, not claimed by another loop. The claim lasts `claim_for`.
+/// within `min_interval`, not claimed by another loop. The claim (a fresh token) lasts
+/// `claim_for`; [`renew`] it before each push.
 pub async fn claim<C: Db>(
     client: &C,
     site: &SyncSite,
@@ -86,10 +117,12 @@ pub async fn claim<C: Db>(
              LIMIT $3
              FOR UPDATE OF s SKIP LOCKED)
          UPDATE inventory_sync s
-             SET claimed_until = clock_timestamp() + make_interval(secs => $4), safety_buffer = $5
+             SET claimed_until = clock_timestamp() + make_interval(secs => $4), safety_buffer = $5,
+                 claim_token = $6
          FROM due, inventory i
          WHERE s.site_id = due.site_id AND s.sku = due.sku AND i.sku = s.sku
-         RETURNING s.site_id, s.sku, s.webflow_sku_id, s.change_seq, {DESIRED}, s.webflow_level, s.webflow_type"
+         RETURNING {}",
+        claimed_columns()
     );
     let rows = client
         .query(
@@ -100,29 +133,41 @@ pub async fn claim<C: Db>(
                 &limit,
                 &claim_for.as_secs_f64(),
                 &site.safety_buffer,
+                &Uuid::new_v4(),
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Claimed {
-            site_id: row.get(0),
-            sku: row.get(1),
-            webflow_sku_id: row.get(2),
-            change_seq: row.get(3),
-            desired: row.get(4),
-            webflow_level: row.get(5),
-            webflow_type: row.get(6),
-        })
-        .collect())
+    Ok(rows.iter().map(claimed_row).collect())
 }
 
-/// Gives a claimed row back untouched (no budget slot now): still dirty, due at once.
-pub async fn release<C: Db>(client: &C, site_id: &str, sku: &str) -> Result<()> {
+/// Right before a push: extends `claimed`'s claim by `hold_for` and re-reads the row (the
+/// level to push now, what Webflow last said). `None` when the claim was lost (it lapsed and
+/// another loop took the row): then do not push.
+pub async fn renew<C: Db>(client: &C, claimed: &Claimed, hold_for: Duration) -> Result<Option<Claimed>> {
+    let sql = format!(
+        "UPDATE inventory_sync s SET claimed_until = clock_timestamp() + make_interval(secs => $4)
+         FROM inventory i
+         WHERE s.site_id = $1 AND s.sku = $2 AND s.claim_token = $3 AND i.sku = s.sku
+         RETURNING {}",
+        claimed_columns()
+    );
+    let row = client
+        .query_opt(
+            &sql,
+            &[&claimed.site_id, &claimed.sku, &claimed.token, &hold_for.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.as_ref().map(claimed_row))
+}
+
+/// Gives a claimed row back untouched (no budget slot now): still dirty, due at once. Nothing
+/// when the claim was lost (the row is another loop's now).
+pub async fn release<C: Db>(client: &C, claimed: &Claimed) -> Result<()> {
     client
         .execute(
-            "UPDATE inventory_sync SET claimed_until = NULL WHERE site_id = $1 AND sku = $2",
-            &[&site_id, &sku],
+            "UPDATE inventory_sync SET claimed_until = NULL, claim_token = NULL
+             WHERE site_id = $1 AND sku = $2 AND claim_token = $3",
+            &[&claimed.site_id, &claimed.sku, &claimed.token],
         )
         .await?;
     Ok(())
@@ -134,18 +179,48 @@ pub struct Pushed {
     pub level: i64,
     pub webflow_level: Option<i64>,
     pub webflow_type: Option<String>,
+    /// When the PATCH was sent: webhooks received before it are older news.
+    pub sent_at: DateTime<Utc>,
 }
 
-/// Records a push of `claimed`'s level. The row stays dirty if its count changed meanwhile.
-pub async fn record_push<C: Db>(client: &C, claimed: &Claimed, pushed: &Pushed) -> Result<()> {
+/// How a result was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Under this loop's claim.
+    Claimed,
+    /// The claim had lapsed and another loop took the row: the row was marked dirty (and its
+    /// Webflow level unknown), so the newest level is pushed again; nothing marked clean.
+    ClaimLost,
+}
+
+/// A push landed, or may have, outside a claim still held: whatever Webflow shows now is
+/// unknown, so the row is dirty (a new `change_seq`, so a concurrent recorder does not mark it
+/// clean either) and no level of ours counts as in step.
+async fn mark_unsure<C: Db>(client: &C, site_id: &str, sku: &str) -> Result<()> {
     client
+        .execute(
+            "UPDATE inventory_sync SET dirty_since = COALESCE(dirty_since, clock_timestamp()),
+                 change_seq = change_seq + 1, webflow_from_push = false
+             WHERE site_id = $1 AND sku = $2",
+            &[&site_id, &sku],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records a push of `claimed`'s level. The row stays dirty if its count changed meanwhile;
+/// it is marked dirty when the claim was lost meanwhile.
+pub async fn record_push<C: Db>(client: &C, claimed: &Claimed, pushed: &Pushed) -> Result<Recorded> {
+    let updated = client
         .execute(
             "UPDATE inventory_sync SET
                  last_pushed_level = $3, last_pushed_at = clock_timestamp(), pushes = pushes + 1,
+                 last_push_sent_at = $8,
                  webflow_level = $4, webflow_type = $5, webflow_seen_at = clock_timestamp(),
+                 webflow_from_push = true,
                  dirty_since = CASE WHEN change_seq = $6 THEN NULL ELSE dirty_since END,
-                 claimed_until = NULL, last_error = NULL
-             WHERE site_id = $1 AND sku = $2",
+                 claimed_until = NULL, claim_token = NULL, last_error = NULL
+             WHERE site_id = $1 AND sku = $2 AND claim_token = $7",
             &[
                 &claimed.site_id,
                 &claimed.sku,
@@ -153,43 +228,59 @@ pub async fn record_push<C: Db>(client: &C, claimed: &Claimed, pushed: &Pushed) 
                 &pushed.webflow_level,
                 &pushed.webflow_type,
                 &claimed.change_seq,
+                &claimed.token,
+                &pushed.sent_at,
             ],
         )
         .await?;
-    Ok(())
+    if updated == 1 {
+        return Ok(Recorded::Claimed);
+    }
+    mark_unsure(client, &claimed.site_id, &claimed.sku).await?;
+    Ok(Recorded::ClaimLost)
 }
 
 /// Webflow already shows the level: clean, without a call (unless the count changed meanwhile).
-pub async fn record_in_step<C: Db>(client: &C, claimed: &Claimed) -> Result<()> {
-    client
+/// Nothing when the claim was lost.
+pub async fn record_in_step<C: Db>(client: &C, claimed: &Claimed) -> Result<Recorded> {
+    let updated = client
         .execute(
             "UPDATE inventory_sync SET
                  dirty_since = CASE WHEN change_seq = $3 THEN NULL ELSE dirty_since END,
-                 claimed_until = NULL
-             WHERE site_id = $1 AND sku = $2",
-            &[&claimed.site_id, &claimed.sku, &claimed.change_seq],
+                 claimed_until = NULL, claim_token = NULL
+             WHERE site_id = $1 AND sku = $2 AND claim_token = $4",
+            &[&claimed.site_id, &claimed.sku, &claimed.change_seq, &claimed.token],
         )
         .await?;
-    Ok(())
+    Ok(if updated == 1 {
+        Recorded::Claimed
+    } else {
+        Recorded::ClaimLost
+    })
 }
 
-/// A push failed: the row stays dirty and is left alone for `back_off`.
-pub async fn record_failure<C: Db>(
-    client: &C,
-    site_id: &str,
-    sku: &str,
-    error: &str,
-    back_off: Duration,
-) -> Result<()> {
-    client
+/// A push failed: the row stays dirty and is left alone for `back_off`. The PATCH may have
+/// landed, so Webflow's level is unknown. When the claim was lost, the row is marked dirty.
+pub async fn record_failure<C: Db>(client: &C, claimed: &Claimed, error: &str, back_off: Duration) -> Result<Recorded> {
+    let updated = client
         .execute(
-            "UPDATE inventory_sync SET last_error = $3,
-                 claimed_until = clock_timestamp() + make_interval(secs => $4)
-             WHERE site_id = $1 AND sku = $2",
-            &[&site_id, &sku, &error, &back_off.as_secs_f64()],
+            "UPDATE inventory_sync SET last_error = $3, webflow_from_push = false,
+                 claimed_until = clock_timestamp() + make_interval(secs => $4), claim_token = NULL
+             WHERE site_id = $1 AND sku = $2 AND claim_token = $5",
+            &[
+                &claimed.site_id,
+                &claimed.sku,
+                &error,
+                &back_off.as_secs_f64(),
+                &claimed.token,
+            ],
         )
         .await?;
-    Ok(())
+    if updated == 1 {
+        return Ok(Recorded::Claimed);
+    }
+    mark_unsure(client, &claimed.site_id, &claimed.sku).await?;
+    Ok(Recorded::ClaimLost)
 }
 
 /// What an `ecomm_inventory_changed` webhook told us, against the warehouse.
@@ -203,11 +294,16 @@ pub struct Observation {
     pub agrees: bool,
     /// The row was marked dirty (the warehouse's level is pushed again).
     pub push_again: bool,
+    /// The webhook was received before our last push was sent: older news (a late echo of an
+    /// earlier push, say). Not recorded, and no drift.
+    pub stale: bool,
 }
 
 /// Records the level Webflow reported for `webflow_sku_id` of `site_id` (`None`: infinite or
-/// not given). When it disagrees with the warehouse and the site syncs, the row is marked
-/// dirty, so the warehouse's level is pushed again. `None` when the SKU is not known here.
+/// not given) in a webhook received at `received_at`. When it disagrees with the warehouse and
+/// the site syncs, the row is marked dirty, so the warehouse's level is pushed again. A webhook
+/// received before our last push was sent is stale: nothing is recorded. `None` when the SKU
+/// is not known here.
 pub async fn observe<C: Db>(
     client: &C,
     site_id: &str,
@@ -215,37 +311,54 @@ pub async fn observe<C: Db>(
     level: Option<i64>,
     inventory_type: Option<&str>,
     syncing: bool,
+    received_at: Option<DateTime<Utc>>,
 ) -> Result<Option<Observation>> {
     let sql = format!(
         "WITH target AS (
-             SELECT s.site_id, s.sku, COALESCE(i.on_hand - i.reserved, 0) AS available, {DESIRED} AS desired
+             SELECT s.site_id, s.sku, COALESCE(i.on_hand - i.reserved, 0) AS available, {DESIRED} AS desired,
+                    COALESCE($6::timestamptz < s.last_push_sent_at, false) AS stale
              FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
              WHERE s.site_id = $1 AND s.webflow_sku_id = $2
-             LIMIT 1)
+             LIMIT 1),
+         judged AS (
+             SELECT t.*, NOT t.stale AND ($3::bigint IS DISTINCT FROM t.desired OR $4 IS DISTINCT FROM 'finite') AS drift
+             FROM target t)
          UPDATE inventory_sync s SET
-             webflow_level = $3, webflow_type = $4, webflow_seen_at = clock_timestamp(),
-             drift_events = drift_events + CASE WHEN $3::bigint IS DISTINCT FROM t.desired
-                                                  OR $4 IS DISTINCT FROM 'finite' THEN 1 ELSE 0 END,
-             dirty_since = CASE WHEN $5 AND ($3::bigint IS DISTINCT FROM t.desired OR $4 IS DISTINCT FROM 'finite')
-                                THEN COALESCE(s.dirty_since, clock_timestamp()) ELSE s.dirty_since END,
-             change_seq = CASE WHEN $5 AND ($3::bigint IS DISTINCT FROM t.desired OR $4 IS DISTINCT FROM 'finite')
-                               THEN s.change_seq + 1 ELSE s.change_seq END
-         FROM target t
+             webflow_level = CASE WHEN t.stale THEN s.webflow_level ELSE $3 END,
+             webflow_type = CASE WHEN t.stale THEN s.webflow_type ELSE $4 END,
+             webflow_seen_at = CASE WHEN t.stale THEN s.webflow_seen_at ELSE clock_timestamp() END,
+             webflow_from_push = s.webflow_from_push AND t.stale,
+             drift_events = drift_events + CASE WHEN t.drift THEN 1 ELSE 0 END,
+             dirty_since = CASE WHEN $5 AND t.drift THEN COALESCE(s.dirty_since, clock_timestamp()) ELSE s.dirty_since END,
+             change_seq = CASE WHEN $5 AND t.drift THEN s.change_seq + 1 ELSE s.change_seq END
+         FROM judged t
          WHERE s.site_id = t.site_id AND s.sku = t.sku
-         RETURNING s.sku, t.available, t.desired"
+         RETURNING s.sku, t.available, t.desired, t.stale"
     );
     let row = client
-        .query_opt(&sql, &[&site_id, &webflow_sku_id, &level, &inventory_type, &syncing])
+        .query_opt(
+            &sql,
+            &[
+                &site_id,
+                &webflow_sku_id,
+                &level,
+                &inventory_type,
+                &syncing,
+                &received_at,
+            ],
+        )
         .await?;
     Ok(row.map(|row| {
         let desired: i64 = row.get(2);
+        let stale: bool = row.get(3);
         let agrees = inventory_type == Some("finite") && level == Some(desired);
         Observation {
             sku: row.get(0),
             available: row.get(1),
             desired,
             agrees,
-            push_again: syncing && !agrees,
+            push_again: syncing && !agrees && !stale,
+            stale,
         }
     }))
 }
@@ -307,13 +420,23 @@ pub async fn status_of_sku<C: Db>(client: &C, sku: &str) -> Result<Vec<SyncStatu
     Ok(client.query(&sql, &[&sku]).await?.iter().map(status_row).collect())
 }
 
-/// Every SKU's sync with the given stores (all of them when `sites` is empty).
-pub async fn status<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SyncStatus>> {
+/// The most rows [`status`] returns.
+pub const STATUS_LIMIT: i64 = 1_000;
+
+/// Every SKU's sync with the given stores (`None`: every store), at most `limit` rows
+/// (capped at [`STATUS_LIMIT`]).
+pub async fn status<C: Db>(client: &C, sites: Option<&[String]>, limit: i64) -> Result<Vec<SyncStatus>> {
     let sql = format!(
         "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
-         WHERE cardinality($1::text[]) = 0 OR s.site_id = ANY($1) ORDER BY s.site_id, s.sku"
+         WHERE $1::text[] IS NULL OR s.site_id = ANY($1) ORDER BY s.site_id, s.sku LIMIT $2"
     );
-    Ok(client.query(&sql, &[&sites]).await?.iter().map(status_row).collect())
+    let limit = limit.clamp(0, STATUS_LIMIT);
+    Ok(client
+        .query(&sql, &[&sites, &limit])
+        .await?
+        .iter()
+        .map(status_row)
+        .collect())
 }
 
 /// Per site: SKUs whose Webflow level disagrees with the warehouse (Webflow has spoken, and
@@ -324,6 +447,8 @@ pub struct SiteSummary {
     pub skus: i64,
     pub drifting: i64,
     pub pending: i64,
+    /// Seconds since the oldest pending SKU became dirty (0 when none is).
+    pub oldest_dirty_secs: f64,
 }
 
 pub async fn summary<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SiteSummary>> {
@@ -333,7 +458,8 @@ pub async fn summary<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SiteSumm
                     count(*) FILTER (WHERE s.webflow_seen_at IS NOT NULL AND NOT COALESCE(
                         s.webflow_type = 'finite' AND s.webflow_level =
                             GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0), false)),
-                    count(*) FILTER (WHERE s.dirty_since IS NOT NULL)
+                    count(*) FILTER (WHERE s.dirty_since IS NOT NULL),
+                    COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(s.dirty_since))::float8, 0)
              FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
              WHERE s.site_id = ANY($1) GROUP BY s.site_id ORDER BY s.site_id",
             &[&sites],
@@ -346,6 +472,7 @@ pub async fn summary<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SiteSumm
             skus: row.get(1),
             drifting: row.get(2),
             pending: row.get(3),
+            oldest_dirty_secs: row.get(4),
         })
         .collect())
 }

@@ -336,13 +336,31 @@ pub struct RefundOrderRequest {
     pub reason: Option<RefundReason>,
 }
 
+/// A SKU's kind of stock (docs/webflow-api.md §6): a counted level, or unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryType {
+    #[default]
+    Finite,
+    Infinite,
+}
+
+impl InventoryType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finite => "finite",
+            Self::Infinite => "infinite",
+        }
+    }
+}
+
 /// `ecomm_inventory_changed` payload and the inventory endpoints' `InventoryItem`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InventoryItem {
     pub id: Option<String>,
     pub quantity: Option<f64>,
-    pub inventory_type: Option<String>,
+    pub inventory_type: Option<InventoryType>,
 }
 
 /// `PATCH /collections/{sku_collection_id}/items/{sku_id}/inventory` (docs/webflow-api.md §6):
@@ -350,7 +368,7 @@ pub struct InventoryItem {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateInventoryRequest {
-    pub inventory_type: String,
+    pub inventory_type: InventoryType,
     /// Whole units (the warehouse counts units; sent as a JSON integer).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub quantity: Option<i64>,
@@ -362,7 +380,7 @@ impl UpdateInventoryRequest {
     /// A finite stock of exactly `quantity` (what the bridge sends).
     pub fn finite(quantity: i64) -> Self {
         Self {
-            inventory_type: "finite".into(),
+            inventory_type: InventoryType::Finite,
             quantity: Some(quantity),
             update_quantity: None,
         }

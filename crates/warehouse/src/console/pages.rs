@@ -1062,7 +1062,12 @@ pub async fn inventory(state: web::Data<AppState>, request: HttpRequest, query: 
     let session = session(&state, &request)?;
     let client = state.pool.get().await?;
     let rows = db::inventory(&*client, session.operator.site_filter()).await?;
-    let synced = warehouse_db::inventory_sync::status(&*client, session.operator.site_filter().unwrap_or(&[])).await?;
+    let synced = warehouse_db::inventory_sync::status(
+        &*client,
+        session.operator.site_filter(),
+        warehouse_db::inventory_sync::STATUS_LIMIT,
+    )
+    .await?;
     let floor = session.operator.role >= Role::Floor;
     let body = html! {
         h1 { "Inventory" }
