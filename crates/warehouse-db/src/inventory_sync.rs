@@ -20,25 +20,6 @@ use uuid::Uuid;
 /// What Webflow should show for a SKU: the available count less the buffer, never below 0.
 const DESIRED: &str = "GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0)";
 
-/// Records that `order_pk`'s site sells `sku` as Webflow SKU `webflow_sku_id` (a new or
-/// changed mapping is dirty: its level is pushed).
-pub async fn learn<C: Db>(client: &C, order_pk: i64, sku: &str, webflow_sku_id: &str) -> Result<()> {
-    client
-        .execute(
-            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
-             SELECT o.site_id, $2, $3 FROM orders o
-             WHERE o.id = $1 AND NOT EXISTS (SELECT 1 FROM inventory_sync s
-                 WHERE s.site_id = o.site_id AND s.sku = $2 AND s.webflow_sku_id = $3)
-             ON CONFLICT (site_id, sku) DO UPDATE
-                 SET webflow_sku_id = EXCLUDED.webflow_sku_id,
-                     dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
-                     change_seq = inventory_sync.change_seq + 1",
-            &[&order_pk, &sku, &webflow_sku_id],
-        )
-        .await?;
-    Ok(())
-}
-
 /// A site whose rows a sync loop may claim, with its buffer.
 #[derive(Debug, Clone)]
 pub struct SyncSite {

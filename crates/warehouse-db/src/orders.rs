@@ -251,7 +251,9 @@ async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&str], vari
              ON CONFLICT (site_id, sku) DO UPDATE
                  SET webflow_sku_id = EXCLUDED.webflow_sku_id,
                      dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
-                     change_seq = inventory_sync.change_seq + 1",
+                     change_seq = inventory_sync.change_seq + 1,
+                     -- What Webflow said was of the SKU's former id.
+                     webflow_from_push = false",
             &[&order_pk, &skus, &variants],
         )
         .await?;
