@@ -118,7 +118,7 @@ pub fn connect_options(database: &DatabaseSettings, pool_size: usize) -> warehou
 /// what `platform::service::launch` needs of it. Each service still writes its own
 /// `Validate`, since what it requires differs.
 ///
-/// ```ignore
+/// ```text
 /// service_base::service_settings! {
 ///     /// `enrich`'s settings.
 ///     pub struct Settings {
