@@ -366,7 +366,7 @@ impl Default for AmqpSettings {
             namespace: "wms".into(),
             delivery_limit: 10,
             quorum_initial_group_size: 3,
-            retry_delays_ms: vec![100, 250, 500, 1_000, 5_000, 30_000, 120_000, 600_000],
+            retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             reconnect: default_reconnect(),
         }
     }

@@ -3,7 +3,7 @@
 //! pauses the whole budget for `Retry-After`.
 //!
 //! **No head-of-line blocking.** A call sleeps for its slot only when the slot is within
-//! `webflow.budget.horizon_ms` (a quarter of a second by default). A further slot is *reserved* in the token's
+//! `webflow.budget.horizon_ms` (about a second). A further slot is *reserved* in the token's
 //! schedule and the call fails with [`GatewayError::Busy`], a deferral carrying the
 //! reservation as its resume token: the consumer runtime parks the message in the broker (no
 //! attempt used, no worker or prefetch slot held) and hands the token back when the message

@@ -78,8 +78,7 @@ pub struct WebflowSettings {
 pub struct BudgetSettings {
     /// A call sleeps for its slot only when the slot is at most this far away; a further slot
     /// is reserved and the message deferred through the broker (no worker slot held meanwhile).
-    /// Keep it at least twice the smallest `amqp.retry_delays_ms` tier. It bounds the worker
-    /// slots one busy token holds asleep (about `horizon / slot spacing`).
+    /// Keep it at least the smallest `amqp.retry_delays_ms` tier.
     pub horizon_ms: u64,
     /// Added to every 60-second window (slots are `(60 s + margin) / limit` apart), so network
     /// jitter between calls never puts `limit + 1` calls in one window of Webflow's.
@@ -98,7 +97,7 @@ pub struct BudgetSettings {
 impl Default for BudgetSettings {
     fn default() -> Self {
         Self {
-            horizon_ms: 250,
+            horizon_ms: 1_000,
             window_margin_ms: 1_000,
             enrichment_queue_secs: 15,
             reservation_grace_ms: 100,
