@@ -7,8 +7,6 @@
 # Runs on its own: scripts/bench.sh calls it last; or `BIN=target/debug scripts/bench-inventory.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
-SITE=65f0c0ffee0000000000beef
 NAMESPACE=${INV_NAMESPACE:-bench-inv}
 DB=${INV_DB:-wms_bench_inv}
 INGRESS_PORT=${INV_INGRESS_PORT:-18180}
@@ -19,43 +17,26 @@ INV_LIMIT=${INV_LIMIT:-600}
 INV_INTERVAL=${INV_INTERVAL:-30}
 # Orders placed per second (0: all at once, as fast as the simulator takes them).
 INV_RATE=${INV_RATE:-0}
-LOGS=.bench
-mkdir -p "$LOGS"
-pids=()
-delete_queues() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local queues
-  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$NAMESPACE\\." || true)
-  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
-}
+source scripts/bench-common.sh
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  delete_queues
+  stop_bench_processes
+  delete_bench_queues
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-export WMS__PROFILE=local
-export WMS__AMQP__NAMESPACE=$NAMESPACE
-export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$DB
-export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE
-export WMS__WEBFLOW__SITES__BENCH__WEBHOOK_SECRETS=bench-secret
-export WMS__WEBFLOW__SITES__BENCH__API_TOKEN=bench-token
 export WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE=$INV_LIMIT
 export WMS__WEBFLOW__SITES__BENCH__INVENTORY_SYNC=true
 # The simulator's SKU collection of $SITE (webflow_sim::state::sku_collection_id).
 export WMS__WEBFLOW__SITES__BENCH__SKU_COLLECTION_ID=5c${SITE:2}
 export WMS__INVENTORY_SYNC__MIN_INTERVAL_SECS=$INV_INTERVAL
 export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$SIM_PORT/v2
-export WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true
-export WMS__TELEMETRY__LOG_LEVEL=warn
 export WMS__WORKER__CONCURRENCY=8
 export WMS__DATABASE__POOL_SIZE=4
 
 echo "== stock levels back to the storefront: $INV_ORDERS orders over $INV_SKUS SKUs, sync on (interval ${INV_INTERVAL} s), Webflow limited to $INV_LIMIT/min"
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-delete_queues
+fresh_bench_database
+delete_bench_queues
 WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/inv-ingress.log" 2>&1 & pids+=("$!")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
 WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/inv-enrich.log" 2>&1 & pids+=("$!")

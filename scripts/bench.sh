@@ -4,8 +4,6 @@
 # "wms_bench"), then cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
-SITE=65f0c0ffee0000000000beef
 NAMESPACE=${NAMESPACE:-bench}
 DB=${DB:-wms_bench}
 INGRESS_PORT=${INGRESS_PORT:-18080}
@@ -23,37 +21,19 @@ DRAIN_LIMIT=${DRAIN_LIMIT:-600}
 SIM_PORT=${SIM_PORT:-18090}
 SIM2_PORT=${SIM2_PORT:-18091}
 SKUS=${SKUS:-50}
-LOGS=.bench
-mkdir -p "$LOGS"
-pids=()
-delete_bench_queues() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local queues
-  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$NAMESPACE\\." || true)
-  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
-}
+source scripts/bench-common.sh
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_bench_processes
   delete_bench_queues
 }
 trap cleanup EXIT
 
-# A local run: the simulator, the sandbox carrier and plain-http Webflow are allowed only here.
-export WMS__PROFILE=local
-export WMS__AMQP__NAMESPACE=$NAMESPACE
-export WMS__DATABASE__URL=postgres://postgres@127.0.0.1:5432/$DB
-export WMS__WEBFLOW__SITES__BENCH__SITE_ID=$SITE
-export WMS__WEBFLOW__SITES__BENCH__WEBHOOK_SECRETS=bench-secret
-export WMS__WEBFLOW__SITES__BENCH__API_TOKEN=bench-token
 export WMS__WEBFLOW__SITES__BENCH__RATE_LIMIT_PER_MINUTE=1000000
 export WMS__WEBFLOW__API_BASE_URL=http://127.0.0.1:$FAKE_PORT/v2
-export WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true
-export WMS__TELEMETRY__LOG_LEVEL=warn
 export WMS__WORKER__CONCURRENCY=16
 export WMS__DATABASE__POOL_SIZE=8
 
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+fresh_bench_database
 delete_bench_queues
 # BENCH_ONLY=fair runs only the last block, per-store fair scheduling (scripts/bench-fair.sh).
 if [[ ${BENCH_ONLY:-} == fair ]]; then source scripts/bench-fair.sh; exit 0; fi
@@ -88,7 +68,7 @@ echo "== whole pipeline: order placed in the simulator -> fulfilled ($FLOW_ORDER
 # A fresh database: the orders above are `reserved` and would otherwise be packed, shipped and
 # written back too, to a Webflow that never heard of them.
 kill "$enrich_pid" "$reserve_pid" "$fake_pid"; wait "$enrich_pid" "$reserve_pid" "$fake_pid" 2>/dev/null || true
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+fresh_bench_database
 pg_log=()
 if [[ -n $PG_LOG ]]; then
   psql -q -h 127.0.0.1 -U postgres -c "ALTER DATABASE $DB SET log_statement = 'all'"

@@ -395,12 +395,11 @@ impl EnrichHandler {
         }
         audit::record(
             tx,
-            AuditEntry {
-                site_id: Some(site_id.as_str()),
-                order_id: None,
-                kind: AuditKind::InventoryChanged,
-                actor: ACTOR,
-                detail: serde_json::json!({
+            AuditEntry::for_site(
+                site_id.as_str(),
+                AuditKind::InventoryChanged,
+                ACTOR,
+                serde_json::json!({
                     "variant_id": variant,
                     "webflow_quantity": item.quantity,
                     "inventory_type": item.inventory_type,
@@ -412,7 +411,7 @@ impl EnrichHandler {
                     "push_again": observed.as_ref().is_some_and(|o| o.push_again),
                     "stale": stale,
                 }),
-            },
+            ),
         )
         .await?;
         Ok(())
@@ -492,13 +491,7 @@ impl<'a> IncomingOrder<'a> {
 
     /// An audit entry about this order.
     fn audit(&self, kind: AuditKind, detail: serde_json::Value) -> AuditEntry<'a> {
-        AuditEntry {
-            site_id: Some(self.site_id().as_str()),
-            order_id: Some(self.order_id().as_str()),
-            kind,
-            actor: ACTOR,
-            detail,
-        }
+        AuditEntry::about(self.site_id().as_str(), self.order_id().as_str(), kind, ACTOR, detail)
     }
 }
 
@@ -651,20 +644,15 @@ async fn correct_address(
     if before_packing {
         orders::update_shipping_address(tx, record.id, address).await?;
     }
+    // Which fields changed, never their values (customer data stays out of the log).
+    let detail = serde_json::json!({
+        "applied": before_packing,
+        "state": record.state.as_str(),
+        "changed_fields": changed_fields(record.shipping_address.as_ref(), address),
+    });
     audit::record(
         tx,
-        AuditEntry {
-            site_id: Some(&record.site_id),
-            order_id: Some(&record.webflow_order_id),
-            kind: AuditKind::AddressCorrected,
-            actor: ACTOR,
-            // Which fields changed, never their values (customer data stays out of the log).
-            detail: serde_json::json!({
-                "applied": before_packing,
-                "state": record.state.as_str(),
-                "changed_fields": changed_fields(record.shipping_address.as_ref(), address),
-            }),
-        },
+        AuditEntry::for_order(record, AuditKind::AddressCorrected, ACTOR, detail),
     )
     .await?;
     Ok(())
@@ -683,22 +671,17 @@ async fn address_after_override(
         return Ok(());
     }
     orders::set_address_override_base(tx, record.id, webflow_now).await?;
+    // Both addresses: the operator needs them to decide (the stored one is kept).
+    let detail = serde_json::json!({
+        "applied": false,
+        "conflict": "Webflow's address changed after the warehouse corrected it",
+        "warehouse_address": record.shipping_address,
+        "webflow_address": webflow_now,
+        "changed_fields": changed_fields(Some(webflow_before), webflow_now),
+    });
     audit::record(
         tx,
-        AuditEntry {
-            site_id: Some(&record.site_id),
-            order_id: Some(&record.webflow_order_id),
-            kind: AuditKind::AddressCorrected,
-            actor: ACTOR,
-            // Both addresses: the operator needs them to decide (the stored one is kept).
-            detail: serde_json::json!({
-                "applied": false,
-                "conflict": "Webflow's address changed after the warehouse corrected it",
-                "warehouse_address": record.shipping_address,
-                "webflow_address": webflow_now,
-                "changed_fields": changed_fields(Some(webflow_before), webflow_now),
-            }),
-        },
+        AuditEntry::for_order(record, AuditKind::AddressCorrected, ACTOR, detail),
     )
     .await?;
     if !record.state.is_terminal() {

@@ -250,12 +250,11 @@ impl InventorySync {
                 let recorded = rows::record_push(&tx, &row, &pushed).await?;
                 audit::record(
                     &tx,
-                    AuditEntry {
-                        site_id: Some(&row.site_id),
-                        order_id: None,
-                        kind: AuditKind::InventoryPushed,
-                        actor: ACTOR,
-                        detail: serde_json::json!({
+                    AuditEntry::for_site(
+                        &row.site_id,
+                        AuditKind::InventoryPushed,
+                        ACTOR,
+                        serde_json::json!({
                             "sku": row.sku,
                             "webflow_sku_id": row.webflow_sku_id,
                             "level": row.desired,
@@ -263,7 +262,7 @@ impl InventorySync {
                             "claim_lost": recorded == Recorded::ClaimLost,
                             "call": response.call,
                         }),
-                    },
+                    ),
                 )
                 .await?;
                 tx.commit().await.map_err(warehouse_db::DbError::from)?;

@@ -64,6 +64,28 @@ pub struct WebhookTarget {
     pub client: reqwest::Client,
 }
 
+/// Where the `ingress` and `pipeline` scenarios send webhooks, and their signing secret.
+#[derive(clap::Args, Debug)]
+pub struct WebhookEndpoint {
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080/webhooks/webflow/65f0c0ffee0000000000beef"
+    )]
+    pub url: String,
+    #[arg(long, default_value = "bench-secret")]
+    pub secret: String,
+}
+
+impl WebhookEndpoint {
+    pub fn target(&self, client: reqwest::Client) -> WebhookTarget {
+        WebhookTarget {
+            url: self.url.clone(),
+            secret: self.secret.clone(),
+            client,
+        }
+    }
+}
+
 /// A webhook signed ahead of time, so signing cost stays out of the measured window.
 #[derive(Clone)]
 pub struct Signed {

@@ -22,6 +22,7 @@
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
 use platform::settings::{SettingsError, Validate};
+use secrecy::SecretString;
 use service_base::{ServiceBase, StartupError};
 use std::collections::HashMap;
 use warehouse_db::Transaction;
@@ -32,7 +33,7 @@ use warehouse_db::{floor, orders};
 use webflow::{
     CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
 };
-use webflow::{SiteSettings, WebflowSettings};
+use webflow::{SiteSettings, WebflowClient, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
@@ -155,19 +156,39 @@ impl Session<'_> {
 
     /// Reads the order from Webflow (the truth after an unknown outcome).
     async fn read(&mut self) -> Result<&Order, HandlerError> {
-        let (site, id) = (self.site_id.clone(), self.order_id.clone());
         let response = self
-            .handler
-            .gateway
-            .call_resuming(
-                &self.site_id,
-                Priority::WriteBack,
-                &mut self.resume,
-                |client, token| async move { client.get_order(&token, site.as_str(), id.as_str()).await },
-            )
+            .call(|client, token, site, id| async move { client.get_order(&token, site.as_str(), id.as_str()).await })
             .await;
         let response = self.record(response)?;
         Ok(self.seen.insert(response))
+    }
+
+    /// One Webflow call about this order at write-back priority (in the budget slot reserved
+    /// on an earlier delivery, if any).
+    async fn call<T, F, Fut>(&mut self, call: F) -> Result<webflow::ApiResponse<T>, GatewayError>
+    where
+        F: FnOnce(WebflowClient, SecretString, SiteId, OrderId) -> Fut,
+        Fut: std::future::Future<Output = Result<webflow::ApiResponse<T>, webflow::WebflowError>>,
+    {
+        let (site, id) = (self.site_id.clone(), self.order_id.clone());
+        self.handler
+            .gateway
+            .call_resuming(&self.site_id, Priority::WriteBack, &mut self.resume, |client, token| {
+                call(client, token, site, id)
+            })
+            .await
+    }
+
+    /// The write of `step` (announced with `begin`): a call that was not sent is taken back;
+    /// the answer is recorded.
+    async fn write<F, Fut>(&mut self, step: &WriteStep, call: F) -> Result<Order, HandlerError>
+    where
+        F: FnOnce(WebflowClient, SecretString, SiteId, OrderId) -> Fut,
+        Fut: std::future::Future<Output = Result<webflow::ApiResponse<Order>, webflow::WebflowError>>,
+    {
+        let response = self.call(call).await;
+        self.withdraw_unsent(step, &response).await?;
+        self.record(response)
     }
 
     fn record(&mut self, response: Result<webflow::ApiResponse<Order>, GatewayError>) -> Result<Order, HandlerError> {
@@ -205,19 +226,10 @@ impl Session<'_> {
     }
 
     async fn patch(&mut self, step: &WriteStep, body: UpdateOrderRequest) -> Result<Order, HandlerError> {
-        let (site, id) = (self.site_id.clone(), self.order_id.clone());
-        let response = self
-            .handler
-            .gateway
-            .call_resuming(
-                &self.site_id,
-                Priority::WriteBack,
-                &mut self.resume,
-                |client, token| async move { client.update_order(&token, site.as_str(), id.as_str(), &body).await },
-            )
-            .await;
-        self.withdraw_unsent(step, &response).await?;
-        self.record(response)
+        self.write(step, |client, token, site, id| async move {
+            client.update_order(&token, site.as_str(), id.as_str(), &body).await
+        })
+        .await
     }
 }
 
@@ -306,20 +318,11 @@ impl NotifyHandler {
                     send_order_fulfilled_email: send_email,
                 };
                 session.begin(&WriteStep::Fulfill, &body).await?;
-                let (site, id) = (session.site_id.clone(), session.order_id.clone());
-                let response =
-                    self.gateway
-                        .call_resuming(
-                            &session.site_id,
-                            Priority::WriteBack,
-                            &mut session.resume,
-                            |client, token| async move {
-                                client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
-                            },
-                        )
-                        .await;
-                session.withdraw_unsent(&WriteStep::Fulfill, &response).await?;
-                session.record(response)?;
+                session
+                    .write(&WriteStep::Fulfill, |client, token, site, id| async move {
+                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
+                    })
+                    .await?;
                 session.finish(&WriteStep::Fulfill, Some(200));
                 Ok(Outcome::Fulfilled)
             }
@@ -339,18 +342,11 @@ impl NotifyHandler {
             reason: Some(RefundReason::from_wire(reason)),
         };
         session.begin(&WriteStep::Refund, &body).await?;
-        let (site, id) = (session.site_id.clone(), session.order_id.clone());
-        let response = self
-            .gateway
-            .call_resuming(
-                &session.site_id,
-                Priority::WriteBack,
-                &mut session.resume,
-                |client, token| async move { client.refund_order(&token, site.as_str(), id.as_str(), &body).await },
-            )
-            .await;
-        session.withdraw_unsent(&WriteStep::Refund, &response).await?;
-        session.record(response)?;
+        session
+            .write(&WriteStep::Refund, |client, token, site, id| async move {
+                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
+            })
+            .await?;
         session.finish(&WriteStep::Refund, Some(200));
         Ok(Outcome::Refunded(reason.to_owned()))
     }
@@ -497,12 +493,13 @@ impl Handler for NotifyHandler {
         let entries: Vec<AuditEntry<'_>> = prepared
             .calls
             .iter()
-            .map(|call| AuditEntry {
-                site_id: Some(&order.site_id),
-                order_id: Some(&order.webflow_order_id),
-                kind: AuditKind::ApiCall,
-                actor: ACTOR,
-                detail: serde_json::to_value(call).unwrap_or_default(),
+            .map(|call| {
+                AuditEntry::for_order(
+                    &order,
+                    AuditKind::ApiCall,
+                    ACTOR,
+                    serde_json::to_value(call).unwrap_or_default(),
+                )
             })
             .collect();
         audit::record_many(tx, &entries).await?;

@@ -118,13 +118,12 @@ async fn try_reserve(
         // Already reserved (a redelivered or replayed event), or cancelled meanwhile.
         audit::record(
             tx,
-            AuditEntry {
-                site_id: Some(&order.site_id),
-                order_id: Some(&order.webflow_order_id),
-                kind: AuditKind::IgnoredEvent,
-                actor: ACTOR,
-                detail: serde_json::json!({"event": message.routing_key, "state": order.state.as_str()}),
-            },
+            AuditEntry::for_order(
+                order,
+                AuditKind::IgnoredEvent,
+                ACTOR,
+                serde_json::json!({"event": message.routing_key, "state": order.state.as_str()}),
+            ),
         )
         .await?;
         return Ok(false);
@@ -187,13 +186,12 @@ async fn cancel(
     orders::transition(tx, order, OrderState::Cancelled, Some(reason), ACTOR).await?;
     audit::record(
         tx,
-        AuditEntry {
-            site_id: Some(&order.site_id),
-            order_id: Some(&order.webflow_order_id),
-            kind: AuditKind::ReservationReleased,
-            actor: ACTOR,
-            detail: serde_json::json!({"released": released}),
-        },
+        AuditEntry::for_order(
+            order,
+            AuditKind::ReservationReleased,
+            ACTOR,
+            serde_json::json!({"released": released}),
+        ),
     )
     .await?;
     let site_id = domain::SiteId::new(order.site_id.clone());

@@ -233,8 +233,6 @@ fn carrier_error(error: CarrierError) -> HandlerError {
     }
 }
 
-impl ShipHandler {}
-
 impl Handler for ShipHandler {
     const NAME: &'static str = consumer::SHIP;
     type Prepared = Prepared;
@@ -330,6 +328,13 @@ impl Handler for ShipHandler {
 }
 
 impl ShipHandler {
+    /// The audit entry of a carrier call about `order`: `detail`, with the API and the carrier.
+    fn carrier_call<'a>(&self, order: &'a orders::OrderRecord, mut detail: serde_json::Value) -> AuditEntry<'a> {
+        detail["api"] = "carrier".into();
+        detail["carrier"] = self.carrier.kind().as_str().into();
+        AuditEntry::for_order(order, AuditKind::ApiCall, ACTOR, detail)
+    }
+
     /// Records a carrier call's outcome (in the handler's transaction, under the lease).
     async fn record(
         &self,
@@ -345,22 +350,11 @@ impl ShipHandler {
         match outcome {
             Outcome::Voided { label } => {
                 floor::mark_voided(tx, order_pk, label.as_deref()).await?;
-                audit::record(
-                    tx,
-                    AuditEntry {
-                        site_id: Some(&order.site_id),
-                        order_id: Some(&order.webflow_order_id),
-                        kind: AuditKind::ApiCall,
-                        actor: ACTOR,
-                        detail: serde_json::json!({
-                            "api": "carrier",
-                            "carrier": self.carrier.kind().as_str(),
-                            "voided_label": label,
-                            "reason": "the order was cancelled while its label was being bought",
-                        }),
-                    },
-                )
-                .await?;
+                let detail = serde_json::json!({
+                    "voided_label": label,
+                    "reason": "the order was cancelled while its label was being bought",
+                });
+                audit::record(tx, self.carrier_call(&order, detail)).await?;
                 Ok(())
             }
             Outcome::Refused { error } => {
@@ -398,24 +392,13 @@ impl ShipHandler {
                 )
                 .await?;
                 let consumed = floor::consume_reservations(tx, order_pk).await?;
-                audit::record(
-                    tx,
-                    AuditEntry {
-                        site_id: Some(&order.site_id),
-                        order_id: Some(&order.webflow_order_id),
-                        kind: AuditKind::ApiCall,
-                        actor: ACTOR,
-                        detail: serde_json::json!({
-                            "api": "carrier",
-                            "carrier": self.carrier.kind().as_str(),
-                            "label": booking.external_id,
-                            "tracking_number": booking.tracking_number,
-                            "reused_existing_label": reused,
-                            "consumed": consumed,
-                        }),
-                    },
-                )
-                .await?;
+                let detail = serde_json::json!({
+                    "label": booking.external_id,
+                    "tracking_number": booking.tracking_number,
+                    "reused_existing_label": reused,
+                    "consumed": consumed,
+                });
+                audit::record(tx, self.carrier_call(&order, detail)).await?;
                 orders::transition(tx, &order, OrderState::Shipped, None, ACTOR).await?;
                 effects.emit(
                     Self::NAME,

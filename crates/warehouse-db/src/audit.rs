@@ -90,6 +90,46 @@ pub struct AuditEntry<'a> {
     pub detail: serde_json::Value,
 }
 
+impl<'a> AuditEntry<'a> {
+    /// An entry about the order `order_id` of `site_id`.
+    pub fn about(
+        site_id: &'a str,
+        order_id: &'a str,
+        kind: AuditKind,
+        actor: &'a str,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            site_id: Some(site_id),
+            order_id: Some(order_id),
+            kind,
+            actor,
+            detail,
+        }
+    }
+
+    /// An entry about a stored order.
+    pub fn for_order(
+        order: &'a crate::orders::OrderRecord,
+        kind: AuditKind,
+        actor: &'a str,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self::about(&order.site_id, &order.webflow_order_id, kind, actor, detail)
+    }
+
+    /// An entry about stock in `site_id`, not about one order.
+    pub fn for_site(site_id: &'a str, kind: AuditKind, actor: &'a str, detail: serde_json::Value) -> Self {
+        Self {
+            site_id: Some(site_id),
+            order_id: None,
+            kind,
+            actor,
+            detail,
+        }
+    }
+}
+
 pub async fn record<C: Db>(client: &C, entry: AuditEntry<'_>) -> Result<()> {
     client
         .execute(

@@ -92,12 +92,7 @@ pub async fn lock<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Re
         columns!(),
         " FROM orders WHERE site_id = $1 AND webflow_order_id = $2 FOR UPDATE"
     );
-    client
-        .query_opt(SQL, &[&site_id.as_str(), &order_id.as_str()])
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    by_webflow_id(client, SQL, site_id, order_id).await
 }
 
 pub async fn find<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Option<OrderRecord>> {
@@ -106,8 +101,18 @@ pub async fn find<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Re
         columns!(),
         " FROM orders WHERE site_id = $1 AND webflow_order_id = $2"
     );
+    by_webflow_id(client, SQL, site_id, order_id).await
+}
+
+/// The order `sql` selects by store and Webflow id (`$1`, `$2`).
+async fn by_webflow_id<C: Db>(
+    client: &C,
+    sql: &str,
+    site_id: &SiteId,
+    order_id: &OrderId,
+) -> Result<Option<OrderRecord>> {
     client
-        .query_opt(SQL, &[&site_id.as_str(), &order_id.as_str()])
+        .query_opt(sql, &[&site_id.as_str(), &order_id.as_str()])
         .await?
         .as_ref()
         .map(from_row)

@@ -29,19 +29,25 @@ async fn client(user: &str, db: &str) -> tokio_postgres::Client {
     client
 }
 
-fn denied(result: Result<u64, tokio_postgres::Error>) -> bool {
-    result.is_err_and(|e| e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE))
-}
-
-#[tokio::test]
-async fn a_service_role_cannot_alter_the_audit_log() {
-    let db = format!("wms_roles_{}", std::process::id());
+/// A new, empty database for one test: its name, and the administrator's connection.
+async fn fresh_database(prefix: &str) -> (String, tokio_postgres::Client) {
+    let db = format!("{prefix}_{}", std::process::id());
     let admin = client("postgres", "postgres").await;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
         .await
         .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    (db, admin)
+}
+
+fn denied(result: Result<u64, tokio_postgres::Error>) -> bool {
+    result.is_err_and(|e| e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE))
+}
+
+#[tokio::test]
+async fn a_service_role_cannot_alter_the_audit_log() {
+    let (db, admin) = fresh_database("wms_roles").await;
 
     // The administrator's part, then the migrate Job's: migrations and grants as the owner.
     client("postgres", &db)
@@ -126,13 +132,7 @@ async fn a_service_role_cannot_alter_the_audit_log() {
 
 #[tokio::test]
 async fn services_wait_for_the_schema_the_job_applies() {
-    let db = format!("wms_schema_wait_{}", std::process::id());
-    let admin = client("postgres", "postgres").await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
-        .await
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let (db, admin) = fresh_database("wms_schema_wait").await;
     let pool = warehouse_db::connect(&ConnectOptions::new(
         SecretString::from(format!("{}/{db}", server_url())),
         2,

@@ -9,10 +9,19 @@ use std::time::Duration;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v2/sites/{site}/orders", web::get().to(list_orders))
         .route("/v2/sites/{site}/orders/{order}", web::get().to(get_order))
-        .route("/v2/sites/{site}/orders/{order}", web::patch().to(update_order))
-        .route("/v2/sites/{site}/orders/{order}/fulfill", web::post().to(fulfill))
-        .route("/v2/sites/{site}/orders/{order}/unfulfill", web::post().to(unfulfill))
-        .route("/v2/sites/{site}/orders/{order}/refund", web::post().to(refund))
+        .route("/v2/sites/{site}/orders/{order}", web::patch().to(write::<UpdateOrder>))
+        .route(
+            "/v2/sites/{site}/orders/{order}/fulfill",
+            web::post().to(write::<Fulfill>),
+        )
+        .route(
+            "/v2/sites/{site}/orders/{order}/unfulfill",
+            web::post().to(write::<Unfulfill>),
+        )
+        .route(
+            "/v2/sites/{site}/orders/{order}/refund",
+            web::post().to(write::<Refund>),
+        )
         .route("/v2/sites/{site}/collections", web::get().to(list_collections))
         .route(
             "/v2/collections/{collection}/items/{sku}/inventory",
@@ -37,6 +46,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/healthz",
             web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
         );
+}
+
+/// The value of `Ok`, or else the handler returns the early answer in `Err` (401, 404, 429,
+/// 400...).
+macro_rules! or_answer {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
 }
 
 fn error(status: u16, code: &str, message: &str) -> HttpResponse {
@@ -150,10 +170,7 @@ async fn list_orders(
     site: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
+    let headers = or_answer!(gate(&request, &state, &site).await);
     let limit = query.limit.unwrap_or(100).clamp(1, 100);
     let offset = query.offset.unwrap_or(0);
     let orders = state
@@ -179,13 +196,12 @@ async fn get_order(
     state: web::Data<SimState>,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    let (site, order_id) = path.into_inner();
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
-    match state.order(&order_id).filter(|_| state.site_of(&order_id) == site) {
-        Some(order) => ok(headers, &order),
+    let call = or_answer!(OrderCall::admit(&request, &state, path).await);
+    match state
+        .order(&call.order_id)
+        .filter(|_| state.site_of(&call.order_id) == call.site)
+    {
+        Some(order) => ok(call.headers, &order),
         None => not_found(),
     }
 }
@@ -197,38 +213,59 @@ fn parse_body(body: &[u8]) -> Result<serde_json::Value, HttpResponse> {
     serde_json::from_slice(body).map_err(|_| error(400, "bad_request", "Bad Request: Request is malformed"))
 }
 
-/// Applies `change` to the stored order and records the write.
-async fn write(
+/// An order call let through the gate: the store, the order and the rate headers.
+struct OrderCall {
+    site: String,
+    order_id: String,
+    headers: Vec<(String, String)>,
+}
+
+impl OrderCall {
+    async fn admit(
+        request: &HttpRequest,
+        state: &SimState,
+        path: web::Path<(String, String)>,
+    ) -> Result<Self, HttpResponse> {
+        let (site, order_id) = path.into_inner();
+        let headers = gate(request, state, &site).await?;
+        Ok(Self {
+            site,
+            order_id,
+            headers,
+        })
+    }
+}
+
+/// A write to one order: how it changes the stored order, given the request's body.
+trait OrderWrite {
+    fn apply(order: &mut serde_json::Value, body: &serde_json::Value) -> Result<(), HttpResponse>;
+}
+
+/// Applies `W` to the stored order and records the write.
+async fn write<W: OrderWrite>(
     request: HttpRequest,
     state: web::Data<SimState>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
-    change: impl FnOnce(&mut serde_json::Value, &serde_json::Value) -> Result<(), HttpResponse>,
 ) -> HttpResponse {
-    let (site, order_id) = path.into_inner();
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
-    let body = match parse_body(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+    let call = or_answer!(OrderCall::admit(&request, &state, path).await);
+    let body = or_answer!(parse_body(&body));
     let updated = {
         let Ok(mut orders) = state.orders.lock() else {
             return error(500, "internal_error", "poisoned");
         };
-        let Some(order) = orders.get_mut(&order_id).filter(|_| state.site_of(&order_id) == site) else {
+        let Some(order) = orders
+            .get_mut(&call.order_id)
+            .filter(|_| state.site_of(&call.order_id) == call.site)
+        else {
             return not_found();
         };
-        if let Err(response) = change(order, &body) {
-            return response;
-        }
+        or_answer!(W::apply(order, &body));
         order.clone()
     };
-    state.record_write(request.method().as_str(), request.path(), &order_id, body);
+    state.record_write(request.method().as_str(), request.path(), &call.order_id, body);
     maybe_hang(&state).await;
-    ok(headers, &updated)
+    ok(call.headers, &updated)
 }
 
 fn now() -> serde_json::Value {
@@ -237,13 +274,11 @@ fn now() -> serde_json::Value {
         .into()
 }
 
-async fn update_order(
-    request: HttpRequest,
-    state: web::Data<SimState>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    write(request, state, path, body, |order, body| {
+/// `PATCH` an order: its comment and shipping fields.
+struct UpdateOrder;
+
+impl OrderWrite for UpdateOrder {
+    fn apply(order: &mut serde_json::Value, body: &serde_json::Value) -> Result<(), HttpResponse> {
         for key in ["comment", "shippingProvider", "shippingTracking", "shippingTrackingURL"] {
             if let Some(value) = body.get(key) {
                 if !value.is_string() {
@@ -253,45 +288,33 @@ async fn update_order(
             }
         }
         Ok(())
-    })
-    .await
+    }
 }
 
-async fn fulfill(
-    request: HttpRequest,
-    state: web::Data<SimState>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    write(request, state, path, body, |order, _| {
+struct Fulfill;
+
+impl OrderWrite for Fulfill {
+    fn apply(order: &mut serde_json::Value, _: &serde_json::Value) -> Result<(), HttpResponse> {
         order["status"] = "fulfilled".into();
         order["fulfilledOn"] = now();
         Ok(())
-    })
-    .await
+    }
 }
 
-async fn unfulfill(
-    request: HttpRequest,
-    state: web::Data<SimState>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    write(request, state, path, body, |order, _| {
+struct Unfulfill;
+
+impl OrderWrite for Unfulfill {
+    fn apply(order: &mut serde_json::Value, _: &serde_json::Value) -> Result<(), HttpResponse> {
         order["status"] = "unfulfilled".into();
         order["fulfilledOn"] = serde_json::Value::Null;
         Ok(())
-    })
-    .await
+    }
 }
 
-async fn refund(
-    request: HttpRequest,
-    state: web::Data<SimState>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> HttpResponse {
-    write(request, state, path, body, |order, body| {
+struct Refund;
+
+impl OrderWrite for Refund {
+    fn apply(order: &mut serde_json::Value, body: &serde_json::Value) -> Result<(), HttpResponse> {
         if let Some(reason) = body.get("reason").and_then(|r| r.as_str())
             && !["duplicate", "fraudulent", "requested"].contains(&reason)
         {
@@ -304,8 +327,7 @@ async fn refund(
         order["status"] = "refunded".into();
         order["refundedOn"] = now();
         Ok(())
-    })
-    .await
+    }
 }
 
 async fn sim_orders(state: web::Data<SimState>) -> HttpResponse {
@@ -395,10 +417,7 @@ async fn sim_calls(state: web::Data<SimState>) -> HttpResponse {
 
 /// The site's collections: its SKU collection (slug `sku`) and its products.
 async fn list_collections(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
+    let headers = or_answer!(gate(&request, &state, &site).await);
     let products = format!("5d{}", site.get(2..).unwrap_or(&site));
     ok(
         headers,
@@ -409,17 +428,39 @@ async fn list_collections(request: HttpRequest, state: web::Data<SimState>, site
     )
 }
 
+/// An inventory call let through the gate of the store that owns the collection: the
+/// collection, the SKU's Webflow id, the store and the rate headers.
+struct InventoryCall {
+    collection: String,
+    sku_id: String,
+    site: String,
+    headers: Vec<(String, String)>,
+}
+
+impl InventoryCall {
+    async fn admit(
+        request: &HttpRequest,
+        state: &SimState,
+        path: web::Path<(String, String)>,
+    ) -> Result<Self, HttpResponse> {
+        let (collection, sku_id) = path.into_inner();
+        let site = state.site_of_collection(&collection).unwrap_or_default();
+        let headers = gate(request, state, &site).await?;
+        Ok(Self {
+            collection,
+            sku_id,
+            site,
+            headers,
+        })
+    }
+}
+
 async fn get_inventory(
     request: HttpRequest,
     state: web::Data<SimState>,
     path: web::Path<(String, String)>,
 ) -> HttpResponse {
-    let (collection, sku_id) = path.into_inner();
-    let site = state.site_of_collection(&collection).unwrap_or_default();
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
+    let call = or_answer!(InventoryCall::admit(&request, &state, path).await);
     if let Ok(mut stats) = state.stats.lock() {
         stats.inventory_reads += 1;
     }
@@ -427,9 +468,9 @@ async fn get_inventory(
         .inventory
         .lock()
         .ok()
-        .and_then(|i| i.get(&(collection, sku_id.clone())).map(|i| i.item()))
-        .unwrap_or_else(|| serde_json::json!({"id": sku_id, "quantity": 0, "inventoryType": "infinite"}));
-    ok(headers, &item)
+        .and_then(|i| i.get(&(call.collection, call.sku_id.clone())).map(|i| i.item()))
+        .unwrap_or_else(|| serde_json::json!({"id": call.sku_id, "quantity": 0, "inventoryType": "infinite"}));
+    ok(call.headers, &item)
 }
 
 /// Absolute (`quantity`) or incremental (`updateQuantity`) bodies; `inventoryType` required.
@@ -441,16 +482,13 @@ async fn update_inventory(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (collection, sku_id) = path.into_inner();
-    let site = state.site_of_collection(&collection).unwrap_or_default();
-    let headers = match gate(&request, &state, &site).await {
-        Ok(h) => h,
-        Err(response) => return response,
-    };
-    let body = match parse_body(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+    let InventoryCall {
+        collection,
+        sku_id,
+        site,
+        headers,
+    } = or_answer!(InventoryCall::admit(&request, &state, path).await);
+    let body = or_answer!(parse_body(&body));
     let inventory_type = match body.get("inventoryType").and_then(|t| t.as_str()) {
         Some(t @ ("finite" | "infinite")) => t.to_owned(),
         _ => return error(400, "validation_error", "inventoryType must be finite or infinite"),
@@ -464,10 +502,8 @@ async fn update_inventory(
                 .ok_or_else(|| error(400, "validation_error", &format!("{key} must be a number"))),
         }
     };
-    let (quantity, update) = match (number("quantity"), number("updateQuantity")) {
-        (Ok(q), Ok(u)) => (q, u),
-        (Err(response), _) | (_, Err(response)) => return response,
-    };
+    let quantity = or_answer!(number("quantity"));
+    let update = or_answer!(number("updateQuantity"));
     if quantity.is_some_and(|q| q < 0) {
         return error(400, "validation_error", "quantity must not be negative");
     }

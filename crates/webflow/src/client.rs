@@ -169,8 +169,7 @@ impl WebflowClient {
         site_id: &str,
         order_id: &str,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.call::<(), _>(token, Method::GET, &["sites", site_id, "orders", order_id], &[], None)
-            .await
+        self.get(token, &["sites", site_id, "orders", order_id], &[]).await
     }
 
     /// One page of orders; `limit` is at most 100.
@@ -186,8 +185,7 @@ impl WebflowClient {
         if let Some(status) = status {
             query.push(("status", status.as_str().to_owned()));
         }
-        self.call::<(), _>(token, Method::GET, &["sites", site_id, "orders"], &query, None)
-            .await
+        self.get(token, &["sites", site_id, "orders"], &query).await
     }
 
     pub async fn update_order(
@@ -197,14 +195,8 @@ impl WebflowClient {
         order_id: &str,
         body: &UpdateOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.call(
-            token,
-            Method::PATCH,
-            &["sites", site_id, "orders", order_id],
-            &[],
-            Some(body),
-        )
-        .await
+        self.send(token, Method::PATCH, &["sites", site_id, "orders", order_id], body)
+            .await
     }
 
     pub async fn fulfill_order(
@@ -214,12 +206,11 @@ impl WebflowClient {
         order_id: &str,
         body: &FulfillOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.call(
+        self.send(
             token,
             Method::POST,
             &["sites", site_id, "orders", order_id, "fulfill"],
-            &[],
-            Some(body),
+            body,
         )
         .await
     }
@@ -231,12 +222,11 @@ impl WebflowClient {
         order_id: &str,
         body: &RefundOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.call(
+        self.send(
             token,
             Method::POST,
             &["sites", site_id, "orders", order_id, "refund"],
-            &[],
-            Some(body),
+            body,
         )
         .await
     }
@@ -246,8 +236,7 @@ impl WebflowClient {
         token: &SecretString,
         site_id: &str,
     ) -> Result<ApiResponse<WebhookList>, WebflowError> {
-        self.call::<(), _>(token, Method::GET, &["sites", site_id, "webhooks"], &[], None)
-            .await
+        self.get(token, &["sites", site_id, "webhooks"], &[]).await
     }
 
     pub async fn create_webhook(
@@ -256,7 +245,7 @@ impl WebflowClient {
         site_id: &str,
         body: &CreateWebhookRequest,
     ) -> Result<ApiResponse<Webhook>, WebflowError> {
-        self.call(token, Method::POST, &["sites", site_id, "webhooks"], &[], Some(body))
+        self.send(token, Method::POST, &["sites", site_id, "webhooks"], body)
             .await
     }
 
@@ -267,12 +256,10 @@ impl WebflowClient {
         sku_collection_id: &str,
         sku_id: &str,
     ) -> Result<ApiResponse<InventoryItem>, WebflowError> {
-        self.call::<(), _>(
+        self.get(
             token,
-            Method::GET,
             &["collections", sku_collection_id, "items", sku_id, "inventory"],
             &[],
-            None,
         )
         .await
     }
@@ -285,12 +272,11 @@ impl WebflowClient {
         sku_id: &str,
         body: &UpdateInventoryRequest,
     ) -> Result<ApiResponse<InventoryItem>, WebflowError> {
-        self.call(
+        self.send(
             token,
             Method::PATCH,
             &["collections", sku_collection_id, "items", sku_id, "inventory"],
-            &[],
-            Some(body),
+            body,
         )
         .await
     }
@@ -301,8 +287,27 @@ impl WebflowClient {
         token: &SecretString,
         site_id: &str,
     ) -> Result<ApiResponse<CollectionList>, WebflowError> {
-        self.call::<(), _>(token, Method::GET, &["sites", site_id, "collections"], &[], None)
-            .await
+        self.get(token, &["sites", site_id, "collections"], &[]).await
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<ApiResponse<T>, WebflowError> {
+        self.call::<(), _>(token, Method::GET, segments, query, None).await
+    }
+
+    /// A call with a JSON body.
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        method: Method,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<ApiResponse<T>, WebflowError> {
+        self.call(token, method, segments, &[], Some(body)).await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -196,41 +196,45 @@ impl WebflowSettings {
 
     /// The ingress cannot verify a site without at least one secret.
     pub fn require_webhook_secrets(&self) -> Result<(), SettingsError> {
-        for (name, site) in &self.sites {
-            if let Some(message) = site.unreadable.get("webhook_secrets_file") {
-                return Err(SettingsError::invalid(
-                    format!("webflow.sites.{name}.webhook_secrets_file"),
-                    message.clone(),
-                ));
-            }
-            if site.webhook_secrets.is_empty() {
-                return Err(SettingsError::invalid(
-                    format!("webflow.sites.{name}.webhook_secrets"),
-                    "at least one webhook secret is required",
-                ));
-            }
-        }
-        Ok(())
+        self.require_per_site(
+            "webhook_secrets",
+            "webhook_secrets_file",
+            |site| !site.webhook_secrets.is_empty(),
+            "at least one webhook secret is required",
+        )
     }
 
     /// Workers that call the API need a token per site.
     pub fn require_api_tokens(&self) -> Result<(), SettingsError> {
+        self.require_per_site(
+            "api_token",
+            "api_token_file",
+            |site| {
+                site.api_token
+                    .as_ref()
+                    .is_some_and(|t| !t.expose_secret().trim().is_empty())
+            },
+            "an API token (or api_token_file) is required",
+        )
+    }
+
+    /// Every site has `field` (`has`), and its `file` (the same, from a file) was readable.
+    fn require_per_site(
+        &self,
+        field: &str,
+        file: &'static str,
+        has: fn(&SiteSettings) -> bool,
+        missing: &str,
+    ) -> Result<(), SettingsError> {
         for (name, site) in &self.sites {
-            if let Some(message) = site.unreadable.get("api_token_file") {
+            if let Some(message) = site.unreadable.get(file) {
                 return Err(SettingsError::invalid(
-                    format!("webflow.sites.{name}.api_token_file"),
+                    format!("webflow.sites.{name}.{file}"),
                     message.clone(),
                 ));
             }
-            if site
-                .api_token
-                .as_ref()
-                .is_none_or(|t| t.expose_secret().trim().is_empty())
-            {
-                return Err(SettingsError::invalid(
-                    format!("webflow.sites.{name}.api_token"),
-                    "an API token (or api_token_file) is required",
-                ));
+            if !has(site) {
+                return Err(SettingsError::invalid(format!("webflow.sites.{name}.{field}"), missing));
             }
         }
         Ok(())

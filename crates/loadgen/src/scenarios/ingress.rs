@@ -5,7 +5,7 @@ use super::print_json;
 use crate::baseline::Publisher;
 use crate::raw_http;
 use crate::stats::{Report, median, memory_kib};
-use crate::workload::{WebhookTarget, closed_loop, open_loop, webhook_body};
+use crate::workload::{WebhookEndpoint, WebhookTarget, closed_loop, open_loop, webhook_body};
 use anyhow::{Context, bail};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -16,13 +16,8 @@ const SKUS: usize = 50;
 
 #[derive(clap::Args, Debug)]
 pub struct IngressOptions {
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8080/webhooks/webflow/65f0c0ffee0000000000beef"
-    )]
-    pub url: String,
-    #[arg(long, default_value = "bench-secret")]
-    pub secret: String,
+    #[command(flatten)]
+    pub webhooks: WebhookEndpoint,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub amqp_url: String,
     /// The AMQP namespace the ingress under test publishes to.
@@ -76,15 +71,15 @@ pub async fn run(options: IngressOptions) -> anyhow::Result<()> {
         options.requests,
         options.concurrency
     );
-    let endpoint = Endpoint::parse(&options.url)?;
+    let endpoint = Endpoint::parse(&options.webhooks.url)?;
     let publisher = Publisher::connect(&options.amqp_url, &options.namespace).await?;
-    let target = Arc::new(WebhookTarget {
-        url: options.url.clone(),
-        secret: options.secret.clone(),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(options.concurrency)
-            .build()?,
-    });
+    let target = Arc::new(
+        options.webhooks.target(
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(options.concurrency)
+                .build()?,
+        ),
+    );
     let sides: [(&str, Sender); 3] = [
         ("baseline", baseline_side(&publisher, &bodies, &endpoint.site_id)),
         ("bare", bare_side(&publisher, &bodies)),

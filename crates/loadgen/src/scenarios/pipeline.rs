@@ -5,7 +5,7 @@
 use crate::cost::{CostOptions, CostProbe};
 use crate::progress::{Wait, Warehouse};
 use crate::sim::SimClient;
-use crate::workload::{WebhookTarget, closed_loop, order, webhook_body};
+use crate::workload::{WebhookEndpoint, closed_loop, order, webhook_body};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +19,8 @@ const WAIT: Wait = Wait {
 
 #[derive(clap::Args, Debug)]
 pub struct PipelineOptions {
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:8080/webhooks/webflow/65f0c0ffee0000000000beef"
-    )]
-    pub url: String,
-    #[arg(long, default_value = "bench-secret")]
-    pub secret: String,
+    #[command(flatten)]
+    pub webhooks: WebhookEndpoint,
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/wms_bench")]
     pub database_url: String,
     #[arg(long, default_value_t = 5_000)]
@@ -102,11 +97,7 @@ async fn give_orders_to(sim: &SimClient, run: &str, options: &PipelineOptions) -
 
 /// Sends the run's webhooks at `concurrency`; returns how many were not accepted.
 async fn send_webhooks(run: &str, options: &PipelineOptions) -> anyhow::Result<usize> {
-    let target = Arc::new(WebhookTarget {
-        url: options.url.clone(),
-        secret: options.secret.clone(),
-        client: reqwest::Client::new(),
-    });
+    let target = Arc::new(options.webhooks.target(reqwest::Client::new()));
     let (run, complete, skus) = (run.to_owned(), !options.partial, options.skus);
     let sent = closed_loop("webhooks sent", options.orders, options.concurrency, move |_, i| {
         let (target, body) = (target.clone(), webhook_body(&run, i, complete, skus));

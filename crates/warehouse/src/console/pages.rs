@@ -11,7 +11,7 @@ use crate::routes::orders::{CorrectedAddress, apply_address_correction, request_
 use crate::routes::picking::{mark_task_picked, pack_parcels};
 use crate::routes::{AppState, inventory::receive_stock};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
 use warehouse_db::console as db;
@@ -440,63 +440,118 @@ fn actions(session: &super::Session, here: &str, state: &str, a: &dyn Fn(&str) -
     }
 }
 
-pub async fn refund(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    form: Form,
-) -> Page {
-    let session = form_session(&state, &request, &form)?;
-    let (site_id, order_id) = path.into_inner();
-    request_refund(&state, &session.operator, &site_id, &order_id, field(&form, "reason")).await?;
-    Ok(redirect_with(
-        &order_path(&site_id, &order_id),
-        true,
-        "Refund requested: Webflow is refunding the order.",
-    ))
+/// A signed-in form about one order (its CSRF token checked), extracted before the handler
+/// runs: the console's order actions, which all answer by going back to the order's page.
+pub struct OrderAction {
+    session: super::Session,
+    site_id: String,
+    order_id: String,
+    form: HashMap<String, String>,
 }
 
-pub async fn correct_address(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    form: Form,
-) -> Page {
-    let session = form_session(&state, &request, &form)?;
-    let (site_id, order_id) = path.into_inner();
-    let optional = |name: &str| Some(field(&form, name).to_owned()).filter(|v| !v.is_empty());
+impl FromRequest for OrderAction {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let path = web::Path::<(String, String)>::extract(request);
+        let form = Form::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            let (site_id, order_id) = path.await?.into_inner();
+            let form = form.await?.into_inner();
+            let state = request
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("no application state"))?;
+            let session = form_session(state, &request, &form)?;
+            Ok(Self {
+                session,
+                site_id,
+                order_id,
+                form,
+            })
+        })
+    }
+}
+
+impl OrderAction {
+    fn operator(&self) -> &crate::auth::Operator {
+        &self.session.operator
+    }
+
+    fn field(&self, name: &str) -> &str {
+        field(&self.form, name)
+    }
+
+    /// Only an admin of the order's store acts here (refund and address correction check
+    /// this in the API's code paths they call).
+    fn require_admin(&self) -> Result<(), ConsoleError> {
+        self.operator().require(Role::Admin)?;
+        self.operator().check_site(&self.site_id, &self.order_id)?;
+        Ok(())
+    }
+
+    async fn order<C: warehouse_db::Db>(&self, client: &C) -> Result<warehouse_db::orders::OrderRecord, ConsoleError> {
+        let order = warehouse_db::orders::find(client, &self.site_id.as_str().into(), &self.order_id.as_str().into())
+            .await?
+            .ok_or_else(|| order_not_found(&self.site_id, &self.order_id))?;
+        Ok(order)
+    }
+
+    /// An audit entry about the order, by the signed-in operator.
+    async fn record<C: warehouse_db::Db>(
+        &self,
+        client: &C,
+        kind: warehouse_db::audit::AuditKind,
+        detail: serde_json::Value,
+    ) -> Result<(), ConsoleError> {
+        warehouse_db::audit::record(
+            client,
+            warehouse_db::audit::AuditEntry::about(&self.site_id, &self.order_id, kind, &self.operator().name, detail),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Back to the order's page, with `message`.
+    fn back(&self, ok: bool, message: &str) -> HttpResponse {
+        redirect_with(&order_path(&self.site_id, &self.order_id), ok, message)
+    }
+}
+
+pub async fn refund(state: web::Data<AppState>, action: OrderAction) -> Page {
+    request_refund(
+        &state,
+        action.operator(),
+        &action.site_id,
+        &action.order_id,
+        action.field("reason"),
+    )
+    .await?;
+    Ok(action.back(true, "Refund requested: Webflow is refunding the order."))
+}
+
+pub async fn correct_address(state: web::Data<AppState>, action: OrderAction) -> Page {
+    let optional = |name: &str| Some(action.field(name).to_owned()).filter(|v| !v.is_empty());
     let address = CorrectedAddress {
-        addressee: field(&form, "addressee").to_owned(),
-        line1: field(&form, "line1").to_owned(),
+        addressee: action.field("addressee").to_owned(),
+        line1: action.field("line1").to_owned(),
         line2: optional("line2"),
-        city: field(&form, "city").to_owned(),
+        city: action.field("city").to_owned(),
         state: optional("state"),
-        postal_code: field(&form, "postal_code").to_owned(),
-        country: field(&form, "country").to_uppercase(),
+        postal_code: action.field("postal_code").to_owned(),
+        country: action.field("country").to_uppercase(),
     };
-    apply_address_correction(&state, &session.operator, &site_id, &order_id, &address).await?;
-    Ok(redirect_with(
-        &order_path(&site_id, &order_id),
-        true,
-        "Address corrected.",
-    ))
+    apply_address_correction(&state, action.operator(), &action.site_id, &action.order_id, &address).await?;
+    Ok(action.back(true, "Address corrected."))
 }
 
-pub async fn retry_writeback(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    form: Form,
-) -> Page {
-    let session = form_session(&state, &request, &form)?;
-    let (site_id, order_id) = path.into_inner();
-    let operator = &session.operator;
-    operator.require(Role::Admin)?;
-    operator.check_site(&site_id, &order_id)?;
+pub async fn retry_writeback(state: web::Data<AppState>, action: OrderAction) -> Page {
+    action.require_admin()?;
+    let (site_id, order_id) = (&action.site_id, &action.order_id);
+    let operator = action.operator();
     let mut client = state.pool.get().await?;
-    let order = warehouse_db::orders::find(&*client, &site_id.as_str().into(), &order_id.as_str().into())
-        .await?
-        .ok_or_else(|| order_not_found(&site_id, &order_id))?;
+    let order = action.order(&*client).await?;
     // First the stuck messages about this order, from every dead-letter queue.
     let mut replayed = 0;
     {
@@ -508,7 +563,7 @@ pub async fn retry_writeback(
                 match dlq
                     .replay_where(&queue, 1_000, &operator.name, |m| {
                         m.order_id.as_deref() == Some(order_id.as_str())
-                            && m.site_id.as_deref().is_none_or(|s| s == site_id)
+                            && m.site_id.as_deref().is_none_or(|s| s == site_id.as_str())
                     })
                     .await
                 {
@@ -526,15 +581,13 @@ pub async fn retry_writeback(
         }
     }
     let message = if replayed > 0 {
-        record(
-            &*client,
-            &site_id,
-            &order_id,
-            warehouse_db::audit::AuditKind::WritebackRetried,
-            &operator.name,
-            serde_json::json!({"replayed": replayed}),
-        )
-        .await?;
+        action
+            .record(
+                &*client,
+                warehouse_db::audit::AuditKind::WritebackRetried,
+                serde_json::json!({"replayed": replayed}),
+            )
+            .await?;
         format!("Replayed {replayed} stuck message(s) for this order.")
     } else if order.state == domain::OrderState::Shipped {
         // Nothing stuck: ask notify-webflow to write the shipment back again. Its ledger makes
@@ -548,22 +601,19 @@ pub async fn retry_writeback(
                 order_id: domain::OrderId::new(order_id.clone()),
             },
         );
-        record(
-            &*tx,
-            &site_id,
-            &order_id,
-            warehouse_db::audit::AuditKind::WritebackRetried,
-            &operator.name,
-            serde_json::json!({"message_id": envelope.message_id.as_str()}),
-        )
-        .await?;
+        action
+            .record(
+                &*tx,
+                warehouse_db::audit::AuditKind::WritebackRetried,
+                serde_json::json!({"message_id": envelope.message_id.as_str()}),
+            )
+            .await?;
         warehouse_db::outbox::enqueue(&tx, &envelope, Some((&operator.name, envelope.message_id.as_str()))).await?;
         tx.commit().await?;
         state.publish(&operator.name, envelope.message_id.as_str()).await;
         "The write-back to Webflow was requested again.".to_owned()
     } else {
-        return Ok(redirect_with(
-            &order_path(&site_id, &order_id),
+        return Ok(action.back(
             false,
             &format!(
                 "Nothing to retry: no stuck message about this order, and it is {} (only a shipped order is written back).",
@@ -571,51 +621,18 @@ pub async fn retry_writeback(
             ),
         ));
     };
-    Ok(redirect_with(&order_path(&site_id, &order_id), true, &message))
+    Ok(action.back(true, &message))
 }
 
-async fn record<C: warehouse_db::Db>(
-    client: &C,
-    site_id: &str,
-    order_id: &str,
-    kind: warehouse_db::audit::AuditKind,
-    actor: &str,
-    detail: serde_json::Value,
-) -> Result<(), ConsoleError> {
-    warehouse_db::audit::record(
-        client,
-        warehouse_db::audit::AuditEntry {
-            site_id: Some(site_id),
-            order_id: Some(order_id),
-            kind,
-            actor,
-            detail,
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-pub async fn resolve(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(String, String)>,
-    form: Form,
-) -> Page {
-    let session = form_session(&state, &request, &form)?;
-    let (site_id, order_id) = path.into_inner();
-    let operator = &session.operator;
-    operator.require(Role::Admin)?;
-    operator.check_site(&site_id, &order_id)?;
-    let note = field(&form, "note");
+pub async fn resolve(state: web::Data<AppState>, action: OrderAction) -> Page {
+    action.require_admin()?;
+    let note = action.field("note");
     if note.is_empty() {
         return Err(crate::error::ApiError::invalid("note", "say what was done (a note is required)").into());
     }
     crate::error::printable("note", &note.replace(['\n', '\r'], " "), Some(2_000))?;
     let client = state.pool.get().await?;
-    let order = warehouse_db::orders::find(&*client, &site_id.as_str().into(), &order_id.as_str().into())
-        .await?
-        .ok_or_else(|| order_not_found(&site_id, &order_id))?;
+    let order = action.order(&*client).await?;
     if order.state != domain::OrderState::NeedsReview {
         return Err(crate::error::ApiError::conflict(
             "wrong_state",
@@ -623,19 +640,17 @@ pub async fn resolve(
         )
         .into());
     }
-    record(
-        &*client,
-        &site_id,
-        &order_id,
-        warehouse_db::audit::AuditKind::ReviewResolved,
-        &operator.name,
-        serde_json::json!({"note": note}),
-    )
-    .await?;
+    action
+        .record(
+            &*client,
+            warehouse_db::audit::AuditKind::ReviewResolved,
+            serde_json::json!({"note": note}),
+        )
+        .await?;
     Ok(redirect_with(
         "/console/review",
         true,
-        &format!("Order {order_id} marked resolved."),
+        &format!("Order {} marked resolved.", action.order_id),
     ))
 }
 

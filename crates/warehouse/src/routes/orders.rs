@@ -126,13 +126,13 @@ pub async fn request_refund(
     );
     audit::record(
         &*tx,
-        audit::AuditEntry {
-            site_id: Some(&site_id),
-            order_id: Some(&order_id),
-            kind: audit::AuditKind::RefundRequested,
-            actor: &operator.name,
-            detail: serde_json::json!({"reason": reason}),
-        },
+        audit::AuditEntry::about(
+            &site_id,
+            &order_id,
+            audit::AuditKind::RefundRequested,
+            &operator.name,
+            serde_json::json!({"reason": reason}),
+        ),
     )
     .await?;
     warehouse_db::outbox::enqueue(&tx, &envelope, Some((&operator.name, envelope.message_id.as_str()))).await?;
@@ -309,13 +309,13 @@ pub async fn apply_address_correction(
     );
     audit::record(
         &*tx,
-        audit::AuditEntry {
-            site_id: Some(&site_id),
-            order_id: Some(&order_id),
-            kind: audit::AuditKind::AddressCorrected,
-            actor: &operator.name,
-            detail: serde_json::json!({"applied": true, "by": "warehouse"}),
-        },
+        audit::AuditEntry::about(
+            &site_id,
+            &order_id,
+            audit::AuditKind::AddressCorrected,
+            &operator.name,
+            serde_json::json!({"applied": true, "by": "warehouse"}),
+        ),
     )
     .await?;
     warehouse_db::outbox::enqueue(&tx, &envelope, Some((&operator.name, envelope.message_id.as_str()))).await?;

@@ -126,13 +126,12 @@ pub async fn mark_task_picked(state: &AppState, operator: &Operator, id: i64) ->
     }
     warehouse_db::audit::record(
         &*tx,
-        warehouse_db::audit::AuditEntry {
-            site_id: Some(&order.site_id),
-            order_id: Some(&order.webflow_order_id),
-            kind: warehouse_db::audit::AuditKind::Picked,
-            actor: &operator.name,
-            detail: serde_json::json!({"pick_task_id": id}),
-        },
+        warehouse_db::audit::AuditEntry::for_order(
+            &order,
+            warehouse_db::audit::AuditKind::Picked,
+            &operator.name,
+            serde_json::json!({"pick_task_id": id}),
+        ),
     )
     .await?;
     tx.commit().await?;
