@@ -4,7 +4,8 @@
 //! corrected and recorded, a store with sync off gets no inventory call, and a push never
 //! delays a write-back by more than one slot of the shared budget. Against the rows: a lapsed
 //! claim taken by another loop never marks a row clean, the level is re-read right before a
-//! push, and a late webhook echo neither cancels a push nor counts as drift.
+//! push, and a late webhook echo neither cancels a push nor counts as drift. One SKU sold by two
+//! stores under their own Webflow ids is learned, and its webhooks judged, per store.
 
 use e2e::*;
 use std::collections::BTreeMap;
@@ -665,30 +666,7 @@ async fn enrich_counts_no_drift_for_a_webhook_older_than_our_last_push() {
     let drift_total = || enrich.handler().metrics().inventory_drift_detected.get();
     let before = drift_total();
     let webhook = |id: &str, quantity: i64, received_at: chrono::DateTime<chrono::Utc>| {
-        let mut headers = lapin::types::FieldTable::default();
-        platform::amqp::headers::insert_str(&mut headers, platform::amqp::headers::SITE_ID, SITE_ID);
-        platform::amqp::headers::insert_str(
-            &mut headers,
-            platform::amqp::headers::TRIGGER_TYPE,
-            "ecomm_inventory_changed",
-        );
-        platform::amqp::headers::insert_str(
-            &mut headers,
-            platform::amqp::headers::RECEIVED_AT,
-            platform::amqp::contract::received_at(received_at),
-        );
-        worker::IncomingMessage {
-            message_id: id.into(),
-            routing_key: "webflow.ecomm_inventory_changed".into(),
-            body: serde_json::to_vec(&serde_json::json!({
-                "triggerType": "ecomm_inventory_changed",
-                "payload": {"id": "wf-late-echo", "quantity": quantity, "inventoryType": "finite"}
-            }))
-            .unwrap(),
-            headers,
-            correlation_id: None,
-            attempt: 1,
-        }
+        inventory_webhook(id, SITE_ID, "wf-late-echo", quantity, received_at)
     };
     let row = || async {
         let row = client
@@ -732,5 +710,205 @@ async fn enrich_counts_no_drift_for_a_webhook_older_than_our_last_push() {
     assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
     assert_eq!(drift_total(), before + 1);
     assert_eq!(row().await, (1, true, Some(9)));
+    p.teardown().await;
+}
+
+/// An `ecomm_inventory_changed` webhook of `site_id` as the ingress publishes it: Webflow shows
+/// `quantity` of the SKU whose Webflow id is `sku_id`.
+fn inventory_webhook(
+    message_id: &str,
+    site_id: &str,
+    sku_id: &str,
+    quantity: i64,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> worker::IncomingMessage {
+    let mut headers = lapin::types::FieldTable::default();
+    platform::amqp::headers::insert_str(&mut headers, platform::amqp::headers::SITE_ID, site_id);
+    platform::amqp::headers::insert_str(
+        &mut headers,
+        platform::amqp::headers::TRIGGER_TYPE,
+        "ecomm_inventory_changed",
+    );
+    platform::amqp::headers::insert_str(
+        &mut headers,
+        platform::amqp::headers::RECEIVED_AT,
+        platform::amqp::contract::received_at(received_at),
+    );
+    worker::IncomingMessage {
+        message_id: message_id.into(),
+        routing_key: "webflow.ecomm_inventory_changed".into(),
+        body: serde_json::to_vec(&serde_json::json!({
+            "triggerType": "ecomm_inventory_changed",
+            "payload": {"id": sku_id, "quantity": quantity, "inventoryType": "finite"}
+        }))
+        .unwrap(),
+        headers,
+        correlation_id: None,
+        attempt: 1,
+    }
+}
+
+// ----- one SKU sold by two stores, each under its own Webflow id -----
+
+const SHARED: &str = "shared-sku";
+/// The second store selling `SHARED` in the row tests (the first is `ROW_SITE`).
+const OTHER_ROW_SITE: &str = "65f0c0ffee0000000000d002";
+
+/// Stores a paid order of one unit of `sku`, which `site_id` sells under the Webflow id
+/// `webflow_id` (enrich's path: the order's lines teach the store's ids).
+async fn store_order<C: warehouse_db::Db>(
+    client: &C,
+    site_id: &str,
+    order_id: &str,
+    sku: &str,
+    webflow_id: &str,
+) -> Result<(), warehouse_db::DbError> {
+    let (site_id, order_id) = (domain::SiteId::new(site_id), domain::OrderId::new(order_id));
+    let order = warehouse_db::orders::NewOrder {
+        site_id: &site_id,
+        webflow_order_id: &order_id,
+        state: domain::OrderState::Ready,
+        state_reason: None,
+        webflow_status: Some("unfulfilled"),
+        shipping_required: true,
+        customer_name: None,
+        customer_email: None,
+        shipping_address: None,
+        total_minor: None,
+        currency: None,
+        snapshot: serde_json::json!({}),
+        correlation_id: None,
+    };
+    let line = warehouse_db::orders::NewLine {
+        sku: sku.into(),
+        variant_id: Some(webflow_id.into()),
+        product_name: None,
+        quantity: 1,
+        unit_weight: None,
+        unit_width: None,
+        unit_height: None,
+        unit_length: None,
+    };
+    warehouse_db::orders::insert(client, &order, &[line], "test").await?;
+    Ok(())
+}
+
+/// Two stores sell one SKU, each under its own Webflow id (Webflow's ids are per store), and
+/// their orders come in turn. Each id is learned for its store alone: nothing store-wide flips
+/// from one to the other, so storing an order locks no inventory row (it does not wait behind
+/// a reservation of the SKU in flight), and a store's webhook is judged by its own id only.
+#[tokio::test]
+async fn two_stores_selling_one_sku_under_their_own_ids_are_learned_per_store() {
+    let db = TestDatabase::create().await;
+    db.stock(SHARED, 7).await;
+    // A reservation of the SKU, in flight: it holds the SKU's inventory row throughout.
+    let mut reserving = db.client().await;
+    let reservation = reserving.transaction().await.unwrap();
+    reservation
+        .execute("SELECT 1 FROM inventory WHERE sku = $1 FOR UPDATE", &[&SHARED])
+        .await
+        .unwrap();
+    let client = db.client().await;
+    // Storing an order must not wait for that row: fail instead of hanging if it does.
+    client.execute("SET lock_timeout = '5s'", &[]).await.unwrap();
+    for (order_id, site_id, webflow_id) in [
+        ("first-1", ROW_SITE, "wf-first"),
+        ("second-1", OTHER_ROW_SITE, "wf-second"),
+        ("first-2", ROW_SITE, "wf-first"),
+    ] {
+        store_order(&*client, site_id, order_id, SHARED, webflow_id)
+            .await
+            .unwrap_or_else(|e| panic!("storing {order_id} of {site_id}: {e}"));
+    }
+    reservation.commit().await.unwrap();
+    let learned: Vec<(String, String)> = client
+        .query(
+            "SELECT site_id, webflow_sku_id FROM inventory_sync WHERE sku = $1 ORDER BY site_id",
+            &[&SHARED],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        learned,
+        [
+            (ROW_SITE.to_owned(), "wf-first".to_owned()),
+            (OTHER_ROW_SITE.to_owned(), "wf-second".to_owned())
+        ]
+    );
+    let observe = |site_id: &'static str, sku_id: &'static str, level: i64| {
+        let client = &client;
+        async move {
+            rows::observe(&**client, site_id, sku_id, Some(level), Some("finite"), false, None)
+                .await
+                .unwrap()
+        }
+    };
+    // Each store's webhook is judged by that store's id of the SKU...
+    let first = observe(ROW_SITE, "wf-first", 4).await.expect("the first store's SKU");
+    assert_eq!((first.sku.as_str(), first.desired, first.agrees), (SHARED, 7, false));
+    let second = observe(OTHER_ROW_SITE, "wf-second", 7)
+        .await
+        .expect("the second store's SKU");
+    assert!(second.agrees, "{second:?}");
+    // ...and never by the other store's.
+    assert_eq!(observe(ROW_SITE, "wf-second", 4).await, None);
+}
+
+/// Enrich judges an `ecomm_inventory_changed` webhook by the sending store's own id of the SKU:
+/// an id the store does not sell the SKU under (here the other store's, learned last) is
+/// audited without a SKU and is no drift; the store's own id is compared with the warehouse.
+#[tokio::test]
+async fn enrich_judges_an_inventory_webhook_by_its_own_stores_id() {
+    let p = start_pipeline(PipelineOptions {
+        start_reserve: false,
+        extra_sites: vec![other_site(SECOND, &format!("token-{SECOND}"), 6_000)],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let enrich = p.enrich.as_ref().unwrap();
+    p.db.stock(SHARED, 7).await;
+    let client = p.client().await;
+    store_order(&*client, SITE_ID, "shared-1", SHARED, "wf-main")
+        .await
+        .unwrap();
+    store_order(&*client, SECOND, "shared-2", SHARED, "wf-second")
+        .await
+        .unwrap();
+    let drift_total = || enrich.handler().metrics().inventory_drift_detected.get();
+    let before = drift_total();
+
+    // The main store reports 4 units of the second store's id: not a SKU of the main store.
+    let disposition = enrich
+        .process(inventory_webhook(
+            "foreign-id",
+            SITE_ID,
+            "wf-second",
+            4,
+            chrono::Utc::now(),
+        ))
+        .await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before, "another store's id is no drift here");
+    // The main store reports 4 units of its own id: 3 fewer than the warehouse's 7.
+    let disposition = enrich
+        .process(inventory_webhook("own-id", SITE_ID, "wf-main", 4, chrono::Utc::now()))
+        .await;
+    assert!(matches!(disposition, worker::Disposition::Processed), "{disposition:?}");
+    assert_eq!(drift_total(), before + 1);
+    let audited: Vec<(Option<String>, Option<i64>)> = client
+        .query(
+            "SELECT detail->>'sku', (detail->>'drift')::bigint FROM audit_log
+             WHERE kind = 'inventory_changed' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(audited, [(None, None), (Some(SHARED.to_owned()), Some(-3))]);
     p.teardown().await;
 }

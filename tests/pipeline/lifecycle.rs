@@ -219,11 +219,12 @@ async fn a_shipping_address_correction_before_packing_is_applied_and_audited() {
 async fn inventory_webhooks_are_audited_with_drift() {
     let p = start_pipeline(PipelineOptions::default()).await;
     p.db.stock("drift-sku", 7).await;
+    // The store sells the SKU under this Webflow id (as its orders would have taught).
     p.client()
         .await
         .execute(
-            "UPDATE inventory SET variant_id = '5e8518516e147040726cc415' WHERE sku = 'drift-sku'",
-            &[],
+            "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id) VALUES ($1, 'drift-sku', '5e8518516e147040726cc415')",
+            &[&SITE_ID],
         )
         .await
         .unwrap();

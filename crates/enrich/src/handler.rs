@@ -369,18 +369,11 @@ impl EnrichHandler {
         )
         .await?;
         let stale = observed.as_ref().is_some_and(|o| o.stale);
-        // A SKU this site has not sold yet: compare with the warehouse's count by Webflow id.
-        let (sku, available, expected) = match &observed {
-            Some(o) => (Some(o.sku.clone()), Some(o.available), Some(o.desired)),
-            None => {
-                let level = warehouse_db::inventory::by_variant(tx, &variant).await?;
-                (
-                    level.as_ref().map(|l| l.sku.clone()),
-                    level.as_ref().map(|l| l.available),
-                    level.as_ref().map(|l| l.available),
-                )
-            }
-        };
+        // Judged by this store's own id of the SKU only (another store's id for it is not
+        // this store's): an id this store has not sold under is audited, not compared.
+        let sku = observed.as_ref().map(|o| o.sku.as_str());
+        let available = observed.as_ref().map(|o| o.available);
+        let expected = observed.as_ref().map(|o| o.desired);
         let drift = match (expected, quantity) {
             (Some(expected), Some(quantity)) => Some(quantity - expected),
             _ => None,

@@ -226,16 +226,6 @@ pub async fn get<C: Db>(client: &C, sku: &Sku) -> Result<Option<StockLevel>> {
     Ok(row.as_ref().map(level))
 }
 
-pub async fn by_variant<C: Db>(client: &C, variant_id: &str) -> Result<Option<StockLevel>> {
-    let row = client
-        .query_opt(
-            "SELECT sku, on_hand, reserved FROM inventory WHERE variant_id = $1 LIMIT 1",
-            &[&variant_id],
-        )
-        .await?;
-    Ok(row.as_ref().map(level))
-}
-
 fn level(row: &tokio_postgres::Row) -> StockLevel {
     let on_hand: i64 = row.get(1);
     let reserved: i64 = row.get(2);

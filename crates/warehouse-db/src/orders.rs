@@ -137,7 +137,7 @@ pub async fn lock_packable<C: Db>(client: &C, limit: i64) -> Result<Vec<OrderRec
     client.query(SQL, &[&limit]).await?.iter().map(from_row).collect()
 }
 
-/// Inserts an order with its lines, learns the lines' Webflow variant ids for the inventory,
+/// Inserts an order with its lines, learns the lines' Webflow variant ids for its store,
 /// and audits the creation (as `actor`), in one statement. Returns `None` if a concurrent
 /// transaction inserted the order first (lock it then; the lock waits for that transaction).
 pub async fn insert<C: Db>(
@@ -224,32 +224,26 @@ pub async fn insert<C: Db>(
     Ok(Some(record))
 }
 
-/// Learns the Webflow ids of an order's SKUs: `inventory.variant_id` (inventory drift checks)
-/// and the site's `inventory_sync` row (stock pushes, issue 17). Only new or changed mappings
-/// are written, so in the steady state no row is locked. When some are, the inventory rows are
-/// locked first, in SKU order, and the `inventory_sync` rows after them, in SKU order: the
-/// order a reservation takes them in (it locks its inventory rows, and their trigger then marks
-/// the `inventory_sync` rows), so the two cannot deadlock.
+/// Learns the Webflow ids of an order's SKUs in its store: the store's `inventory_sync` rows,
+/// which inventory drift checks and stock pushes (issue 17) read. A Webflow id belongs to one
+/// store (stores selling the same SKU have their own ids for it), so nothing store-wide is
+/// learned: one store's orders never rewrite what another store's webhooks are judged by.
+/// Only new or changed mappings are written, so in the steady state no row is locked. When
+/// some are, only `inventory_sync` rows are, in SKU order, never an inventory row. The lock
+/// order of every path is inventory rows, then `inventory_sync` rows, each in SKU order (a
+/// reservation locks its inventory rows, and their trigger then marks the `inventory_sync`
+/// rows); an enrich transaction takes no inventory row after this, so the two cannot deadlock.
 async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&str], variants: &[Option<&str>]) -> Result<()> {
     client
         .execute(
             "WITH wanted AS (
                  SELECT DISTINCT ON (sku) sku, variant_id
                  FROM unnest($2::text[], $3::text[]) AS l(sku, variant_id)
-                 WHERE variant_id IS NOT NULL ORDER BY sku, variant_id),
-             stale AS (
-                 SELECT i.sku, w.variant_id FROM inventory i JOIN wanted w USING (sku)
-                 WHERE i.variant_id IS DISTINCT FROM w.variant_id
-                 ORDER BY i.sku FOR UPDATE OF i),
-             variants AS (
-                 UPDATE inventory SET variant_id = stale.variant_id FROM stale
-                 WHERE inventory.sku = stale.sku RETURNING inventory.sku),
-             -- Every inventory row is updated (so locked) before any inventory_sync row.
-             variants_done AS (SELECT count(*) AS updated FROM variants)
+                 WHERE variant_id IS NOT NULL ORDER BY sku, variant_id)
              INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
              SELECT o.site_id, w.sku, w.variant_id
-             FROM variants_done, orders o, wanted w
-             WHERE o.id = $1 AND variants_done.updated >= 0
+             FROM orders o, wanted w
+             WHERE o.id = $1
                AND NOT EXISTS (SELECT 1 FROM inventory_sync s
                                WHERE s.site_id = o.site_id AND s.sku = w.sku AND s.webflow_sku_id = w.variant_id)
              ORDER BY w.sku
