@@ -192,6 +192,33 @@ async fn resolve_a_needs_review_order() {
     p.teardown().await;
 }
 
+/// From an order's page, an admin asks for the Webflow write-back again and corrects the
+/// address: each action answers back on that page (a reserved order has nothing to write
+/// back yet) and the correction is audited under the operator's name.
+#[tokio::test]
+async fn retry_a_write_back_and_correct_an_address_from_the_order_page() {
+    let p = pipeline(false).await;
+    let order_id = "console-actions-1";
+    reserved_order(&p, order_id).await;
+    let b = Browser::start(&base(&p)).await;
+    b.sign_in(CONSOLE_TOKEN).await;
+    b.goto(&format!("/console/orders/{SITE_ID}/{order_id}")).await;
+    b.click("#retry button").await;
+    b.wait_text("#flash", "Nothing to retry").await;
+    b.fill("#address input[name=city]", "Springfield").await;
+    b.click("#address button").await;
+    b.wait_text("#flash", "Address corrected.").await;
+    let corrected = p
+        .scalar(
+            "SELECT count(*) FROM audit_log WHERE webflow_order_id = $1 AND kind = 'address_corrected' AND actor = $2",
+            &[&order_id, &CONSOLE_OPERATOR],
+        )
+        .await;
+    assert_eq!(corrected, 1);
+    drop(b);
+    p.teardown().await;
+}
+
 #[tokio::test]
 async fn replay_a_dead_letter() {
     let p = pipeline(false).await;
