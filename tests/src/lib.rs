@@ -79,6 +79,8 @@ pub struct PipelineOptions {
     pub site_limit: Option<u32>,
     /// `worker.max_deferral_secs`.
     pub max_deferral_secs: Option<u64>,
+    /// `worker.concurrency` of every worker (default 16).
+    pub worker_concurrency: Option<u16>,
     /// Sites (by id) whose stock is synced to the simulator's SKU collection (issue 17).
     pub inventory_sync_sites: Vec<String>,
     /// `[inventory_sync]` of the notify-webflow workers.
@@ -102,6 +104,7 @@ impl Default for PipelineOptions {
             extra_sites: Vec::new(),
             site_limit: None,
             max_deferral_secs: None,
+            worker_concurrency: None,
             inventory_sync_sites: Vec::new(),
             inventory_sync: inventory_sync::InventorySyncSettings::default(),
         }
@@ -226,6 +229,9 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     base.worker.relay_min_age_ms = 1_000;
     if let Some(secs) = options.max_deferral_secs {
         base.worker.max_deferral_secs = secs;
+    }
+    if let Some(concurrency) = options.worker_concurrency {
+        base.worker.concurrency = concurrency;
     }
     let mut sites = vec![site()];
     if let Some(limit) = options.site_limit {

@@ -467,6 +467,8 @@ impl NotifyHandler {
 
 impl Handler for NotifyHandler {
     const NAME: &'static str = consumer::NOTIFY_WEBFLOW;
+    // Write-backs wait for their store's budget slot outside a worker slot.
+    const WAITS_FOR_RATE_BUDGET: bool = true;
     type Prepared = Prepared;
 
     async fn prepare(
