@@ -438,6 +438,26 @@ impl Pipeline {
             .map(|o| o.state.as_str().to_owned())
     }
 
+    /// The order's audit trail, one line per entry (for failure messages).
+    pub async fn order_history(&self, order_id: &str) -> String {
+        let client = self.client().await;
+        client
+            .query(
+                "SELECT to_char(occurred_at, 'HH24:MI:SS.MS'), kind, actor, detail::text FROM audit_log
+                 WHERE site_id = $1 AND webflow_order_id = $2 ORDER BY id",
+                &[&SITE_ID, &order_id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let (at, kind, actor, detail): (String, String, String, String) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                format!("{at} {kind} by {actor}: {detail}\n")
+            })
+            .collect()
+    }
+
     /// Waits until the order reaches `state` (or the timeout passes); returns the last state.
     pub async fn wait_for_state(&self, order_id: &str, state: &str, timeout: Duration) -> Option<String> {
         self.wait_for_any_state(order_id, &[state], timeout).await
