@@ -140,6 +140,45 @@ async fn small_stores_are_served_while_a_big_backlog_drains_with_three_replicas(
     small_stores_are_served_while_the_big_one_drains(3).await;
 }
 
+/// A token fast enough that many of its slots fall inside the sleep horizon (600/min: one every
+/// 0.11 s) must not put every worker slot of a replica to sleep on its schedule. With waits held
+/// inside worker slots, four slots all slept on the big store's next calls, nothing was ever
+/// reserved, and the small stores waited behind its whole backlog. Now a handler waiting for its
+/// slot gives its worker slot back (`worker.max_waiting` more deliveries are prefetched for such
+/// waits), so the replica goes on reading and serving the other stores.
+#[tokio::test]
+async fn a_fast_token_never_puts_every_worker_slot_of_a_replica_to_sleep() {
+    const BIG: usize = 120;
+    let mut options = stores();
+    let sim = options.simulator.as_mut().unwrap();
+    sim.faults.rate_limit_per_minute = 600;
+    options.site_limit = Some(600);
+    options.worker_concurrency = Some(4);
+    let p = start_pipeline(options).await;
+    for _ in 0..BIG {
+        place(&p, SITE_ID);
+    }
+    assert_eq!(
+        wait_fulfilled(&p, &[SITE_ID], 3).await,
+        3.max(fulfilled(&p, &[SITE_ID]).await)
+    );
+    for site_id in SMALL_SITES {
+        for _ in 0..2 {
+            place(&p, site_id);
+        }
+    }
+    let small = wait_fulfilled(&p, &SMALL_SITES, 8).await;
+    let big_then = fulfilled(&p, &[SITE_ID]).await;
+    assert_eq!(small, 8, "every small store's order fulfilled");
+    assert!(
+        big_then < BIG as i64,
+        "the small stores did not wait for the big store's backlog ({big_then} of {BIG} already drained)"
+    );
+    assert_eq!(wait_fulfilled(&p, &[SITE_ID], BIG as i64).await, BIG as i64);
+    assert_no_token_over_its_limit(&p);
+    p.teardown().await;
+}
+
 #[tokio::test]
 async fn a_429_storm_uses_up_no_attempts_and_leaves_nothing_dead() {
     let mut sim = simulator_config();

@@ -85,7 +85,13 @@ async fn two_hundred_simulated_orders_end_exactly_where_they_should() {
             assert!(writes.is_empty(), "{id}: untouched until stock arrives");
             backordered.push(id.to_owned());
         } else {
-            assert_eq!(state, "fulfilled", "{id}");
+            if state != "fulfilled" {
+                panic!(
+                    "{id} is {state}, not fulfilled; Webflow has it {}; history:\n{}",
+                    order["status"],
+                    p.order_history(id).await
+                );
+            }
             let kinds: Vec<String> = writes
                 .iter()
                 .map(|w| format!("{} {}", w.method, w.path.rsplit('/').next().unwrap()))

@@ -79,6 +79,8 @@ pub struct PipelineOptions {
     pub site_limit: Option<u32>,
     /// `worker.max_deferral_secs`.
     pub max_deferral_secs: Option<u64>,
+    /// `worker.concurrency` of every worker (default 16).
+    pub worker_concurrency: Option<u16>,
     /// Sites (by id) whose stock is synced to the simulator's SKU collection (issue 17).
     pub inventory_sync_sites: Vec<String>,
     /// `[inventory_sync]` of the notify-webflow workers.
@@ -102,6 +104,7 @@ impl Default for PipelineOptions {
             extra_sites: Vec::new(),
             site_limit: None,
             max_deferral_secs: None,
+            worker_concurrency: None,
             inventory_sync_sites: Vec::new(),
             inventory_sync: inventory_sync::InventorySyncSettings::default(),
         }
@@ -226,6 +229,9 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     base.worker.relay_min_age_ms = 1_000;
     if let Some(secs) = options.max_deferral_secs {
         base.worker.max_deferral_secs = secs;
+    }
+    if let Some(concurrency) = options.worker_concurrency {
+        base.worker.concurrency = concurrency;
     }
     let mut sites = vec![site()];
     if let Some(limit) = options.site_limit {
@@ -430,6 +436,26 @@ impl Pipeline {
             .await
             .unwrap()
             .map(|o| o.state.as_str().to_owned())
+    }
+
+    /// The order's audit trail, one line per entry (for failure messages).
+    pub async fn order_history(&self, order_id: &str) -> String {
+        let client = self.client().await;
+        client
+            .query(
+                "SELECT to_char(occurred_at, 'HH24:MI:SS.MS'), kind, actor, detail::text FROM audit_log
+                 WHERE site_id = $1 AND webflow_order_id = $2 ORDER BY id",
+                &[&SITE_ID, &order_id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let (at, kind, actor, detail): (String, String, String, String) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                format!("{at} {kind} by {actor}: {detail}\n")
+            })
+            .collect()
     }
 
     /// Waits until the order reaches `state` (or the timeout passes); returns the last state.

@@ -150,6 +150,8 @@ impl Handler for EnrichHandler {
     // Most webhooks carry the whole order and need no call: look for a duplicate only before
     // a fetch (the transaction catches the others), not with a round trip per message.
     const CHECK_BEFORE_PREPARE: bool = false;
+    // An order fetch waits for its store's budget slot outside a worker slot.
+    const WAITS_FOR_RATE_BUDGET: bool = true;
     type Prepared = Prepared;
 
     async fn prepare(

@@ -395,12 +395,21 @@ impl NotifyHandler {
                 std::time::Duration::from_secs(1),
             ));
         };
+        // The order's state is read again under the lease: a delivery that waited for it (a
+        // duplicate of the event, say) must see what the previous holder did (an order it
+        // found refunded is `needs_review` now), not the `shipped` it read before.
         let statuses = async {
             let client = self.pool.get().await?;
             Ok::<_, HandlerError>(ledger::statuses(&*client, order.id).await?)
         };
-        let ledger = match statuses.await {
-            Ok(ledger) => ledger,
+        let (ledger, state) = match statuses.await {
+            Ok((ledger, Some(state))) => (ledger, state),
+            Ok((_, None)) => {
+                lease.release().await;
+                return Err(HandlerError::permanent(format!(
+                    "order {order_id} vanished from the warehouse database"
+                )));
+            }
             Err(error) => {
                 lease.release().await;
                 return Err(error);
@@ -418,7 +427,7 @@ impl NotifyHandler {
             ledger,
             done: Vec::new(),
         };
-        let outcome = self.write(&mut session, &envelope.event, order.state).await;
+        let outcome = self.write(&mut session, &envelope.event, state).await;
         match outcome {
             Ok(outcome) => Ok(Prepared {
                 order_pk: order.id,
@@ -463,6 +472,8 @@ impl NotifyHandler {
 
 impl Handler for NotifyHandler {
     const NAME: &'static str = consumer::NOTIFY_WEBFLOW;
+    // Write-backs wait for their store's budget slot outside a worker slot.
+    const WAITS_FOR_RATE_BUDGET: bool = true;
     type Prepared = Prepared;
 
     async fn prepare(

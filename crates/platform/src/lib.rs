@@ -15,6 +15,7 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod worker_slot;
 
 /// Installs ring as rustls's process-wide crypto provider (idempotent). HTTP clients built
 /// with rustls need one; we use ring everywhere so no C toolchain beyond `cc` is needed.

@@ -43,8 +43,12 @@ impl Validate for BaseSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {
-    /// Deliveries handled at once (also the AMQP prefetch).
+    /// Deliveries handled at once.
     pub concurrency: u16,
+    /// Deliveries of a consumer that calls Webflow which may wait for their rate-budget slot
+    /// without holding one of the `concurrency` slots (issue 12). Added to that consumer's AMQP
+    /// prefetch, so a busy store's waits never stop the worker reading other stores' messages.
+    pub max_waiting: u16,
     /// Attempts before a transiently failing message is dead-lettered.
     pub max_attempts: u32,
     /// How long a message may keep being deferred (waiting for a Webflow budget, a busy
@@ -62,6 +66,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             concurrency: 16,
+            max_waiting: 32,
             max_attempts: 8,
             max_deferral_secs: 86_400,
             retry: RetryPolicy {

@@ -5,6 +5,7 @@
 use crate::db::Db;
 use crate::error::{Result, UnknownValue};
 use crate::locks::OrderLock;
+use domain::OrderState;
 
 /// One Webflow write of notify-webflow; `webflow_writes.step` holds [`WriteStep::as_db`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -103,17 +104,34 @@ impl StepStatuses {
     }
 }
 
-pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<StepStatuses> {
+/// Every step of the order, with the order's state, read together. Called once the order's
+/// lease is held: a delivery that found the order before waiting for the lease must act on the
+/// state the previous holder left (say `needs_review` after a refund), not on what it read before.
+pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<(StepStatuses, Option<OrderState>)> {
     let rows = client
         .query(
-            "SELECT step, status FROM webflow_writes WHERE order_id = $1",
+            "SELECT o.state, w.step, w.status FROM orders o
+             LEFT JOIN webflow_writes w ON w.order_id = o.id WHERE o.id = $1",
             &[&order_pk],
         )
         .await?;
-    rows.iter()
-        .map(|row| Ok((row.get::<_, String>(0), StepStatus::from_db(row.get(1))?)))
-        .collect::<Result<Vec<_>>>()
-        .map(StepStatuses)
+    let state = match rows.first() {
+        Some(row) => {
+            let state: String = row.get(0);
+            Some(
+                state
+                    .parse()
+                    .map_err(|e: domain::lifecycle::UnknownState| crate::DbError::UnknownState(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let steps = rows
+        .iter()
+        .filter_map(|row| Some((row.get::<_, Option<String>>(1)?, row.get::<_, Option<String>>(2)?)))
+        .map(|(step, status)| Ok((step, StepStatus::from_db(&status)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((StepStatuses(steps), state))
 }
 
 /// In one statement, only while `lease` is ours (it is confirmed and extended by the same

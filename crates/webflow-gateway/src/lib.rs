@@ -18,6 +18,12 @@
 //! else the reconciler skips the site for this run; stock-level pushes (issue 17) take a slot
 //! only when one is free at that moment, never reserving one.
 //!
+//! **No worker slot held while waiting.** The wait for a slot within the horizon happens
+//! through [`platform::worker_slot::wait_outside_slot`]: inside a consumer, the handler gives
+//! its worker slot back for the wait (the delivery stays prefetched, within
+//! `worker.max_waiting`), so however many of a fast token's calls wait at once, the replica goes
+//! on reading and handling the other stores' messages.
+//!
 //! **One clock.** Every wait is `slot - clock_timestamp()` computed by the same statement on the
 //! database and slept as a duration: replicas whose clocks disagree still call in turn.
 
@@ -372,7 +378,9 @@ impl WebflowGateway {
         match grant {
             Grant::Slot { wait } => {
                 if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                    // Not in a worker slot: a busy token's waits must not keep a replica from
+                    // reading (and serving) other stores' messages.
+                    platform::worker_slot::wait_outside_slot(wait).await;
                     // A 429 may have paused the token while this call slept for its slot.
                     let paused = {
                         let client = self.pool.get().await?;

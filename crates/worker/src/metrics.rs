@@ -9,9 +9,11 @@ pub struct WorkerMetrics {
     pub messages: IntCounterVec,
     pub handler_seconds: HistogramVec,
     pub outbox_published: IntCounterVec,
-    /// Deliveries taken and not yet settled: the worker (and prefetch) slots in use, of
-    /// `worker.concurrency`.
+    /// Deliveries taken and not yet settled (prefetch slots in use, of `worker.concurrency`,
+    /// plus `worker.max_waiting` for consumers that call Webflow).
     pub in_flight: IntGaugeVec,
+    /// Of those, the ones waiting for a rate-budget slot without holding a worker slot.
+    pub waiting: IntGaugeVec,
 }
 
 impl WorkerMetrics {
@@ -36,7 +38,14 @@ impl WorkerMetrics {
         let in_flight = IntGaugeVec::new(
             Opts::new(
                 "wms_worker_in_flight",
-                "Deliveries being handled or settled (worker slots in use), by consumer",
+                "Deliveries taken and not yet settled (prefetch slots in use), by consumer",
+            ),
+            &["consumer"],
+        )?;
+        let waiting = IntGaugeVec::new(
+            Opts::new(
+                "wms_worker_waiting_for_budget",
+                "Deliveries waiting for a Webflow rate-budget slot outside a worker slot, by consumer",
             ),
             &["consumer"],
         )?;
@@ -44,11 +53,13 @@ impl WorkerMetrics {
         registry.register(Box::new(handler_seconds.clone()))?;
         registry.register(Box::new(outbox_published.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(waiting.clone()))?;
         Ok(Self {
             messages,
             handler_seconds,
             outbox_published,
             in_flight,
+            waiting,
         })
     }
 

@@ -8,6 +8,7 @@ use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use platform::amqp::{AmqpClient, Publisher, headers};
+use platform::worker_slot::WorkerSlots;
 use service_base::{OutboxPublisher, WorkerSettings, run_relay};
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub trait Handler: Send + Sync + 'static {
     /// the transaction catches a duplicate either way, and the lookup is a round trip per message.
     /// Handlers that call out only sometimes turn it off too and ask `seen` just before the call.
     const CHECK_BEFORE_PREPARE: bool = true;
+    /// Whether the handler may wait for a timed slot (a Webflow rate budget's) through
+    /// [`platform::worker_slot::wait_outside_slot`]: the runtime then prefetches
+    /// `worker.max_waiting` more deliveries than it handles at once, for those waits.
+    const WAITS_FOR_RATE_BUDGET: bool = false;
     type Prepared: Send + 'static;
 
     fn prepare(
@@ -115,6 +120,8 @@ struct Shared<H: Handler> {
     outbox: OutboxPublisher,
     settings: WorkerSettings,
     metrics: WorkerMetrics,
+    /// `worker.concurrency` slots; a handler waiting for a rate-budget slot gives its own back.
+    slots: WorkerSlots,
     db_healthy: Arc<AtomicBool>,
     consuming: AtomicBool,
 }
@@ -152,6 +159,8 @@ impl<H: Handler> WorkerRuntime<H> {
         for outcome in ["processed", "duplicate", "retried", "dead_lettered", "requeued"] {
             metrics.messages.with_label_values(&[H::NAME, outcome]);
         }
+        let slots = WorkerSlots::new(usize::from(settings.concurrency))
+            .with_waiting_gauge(metrics.waiting.with_label_values(&[H::NAME]));
         Ok(Self {
             shared: Arc::new(Shared {
                 handler,
@@ -161,6 +170,7 @@ impl<H: Handler> WorkerRuntime<H> {
                 outbox,
                 settings,
                 metrics,
+                slots,
                 db_healthy: Arc::new(AtomicBool::new(true)),
                 consuming: AtomicBool::new(false),
             }),
@@ -495,9 +505,7 @@ impl<H: Handler> WorkerRuntime<H> {
         queue: &str,
     ) -> Result<(lapin::Channel, lapin::Consumer), platform::amqp::AmqpError> {
         let channel = self.shared.amqp.create_channel().await?;
-        channel
-            .basic_qos(self.shared.settings.concurrency, BasicQosOptions::default())
-            .await?;
+        channel.basic_qos(self.prefetch(), BasicQosOptions::default()).await?;
         let tag = format!("{}-{}", H::NAME, uuid::Uuid::new_v4().simple());
         let consumer = channel
             .basic_consume(
@@ -508,6 +516,18 @@ impl<H: Handler> WorkerRuntime<H> {
             )
             .await?;
         Ok((channel, consumer))
+    }
+
+    /// Deliveries taken from the broker before any is settled: the worker slots, plus room for
+    /// handlers waiting outside a slot for their rate budget.
+    fn prefetch(&self) -> u16 {
+        let settings = &self.shared.settings;
+        let waiting = if H::WAITS_FOR_RATE_BUDGET {
+            settings.max_waiting
+        } else {
+            0
+        };
+        settings.concurrency.saturating_add(waiting)
     }
 
     async fn handle_delivery(&self, delivery: lapin::message::Delivery) {
@@ -527,8 +547,9 @@ impl<H: Handler> WorkerRuntime<H> {
 
     async fn settle_delivery(&self, delivery: lapin::message::Delivery, message: IncomingMessage) {
         let runtime = self.clone();
+        let slots = self.shared.slots.clone();
         // A panicking handler is a bug: dead-letter the message instead of crashing the worker.
-        let outcome = tokio::spawn(async move { runtime.process(message).await }.in_current_span()).await;
+        let outcome = tokio::spawn(async move { slots.run(runtime.process(message)).await }.in_current_span()).await;
         let disposition = match outcome {
             Ok(disposition) => disposition,
             Err(join_error) => {

@@ -30,6 +30,8 @@ const WAIT: Wait = Wait {
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// The worker gauge of the consumer this benchmark is about.
 const IN_FLIGHT: &str = "wms_worker_in_flight";
+/// Of the deliveries in flight, those waiting for a budget slot without holding a worker slot.
+const WAITING: &str = "wms_worker_waiting_for_budget";
 const CONSUMER_LABEL: &str = "consumer=\"notify-webflow\"";
 const RESERVED: &str = "wms_webflow_budget_reserved";
 
@@ -191,8 +193,12 @@ pub fn metric_sum(exposition: &str, metric: &str, label: &str) -> Option<f64> {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Samples {
     pub count: usize,
+    /// Worker slots in use: deliveries in flight, less those waiting outside a slot.
     pub slots_peak: f64,
     slots_total: f64,
+    /// Deliveries waiting for a budget slot outside a worker slot (prefetched).
+    pub waiting_peak: f64,
+    waiting_total: f64,
     pub open_connections_peak: i64,
     pub busy_connections_peak: i64,
     /// The big store's reserved slots (messages parked until their slot), as the replicas
@@ -201,20 +207,30 @@ pub struct Samples {
 }
 
 impl Samples {
-    pub fn observe(&mut self, slots: f64, connections: Connections, big_reserved: f64) {
+    pub fn observe(&mut self, slots: f64, waiting: f64, connections: Connections, big_reserved: f64) {
         self.count += 1;
         self.slots_peak = self.slots_peak.max(slots);
         self.slots_total += slots;
+        self.waiting_peak = self.waiting_peak.max(waiting);
+        self.waiting_total += waiting;
         self.open_connections_peak = self.open_connections_peak.max(connections.open);
         self.busy_connections_peak = self.busy_connections_peak.max(connections.busy);
         self.big_reserved_peak = self.big_reserved_peak.max(big_reserved);
     }
 
     pub fn slots_mean(&self) -> f64 {
+        self.mean(self.slots_total)
+    }
+
+    pub fn waiting_mean(&self) -> f64 {
+        self.mean(self.waiting_total)
+    }
+
+    fn mean(&self, total: f64) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            self.slots_total / self.count as f64
+            total / self.count as f64
         }
     }
 }
@@ -291,10 +307,12 @@ pub async fn run(options: FairOptions) -> anyhow::Result<()> {
             .sum::<u64>(),
     );
     println!(
-        "worker slots in use (notify-webflow, all replicas, of {}): peak {:.0}, mean {:.1}; big store's reserved slots: peak {:.0}",
+        "worker slots in use (notify-webflow, all replicas, of {}): peak {:.0}, mean {:.1}; waiting for a budget slot outside a worker slot: peak {:.0}, mean {:.1}; big store's reserved slots: peak {:.0}",
         options.replicas * options.concurrency,
         samples.slots_peak,
         samples.slots_mean(),
+        samples.waiting_peak,
+        samples.waiting_mean(),
         samples.big_reserved_peak
     );
     println!(
@@ -370,18 +388,20 @@ async fn sample(
             _ = stop.wait_for(|stop| *stop) => return Ok(samples),
             _ = ticks.tick() => {}
         }
-        let (mut slots, mut reserved) = (0.0, 0.0_f64);
+        let (mut slots, mut waiting, mut reserved) = (0.0, 0.0, 0.0_f64);
         for url in &metrics_urls {
             // A replica still starting (or restarting) has nothing to say yet.
             let Ok(response) = http.get(url).send().await else {
                 continue;
             };
             let Ok(text) = response.text().await else { continue };
-            slots += metric_sum(&text, IN_FLIGHT, CONSUMER_LABEL).unwrap_or(0.0);
+            let replica_waiting = metric_sum(&text, WAITING, CONSUMER_LABEL).unwrap_or(0.0);
+            slots += metric_sum(&text, IN_FLIGHT, CONSUMER_LABEL).unwrap_or(0.0) - replica_waiting;
+            waiting += replica_waiting;
             // Every replica reads the same budget rows: the largest is the freshest view.
             reserved = reserved.max(metric_sum(&text, RESERVED, &big_label).unwrap_or(0.0));
         }
-        samples.observe(slots, warehouse.connections().await?, reserved);
+        samples.observe(slots, waiting, warehouse.connections().await?, reserved);
     }
 }
 
@@ -551,11 +571,12 @@ mod tests {
     #[test]
     fn samples_keep_peaks_and_the_mean_of_slots() {
         let mut samples = Samples::default();
-        samples.observe(2.0, Connections { open: 30, busy: 4 }, 500.0);
-        samples.observe(6.0, Connections { open: 28, busy: 9 }, 0.0);
+        samples.observe(2.0, 10.0, Connections { open: 30, busy: 4 }, 500.0);
+        samples.observe(6.0, 0.0, Connections { open: 28, busy: 9 }, 0.0);
         assert_eq!(samples.count, 2);
         assert_eq!(samples.slots_peak, 6.0);
         assert_eq!(samples.slots_mean(), 4.0);
+        assert_eq!((samples.waiting_peak, samples.waiting_mean()), (10.0, 5.0));
         assert_eq!((samples.open_connections_peak, samples.busy_connections_peak), (30, 9));
         assert_eq!(samples.big_reserved_peak, 500.0);
         assert_eq!(Samples::default().slots_mean(), 0.0);
