@@ -351,7 +351,10 @@ pub struct AmqpSettings {
     /// RabbitMQ caps it to the cluster size, so 3 suits one node and three alike. 0 leaves it
     /// to the broker (`quorum_cluster_size`). Only applies when a queue is created.
     pub quorum_initial_group_size: u32,
-    /// Delay tiers of the retry queues, in milliseconds.
+    /// Delay tiers of the retry queues, in milliseconds. The 500 ms tier lets a message parked
+    /// for a Webflow budget slot come back at least half a horizon (`webflow.budget.horizon_ms`)
+    /// before the slot it reserved, whatever its distance: with 1 s as the smallest tier, one a
+    /// little over a second away came back just in time or late, and its slot was lost.
     #[serde(deserialize_with = "number_list")]
     pub retry_delays_ms: Vec<u64>,
     /// How reconnection attempts are spaced.
@@ -366,7 +369,7 @@ impl Default for AmqpSettings {
             namespace: "wms".into(),
             delivery_limit: 10,
             quorum_initial_group_size: 3,
-            retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
+            retry_delays_ms: vec![500, 1_000, 5_000, 30_000, 120_000, 600_000],
             reconnect: default_reconnect(),
         }
     }

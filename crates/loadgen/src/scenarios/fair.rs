@@ -189,6 +189,12 @@ pub fn metric_sum(exposition: &str, metric: &str, label: &str) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
+/// A replica's worker slots in use: its deliveries in flight that are not waiting for a budget
+/// slot, at most its concurrency (the others are prefetched, queued for a slot).
+pub fn worker_slots_in_use(in_flight: f64, waiting: f64, concurrency: usize) -> f64 {
+    (in_flight - waiting).clamp(0.0, concurrency as f64)
+}
+
 /// Peaks and means of what was sampled during the drain.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Samples {
@@ -263,6 +269,7 @@ pub async fn run(options: FairOptions) -> anyhow::Result<()> {
     let sampler = tokio::spawn(sample(
         Warehouse::connect(&options.database_url).await?,
         options.metrics_urls.clone(),
+        options.concurrency,
         big.to_owned(),
         sampling_stopped,
     ));
@@ -376,6 +383,7 @@ async fn place_small_orders(
 async fn sample(
     warehouse: Warehouse,
     metrics_urls: Vec<String>,
+    concurrency: usize,
     big_site_id: String,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Samples> {
@@ -396,7 +404,8 @@ async fn sample(
             };
             let Ok(text) = response.text().await else { continue };
             let replica_waiting = metric_sum(&text, WAITING, CONSUMER_LABEL).unwrap_or(0.0);
-            slots += metric_sum(&text, IN_FLIGHT, CONSUMER_LABEL).unwrap_or(0.0) - replica_waiting;
+            let in_flight = metric_sum(&text, IN_FLIGHT, CONSUMER_LABEL).unwrap_or(0.0);
+            slots += worker_slots_in_use(in_flight, replica_waiting, concurrency);
             waiting += replica_waiting;
             // Every replica reads the same budget rows: the largest is the freshest view.
             reserved = reserved.max(metric_sum(&text, RESERVED, &big_label).unwrap_or(0.0));
@@ -577,6 +586,9 @@ mod tests {
         assert_eq!(samples.slots_peak, 6.0);
         assert_eq!(samples.slots_mean(), 4.0);
         assert_eq!((samples.waiting_peak, samples.waiting_mean()), (10.0, 5.0));
+        // Prefetched deliveries queued for a slot are not in one.
+        assert_eq!(worker_slots_in_use(40.0, 5.0, 8), 8.0);
+        assert_eq!(worker_slots_in_use(7.0, 5.0, 8), 2.0);
         assert_eq!((samples.open_connections_peak, samples.busy_connections_peak), (30, 9));
         assert_eq!(samples.big_reserved_peak, 500.0);
         assert_eq!(Samples::default().slots_mean(), 0.0);
