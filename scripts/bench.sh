@@ -21,6 +21,8 @@ DRAIN_LIMIT=${DRAIN_LIMIT:-600}
 SIM_PORT=${SIM_PORT:-18090}
 SIM2_PORT=${SIM2_PORT:-18091}
 SKUS=${SKUS:-50}
+# Products the whole-pipeline runs cycle through (default: the same catalog as webhook -> reserved).
+FLOW_SKUS=${FLOW_SKUS:-$SKUS}
 source scripts/bench-common.sh
 cleanup() {
   stop_bench_processes
@@ -80,7 +82,10 @@ as_app() { echo "postgres://postgres@127.0.0.1:5432/$DB?application_name=$1"; }
 WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app enrich) "$BIN/enrich" > "$LOGS/enrich-flow.log" 2>&1 & pids+=("$!"); enrich_pid=$!
 WMS__HEALTH__BIND=127.0.0.1:0 WMS__DATABASE__URL=$(as_app reserve) "$BIN/reserve" > "$LOGS/reserve-flow.log" 2>&1 & pids+=("$!"); reserve_pid=$!
 sleep 2
-psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
+# The same catalog as webhook -> reserved ($FLOW_SKUS products, default $SKUS), so the ratio
+# compares like with like: with one product every reservation waits for the one inventory row
+# (FLOW_SKUS=1 measures that case).
+psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, GREATEST($FLOW_SKUS, 2) - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
 start_sim() {
   "$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
     --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 >> "$LOGS/sim.log" 2>&1 &
@@ -96,7 +101,7 @@ sleep 2
 flow_pids() {
   echo "ingress=$ingress_pid,enrich=$enrich_pid,reserve=$reserve_pid,warehouse=$warehouse_pid,ship=$ship_pid,notify-webflow=$notify_pid,webflow-sim=$sim_pid"
 }
-"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --state fulfilled \
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FLOW_ORDERS" --skus "$FLOW_SKUS" --state fulfilled \
   --pid "$(flow_pids)" "${pg_log[@]}" | tee "$LOGS/flow.out"
 # The regression guard: the whole flow against webhook -> reserved, both from this run.
 reserved_rate=$(sed -n 's/.* = \([0-9.]*\) orders\/s.*/\1/p' "$LOGS/pipeline.out" | head -1)
@@ -108,7 +113,7 @@ echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) ord
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 start_sim
 sleep 1
-"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --state fulfilled --rate "$FLOW_RATE" \
+"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --skus "$FLOW_SKUS" --state fulfilled --rate "$FLOW_RATE" \
   --pid "$(flow_pids)"
 if [[ -n $PG_LOG ]]; then psql -q -h 127.0.0.1 -U postgres -c "ALTER DATABASE $DB RESET log_statement"; fi
 echo "== peak resident memory of each service after the whole-pipeline run (VmHWM)"

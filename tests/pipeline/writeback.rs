@@ -124,6 +124,86 @@ async fn a_shipped_order_gets_one_patch_then_one_fulfill() {
     p.teardown().await;
 }
 
+/// ship and notify-webflow do not look a message up before handling it: a redelivery of the
+/// very message they handled (same message id, as after a crash between commit and ack) finds
+/// the order past their stage, calls neither the carrier nor Webflow, and emits nothing.
+#[tokio::test]
+async fn the_same_packed_and_shipped_events_redelivered_buy_nothing_and_write_nothing() {
+    let p = start_pipeline(options()).await;
+    stock(&p).await;
+    Mock::given(method("PATCH"))
+        .and(path(order_path("wb-redelivered")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(webflow_order("wb-redelivered", "unfulfilled", true)))
+        .expect(1)
+        .mount(&p.webflow)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{}/fulfill", order_path("wb-redelivered"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(webflow_order("wb-redelivered", "fulfilled", true)))
+        .expect(1)
+        .mount(&p.webflow)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&p.webflow)
+        .await;
+    assert_eq!(
+        p.post_webhook(&order_webhook("ecomm_new_order", "wb-redelivered", "unfulfilled"))
+            .await,
+        200
+    );
+    assert_eq!(
+        p.wait_for_state("wb-redelivered", "fulfilled", WAIT).await.as_deref(),
+        Some("fulfilled")
+    );
+
+    for routing_key in ["order.packed", "order.shipped"] {
+        let row = p
+            .client()
+            .await
+            .query_one(
+                "SELECT message_id, payload FROM outbox WHERE routing_key = $1",
+                &[&routing_key],
+            )
+            .await
+            .unwrap();
+        let (message_id, payload): (String, serde_json::Value) = (row.get(0), row.get(1));
+        p.observer
+            .publish(
+                &p.topology.events_exchange(),
+                routing_key,
+                &serde_json::to_vec(&payload).unwrap(),
+                lapin::BasicProperties::default().with_message_id(message_id.as_str().into()),
+            )
+            .await;
+    }
+    p.wait_until_idle(consumer::SHIP, WAIT).await;
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.webflow.verify().await;
+    assert_eq!(p.scalar("SELECT count(*) FROM shipments", &[]).await, 1, "one label");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM shipments WHERE status = 'booked' AND attempts = 1",
+            &[]
+        )
+        .await,
+        1,
+        "the carrier was not asked again"
+    );
+    for routing_key in ["order.shipped", "order.fulfilled"] {
+        assert_eq!(
+            p.scalar("SELECT count(*) FROM outbox WHERE routing_key = $1", &[&routing_key])
+                .await,
+            1,
+            "one {routing_key}"
+        );
+    }
+    assert_eq!(p.order_state("wb-redelivered").await.as_deref(), Some("fulfilled"));
+    p.teardown().await;
+}
+
 #[tokio::test]
 async fn after_a_timeout_with_unknown_outcome_it_reads_then_writes_only_what_is_missing() {
     let p = start_pipeline(options()).await;

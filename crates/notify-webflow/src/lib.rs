@@ -474,6 +474,11 @@ impl Handler for NotifyHandler {
     const NAME: &'static str = consumer::NOTIFY_WEBFLOW;
     // Write-backs wait for their store's budget slot outside a worker slot.
     const WAITS_FOR_RATE_BUDGET: bool = true;
+    // No look-up per message before `prepare`: a delivery of an event already handled finds
+    // the order past `shipped` or its ledger steps `done` (marked in the transaction that
+    // recorded the message) and writes nothing to Webflow; the transaction's idempotency
+    // record settles it as a duplicate.
+    const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Prepared;
 
     async fn prepare(

@@ -235,6 +235,10 @@ fn carrier_error(error: CarrierError) -> HandlerError {
 
 impl Handler for ShipHandler {
     const NAME: &'static str = consumer::SHIP;
+    // No look-up per message before `prepare`: a delivery of an event already handled finds
+    // the order past `packed` (or its shipment no longer `booking`) and calls no carrier; the
+    // transaction's idempotency record settles it as a duplicate.
+    const CHECK_BEFORE_PREPARE: bool = false;
     type Prepared = Prepared;
 
     async fn prepare(

@@ -30,10 +30,7 @@ async fn deliver_to(
     payload: &serde_json::Value,
 ) -> bool {
     let body = serde_json::to_vec(&serde_json::json!({"triggerType": trigger, "payload": payload})).unwrap_or_default();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+    let client = state.webhook_client();
     for attempt in 0..4 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(state.config.retry_interval_ms)).await;
@@ -118,5 +115,102 @@ pub async fn run(state: Arc<SimState>, shutdown: CancellationToken) {
                 deliver(&state, TriggerType::EcommOrderChanged, &refunded).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SimConfig;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A webhook receiver answering 200 to every request; counts the connections it accepts.
+    /// With `close_after`, it closes each connection after answering one request (as a
+    /// receiver does when its keep-alive ends or it restarts).
+    async fn receiver(close_after: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhooks/webflow/site", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        // One whole request: headers, then `content-length` bytes of body.
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let headers = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length: usize = headers
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            continue;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer).await.is_err() || close_after {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn simulator(url: &str) -> SimState {
+        platform::install_crypto_provider();
+        SimState::new(SimConfig {
+            webhook_url: Some(url.to_owned()),
+            retry_interval_ms: 10,
+            ..SimConfig::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn webhooks_are_delivered_over_one_kept_connection() {
+        let (url, accepted) = receiver(false).await;
+        let state = simulator(&url);
+        for _ in 0..3 {
+            let order = state.new_order(&["sim-sku-1"], false);
+            assert!(deliver(&state, TriggerType::EcommNewOrder, &order).await);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for every webhook");
+        let stats = state.stats.lock().unwrap().clone();
+        assert_eq!((stats.webhooks_delivered, stats.webhook_failures), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_receiver_closed_is_not_reused() {
+        let (url, accepted) = receiver(true).await;
+        let state = simulator(&url);
+        for _ in 0..3 {
+            let order = state.new_order(&["sim-sku-1"], false);
+            assert!(deliver(&state, TriggerType::EcommNewOrder, &order).await);
+            // The receiver's close reaches the client before the next webhook.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        let stats = state.stats.lock().unwrap().clone();
+        assert_eq!(
+            (stats.webhooks_delivered, stats.webhook_failures),
+            (3, 0),
+            "no delivery was sent on a closed connection"
+        );
     }
 }
