@@ -38,6 +38,9 @@ use webflow::{ApiResponse, BudgetSettings, SiteSettings, WebflowClient, WebflowE
 
 pub mod metrics;
 
+/// Tokio's timer resolution: a shorter wait is not slept.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Priority {
     /// Tracking and fulfilment: what the customer waits for.
@@ -377,7 +380,9 @@ impl WebflowGateway {
         };
         match grant {
             Grant::Slot { wait } => {
-                if !wait.is_zero() {
+                // A slot less than the timer's resolution away is now: a sleep would last a whole
+                // millisecond and the pause check after it would cost a statement per call.
+                if wait >= TIMER_RESOLUTION {
                     // Not in a worker slot: a busy token's waits must not keep a replica from
                     // reading (and serving) other stores' messages.
                     platform::worker_slot::wait_outside_slot(wait).await;
