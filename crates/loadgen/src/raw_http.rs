@@ -56,10 +56,17 @@ impl Connection {
     }
 
     /// Sends `request` and reads the whole answer; returns its status code. A connection the
-    /// server closed while it sat idle (keep-alive timeout) is reopened, once.
+    /// server closed while it sat idle is reopened, once: closed silently (keep-alive timeout),
+    /// or with a 408 (no request came within the server's header deadline, so ours, sent after
+    /// it gave up, was never read; the connections wait idle while the baseline runs).
     pub async fn round_trip(&mut self, request: &[u8]) -> io::Result<u16> {
         match self.try_round_trip(request).await {
             Err(error) if self.buffer.is_empty() && is_closed(&error) => {
+                self.stream = connect(&self.addr).await?;
+                self.try_round_trip(request).await
+            }
+            Ok(408) => {
+                self.buffer.clear();
                 self.stream = connect(&self.addr).await?;
                 self.try_round_trip(request).await
             }
@@ -220,5 +227,29 @@ mod tests {
         let request = render_post(&addr, "/x", &[], b"ok");
         assert_eq!(connection.round_trip(&request).await.unwrap(), 200);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_408_is_answered_by_sending_again_on_a_new_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for answer in [
+                &b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"[..],
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            ] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = vec![0_u8; 1024];
+                let _ = stream.read(&mut request).await.unwrap();
+                stream.write_all(answer).await.unwrap();
+                statuses.push(answer[9..12].to_vec());
+            }
+            statuses
+        });
+        let mut connection = Connection::open(&addr).await.unwrap();
+        let request = render_post(&addr, "/x", &[], b"ok");
+        assert_eq!(connection.round_trip(&request).await.unwrap(), 200);
+        assert_eq!(server.await.unwrap(), [b"408".to_vec(), b"200".to_vec()]);
     }
 }

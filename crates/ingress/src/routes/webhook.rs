@@ -13,6 +13,7 @@ use platform::amqp::Publisher;
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
+use std::task::Poll;
 use std::time::Instant;
 use tracing::Instrument;
 use webflow::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -117,11 +118,19 @@ async fn handle(
         .secrets
         .get(site_id)
         .ok_or_else(|| WebhookError::UnknownSite(site_id.to_owned()))?;
-    let body = tokio::time::timeout(state.body_timeout, read_body(request, payload, state.max_body_bytes))
-        .await
-        .map_err(|_| WebhookError::BodyTimeout {
-            limit_ms: u64::try_from(state.body_timeout.as_millis()).unwrap_or(u64::MAX),
-        })??;
+    let mut read = std::pin::pin!(read_body(request, payload, state.max_body_bytes));
+    // A webhook's body nearly always arrives with its headers: read it at once, and arm the
+    // deadline (a timer registered and cancelled per request) only for a body still on its way.
+    let body = match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+        Poll::Ready(body) => body?,
+        Poll::Pending => {
+            tokio::time::timeout(state.body_timeout, read)
+                .await
+                .map_err(|_| WebhookError::BodyTimeout {
+                    limit_ms: u64::try_from(state.body_timeout.as_millis()).unwrap_or(u64::MAX),
+                })??
+        }
+    };
 
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let signature = WebhookSignature {
