@@ -40,6 +40,22 @@ fn webflow_order(order_id: &str, status: &str, with_tracking: bool) -> serde_jso
     order
 }
 
+/// Webflow expects one fulfilment of `order_id`, with the customer's email, and no read at all.
+async fn expect_one_fulfil_and_no_read(p: &Pipeline, order_id: &str) {
+    Mock::given(method("POST"))
+        .and(path(format!("{}/fulfill", order_path(order_id))))
+        .and(body_partial_json(json!({"sendOrderFulfilledEmail": true})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(webflow_order(order_id, "fulfilled", true)))
+        .expect(1)
+        .mount(&p.webflow)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&p.webflow)
+        .await;
+}
+
 async fn stock(p: &Pipeline) {
     p.db.stock(SKU_BALL, 50).await;
     p.db.stock(SKU_GLOVES, 50).await;
@@ -61,18 +77,7 @@ async fn a_shipped_order_gets_one_patch_then_one_fulfill() {
         .expect(1)
         .mount(&p.webflow)
         .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{}/fulfill", order_path("wb-1"))))
-        .and(body_partial_json(json!({"sendOrderFulfilledEmail": true})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(webflow_order("wb-1", "fulfilled", true)))
-        .expect(1)
-        .mount(&p.webflow)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&p.webflow)
-        .await;
+    expect_one_fulfil_and_no_read(&p, "wb-1").await;
 
     assert_eq!(
         p.post_webhook(&order_webhook("ecomm_new_order", "wb-1", "unfulfilled"))
@@ -137,17 +142,7 @@ async fn the_same_packed_and_shipped_events_redelivered_buy_nothing_and_write_no
         .expect(1)
         .mount(&p.webflow)
         .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{}/fulfill", order_path("wb-redelivered"))))
-        .respond_with(ResponseTemplate::new(200).set_body_json(webflow_order("wb-redelivered", "fulfilled", true)))
-        .expect(1)
-        .mount(&p.webflow)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&p.webflow)
-        .await;
+    expect_one_fulfil_and_no_read(&p, "wb-redelivered").await;
     assert_eq!(
         p.post_webhook(&order_webhook("ecomm_new_order", "wb-redelivered", "unfulfilled"))
             .await,
