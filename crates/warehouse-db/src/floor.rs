@@ -411,17 +411,7 @@ pub async fn begin_booking<C: Db>(
                  FROM parcels WHERE order_id = $1)"
     );
     let row = client
-        .query_one(
-            SQL,
-            &[
-                &fence.order_pk,
-                &fence.purpose,
-                &fence.ttl_secs,
-                fence.token,
-                &reference,
-                &carrier_kind,
-            ],
-        )
+        .query_one(SQL, &fence.params(&[&reference, &carrier_kind]))
         .await?;
     let held = row.get::<_, i64>(0) == 1;
     lease.observe(held);

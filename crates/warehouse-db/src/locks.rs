@@ -68,6 +68,18 @@ pub(crate) struct Fence<'a> {
     pub token: &'a uuid::Uuid,
 }
 
+type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
+
+impl<'a> Fence<'a> {
+    /// The parameters of a statement opening with [`held_lease_cte!`]: `$1`–`$4` the fence's,
+    /// in the order the CTE reads them, then `rest` from `$5`.
+    pub(crate) fn params<'p>(&'p self, rest: &[Param<'p>]) -> Vec<Param<'p>> {
+        let mut params: Vec<Param<'p>> = vec![&self.order_pk, &self.purpose, &self.ttl_secs, self.token];
+        params.extend_from_slice(rest);
+        params
+    }
+}
+
 impl OrderLock {
     /// Takes the lease on `order_pk` for `purpose`, or returns `None` if someone holds it.
     pub async fn try_acquire(pool: &Pool, purpose: &str, order_pk: i64) -> Result<Option<Self>> {

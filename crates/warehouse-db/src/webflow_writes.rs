@@ -173,16 +173,7 @@ pub async fn record_fenced<C: Db>(
     let held: i64 = client
         .query_one(
             SQL,
-            &[
-                &fence.order_pk,
-                &fence.purpose,
-                &fence.ttl_secs,
-                fence.token,
-                &done_steps,
-                &done_statuses,
-                &begin_step,
-                &begin_request,
-            ],
+            &fence.params(&[&done_steps, &done_statuses, &begin_step, &begin_request]),
         )
         .await?
         .get(0);
