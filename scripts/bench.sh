@@ -47,8 +47,11 @@ echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURR
 WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/ingress.log" 2>&1 &
 ingress_pid=$!; pids+=("$ingress_pid")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
-"$BIN/wms-loadgen" ingress --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
-  --namespace "$NAMESPACE" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid"
+# BENCH_ONLY=flow runs webhook -> reserved and the whole pipeline only (issue #16's numbers).
+if [[ ${BENCH_ONLY:-} != flow ]]; then
+  "$BIN/wms-loadgen" ingress --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
+    --namespace "$NAMESPACE" --requests "$REQUESTS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid"
+fi
 rabbitmqctl -q purge_queue "$NAMESPACE.enrich" >/dev/null 2>&1 || true
 
 echo "== pipeline: webhook -> reserved ($ORDERS orders, concurrency $CONCURRENCY)"
@@ -123,6 +126,7 @@ for name in ingress enrich reserve ship warehouse notify-webflow webflow-sim; do
   done
 done
 kill "$notify_pid" "$sim_pid"; wait "$notify_pid" "$sim_pid" 2>/dev/null || true
+if [[ ${BENCH_ONLY:-} == flow ]]; then exit 0; fi
 
 echo "== drain a backlog of $DRAIN_ORDERS shipped orders against Webflow limited to $DRAIN_LIMIT/min"
 "$BIN/webflow-sim" --bind "127.0.0.1:$SIM2_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \

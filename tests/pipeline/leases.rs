@@ -98,6 +98,86 @@ async fn an_expired_lease_cannot_record_its_result() {
     p.teardown().await;
 }
 
+/// The one-statement forms the workers use: the order found and its lease taken together
+/// (only in the states asked for, and never while another holder has it), and the lease
+/// ended with the order locked in the recording transaction, fenced like `finish_in`.
+#[tokio::test]
+async fn an_order_is_found_and_leased_in_one_statement_and_a_lost_lease_locks_nothing() {
+    use domain::{OrderId, OrderState, SiteId};
+    let db = test_support::db::TestDatabase::create().await;
+    let pool = &db.pool;
+    let order_pk: i64 = db
+        .client()
+        .await
+        .query_one(
+            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', 'leased', 'packed', '{}') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (site, order) = (SiteId::new("s"), OrderId::new("leased"));
+    let lease = |states: Option<&'static [OrderState]>| {
+        let (site, order) = (site.clone(), order.clone());
+        async move {
+            OrderLock::try_acquire_order(pool, "ship", &site, &order, states)
+                .await
+                .unwrap()
+        }
+    };
+
+    let missing = OrderLock::try_acquire_order(pool, "ship", &site, &OrderId::new("nope"), None)
+        .await
+        .unwrap();
+    assert!(missing.is_none(), "no such order");
+    let shipped_only = lease(Some(&[OrderState::Shipped])).await.expect("the order is found");
+    assert_eq!(shipped_only.order.id, order_pk);
+    assert_eq!(shipped_only.order.state, OrderState::Packed);
+    assert!(shipped_only.lease.is_none(), "not in a state asked for: no lease");
+    let held = lease(Some(&[OrderState::Packed])).await.unwrap();
+    let first = held.lease.expect("free: taken");
+    let busy = lease(None).await.unwrap();
+    assert!(busy.lease.is_none(), "a held lease is not taken again");
+    assert_eq!(busy.order.webflow_order_id, "leased");
+
+    // The holder stalls past the expiry; a redelivery takes the order over.
+    db.client()
+        .await
+        .execute("UPDATE order_leases SET expires_at = now() - interval '1 second'", &[])
+        .await
+        .unwrap();
+    let second = lease(None).await.unwrap().lease.expect("an expired lease is free");
+    let mut client = db.client().await;
+    let tx = client.transaction().await.unwrap();
+    assert!(
+        first.finish_locking_order(&tx).await.unwrap().is_none(),
+        "the stale holder records nothing"
+    );
+    let locked = second
+        .finish_locking_order(&tx)
+        .await
+        .unwrap()
+        .expect("the holder ends its lease and gets the order");
+    assert_eq!((locked.id, locked.state), (order_pk, OrderState::Packed));
+    // Locked until the transaction ends: another session cannot take the row.
+    let blocked = db
+        .client()
+        .await
+        .query_opt("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE NOWAIT", &[&order_pk])
+        .await;
+    assert!(blocked.is_err(), "the order is locked by the recording transaction");
+    tx.commit().await.unwrap();
+    second.committed();
+    let leases: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM order_leases", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leases, 0, "the lease ended with the transaction");
+}
+
 fn label() -> serde_json::Value {
     json!({"label_id": "se-2002", "status": "completed", "tracking_number": "1Z2002", "carrier_code": "ups",
            "service_code": "ups_ground", "shipment_cost": {"currency": "usd", "amount": 9.5}, "voided": false,

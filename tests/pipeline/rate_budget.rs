@@ -247,3 +247,118 @@ async fn a_replica_whose_clock_runs_fast_still_calls_in_turn() {
     assert_within_limits(&p);
     p.teardown().await;
 }
+
+/// One call of `budget_take` as the gateway makes it for a write-back.
+fn take(key: &str, ticket: Option<i64>, horizon: Duration) -> warehouse_db::rate_budget::Take<'_> {
+    warehouse_db::rate_budget::Take {
+        key,
+        site_id: SITE_ID,
+        priority: "write_back",
+        ticket,
+        horizon,
+        reserve_within: Some(Duration::ZERO),
+        margin: Duration::ZERO,
+        grace: Duration::from_secs(1),
+        track: true,
+    }
+}
+
+#[tokio::test]
+async fn a_slot_within_the_horizon_moves_the_schedule_by_one_spacing_counts_the_call_and_leaves_abandoned_waits_to_the_slow_path()
+ {
+    use warehouse_db::rate_budget::{self, Grant};
+    let db = test_support::db::TestDatabase::create().await;
+    let client = db.client().await;
+    let key = "webflow-token:fast-path";
+    // 60 calls a minute: one slot a second.
+    rate_budget::ensure(&*client, key, 60.0).await.unwrap();
+    let abandoned: i64 = client
+        .query_one(
+            "INSERT INTO budget_waits (key, site_id, priority, slot, waiting_since)
+             VALUES ($1, $2, 'write_back', now() - interval '11 minutes', now() - interval '12 minutes') RETURNING id",
+            &[&key, &SITE_ID],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The first call: now; the schedule moves to one spacing after it.
+    let first = rate_budget::take(&*client, &take(key, None, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, Grant::Slot { wait } if wait < Duration::from_millis(500)),
+        "{first:?}"
+    );
+    let (after_first, db_now) = next_slot(&client, key).await;
+    let ahead = (after_first - db_now).to_std().unwrap_or_default();
+    assert!(
+        ahead > Duration::from_millis(500) && ahead <= Duration::from_secs(1),
+        "{ahead:?}"
+    );
+
+    // The second: exactly the slot the first left, and the schedule one more spacing on.
+    let second = rate_budget::take(&*client, &take(key, None, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let Grant::Slot { wait } = second else {
+        panic!("{second:?}")
+    };
+    assert!(
+        wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    let (after_second, _) = next_slot(&client, key).await;
+    assert_eq!(after_second - after_first, chrono::Duration::seconds(1));
+    assert_eq!(rate_budget::counters(&*client, key).await.unwrap(), (2, 0));
+    let (budgets, waits) = rate_budget::status(&*client, &[key.to_owned()]).await.unwrap();
+    assert_eq!(budgets[0].calls_this_minute, 2);
+    assert!(waits.is_empty(), "an abandoned wait is not shown: {waits:?}");
+    let still_there: i64 = client
+        .query_one("SELECT count(*) FROM budget_waits WHERE id = $1", &[&abandoned])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(still_there, 1, "the fast path sweeps nothing");
+
+    // A call that must wait (beyond a zero horizon, never reserved) takes the slow path: it
+    // records its wait and sweeps the abandoned one; the schedule does not move.
+    let busy = rate_budget::take(&*client, &take(key, None, Duration::ZERO))
+        .await
+        .unwrap();
+    assert!(matches!(busy, Grant::Busy { ticket: Some(_), .. }), "{busy:?}");
+    let (after_busy, _) = next_slot(&client, key).await;
+    assert_eq!(after_busy, after_second);
+    let ids: Vec<i64> = client
+        .query("SELECT id FROM budget_waits WHERE key = $1", &[&key])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!ids.contains(&abandoned), "{ids:?}");
+    assert_eq!(ids.len(), 1);
+    assert_eq!(rate_budget::counters(&*client, key).await.unwrap(), (2, 0));
+
+    // A held ticket is never the fast path: the wait recorded above is dropped and queued
+    // afresh (a plain wait is not a reservation).
+    let again = rate_budget::take(&*client, &take(key, Some(ids[0]), Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(matches!(again, Grant::Slot { .. }), "{again:?}");
+    assert_eq!(rate_budget::counters(&*client, key).await.unwrap(), (3, 0));
+}
+
+/// The budget's next free slot and the database's clock.
+async fn next_slot(
+    client: &tokio_postgres::Client,
+    key: &str,
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let row = client
+        .query_one(
+            "SELECT next_slot, clock_timestamp() FROM rate_budgets WHERE key = $1",
+            &[&key],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}

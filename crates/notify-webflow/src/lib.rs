@@ -381,14 +381,13 @@ impl NotifyHandler {
             .ok_or_else(|| HandlerError::permanent("the event names no order"))?
             .clone();
         let site_id = envelope.site_id.clone();
-        let order = {
-            let client = self.pool.get().await?;
-            orders::find(&*client, &site_id, &order_id)
-                .await?
-                .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?
-        };
-        // Two deliveries for the same order must not write concurrently.
-        let Some(lease) = OrderLock::try_acquire(&self.pool, "notify", order.id).await? else {
+        // Two deliveries for the same order must not write concurrently: the order is found
+        // and its lease taken by one statement.
+        let found = OrderLock::try_acquire_order(&self.pool, "notify", &site_id, &order_id, None)
+            .await?
+            .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
+        let order = found.order;
+        let Some(lease) = found.lease else {
             // Not a failure: the other delivery will finish; look again shortly.
             return Err(HandlerError::deferred(
                 "another delivery is working on this order",
@@ -496,16 +495,14 @@ impl Handler for NotifyHandler {
         prepared: Prepared,
         effects: &mut Effects,
     ) -> Result<(), HandlerError> {
-        // Fenced: a holder whose lease expired and was taken over records nothing.
-        if !prepared.lease.finish_in(tx).await? {
+        // Fenced: a holder whose lease expired and was taken over records nothing. The order
+        // is locked by the statement that ends the lease.
+        let Some(order) = prepared.lease.finish_locking_order(tx).await? else {
             return Err(lease_lost());
-        }
+        };
         let lease = prepared.lease;
         effects.on_commit(move || lease.committed());
         ledger::finish_many(tx, prepared.order_pk, &prepared.done).await?;
-        let Some(order) = orders::lock_by_id(tx, prepared.order_pk).await? else {
-            return Ok(());
-        };
         let entries: Vec<AuditEntry<'_>> = prepared
             .calls
             .iter()

@@ -65,11 +65,7 @@ pub enum Prepared {
     Skip { reason: String },
     /// A carrier call was made under the order's lease; its result is recorded (and the lease
     /// checked and ended) in the handler's transaction.
-    Done {
-        order_pk: i64,
-        lease: OrderLock,
-        outcome: Outcome,
-    },
+    Done { lease: OrderLock, outcome: Outcome },
 }
 
 pub enum Outcome {
@@ -157,37 +153,17 @@ impl ShipHandler {
             Err(error) => Err(error),
         };
         match carrier_result {
-            Ok((booking, reused)) => {
-                // Cancelled while the label was being bought: void it rather than keep a paid
-                // label for goods that stay on the shelf.
-                if self.is_cancelled(order).await? {
-                    confirm(lease).await?;
-                    self.carrier.void(&booking.external_id).await.map_err(carrier_error)?;
-                    return Ok(Some(Outcome::Voided {
-                        label: Some(booking.external_id),
-                    }));
-                }
-                Ok(Some(Outcome::Booked {
-                    booking: Box::new(booking),
-                    reused,
-                }))
-            }
+            // An order cancelled while its label was being bought is found by the recording
+            // transaction (the order is locked there), whose retry voids the label.
+            Ok((booking, reused)) => Ok(Some(Outcome::Booked {
+                booking: Box::new(booking),
+                reused,
+            })),
             Err(error) if error.needs_review() => Ok(Some(Outcome::Refused {
                 error: error.to_string(),
             })),
             Err(error) => Err(carrier_error(error)),
         }
-    }
-
-    async fn is_cancelled(&self, order: &orders::OrderRecord) -> Result<bool, HandlerError> {
-        let client = self.pool.get().await?;
-        let now = orders::find(
-            &*client,
-            &SiteId::new(order.site_id.clone()),
-            &OrderId::new(order.webflow_order_id.clone()),
-        )
-        .await?;
-        Ok(now.is_some_and(|o| o.state == OrderState::Cancelled))
     }
 
     /// An order cancelled while a delivery was buying its label (the shipment is still
@@ -253,39 +229,53 @@ impl Handler for ShipHandler {
                 envelope.event.routing_key()
             )));
         };
-        let client = self.pool.get().await?;
-        let order = orders::find(&*client, &envelope.site_id, order_id)
-            .await?
-            .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
-        let cancelled_while_booking = order.state == OrderState::Cancelled
-            && floor::shipment(&*client, order.id)
-                .await?
-                .is_some_and(|s| s.status == floor::ShipmentStatus::Booking);
+        // The order is found and, packed (or cancelled, perhaps while its label was being
+        // bought), its lease taken by one statement: two deliveries for the same order must
+        // not call the carrier concurrently.
+        let found = OrderLock::try_acquire_order(
+            &self.pool,
+            consumer::SHIP,
+            &envelope.site_id,
+            order_id,
+            Some(&[OrderState::Packed, OrderState::Cancelled]),
+        )
+        .await?
+        .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
+        let order = found.order;
+        let Some(lease) = found.lease else {
+            if matches!(order.state, OrderState::Packed | OrderState::Cancelled) {
+                // Not a failure: the other delivery will finish; look again shortly.
+                return Err(HandlerError::deferred(
+                    "another delivery is working on this order",
+                    std::time::Duration::from_secs(1),
+                ));
+            }
+            return Ok(Preparation::Ready(Prepared::Skip {
+                reason: format!("order is {}", order.state),
+            }));
+        };
+        let cancelled_while_booking = if order.state == OrderState::Cancelled {
+            let shipment = {
+                let client = self.pool.get().await?;
+                floor::shipment(&*client, order.id).await?
+            };
+            shipment.is_some_and(|s| s.status == floor::ShipmentStatus::Booking)
+        } else {
+            false
+        };
         if order.state != OrderState::Packed && !cancelled_while_booking {
+            lease.release().await;
             return Ok(Preparation::Ready(Prepared::Skip {
                 reason: format!("order is {}", order.state),
             }));
         }
-        drop(client);
-        // Two deliveries for the same order must not call the carrier concurrently.
-        let Some(lease) = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id).await? else {
-            // Not a failure: the other delivery will finish; look again shortly.
-            return Err(HandlerError::deferred(
-                "another delivery is working on this order",
-                std::time::Duration::from_secs(1),
-            ));
-        };
         let outcome = if cancelled_while_booking {
             self.void_booking(&order, &lease).await.map(Some)
         } else {
             self.book(&order, order_id, &lease).await
         };
         match outcome {
-            Ok(Some(outcome)) => Ok(Preparation::Ready(Prepared::Done {
-                order_pk: order.id,
-                lease,
-                outcome,
-            })),
+            Ok(Some(outcome)) => Ok(Preparation::Ready(Prepared::Done { lease, outcome })),
             Ok(None) => {
                 lease.release().await;
                 Ok(Preparation::Ready(Prepared::Skip {
@@ -311,21 +301,18 @@ impl Handler for ShipHandler {
                 tracing::info!(message_id = %message.message_id, reason, "nothing to ship");
                 Ok(())
             }
-            Prepared::Done {
-                order_pk,
-                lease,
-                outcome,
-            } => {
-                // Fenced: the lease is checked and ended in the transaction that records the
-                // carrier's answer; a holder that lost it records nothing.
-                if !lease.finish_in(tx).await? {
+            Prepared::Done { lease, outcome } => {
+                // Fenced: the lease is checked and ended, and the order locked, in the
+                // transaction that records the carrier's answer; a holder that lost the lease
+                // records nothing.
+                let Some(order) = lease.finish_locking_order(tx).await? else {
                     return Err(HandlerError::deferred(
                         "the order's lease expired and was taken over; not recording this carrier call",
                         std::time::Duration::from_secs(1),
                     ));
-                }
+                };
                 effects.on_commit(move || lease.committed());
-                self.record(tx, message, order_pk, outcome, effects).await
+                self.record(tx, message, order, outcome, effects).await
             }
         }
     }
@@ -339,18 +326,17 @@ impl ShipHandler {
         AuditEntry::for_order(order, AuditKind::ApiCall, ACTOR, detail)
     }
 
-    /// Records a carrier call's outcome (in the handler's transaction, under the lease).
+    /// Records a carrier call's outcome (in the handler's transaction, under the lease, with
+    /// `order` locked).
     async fn record(
         &self,
         tx: &Transaction<'_>,
         message: &IncomingMessage,
-        order_pk: i64,
+        order: orders::OrderRecord,
         outcome: Outcome,
         effects: &mut Effects,
     ) -> Result<(), HandlerError> {
-        let Some(order) = orders::lock_by_id(tx, order_pk).await? else {
-            return Ok(());
-        };
+        let order_pk = order.id;
         match outcome {
             Outcome::Voided { label } => {
                 floor::mark_voided(tx, order_pk, label.as_deref()).await?;

@@ -13,7 +13,9 @@
 
 use crate::db::Db;
 use crate::error::Result;
+use crate::orders::{self, OrderRecord};
 use crate::pool::Pool;
+use domain::{OrderId, OrderState, SiteId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -80,31 +82,96 @@ impl<'a> Fence<'a> {
     }
 }
 
+/// What [`OrderLock::try_acquire_order`] found.
+pub struct OrderLease {
+    /// The order as read by the statement that took the lease: read again under the lease
+    /// what a previous holder may have changed.
+    pub order: OrderRecord,
+    /// `None`: someone else holds the lease, or the order is in none of the states asked for.
+    pub lease: Option<OrderLock>,
+}
+
+/// Takes a free (or expired) lease; the statements below insert into `order_leases` with it.
+macro_rules! take_lease {
+    () => {
+        "ON CONFLICT (order_id, purpose) DO UPDATE
+             SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+             WHERE order_leases.expires_at <= now()
+         RETURNING 1"
+    };
+}
+
 impl OrderLock {
     /// Takes the lease on `order_pk` for `purpose`, or returns `None` if someone holds it.
     pub async fn try_acquire(pool: &Pool, purpose: &str, order_pk: i64) -> Result<Option<Self>> {
+        const SQL: &str = concat!(
+            "INSERT INTO order_leases (order_id, purpose, token, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) ",
+            take_lease!()
+        );
         let token = uuid::Uuid::new_v4();
         let taken = {
             let client = pool.get().await?;
             client
-                .query_opt(
-                    "INSERT INTO order_leases (order_id, purpose, token, expires_at)
-                     VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-                     ON CONFLICT (order_id, purpose) DO UPDATE
-                         SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
-                         WHERE order_leases.expires_at <= now()
-                     RETURNING 1",
-                    &[&order_pk, &purpose, &token, &ttl_secs()],
-                )
+                .query_opt(SQL, &[&order_pk, &purpose, &token, &ttl_secs()])
                 .await?
                 .is_some()
         };
-        if !taken {
-            return Ok(None);
-        }
+        Ok(taken.then(|| Self::held(pool, purpose, order_pk, token)))
+    }
+
+    /// Finds an order by its store and Webflow id and, when it is in one of `states` (any
+    /// state: `None`), takes its lease for `purpose`: one statement where a look-up and
+    /// [`Self::try_acquire`] were two. `None`: no such order.
+    pub async fn try_acquire_order(
+        pool: &Pool,
+        purpose: &str,
+        site_id: &SiteId,
+        order_id: &OrderId,
+        states: Option<&[OrderState]>,
+    ) -> Result<Option<OrderLease>> {
+        const SQL: &str = concat!(
+            "WITH found AS (SELECT ",
+            orders::columns!(),
+            " FROM orders WHERE site_id = $1 AND webflow_order_id = $2),
+             taken AS (
+                 INSERT INTO order_leases (order_id, purpose, token, expires_at)
+                 SELECT id, $3, $4, now() + make_interval(secs => $5) FROM found
+                 WHERE $6::text[] IS NULL OR state = ANY($6) ",
+            take_lease!(),
+            ")
+             SELECT *, EXISTS (SELECT 1 FROM taken) FROM found"
+        );
+        let token = uuid::Uuid::new_v4();
+        let states: Option<Vec<&str>> = states.map(|states| states.iter().map(|s| s.as_str()).collect());
+        let row = {
+            let client = pool.get().await?;
+            client
+                .query_opt(
+                    SQL,
+                    &[
+                        &site_id.as_str(),
+                        &order_id.as_str(),
+                        &purpose,
+                        &token,
+                        &ttl_secs(),
+                        &states,
+                    ],
+                )
+                .await?
+        };
+        let Some(row) = row else { return Ok(None) };
+        let order = orders::from_row(&row)?;
+        let taken: bool = row.get(orders::COLUMN_COUNT);
+        let lease = taken.then(|| Self::held(pool, purpose, order.id, token));
+        Ok(Some(OrderLease { order, lease }))
+    }
+
+    /// A lease just taken with `token`: renewed in the background until it ends.
+    fn held(pool: &Pool, purpose: &str, order_pk: i64, token: uuid::Uuid) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
         let renewal = tokio::spawn(renew(pool.clone(), order_pk, purpose.to_owned(), token, lost.clone()));
-        Ok(Some(Self {
+        Self {
             pool: pool.clone(),
             order_pk,
             purpose: purpose.to_owned(),
@@ -112,7 +179,7 @@ impl OrderLock {
             lost,
             ended: false,
             renewal,
-        }))
+        }
     }
 
     /// Checks, right before an external call, that the lease is still ours (and extends it).
@@ -177,7 +244,28 @@ impl OrderLock {
         Ok(row.is_some())
     }
 
-    /// The transaction in which [`Self::finish_in`] ended the lease has committed: the row is
+    /// [`Self::finish_in`] and [`orders::lock_by_id`] in one statement: ends the lease in
+    /// `client`'s transaction, if it is still ours, and locks the order for the rest of that
+    /// transaction. `None`: the lease is lost (orders are never deleted); record nothing.
+    pub async fn finish_locking_order<C: Db>(&self, client: &C) -> Result<Option<OrderRecord>> {
+        const SQL: &str = concat!(
+            "WITH ended AS (
+                 DELETE FROM order_leases
+                 WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() RETURNING 1)
+             SELECT ",
+            orders::columns!(),
+            " FROM orders WHERE id = $1 AND EXISTS (SELECT 1 FROM ended) FOR UPDATE"
+        );
+        client
+            .query_opt(SQL, &[&self.order_pk, &self.purpose, &self.token])
+            .await?
+            .as_ref()
+            .map(orders::from_row)
+            .transpose()
+    }
+
+    /// The transaction in which [`Self::finish_in`] (or [`Self::finish_locking_order`]) ended
+    /// the lease has committed: the row is
     /// gone, so nothing is left to free (dropping the lock instead deletes it once more, in
     /// case that transaction rolled back).
     pub fn committed(mut self) {

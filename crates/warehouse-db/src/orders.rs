@@ -64,8 +64,11 @@ macro_rules! columns {
          shipping_address, snapshot, correlation_id, version, address_override_base"
     };
 }
+pub(crate) use columns;
+/// How many columns [`columns!`] names: a statement's own columns follow from this index.
+pub(crate) const COLUMN_COUNT: usize = 12;
 
-fn from_row(row: &Row) -> Result<OrderRecord> {
+pub(crate) fn from_row(row: &Row) -> Result<OrderRecord> {
     let state: String = row.get(3);
     Ok(OrderRecord {
         id: row.get(0),

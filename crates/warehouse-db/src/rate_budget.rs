@@ -211,6 +211,9 @@ pub async fn status<C: Db>(client: &C, keys: &[String]) -> Result<(Vec<BudgetSta
             "SELECT key, site_id, count(slot), count(*) - count(slot),
                     EXTRACT(EPOCH FROM clock_timestamp() - min(waiting_since))::float8
              FROM budget_waits WHERE key = ANY($1)
+               -- Abandoned waits, which `budget_take` sweeps only when a call must wait (V11).
+               AND NOT ((slot IS NOT NULL AND slot < clock_timestamp() - interval '10 minutes')
+                        OR (slot IS NULL AND updated_at < clock_timestamp() - interval '30 minutes'))
              GROUP BY key, site_id ORDER BY key, site_id",
             &[&keys],
         )
