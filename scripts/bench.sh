@@ -12,7 +12,7 @@ REQUESTS=${REQUESTS:-100000}
 CONCURRENCY=${CONCURRENCY:-64}
 ORDERS=${ORDERS:-5000}
 FLOW_ORDERS=${FLOW_ORDERS:-1000}
-FLOW_RATE=${FLOW_RATE:-50}
+FLOW_RATE=${FLOW_RATE:-50}  # 0: no steady run
 # PostgreSQL's log file: when set, the whole-pipeline run also counts the statements of each
 # service (the bench database logs every statement, which costs CPU: compare CPU without it).
 PG_LOG=${PG_LOG:-}
@@ -111,13 +111,15 @@ reserved_rate=$(sed -n 's/.* = \([0-9.]*\) orders\/s.*/\1/p' "$LOGS/pipeline.out
 flow_rate=$(sed -n 's/.* (\([0-9.]*\) orders\/s).*/\1/p' "$LOGS/flow.out" | head -1)
 awk -v flow="$flow_rate" -v reserved="$reserved_rate" 'BEGIN {
   if (reserved > 0) printf "ratio placed -> fulfilled / webhook -> reserved (this run): %.0f / %.0f = %.2f (target >= 0.80)\n", flow, reserved, flow / reserved }'
-echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) orders): latency without a backlog"
-# A fresh simulator, so its counters and latencies cover this run only.
-kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
-start_sim
-sleep 1
-"$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --skus "$FLOW_SKUS" --state fulfilled --rate "$FLOW_RATE" \
-  --pid "$(flow_pids)"
+if ((FLOW_RATE > 0)); then
+  echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) orders): latency without a backlog"
+  # A fresh simulator, so its counters and latencies cover this run only.
+  kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+  start_sim
+  sleep 1
+  "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$((FLOW_RATE * 20))" --skus "$FLOW_SKUS" --state fulfilled --rate "$FLOW_RATE" \
+    --pid "$(flow_pids)"
+fi
 if [[ -n $PG_LOG ]]; then psql -q -h 127.0.0.1 -U postgres -c "ALTER DATABASE $DB RESET log_statement"; fi
 echo "== peak resident memory of each service after the whole-pipeline run (VmHWM)"
 for name in ingress enrich reserve ship warehouse notify-webflow webflow-sim; do

@@ -87,9 +87,13 @@ async fn against_a_reservation(path: Path) {
     let pid: i32 = other.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
     let releasing = tokio::spawn(async move {
         let tx = other.transaction().await.unwrap();
+        // How many reservations the path closed.
         let done = match path {
-            Path::Release => warehouse_db::inventory::release_order(&*tx, order_pk).await,
-            Path::Consume => warehouse_db::floor::consume_reservations(&*tx, order_pk).await,
+            Path::Release => warehouse_db::inventory::release_order(&*tx, order_pk)
+                .await
+                .map(|released| released.len()),
+            // What ship records once the label is bought.
+            Path::Consume => ship_order(&tx, order_pk).await,
         };
         let done = done?;
         tx.commit().await.map_err(warehouse_db::DbError::from)?;
@@ -110,7 +114,35 @@ async fn against_a_reservation(path: Path) {
     reservation.commit().await.unwrap();
     let done = releasing.await.unwrap();
     assert!(done.is_ok(), "{path:?}: {done:?}");
-    assert_eq!(done.unwrap().len(), 2);
+    assert_eq!(done.unwrap(), 2);
+}
+
+/// The order shipped as the ship worker records it: its reservations consumed. Returns how
+/// many were.
+async fn ship_order(tx: &warehouse_db::Transaction<'_>, order_pk: i64) -> Result<usize, warehouse_db::DbError> {
+    let order = warehouse_db::orders::lock_by_id(tx, order_pk)
+        .await?
+        .expect("the order exists");
+    let booking = warehouse_db::floor::BookedShipment {
+        carrier: "ups",
+        service_level: "ups_ground",
+        tracking_number: "1Z1",
+        tracking_url: "https://example.test/1Z1",
+        label_url: None,
+        cost_minor: None,
+        currency: None,
+        external_id: "label-1",
+        shipped_at: chrono::Utc::now(),
+    };
+    warehouse_db::floor::record_shipped(tx, &order, &booking, &serde_json::json!({}), "ship").await?;
+    let consumed: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM reservations WHERE order_id = $1 AND status = 'consumed'",
+            &[&order_pk],
+        )
+        .await?
+        .get(0);
+    Ok(consumed as usize)
 }
 
 #[tokio::test]

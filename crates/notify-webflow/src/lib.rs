@@ -28,8 +28,8 @@ use std::collections::HashMap;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::locks::OrderLock;
+use warehouse_db::orders;
 use warehouse_db::webflow_writes::{self as ledger, StepStatus, WriteStep};
-use warehouse_db::{floor, orders};
 use webflow::{
     CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
 };
@@ -109,6 +109,8 @@ struct Session<'a> {
     resume: Option<String>,
     /// The ledger as it was when the lease was taken (only the lease holder changes it).
     ledger: ledger::StepStatuses,
+    /// The booked shipment's carrier and tracking, read with the ledger.
+    tracking: Option<ledger::BookedTracking>,
     /// Steps done and not yet marked in the ledger: the mark goes with the next write's
     /// `pending` (one fenced statement), or with the outcome's transaction. A mark lost in a
     /// crash leaves the step `pending`, which the next delivery reads before writing.
@@ -246,17 +248,15 @@ fn is_refunded(order: &Order) -> bool {
 
 impl NotifyHandler {
     async fn write_back_shipment(&self, session: &mut Session<'_>) -> Result<Outcome, HandlerError> {
-        let client = self.pool.get().await?;
-        let shipment = floor::shipment(&*client, session.order_pk)
-            .await?
-            .filter(|s| s.status == floor::ShipmentStatus::Booked)
+        let shipment = session
+            .tracking
+            .clone()
             .ok_or_else(|| HandlerError::permanent("the order is shipped but has no booked shipment"))?;
-        drop(client);
         let desired = UpdateOrderRequest {
             comment: None,
-            shipping_provider: shipment.carrier.clone(),
-            shipping_tracking: shipment.tracking_number.clone(),
-            shipping_tracking_url: shipment.tracking_url.clone(),
+            shipping_provider: shipment.carrier,
+            shipping_tracking: shipment.tracking_number,
+            shipping_tracking_url: shipment.tracking_url,
         };
 
         // Step 1: carrier and tracking.
@@ -401,9 +401,13 @@ impl NotifyHandler {
             let client = self.pool.get().await?;
             Ok::<_, HandlerError>(ledger::statuses(&*client, order.id).await?)
         };
-        let (ledger, state) = match statuses.await {
-            Ok((ledger, Some(state))) => (ledger, state),
-            Ok((_, None)) => {
+        let (ledger, state, tracking) = match statuses.await {
+            Ok(ledger::WriteBackStart {
+                steps,
+                state: Some(state),
+                tracking,
+            }) => (steps, state, tracking),
+            Ok(ledger::WriteBackStart { state: None, .. }) => {
                 lease.release().await;
                 return Err(HandlerError::permanent(format!(
                     "order {order_id} vanished from the warehouse database"
@@ -424,6 +428,7 @@ impl NotifyHandler {
             seen: None,
             resume: message.resume_token(),
             ledger,
+            tracking,
             done: Vec::new(),
         };
         let outcome = self.write(&mut session, &envelope.event, state).await;

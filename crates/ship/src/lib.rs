@@ -365,9 +365,15 @@ impl ShipHandler {
                 if order.state != OrderState::Packed {
                     return Ok(());
                 }
-                floor::mark_booked(
+                let detail = serde_json::json!({
+                    "label": booking.external_id,
+                    "tracking_number": booking.tracking_number,
+                    "reused_existing_label": reused,
+                });
+                let call = self.carrier_call(&order, detail);
+                floor::record_shipped(
                     tx,
-                    order_pk,
+                    &order,
                     &BookedShipment {
                         carrier: &booking.carrier,
                         service_level: &booking.service,
@@ -379,17 +385,10 @@ impl ShipHandler {
                         external_id: &booking.external_id,
                         shipped_at: booking.shipped_at,
                     },
+                    &call.detail,
+                    ACTOR,
                 )
                 .await?;
-                let consumed = floor::consume_reservations(tx, order_pk).await?;
-                let detail = serde_json::json!({
-                    "label": booking.external_id,
-                    "tracking_number": booking.tracking_number,
-                    "reused_existing_label": reused,
-                    "consumed": consumed,
-                });
-                audit::record(tx, self.carrier_call(&order, detail)).await?;
-                orders::transition(tx, &order, OrderState::Shipped, None, ACTOR).await?;
                 effects.emit(
                     Self::NAME,
                     message,

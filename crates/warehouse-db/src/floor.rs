@@ -439,6 +439,7 @@ pub async fn begin_booking<C: Db>(
     })
 }
 
+/// A label the carrier sold, as [`record_shipped`] stores it.
 pub struct BookedShipment<'a> {
     pub carrier: &'a str,
     pub service_level: &'a str,
@@ -451,27 +452,81 @@ pub struct BookedShipment<'a> {
     pub shipped_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn mark_booked<C: Db>(client: &C, order_pk: i64, b: &BookedShipment<'_>) -> Result<()> {
-    client
-        .execute(
-            "UPDATE shipments SET status = 'booked', carrier = $2, service_level = $3, tracking_number = $4, tracking_url = $5,
-                    label_url = $6, cost_minor = $7, currency = $8, external_id = $9, shipped_at = $10, last_error = NULL,
-                    updated_at = now()
-             WHERE order_id = $1",
+/// An order leaves with its label, in the recording transaction (`order` locked there): the
+/// shipment is `booked`, its active reservations consumed (stock leaves the building: on hand
+/// and reserved go down, shipped up), the carrier call audited (`call_detail`, with what was consumed
+/// added) and the order `shipped` with its state-change entry. Two statements where there were
+/// six: the SKUs' locks first, in the database's order (the one lock order of every path), then
+/// everything else in one.
+pub async fn record_shipped<C: Db>(
+    client: &C,
+    order: &crate::orders::OrderRecord,
+    booking: &BookedShipment<'_>,
+    call_detail: &serde_json::Value,
+    actor: &str,
+) -> Result<()> {
+    use crate::audit::AuditKind;
+    use domain::OrderState;
+    order.state.transition(OrderState::Shipped)?;
+    crate::inventory::lock_skus_of_reservations(client, order.id).await?;
+    const SQL: &str = "WITH booked AS (
+             UPDATE shipments SET status = 'booked', carrier = $2, service_level = $3, tracking_number = $4,
+                    tracking_url = $5, label_url = $6, cost_minor = $7, currency = $8, external_id = $9,
+                    shipped_at = $10, last_error = NULL, updated_at = now()
+             WHERE order_id = $1 RETURNING 1),
+         consumed AS (
+             UPDATE reservations SET status = 'consumed', closed_at = now()
+             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
+         stock AS (
+             UPDATE inventory SET on_hand = inventory.on_hand - consumed.quantity,
+                    reserved = inventory.reserved - consumed.quantity,
+                    shipped = inventory.shipped + consumed.quantity, updated_at = now()
+             FROM consumed WHERE inventory.sku = consumed.sku),
+         changed AS (
+             UPDATE orders SET state = $12, state_reason = NULL, version = version + 1, updated_at = now()
+             WHERE id = $1 AND version = $11 RETURNING site_id, webflow_order_id),
+         audited AS (
+             INSERT INTO audit_log (site_id, webflow_order_id, kind, actor, detail)
+             SELECT changed.site_id, changed.webflow_order_id, entry.kind, $13, entry.detail
+             FROM changed, (VALUES
+                 (1, $14::text, $15::jsonb || jsonb_build_object('consumed', COALESCE(
+                     (SELECT jsonb_agg(jsonb_build_array(sku, quantity) ORDER BY sku) FROM consumed), '[]'::jsonb))),
+                 (2, $16::text, $17::jsonb)) AS entry(n, kind, detail)
+             ORDER BY entry.n
+             RETURNING 1)
+         SELECT count(*) FROM changed";
+    let to = OrderState::Shipped;
+    let state_change = serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": null});
+    let row = client
+        .query_one(
+            SQL,
             &[
-                &order_pk,
-                &b.carrier,
-                &b.service_level,
-                &b.tracking_number,
-                &b.tracking_url,
-                &b.label_url,
-                &b.cost_minor,
-                &b.currency,
-                &b.external_id,
-                &b.shipped_at,
+                &order.id,
+                &booking.carrier,
+                &booking.service_level,
+                &booking.tracking_number,
+                &booking.tracking_url,
+                &booking.label_url,
+                &booking.cost_minor,
+                &booking.currency,
+                &booking.external_id,
+                &booking.shipped_at,
+                &order.version,
+                &to.as_str(),
+                &actor,
+                &AuditKind::ApiCall.as_str(),
+                call_detail,
+                &AuditKind::StateChange.as_str(),
+                &state_change,
             ],
         )
         .await?;
+    if row.get::<_, i64>(0) != 1 {
+        return Err(DbError::ConcurrentChange(format!(
+            "order {} changed concurrently",
+            order.webflow_order_id
+        )));
+    }
     Ok(())
 }
 
@@ -527,26 +582,4 @@ pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<Shipmen
         })
     })
     .transpose()
-}
-
-/// Stock leaves the building: active reservations become consumed, on_hand and reserved go
-/// down, shipped goes up.
-pub async fn consume_reservations<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
-    // Locks first, in the database's SKU order (the one lock order of every path).
-    crate::inventory::lock_skus_of_reservations(client, order_pk).await?;
-    let rows = client
-        .query(
-            "WITH consumed AS (
-                 UPDATE reservations SET status = 'consumed', closed_at = now()
-                 WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
-             stock AS (
-                 UPDATE inventory SET on_hand = inventory.on_hand - consumed.quantity,
-                        reserved = inventory.reserved - consumed.quantity,
-                        shipped = inventory.shipped + consumed.quantity, updated_at = now()
-                 FROM consumed WHERE inventory.sku = consumed.sku)
-             SELECT sku, quantity FROM consumed ORDER BY sku",
-            &[&order_pk],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

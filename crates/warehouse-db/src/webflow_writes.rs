@@ -104,34 +104,64 @@ impl StepStatuses {
     }
 }
 
-/// Every step of the order, with the order's state, read together. Called once the order's
-/// lease is held: a delivery that found the order before waiting for the lease must act on the
-/// state the previous holder left (say `needs_review` after a refund), not on what it read before.
-pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<(StepStatuses, Option<OrderState>)> {
+/// The carrier and tracking of an order's booked shipment: what the write-back sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookedTracking {
+    pub carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+}
+
+/// What a write-back starts from, read by one statement once the order's lease is held.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBackStart {
+    pub steps: StepStatuses,
+    /// `None`: the order is gone.
+    pub state: Option<OrderState>,
+    /// `None`: no shipment, or one not (or no longer) `booked`.
+    pub tracking: Option<BookedTracking>,
+}
+
+/// Every step of the order, with the order's state and its booked shipment's tracking, read
+/// together. Called once the order's lease is held: a delivery that found the order before
+/// waiting for the lease must act on the state the previous holder left (say `needs_review`
+/// after a refund), not on what it read before.
+pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<WriteBackStart> {
+    // At most one shipment per order (its primary key): the join repeats nothing.
     let rows = client
         .query(
-            "SELECT o.state, w.step, w.status FROM orders o
+            "SELECT o.state, w.step, w.status, s.status = 'booked', s.carrier, s.tracking_number, s.tracking_url
+             FROM orders o
+             LEFT JOIN shipments s ON s.order_id = o.id
              LEFT JOIN webflow_writes w ON w.order_id = o.id WHERE o.id = $1",
             &[&order_pk],
         )
         .await?;
-    let state = match rows.first() {
-        Some(row) => {
-            let state: String = row.get(0);
-            Some(
-                state
-                    .parse()
-                    .map_err(|e: domain::lifecycle::UnknownState| crate::DbError::UnknownState(e.to_string()))?,
-            )
-        }
-        None => None,
+    let Some(first) = rows.first() else {
+        return Ok(WriteBackStart::default());
     };
+    let state: String = first.get(0);
+    let state = state
+        .parse()
+        .map_err(|e: domain::lifecycle::UnknownState| crate::DbError::UnknownState(e.to_string()))?;
+    let tracking = first
+        .get::<_, Option<bool>>(3)
+        .unwrap_or(false)
+        .then(|| BookedTracking {
+            carrier: first.get(4),
+            tracking_number: first.get(5),
+            tracking_url: first.get(6),
+        });
     let steps = rows
         .iter()
         .filter_map(|row| Some((row.get::<_, Option<String>>(1)?, row.get::<_, Option<String>>(2)?)))
         .map(|(step, status)| Ok((step, StepStatus::from_db(&status)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok((StepStatuses(steps), state))
+    Ok(WriteBackStart {
+        steps: StepStatuses(steps),
+        state: Some(state),
+        tracking,
+    })
 }
 
 /// In one statement, only while `lease` is ours (it is confirmed and extended by the same

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A/B of the whole pipeline (issue #16): two sets of release binaries, run in alternating order
+# (a-b, b-a, ...) so a change in the machine's load lands on both:
+#
+#   scripts/bench-flow-ab.sh A_BIN B_BIN [ROUNDS]    # e.g. /tmp/bin-before target/release 3
+#
+# Each run is `BENCH_ONLY=flow scripts/bench.sh` with that side's binaries (services, simulator and
+# load generator): webhook -> reserved ($ORDERS orders), then placed -> fulfilled ($FLOW_ORDERS
+# as a backlog), each in a fresh database and its own AMQP namespace (a queue deleted and
+# declared again at once can wedge RabbitMQ 3.10's quorum queues). No steady run unless
+# FLOW_RATE is set. The summary gives each side's median and range and b/a of the medians.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A_BIN=${1:?usage: scripts/bench-flow-ab.sh A_BIN B_BIN [ROUNDS]}
+B_BIN=${2:?usage: scripts/bench-flow-ab.sh A_BIN B_BIN [ROUNDS]}
+ROUNDS=${3:-3}
+LOGS=.bench/flow-ab
+mkdir -p "$LOGS"
+RESULTS=$LOGS/results.tsv
+export ORDERS=${ORDERS:-1000} FLOW_ORDERS=${FLOW_ORDERS:-1000} FLOW_RATE=${FLOW_RATE:-0}
+
+run() { # side bin round
+  local side=$1 bin=$2 round=$3 out=$LOGS/$1-$3.out
+  BIN=$bin BENCH_ONLY=flow DB=wms_flow_ab NAMESPACE="flowab$(date +%s)$side" bash scripts/bench.sh > "$out" 2>&1
+  local reserved flow services pg rabbit transactions
+  reserved=$(sed -n 's/^pipeline (complete.* = \([0-9.]*\) orders\/s.*/\1/p' "$out")
+  flow=$(sed -n 's/.* reached `fulfilled` in .* (\([0-9.]*\) orders\/s).*/\1/p' "$out" | head -1)
+  # The cost table of the backlog run: the third `cpu total` line of the output.
+  services=$(sed -n 's/^  cpu total: services \([0-9.]*\) .*/\1/p' "$out" | sed -n 3p)
+  pg=$(sed -n 's/^  cpu total: services [0-9.]* + postgres bench backends \([0-9.]*\) .*/\1/p' "$out" | sed -n 3p)
+  rabbit=$(sed -n 's/^  cpu rabbitmq (beam.smp) *\([0-9.]*\) ms.*/\1/p' "$out" | sed -n 3p)
+  transactions=$(sed -n 's/^  database per order: \([0-9.]*\) transactions.*/\1/p' "$out" | sed -n 3p)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$reserved" "$flow" \
+    "$(awk -v f="$flow" -v r="$reserved" 'BEGIN { printf "%.3f", (r > 0 ? f / r : 0) }')" \
+    "$services" "$pg" "$rabbit" "$transactions" | tee -a "$RESULTS"
+  sleep 5 # let the broker finish deleting the run's queues
+}
+
+echo "== $ROUNDS rounds: a = $A_BIN, b = $B_BIN; machine: $(nproc) cores; $(uptime)"
+printf 'round\tside\twebhook->reserved/s\tplaced->fulfilled/s\tratio\tcpu services ms/order\tcpu pg ms/order\tcpu rabbitmq ms/order\ttransactions/order\n' | tee "$RESULTS"
+for round in $(seq "$ROUNDS"); do
+  if ((round % 2)); then order=(a b); else order=(b a); fi
+  for side in "${order[@]}"; do
+    if [[ $side == a ]]; then run a "$A_BIN" "$round"; else run b "$B_BIN" "$round"; fi
+  done
+done
+echo "== summary: median (min-max) over $ROUNDS runs each; b/a of the medians"
+awk -F'\t' '
+  NR == 1 { for (i = 3; i <= NF; i++) name[i] = $i; next }
+  { n[$2]++; for (i = 3; i <= NF; i++) v[$2, i, n[$2]] = $i }
+  function median(side, i,   k, m, j, t, a) {
+    m = n[side]; for (k = 1; k <= m; k++) a[k] = v[side, i, k] + 0
+    for (k = 2; k <= m; k++) { t = a[k]; for (j = k - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    lo[side] = a[1]; hi[side] = a[m]
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  END {
+    for (i = 3; i <= 9; i++) {
+      ma = median("a", i); mb = median("b", i)
+      printf "%-24s a %8.3f (%.3f-%.3f)   b %8.3f (%.3f-%.3f)   b/a %.3f\n", name[i], ma, lo["a"], hi["a"], mb, lo["b"], hi["b"], (ma > 0 ? mb / ma : 0)
+    }
+  }' "$RESULTS"
+echo "(per-run output in $LOGS)"
