@@ -178,6 +178,56 @@ async fn an_order_is_found_and_leased_in_one_statement_and_a_lost_lease_locks_no
     assert_eq!(leases, 0, "the lease ended with the transaction");
 }
 
+/// A delivery that found the order `packed`, then waited for the lease while the holder sent
+/// it to review (a refused label), records no booking attempt, so it buys no label: the state
+/// is read again by the statement that records the attempt.
+#[tokio::test]
+async fn a_booking_attempt_is_recorded_only_for_an_order_still_packed() {
+    use warehouse_db::floor::{self, BookingStart};
+    let db = test_support::db::TestDatabase::create().await;
+    let order_pk: i64 = db
+        .client()
+        .await
+        .query_one(
+            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', 'reviewed', 'needs_review', '{}') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let lease = OrderLock::try_acquire(&db.pool, "ship", order_pk)
+        .await
+        .unwrap()
+        .expect("free");
+    let client = db.client().await;
+    let start = floor::begin_booking(&*client, &lease, "s-reviewed", "sandbox")
+        .await
+        .unwrap();
+    assert!(
+        matches!(start, BookingStart::AlreadyBooked),
+        "nothing to book for an order in review"
+    );
+    let attempts: i64 = client
+        .query_one("SELECT count(*) FROM shipments WHERE order_id = $1", &[&order_pk])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 0, "no attempt recorded");
+
+    client
+        .execute("UPDATE orders SET state = 'packed' WHERE id = $1", &[&order_pk])
+        .await
+        .unwrap();
+    let start = floor::begin_booking(&*client, &lease, "s-reviewed", "sandbox")
+        .await
+        .unwrap();
+    assert!(
+        matches!(start, BookingStart::Recorded { attempts: 1, .. }),
+        "packed again (an operator's retry): the attempt is recorded"
+    );
+    lease.release().await;
+}
+
 fn label() -> serde_json::Value {
     json!({"label_id": "se-2002", "status": "completed", "tracking_number": "1Z2002", "carrier_code": "ups",
            "service_code": "ups_ground", "shipment_cost": {"currency": "usd", "amount": 9.5}, "voided": false,

@@ -166,6 +166,13 @@ impl ShipHandler {
         }
     }
 
+    /// Whether the order's shipment is still `booking` (a label may have been bought for it).
+    async fn is_booking(&self, order_pk: i64) -> Result<bool, HandlerError> {
+        let client = self.pool.get().await?;
+        let shipment = floor::shipment(&*client, order_pk).await?;
+        Ok(shipment.is_some_and(|s| s.status == floor::ShipmentStatus::Booking))
+    }
+
     /// An order cancelled while a delivery was buying its label (the shipment is still
     /// `booking`): whatever label the carrier has for it is voided.
     async fn void_booking(&self, order: &orders::OrderRecord, lease: &OrderLock) -> Result<Outcome, HandlerError> {
@@ -182,6 +189,14 @@ impl ShipHandler {
         };
         Ok(Outcome::Voided { label })
     }
+}
+
+/// Another delivery holds the order's lease: not a failure; it will finish, look again shortly.
+fn busy() -> HandlerError {
+    HandlerError::deferred(
+        "another delivery is working on this order",
+        std::time::Duration::from_secs(1),
+    )
 }
 
 /// Right before an external call: the lease must still be ours.
@@ -229,46 +244,35 @@ impl Handler for ShipHandler {
                 envelope.event.routing_key()
             )));
         };
-        // The order is found and, packed (or cancelled, perhaps while its label was being
-        // bought), its lease taken by one statement: two deliveries for the same order must
-        // not call the carrier concurrently.
+        // The order is found and, packed, its lease taken by one statement: two deliveries for
+        // the same order must not call the carrier concurrently.
         let found = OrderLock::try_acquire_order(
             &self.pool,
             consumer::SHIP,
             &envelope.site_id,
             order_id,
-            Some(&[OrderState::Packed, OrderState::Cancelled]),
+            Some(&[OrderState::Packed]),
         )
         .await?
         .ok_or_else(|| HandlerError::permanent(format!("order {order_id} is not in the warehouse database")))?;
         let order = found.order;
-        let Some(lease) = found.lease else {
-            if matches!(order.state, OrderState::Packed | OrderState::Cancelled) {
-                // Not a failure: the other delivery will finish; look again shortly.
-                return Err(HandlerError::deferred(
-                    "another delivery is working on this order",
-                    std::time::Duration::from_secs(1),
-                ));
+        let (lease, cancelled_while_booking) = match found.lease {
+            Some(lease) => (lease, false),
+            None if order.state == OrderState::Packed => return Err(busy()),
+            // Cancelled while a delivery was buying its label (the shipment is still
+            // `booking`): whatever label the carrier has is voided, under the lease.
+            None if order.state == OrderState::Cancelled && self.is_booking(order.id).await? => {
+                let lease = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id)
+                    .await?
+                    .ok_or_else(busy)?;
+                (lease, true)
             }
-            return Ok(Preparation::Ready(Prepared::Skip {
-                reason: format!("order is {}", order.state),
-            }));
+            None => {
+                return Ok(Preparation::Ready(Prepared::Skip {
+                    reason: format!("order is {}", order.state),
+                }));
+            }
         };
-        let cancelled_while_booking = if order.state == OrderState::Cancelled {
-            let shipment = {
-                let client = self.pool.get().await?;
-                floor::shipment(&*client, order.id).await?
-            };
-            shipment.is_some_and(|s| s.status == floor::ShipmentStatus::Booking)
-        } else {
-            false
-        };
-        if order.state != OrderState::Packed && !cancelled_while_booking {
-            lease.release().await;
-            return Ok(Preparation::Ready(Prepared::Skip {
-                reason: format!("order is {}", order.state),
-            }));
-        }
         let outcome = if cancelled_while_booking {
             self.void_booking(&order, &lease).await.map(Some)
         } else {
@@ -279,7 +283,7 @@ impl Handler for ShipHandler {
             Ok(None) => {
                 lease.release().await;
                 Ok(Preparation::Ready(Prepared::Skip {
-                    reason: "already booked by another delivery".into(),
+                    reason: "already booked by another delivery, or no longer packed".into(),
                 }))
             }
             Err(error) => {
@@ -357,9 +361,12 @@ impl ShipHandler {
             }
             Outcome::Booked { booking, reused } => {
                 if order.state == OrderState::Cancelled {
-                    // Cancelled after the check in prepare: the retry voids the label.
-                    return Err(HandlerError::transient(
+                    // Cancelled while the label was being bought: the next delivery voids it.
+                    // A deferral, which uses up none of the message's attempts: a label bought
+                    // on its last attempt is voided too, not dead-lettered.
+                    return Err(HandlerError::deferred(
                         "the order was cancelled while its label was being bought; voiding it",
+                        std::time::Duration::from_millis(500),
                     ));
                 }
                 if order.state != OrderState::Packed {

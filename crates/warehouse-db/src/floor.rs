@@ -376,15 +376,15 @@ pub async fn record_booking_attempt<C: Db>(
 pub enum BookingStart {
     /// The attempt is recorded (its number), with the parcels to book.
     Recorded { attempts: i32, parcels: Vec<ParcelRow> },
-    /// The shipment is booked already: nothing to do.
+    /// The shipment is booked already, or the order is no longer `packed`: nothing to do.
     AlreadyBooked,
     /// The lease is not ours any more: nothing recorded.
     LeaseLost,
 }
 
 /// Right before the carrier is called, in one statement under `lease` (confirmed and extended
-/// by the same statement): records the booking attempt unless the shipment is booked, and
-/// reads the parcels. See [`record_booking_attempt`].
+/// by the same statement): records the booking attempt unless the shipment is booked or the
+/// order no longer `packed`, and reads the parcels. See [`record_booking_attempt`].
 pub async fn begin_booking<C: Db>(
     client: &C,
     lease: &crate::locks::OrderLock,
@@ -402,6 +402,9 @@ pub async fn begin_booking<C: Db>(
          attempt AS (
              INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts)
              SELECT $1, $5, $6, 'booking', 1 FROM held
+             -- Read after the lease was taken: a previous holder may have moved the order on
+             -- (booked it, or sent it to review) after this delivery found it packed.
+             WHERE EXISTS (SELECT 1 FROM orders WHERE id = $1 AND state = 'packed')
              ON CONFLICT (order_id) DO UPDATE SET attempts = shipments.attempts + 1, updated_at = now()
              WHERE shipments.status <> 'booked'
              RETURNING attempts)
