@@ -175,23 +175,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "== summary: median (min-max) over $ROUNDS runs each; new/old of the medians"
-awk -F'\t' '
-  NR == 1 { for (i = 3; i <= NF; i++) name[i] = $i; next }
-  { n[$2]++; for (i = 3; i <= NF; i++) v[$2, i, n[$2]] = $i }
-  function median(side, i,   k, m, j, t, a) {
-    m = n[side]; for (k = 1; k <= m; k++) a[k] = v[side, i, k] + 0
-    for (k = 2; k <= m; k++) { t = a[k]; for (j = k - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    lo[side] = a[1]; hi[side] = a[m]
-    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-  }
-  END {
-    for (i = 3; i <= 13; i++) {
-      if (!(i in name)) continue
-      mo = median("old", i); mn = median("new", i)
-      if (mo == 0 && mn == 0) continue
-      printf "%-24s old %8.2f (%.2f-%.2f)   new %8.2f (%.2f-%.2f)   new/old %.3f\n", name[i], mo, lo["old"], hi["old"], mn, lo["new"], hi["new"], (mo > 0 ? mn / mo : 0)
-    }
-  }' "$RESULTS"
+awk -F'\t' -v a=old -v b=new -f scripts/ab-summary.awk "$RESULTS"
 for side in old new; do
   sort -n "$LOGS/rounds-$side.txt" | awk -v side="$side" '{ a[NR] = $1 } END {
     printf "ingress/baseline, every round of every run, %s: median %.2f, quartiles %.2f-%.2f (%d rounds)\n",

@@ -45,19 +45,5 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 echo "== summary: median (min-max) over $ROUNDS runs each; b/a of the medians"
-awk -F'\t' '
-  NR == 1 { for (i = 3; i <= NF; i++) name[i] = $i; next }
-  { n[$2]++; for (i = 3; i <= NF; i++) v[$2, i, n[$2]] = $i }
-  function median(side, i,   k, m, j, t, a) {
-    m = n[side]; for (k = 1; k <= m; k++) a[k] = v[side, i, k] + 0
-    for (k = 2; k <= m; k++) { t = a[k]; for (j = k - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    lo[side] = a[1]; hi[side] = a[m]
-    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-  }
-  END {
-    for (i = 3; i <= 9; i++) {
-      ma = median("a", i); mb = median("b", i)
-      printf "%-24s a %8.3f (%.3f-%.3f)   b %8.3f (%.3f-%.3f)   b/a %.3f\n", name[i], ma, lo["a"], hi["a"], mb, lo["b"], hi["b"], (ma > 0 ? mb / ma : 0)
-    }
-  }' "$RESULTS"
+awk -F'\t' -v a=a -v b=b -f scripts/ab-summary.awk "$RESULTS"
 echo "(per-run output in $LOGS)"

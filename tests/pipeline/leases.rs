@@ -11,11 +11,15 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const WAIT: Duration = Duration::from_secs(25);
 
 async fn an_order(p: &Pipeline) -> i64 {
-    p.client()
-        .await
+    insert_order(&**p.client().await, "leased", "packed").await
+}
+
+/// An order of store `s` in `state`; its primary key.
+async fn insert_order(client: &tokio_postgres::Client, webflow_order_id: &str, state: &str) -> i64 {
+    client
         .query_one(
-            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', 'leased', 'packed', '{}') RETURNING id",
-            &[],
+            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', $1, $2, '{}') RETURNING id",
+            &[&webflow_order_id, &state],
         )
         .await
         .unwrap()
@@ -106,16 +110,7 @@ async fn an_order_is_found_and_leased_in_one_statement_and_a_lost_lease_locks_no
     use domain::{OrderId, OrderState, SiteId};
     let db = test_support::db::TestDatabase::create().await;
     let pool = &db.pool;
-    let order_pk: i64 = db
-        .client()
-        .await
-        .query_one(
-            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', 'leased', 'packed', '{}') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let order_pk = insert_order(&**db.client().await, "leased", "packed").await;
     let (site, order) = (SiteId::new("s"), OrderId::new("leased"));
     let lease = |states: Option<&'static [OrderState]>| {
         let (site, order) = (site.clone(), order.clone());
@@ -185,16 +180,7 @@ async fn an_order_is_found_and_leased_in_one_statement_and_a_lost_lease_locks_no
 async fn a_booking_attempt_is_recorded_only_for_an_order_still_packed() {
     use warehouse_db::floor::{self, BookingStart};
     let db = test_support::db::TestDatabase::create().await;
-    let order_pk: i64 = db
-        .client()
-        .await
-        .query_one(
-            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ('s', 'reviewed', 'needs_review', '{}') RETURNING id",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let order_pk = insert_order(&**db.client().await, "reviewed", "needs_review").await;
     let lease = OrderLock::try_acquire(&db.pool, "ship", order_pk)
         .await
         .unwrap()

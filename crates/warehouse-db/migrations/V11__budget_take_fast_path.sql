@@ -7,10 +7,14 @@
 -- the row locked throughout. Now the schedule moves and the call is counted by one UPDATE
 -- whose WHERE re-checks the horizon on the row it locks, so the decision is the same one the
 -- locked read made. Everything else (a ticket held, a slot beyond the horizon, no such key)
--- takes the path of V7 unchanged, abandoned waits are swept there, and `rate_budget::status`
--- leaves out the waits that sweep would drop.
+-- takes V7's function unchanged, renamed `budget_take_queued`; abandoned waits are swept there
+-- only, and `rate_budget::status` leaves out the waits that sweep would drop.
 
-CREATE OR REPLACE FUNCTION budget_take(
+ALTER FUNCTION budget_take(TEXT, TEXT, TEXT, BIGINT, DOUBLE PRECISION, DOUBLE PRECISION,
+                           DOUBLE PRECISION, DOUBLE PRECISION, BOOLEAN)
+    RENAME TO budget_take_queued;
+
+CREATE FUNCTION budget_take(
     p_key            TEXT,
     p_site           TEXT,
     p_priority       TEXT,
@@ -24,13 +28,8 @@ CREATE OR REPLACE FUNCTION budget_take(
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_now     TIMESTAMPTZ := clock_timestamp();
-    v_budget  rate_budgets%ROWTYPE;
-    v_spacing DOUBLE PRECISION;
-    v_held    TIMESTAMPTZ;
-    v_since   TIMESTAMPTZ;
-    v_slot    TIMESTAMPTZ;
-    v_id      BIGINT;
+    v_now  TIMESTAMPTZ := clock_timestamp();
+    v_slot TIMESTAMPTZ;
 BEGIN
     IF p_ticket IS NULL THEN
         -- The slot is GREATEST(next_slot, now, paused_until) of the row as locked; the new
@@ -57,60 +56,7 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-
-    SELECT * INTO v_budget FROM rate_budgets b WHERE b.key = p_key FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'missing'::TEXT, NULL::TIMESTAMPTZ, NULL::BIGINT, v_now;
-        RETURN;
-    END IF;
-    v_spacing := (60.0 + p_margin) / COALESCE(v_budget.learned_limit, v_budget.configured_limit);
-
-    -- Abandoned waits (their message was dead-lettered or replayed elsewhere) fade out.
-    DELETE FROM budget_waits w WHERE w.key = p_key
-        AND ((w.slot IS NOT NULL AND w.slot < v_now - interval '10 minutes')
-             OR (w.slot IS NULL AND w.updated_at < v_now - interval '30 minutes'));
-
-    IF p_ticket IS NOT NULL THEN
-        SELECT w.slot, w.waiting_since INTO v_held, v_since
-            FROM budget_waits w WHERE w.id = p_ticket AND w.key = p_key;
-        IF FOUND THEN
-            IF v_held IS NOT NULL AND v_held >= v_now - make_interval(secs => p_grace)
-               AND v_held >= COALESCE(v_budget.paused_until, '-infinity') THEN
-                IF v_held <= v_now + make_interval(secs => p_horizon) THEN
-                    DELETE FROM budget_waits w WHERE w.id = p_ticket;
-                    PERFORM budget_count_call(p_key, v_now);
-                    RETURN QUERY SELECT 'slot'::TEXT, v_held, NULL::BIGINT, v_now;
-                    RETURN;
-                END IF;
-                UPDATE budget_waits w SET updated_at = v_now WHERE w.id = p_ticket;
-                RETURN QUERY SELECT 'reserved'::TEXT, v_held, p_ticket, v_now;
-                RETURN;
-            END IF;
-            -- A plain wait, a reservation come back too late, or one a 429 pause overtook:
-            -- drop it (keeping how long the work has waited) and queue afresh.
-            DELETE FROM budget_waits w WHERE w.id = p_ticket;
-        END IF;
-    END IF;
-
-    v_slot := GREATEST(v_budget.next_slot, v_now, COALESCE(v_budget.paused_until, '-infinity'));
-    IF v_slot <= v_now + make_interval(secs => p_horizon) THEN
-        UPDATE rate_budgets b SET next_slot = v_slot + make_interval(secs => v_spacing) WHERE b.key = p_key;
-        PERFORM budget_count_call(p_key, v_now);
-        RETURN QUERY SELECT 'slot'::TEXT, v_slot, NULL::BIGINT, v_now;
-        RETURN;
-    END IF;
-    IF p_reserve_within IS NULL OR v_slot <= v_now + make_interval(secs => p_reserve_within) THEN
-        UPDATE rate_budgets b SET next_slot = v_slot + make_interval(secs => v_spacing), updated_at = v_now
-            WHERE b.key = p_key;
-        INSERT INTO budget_waits (key, site_id, priority, slot, waiting_since)
-            VALUES (p_key, p_site, p_priority, v_slot, COALESCE(v_since, v_now)) RETURNING id INTO v_id;
-        RETURN QUERY SELECT 'reserved'::TEXT, v_slot, v_id, v_now;
-        RETURN;
-    END IF;
-    IF p_track THEN
-        INSERT INTO budget_waits (key, site_id, priority, slot, waiting_since)
-            VALUES (p_key, p_site, p_priority, NULL, COALESCE(v_since, v_now)) RETURNING id INTO v_id;
-    END IF;
-    RETURN QUERY SELECT 'busy'::TEXT, v_slot, v_id, v_now;
+    RETURN QUERY SELECT * FROM budget_take_queued(p_key, p_site, p_priority, p_ticket, p_horizon,
+                                                  p_reserve_within, p_margin, p_grace, p_track);
 END
 $$;
