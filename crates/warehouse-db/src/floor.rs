@@ -457,10 +457,10 @@ pub struct BookedShipment<'a> {
 
 /// An order leaves with its label, in the recording transaction (`order` locked there): the
 /// shipment is `booked`, its active reservations consumed (stock leaves the building: on hand
-/// and reserved go down, shipped up), the carrier call audited (`call_detail`, with what was consumed
-/// added) and the order `shipped` with its state-change entry. Two statements where there were
-/// six: the SKUs' locks first, in the database's order (the one lock order of every path), then
-/// everything else in one.
+/// and reserved go down, shipped up), the carrier call audited (`call_detail`, with what was
+/// consumed added) and the order `shipped` with its state-change entry. Two statements where
+/// there were six: the SKUs' locks first, in the database's order (the one lock order of every
+/// path), then everything else in one.
 pub async fn record_shipped<C: Db>(
     client: &C,
     order: &crate::orders::OrderRecord,

@@ -91,7 +91,8 @@ pub struct OrderLease {
     pub lease: Option<OrderLock>,
 }
 
-/// Takes a free (or expired) lease; the statements below insert into `order_leases` with it.
+/// The tail of an insert into `order_leases` that takes a free (or expired) lease and returns a
+/// row only when it did.
 macro_rules! take_lease {
     () => {
         "ON CONFLICT (order_id, purpose) DO UPDATE
@@ -265,9 +266,8 @@ impl OrderLock {
     }
 
     /// The transaction in which [`Self::finish_in`] (or [`Self::finish_locking_order`]) ended
-    /// the lease has committed: the row is
-    /// gone, so nothing is left to free (dropping the lock instead deletes it once more, in
-    /// case that transaction rolled back).
+    /// the lease has committed: the row is gone, so nothing is left to free (dropping the lock
+    /// instead deletes it once more, in case that transaction rolled back).
     pub fn committed(mut self) {
         self.ended = true;
         self.renewal.abort();
