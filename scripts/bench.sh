@@ -23,6 +23,9 @@ SIM2_PORT=${SIM2_PORT:-18091}
 SKUS=${SKUS:-50}
 # Products the whole-pipeline runs cycle through (default: the same catalog as webhook -> reserved).
 FLOW_SKUS=${FLOW_SKUS:-$SKUS}
+# The simulator's limit per minute in the whole-pipeline runs: 0, none (and no X-RateLimit-Limit
+# header; Webflow itself sends one with every answer); set it far above the load to have the header.
+FLOW_SIM_LIMIT=${FLOW_SIM_LIMIT:-0}
 source scripts/bench-common.sh
 cleanup() {
   stop_bench_processes
@@ -91,7 +94,7 @@ sleep 2
 psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, GREATEST($FLOW_SKUS, 2) - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
 start_sim() {
   "$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
-    --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute 0 >> "$LOGS/sim.log" 2>&1 &
+    --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 --rate-limit-per-minute "$FLOW_SIM_LIMIT" >> "$LOGS/sim.log" 2>&1 &
   sim_pid=$!; pids+=("$sim_pid")
 }
 start_sim

@@ -175,6 +175,70 @@ async fn webflows_own_limit_is_adopted_kept_across_restarts_and_replicas_defer_i
     p.teardown().await;
 }
 
+/// Webflow states its limit (`X-RateLimit-Limit`) with every answer: a process stores a value
+/// once, not with a statement per call, and a changed value at once.
+#[tokio::test]
+async fn the_limit_webflow_states_is_stored_once_and_a_changed_one_at_once() {
+    let p = simulator_with_window(600, 60_000, Vec::new()).await;
+    let order_id = new_order(&p, SITE_ID);
+    let replica = gateway(&p.webflow_base, &p.db);
+    replica.ensure_budgets().await.unwrap();
+    let call = |g: WebflowGateway| {
+        let id = order_id.clone();
+        async move {
+            g.call(&SITE_ID.into(), Priority::Enrichment, |client, token| async move {
+                client.get_order(&token, SITE_ID, &id).await
+            })
+            .await
+            .map(|_| ())
+        }
+    };
+    let learned = || async {
+        p.client()
+            .await
+            .query_one(
+                "SELECT learned_limit FROM rate_budgets WHERE key = $1",
+                &[&budget_key()],
+            )
+            .await
+            .unwrap()
+            .get::<_, Option<f64>>(0)
+    };
+    let forget = || async {
+        p.client()
+            .await
+            .execute(
+                "UPDATE rate_budgets SET learned_limit = NULL WHERE key = $1",
+                &[&budget_key()],
+            )
+            .await
+            .unwrap();
+    };
+    call(replica.clone()).await.unwrap();
+    assert_eq!(learned().await, Some(600.0));
+
+    // Cleared behind the process's back: the same value heard again is not written again ...
+    forget().await;
+    call(replica.clone()).await.unwrap();
+    assert_eq!(learned().await, None, "the same limit is not stored with every call");
+    // ... a changed one is, at once ...
+    p.sim
+        .as_ref()
+        .unwrap()
+        .state
+        .faults
+        .lock()
+        .unwrap()
+        .rate_limit_per_minute = 1_200;
+    call(replica.clone()).await.unwrap();
+    assert_eq!(learned().await, Some(1_200.0));
+    // ... and another process stores what it hears once too.
+    forget().await;
+    call(gateway(&p.webflow_base, &p.db)).await.unwrap();
+    assert_eq!(learned().await, Some(1_200.0));
+    p.teardown().await;
+}
+
 #[tokio::test]
 async fn two_sites_sharing_a_token_share_one_budget() {
     let p = simulator(

@@ -32,7 +32,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use warehouse_db::rate_budget::{self, Grant, Take};
 use webflow::{ApiResponse, BudgetSettings, SiteSettings, WebflowClient, WebflowError};
 
@@ -187,7 +188,14 @@ pub struct WebflowGateway {
     /// Test hook: how far this replica's own clock is off. Nothing the gateway schedules reads
     /// the local clock, so this only shows in its logs.
     local_clock_offset: chrono::Duration,
+    /// Budget key -> the `X-RateLimit-Limit` this process last stored, and when: Webflow sends
+    /// the header with every answer, and storing the same value again is a statement per call.
+    adopted: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
 }
+
+/// How long a limit this process stored is taken as still stored (another replica may store a
+/// different value meanwhile; then this one writes its own again after at most this long).
+const ADOPTED_FOR: Duration = Duration::from_secs(60);
 
 impl WebflowGateway {
     pub fn new(client: WebflowClient, pool: warehouse_db::Pool, sites: impl IntoIterator<Item = SiteSettings>) -> Self {
@@ -211,6 +219,7 @@ impl WebflowGateway {
             budget: BudgetSettings::default(),
             reconcile_share: None,
             local_clock_offset: chrono::Duration::zero(),
+            adopted: Arc::default(),
         }
     }
 
@@ -420,18 +429,22 @@ impl WebflowGateway {
     }
 
     async fn observe<T>(&self, site_id: &str, key: &str, result: &Result<ApiResponse<T>, WebflowError>) {
-        let Ok(client) = self.pool.get().await else { return };
         let call = match result {
             Ok(response) => Some(&response.call),
             Err(error) => error.call(),
         };
         if let Some(limit) = call.and_then(|c| c.rate_limit_limit)
             && limit > 0
+            && !self.recently_adopted(key, limit)
+            && let Ok(client) = self.pool.get().await
+            && rate_budget::adopt_limit(&*client, key, f64::from(limit)).await.is_ok()
+            && let Ok(mut adopted) = self.adopted.lock()
         {
-            let _ = rate_budget::adopt_limit(&*client, key, f64::from(limit)).await;
+            adopted.insert(key.to_owned(), (limit, Instant::now()));
         }
         if let Err(error) = result
             && error.status() == Some(429)
+            && let Ok(client) = self.pool.get().await
         {
             let wait = error.retry_after().unwrap_or(Duration::from_secs(60));
             tracing::warn!(
@@ -441,6 +454,14 @@ impl WebflowGateway {
             );
             let _ = rate_budget::pause(&*client, key, wait).await;
         }
+    }
+
+    /// Whether this process stored `limit` for `key` less than [`ADOPTED_FOR`] ago.
+    fn recently_adopted(&self, key: &str, limit: u32) -> bool {
+        let Ok(adopted) = self.adopted.lock() else { return false };
+        adopted
+            .get(key)
+            .is_some_and(|(stored, at)| *stored == limit && at.elapsed() < ADOPTED_FOR)
     }
 
     /// Every configured site's budget and backlog.
