@@ -124,7 +124,18 @@ impl ShipHandler {
         };
         let (attempts, parcels) = match start {
             floor::BookingStart::Recorded { attempts, parcels } => (attempts, parcels),
-            floor::BookingStart::AlreadyBooked => return Ok(None),
+            floor::BookingStart::AlreadyBooked
+            | floor::BookingStart::NotPacked {
+                state: OrderState::Shipped | OrderState::Fulfilled,
+            } => return Ok(None),
+            // Moved on after this delivery found it packed (cancelled, sent to review): the next
+            // delivery sees it settled, and voids a label an earlier attempt may have bought.
+            floor::BookingStart::NotPacked { state } => {
+                return Err(HandlerError::deferred(
+                    format!("the order became {state} before its label was bought; looking again"),
+                    std::time::Duration::from_millis(500),
+                ));
+            }
             floor::BookingStart::LeaseLost => return Err(lease_lost()),
         };
         let parcels: Vec<Parcel> = parcels
@@ -265,6 +276,13 @@ impl Handler for ShipHandler {
                 let lease = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id)
                     .await?
                     .ok_or_else(busy)?;
+                // Read again under the lease: a previous holder may have voided it meanwhile.
+                if !self.is_booking(order.id).await? {
+                    lease.release().await;
+                    return Ok(Preparation::Ready(Prepared::Skip {
+                        reason: "the cancelled order's label was voided by another delivery".into(),
+                    }));
+                }
                 (lease, true)
             }
             None => {
@@ -283,7 +301,7 @@ impl Handler for ShipHandler {
             Ok(None) => {
                 lease.release().await;
                 Ok(Preparation::Ready(Prepared::Skip {
-                    reason: "already booked by another delivery, or no longer packed".into(),
+                    reason: "already booked by another delivery".into(),
                 }))
             }
             Err(error) => {

@@ -376,15 +376,19 @@ pub async fn record_booking_attempt<C: Db>(
 pub enum BookingStart {
     /// The attempt is recorded (its number), with the parcels to book.
     Recorded { attempts: i32, parcels: Vec<ParcelRow> },
-    /// The shipment is booked already, or the order is no longer `packed`: nothing to do.
+    /// The shipment is booked already: nothing to do.
     AlreadyBooked,
+    /// The order is no longer `packed` (a previous holder of the lease moved it on, or it was
+    /// cancelled or sent to review meanwhile): nothing recorded.
+    NotPacked { state: domain::OrderState },
     /// The lease is not ours any more: nothing recorded.
     LeaseLost,
 }
 
 /// Right before the carrier is called, in one statement under `lease` (confirmed and extended
 /// by the same statement): records the booking attempt unless the shipment is booked or the
-/// order no longer `packed`, and reads the parcels. See [`record_booking_attempt`].
+/// order no longer `packed` (its state is read by the same statement), and reads the parcels.
+/// See [`record_booking_attempt`].
 pub async fn begin_booking<C: Db>(
     client: &C,
     lease: &crate::locks::OrderLock,
@@ -411,7 +415,8 @@ pub async fn begin_booking<C: Db>(
          SELECT (SELECT count(*) FROM held), (SELECT attempts FROM attempt),
                 (SELECT COALESCE(json_agg(json_build_array(weight_grams, length_cm, width_cm, height_cm)
                                           ORDER BY parcel_no), '[]')
-                 FROM parcels WHERE order_id = $1)"
+                 FROM parcels WHERE order_id = $1),
+                (SELECT state FROM orders WHERE id = $1)"
     );
     let row = client
         .query_one(SQL, &fence.params(&[&reference, &carrier_kind]))
@@ -422,7 +427,15 @@ pub async fn begin_booking<C: Db>(
         return Ok(BookingStart::LeaseLost);
     }
     let Some(attempts) = row.get::<_, Option<i32>>(1) else {
-        return Ok(BookingStart::AlreadyBooked);
+        let state: String = row.get(3);
+        let state: domain::OrderState = state
+            .parse()
+            .map_err(|e: domain::lifecycle::UnknownState| DbError::UnknownState(e.to_string()))?;
+        return Ok(if state == domain::OrderState::Packed {
+            BookingStart::AlreadyBooked
+        } else {
+            BookingStart::NotPacked { state }
+        });
     };
     let parcels: Vec<[f64; 4]> = serde_json::from_value(row.get(2)).map_err(|e| DbError::Serialize {
         what: "parcels",
