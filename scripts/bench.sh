@@ -46,7 +46,7 @@ if [[ ${BENCH_ONLY:-} == fair ]]; then source scripts/bench-fair.sh; exit 0; fi
 if [[ ${BENCH_ONLY:-} == inventory ]]; then BIN=$BIN scripts/bench-inventory.sh; exit 0; fi
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
-echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
+[[ ${BENCH_ONLY:-} == flow ]] || echo "== ingress versus direct publish ($REQUESTS webhooks, concurrency $CONCURRENCY)"
 WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/ingress.log" 2>&1 &
 ingress_pid=$!; pids+=("$ingress_pid")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
