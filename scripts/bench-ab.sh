@@ -64,12 +64,7 @@ stop_services() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-delete_queues() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local queues
-  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$1\\." || true)
-  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
-}
+source scripts/bench-queues.sh
 cleanup() {
   stop_services
   for side in old new; do

@@ -7,12 +7,8 @@ SITE=65f0c0ffee0000000000beef
 LOGS=.bench
 mkdir -p "$LOGS"
 pids=()
-delete_bench_queues() {
-  command -v rabbitmqctl >/dev/null || return 0
-  local queues
-  queues=$(rabbitmqctl -q list_queues name 2>/dev/null | grep "^$NAMESPACE\\." || true)
-  for q in $queues; do rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true; done
-}
+source scripts/bench-queues.sh
+delete_bench_queues() { delete_queues "$NAMESPACE"; }
 stop_bench_processes() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true

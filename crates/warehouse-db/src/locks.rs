@@ -219,19 +219,6 @@ impl OrderLock {
         self.lost.load(Ordering::Relaxed)
     }
 
-    /// Checks the lease and keeps it locked until `client`'s transaction ends: use it in the
-    /// transaction that records an external call's result. `false`: lost; record nothing.
-    pub async fn check_in<C: Db>(&self, client: &C) -> Result<bool> {
-        let row = client
-            .query_opt(
-                "SELECT 1 FROM order_leases
-                 WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() FOR UPDATE",
-                &[&self.order_pk, &self.purpose, &self.token],
-            )
-            .await?;
-        Ok(row.is_some())
-    }
-
     /// Ends the lease in `client`'s transaction (the one that records the result), if it is
     /// still ours. `false`: lost; the transaction must record nothing.
     pub async fn finish_in<C: Db>(&self, client: &C) -> Result<bool> {
