@@ -9,6 +9,11 @@
   no secrets.
 - The migrate Job is named after the image tag (re-applying a new image makes a new Job).
 - An HTTPRoute, if any, routes to a Service and port that exist.
+- Every object lands in a namespace (a component added by a derived overlay gets none from
+  the overlay it builds on).
+- Network policies deny both ways by default; every workload may resolve names and reach
+  RabbitMQ, only those with a database URL reach PostgreSQL, only those that call Webflow or
+  a carrier reach port 443.
 - Connection budget: the PostgreSQL connections of every replica at the autoscaling maxima,
   plus rollout surge, fit max_connections (POSTGRES_MAX_CONNECTIONS, default 200, minus the
   superuser reserve of 3). docs/configuration.md explains the numbers.
@@ -36,6 +41,8 @@ ALLOWED = {
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
     "migrate": {"migrate-database-url"},
 }
+# Who calls out over HTTPS (Webflow's API, the carrier).
+CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
 # Services whose pool holds worker.concurrency more connections (per-order locks).
 LOCK_HOLDERS = {"ship", "notify-webflow"}
 
@@ -81,6 +88,27 @@ def secret_keys(spec):
             if "secret" in source:
                 keys.update(item["key"] for item in source["secret"].get("items", []) or [{"key": "<all>"}])
     return keys
+
+
+def selects(selector, workload):
+    """Whether a pod selector picks the pods labelled app.kubernetes.io/name=<workload>."""
+    labels = {"app.kubernetes.io/name": workload, "app.kubernetes.io/part-of": "wms-bridge"}
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        present = expression["key"] in labels
+        value = labels.get(expression["key"])
+        operator = expression["operator"]
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
 
 
 def env_value(spec, name):
@@ -151,6 +179,43 @@ def main(overlay, path):
                 service = services.get(ref["name"])
                 if not service or ref["port"] not in [p["port"] for p in service["spec"]["ports"]]:
                     fail(f"HTTPRoute {route['metadata']['name']}: no Service {ref['name']}:{ref['port']}")
+
+    # Every object in a namespace.
+    for doc in docs:
+        if not doc["metadata"].get("namespace"):
+            fail(f"{doc['kind']} {doc['metadata']['name']}: rendered without a namespace")
+
+    # Egress: default deny, then only what each workload needs.
+    policies = by_kind.get("NetworkPolicy", [])
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("egress")]
+    if not any("Egress" in p["spec"].get("policyTypes", []) for p in deny):
+        fail("NetworkPolicy: no default deny of egress")
+
+    def egress_ports(workload):
+        ports = set()
+        for policy in policies:
+            selector = policy["spec"]["podSelector"]
+            if not selects(selector, workload):
+                continue
+            for rule in policy["spec"].get("egress", []):
+                ports.update(p["port"] for p in rule.get("ports", []))
+        return ports
+
+    for kind in ("Deployment", "CronJob", "Job"):
+        for doc in by_kind.get(kind, []):
+            name = workload_name(doc)
+            ports = egress_ports(name)
+            needs = {53, 5432} if name == "migrate" else {53, 5671}
+            if any("database-url" in k for k in secret_keys(pod_spec(doc))):
+                needs.add(5432)
+            if name in CALLS_OUT:
+                needs.add(443)
+            if needs - ports:
+                fail(f"{kind} {name}: no egress to ports {sorted(needs - ports)}")
+            if 443 in ports and name not in CALLS_OUT:
+                fail(f"{kind} {name}: may reach port 443 but calls nothing outside")
+            if 5432 in ports and 5432 not in needs:
+                fail(f"{kind} {name}: may reach PostgreSQL but holds no database URL")
 
     # Connection budget.
     database = config.get("database", {})
