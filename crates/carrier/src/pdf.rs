@@ -1,9 +1,17 @@
-//! A small PDF writer: pages of text (the 14 standard fonts need no embedding), filled
-//! rectangles and lines. Enough for shipping labels and packing slips; no dependency.
+//! PDF pages of text, filled rectangles and lines: enough for shipping labels and packing
+//! slips. Written with `krilla`, with DejaVu Sans embedded (subset to the glyphs a document
+//! uses), so names and addresses keep their letters in Latin, Greek, Cyrillic, Armenian,
+//! Georgian and Hebrew script; a character the font lacks is drawn as its empty box, never
+//! dropped. The text is extractable (ToUnicode maps), so a PDF reader can search and copy it.
 //!
-//! Coordinates are PDF points (1/72 inch) from the page's bottom-left corner. Text is written in
-//! WinAnsi: characters outside printable ASCII become `?`.
+//! Coordinates are PDF points (1/72 inch) from the page's bottom-left corner.
 
+use krilla::Document;
+use krilla::geom::{PathBuilder, Point};
+use krilla::page::PageSettings;
+use krilla::paint::Stroke;
+use krilla::text::{Font, TextDirection};
+use std::sync::LazyLock;
 /// One thing drawn on a page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
@@ -48,86 +56,86 @@ impl Item {
     }
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '(' | ')' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('?'),
-        }
-    }
-    out
+/// Why a document could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error("a page of {width} x {height} points cannot exist")]
+    PageSize { width: f32, height: f32 },
+    #[error("the embedded font cannot be read")]
+    Font,
+    #[error("the PDF could not be written: {0}")]
+    Write(String),
 }
 
-fn content(items: &[Item]) -> String {
-    let mut out = String::new();
-    for item in items {
-        match item {
-            Item::Text { x, y, size, bold, text } => {
-                let font = if *bold { "F2" } else { "F1" };
-                out.push_str(&format!(
-                    "BT /{font} {size:.1} Tf {x:.2} {y:.2} Td ({}) Tj ET\n",
-                    escape(text)
-                ));
-            }
-            Item::Rect { x, y, w, h } => out.push_str(&format!("{x:.2} {y:.2} {w:.2} {h:.2} re f\n")),
-            Item::Line { x1, y1, x2, y2, width } => {
-                out.push_str(&format!("{width:.2} w {x1:.2} {y1:.2} m {x2:.2} {y2:.2} l S\n"));
-            }
-        }
-    }
-    out
-}
+static REGULAR: LazyLock<Option<Font>> =
+    LazyLock::new(|| Font::new(include_bytes!("../fonts/DejaVuSans.ttf").as_slice().into(), 0));
+static BOLD: LazyLock<Option<Font>> =
+    LazyLock::new(|| Font::new(include_bytes!("../fonts/DejaVuSans-Bold.ttf").as_slice().into(), 0));
 
 /// A PDF of `pages`, each `width` × `height` points.
-pub fn document(width: f32, height: f32, pages: &[Vec<Item>]) -> Vec<u8> {
-    // Objects: 1 catalog, 2 page tree, 3-4 fonts, then a (page, contents) pair per page.
-    let mut objects: Vec<String> = Vec::new();
-    let page_ids: Vec<usize> = (0..pages.len()).map(|i| 5 + 2 * i).collect();
-    objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
-    objects.push(format!(
-        "<< /Type /Pages /Kids [{}] /Count {} >>",
-        page_ids
-            .iter()
-            .map(|id| format!("{id} 0 R"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        pages.len()
-    ));
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into());
-    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>".into());
-    for (index, items) in pages.iter().enumerate() {
-        let contents_id = page_ids[index] + 1;
-        objects.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:.2} {height:.2}] \
-             /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents {contents_id} 0 R >>"
-        ));
-        let stream = content(items);
-        objects.push(format!("<< /Length {} >>\nstream\n{stream}endstream", stream.len()));
+pub fn document(width: f32, height: f32, pages: &[Vec<Item>]) -> Result<Vec<u8>, PdfError> {
+    let (regular, bold) = match (REGULAR.as_ref(), BOLD.as_ref()) {
+        (Some(regular), Some(bold)) => (regular, bold),
+        _ => return Err(PdfError::Font),
+    };
+    let settings = PageSettings::from_wh(width, height).ok_or(PdfError::PageSize { width, height })?;
+    let mut document = Document::new();
+    for items in pages {
+        let mut page = document.start_page_with(settings.clone());
+        let mut surface = page.surface();
+        // krilla's origin is the top-left corner, y growing downwards.
+        let flip = |y: f32| height - y;
+        for item in items {
+            match item {
+                Item::Text {
+                    x,
+                    y,
+                    size,
+                    bold: is_bold,
+                    text,
+                } => {
+                    let font = if *is_bold { bold } else { regular };
+                    surface.draw_text(
+                        Point::from_xy(*x, flip(*y)),
+                        font.clone(),
+                        *size,
+                        text,
+                        false,
+                        TextDirection::Auto,
+                    );
+                }
+                Item::Rect { x, y, w, h } => {
+                    let mut path = PathBuilder::new();
+                    path.move_to(*x, flip(*y));
+                    path.line_to(x + w, flip(*y));
+                    path.line_to(x + w, flip(y + h));
+                    path.line_to(*x, flip(y + h));
+                    path.close();
+                    if let Some(path) = path.finish() {
+                        surface.draw_path(&path);
+                    }
+                }
+                Item::Line { x1, y1, x2, y2, width } => {
+                    let mut path = PathBuilder::new();
+                    path.move_to(*x1, flip(*y1));
+                    path.line_to(*x2, flip(*y2));
+                    if let Some(path) = path.finish() {
+                        surface.set_fill(None);
+                        surface.set_stroke(Some(Stroke {
+                            width: *width,
+                            ..Stroke::default()
+                        }));
+                        surface.draw_path(&path);
+                        surface.set_stroke(None);
+                        surface.set_fill(Some(krilla::paint::Fill::default()));
+                    }
+                }
+            }
+        }
+        surface.finish();
+        page.finish();
     }
-    let mut out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::with_capacity(objects.len());
-    for (index, object) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    document.finish().map_err(|error| PdfError::Write(format!("{error:?}")))
 }
 
 /// An Interleaved 2 of 5 barcode of `digits` (an even count of ASCII digits; others are
@@ -171,33 +179,65 @@ pub fn interleaved_2_of_5(x: f32, y: f32, height: f32, narrow: f32, digits: &str
 mod tests {
     use super::*;
 
-    #[test]
-    fn writes_a_well_formed_document() {
-        let pdf = document(288.0, 432.0, &[vec![Item::text(10.0, 10.0, 12.0, "Hello (world) ü")]]);
-        let text = String::from_utf8_lossy(&pdf);
-        assert!(pdf.starts_with(b"%PDF-1.4"));
-        assert!(text.ends_with("%%EOF\n"));
-        assert!(text.contains("(Hello \\(world\\) ?) Tj"));
-        // Every xref offset points at its object (byte offsets into the raw file).
-        let xref_at: usize = text
-            .rsplit("startxref\n")
-            .next()
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(pdf[xref_at..].starts_with(b"xref\n"));
-        let xref = String::from_utf8_lossy(&pdf[xref_at..]).into_owned();
-        for (index, line) in xref.lines().skip(3).take(6).enumerate() {
-            let offset: usize = line[..10].parse().unwrap();
-            assert!(
-                pdf[offset..].starts_with(format!("{} 0 obj", index + 1).as_bytes()),
-                "object {}",
-                index + 1
-            );
+    /// Every stream of `pdf` (a dictionary's `stream` keyword), inflated where compressed.
+    fn streams(pdf: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut rest = pdf;
+        while let Some(at) = find(rest, b">>\nstream\n") {
+            let body_start = at + b">>\nstream\n".len();
+            let Some(len) = find(&rest[body_start..], b"endstream") else {
+                break;
+            };
+            let body = &rest[body_start..body_start + len];
+            let mut inflated = Vec::new();
+            use std::io::Read;
+            if flate2::read::ZlibDecoder::new(body).read_to_end(&mut inflated).is_ok() {
+                out.push(inflated);
+            } else {
+                out.push(body.to_vec());
+            }
+            rest = &rest[body_start + len..];
         }
+        out
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    #[test]
+    fn writes_a_document_with_an_embedded_font() {
+        let pdf = document(288.0, 432.0, &[vec![Item::text(10.0, 10.0, 12.0, "Hello (world)")]]).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.trim_end().ends_with("%%EOF"));
+        assert!(text.contains("/FontFile2"), "the font is embedded");
+        assert!(text.contains("DejaVuSans"), "the font is named");
+    }
+
+    #[test]
+    fn non_ascii_names_and_addresses_keep_their_letters() {
+        let name = "Zoë Łukasiewicz-Müller, Москва, Ελλάδα, ŠŽČ";
+        let pdf = document(288.0, 432.0, &[vec![Item::bold(10.0, 400.0, 12.0, name)]]).unwrap();
+        // The ToUnicode map of the subset font maps glyphs back to every letter written.
+        let maps: String = streams(&pdf)
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .filter(|s| s.contains("beginbfchar") || s.contains("beginbfrange"))
+            .collect();
+        assert!(!maps.is_empty(), "no ToUnicode map");
+        for c in name.chars().filter(|c| !c.is_ascii()) {
+            let hex = format!("<{:04X}>", u32::from(c));
+            assert!(maps.contains(&hex), "{c} ({hex}) is not in the ToUnicode map");
+        }
+    }
+
+    #[test]
+    fn a_page_size_that_cannot_exist_is_an_error() {
+        assert!(matches!(
+            document(0.0, 432.0, &[vec![]]),
+            Err(PdfError::PageSize { .. })
+        ));
     }
 
     #[test]
@@ -205,5 +245,15 @@ mod tests {
         let bars = interleaved_2_of_5(0.0, 0.0, 10.0, 1.0, "12");
         // start 2 bars + 5 bars for the pair + stop 2 bars.
         assert_eq!(bars.len(), 9);
+        // Barcodes and rules draw in the document too.
+        let mut items = bars;
+        items.push(Item::Line {
+            x1: 0.0,
+            y1: 20.0,
+            x2: 50.0,
+            y2: 20.0,
+            width: 1.0,
+        });
+        assert!(document(100.0, 100.0, &[items]).is_ok());
     }
 }

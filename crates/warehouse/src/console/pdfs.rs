@@ -80,7 +80,7 @@ pub async fn label(state: web::Data<AppState>, request: HttpRequest, path: web::
     };
     Ok(pdf(
         &format!("label-{order_id}.pdf"),
-        carrier::sandbox::label_pdf(&info),
+        carrier::sandbox::label_pdf(&info).map_err(pdf_failed)?,
     ))
 }
 
@@ -141,6 +141,15 @@ pub async fn packing_slip(state: web::Data<AppState>, request: HttpRequest, path
     items.push(Item::text(54.0, 54.0, 8.0, "Thank you for your order."));
     Ok(pdf(
         &format!("packing-slip-{order_id}.pdf"),
-        document(612.0, 792.0, &[items]),
+        document(612.0, 792.0, &[items]).map_err(pdf_failed)?,
     ))
+}
+
+fn pdf_failed(error: carrier::pdf::PdfError) -> crate::error::ApiError {
+    tracing::error!(%error, "a PDF could not be written");
+    crate::error::ApiError::new(
+        actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "pdf_failed",
+        "the document could not be written",
+    )
 }
