@@ -2,10 +2,13 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi screenshots build release run bench clean
+.PHONY: help tools services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi screenshots build release run bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+tools: ## Install every tool make test needs (cargo-deny, cargo-machete, validators, promtool, schemathesis, Chromium)
+	bash scripts/install-test-tools.sh
 
 services-check: ## Fail loudly unless PostgreSQL and RabbitMQ answer
 	@bash scripts/check-services.sh
