@@ -347,3 +347,92 @@ pub fn parse_bind(key: &str, value: &str) -> Result<SocketAddr, SettingsError> {
         .parse()
         .map_err(|e| SettingsError::invalid(key, format!("`{value}` is not an address like 0.0.0.0:8080 ({e})")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+
+    /// A binary's settings: one section of its own (a name from [`KNOWN_TOP_LEVEL_KEYS`]), read
+    /// through the helpers.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        ingress: Section,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct Section {
+        #[serde(deserialize_with = "string_or_list")]
+        secrets: Vec<SecretString>,
+        #[serde(deserialize_with = "number_list")]
+        delays_ms: Vec<u64>,
+        bind: String,
+    }
+
+    impl Validate for Sample {
+        fn validate(&mut self) -> Result<(), SettingsError> {
+            if !self.ingress.bind.is_empty() {
+                parse_bind("ingress.bind", &self.ingress.bind)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn lists_come_from_a_comma_separated_variable() {
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__INGRESS__SECRETS", " a, ,b "),
+                ("WMS__INGRESS__DELAYS_MS", "5, 10"),
+            ]),
+        )
+        .unwrap();
+        let secrets: Vec<&str> = settings
+            .ingress
+            .secrets
+            .iter()
+            .map(ExposeSecret::expose_secret)
+            .collect();
+        assert_eq!(secrets, ["a", "b"]);
+        assert_eq!(settings.ingress.delays_ms, [5, 10]);
+        let err = load_from::<Sample, _>(None, env(&[("WMS__INGRESS__DELAYS_MS", "5,x")])).unwrap_err();
+        assert!(err.to_string().contains("ingress.delays_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_listen_address_names_its_key() {
+        let err = load_from::<Sample, _>(None, env(&[("WMS__INGRESS__BIND", "nowhere")])).unwrap_err();
+        assert!(
+            matches!(err, SettingsError::Invalid { ref key, .. } if key == "ingress.bind"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_of_a_read_section_and_unknown_sections_are_refused() {
+        let err =
+            load_from::<Sample, _>(None, env(&[("WMS__INGRESS__BINDD", "x"), ("WMS__NOSUCH__KEY", "y")])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`ingress.bindd` (from WMS__INGRESS__BINDD)"), "{text}");
+        assert!(text.contains("`nosuch.key`"), "{text}");
+        assert!(reads_section::<Sample>("ingress"));
+        assert!(!reads_section::<Sample>("amqp"));
+    }
+
+    #[test]
+    fn a_secret_file_is_read_trimmed_and_a_missing_one_named() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "  s3cret  ").unwrap();
+        assert_eq!(read_secret_file(file.path()).unwrap(), "s3cret");
+        let err = read_secret_file(std::path::Path::new("/nonexistent/secret")).unwrap_err();
+        assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+}
