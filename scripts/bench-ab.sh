@@ -77,7 +77,7 @@ trap cleanup EXIT
 
 echo "== building: this tree's services, load generator and simulator; $OLD_REV's services"
 if [[ -z ${NEW_BIN:-} ]]; then
-  cargo build --release -p ingress -p enrich -p reserve -p loadgen -p webflow-sim-server
+  cargo build --release -p ingress -p enrich -p reserve -p loadgen -p webflow-sim
   NEW_BIN=$PWD/target/release
 fi
 if [[ -z ${OLD_BIN:-} ]]; then

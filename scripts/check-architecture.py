@@ -1,24 +1,51 @@
 #!/usr/bin/env python3
 """Checks the crate graph against the layering rules in docs/architecture.md.
 
-Reads `cargo metadata` (workspace members only) and fails, naming the arrow, when:
-- a library crate (no binary target) depends on a crate with a binary target;
-- an HTTP service, job or CLI depends on the consumer runtime (`worker`);
-- a CLI or tool depends on a crate with a binary target;
-- `domain` depends on any other workspace crate (it stays pure).
-Dev-dependencies are the tests' business and are not checked; the e2e crate (`tests/`) may
-use every crate.
+Reads `cargo metadata` (workspace members only) and fails, naming the arrow or the file, when:
+- `domain` or `wms-settings` depends on another crate of ours: they are the leaves (pure types;
+  the settings loader) that every layer may use;
+- an API client (`webflow`, `carrier`) depends on anything of ours but the leaves: every layer
+  uses them, so they must not pull in the runtime plumbing (`platform`: RabbitMQ, actix,
+  OpenTelemetry);
+- a crate other than a worker service depends on the consumer runtime (`worker`): HTTP
+  services, jobs, tools and the libraries under them never run on it;
+- anything but the tests depends on a service process (a worker service, `ingress`,
+  `warehouse`): its library exists for its own binary and for the e2e tests, never as a
+  building block of another process;
+- anything but a tool or the tests depends on a job or tool (`reconcile`, `webflow-sim`,
+  `wmsctl`, `loadgen`): a tool may run a job's library (`wmsctl reconcile`) or the simulator
+  in-process (the load generator), a service or library may not;
+- a binary target is not a thin shell over its own crate's library: the crate must have a
+  library target and the binary's source must stay within MAIN_MAX_LINES lines (load the
+  settings, call the library's `build`, run until stopped), TOOL_MAIN_MAX_LINES for a tool
+  (its `main.rs` also holds its command-line definition). Because every binary is such a shell, depending on a crate
+  that also has a binary is no longer a problem in itself; the rules above say which crates
+  may be depended on.
+Dev-dependencies are the tests' business and are not checked; the e2e crate (`tests/`) and
+`test-support` may use every crate.
 """
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+LEAVES = {"domain", "wms-settings"}
+API_CLIENTS = {"webflow", "carrier"}
 CONSUMER_RUNTIME = "worker"
-# Processes that must not run on the consumer runtime: HTTP services, jobs and tools.
-NOT_CONSUMERS = {"ingress", "warehouse", "webflow-sim", "reconcile", "reconciliation", "wmsctl", "loadgen"}
+WORKER_SERVICES = {"enrich", "reserve", "ship", "notify-webflow"}
+SERVICE_PROCESSES = WORKER_SERVICES | {"ingress", "warehouse"}
+JOBS = {"reconcile", "webflow-sim"}
 TOOLS = {"wmsctl", "loadgen"}
 TEST_CRATES = {"e2e", "test-support"}
+# A service's or job's `main.rs` (STYLE.md: "about 30-40 lines"); a tool's also holds its
+# command-line definition and dispatch.
+MAIN_MAX_LINES = 40
+TOOL_MAIN_MAX_LINES = 60
+# Binaries still holding their commands, with the reason; remove an entry once it is thin.
+THICK_MAINS = {
+    "wmsctl": "the operator commands (anyhow-based) still live in main.rs",
+}
 
 
 def main() -> int:
@@ -31,11 +58,9 @@ def main() -> int:
         ).stdout
     )
     packages = {p["name"]: p for p in metadata["packages"]}
-    has_binary = {
-        name for name, p in packages.items() if any("bin" in t["kind"] for t in p["targets"])
-    }
     errors = []
     for name, package in sorted(packages.items()):
+        errors.extend(check_binaries(name, package))
         if name in TEST_CRATES:
             continue
         for dep in package["dependencies"]:
@@ -43,14 +68,16 @@ def main() -> int:
             if dep.get("kind") is not None or target not in packages:
                 continue
             arrow = f"{name} -> {target}"
-            if name == "domain":
-                errors.append(f"{arrow}: `domain` is pure and depends on no other crate of ours")
-            if target in has_binary and name not in has_binary:
-                errors.append(f"{arrow}: a library depends on a crate with a binary")
-            if target == CONSUMER_RUNTIME and name in NOT_CONSUMERS:
-                errors.append(f"{arrow}: only workers run on the consumer runtime")
-            if name in TOOLS and target in has_binary:
-                errors.append(f"{arrow}: a tool depends on a binary crate")
+            if name in LEAVES:
+                errors.append(f"{arrow}: `{name}` is a leaf and depends on no other crate of ours")
+            if name in API_CLIENTS and target not in LEAVES:
+                errors.append(f"{arrow}: an API client depends only on {', '.join(sorted(LEAVES))}")
+            if target == CONSUMER_RUNTIME and name not in WORKER_SERVICES:
+                errors.append(f"{arrow}: only worker services run on the consumer runtime")
+            if target in SERVICE_PROCESSES:
+                errors.append(f"{arrow}: nothing but the tests depends on a service process")
+            if target in JOBS | TOOLS and name not in TOOLS:
+                errors.append(f"{arrow}: only tools depend on a job or a tool")
     if errors:
         print("crate graph breaks the layering rules (docs/architecture.md):", file=sys.stderr)
         for error in errors:
@@ -58,6 +85,30 @@ def main() -> int:
         return 1
     print(f"crate graph: {len(packages)} crates, layering rules hold")
     return 0
+
+
+def check_binaries(name: str, package: dict) -> list:
+    """Every binary target is a thin shell over its own crate's library."""
+    targets = package["targets"]
+    binaries = [t for t in targets if "bin" in t["kind"]]
+    if not binaries:
+        return []
+    errors = []
+    if not any("lib" in t["kind"] for t in targets):
+        errors.append(f"{name}: has a binary but no library for it to call")
+    if name in THICK_MAINS:
+        return errors
+    limit = TOOL_MAIN_MAX_LINES if name in TOOLS else MAIN_MAX_LINES
+    for binary in binaries:
+        path = Path(binary["src_path"])
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            errors.append(
+                f"{path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}: "
+                f"binary `{binary['name']}` has {lines} lines (at most {limit}): "
+                "move what it does into the library"
+            )
+    return errors
 
 
 if __name__ == "__main__":

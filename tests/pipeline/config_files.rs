@@ -29,7 +29,7 @@ macro_rules! for_every_service {
         $check::<ship::Settings>("ship");
         $check::<notify_webflow::Settings>("notify-webflow");
         $check::<warehouse::Settings>("warehouse");
-        $check::<reconciliation::Settings>("reconcile");
+        $check::<reconcile::Settings>("reconcile");
     };
 }
 
@@ -54,7 +54,7 @@ fn local_and_docker_configs_start_every_service() {
         let _: notify_webflow::Settings = load(file, &env);
         let warehouse: warehouse::Settings = load(file, &env);
         assert!(warehouse.warehouse.auto_pack, "{file}: the local stack packs by itself");
-        let reconcile: reconciliation::Settings = load(file, &env);
+        let reconcile: reconcile::Settings = load(file, &env);
         assert_eq!(reconcile.webflow.sites.len(), 1);
     }
     assert!(
@@ -102,7 +102,7 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
         assert_eq!(ship.carrier.kind, carrier::CarrierKind::ShipEngine);
         let _: notify_webflow::Settings = load(file, &token_env);
         let _: warehouse::Settings = load(file, &with(&[("WMS__WAREHOUSE__API_TOKENS", "t")]));
-        let _: reconciliation::Settings = load(file, &token_env);
+        let _: reconcile::Settings = load(file, &token_env);
         // A worker without its token file names the missing file.
         let err = error::<enrich::Settings>(Some(path(file)), &with(&[]));
         assert!(err.contains("webflow.sites.shop.api_token_file"), "{err}");
@@ -125,7 +125,7 @@ fn a_misspelt_key_is_refused_by_name_in_a_file_and_in_the_environment() {
         error::<enrich::Settings>(file.clone(), &env),
         error::<warehouse::Settings>(file.clone(), &env),
         error::<notify_webflow::Settings>(file.clone(), &env),
-        error::<reconciliation::Settings>(file.clone(), &env),
+        error::<reconcile::Settings>(file.clone(), &env),
     ] {
         assert!(
             err.contains("unknown setting: `webflow.sites.shop.webhook_secret`"),
@@ -169,7 +169,7 @@ fn every_section_is_known() {
         ship::Settings,
         notify_webflow::Settings,
         warehouse::Settings,
-        reconciliation::Settings
+        reconcile::Settings
     );
     let listed: std::collections::BTreeSet<&str> = KNOWN_TOP_LEVEL_KEYS
         .iter()

@@ -536,15 +536,13 @@ impl Pipeline {
 
     /// The reconciliation job over this pipeline's Webflow, database and broker, built as its
     /// binary builds it.
-    pub async fn reconciler(&self) -> reconciliation::ReconcileService {
-        let settings = reconciliation::Settings {
+    pub async fn reconciler(&self) -> reconcile::ReconcileService {
+        let settings = reconcile::Settings {
             base: self.base.clone(),
             webflow: self.webflow_settings(),
-            reconcile: reconciliation::ReconcileSettings::default(),
+            reconcile: reconcile::ReconcileSettings::default(),
         };
-        reconciliation::build(settings, self.shutdown.child_token())
-            .await
-            .unwrap()
+        reconcile::build(settings, self.shutdown.child_token()).await.unwrap()
     }
 
     /// A request to the warehouse API with the test token.

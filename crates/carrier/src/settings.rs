@@ -2,9 +2,9 @@
 
 use crate::CarrierKind;
 use crate::types::Address;
-use platform::settings::SettingsError;
 use secrecy::SecretString;
 use serde::Deserialize;
+use wms_settings::{Profile, SettingsError};
 
 /// `[carrier]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -86,8 +86,8 @@ impl Default for ShipEngineSettings {
 impl CarrierSettings {
     /// The sandbox invents tracking numbers that Webflow would email to customers: only a
     /// local profile may use it (the default profile is production).
-    pub fn check_profile(&self, profile: platform::settings::Profile) -> Result<(), SettingsError> {
-        if profile == platform::settings::Profile::Production && self.kind == CarrierKind::Sandbox {
+    pub fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        if profile == Profile::Production && self.kind == CarrierKind::Sandbox {
             return Err(SettingsError::LocalOnly {
                 key: "carrier.kind".into(),
                 why: "the sandbox carrier invents tracking numbers; set carrier.kind = \"shipengine\" and \

@@ -182,7 +182,8 @@ impl ShipEngineCarrier {
             .api_key
             .clone()
             .ok_or_else(|| CarrierError::Permanent("carrier.shipengine.api_key is not set".into()))?;
-        platform::install_crypto_provider();
+        // rustls needs a process-wide crypto provider; ring, as everywhere (idempotent).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .build()

@@ -1,4 +1,5 @@
-//! Shared plumbing for every WMS bridge process: layered settings, telemetry (JSON logs and
+//! Shared plumbing for every WMS bridge process: the shared settings sections over the layered
+//! loader (the `wms-settings` leaf crate, re-exported as [`settings`]), telemetry (JSON logs and
 //! OpenTelemetry export), shutdown, the AMQP connection with its topology and confirmed
 //! publisher, the health and metrics endpoints with the metrics every process exports, the one
 //! retry policy, and the one way a service process starts.

@@ -9,6 +9,10 @@
 //! before going on. The delivery itself stays prefetched, so the runtime sizes its AMQP prefetch
 //! as `concurrency + max_waiting`: up to `max_waiting` waits never stop it reading the queue.
 //! Outside a worker (a job, a loop, a test) [`wait_outside_slot`] just sleeps.
+//!
+//! Here rather than in the `worker` crate: the Webflow gateway calls [`wait_outside_slot`], and
+//! the jobs and tools that use the gateway (reconciliation, `wmsctl`) must not depend on the
+//! consumer runtime.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};

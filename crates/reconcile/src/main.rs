@@ -17,10 +17,10 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if !cli.once {
-        return Ok(platform::service::launch("reconcile", reconciliation::build).await?);
+        return Ok(platform::service::launch("reconcile", reconcile::build).await?);
     }
-    let (settings, shutdown) = platform::service::init::<reconciliation::Settings>("reconcile")?;
-    let service = reconciliation::build(settings, shutdown)
+    let (settings, shutdown) = platform::service::init::<reconcile::Settings>("reconcile")?;
+    let service = reconcile::build(settings, shutdown)
         .await
         .context("cannot start reconcile")?;
     let summary = service.run_once().await.context("reconciliation failed");

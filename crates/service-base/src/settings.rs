@@ -40,6 +40,12 @@ impl Validate for BaseSettings {
 }
 
 /// `[worker]`: how a worker consumes, and how every service relays its outbox.
+///
+/// Defined here rather than in the `worker` crate (which re-exports it): the section also holds
+/// the outbox relay's keys (`relay_*`), which every process reads, and since one configuration
+/// file serves every binary, the HTTP services and jobs must know, and check, the consumer
+/// keys too (an unknown or invalid `worker.*` key stops them as it stops a worker). They must
+/// not depend on the consumer runtime to do so.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct WorkerSettings {

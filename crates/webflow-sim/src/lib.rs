@@ -9,6 +9,7 @@
 //! - `/_sim/...`: every order and every write received, and the faults, readable and settable.
 
 pub mod api;
+pub mod cli;
 pub mod state;
 pub mod store;
 

@@ -3,12 +3,12 @@
 //! holds every secret it needs.
 
 use crate::client::{WebflowClient, WebflowError};
-use platform::settings::{SettingsError, read_secret_file, string_or_list};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use wms_settings::{SettingsError, read_secret_file, string_or_list};
 
 /// One Webflow site.
 #[derive(Clone, Debug, Deserialize)]
@@ -255,8 +255,8 @@ impl WebflowClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::settings::{Validate, load_from};
     use std::io::Write;
+    use wms_settings::{Validate, load_from};
 
     #[derive(Debug, Deserialize, Default)]
     #[serde(default)]

@@ -125,7 +125,7 @@ struct Settings {
     #[serde(flatten)]
     base: BaseSettings,
     webflow: WebflowSettings,
-    reconcile: reconciliation::ReconcileSettings,
+    reconcile: reconcile::ReconcileSettings,
 }
 
 impl Validate for Settings {
@@ -240,14 +240,14 @@ async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
 async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
-    let mut job = reconciliation::Settings {
+    let mut job = reconcile::Settings {
         base: settings.base.clone(),
         webflow: settings.webflow.clone(),
         reconcile: settings.reconcile.clone(),
     };
     job.validate()?;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let service = reconciliation::build(job, shutdown.clone()).await?;
+    let service = reconcile::build(job, shutdown.clone()).await?;
     let summary = service.run_once().await;
     shutdown.cancel();
     let summary = summary?;
