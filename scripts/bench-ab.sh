@@ -170,10 +170,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "== summary: median (min-max) over $ROUNDS runs each; new/old of the medians"
-awk -F'\t' -v a=old -v b=new -f scripts/ab-summary.awk "$RESULTS"
+"$NEW_BIN/wms-loadgen" ab-summary --a old --b new "$RESULTS"
 for side in old new; do
-  sort -n "$LOGS/rounds-$side.txt" | awk -v side="$side" '{ a[NR] = $1 } END {
-    printf "ingress/baseline, every round of every run, %s: median %.2f, quartiles %.2f-%.2f (%d rounds)\n",
-      side, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2, a[int(NR / 4) + 1], a[int(3 * NR / 4) + 1], NR }'
+  "$NEW_BIN/wms-loadgen" rounds-summary --side "$side" "$LOGS/rounds-$side.txt"
 done
 echo "(per-run output in $LOGS)"

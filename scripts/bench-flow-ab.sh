@@ -17,6 +17,8 @@ ROUNDS=${3:-3}
 LOGS=.bench/flow-ab
 mkdir -p "$LOGS"
 RESULTS=$LOGS/results.tsv
+# The summary's statistics: this tree's load generator (`make release` builds it).
+LOADGEN=${LOADGEN:-$PWD/target/release/wms-loadgen}
 export ORDERS=${ORDERS:-1000} FLOW_ORDERS=${FLOW_ORDERS:-1000} FLOW_RATE=${FLOW_RATE:-0}
 
 run() { # side bin round
@@ -45,5 +47,5 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 echo "== summary: median (min-max) over $ROUNDS runs each; b/a of the medians"
-awk -F'\t' -v a=a -v b=b -f scripts/ab-summary.awk "$RESULTS"
+"$LOADGEN" ab-summary --a a --b b "$RESULTS"
 echo "(per-run output in $LOGS)"

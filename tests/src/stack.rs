@@ -430,6 +430,71 @@ impl Stack {
         }
     }
 
+    /// A counter of the simulator's `/_sim/stats`.
+    pub async fn sim_stat(&self, name: &str) -> u64 {
+        self.sim("/_sim/stats").await[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("/_sim/stats has no counter {name}"))
+    }
+
+    /// Waits until the simulator's counter `name` exceeds `above`.
+    pub async fn wait_sim_stat_above(&self, name: &str, above: u64, timeout: Duration) -> u64 {
+        crate::wait_for(
+            &format!("the simulator's {name} to exceed {above}"),
+            timeout,
+            || async {
+                let value = self.sim_stat(name).await;
+                (value > above).then_some(value)
+            },
+        )
+        .await
+    }
+
+    /// Waits until every webhook the store sent has come to its end, delivered or given up
+    /// after its retries: no retry is still to come. (Every webhook of these stacks is a new
+    /// order's: no refunds, no inventory sync.)
+    pub async fn wait_webhooks_settled(&self, timeout: Duration) {
+        crate::wait_for("every webhook delivered or given up", timeout, || async {
+            let stats = self.sim("/_sim/stats").await;
+            let ended = stats["webhooks_delivered"].as_u64().unwrap() + stats["webhooks_given_up"].as_u64().unwrap();
+            (ended >= self.created().await as u64).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until nothing is left to do: every work queue empty, no worker process with a
+    /// delivery in flight, and no outbox event unpublished, five checks in a row.
+    pub async fn wait_until_idle(&self, p: &Pipeline, timeout: Duration) {
+        let quiet = std::sync::atomic::AtomicU32::new(0);
+        crate::wait_for("the stack idle", timeout, || async {
+            let mut idle = p
+                .scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
+                .await
+                == 0;
+            for queue in platform::amqp::CONSUMERS {
+                idle &= p.observer.message_count(&p.topology.work_queue(queue.name)).await == 0;
+                let metrics = self
+                    .http
+                    .get(self.metrics_url(queue.name))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                idle &= crate::wait::sum_of_series(&metrics, "wms_worker_in_flight", queue.name, None) == 0;
+            }
+            let checks = if idle {
+                quiet.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+            } else {
+                quiet.store(0, std::sync::atomic::Ordering::Relaxed);
+                0
+            };
+            (checks >= 5).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until `n` orders are fulfilled in the warehouse database (or fails naming where
     /// the others are).
     pub async fn wait_fulfilled(&self, p: &Pipeline, n: i64, timeout: Duration) {

@@ -4,6 +4,7 @@
 //! other modules are what the scenarios share. The Webflow side of every scenario is
 //! `webflow-sim`, driven through its inspection API ([`sim`]).
 
+pub mod ab_summary;
 pub mod baseline;
 pub mod cost;
 pub mod progress;

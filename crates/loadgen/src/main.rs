@@ -2,7 +2,7 @@
 //! docs/benchmarks.md for the commands, scripts/bench.sh for the whole run).
 
 use clap::{Parser, Subcommand};
-use loadgen::scenarios::{fair, flow, ingress, pipeline};
+use loadgen::scenarios::{fair, flow, ingress, pipeline, summary};
 use platform::telemetry::{LogFormat, TelemetrySettings};
 
 #[derive(Parser)]
@@ -27,6 +27,12 @@ enum Command {
     Fair(fair::FairOptions),
     /// Writes the small stores' configuration for `fair` and prints the simulator's `--extra-sites`.
     FairSites(fair::SitesOptions),
+    /// The summary of an A/B results table (scripts/bench-ab.sh, scripts/bench-flow-ab.sh):
+    /// each side's median and range of every measure, and b/a of the medians.
+    AbSummary(summary::AbSummaryOptions),
+    /// The median and quartiles of every round's ingress/baseline ratio of one side (a file
+    /// with one number a line).
+    RoundsSummary(summary::RoundsSummaryOptions),
 }
 
 #[tokio::main]
@@ -46,5 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Flow(options) => flow::run(options).await,
         Command::Fair(options) => fair::run(options).await,
         Command::FairSites(options) => fair::write_sites(&options),
+        Command::AbSummary(options) => summary::ab_summary(&options),
+        Command::RoundsSummary(options) => summary::rounds_summary(&options),
     }
 }
