@@ -4,31 +4,47 @@
 //! they are gone.
 
 use crate::{LaunchError, ProcessSpec, Processes};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Starts the binary `name` (`webflow-sim`: serving on `sim_port`) with `args`, logging to
-/// `log` (appending or not), waits until it is ready, and leaves it running; returns its pid.
-pub async fn start(
-    bin_dir: &Path,
-    log: &Path,
-    append: bool,
-    name: &str,
-    sim_port: Option<u16>,
-    args: &[String],
-    timeout: Duration,
-) -> Result<u32, LaunchError> {
-    let log_dir = log.parent().unwrap_or(Path::new("."));
-    let log_name = log.file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_owned();
-    let mut processes = Processes::new(bin_dir, log_dir, Vec::new())?.append_logs(append);
-    let mut spec = match sim_port {
-        Some(port) => ProcessSpec::simulator(port, args),
-        None => ProcessSpec::service(name).with_args(args.iter().cloned()),
+/// One process for `wms-stack start`.
+pub struct Start {
+    /// Where the binaries are.
+    pub bin_dir: PathBuf,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Append to the log rather than start it afresh.
+    pub append: bool,
+    /// The binary.
+    pub name: String,
+    /// `webflow-sim` only: the port it serves on (and is ready when it answers there).
+    pub sim_port: Option<u16>,
+    /// Its health listener's port; a free one when not given.
+    pub health_port: Option<u16>,
+    pub args: Vec<String>,
+    /// How long it may take to be ready.
+    pub timeout: Duration,
+}
+
+/// Starts the process, waits until it is ready, and leaves it running; returns its pid.
+pub async fn start(start: &Start) -> Result<u32, LaunchError> {
+    let log_dir = start.log.parent().unwrap_or(Path::new("."));
+    let log_name = start
+        .log
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(&start.name)
+        .to_owned();
+    let mut processes = Processes::new(&start.bin_dir, log_dir, Vec::new())?.append_logs(start.append);
+    let mut spec = match start.sim_port {
+        Some(port) => ProcessSpec::simulator(port, &start.args),
+        None => ProcessSpec::service(&start.name).with_args(start.args.iter().cloned()),
     };
-    spec.binary = name.to_owned();
+    spec.binary = start.name.clone();
     spec.name = log_name.clone();
+    spec.health_port = start.health_port;
     let pid = processes.spawn(spec)?;
-    processes.wait_ready(&log_name, timeout).await?;
+    processes.wait_ready(&log_name, start.timeout).await?;
     processes.leave_running();
     Ok(pid)
 }

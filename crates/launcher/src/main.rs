@@ -34,6 +34,9 @@ enum Command {
         /// The simulator's port (`webflow-sim` only: it serves there, and is ready when it answers).
         #[arg(long)]
         sim_port: Option<u16>,
+        /// Its health listener's port (default: a free one).
+        #[arg(long)]
+        health_port: Option<u16>,
         /// Seconds to wait for it to be ready.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
@@ -60,11 +63,21 @@ async fn main() -> anyhow::Result<()> {
             log,
             append,
             sim_port,
+            health_port,
             timeout_secs,
             args,
         } => {
-            let timeout = Duration::from_secs(timeout_secs);
-            let pid = detached::start(&bin, &log, append, &name, sim_port, &args, timeout).await?;
+            let start = detached::Start {
+                bin_dir: bin,
+                log,
+                append,
+                name,
+                sim_port,
+                health_port,
+                args,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            let pid = detached::start(&start).await?;
             detached::print_pid(pid);
         }
         Command::Stop { pids, grace_secs } => detached::stop(&pids, Duration::from_secs(grace_secs)).await?,

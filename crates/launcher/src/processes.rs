@@ -333,11 +333,11 @@ impl Processes {
         Ok(())
     }
 
-    /// SIGTERM to every process, last started first; each must exit 0 within `grace`. Every
-    /// process is stopped even when one fails; the first failure is returned.
+    /// SIGTERM to every process, in the order they started; each must exit 0 within `grace`.
+    /// Every process is stopped even when one fails; the first failure is returned.
     pub fn stop_all(&mut self, grace: Duration) -> Result<(), LaunchError> {
         let mut outcome = Ok(());
-        while let Some(mut running) = self.running.pop() {
+        for mut running in std::mem::take(&mut self.running) {
             let name = running.spec.name.clone();
             let stopped = terminate(&mut running.child, &name, grace);
             if outcome.is_ok() {
