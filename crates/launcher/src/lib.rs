@@ -77,3 +77,18 @@ pub enum LaunchError {
 pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+#[cfg(test)]
+mod tests {
+    /// Polls `read` until it gives something non-empty (at most 10 s).
+    pub(crate) async fn eventually(mut read: impl FnMut() -> String) -> String {
+        for _ in 0..200 {
+            let value = read();
+            if !value.is_empty() {
+                return value;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        read()
+    }
+}

@@ -434,3 +434,86 @@ pub fn signal_term(pid: u32) -> Result<(), LaunchError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A directory of stand-in "binaries" (shell scripts), removed when dropped.
+    struct FakeBinaries(PathBuf);
+
+    impl FakeBinaries {
+        fn new(test: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("launcher-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn add(&self, name: &str, script: &str) {
+            let path = self.0.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    impl Drop for FakeBinaries {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exits_instead_of_becoming_ready_is_reported_with_its_log() {
+        let bins = FakeBinaries::new("exits");
+        bins.add("broken", "echo \"cannot bind: Address already in use\" >&2; exit 3");
+        let mut processes = Processes::new(&bins.0, &bins.0.join("logs"), Vec::new()).unwrap();
+        processes.spawn(ProcessSpec::service("broken")).unwrap();
+        let error = processes
+            .wait_ready("broken", Duration::from_secs(10))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("broken exited (exit status: 3)"), "{error}");
+        assert!(error.contains("Address already in use"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn processes_get_the_stack_settings_and_stop_on_sigterm() {
+        let bins = FakeBinaries::new("settings");
+        // Writes its settings to its log, then runs until SIGTERM, which it exits 0 on.
+        bins.add(
+            "service",
+            "echo \"$STACK_SETTING $WMS__HEALTH__BIND $1\"; trap 'exit 0' TERM; while :; do sleep 0.05; done",
+        );
+        let env = vec![("STACK_SETTING".to_owned(), "shared".to_owned())];
+        let mut processes = Processes::new(&bins.0, &bins.0.join("logs"), env).unwrap();
+        processes
+            .spawn(
+                ProcessSpec::service("service")
+                    .with_health_port(4242)
+                    .with_args(["first"]),
+            )
+            .unwrap();
+        let logged = crate::tests::eventually(|| processes.log("service")).await;
+        assert_eq!(logged.trim(), "shared 127.0.0.1:4242 first");
+        assert!(processes.exit_status("service").unwrap().is_none(), "it runs");
+        processes.stop_all(Duration::from_secs(10)).unwrap();
+        assert!(processes.names().is_empty());
+    }
+
+    #[test]
+    fn a_binary_that_was_not_built_is_named() {
+        let bins = FakeBinaries::new("missing");
+        let mut processes = Processes::new(&bins.0, &bins.0.join("logs"), Vec::new()).unwrap();
+        let error = processes
+            .spawn(ProcessSpec::service("ingress"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("ingress is missing: build the binaries first"),
+            "{error}"
+        );
+    }
+}
