@@ -121,7 +121,7 @@ run_side() { # side bin round
   # The ingress's CPU per webhook (closed-loop rounds plus the open loop's 10 s at 1,000/s):
   # what a busy neighbour distorts least.
   local cpu_webhook
-  cpu_webhook=$(awk -v t="$(($(ticks "$ingress_pid") - ticks_before))" -v n="$((REQUESTS + 10000))" 'BEGIN { printf "%.1f", t * 10000 / n }')
+  cpu_webhook=$("$NEW_BIN/wms-loadgen" ratio "$(($(ticks "$ingress_pid") - ticks_before))" "$((REQUESTS + 10000))" --scale 10000 --decimals 1)
   rabbitmqctl -q purge_queue "$ns.enrich" >/dev/null 2>&1 || true
   # Each run's ratio is the median of its INGRESS_ROUNDS rounds; all rounds are kept too.
   sed -n 's/^ratio ingress\/baseline throughput: [0-9.]* (median of rounds: \(.*\))/\1/p' "$out-ingress.out" |

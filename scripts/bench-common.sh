@@ -8,6 +8,9 @@ BIN=${BIN:-target/release}
 # The launcher: this tree's (built by `make release`), or the one beside the binaries.
 STACK=${STACK:-target/release/wms-stack}
 [[ -x $STACK ]] || STACK=$BIN/wms-stack
+# The statistics (`wms-loadgen ratio`): this tree's load generator, or the one beside the binaries.
+LOADGEN=${LOADGEN:-target/release/wms-loadgen}
+[[ -x $LOADGEN ]] || LOADGEN=$BIN/wms-loadgen
 SITE=65f0c0ffee0000000000beef
 LOGS=.bench
 mkdir -p "$LOGS"

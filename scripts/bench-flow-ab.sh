@@ -33,7 +33,7 @@ run() { # side bin round
   rabbit=$(sed -n 's/^  cpu rabbitmq (beam.smp) *\([0-9.]*\) ms.*/\1/p' "$out" | sed -n 3p)
   transactions=$(sed -n 's/^  database per order: \([0-9.]*\) transactions.*/\1/p' "$out" | sed -n 3p)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$reserved" "$flow" \
-    "$(awk -v f="$flow" -v r="$reserved" 'BEGIN { printf "%.3f", (r > 0 ? f / r : 0) }')" \
+    "$("$LOADGEN" ratio "$flow" "$reserved" --decimals 3 | grep . || echo 0.000)" \
     "$services" "$pg" "$rabbit" "$transactions" | tee -a "$RESULTS"
   sleep 5 # let the broker finish deleting the run's queues
 }

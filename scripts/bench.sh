@@ -108,8 +108,10 @@ flow_pids() {
 # The regression guard: the whole flow against webhook -> reserved, both from this run.
 reserved_rate=$(sed -n 's/.* = \([0-9.]*\) orders\/s.*/\1/p' "$LOGS/pipeline.out" | head -1)
 flow_rate=$(sed -n 's/.* (\([0-9.]*\) orders\/s).*/\1/p' "$LOGS/flow.out" | head -1)
-awk -v flow="$flow_rate" -v reserved="$reserved_rate" 'BEGIN {
-  if (reserved > 0) printf "ratio placed -> fulfilled / webhook -> reserved (this run): %.0f / %.0f = %.2f (target >= 0.80)\n", flow, reserved, flow / reserved }'
+ratio=$("$LOADGEN" ratio "$flow_rate" "$reserved_rate" --decimals 2 || true)
+if [[ -n $ratio ]]; then
+  printf 'ratio placed -> fulfilled / webhook -> reserved (this run): %.0f / %.0f = %s (target >= 0.80)\n' "${flow_rate:-0}" "$reserved_rate" "$ratio"
+fi
 if ((FLOW_RATE > 0)); then
   echo "== whole pipeline at a steady $FLOW_RATE orders/s ($((FLOW_RATE * 20)) orders): latency without a backlog"
   # A fresh simulator, so its counters and latencies cover this run only.

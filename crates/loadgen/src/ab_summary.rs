@@ -64,6 +64,13 @@ pub fn rounds_summary(rounds: &str, side: &str) -> String {
     )
 }
 
+/// `numerator * scale / denominator` with `decimals` decimals, `None` unless the denominator
+/// is above 0 (the scripts' ratios: nothing to compare against when a side measured nothing).
+pub fn ratio(numerator: &str, denominator: &str, scale: f64, decimals: usize) -> Option<String> {
+    let denominator = leading_number(denominator);
+    (denominator > 0.0).then(|| format!("{:.decimals$}", leading_number(numerator) * scale / denominator))
+}
+
 /// Median and range of one side's values of a measure (all 0 when it has none).
 struct Spread {
     median: f64,
@@ -156,6 +163,15 @@ orders/s                   old   800.000 (790.000-810.000)   new   855.000 (0.00
             rounds_summary("", "old"),
             "ingress/baseline, every round of every run, old: median 0.00, quartiles 0.00-0.00 (0 rounds)\n"
         );
+    }
+
+    #[test]
+    fn ratios_are_printed_as_the_awk_one_liners_did() {
+        // awk 'BEGIN { printf "%.2f", 612 / 733.4 }' and the like.
+        assert_eq!(ratio("612", "733.4", 1.0, 2).as_deref(), Some("0.83"));
+        assert_eq!(ratio("1234", "110000", 10_000.0, 1).as_deref(), Some("112.2"));
+        assert_eq!(ratio("5", "", 1.0, 3), None);
+        assert_eq!(ratio("5", "0", 1.0, 3), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@ enum Command {
     /// The median and quartiles of every round's ingress/baseline ratio of one side (a file
     /// with one number a line).
     RoundsSummary(summary::RoundsSummaryOptions),
+    /// NUMERATOR * scale / DENOMINATOR, for the scripts' ratios (nothing when DENOMINATOR is not above 0).
+    Ratio(summary::RatioOptions),
 }
 
 #[tokio::main]
@@ -54,5 +56,6 @@ async fn main() -> anyhow::Result<()> {
         Command::FairSites(options) => fair::write_sites(&options),
         Command::AbSummary(options) => summary::ab_summary(&options),
         Command::RoundsSummary(options) => summary::rounds_summary(&options),
+        Command::Ratio(options) => summary::ratio(&options),
     }
 }

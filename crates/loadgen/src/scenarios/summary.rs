@@ -39,6 +39,30 @@ pub fn rounds_summary(options: &RoundsSummaryOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(clap::Args)]
+pub struct RatioOptions {
+    pub numerator: String,
+    pub denominator: String,
+    /// Multiplies the ratio (e.g. 10000 for CPU ticks per webhook in microseconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    #[arg(long, default_value_t = 2)]
+    pub decimals: usize,
+}
+
+/// Prints the ratio, or nothing when the denominator is not above 0.
+pub fn ratio(options: &RatioOptions) -> anyhow::Result<()> {
+    if let Some(ratio) = ab_summary::ratio(
+        &options.numerator,
+        &options.denominator,
+        options.scale,
+        options.decimals,
+    ) {
+        println!("{ratio}");
+    }
+    Ok(())
+}
+
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
