@@ -517,8 +517,9 @@ impl Pipeline {
             .unwrap()
     }
 
-    /// Waits until the queue has no ready messages and, where the consumer runs in-process,
-    /// none taken and unsettled (its `wms_worker_in_flight`), five checks in a row.
+    /// Waits until the queue has no ready messages and, where the consumer runs in-process
+    /// (started with the pipeline), none taken and unsettled (its `wms_worker_in_flight`), five
+    /// checks in a row; fails the test if that does not happen within `timeout`.
     pub async fn wait_until_idle(&self, consumer: &str, timeout: Duration) {
         let queue = self.topology.work_queue(consumer);
         let quiet = std::sync::atomic::AtomicU32::new(0);
