@@ -65,7 +65,7 @@ release: ## Release build of every binary
 	$(CARGO) build --release --workspace --bins
 
 run: services-check release ## Run the whole pipeline locally on built-in defaults
-	bash scripts/run-local.sh
+	target/release/wms-stack run
 
 bench: services-check release ## Run the benchmarks (see docs/benchmarks.md)
 	bash scripts/bench.sh

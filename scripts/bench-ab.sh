@@ -59,9 +59,11 @@ export WMS__INGRESS__HEADER_TIMEOUT_MS=10000
 
 created_tree=false
 pids=()
+# Every process is started and stopped by this tree's launcher (crates/launcher), whichever
+# side's binaries it runs: `wms-stack start` returns once the process is ready, `stop` once it exited.
+stack() { "${STACK:-$NEW_BIN/wms-stack}" "$@"; }
 stop_services() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ((${#pids[@]} == 0)) || stack stop "${pids[@]}" || true
   pids=()
 }
 source scripts/bench-queues.sh
@@ -77,7 +79,7 @@ trap cleanup EXIT
 
 echo "== building: this tree's services, load generator and simulator; $OLD_REV's services"
 if [[ -z ${NEW_BIN:-} ]]; then
-  cargo build --release -p ingress -p enrich -p reserve -p loadgen -p webflow-sim
+  cargo build --release -p ingress -p enrich -p reserve -p loadgen -p webflow-sim -p launcher
   NEW_BIN=$PWD/target/release
 fi
 if [[ -z ${OLD_BIN:-} ]]; then
@@ -96,11 +98,6 @@ if [[ -z ${OLD_BIN:-} ]]; then
   OLD_BIN=$OLD_TARGET/release
 fi
 
-wait_ready() { # url what
-  for _ in $(seq 150); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done
-  echo "$2 never became ready ($1)" >&2
-  return 1
-}
 load() { cut -d' ' -f1 /proc/loadavg; }
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; } # utime + stime of a pid
 export PGOPTIONS="-c client_min_messages=warning"
@@ -115,29 +112,27 @@ run_side() { # side bin round
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
   local load_ingress
   load_ingress=$(load)
-  WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:$HEALTH_PORT "$bin/ingress" > "$out-ingress.log" 2>&1 &
-  local ingress_pid=$!; pids+=("$ingress_pid")
-  wait_ready "http://127.0.0.1:$HEALTH_PORT/readyz" "$side ingress"
+  local ingress_pid
+  ingress_pid=$(WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT stack start --bin "$bin" --log "$out-ingress.log" --health-port "$HEALTH_PORT" ingress)
+  pids+=("$ingress_pid")
   local ticks_before; ticks_before=$(ticks "$ingress_pid")
   "$NEW_BIN/wms-loadgen" ingress --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --namespace "$ns" \
     --requests "$REQUESTS" --rounds "$INGRESS_ROUNDS" --concurrency "$CONCURRENCY" --ingress-pid "$ingress_pid" > "$out-ingress.out"
   # The ingress's CPU per webhook (closed-loop rounds plus the open loop's 10 s at 1,000/s):
   # what a busy neighbour distorts least.
   local cpu_webhook
-  cpu_webhook=$(awk -v t="$(($(ticks "$ingress_pid") - ticks_before))" -v n="$((REQUESTS + 10000))" 'BEGIN { printf "%.1f", t * 10000 / n }')
+  cpu_webhook=$("$NEW_BIN/wms-loadgen" ratio "$(($(ticks "$ingress_pid") - ticks_before))" "$((REQUESTS + 10000))" --scale 10000 --decimals 1)
   rabbitmqctl -q purge_queue "$ns.enrich" >/dev/null 2>&1 || true
   # Each run's ratio is the median of its INGRESS_ROUNDS rounds; all rounds are kept too.
   sed -n 's/^ratio ingress\/baseline throughput: [0-9.]* (median of rounds: \(.*\))/\1/p' "$out-ingress.out" |
     tr ',' '\n' >> "$LOGS/rounds-$side.txt"
   local rate='' cpu_services='' cpu_pg='' load_pipeline=''
   if [[ ${INGRESS_ONLY:-} != 1 ]]; then
-    "$NEW_BIN/webflow-sim" --bind "127.0.0.1:$FAKE_PORT" --site-id "$SITE" --token bench-token --orders-per-minute 0 \
-      --rate-limit-per-minute 0 > "$out-sim.log" 2>&1 & pids+=("$!")
-    WMS__HEALTH__BIND=127.0.0.1:$ENRICH_HEALTH "$bin/enrich" > "$out-enrich.log" 2>&1 & local enrich_pid=$!; pids+=("$enrich_pid")
-    WMS__HEALTH__BIND=127.0.0.1:$RESERVE_HEALTH "$bin/reserve" > "$out-reserve.log" 2>&1 & local reserve_pid=$!; pids+=("$reserve_pid")
-    wait_ready "http://127.0.0.1:$ENRICH_HEALTH/readyz" "$side enrich"
-    wait_ready "http://127.0.0.1:$RESERVE_HEALTH/readyz" "$side reserve"
-    wait_ready "http://127.0.0.1:$FAKE_PORT/_sim/stats" "simulator"
+    pids+=("$(stack start --bin "$NEW_BIN" --log "$out-sim.log" --sim-port "$FAKE_PORT" webflow-sim -- --site-id "$SITE" \
+      --token bench-token --orders-per-minute 0 --rate-limit-per-minute 0)")
+    local enrich_pid reserve_pid
+    enrich_pid=$(stack start --bin "$bin" --log "$out-enrich.log" --health-port "$ENRICH_HEALTH" enrich); pids+=("$enrich_pid")
+    reserve_pid=$(stack start --bin "$bin" --log "$out-reserve.log" --health-port "$RESERVE_HEALTH" reserve); pids+=("$reserve_pid")
     psql -q -h 127.0.0.1 -U postgres -d "$db" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000000 FROM generate_series(0, $SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000, reserved = 0"
     load_pipeline=$(load)
     "$NEW_BIN/wms-loadgen" pipeline --database-url "$url" --url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" \
@@ -170,10 +165,8 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo "== summary: median (min-max) over $ROUNDS runs each; new/old of the medians"
-awk -F'\t' -v a=old -v b=new -f scripts/ab-summary.awk "$RESULTS"
+"$NEW_BIN/wms-loadgen" ab-summary --a old --b new "$RESULTS"
 for side in old new; do
-  sort -n "$LOGS/rounds-$side.txt" | awk -v side="$side" '{ a[NR] = $1 } END {
-    printf "ingress/baseline, every round of every run, %s: median %.2f, quartiles %.2f-%.2f (%d rounds)\n",
-      side, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2, a[int(NR / 4) + 1], a[int(3 * NR / 4) + 1], NR }'
+  "$NEW_BIN/wms-loadgen" rounds-summary --side "$side" "$LOGS/rounds-$side.txt"
 done
 echo "(per-run output in $LOGS)"

@@ -27,9 +27,7 @@ echo "   machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg);" \
   "PostgreSQL max_connections $(psql -Atq -h 127.0.0.1 -U postgres -c 'show max_connections')," \
   "$(psql -Atq -h 127.0.0.1 -U postgres -c 'select count(*) from pg_stat_activity where datname is not null') connections open before"
 # What the blocks above left running holds connections and consumes the bench queues: stop it.
-for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
+stop_bench_processes
 fair_config="$LOGS/fair-sites.toml"
 fair_extra_sites=$("$BIN/wms-loadgen" fair-sites --small-stores "$FAIR_SMALL_STORES" --small-limit "$FAIR_SMALL_LIMIT" --config "$fair_config")
 fair_namespace=$NAMESPACE
@@ -46,33 +44,28 @@ for replicas in $FAIR_REPLICAS; do
   delete_bench_queues
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
   run_pids=()
-  "$BIN/webflow-sim" --bind "127.0.0.1:$FAIR_SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+  rm -f "$LOGS/fair-$replicas-sim.log"
+  start_simulator "$FAIR_SIM_PORT" "$LOGS/fair-$replicas-sim.log" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
     --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 \
-    --rate-limit-per-minute "$FAIR_BIG_LIMIT" --extra-sites "$fair_extra_sites" > "$LOGS/fair-$replicas-sim.log" 2>&1 &
-  run_pids+=("$!")
-  WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/fair-$replicas-ingress.log" 2>&1 &
-  run_pids+=("$!")
+    --rate-limit-per-minute "$FAIR_BIG_LIMIT" --extra-sites "$fair_extra_sites"
+  run_pids+=("$started")
+  WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT start_service ingress "$LOGS/fair-$replicas-ingress.log"; run_pids+=("$started")
   for service in enrich reserve; do
-    WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/$service" > "$LOGS/fair-$replicas-$service.log" 2>&1 & run_pids+=("$!")
+    start_service "$service" "$LOGS/fair-$replicas-$service.log"; run_pids+=("$started")
   done
-  WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/fair-$replicas-ship.log" 2>&1 & run_pids+=("$!")
-  WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
-    WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/fair-$replicas-warehouse.log" 2>&1 & run_pids+=("$!")
-  pids+=("${run_pids[@]}")
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
-  # The services migrate the fresh database as they start; stock the one SKU once they have.
-  for _ in $(seq 50); do
-    psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000" 2>/dev/null && break
-    sleep 0.2
-  done
-  sleep 1
+  WMS__CARRIER__KIND=sandbox start_service ship "$LOGS/fair-$replicas-ship.log"; run_pids+=("$started")
+  WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
+    WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 start_service warehouse "$LOGS/fair-$replicas-warehouse.log"; run_pids+=("$started")
+  # Every service is ready, so the fresh database is migrated: stock the one SKU.
+  psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) VALUES ('bench-sku-1', 100000000) ON CONFLICT (sku) DO UPDATE SET on_hand = 100000000"
   echo "-- the big store's backlog, carried to shipped with notify-webflow stopped"
   "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$FAIR_SIM_PORT" --database-url "$WMS__DATABASE__URL" --orders "$FAIR_ORDERS" --state shipped
   echo "-- notify-webflow starts: the clock starts"
   metrics=()
   for replica in $(seq "$replicas"); do
-    WMS__HEALTH__BIND=127.0.0.1:$((FAIR_HEALTH_PORT + replica)) "$BIN/notify-webflow" > "$LOGS/fair-$replicas-notify-$replica.log" 2>&1 &
-    run_pids+=("$!"); pids+=("$!")
+    started=$("$STACK" start --bin "$BIN" --log "$LOGS/fair-$replicas-notify-$replica.log" \
+      --health-port "$((FAIR_HEALTH_PORT + replica))" notify-webflow)
+    run_pids+=("$started"); pids+=("$started")
     metrics+=(--metrics-url "http://127.0.0.1:$((FAIR_HEALTH_PORT + replica))/metrics")
   done
   # One look at the budgets a minute into the drain (wmsctl holds 2 connections for about a second).
@@ -82,7 +75,6 @@ for replicas in $FAIR_REPLICAS; do
     --small-interval-secs "$FAIR_SMALL_INTERVAL" --replicas "$replicas" --concurrency "$FAIR_CONCURRENCY" "${metrics[@]}"
   echo "   the budgets 60 s into the drain (wmsctl sites status, most calls in the last minute first):"
   { head -n 2 "$LOGS/fair-$replicas-sites-status.txt"; tail -n +3 "$LOGS/fair-$replicas-sites-status.txt" | sort -k5 -rn | head -n 3; } 2>/dev/null | sed 's/^/   /' || true
-  for pid in "${run_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${run_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_processes "${run_pids[@]}"
   delete_bench_queues
 done

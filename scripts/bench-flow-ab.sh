@@ -17,6 +17,8 @@ ROUNDS=${3:-3}
 LOGS=.bench/flow-ab
 mkdir -p "$LOGS"
 RESULTS=$LOGS/results.tsv
+# The summary's statistics: this tree's load generator (`make release` builds it).
+LOADGEN=${LOADGEN:-$PWD/target/release/wms-loadgen}
 export ORDERS=${ORDERS:-1000} FLOW_ORDERS=${FLOW_ORDERS:-1000} FLOW_RATE=${FLOW_RATE:-0}
 
 run() { # side bin round
@@ -31,7 +33,7 @@ run() { # side bin round
   rabbit=$(sed -n 's/^  cpu rabbitmq (beam.smp) *\([0-9.]*\) ms.*/\1/p' "$out" | sed -n 3p)
   transactions=$(sed -n 's/^  database per order: \([0-9.]*\) transactions.*/\1/p' "$out" | sed -n 3p)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$side" "$reserved" "$flow" \
-    "$(awk -v f="$flow" -v r="$reserved" 'BEGIN { printf "%.3f", (r > 0 ? f / r : 0) }')" \
+    "$("$LOADGEN" ratio "$flow" "$reserved" --decimals 3 | grep . || echo 0.000)" \
     "$services" "$pg" "$rabbit" "$transactions" | tee -a "$RESULTS"
   sleep 5 # let the broker finish deleting the run's queues
 }
@@ -45,5 +47,5 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 echo "== summary: median (min-max) over $ROUNDS runs each; b/a of the medians"
-awk -F'\t' -v a=a -v b=b -f scripts/ab-summary.awk "$RESULTS"
+"$LOADGEN" ab-summary --a a --b b "$RESULTS"
 echo "(per-run output in $LOGS)"

@@ -37,20 +37,18 @@ export WMS__DATABASE__POOL_SIZE=4
 echo "== stock levels back to the storefront: $INV_ORDERS orders over $INV_SKUS SKUs, sync on (interval ${INV_INTERVAL} s), Webflow limited to $INV_LIMIT/min"
 fresh_bench_database
 delete_bench_queues
-WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/ingress" > "$LOGS/inv-ingress.log" 2>&1 & pids+=("$!")
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$INGRESS_PORT/readyz" >/dev/null && break; sleep 0.2; done
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/enrich" > "$LOGS/inv-enrich.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/reserve" > "$LOGS/inv-reserve.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 WMS__CARRIER__KIND=sandbox "$BIN/ship" > "$LOGS/inv-ship.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
-  WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 "$BIN/warehouse" > "$LOGS/inv-warehouse.log" 2>&1 & pids+=("$!")
-WMS__HEALTH__BIND=127.0.0.1:0 "$BIN/notify-webflow" > "$LOGS/inv-notify.log" 2>&1 & pids+=("$!")
-sleep 3
+WMS__INGRESS__BIND=127.0.0.1:$INGRESS_PORT start_service ingress "$LOGS/inv-ingress.log"
+start_service enrich "$LOGS/inv-enrich.log"
+start_service reserve "$LOGS/inv-reserve.log"
+WMS__CARRIER__KIND=sandbox start_service ship "$LOGS/inv-ship.log"
+WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
+  WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 start_service warehouse "$LOGS/inv-warehouse.log"
+start_service notify-webflow "$LOGS/inv-notify.log"
 psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000 FROM generate_series(0, $INV_SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000, reserved = 0"
-"$BIN/webflow-sim" --bind "127.0.0.1:$SIM_PORT" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
+rm -f "$LOGS/inv-sim.log"
+start_simulator "$SIM_PORT" "$LOGS/inv-sim.log" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
   --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 \
-  --rate-limit-per-minute "$INV_LIMIT" > "$LOGS/inv-sim.log" 2>&1 & pids+=("$!")
-sleep 1
+  --rate-limit-per-minute "$INV_LIMIT"
 "$BIN/wms-loadgen" flow --sim-url "http://127.0.0.1:$SIM_PORT" --database-url "$WMS__DATABASE__URL" \
   --orders "$INV_ORDERS" --skus "$INV_SKUS" --state fulfilled --limit-per-minute "$INV_LIMIT" --rate "$INV_RATE"
 # Then until every SKU's level is in Webflow (at most a few intervals).

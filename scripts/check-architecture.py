@@ -36,7 +36,7 @@ CONSUMER_RUNTIME = "worker"
 WORKER_SERVICES = {"enrich", "reserve", "ship", "notify-webflow"}
 SERVICE_PROCESSES = WORKER_SERVICES | {"ingress", "warehouse"}
 JOBS = {"reconcile", "webflow-sim"}
-TOOLS = {"wmsctl", "loadgen"}
+TOOLS = {"wmsctl", "loadgen", "launcher"}
 TEST_CRATES = {"e2e", "test-support"}
 # A service's or job's `main.rs` (STYLE.md: "about 30-40 lines"); a tool's also holds its
 # command-line definition and dispatch.

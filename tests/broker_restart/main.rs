@@ -55,13 +55,21 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     })
     .await;
     stack.wait_created(15).await;
+    let refused = stack.sim_stat("webhook_failures").await;
     let stopped = tokio::task::spawn_blocking(BrokerStopped::stop).await.unwrap();
+    // The broker stays down for this long (the fault's own duration), and at least until the
+    // ingress has refused a webhook for it.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    stack
+        .wait_sim_stat_above("webhook_failures", refused, Duration::from_secs(60))
+        .await;
     tokio::task::spawn_blocking(move || drop(stopped)).await.unwrap();
 
     stack.wait_created(60).await;
-    // Let every retry play out, then one reconciliation pass.
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    // Let every retry play out (each webhook delivered or given up, nothing left in flight),
+    // then one reconciliation pass.
+    stack.wait_webhooks_settled(Duration::from_secs(120)).await;
+    stack.wait_until_idle(&p, Duration::from_secs(120)).await;
     stack.reconcile_once().await;
     stack
         .assert_every_order_fulfilled_once(&p, Duration::from_secs(120))

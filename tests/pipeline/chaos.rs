@@ -12,9 +12,14 @@ use std::time::Duration;
 use test_support::proxy::TcpProxy;
 
 const SETTLE: Duration = Duration::from_secs(120);
+/// How long a fault may take to show.
+const NOTICED: Duration = Duration::from_secs(60);
+/// How long the broker connection stays cut: the fault's own duration, long enough for every
+/// service to notice and start reconnecting.
+const CUT_FOR: Duration = Duration::from_secs(3);
 
 async fn sim_stat(stack: &Stack, name: &str) -> u64 {
-    stack.sim("/_sim/stats").await[name].as_u64().unwrap()
+    stack.sim_stat(name).await
 }
 
 #[tokio::test]
@@ -30,9 +35,12 @@ async fn the_broker_connection_cut_twice_mid_stream_loses_and_duplicates_nothing
     .await;
     for created in [10, 35] {
         stack.wait_created(created).await;
+        let refused = sim_stat(&stack, "webhook_failures").await;
         // Every connection of every service drops at once, mid-publish and mid-handler.
         proxy.cut();
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(CUT_FOR).await;
+        // The cut is felt before it ends: the ingress refuses a webhook.
+        stack.wait_sim_stat_above("webhook_failures", refused, NOTICED).await;
         proxy.restore();
     }
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
@@ -69,10 +77,11 @@ async fn postgres_connections_dropped_mid_stream_lose_and_duplicate_nothing() {
 async fn a_429_storm_then_a_burst_of_500s_from_webflow_lose_and_duplicate_nothing() {
     let (p, stack) = Stack::launch(StackOptions::default()).await;
     stack.wait_created(10).await;
+    // Each fault lasts until it has hit ten calls.
     stack.set_faults(serde_json::json!({"throttle_rate": 1.0})).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.wait_sim_stat_above("throttled", 9, NOTICED).await;
     stack.set_faults(serde_json::json!({"error_rate": 1.0})).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.wait_sim_stat_above("errors_injected", 9, NOTICED).await;
     stack.set_faults(serde_json::json!({})).await;
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
     assert!(sim_stat(&stack, "throttled").await > 0, "the storm hit some calls");
@@ -94,8 +103,8 @@ async fn orders_whose_webhooks_hit_a_dead_ingress_are_recovered_by_retries_and_r
     .await;
     stack.wait_created(10).await;
     stack.kill_9("ingress");
-    // Long enough that some webhooks are given up and some are retried into the restart.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down until some webhooks are given up; those failing meanwhile are retried into the restart.
+    stack.wait_sim_stat_above("webhooks_given_up", 0, NOTICED).await;
     stack.spawn("ingress");
     stack.wait_ready("ingress").await;
     stack.wait_created(50).await;
@@ -103,15 +112,18 @@ async fn orders_whose_webhooks_hit_a_dead_ingress_are_recovered_by_retries_and_r
         sim_stat(&stack, "webhooks_given_up").await > 0,
         "some webhooks were lost for good"
     );
-    // Let what did arrive settle, then the CronJob's pass repairs the rest.
+    // Let what did arrive settle (no webhook retry still to come, nothing left in flight), then
+    // the CronJob's pass repairs the rest.
     stack.wait_fulfilled(&p, 1, SETTLE).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.wait_webhooks_settled(SETTLE).await;
+    stack.wait_until_idle(&p, SETTLE).await;
     stack.reconcile_once().await;
     stack.assert_every_order_fulfilled_once(&p, SETTLE).await;
     // A second pass finds nothing left to repair and writes nothing.
     let writes = stack.sim("/_sim/writes").await["writes"].as_array().unwrap().len();
     stack.reconcile_once().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Whatever the pass set going has run its course.
+    stack.wait_until_idle(&p, SETTLE).await;
     assert_eq!(
         stack.sim("/_sim/writes").await["writes"].as_array().unwrap().len(),
         writes

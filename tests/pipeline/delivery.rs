@@ -53,6 +53,8 @@ async fn the_same_event_delivered_five_times_reserves_once() {
         .unwrap()
         .get(0);
     let message_id = ready["message_id"].as_str().unwrap().to_owned();
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
+    let handled = p.handled(consumer::RESERVE).await;
     for _ in 0..5 {
         p.observer
             .publish(
@@ -63,8 +65,8 @@ async fn the_same_event_delivered_five_times_reserves_once() {
             )
             .await;
     }
-    p.wait_until_idle(consumer::RESERVE, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // All five are handled (as duplicates) before the counts are read.
+    p.wait_until_handled(consumer::RESERVE, handled + 5, WAIT).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1);
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
     p.teardown().await;

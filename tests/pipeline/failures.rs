@@ -70,10 +70,10 @@ async fn a_partial_payload_delivered_again_after_it_was_handled_is_not_fetched_a
         Some("reserved")
     );
     p.wait_until_idle(consumer::ENRICH, WAIT).await;
+    let handled = p.handled(consumer::ENRICH).await;
     // Webflow's retry of the same webhook: the same message id, settled before any call.
     assert_eq!(p.post_webhook(&body).await, 200);
-    p.wait_until_idle(consumer::ENRICH, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.wait_until_handled(consumer::ENRICH, handled + 1, WAIT).await;
     p.webflow.verify().await;
     assert_eq!(
         p.scalar("SELECT count(*) FROM audit_log WHERE kind = 'webhook_received'", &[])

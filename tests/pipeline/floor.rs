@@ -539,6 +539,8 @@ async fn the_same_packed_order_twice_buys_one_label_even_after_a_timeout() {
         .await
         .unwrap()
         .get(0);
+    p.wait_until_idle(consumer::SHIP, WAIT).await;
+    let handled = p.handled(consumer::SHIP).await;
     p.observer
         .publish(
             &p.topology.events_exchange(),
@@ -547,8 +549,8 @@ async fn the_same_packed_order_twice_buys_one_label_even_after_a_timeout() {
             lapin::BasicProperties::default().with_message_id("replayed-packed".into()),
         )
         .await;
-    p.wait_until_idle(consumer::SHIP, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The replay is handled (ship finished with one more message), so what it did is done.
+    p.wait_until_handled(consumer::SHIP, handled + 1, WAIT).await;
     carrier.verify().await;
     let attempts = p.scalar("SELECT attempts::bigint FROM shipments", &[]).await;
     assert_eq!(attempts, 2, "two attempts recorded, one label bought");

@@ -127,12 +127,15 @@ async fn backordered_orders_are_served_oldest_first_when_stock_arrives() {
     assert!(reason.contains("unknown SKU"), "{reason}");
 
     // One unit arrives: the older order gets it.
+    p.wait_until_idle(consumer::RESERVE, WAIT).await;
+    let handled = p.handled(consumer::RESERVE).await;
     receive_stock(&p, "scarce", 1).await;
     assert_eq!(
         p.wait_for_state("old-1", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The one `stock.received` is handled: whatever it gave the younger order, it has given.
+    p.wait_until_handled(consumer::RESERVE, handled + 1, WAIT).await;
     assert_eq!(p.order_state("new-2").await.as_deref(), Some("backordered"));
     receive_stock(&p, "scarce", 1).await;
     assert_eq!(

@@ -100,6 +100,8 @@ async fn a_shipped_order_gets_one_patch_then_one_fulfill() {
         .await
         .unwrap()
         .get(0);
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
+    let handled = p.handled(consumer::NOTIFY_WEBFLOW).await;
     p.observer
         .publish(
             &p.topology.events_exchange(),
@@ -108,8 +110,8 @@ async fn a_shipped_order_gets_one_patch_then_one_fulfill() {
             lapin::BasicProperties::default().with_message_id("replayed-shipped".into()),
         )
         .await;
-    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The replay is handled, so any call it would make has been made.
+    p.wait_until_handled(consumer::NOTIFY_WEBFLOW, handled + 1, WAIT).await;
     p.webflow.verify().await;
     let (_, order) = {
         let r = p
@@ -153,6 +155,10 @@ async fn the_same_packed_and_shipped_events_redelivered_buy_nothing_and_write_no
         Some("fulfilled")
     );
 
+    p.wait_until_idle(consumer::SHIP, WAIT).await;
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
+    let ship_handled = p.handled(consumer::SHIP).await;
+    let notify_handled = p.handled(consumer::NOTIFY_WEBFLOW).await;
     for routing_key in ["order.packed", "order.shipped"] {
         let row = p
             .client()
@@ -173,9 +179,10 @@ async fn the_same_packed_and_shipped_events_redelivered_buy_nothing_and_write_no
             )
             .await;
     }
-    p.wait_until_idle(consumer::SHIP, WAIT).await;
-    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each redelivery is handled: ship and notify-webflow each finished with one more message.
+    p.wait_until_handled(consumer::SHIP, ship_handled + 1, WAIT).await;
+    p.wait_until_handled(consumer::NOTIFY_WEBFLOW, notify_handled + 1, WAIT)
+        .await;
     p.webflow.verify().await;
     assert_eq!(p.scalar("SELECT count(*) FROM shipments", &[]).await, 1, "one label");
     assert_eq!(
@@ -528,6 +535,8 @@ async fn a_warehouse_address_correction_is_noted_once_on_the_webflow_comment() {
         p.wait_for_state("wb-9", "reserved", WAIT).await.as_deref(),
         Some("reserved")
     );
+    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
+    let handled = p.handled(consumer::NOTIFY_WEBFLOW).await;
     let address = json!({"addressee": "Arthur Dent", "line1": "1 New Street", "city": "New York", "state": "NY", "postal_code": "10001", "country": "US"});
     for _ in 0..2 {
         let response = p
@@ -538,8 +547,26 @@ async fn a_warehouse_address_correction_is_noted_once_on_the_webflow_comment() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    p.wait_until_idle(consumer::NOTIFY_WEBFLOW, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every correction the two PUTs recorded is relayed and handled by notify-webflow.
+    wait_for("the address corrections relayed", WAIT, || async {
+        let unpublished = p
+            .scalar(
+                "SELECT count(*) FROM outbox WHERE routing_key = $1 AND published_at IS NULL",
+                &[&domain::routing::ORDER_ADDRESS_CORRECTED],
+            )
+            .await;
+        (unpublished == 0).then_some(())
+    })
+    .await;
+    let corrected = p
+        .scalar(
+            "SELECT count(*) FROM outbox WHERE routing_key = $1",
+            &[&domain::routing::ORDER_ADDRESS_CORRECTED],
+        )
+        .await;
+    assert!(corrected >= 1, "the correction was recorded");
+    p.wait_until_handled(consumer::NOTIFY_WEBFLOW, handled + corrected as u64, WAIT)
+        .await;
     p.webflow.verify().await;
     p.teardown().await;
 }

@@ -18,6 +18,9 @@ use webflow_gateway::WebflowGateway;
 use wiremock::MockServer;
 
 pub mod stack;
+pub mod wait;
+
+pub use wait::wait_for;
 
 pub const SITE_ID: &str = "65f0c0ffee0000000000beef";
 pub const SECRET: &str = "whsec-e2e";
@@ -45,6 +48,9 @@ pub struct Pipeline {
     pub sites: Vec<SiteSettings>,
     /// `[inventory_sync]` of the notify-webflow workers.
     pub inventory_sync: inventory_sync::InventorySyncSettings,
+    /// The health listener (`/metrics`) of each consumer started in-process, by consumer name:
+    /// what [`Pipeline::wait_until_idle`] and [`Pipeline::wait_until_handled`] read.
+    pub consumer_health_ports: Vec<(&'static str, u16)>,
     /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
     /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
@@ -281,6 +287,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     .await
     .unwrap();
 
+    let mut consumer_health_ports = Vec::new();
     let enrich = if options.start_enrich {
         let settings = enrich::Settings {
             base: base.clone(),
@@ -290,6 +297,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             },
         };
         let service = enrich::build(settings, shutdown.clone()).await.unwrap();
+        consumer_health_ports.push((consumer::ENRICH, service.health_port()));
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
         Some(runtime)
@@ -298,6 +306,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     };
     let reserve = if options.start_reserve {
         let service = reserve::build(base.clone(), shutdown.clone()).await.unwrap();
+        consumer_health_ports.push((consumer::RESERVE, service.health_port()));
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
         Some(runtime)
@@ -318,6 +327,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             carrier,
         };
         let service = ship::build(settings, shutdown.clone()).await.unwrap();
+        consumer_health_ports.push((consumer::SHIP, service.health_port()));
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     if options.start_notify {
@@ -327,6 +337,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             inventory_sync: options.inventory_sync.clone(),
         };
         let service = notify_webflow::build(settings, shutdown.clone()).await.unwrap();
+        consumer_health_ports.push((consumer::NOTIFY_WEBFLOW, service.health_port()));
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
     }
     let warehouse_url = if options.start_warehouse {
@@ -372,6 +383,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         shutdown,
         enrich,
         reserve,
+        consumer_health_ports,
         _leak_guard: leak_guard,
     }
 }
@@ -505,22 +517,74 @@ impl Pipeline {
             .unwrap()
     }
 
-    /// Waits until the queue has no ready and no unacknowledged messages.
+    /// Waits until the queue has no ready messages and, where the consumer runs in-process
+    /// (started with the pipeline), none taken and unsettled (its `wms_worker_in_flight`), five
+    /// checks in a row; fails the test if that does not happen within `timeout`.
     pub async fn wait_until_idle(&self, consumer: &str, timeout: Duration) {
         let queue = self.topology.work_queue(consumer);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut quiet = 0;
-        while tokio::time::Instant::now() < deadline {
-            if self.observer.message_count(&queue).await == 0 {
-                quiet += 1;
-                if quiet >= 5 {
-                    return;
-                }
+        let quiet = std::sync::atomic::AtomicU32::new(0);
+        wait_for(&format!("{consumer} idle"), timeout, || async {
+            let idle = self.observer.message_count(&queue).await == 0
+                && self
+                    .worker_metric(consumer, "wms_worker_in_flight", None)
+                    .await
+                    .unwrap_or(0)
+                    == 0;
+            let checks = if idle {
+                quiet.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
             } else {
-                quiet = 0;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+                quiet.store(0, std::sync::atomic::Ordering::Relaxed);
+                0
+            };
+            (checks >= 5).then_some(())
+        })
+        .await;
+    }
+
+    /// Messages the in-process `consumer` has finished with for good (processed, duplicate or
+    /// dead-lettered; a retried or requeued one comes back and is counted when it ends).
+    pub async fn handled(&self, consumer: &str) -> u64 {
+        let mut total = 0;
+        for outcome in ["processed", "duplicate", "dead_lettered"] {
+            total += self
+                .worker_metric(consumer, "wms_worker_messages_total", Some(outcome))
+                .await
+                .unwrap_or_else(|| panic!("{consumer} does not run in this pipeline"));
         }
+        total
+    }
+
+    /// Waits until the in-process `consumer` has finished with `count` messages in all and
+    /// nothing is left in its queue or in flight: the positive marker that a message sent to
+    /// it (a duplicate, a replay) was handled, where handling it leaves no trace.
+    pub async fn wait_until_handled(&self, consumer: &str, count: u64, timeout: Duration) {
+        wait_for(
+            &format!("{consumer} to have handled {count} messages"),
+            timeout,
+            || async { (self.handled(consumer).await >= count).then_some(()) },
+        )
+        .await;
+        self.wait_until_idle(consumer, timeout).await;
+    }
+
+    /// A worker metric of the in-process `consumer` from its `/metrics` (summed over the
+    /// series with that consumer and, if given, that outcome); `None` when it does not run here.
+    async fn worker_metric(&self, consumer: &str, name: &str, outcome: Option<&str>) -> Option<u64> {
+        let port = self
+            .consumer_health_ports
+            .iter()
+            .find(|(c, _)| *c == consumer)
+            .map(|(_, port)| *port)?;
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Some(wait::sum_of_series(&text, name, consumer, outcome))
     }
 
     /// Starts one more `notify-webflow` replica.

@@ -4,9 +4,9 @@
 //! with [`Stack::assert_every_order_fulfilled_once`].
 
 use crate::{Pipeline, PipelineOptions, SECRET, SITE_ID, TOKEN, consumer, start_pipeline};
+use launcher::{ProcessSpec, Processes};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The workers and the warehouse (auto-pack), in pipeline order.
@@ -21,73 +21,14 @@ pub const WORKERS: [&str; 5] = [
 pub const STACK_SKUS: [&str; 2] = ["sim-sku-1", "sim-sku-2"];
 pub const STACK_STOCK: i64 = 500;
 
-pub fn binary(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/debug")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (make test does)",
-        path.display()
-    );
-    path
+/// The directory `make test` builds the binaries into.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
 }
 
-/// A port for a process the stack starts, handed out once per test process and from a range no
-/// other socket is given by the kernel.
-///
-/// The process binds it only later (the simulator several seconds later, once every service is
-/// ready), and the port must still be free then. A port picked with `bind(127.0.0.1:0)` and
-/// released is not: the kernel gives every listener that binds port 0 (each in-process test's
-/// ingress, health listeners, warehouse, wiremock, proxy, all in parallel) one of the same
-/// ~7,000 ports of the ephemeral range, so one of them could take it. The process then exited
-/// with "Address already in use" while the harness, polling the port, was answered by that
-/// stranger: a health listener's `/healthz` said ready, and its empty 404 to `/_sim/orders`
-/// failed as "EOF while parsing a value" (issue 11). So the ports come from outside
-/// `ip_local_port_range`, where neither port-0 binds nor outgoing connections land, each one
-/// once, from a random starting point (other test processes on the machine start elsewhere),
-/// skipping any port something listens on.
+/// A port for a process the stack starts (see [`launcher::free_port`]).
 pub fn free_port() -> u16 {
-    static NEXT: std::sync::Mutex<Option<u32>> = std::sync::Mutex::new(None);
-    let (low, high) = port_range();
-    let size = high - low;
-    assert!(
-        size > 0,
-        "no port outside ip_local_port_range to give the stack's processes"
-    );
-    let mut next = NEXT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let start = *next.get_or_insert_with(|| {
-        use std::hash::BuildHasher;
-        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-        (random % u64::from(size)) as u32
-    });
-    for i in 0..size {
-        let port = (low + (start + i) % size) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            *next = Some((start + i + 1) % size);
-            return port;
-        }
-    }
-    panic!("no free port in {low}..{high}");
-}
-
-/// The larger span of unprivileged ports outside the kernel's ephemeral range (10000..32768
-/// with Linux's default 32768-60999).
-fn port_range() -> (u32, u32) {
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut bounds = text.split_whitespace().map(str::parse::<u32>);
-            Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
-        })
-        .unwrap_or((32_768, 60_999));
-    let below = (10_000, ephemeral.0.max(10_000));
-    let above = ((ephemeral.1 + 1).max(10_000), 65_536);
-    if below.1 - below.0 >= above.1 - above.0 {
-        below
-    } else {
-        above
-    }
+    launcher::free_port().unwrap()
 }
 
 /// A pipeline whose database, namespace and stock the harness provides, with nothing running
@@ -126,12 +67,16 @@ impl Default for StackOptions {
     }
 }
 
+/// How long a process may take to become ready, and to exit after SIGTERM.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+const STOP_WITHIN: Duration = Duration::from_secs(30);
+
 pub struct Stack {
-    env: Vec<(String, String)>,
-    /// Each process's output goes to `<log_dir>/<name>.log` (appended across restarts).
+    /// The processes (the launcher's); each one's output goes to `<log_dir>/<name>.log`
+    /// (appended across restarts).
+    processes: Processes,
     pub log_dir: PathBuf,
     sim_args: Vec<String>,
-    children: Vec<(String, Child, u16)>,
     pub ingress_port: u16,
     pub warehouse_port: u16,
     pub sim_port: u16,
@@ -198,8 +143,6 @@ impl Stack {
         .chain(options.env.iter().cloned())
         .collect();
         let sim_args = [
-            "--bind",
-            &format!("127.0.0.1:{sim_port}"),
             "--site-id",
             SITE_ID,
             "--token",
@@ -229,12 +172,13 @@ impl Stack {
         let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
             .join(p.topology.namespace());
-        std::fs::create_dir_all(&log_dir).unwrap();
+        let processes = Processes::new(&bin_dir(), &log_dir, env)
+            .unwrap()
+            .without_env("WMS_CONFIG");
         let mut stack = Self {
-            env,
+            processes,
             log_dir,
             sim_args,
-            children: Vec::new(),
             ingress_port,
             warehouse_port,
             sim_port,
@@ -257,93 +201,40 @@ impl Stack {
 
     /// Starts `name` (again) with the stack's environment and a fresh health port.
     pub fn spawn(&mut self, name: &str) {
-        let health_port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_dir.join(format!("{name}.log")))
-            .unwrap();
-        let mut command = Command::new(binary(name));
-        command
-            .env_remove("WMS_CONFIG")
-            // A start-up error prints as one line, not buried under a backtrace (panics keep theirs).
-            .env("RUST_LIB_BACKTRACE", "0")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if name == "webflow-sim" {
-            command.args(&self.sim_args);
-        }
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        command.env("WMS__HEALTH__BIND", format!("127.0.0.1:{health_port}"));
-        let child = command.spawn().unwrap();
-        self.children.push((name.to_owned(), child, health_port));
+        let spec = if name == "webflow-sim" {
+            ProcessSpec::simulator(self.sim_port, &self.sim_args)
+        } else {
+            ProcessSpec::service(name)
+        };
+        self.processes.spawn(spec).unwrap();
     }
 
     /// Waits until `name` answers ready on its health endpoint (the simulator: on an endpoint
     /// only a simulator has); fails with its log if it exits first.
     pub async fn wait_ready(&mut self, name: &str) {
-        let url = if name == "webflow-sim" {
-            format!("http://127.0.0.1:{}/_sim/faults", self.sim_port)
-        } else {
-            let (_, _, port) = self.children.iter().find(|(n, _, _)| n == name).unwrap();
-            format!("http://127.0.0.1:{port}/readyz")
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer = self.http.get(&url).send().await;
-            let ready = answer.as_ref().is_ok_and(|r| r.status() == 200);
-            let (_, child, _) = self.children.iter_mut().find(|(n, _, _)| n == name).unwrap();
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "{name} exited ({status}) instead of becoming ready; {}",
-                    self.log_tail(name)
-                );
-            }
-            if ready {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} never became ready ({url}: {:?}); {}",
-                answer.map(|r| r.status()),
-                self.log_tail(name)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(error) = self.processes.wait_ready(name, READY_WITHIN).await {
+            panic!("{error}");
         }
     }
 
     /// The `/metrics` URL of `name`'s health listener.
     pub fn metrics_url(&self, name: &str) -> String {
-        let (_, _, port) = self
-            .children
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .unwrap_or_else(|| panic!("{name} is not running"));
-        format!("http://127.0.0.1:{port}/metrics")
+        self.processes.metrics_url(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Everything `name` logged so far.
     pub fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default()
+        self.processes.log(name)
     }
 
     /// The last lines `name` logged, for failure messages.
     pub fn log_tail(&self, name: &str) -> String {
-        let path = self.log_dir.join(format!("{name}.log"));
-        let log = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!("{} ends:\n{tail}", path.display())
+        self.processes.log_tail(name)
     }
 
     /// SIGKILL: no chance to finish, ack or clean up.
     pub fn kill_9(&mut self, name: &str) {
-        let (_, child, _) = self.children.iter_mut().find(|(n, _, _)| n == name).unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-        self.children.retain(|(n, _, _)| n != name);
+        self.processes.kill_9(name).unwrap();
     }
 
     /// `kill -9` then start again, waiting until it is ready.
@@ -355,25 +246,13 @@ impl Stack {
 
     /// Runs `reconcile --once` as its own process; it must succeed.
     pub async fn reconcile_once(&self) {
-        let mut command = tokio::process::Command::new(binary("reconcile"));
-        command
-            .arg("--once")
-            .env_remove("WMS_CONFIG")
-            .env("WMS__HEALTH__BIND", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        if let Err(error) = self
+            .processes
+            .run_once("reconcile", &["--once"], Duration::from_secs(60))
             .await
-            .expect("reconcile --once took over a minute")
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "reconcile --once failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        {
+            panic!("reconcile --once: {error}");
+        }
     }
 
     /// GETs a `/_sim/...` inspection endpoint; it must answer 200 with JSON.
@@ -428,6 +307,71 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A counter of the simulator's `/_sim/stats`.
+    pub async fn sim_stat(&self, name: &str) -> u64 {
+        self.sim("/_sim/stats").await[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("/_sim/stats has no counter {name}"))
+    }
+
+    /// Waits until the simulator's counter `name` exceeds `above`.
+    pub async fn wait_sim_stat_above(&self, name: &str, above: u64, timeout: Duration) -> u64 {
+        crate::wait_for(
+            &format!("the simulator's {name} to exceed {above}"),
+            timeout,
+            || async {
+                let value = self.sim_stat(name).await;
+                (value > above).then_some(value)
+            },
+        )
+        .await
+    }
+
+    /// Waits until every webhook the store sent has come to its end, delivered or given up
+    /// after its retries: no retry is still to come. (Every webhook of these stacks is a new
+    /// order's: no refunds, no inventory sync.)
+    pub async fn wait_webhooks_settled(&self, timeout: Duration) {
+        crate::wait_for("every webhook delivered or given up", timeout, || async {
+            let stats = self.sim("/_sim/stats").await;
+            let ended = stats["webhooks_delivered"].as_u64().unwrap() + stats["webhooks_given_up"].as_u64().unwrap();
+            (ended >= self.created().await as u64).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until nothing is left to do: every work queue empty, no worker process with a
+    /// delivery in flight, and no outbox event unpublished, five checks in a row.
+    pub async fn wait_until_idle(&self, p: &Pipeline, timeout: Duration) {
+        let quiet = std::sync::atomic::AtomicU32::new(0);
+        crate::wait_for("the stack idle", timeout, || async {
+            let mut idle = p
+                .scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
+                .await
+                == 0;
+            for queue in platform::amqp::CONSUMERS {
+                idle &= p.observer.message_count(&p.topology.work_queue(queue.name)).await == 0;
+                let metrics = self
+                    .http
+                    .get(self.metrics_url(queue.name))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                idle &= crate::wait::sum_of_series(&metrics, "wms_worker_in_flight", queue.name, None) == 0;
+            }
+            let checks = if idle {
+                quiet.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+            } else {
+                quiet.store(0, std::sync::atomic::Ordering::Relaxed);
+                0
+            };
+            (checks >= 5).then_some(())
+        })
+        .await;
     }
 
     /// Waits until `n` orders are fulfilled in the warehouse database (or fails naming where
@@ -519,31 +463,11 @@ impl Stack {
 
     /// SIGTERM everything; each must exit 0 within the grace period. Removes the logs.
     pub fn stop(&mut self) {
-        for (name, child, _) in &mut self.children {
-            let pid = child.id().to_string();
-            Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "{name} exited with {status}");
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "{name} did not stop on SIGTERM");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        if let Err(error) = self.processes.stop_all(STOP_WITHIN) {
+            panic!("{error}");
         }
-        self.children.clear();
         // Passed: the logs are only kept for failures.
         let _ = std::fs::remove_dir_all(&self.log_dir);
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -557,13 +481,14 @@ mod tests {
         let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
             .join(format!("harness-{sim_port}"));
-        std::fs::create_dir_all(&log_dir).unwrap();
+        // The simulator runs only under a local profile.
+        let env = vec![("WMS__PROFILE".into(), "local".into())];
         Stack {
-            // The simulator runs only under a local profile.
-            env: vec![("WMS__PROFILE".into(), "local".into())],
+            processes: Processes::new(&bin_dir(), &log_dir, env)
+                .unwrap()
+                .without_env("WMS_CONFIG"),
             log_dir,
-            sim_args: vec!["--bind".into(), format!("127.0.0.1:{sim_port}")],
-            children: Vec::new(),
+            sim_args: Vec::new(),
             ingress_port: 0,
             warehouse_port: 0,
             sim_port,
@@ -587,22 +512,6 @@ mod tests {
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_default()
-    }
-
-    #[test]
-    fn ports_are_handed_out_once_and_never_where_port_0_binds_land() {
-        let (low, high) = port_range();
-        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
-        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
-        assert_eq!(distinct.len(), ports.len(), "each port once");
-        for port in ports {
-            assert!((low..high).contains(&u32::from(port)), "{port} outside {low}..{high}");
-        }
-        for _ in 0..1_000 {
-            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let taken = u32::from(taken.local_addr().unwrap().port());
-            assert!(!(low..high).contains(&taken), "a port-0 bind got {taken}");
-        }
     }
 
     /// Issue 11: the simulator could not bind its port (another listener had it), and the

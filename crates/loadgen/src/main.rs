@@ -2,8 +2,7 @@
 //! docs/benchmarks.md for the commands, scripts/bench.sh for the whole run).
 
 use clap::{Parser, Subcommand};
-use loadgen::scenarios::{fair, flow, ingress, pipeline};
-use platform::telemetry::{LogFormat, TelemetrySettings};
+use loadgen::scenarios::{fair, flow, ingress, pipeline, summary};
 
 #[derive(Parser)]
 #[command(about = "Load generator and benchmarks for the WMS bridge")]
@@ -27,24 +26,28 @@ enum Command {
     Fair(fair::FairOptions),
     /// Writes the small stores' configuration for `fair` and prints the simulator's `--extra-sites`.
     FairSites(fair::SitesOptions),
+    /// The summary of an A/B results table (scripts/bench-ab.sh, scripts/bench-flow-ab.sh):
+    /// each side's median and range of every measure, and b/a of the medians.
+    AbSummary(summary::AbSummaryOptions),
+    /// The median and quartiles of every round's ingress/baseline ratio of one side (a file
+    /// with one number a line).
+    RoundsSummary(summary::RoundsSummaryOptions),
+    /// NUMERATOR * scale / DENOMINATOR, for the scripts' ratios (nothing when DENOMINATOR is not above 0).
+    Ratio(summary::RatioOptions),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Logs go to stderr: stdout is the report.
-    let telemetry = TelemetrySettings {
-        log_format: LogFormat::Pretty,
-        log_level: "warn".into(),
-        otlp_endpoint: None,
-    };
-    platform::telemetry::init(platform::telemetry::subscriber(&telemetry, std::io::stderr));
-    platform::install_crypto_provider();
+    loadgen::init_process();
     match cli.command {
         Command::Ingress(options) => ingress::run(options).await,
         Command::Pipeline(options) => pipeline::run(options).await,
         Command::Flow(options) => flow::run(options).await,
         Command::Fair(options) => fair::run(options).await,
         Command::FairSites(options) => fair::write_sites(&options),
+        Command::AbSummary(options) => summary::ab_summary(&options),
+        Command::RoundsSummary(options) => summary::rounds_summary(&options),
+        Command::Ratio(options) => summary::ratio(&options),
     }
 }

@@ -7,6 +7,7 @@ pub mod fair;
 pub mod flow;
 pub mod ingress;
 pub mod pipeline;
+pub mod summary;
 
 use crate::stats::Report;
 
