@@ -61,6 +61,15 @@ macro_rules! db_status {
 }
 
 db_status!(
+    /// `reservations.status`: stock held for an order, given back, or gone with the parcel.
+    ReservationStatus, "reservation status" {
+        Active => "active",
+        Released => "released",
+        Consumed => "consumed",
+    }
+);
+
+db_status!(
     /// `pick_tasks.status`.
     PickTaskStatus, "pick task status" {
         /// Created with the reservation, waiting for a picker.
@@ -427,10 +436,7 @@ pub async fn begin_booking<C: Db>(
         return Ok(BookingStart::LeaseLost);
     }
     let Some(attempts) = row.get::<_, Option<i32>>(1) else {
-        let state: String = row.get(3);
-        let state: domain::OrderState = state
-            .parse()
-            .map_err(|e: domain::lifecycle::UnknownState| DbError::UnknownState(e.to_string()))?;
+        let state: domain::OrderState = crate::db::column(&row, 3)?;
         return Ok(if state == domain::OrderState::Packed {
             BookingStart::AlreadyBooked
         } else {
