@@ -33,24 +33,42 @@ impl Address {
             .all(|field| field.as_deref().is_some_and(|v| !v.trim().is_empty()))
     }
 
+    /// The JSON names of the fields, in the order they serialise.
+    pub const FIELD_NAMES: [&'static str; 9] = [
+        "addressee",
+        "city",
+        "country",
+        "japanType",
+        "line1",
+        "line2",
+        "postalCode",
+        "state",
+        "type",
+    ];
+
+    fn fields(&self) -> [&Option<String>; 9] {
+        [
+            &self.addressee,
+            &self.city,
+            &self.country,
+            &self.japan_type,
+            &self.line1,
+            &self.line2,
+            &self.postal_code,
+            &self.state,
+            &self.address_type,
+        ]
+    }
+
     /// The JSON names of the fields that differ between `self` and `other` (never their values:
     /// addresses are customer data).
     pub fn changed_fields(&self, other: &Address) -> Vec<&'static str> {
-        [
-            ("addressee", &self.addressee, &other.addressee),
-            ("city", &self.city, &other.city),
-            ("country", &self.country, &other.country),
-            ("japanType", &self.japan_type, &other.japan_type),
-            ("line1", &self.line1, &other.line1),
-            ("line2", &self.line2, &other.line2),
-            ("postalCode", &self.postal_code, &other.postal_code),
-            ("state", &self.state, &other.state),
-            ("type", &self.address_type, &other.address_type),
-        ]
-        .into_iter()
-        .filter(|(_, a, b)| a != b)
-        .map(|(name, _, _)| name)
-        .collect()
+        Self::FIELD_NAMES
+            .into_iter()
+            .zip(self.fields().into_iter().zip(other.fields()))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 
@@ -86,5 +104,14 @@ mod tests {
         };
         assert_eq!(address.changed_fields(&other), ["city", "line1"]);
         assert!(address.changed_fields(&address).is_empty());
+        let all = Address {
+            address_type: Some("shipping".into()),
+            japan_type: Some("kana".into()),
+            ..Address::default()
+        };
+        let json = serde_json::to_value(&all).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, Address::FIELD_NAMES);
+        assert_eq!(Address::default().changed_fields(&all), ["japanType", "type"]);
     }
 }

@@ -97,8 +97,10 @@ db_status!(
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickTask {
     pub id: i64,
-    pub site_id: String,
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub site_id: domain::SiteId,
+    #[schema(value_type = String)]
+    pub order_id: domain::OrderId,
     /// `open`, `picked`, `packed` or `cancelled`.
     pub status: PickTaskStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -107,7 +109,8 @@ pub struct PickTask {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickLine {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: domain::Sku,
     pub quantity: i64,
 }
 
@@ -164,7 +167,7 @@ fn pick_task_from_row(row: &tokio_postgres::Row) -> PickTask {
             .into_iter()
             .flatten()
             .map(|line| PickLine {
-                sku: line["sku"].as_str().unwrap_or_default().to_owned(),
+                sku: domain::Sku::from(line["sku"].as_str().unwrap_or_default()),
                 quantity: line["quantity"].as_i64().unwrap_or_default(),
             })
             .collect(),

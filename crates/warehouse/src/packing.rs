@@ -1,7 +1,7 @@
 //! Picking and packing, shared by the API and the auto-packer.
 
 use crate::error::ApiError;
-use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
+use domain::{Envelope, Event, MessageId, OrderState};
 use warehouse_db::Db;
 use warehouse_db::floor::{self, ParcelRow};
 use warehouse_db::orders::{self, NewLine, OrderRecord};
@@ -50,10 +50,10 @@ fn packed_event(order: &OrderRecord) -> Envelope {
         order
             .correlation_id
             .clone()
-            .unwrap_or_else(|| order.webflow_order_id.clone()),
-        SiteId::new(order.site_id.clone()),
+            .unwrap_or_else(|| order.webflow_order_id.to_string()),
+        order.site_id.clone(),
         Event::OrderPackedV1 {
-            order_id: OrderId::new(order.webflow_order_id.clone()),
+            order_id: order.webflow_order_id.clone(),
         },
     )
 }
