@@ -841,9 +841,17 @@ async fn two_stores_selling_one_sku_under_their_own_ids_are_learned_per_store() 
     let observe = |site_id: &'static str, sku_id: &'static str, level: i64| {
         let client = &client;
         async move {
-            rows::observe(&**client, &site_id.into(), sku_id, Some(level), Some("finite"), false, None)
-                .await
-                .unwrap()
+            rows::observe(
+                &**client,
+                &site_id.into(),
+                sku_id,
+                Some(level),
+                Some("finite"),
+                false,
+                None,
+            )
+            .await
+            .unwrap()
         }
     };
     // Each store's webhook is judged by that store's id of the SKU...

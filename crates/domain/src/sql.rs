@@ -44,8 +44,12 @@ text_column!(SiteId, |id| id.as_str(), |text| Ok(SiteId::from(text)));
 text_column!(OrderId, |id| id.as_str(), |text| Ok(OrderId::from(text)));
 text_column!(Sku, |id| id.as_str(), |text| Ok(Sku::from(text)));
 text_column!(MessageId, |id| id.as_str(), |text| Ok(MessageId::from(text)));
-text_column!(OrderState, |state| state.as_str(), |text| Ok(text.parse::<OrderState>()?));
-text_column!(WebflowOrderStatus, |status| status.as_str(), |text| Ok(WebflowOrderStatus::from_wire(text)));
+text_column!(OrderState, |state| state.as_str(), |text| Ok(
+    text.parse::<OrderState>()?
+));
+text_column!(WebflowOrderStatus, |status| status.as_str(), |text| Ok(
+    WebflowOrderStatus::from_wire(text)
+));
 
 impl ToSql for Address {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
@@ -88,7 +92,10 @@ mod tests {
         let mut out = BytesMut::new();
         SiteId::new("site-1").to_sql_checked(&Type::TEXT, &mut out).unwrap();
         assert_eq!(&out[..], b"site-1");
-        assert_eq!(round_trip(&OrderId::new("fc7-128"), &Type::VARCHAR), OrderId::new("fc7-128"));
+        assert_eq!(
+            round_trip(&OrderId::new("fc7-128"), &Type::VARCHAR),
+            OrderId::new("fc7-128")
+        );
         assert_eq!(round_trip(&Sku::new("ball"), &Type::TEXT), Sku::new("ball"));
         assert_eq!(round_trip(&MessageId::new("m"), &Type::TEXT), MessageId::new("m"));
         for state in ALL_STATES {

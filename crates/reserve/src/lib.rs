@@ -200,10 +200,7 @@ async fn cancel(
             ReserveHandler::NAME,
             message,
             &site_id,
-            Event::StockReceivedV1 {
-                sku,
-                quantity,
-            },
+            Event::StockReceivedV1 { sku, quantity },
         );
     }
     Ok(())

@@ -59,8 +59,9 @@ pub struct ReservationView {
     pub status: ReservationStatus,
 }
 
-/// `domain::OrderState` in the API's schema (the domain crate knows nothing of OpenAPI); a
-/// test keeps the two lists equal.
+// `domain::OrderState` in the API's schema (the domain crate knows nothing of OpenAPI); a
+// test keeps the two lists equal.
+/// An order's state in the warehouse's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(as = OrderState)]
 #[serde(rename_all = "snake_case")]

@@ -38,7 +38,7 @@ pub async fn pack_order<C: Db>(
     floor::replace_parcels(tx, order.id, parcels).await?;
     orders::transition(tx, order, OrderState::Packed, None, actor).await?;
     let envelope = packed_event(order);
-    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, &envelope.message_id.to_string()))).await?;
+    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, envelope.message_id.as_str()))).await?;
     Ok(envelope)
 }
 

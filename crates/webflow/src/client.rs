@@ -170,7 +170,8 @@ impl WebflowClient {
         site_id: &SiteId,
         order_id: &OrderId,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.get(token, &["sites", site_id.as_str(), "orders", order_id.as_str()], &[]).await
+        self.get(token, &["sites", site_id.as_str(), "orders", order_id.as_str()], &[])
+            .await
     }
 
     /// One page of orders; `limit` is at most 100.
@@ -196,8 +197,13 @@ impl WebflowClient {
         order_id: &OrderId,
         body: &UpdateOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.send(token, Method::PATCH, &["sites", site_id.as_str(), "orders", order_id.as_str()], body)
-            .await
+        self.send(
+            token,
+            Method::PATCH,
+            &["sites", site_id.as_str(), "orders", order_id.as_str()],
+            body,
+        )
+        .await
     }
 
     pub async fn fulfill_order(

@@ -41,7 +41,10 @@ async fn get_order_sends_the_bearer_token_and_decodes_the_order() {
         .expect(1)
         .mount(&server)
         .await;
-    let response = client(&server).get_order(&token(), &SITE.into(), &"fc7-128".into()).await.unwrap();
+    let response = client(&server)
+        .get_order(&token(), &SITE.into(), &"fc7-128".into())
+        .await
+        .unwrap();
     assert!(response.value.order_id.is_some());
     assert_eq!(response.call.status, Some(200));
     assert_eq!(response.call.rate_limit_remaining, Some(59));
@@ -75,7 +78,10 @@ async fn write_calls_use_webflow_wire_names() {
         shipping_tracking_url: Some("https://t/1Z".into()),
         comment: None,
     };
-    client.update_order(&token(), &SITE.into(), &"fc7-128".into(), &update).await.unwrap();
+    client
+        .update_order(&token(), &SITE.into(), &"fc7-128".into(), &update)
+        .await
+        .unwrap();
     client
         .fulfill_order(
             &token(),
@@ -130,7 +136,10 @@ async fn errors_are_typed_and_classified() {
             )
             .mount(&server)
             .await;
-        let error = client(&server).get_order(&token(), &SITE.into(), &"x".into()).await.unwrap_err();
+        let error = client(&server)
+            .get_order(&token(), &SITE.into(), &"x".into())
+            .await
+            .unwrap_err();
         assert_eq!(error.status(), Some(status), "{name}");
         assert_eq!(error.is_transient(), transient, "{name}");
         assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
@@ -171,7 +180,10 @@ async fn a_non_json_error_body_is_kept_as_the_message() {
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad gateway"))
         .mount(&server)
         .await;
-    let error = client(&server).get_order(&token(), &SITE.into(), &"x".into()).await.unwrap_err();
+    let error = client(&server)
+        .get_order(&token(), &SITE.into(), &"x".into())
+        .await
+        .unwrap_err();
     let WebflowError::Api { body, .. } = &error else {
         panic!()
     };
