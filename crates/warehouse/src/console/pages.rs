@@ -243,17 +243,20 @@ pub async fn orders(state: web::Data<AppState>, request: HttpRequest, query: Que
         stores.dedup();
         stores
     };
-    let found = db::search_orders(
-        &*client,
-        &db::OrderSearch {
-            sites,
-            site_id: site_id_filter.as_ref(),
-            text,
-            state: state_filter.and_then(|s| s.parse().ok()),
-            limit: 200,
-        },
-    )
-    .await?;
+    let found = match state_filter.map(str::parse::<OrderState>).transpose() {
+        // A state no order can be in matches no order.
+        Err(_) => Vec::new(),
+        Ok(state) => {
+            let search = db::OrderSearch {
+                sites,
+                site_id: site_id_filter.as_ref(),
+                text,
+                state,
+                limit: 200,
+            };
+            db::search_orders(&*client, &search).await?
+        }
+    };
     let body = html! {
         h1 { "Orders" }
         p.help { "Search by order id (or its beginning), customer email (or part of it), store and state. Newest first, 200 at most." }
