@@ -172,7 +172,7 @@ async fn events_committed_but_never_published_are_published_by_the_relay() {
             webflow_order_id: &"relay-1".into(),
             state: domain::OrderState::Ready,
             state_reason: None,
-            webflow_status: Some("unfulfilled"),
+            webflow_status: Some(&domain::WebflowOrderStatus::Unfulfilled),
             shipping_required: true,
             customer_name: None,
             customer_email: None,

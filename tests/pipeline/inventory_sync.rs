@@ -575,7 +575,7 @@ async fn a_late_webhook_echo_neither_cancels_a_push_nor_counts_as_drift() {
         async move {
             rows::observe(
                 &**client,
-                ROW_SITE,
+                &ROW_SITE.into(),
                 "wf-echo",
                 Some(level),
                 Some("finite"),
@@ -769,7 +769,7 @@ async fn store_order<C: warehouse_db::Db>(
         webflow_order_id: &order_id,
         state: domain::OrderState::Ready,
         state_reason: None,
-        webflow_status: Some("unfulfilled"),
+        webflow_status: Some(&domain::WebflowOrderStatus::Unfulfilled),
         shipping_required: true,
         customer_name: None,
         customer_email: None,
@@ -841,9 +841,17 @@ async fn two_stores_selling_one_sku_under_their_own_ids_are_learned_per_store() 
     let observe = |site_id: &'static str, sku_id: &'static str, level: i64| {
         let client = &client;
         async move {
-            rows::observe(&**client, site_id, sku_id, Some(level), Some("finite"), false, None)
-                .await
-                .unwrap()
+            rows::observe(
+                &**client,
+                &site_id.into(),
+                sku_id,
+                Some(level),
+                Some("finite"),
+                false,
+                None,
+            )
+            .await
+            .unwrap()
         }
     };
     // Each store's webhook is judged by that store's id of the SKU...

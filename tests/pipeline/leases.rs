@@ -133,7 +133,7 @@ async fn an_order_is_found_and_leased_in_one_statement_and_a_lost_lease_locks_no
     let first = held.lease.expect("free: taken");
     let busy = lease(None).await.unwrap();
     assert!(busy.lease.is_none(), "a held lease is not taken again");
-    assert_eq!(busy.order.webflow_order_id, "leased");
+    assert_eq!(busy.order.webflow_order_id.as_str(), "leased");
 
     // The holder stalls past the expiry; a redelivery takes the order over.
     db.client()

@@ -68,7 +68,7 @@ async fn get_order_like_the_runtime(
 ) -> Result<(), GatewayError> {
     let mut resume = None;
     loop {
-        let (site, order) = (site_id.to_owned(), order_id.to_owned());
+        let (site, order) = (domain::SiteId::new(site_id), domain::OrderId::new(order_id));
         let result = gateway
             .call_resuming(&site_id.into(), priority, &mut resume, |client, token| async move {
                 client.get_order(&token, &site, &order).await
@@ -144,7 +144,7 @@ async fn webflows_own_limit_is_adopted_kept_across_restarts_and_replicas_defer_i
     let first_replica = gateway(&p.webflow_base, &p.db);
     let call = |g: WebflowGateway, id: String| async move {
         g.call(&SITE_ID.into(), Priority::Enrichment, |client, token| async move {
-            client.get_order(&token, SITE_ID, &id).await
+            client.get_order(&token, &SITE_ID.into(), &id.as_str().into()).await
         })
         .await
     };
@@ -187,7 +187,7 @@ async fn the_limit_webflow_states_is_stored_once_and_a_changed_one_at_once() {
         let id = order_id.clone();
         async move {
             g.call(&SITE_ID.into(), Priority::Enrichment, |client, token| async move {
-                client.get_order(&token, SITE_ID, &id).await
+                client.get_order(&token, &SITE_ID.into(), &id.as_str().into()).await
             })
             .await
             .map(|_| ())

@@ -1,6 +1,6 @@
 //! What a Webflow webhook means for the warehouse.
 
-use domain::{Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
+use domain::{Address, Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
 use platform::amqp::headers;
 use platform::amqp::topology::consumer;
 use prometheus::{IntCounter, IntGauge, Registry};
@@ -289,7 +289,7 @@ impl EnrichHandler {
         let Some(known) = known else {
             return Ok(None);
         };
-        let known_status = known.webflow_status.as_deref().map(OrderStatus::from_wire);
+        let known_status = known.webflow_status;
         if known_status == Some(OrderStatus::Disputed) && order.status == Some(OrderStatus::Unfulfilled) {
             return Ok(Some("a disputed order is unfulfilled again"));
         }
@@ -300,8 +300,7 @@ impl EnrichHandler {
         let Ok(snapshot) = serde_json::from_value::<Order>(known.snapshot.clone()) else {
             return Ok(Some("the stored snapshot is unreadable"));
         };
-        let address = |o: &Order| o.shipping_address.as_ref().and_then(|a| serde_json::to_value(a).ok());
-        if address(order) != address(&snapshot) {
+        if order.shipping_address != snapshot.shipping_address {
             return Ok(Some("the shipping address would change"));
         }
         if order.is_shipping_required.unwrap_or(true) != snapshot.is_shipping_required.unwrap_or(true) {
@@ -326,7 +325,7 @@ impl EnrichHandler {
         let response = self
             .gateway
             .call_resuming(site_id, Priority::Enrichment, resume, |client, token| async move {
-                client.get_order(&token, site.as_str(), id.as_str()).await
+                client.get_order(&token, &site, &id).await
             })
             .await
             .map_err(HandlerError::classified)?;
@@ -362,7 +361,7 @@ impl EnrichHandler {
             .is_some_and(|s| s.inventory_sync && s.sku_collection_id.is_some());
         let observed = warehouse_db::inventory_sync::observe(
             tx,
-            site_id.as_str(),
+            site_id,
             &variant,
             quantity,
             Some(kind.as_str()),
@@ -435,7 +434,7 @@ fn lines_of(order: &Order) -> Result<Vec<NewLine>, HandlerError> {
                 .filter(|q| *q > 0)
                 .ok_or_else(|| HandlerError::permanent(format!("line {} has count {quantity}", index + 1)))?;
             Ok(NewLine {
-                sku,
+                sku: sku.into(),
                 variant_id: item.variant_id.clone(),
                 product_name: item.product_name.clone(),
                 quantity,
@@ -451,10 +450,10 @@ fn lines_of(order: &Order) -> Result<Vec<NewLine>, HandlerError> {
 /// An order webhook's order, with what the warehouse stores of it derived once.
 struct IncomingOrder<'a> {
     prepared: &'a PreparedOrder,
-    status: Option<&'a str>,
+    status: Option<&'a OrderStatus>,
     shipping_required: bool,
     snapshot: serde_json::Value,
-    address: Option<serde_json::Value>,
+    address: Option<&'a Address>,
 }
 
 impl<'a> IncomingOrder<'a> {
@@ -462,13 +461,10 @@ impl<'a> IncomingOrder<'a> {
         let order = &*prepared.order;
         Ok(Self {
             prepared,
-            status: order.status.as_ref().map(OrderStatus::as_str),
+            status: order.status.as_ref(),
             shipping_required: order.is_shipping_required.unwrap_or(true),
             snapshot: serde_json::to_value(order).map_err(|e| HandlerError::permanent(e.to_string()))?,
-            address: order
-                .shipping_address
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok()),
+            address: order.shipping_address.as_ref(),
         })
     }
 
@@ -501,7 +497,7 @@ async fn apply_order(
     let incoming = IncomingOrder::new(prepared)?;
     audit_arrival(tx, message, &incoming).await?;
     let record = lock_or_insert(tx, message, &incoming).await?;
-    let fresh = record.version == 1 && record.webflow_status.as_deref() == incoming.status;
+    let fresh = record.version == 1 && record.webflow_status.as_ref() == incoming.status;
     let record = if fresh {
         record
     } else {
@@ -559,7 +555,7 @@ async fn lock_or_insert(
         shipping_required: incoming.shipping_required,
         customer_name: customer.full_name.as_deref(),
         customer_email: customer.email.as_deref(),
-        shipping_address: incoming.address.clone(),
+        shipping_address: incoming.address,
         total_minor: total.and_then(|p| p.minor_units()),
         currency: total.and_then(|p| p.unit.as_deref()),
         snapshot: incoming.snapshot.clone(),
@@ -582,7 +578,7 @@ async fn update_known(
     incoming: &IncomingOrder<'_>,
     record: OrderRecord,
 ) -> Result<Option<OrderRecord>, HandlerError> {
-    let known = record.webflow_status.as_deref().map(OrderStatus::from_wire);
+    let known = record.webflow_status.as_ref();
     let verified = incoming.prepared.verified.is_some();
     let stale = if verified {
         // Read from the API just now: the truth, even when its status ranks lower (a won
@@ -591,9 +587,9 @@ async fn update_known(
     } else if incoming.prepared.trigger == WebhookTrigger::NewOrder && incoming.prepared.fetch.is_none() {
         // A new-order webhook carries the order as created: for an order we already hold it
         // is never newer than what we have (only a higher status is news).
-        status_rank(incoming.order().status.as_ref()) <= status_rank(known.as_ref())
+        status_rank(incoming.order().status.as_ref()) <= status_rank(known)
     } else {
-        status_rank(incoming.order().status.as_ref()) < status_rank(known.as_ref())
+        status_rank(incoming.order().status.as_ref()) < status_rank(known)
     };
     if stale {
         let detail = serde_json::json!({
@@ -611,7 +607,7 @@ async fn update_known(
     ) {
         orders::replace_lines(tx, record.id, &lines_of(incoming.order())?).await?;
     }
-    correct_address(tx, &record, incoming.address.as_ref()).await?;
+    correct_address(tx, &record, incoming.address).await?;
     // Re-read: the snapshot update bumped the version.
     let record = orders::lock_by_id(tx, record.id)
         .await?
@@ -624,13 +620,13 @@ async fn update_known(
 async fn correct_address(
     tx: &Transaction<'_>,
     record: &OrderRecord,
-    address: Option<&serde_json::Value>,
+    address: Option<&Address>,
 ) -> Result<(), HandlerError> {
     let Some(address) = address else {
         return Ok(());
     };
     if let Some(webflow_before) = record.address_override_base.as_ref() {
-        return address_after_override(tx, record, webflow_before, address).await;
+        return address_after_override(tx, record, webflow_before.as_ref(), address).await;
     }
     if record.shipping_address.as_ref() == Some(address) {
         return Ok(());
@@ -659,10 +655,10 @@ async fn correct_address(
 async fn address_after_override(
     tx: &Transaction<'_>,
     record: &OrderRecord,
-    webflow_before: &serde_json::Value,
-    webflow_now: &serde_json::Value,
+    webflow_before: Option<&Address>,
+    webflow_now: &Address,
 ) -> Result<(), HandlerError> {
-    if webflow_before == webflow_now {
+    if webflow_before == Some(webflow_now) {
         return Ok(());
     }
     orders::set_address_override_base(tx, record.id, webflow_now).await?;
@@ -672,7 +668,7 @@ async fn address_after_override(
         "conflict": "Webflow's address changed after the warehouse corrected it",
         "warehouse_address": record.shipping_address,
         "webflow_address": webflow_now,
-        "changed_fields": changed_fields(Some(webflow_before), webflow_now),
+        "changed_fields": changed_fields(webflow_before, webflow_now),
     });
     audit::record(
         tx,
@@ -696,15 +692,12 @@ async fn address_after_override(
     Ok(())
 }
 
-fn changed_fields(before: Option<&serde_json::Value>, after: &serde_json::Value) -> Vec<String> {
-    let Some(after) = after.as_object() else {
-        return Vec::new();
-    };
-    after
-        .iter()
-        .filter(|(key, value)| before.and_then(|b| b.get(key.as_str())) != Some(*value))
-        .map(|(key, _)| key.clone())
-        .collect()
+/// The JSON names of the address fields that changed (every field when there was none).
+fn changed_fields(before: Option<&Address>, after: &Address) -> Vec<&'static str> {
+    match before {
+        Some(before) => before.changed_fields(after),
+        None => Address::FIELD_NAMES.to_vec(),
+    }
 }
 
 /// What the order's Webflow status means for the warehouse: ready to reserve, waiting for
@@ -717,7 +710,7 @@ async fn decide(
     effects: &mut Effects,
 ) -> Result<(), HandlerError> {
     let site_id = incoming.site_id();
-    let order_id = OrderId::new(record.webflow_order_id.clone());
+    let order_id = record.webflow_order_id.clone();
     let status = incoming.order().status.as_ref();
     match status {
         Some(OrderStatus::Unfulfilled) if record.state == OrderState::Received => {

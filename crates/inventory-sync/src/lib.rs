@@ -18,6 +18,7 @@
 
 pub mod metrics;
 
+use domain::SiteId;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -126,7 +127,7 @@ impl InventorySync {
             .filter_map(|s| {
                 Some(Target {
                     site: SyncSite {
-                        site_id: s.site_id.clone(),
+                        site_id: SiteId::new(s.site_id.clone()),
                         safety_buffer: s.inventory_safety_buffer.max(0),
                     },
                     sku_collection_id: s.sku_collection_id.clone()?,
@@ -164,7 +165,7 @@ impl InventorySync {
     }
 
     /// The syncing stores' ids.
-    pub fn site_ids(&self) -> Vec<String> {
+    pub fn site_ids(&self) -> Vec<SiteId> {
         self.targets.iter().map(|t| t.site.site_id.clone()).collect()
     }
 
@@ -222,7 +223,7 @@ impl InventorySync {
                 Recorded::ClaimLost => self.lost(&row),
             });
         }
-        let site_id = domain::SiteId::new(row.site_id.clone());
+        let site_id = row.site_id.clone();
         let (collection, sku_id) = (target.sku_collection_id.clone(), row.webflow_sku_id.clone());
         let request = UpdateInventoryRequest::finite(row.desired);
         let sent_at = chrono::Utc::now();
@@ -251,7 +252,7 @@ impl InventorySync {
                 audit::record(
                     &tx,
                     AuditEntry::for_site(
-                        &row.site_id,
+                        row.site_id.as_str(),
                         AuditKind::InventoryPushed,
                         ACTOR,
                         serde_json::json!({

@@ -3,6 +3,7 @@
 //! with `max`); the push counter is per process (aggregate with `sum`). And the age of the
 //! oldest pending SKU of any syncing store: the alert that the sync has stalled.
 
+use domain::SiteId;
 use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
@@ -58,11 +59,11 @@ impl SyncMetrics {
         Ok(Some(metrics))
     }
 
-    pub fn pushed(&self, site_id: &str) {
+    pub fn pushed(&self, site_id: &SiteId) {
         self.pushes.with_label_values(&[site_id]).inc();
     }
 
-    pub async fn refresh(&self, pool: &warehouse_db::Pool, sites: &[String]) {
+    pub async fn refresh(&self, pool: &warehouse_db::Pool, sites: &[SiteId]) {
         let Ok(client) = pool.get().await else { return };
         let Ok(summary) = warehouse_db::inventory_sync::summary(&*client, sites).await else {
             return;

@@ -159,7 +159,7 @@ impl Session<'_> {
     /// Reads the order from Webflow (the truth after an unknown outcome).
     async fn read(&mut self) -> Result<&Order, HandlerError> {
         let response = self
-            .call(|client, token, site, id| async move { client.get_order(&token, site.as_str(), id.as_str()).await })
+            .call(|client, token, site, id| async move { client.get_order(&token, &site, &id).await })
             .await;
         let response = self.record(response)?;
         Ok(self.seen.insert(response))
@@ -229,7 +229,7 @@ impl Session<'_> {
 
     async fn patch(&mut self, step: &WriteStep, body: UpdateOrderRequest) -> Result<Order, HandlerError> {
         self.write(step, |client, token, site, id| async move {
-            client.update_order(&token, site.as_str(), id.as_str(), &body).await
+            client.update_order(&token, &site, &id, &body).await
         })
         .await
     }
@@ -320,7 +320,7 @@ impl NotifyHandler {
                 session.begin(&WriteStep::Fulfill, &body).await?;
                 session
                     .write(&WriteStep::Fulfill, |client, token, site, id| async move {
-                        client.fulfill_order(&token, site.as_str(), id.as_str(), &body).await
+                        client.fulfill_order(&token, &site, &id, &body).await
                     })
                     .await?;
                 session.finish(&WriteStep::Fulfill, Some(200));
@@ -344,7 +344,7 @@ impl NotifyHandler {
         session.begin(&WriteStep::Refund, &body).await?;
         session
             .write(&WriteStep::Refund, |client, token, site, id| async move {
-                client.refund_order(&token, site.as_str(), id.as_str(), &body).await
+                client.refund_order(&token, &site, &id, &body).await
             })
             .await?;
         session.finish(&WriteStep::Refund, Some(200));
@@ -521,8 +521,8 @@ impl Handler for NotifyHandler {
             })
             .collect();
         audit::record_many(tx, &entries).await?;
-        let site_id = SiteId::new(order.site_id.clone());
-        let order_id = OrderId::new(order.webflow_order_id.clone());
+        let site_id = order.site_id.clone();
+        let order_id = order.webflow_order_id.clone();
         match prepared.outcome {
             Outcome::Skip(reason) => tracing::info!(order_id = %order_id, reason, "nothing to write back"),
             Outcome::Fulfilled => {

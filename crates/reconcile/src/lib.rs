@@ -180,7 +180,7 @@ impl Reconciler {
             let page = self
                 .gateway
                 .call(site_id, Priority::Reconciliation, |client, token| async move {
-                    client.list_orders(&token, site.as_str(), None, offset, 100).await
+                    client.list_orders(&token, &site, None, offset, 100).await
                 })
                 .await?;
             summary.api_calls += 1;

@@ -128,8 +128,8 @@ async fn try_reserve(
         .await?;
         return Ok(false);
     }
-    let site_id = domain::SiteId::new(order.site_id.clone());
-    let order_id = domain::OrderId::new(order.webflow_order_id.clone());
+    let site_id = order.site_id.clone();
+    let order_id = order.webflow_order_id.clone();
     match inventory::reserve_order(tx, order.id).await? {
         ReserveOutcome::Reserved { pick_task_id } => {
             orders::transition(tx, order, OrderState::Reserved, None, ACTOR).await?;
@@ -194,16 +194,13 @@ async fn cancel(
         ),
     )
     .await?;
-    let site_id = domain::SiteId::new(order.site_id.clone());
+    let site_id = order.site_id.clone();
     for (sku, quantity) in released {
         effects.emit(
             ReserveHandler::NAME,
             message,
             &site_id,
-            Event::StockReceivedV1 {
-                sku: domain::Sku::new(sku),
-                quantity,
-            },
+            Event::StockReceivedV1 { sku, quantity },
         );
     }
     Ok(())

@@ -11,7 +11,7 @@
 //! carrier's message; timeouts, 5xx and 429 are retried through the consumer runtime.
 
 use carrier::{Address, AnyCarrier, Booking, Carrier, CarrierError, Parcel, ShipmentRequest};
-use domain::{Event, OrderId, OrderState, SiteId};
+use domain::{Event, OrderId, OrderState};
 use platform::amqp::topology::consumer;
 use platform::settings::SettingsError;
 use service_base::{ServiceBase, StartupError};
@@ -88,14 +88,11 @@ pub fn reference_for(site_id: &str, order_id: &str) -> String {
     format!("{site_id}-{order_id}")
 }
 
-fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError> {
-    let address: webflow::OrderAddress = address
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| HandlerError::permanent(format!("stored shipping address unreadable: {e}")))?
-        .unwrap_or_default();
-    Ok(Address {
+/// The carrier's address for the order's stored shipping address (checked complete when the
+/// order was enriched).
+fn ship_to(address: Option<&domain::Address>) -> Address {
+    let address = address.cloned().unwrap_or_default();
+    Address {
         name: address.addressee.unwrap_or_default(),
         company: None,
         phone: None,
@@ -105,7 +102,7 @@ fn ship_to(address: Option<&serde_json::Value>) -> Result<Address, HandlerError>
         state: address.state,
         postal_code: address.postal_code.unwrap_or_default(),
         country: address.country.unwrap_or_default(),
-    })
+    }
 }
 
 impl ShipHandler {
@@ -115,7 +112,7 @@ impl ShipHandler {
         order_id: &OrderId,
         lease: &OrderLock,
     ) -> Result<Option<Outcome>, HandlerError> {
-        let reference = reference_for(&order.site_id, &order.webflow_order_id);
+        let reference = reference_for(order.site_id.as_str(), order.webflow_order_id.as_str());
         // The intent is recorded before the call, under the lease (confirmed by the same
         // statement): a crash after buying is found by reference.
         let start = {
@@ -155,7 +152,7 @@ impl ShipHandler {
                 let request = ShipmentRequest {
                     reference: reference.clone(),
                     ship_from: self.ship_from.clone(),
-                    ship_to: ship_to(order.shipping_address.as_ref())?,
+                    ship_to: ship_to(order.shipping_address.as_ref()),
                     parcels,
                 };
                 confirm(lease).await?;
@@ -187,7 +184,7 @@ impl ShipHandler {
     /// An order cancelled while a delivery was buying its label (the shipment is still
     /// `booking`): whatever label the carrier has for it is voided.
     async fn void_booking(&self, order: &orders::OrderRecord, lease: &OrderLock) -> Result<Outcome, HandlerError> {
-        let reference = reference_for(&order.site_id, &order.webflow_order_id);
+        let reference = reference_for(order.site_id.as_str(), order.webflow_order_id.as_str());
         confirm(lease).await?;
         let existing = self.carrier.find_existing(&reference).await.map_err(carrier_error)?;
         let label = match existing {
@@ -417,9 +414,9 @@ impl ShipHandler {
                 effects.emit(
                     Self::NAME,
                     message,
-                    &SiteId::new(order.site_id.clone()),
+                    &order.site_id.clone(),
                     Event::OrderShippedV1 {
-                        order_id: OrderId::new(order.webflow_order_id.clone()),
+                        order_id: order.webflow_order_id.clone(),
                     },
                 );
                 Ok(())

@@ -115,7 +115,13 @@ impl<'a> AuditEntry<'a> {
         actor: &'a str,
         detail: serde_json::Value,
     ) -> Self {
-        Self::about(&order.site_id, &order.webflow_order_id, kind, actor, detail)
+        Self::about(
+            order.site_id.as_str(),
+            order.webflow_order_id.as_str(),
+            kind,
+            actor,
+            detail,
+        )
     }
 
     /// An entry about stock in `site_id`, not about one order.

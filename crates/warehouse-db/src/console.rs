@@ -1,17 +1,18 @@
 //! Reads for the operator console and scoped tokens: lists and counts limited to the stores
 //! a token may see (`sites = None`: every store).
 
-use crate::db::Db;
+use crate::db::{Db, column};
 use crate::error::Result;
+use domain::{OrderId, OrderState, SiteId, Sku};
 
 /// Whether an order of one of `sites` has a line with `sku` (SKUs are shared by every store;
 /// a token limited to some stores sees the SKUs its stores' orders use).
-pub async fn sku_used_by_sites<C: Db>(client: &C, sku: &str, sites: &[String]) -> Result<bool> {
+pub async fn sku_used_by_sites<C: Db>(client: &C, sku: &Sku, sites: &[String]) -> Result<bool> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id
                             WHERE l.sku = $1 AND o.site_id = ANY($2))",
-            &[&sku, &sites],
+            &[sku, &sites],
         )
         .await?;
     Ok(row.get(0))
@@ -20,9 +21,9 @@ pub async fn sku_used_by_sites<C: Db>(client: &C, sku: &str, sites: &[String]) -
 /// One order in a list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderSummary {
-    pub site_id: String,
-    pub order_id: String,
-    pub state: String,
+    pub site_id: SiteId,
+    pub order_id: OrderId,
+    pub state: OrderState,
     pub state_reason: Option<String>,
     pub customer_name: Option<String>,
     pub customer_email: Option<String>,
@@ -32,17 +33,17 @@ pub struct OrderSummary {
 
 const SUMMARY_COLUMNS: &str = "o.site_id, o.webflow_order_id, o.state, o.state_reason, o.customer_name, o.customer_email, o.created_at, o.updated_at";
 
-fn summary(r: &tokio_postgres::Row) -> OrderSummary {
-    OrderSummary {
+fn summary(r: &tokio_postgres::Row) -> Result<OrderSummary> {
+    Ok(OrderSummary {
         site_id: r.get(0),
         order_id: r.get(1),
-        state: r.get(2),
+        state: column(r, 2)?,
         state_reason: r.get(3),
         customer_name: r.get(4),
         customer_email: r.get(5),
         created_at: r.get(6),
         updated_at: r.get(7),
-    }
+    })
 }
 
 /// What the orders search asks for; every part is optional.
@@ -50,10 +51,10 @@ fn summary(r: &tokio_postgres::Row) -> OrderSummary {
 pub struct OrderSearch<'a> {
     /// The token's stores (`None`: every store).
     pub sites: Option<&'a [String]>,
-    pub site_id: Option<&'a str>,
+    pub site_id: Option<&'a SiteId>,
     /// Matches the order id (prefix) or the customer's email (case-insensitive, exact or part).
     pub text: Option<&'a str>,
-    pub state: Option<&'a str>,
+    pub state: Option<OrderState>,
     pub limit: i64,
 }
 
@@ -87,18 +88,18 @@ pub async fn search_orders<C: Db>(client: &C, search: &OrderSearch<'_>) -> Resul
             ],
         )
         .await?;
-    Ok(rows.iter().map(summary).collect())
+    rows.iter().map(summary).collect()
 }
 
 /// One order's list entry (customer, times), or `None`.
-pub async fn order_summary<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Option<OrderSummary>> {
+pub async fn order_summary<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Option<OrderSummary>> {
     let row = client
         .query_opt(
             &format!("SELECT {SUMMARY_COLUMNS} FROM orders o WHERE o.site_id = $1 AND o.webflow_order_id = $2"),
-            &[&site_id, &order_id],
+            &[site_id, order_id],
         )
         .await?;
-    Ok(row.as_ref().map(summary))
+    row.as_ref().map(summary).transpose()
 }
 
 /// The audit kind that marks a `needs_review` order as dealt with (the order keeps its state:
@@ -124,11 +125,11 @@ pub async fn needs_review<C: Db>(client: &C, sites: Option<&[String]>) -> Result
             &[&sites],
         )
         .await?;
-    Ok(rows.iter().map(summary).collect())
+    rows.iter().map(summary).collect()
 }
 
 /// Per store: orders per state.
-pub async fn counts_by_state<C: Db>(client: &C, sites: Option<&[String]>) -> Result<Vec<(String, String, i64)>> {
+pub async fn counts_by_state<C: Db>(client: &C, sites: Option<&[String]>) -> Result<Vec<(SiteId, OrderState, i64)>> {
     let rows = client
         .query(
             "SELECT site_id, state, count(*) FROM orders WHERE ($1::text[] IS NULL OR site_id = ANY($1))
@@ -136,14 +137,14 @@ pub async fn counts_by_state<C: Db>(client: &C, sites: Option<&[String]>) -> Res
             &[&sites],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    rows.iter().map(|r| Ok((r.get(0), column(r, 1)?, r.get(2)))).collect()
 }
 
 /// Per store: the oldest order not yet shipped (and not finished otherwise).
 pub async fn oldest_unshipped<C: Db>(
     client: &C,
     sites: Option<&[String]>,
-) -> Result<Vec<(String, String, String, chrono::DateTime<chrono::Utc>)>> {
+) -> Result<Vec<(SiteId, OrderId, OrderState, chrono::DateTime<chrono::Utc>)>> {
     let rows = client
         .query(
             "SELECT DISTINCT ON (site_id) site_id, webflow_order_id, state, created_at FROM orders
@@ -153,7 +154,9 @@ pub async fn oldest_unshipped<C: Db>(
             &[&sites],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    rows.iter()
+        .map(|r| Ok((r.get(0), r.get(1), column(r, 2)?, r.get(3))))
+        .collect()
 }
 
 /// A Webflow rate budget (one per token: see `rate_budget`).
@@ -202,7 +205,7 @@ pub async fn outbox_backlog<C: Db>(client: &C) -> Result<i64> {
 /// Stock of a SKU with the backorders waiting for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryRow {
-    pub sku: String,
+    pub sku: Sku,
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
@@ -254,13 +257,13 @@ pub struct WriteRow {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn webflow_writes<C: Db>(client: &C, site_id: &str, order_id: &str) -> Result<Vec<WriteRow>> {
+pub async fn webflow_writes<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Result<Vec<WriteRow>> {
     let rows = client
         .query(
             "SELECT w.step, w.status, w.attempts, w.response_status, w.updated_at
              FROM webflow_writes w JOIN orders o ON o.id = w.order_id
              WHERE o.site_id = $1 AND o.webflow_order_id = $2 ORDER BY w.updated_at, w.step",
-            &[&site_id, &order_id],
+            &[site_id, order_id],
         )
         .await?;
     Ok(rows

@@ -6,7 +6,7 @@
 //! one-off tools) prepare each time.
 
 use std::future::Future;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, ToSql};
 use tokio_postgres::{Error, Row};
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -66,3 +66,10 @@ cached!(deadpool_postgres::ClientWrapper, tokio_postgres::Client);
 cached!(deadpool_postgres::Transaction<'_>, tokio_postgres::Transaction<'_>);
 uncached!(tokio_postgres::Client);
 uncached!(tokio_postgres::Transaction<'_>);
+
+/// Reads column `index` as a domain type; a value the type does not accept (an unknown state)
+/// is a permanent [`DbError::Decode`](crate::DbError::Decode), not a transient driver error.
+pub(crate) fn column<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> crate::error::Result<T> {
+    row.try_get(index)
+        .map_err(|error| crate::DbError::Decode(error.to_string()))
+}

@@ -20,9 +20,10 @@ pub enum DbError {
     /// The lifecycle does not allow this change from the order's current state.
     #[error(transparent)]
     Transition(#[from] domain::TransitionError),
-    /// A row holds a state this build does not know (a newer schema, or a hand edit).
-    #[error("unknown order state in the database: {0}")]
-    UnknownState(String),
+    /// A column holds a value its domain type does not read: a state this build does not know,
+    /// an address that is not one (a newer schema, or a hand edit).
+    #[error("unreadable value in the database: {0}")]
+    Decode(String),
     /// A column holds a value none of our enums names (a newer schema, or a hand edit).
     #[error(transparent)]
     UnknownValue(#[from] UnknownValue),
@@ -96,7 +97,7 @@ impl DbError {
             Self::DatabaseMissing(_)
             | Self::InvalidUrl(_)
             | Self::Migration(_)
-            | Self::UnknownState(_)
+            | Self::Decode(_)
             | Self::UnknownValue(_)
             | Self::Serialize { .. }
             | Self::Config { .. } => false,

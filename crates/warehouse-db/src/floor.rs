@@ -61,6 +61,15 @@ macro_rules! db_status {
 }
 
 db_status!(
+    /// `reservations.status`: stock held for an order, given back, or gone with the parcel.
+    ReservationStatus, "reservation status" {
+        Active => "active",
+        Released => "released",
+        Consumed => "consumed",
+    }
+);
+
+db_status!(
     /// `pick_tasks.status`.
     PickTaskStatus, "pick task status" {
         /// Created with the reservation, waiting for a picker.
@@ -88,8 +97,10 @@ db_status!(
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickTask {
     pub id: i64,
-    pub site_id: String,
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub site_id: domain::SiteId,
+    #[schema(value_type = String)]
+    pub order_id: domain::OrderId,
     /// `open`, `picked`, `packed` or `cancelled`.
     pub status: PickTaskStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -98,7 +109,8 @@ pub struct PickTask {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PickLine {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: domain::Sku,
     pub quantity: i64,
 }
 
@@ -155,7 +167,7 @@ fn pick_task_from_row(row: &tokio_postgres::Row) -> PickTask {
             .into_iter()
             .flatten()
             .map(|line| PickLine {
-                sku: line["sku"].as_str().unwrap_or_default().to_owned(),
+                sku: domain::Sku::from(line["sku"].as_str().unwrap_or_default()),
                 quantity: line["quantity"].as_i64().unwrap_or_default(),
             })
             .collect(),
@@ -427,10 +439,7 @@ pub async fn begin_booking<C: Db>(
         return Ok(BookingStart::LeaseLost);
     }
     let Some(attempts) = row.get::<_, Option<i32>>(1) else {
-        let state: String = row.get(3);
-        let state: domain::OrderState = state
-            .parse()
-            .map_err(|e: domain::lifecycle::UnknownState| DbError::UnknownState(e.to_string()))?;
+        let state: domain::OrderState = crate::db::column(&row, 3)?;
         return Ok(if state == domain::OrderState::Packed {
             BookingStart::AlreadyBooked
         } else {

@@ -21,7 +21,8 @@ pub enum ReserveOutcome {
 /// The stock of one SKU; `available` is `on_hand - reserved`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct StockLevel {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
@@ -128,7 +129,7 @@ pub async fn reserve_order<C: Db>(client: &C, order_pk: i64) -> Result<ReserveOu
 /// The inventory rows are locked first, in SKU order by the database's collation (the one
 /// lock order of every path: reserve, release, consume, receipts), then updated in one
 /// statement.
-pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(String, i64)>> {
+pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(Sku, i64)>> {
     lock_skus_of_reservations(client, order_pk).await?;
     let released = client
         .query(
@@ -142,7 +143,7 @@ pub async fn release_order<C: Db>(client: &C, order_pk: i64) -> Result<Vec<(Stri
             &[&order_pk],
         )
         .await?;
-    let released: Vec<(String, i64)> = released.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let released: Vec<(Sku, i64)> = released.iter().map(|r| (r.get(0), r.get(1))).collect();
     client
         .execute(
             "UPDATE pick_tasks SET status = 'cancelled', updated_at = now() WHERE order_id = $1 AND status IN ('open', 'picked')",

@@ -13,6 +13,7 @@
 use crate::db::Db;
 use crate::error::Result;
 use chrono::{DateTime, Utc};
+use domain::{SiteId, Sku};
 use serde::Serialize;
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,15 +24,15 @@ const DESIRED: &str = "GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_b
 /// A site whose rows a sync loop may claim, with its buffer.
 #[derive(Debug, Clone)]
 pub struct SyncSite {
-    pub site_id: String,
+    pub site_id: SiteId,
     pub safety_buffer: i64,
 }
 
 /// A row claimed for a push.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
-    pub site_id: String,
-    pub sku: String,
+    pub site_id: SiteId,
+    pub sku: Sku,
     pub webflow_sku_id: String,
     /// The count this claim saw; the row stays dirty if it changed by the time the push is
     /// recorded.
@@ -177,13 +178,13 @@ pub enum Recorded {
 /// A push landed, or may have, outside a claim still held: whatever Webflow shows now is
 /// unknown, so the row is dirty (a new `change_seq`, so a concurrent recorder does not mark it
 /// clean either) and no level of ours counts as in step.
-async fn mark_unsure<C: Db>(client: &C, site_id: &str, sku: &str) -> Result<()> {
+async fn mark_unsure<C: Db>(client: &C, site_id: &SiteId, sku: &Sku) -> Result<()> {
     client
         .execute(
             "UPDATE inventory_sync SET dirty_since = COALESCE(dirty_since, clock_timestamp()),
                  change_seq = change_seq + 1, webflow_from_push = false
              WHERE site_id = $1 AND sku = $2",
-            &[&site_id, &sku],
+            &[site_id, sku],
         )
         .await?;
     Ok(())
@@ -267,7 +268,7 @@ pub async fn record_failure<C: Db>(client: &C, claimed: &Claimed, error: &str, b
 /// What an `ecomm_inventory_changed` webhook told us, against the warehouse.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
-    pub sku: String,
+    pub sku: Sku,
     pub available: i64,
     /// What Webflow should show.
     pub desired: i64,
@@ -287,7 +288,7 @@ pub struct Observation {
 /// is not known here.
 pub async fn observe<C: Db>(
     client: &C,
-    site_id: &str,
+    site_id: &SiteId,
     webflow_sku_id: &str,
     level: Option<i64>,
     inventory_type: Option<&str>,
@@ -320,7 +321,7 @@ pub async fn observe<C: Db>(
         .query_opt(
             &sql,
             &[
-                &site_id,
+                site_id,
                 &webflow_sku_id,
                 &level,
                 &inventory_type,
@@ -347,8 +348,10 @@ pub async fn observe<C: Db>(
 /// One SKU's sync with one store, as the inventory API and the console show it.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SyncStatus {
-    pub site_id: String,
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub site_id: SiteId,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub webflow_sku_id: String,
     /// What Webflow should show: available less the site's buffer, never below 0.
     pub desired_level: i64,
@@ -393,12 +396,12 @@ fn status_row(row: &tokio_postgres::Row) -> SyncStatus {
 }
 
 /// Every store's sync of one SKU.
-pub async fn status_of_sku<C: Db>(client: &C, sku: &str) -> Result<Vec<SyncStatus>> {
+pub async fn status_of_sku<C: Db>(client: &C, sku: &Sku) -> Result<Vec<SyncStatus>> {
     let sql = format!(
         "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
          WHERE s.sku = $1 ORDER BY s.site_id"
     );
-    Ok(client.query(&sql, &[&sku]).await?.iter().map(status_row).collect())
+    Ok(client.query(&sql, &[sku]).await?.iter().map(status_row).collect())
 }
 
 /// The most rows [`status`] returns.
@@ -424,7 +427,7 @@ pub async fn status<C: Db>(client: &C, sites: Option<&[String]>, limit: i64) -> 
 /// not what we would show), and SKUs with a push pending.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SiteSummary {
-    pub site_id: String,
+    pub site_id: SiteId,
     pub skus: i64,
     pub drifting: i64,
     pub pending: i64,
@@ -432,7 +435,7 @@ pub struct SiteSummary {
     pub oldest_dirty_secs: f64,
 }
 
-pub async fn summary<C: Db>(client: &C, sites: &[String]) -> Result<Vec<SiteSummary>> {
+pub async fn summary<C: Db>(client: &C, sites: &[SiteId]) -> Result<Vec<SiteSummary>> {
     let rows = client
         .query(
             "SELECT s.site_id, count(*),

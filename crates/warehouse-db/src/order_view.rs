@@ -3,31 +3,34 @@
 //! render the same typed value.
 
 use crate::audit::{self, TimelineEntry};
-use crate::db::Db;
+use crate::db::{Db, column};
 use crate::error::Result;
-use crate::floor::PickTaskStatus;
-use crate::floor::{self, ParcelRow, ShipmentRow};
+use crate::floor::{self, ParcelRow, PickTaskStatus, ReservationStatus, ShipmentRow};
 use crate::orders;
-use domain::{OrderId, SiteId};
+use domain::{Address, OrderId, OrderState, SiteId, Sku, WebflowOrderStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Everything an operator needs about one order, with its timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
-    pub site_id: String,
-    pub order_id: String,
-    /// The order's lifecycle state (`domain::OrderState`).
-    #[schema(example = "reserved")]
-    pub state: String,
+    #[schema(value_type = String)]
+    pub site_id: SiteId,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
+    /// The order's lifecycle state.
+    #[schema(value_type = OrderStateSchema, example = "reserved")]
+    pub state: OrderState,
     /// Why the order is in its state (backordered, needs review...), if known.
     pub state_reason: Option<String>,
-    /// The order's status in Webflow, if known.
-    pub webflow_status: Option<String>,
+    /// The order's status in Webflow (`pending`, `unfulfilled`, `fulfilled`, `disputed`,
+    /// `dispute-lost`, `refunded`, or a status Webflow added since), if known.
+    #[schema(value_type = Option<String>)]
+    pub webflow_status: Option<WebflowOrderStatus>,
     pub shipping_required: bool,
     /// The shipping address in Webflow's shape (`addressee`, `line1`, `postalCode`...).
     #[schema(value_type = Option<Object>)]
-    pub shipping_address: Option<serde_json::Value>,
+    pub shipping_address: Option<Address>,
     pub lines: Vec<OrderLineView>,
     /// Stock held for the order, one entry per SKU.
     pub reservation: Vec<ReservationView>,
@@ -41,7 +44,8 @@ pub struct OrderView {
 /// One ordered line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLineView {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub quantity: i32,
     pub product_name: Option<String>,
 }
@@ -49,10 +53,28 @@ pub struct OrderLineView {
 /// Stock held (or once held) for one SKU of the order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReservationView {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub quantity: i64,
-    /// `active`, `released` or `consumed`.
-    pub status: String,
+    pub status: ReservationStatus,
+}
+
+// `domain::OrderState` in the API's schema (the domain crate knows nothing of OpenAPI); a
+// test keeps the two lists equal.
+/// An order's state in the warehouse's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = OrderState)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStateSchema {
+    Received,
+    Ready,
+    Backordered,
+    Reserved,
+    Packed,
+    Shipped,
+    Fulfilled,
+    Cancelled,
+    NeedsReview,
 }
 
 /// The order's pick task.
@@ -78,7 +100,7 @@ pub async fn load<C: Db>(client: &C, site_id: &SiteId, order_id: &OrderId) -> Re
     Ok(Some(OrderView {
         site_id: order.site_id,
         order_id: order.webflow_order_id,
-        state: order.state.as_str().to_owned(),
+        state: order.state,
         state_reason: order.state_reason,
         webflow_status: order.webflow_status,
         shipping_required: order.shipping_required,
@@ -107,14 +129,15 @@ pub async fn reservations<C: Db>(client: &C, order_pk: i64) -> Result<Vec<Reserv
             &[&order_pk],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ReservationView {
-            sku: r.get(0),
-            quantity: r.get(1),
-            status: r.get(2),
+    rows.iter()
+        .map(|r| {
+            Ok(ReservationView {
+                sku: r.get(0),
+                quantity: r.get(1),
+                status: column(r, 2)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -130,11 +153,15 @@ mod tests {
         let view = OrderView {
             site_id: "site".into(),
             order_id: "o-1".into(),
-            state: "shipped".into(),
+            state: OrderState::Shipped,
             state_reason: None,
-            webflow_status: Some("fulfilled".into()),
+            webflow_status: Some(WebflowOrderStatus::Fulfilled),
             shipping_required: true,
-            shipping_address: Some(serde_json::json!({"line1": "1 Main St"})),
+            shipping_address: Some(Address {
+                address_type: Some("shipping".into()),
+                line1: Some("1 Main St".into()),
+                ..Address::default()
+            }),
             lines: vec![OrderLineView {
                 sku: "ball".into(),
                 quantity: 2,
@@ -143,7 +170,7 @@ mod tests {
             reservation: vec![ReservationView {
                 sku: "ball".into(),
                 quantity: 2,
-                status: "consumed".into(),
+                status: ReservationStatus::Consumed,
             }],
             pick_task: Some(PickTaskRef {
                 id: 7,
@@ -170,7 +197,9 @@ mod tests {
             "state_reason": null,
             "webflow_status": "fulfilled",
             "shipping_required": true,
-            "shipping_address": {"line1": "1 Main St"},
+            "shipping_address": {"addressee": null, "city": null, "country": null, "japanType": null,
+                                 "line1": "1 Main St", "line2": null, "postalCode": null, "state": null,
+                                 "type": "shipping"},
             "lines": [{"sku": "ball", "quantity": 2, "product_name": null}],
             "reservation": [{"sku": "ball", "quantity": 2, "status": "consumed"}],
             "pick_task": {"id": 7, "status": "packed"},
@@ -182,5 +211,27 @@ mod tests {
         assert_eq!(serde_json::to_value(&view).unwrap(), expected);
         let back: OrderView = serde_json::from_value(expected).unwrap();
         assert_eq!(back, view);
+    }
+
+    /// The schema's states are the domain's, spelled the same.
+    #[test]
+    fn the_state_schema_lists_every_state() {
+        use OrderStateSchema::*;
+        let schema = [
+            Received,
+            Ready,
+            Backordered,
+            Reserved,
+            Packed,
+            Shipped,
+            Fulfilled,
+            Cancelled,
+            NeedsReview,
+        ];
+        let names = |json: serde_json::Value| json.as_array().unwrap().clone();
+        assert_eq!(
+            names(serde_json::to_value(schema).unwrap()),
+            names(serde_json::to_value(domain::lifecycle::ALL_STATES).unwrap())
+        );
     }
 }

@@ -1,34 +1,35 @@
 //! Orders and their lines.
 
 use crate::audit;
-use crate::db::Db;
+use crate::db::{Db, column};
 use crate::error::{DbError, Result};
-use domain::{OrderId, OrderState, SiteId, Sku};
+use domain::{Address, OrderId, OrderState, SiteId, Sku, WebflowOrderStatus};
 use tokio_postgres::Row;
 
 /// An order as stored.
 #[derive(Debug, Clone)]
 pub struct OrderRecord {
     pub id: i64,
-    pub site_id: String,
-    pub webflow_order_id: String,
+    pub site_id: SiteId,
+    pub webflow_order_id: OrderId,
     pub state: OrderState,
     pub state_reason: Option<String>,
-    pub webflow_status: Option<String>,
+    pub webflow_status: Option<WebflowOrderStatus>,
     pub shipping_required: bool,
-    pub shipping_address: Option<serde_json::Value>,
+    pub shipping_address: Option<Address>,
     pub snapshot: serde_json::Value,
     pub correlation_id: Option<String>,
     pub version: i64,
-    /// Webflow's shipping address when an operator overrode it (`None`: no override). Later
-    /// webhooks carrying this address do not replace the operator's.
-    pub address_override_base: Option<serde_json::Value>,
+    /// Webflow's shipping address when an operator overrode it (`None`: no override;
+    /// `Some(None)`: Webflow had no address then). Later webhooks carrying this address do not
+    /// replace the operator's.
+    pub address_override_base: Option<Option<Address>>,
 }
 
 /// A line to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewLine {
-    pub sku: String,
+    pub sku: Sku,
     pub variant_id: Option<String>,
     pub product_name: Option<String>,
     pub quantity: i32,
@@ -45,11 +46,11 @@ pub struct NewOrder<'a> {
     pub webflow_order_id: &'a OrderId,
     pub state: OrderState,
     pub state_reason: Option<&'a str>,
-    pub webflow_status: Option<&'a str>,
+    pub webflow_status: Option<&'a WebflowOrderStatus>,
     pub shipping_required: bool,
     pub customer_name: Option<&'a str>,
     pub customer_email: Option<&'a str>,
-    pub shipping_address: Option<serde_json::Value>,
+    pub shipping_address: Option<&'a Address>,
     pub total_minor: Option<i64>,
     pub currency: Option<&'a str>,
     pub snapshot: serde_json::Value,
@@ -69,22 +70,20 @@ pub(crate) use columns;
 pub(crate) const COLUMN_COUNT: usize = 12;
 
 pub(crate) fn from_row(row: &Row) -> Result<OrderRecord> {
-    let state: String = row.get(3);
+    let override_base: Option<postgres_types::Json<Option<Address>>> = column(row, 11)?;
     Ok(OrderRecord {
         id: row.get(0),
         site_id: row.get(1),
         webflow_order_id: row.get(2),
-        state: state
-            .parse()
-            .map_err(|e: domain::lifecycle::UnknownState| DbError::UnknownState(e.to_string()))?,
+        state: column(row, 3)?,
         state_reason: row.get(4),
         webflow_status: row.get(5),
         shipping_required: row.get(6),
-        shipping_address: row.get(7),
+        shipping_address: column(row, 7)?,
         snapshot: row.get(8),
         correlation_id: row.get(9),
         version: row.get(10),
-        address_override_base: row.get(11),
+        address_override_base: override_base.map(|base| base.0),
     })
 }
 
@@ -115,7 +114,7 @@ async fn by_webflow_id<C: Db>(
     order_id: &OrderId,
 ) -> Result<Option<OrderRecord>> {
     client
-        .query_opt(sql, &[&site_id.as_str(), &order_id.as_str()])
+        .query_opt(sql, &[site_id, order_id])
         .await?
         .as_ref()
         .map(from_row)
@@ -153,7 +152,7 @@ pub async fn insert<C: Db>(
         .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
         .collect();
     let column = |f: fn(&NewLine) -> Option<f64>| lines.iter().map(f).collect::<Vec<_>>();
-    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let skus: Vec<&Sku> = lines.iter().map(|l| &l.sku).collect();
     let variants: Vec<Option<&str>> = lines.iter().map(|l| l.variant_id.as_deref()).collect();
     let names: Vec<Option<&str>> = lines.iter().map(|l| l.product_name.as_deref()).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
@@ -193,9 +192,9 @@ pub async fn insert<C: Db>(
         .query_opt(
             SQL,
             &[
-                &order.site_id.as_str(),
-                &order.webflow_order_id.as_str(),
-                &order.state.as_str(),
+                order.site_id,
+                order.webflow_order_id,
+                &order.state,
                 &order.state_reason,
                 &order.webflow_status,
                 &order.shipping_required,
@@ -236,7 +235,7 @@ pub async fn insert<C: Db>(
 /// order of every path is inventory rows, then `inventory_sync` rows, each in SKU order (a
 /// reservation locks its inventory rows, and their trigger then marks the `inventory_sync`
 /// rows); an enrich transaction takes no inventory row after this, so the two cannot deadlock.
-async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&str], variants: &[Option<&str>]) -> Result<()> {
+async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&Sku], variants: &[Option<&str>]) -> Result<()> {
     client
         .execute(
             "WITH wanted AS (
@@ -289,7 +288,7 @@ pub async fn replace_lines<C: Db>(client: &C, order_pk: i64, lines: &[NewLine]) 
             )
             .await?;
     }
-    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let skus: Vec<&Sku> = lines.iter().map(|l| &l.sku).collect();
     let variants: Vec<Option<&str>> = lines.iter().map(|l| l.variant_id.as_deref()).collect();
     learn_webflow_ids(client, order_pk, &skus, &variants).await
 }
@@ -346,7 +345,7 @@ pub async fn lines_of<C: Db>(client: &C, order_pks: &[i64]) -> Result<std::colle
 pub async fn update_snapshot<C: Db>(
     client: &C,
     order_pk: i64,
-    webflow_status: Option<&str>,
+    webflow_status: Option<&WebflowOrderStatus>,
     snapshot: &serde_json::Value,
 ) -> Result<()> {
     client
@@ -358,7 +357,7 @@ pub async fn update_snapshot<C: Db>(
     Ok(())
 }
 
-pub async fn update_shipping_address<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
+pub async fn update_shipping_address<C: Db>(client: &C, order_pk: i64, address: &Address) -> Result<()> {
     client
         .execute(
             "UPDATE orders SET shipping_address = $2, version = version + 1, updated_at = now() WHERE id = $1",
@@ -370,7 +369,7 @@ pub async fn update_shipping_address<C: Db>(client: &C, order_pk: i64, address: 
 
 /// An operator's address correction: it overrides Webflow's address, which is kept (as it was
 /// at the first override) so later webhooks can tell Webflow's own changes from echoes.
-pub async fn override_shipping_address<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
+pub async fn override_shipping_address<C: Db>(client: &C, order_pk: i64, address: &Address) -> Result<()> {
     client
         .execute(
             "UPDATE orders SET shipping_address = $2,
@@ -384,7 +383,7 @@ pub async fn override_shipping_address<C: Db>(client: &C, order_pk: i64, address
 }
 
 /// Records Webflow's address seen after an override (the conflict is then reported once).
-pub async fn set_address_override_base<C: Db>(client: &C, order_pk: i64, address: &serde_json::Value) -> Result<()> {
+pub async fn set_address_override_base<C: Db>(client: &C, order_pk: i64, address: &Address) -> Result<()> {
     client
         .execute(
             "UPDATE orders SET address_override_base = $2, version = version + 1, updated_at = now() WHERE id = $1",
@@ -419,7 +418,7 @@ pub async fn transition<C: Db>(
             &[
                 &order.id,
                 &order.version,
-                &to.as_str(),
+                &to,
                 &reason,
                 &actor,
                 &serde_json::json!({"from": order.state.as_str(), "to": to.as_str(), "reason": reason}),
@@ -456,7 +455,7 @@ pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&Sku>, limit: i6
              WHERE o.state = 'backordered'
                AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1))
              ORDER BY o.backordered_at, o.id LIMIT $2",
-            &[&sku.map(Sku::as_str), &limit],
+            &[&sku, &limit],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -479,7 +478,7 @@ pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) 
         columns!(),
         " FROM locked WHERE state = 'backordered' ORDER BY backordered_at, id"
     );
-    let rows = client.query(SQL, &[&sku.as_str(), &limit]).await?;
+    let rows = client.query(SQL, &[sku, &limit]).await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -489,8 +488,8 @@ pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) 
 /// has not changed (`now() - min(updated_at)`, seconds; the database's clock).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateSummary {
-    pub site_id: String,
-    pub state: String,
+    pub site_id: SiteId,
+    pub state: OrderState,
     pub count: i64,
     pub oldest_secs: f64,
 }

@@ -140,10 +140,7 @@ pub async fn statuses<C: Db>(client: &C, order_pk: i64) -> Result<WriteBackStart
     let Some(first) = rows.first() else {
         return Ok(WriteBackStart::default());
     };
-    let state: String = first.get(0);
-    let state = state
-        .parse()
-        .map_err(|e: domain::lifecycle::UnknownState| crate::DbError::UnknownState(e.to_string()))?;
+    let state = crate::db::column(first, 0)?;
     let tracking = first
         .get::<_, Option<bool>>(3)
         .unwrap_or(false)

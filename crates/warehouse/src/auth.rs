@@ -120,7 +120,7 @@ impl Operator {
         let Some(sites) = self.site_filter() else {
             return Ok(());
         };
-        if warehouse_db::console::sku_used_by_sites(client, sku, sites).await? {
+        if warehouse_db::console::sku_used_by_sites(client, &sku.into(), sites).await? {
             Ok(())
         } else {
             Err(ApiError::not_found(format!("unknown SKU `{sku}`")))

@@ -1,7 +1,7 @@
 //! Picking and packing, shared by the API and the auto-packer.
 
 use crate::error::ApiError;
-use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId};
+use domain::{Envelope, Event, MessageId, OrderState};
 use warehouse_db::Db;
 use warehouse_db::floor::{self, ParcelRow};
 use warehouse_db::orders::{self, NewLine, OrderRecord};
@@ -38,7 +38,7 @@ pub async fn pack_order<C: Db>(
     floor::replace_parcels(tx, order.id, parcels).await?;
     orders::transition(tx, order, OrderState::Packed, None, actor).await?;
     let envelope = packed_event(order);
-    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, &envelope.message_id.to_string()))).await?;
+    warehouse_db::outbox::enqueue(tx, &envelope, Some((actor, envelope.message_id.as_str()))).await?;
     Ok(envelope)
 }
 
@@ -50,10 +50,10 @@ fn packed_event(order: &OrderRecord) -> Envelope {
         order
             .correlation_id
             .clone()
-            .unwrap_or_else(|| order.webflow_order_id.clone()),
-        SiteId::new(order.site_id.clone()),
+            .unwrap_or_else(|| order.webflow_order_id.to_string()),
+        order.site_id.clone(),
         Event::OrderPackedV1 {
-            order_id: OrderId::new(order.webflow_order_id.clone()),
+            order_id: order.webflow_order_id.clone(),
         },
     )
 }

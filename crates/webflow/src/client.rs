@@ -8,6 +8,7 @@ use crate::types::{
     CollectionList, CreateWebhookRequest, ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
     RefundOrderRequest, UpdateInventoryRequest, UpdateOrderRequest, Webhook, WebhookList,
 };
+use domain::{OrderId, SiteId};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -166,17 +167,18 @@ impl WebflowClient {
     pub async fn get_order(
         &self,
         token: &SecretString,
-        site_id: &str,
-        order_id: &str,
+        site_id: &SiteId,
+        order_id: &OrderId,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.get(token, &["sites", site_id, "orders", order_id], &[]).await
+        self.get(token, &["sites", site_id.as_str(), "orders", order_id.as_str()], &[])
+            .await
     }
 
     /// One page of orders; `limit` is at most 100.
     pub async fn list_orders(
         &self,
         token: &SecretString,
-        site_id: &str,
+        site_id: &SiteId,
         status: Option<&OrderStatus>,
         offset: u32,
         limit: u32,
@@ -185,31 +187,36 @@ impl WebflowClient {
         if let Some(status) = status {
             query.push(("status", status.as_str().to_owned()));
         }
-        self.get(token, &["sites", site_id, "orders"], &query).await
+        self.get(token, &["sites", site_id.as_str(), "orders"], &query).await
     }
 
     pub async fn update_order(
         &self,
         token: &SecretString,
-        site_id: &str,
-        order_id: &str,
+        site_id: &SiteId,
+        order_id: &OrderId,
         body: &UpdateOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
-        self.send(token, Method::PATCH, &["sites", site_id, "orders", order_id], body)
-            .await
+        self.send(
+            token,
+            Method::PATCH,
+            &["sites", site_id.as_str(), "orders", order_id.as_str()],
+            body,
+        )
+        .await
     }
 
     pub async fn fulfill_order(
         &self,
         token: &SecretString,
-        site_id: &str,
-        order_id: &str,
+        site_id: &SiteId,
+        order_id: &OrderId,
         body: &FulfillOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
         self.send(
             token,
             Method::POST,
-            &["sites", site_id, "orders", order_id, "fulfill"],
+            &["sites", site_id.as_str(), "orders", order_id.as_str(), "fulfill"],
             body,
         )
         .await
@@ -218,14 +225,14 @@ impl WebflowClient {
     pub async fn refund_order(
         &self,
         token: &SecretString,
-        site_id: &str,
-        order_id: &str,
+        site_id: &SiteId,
+        order_id: &OrderId,
         body: &RefundOrderRequest,
     ) -> Result<ApiResponse<Order>, WebflowError> {
         self.send(
             token,
             Method::POST,
-            &["sites", site_id, "orders", order_id, "refund"],
+            &["sites", site_id.as_str(), "orders", order_id.as_str(), "refund"],
             body,
         )
         .await
@@ -234,18 +241,18 @@ impl WebflowClient {
     pub async fn list_webhooks(
         &self,
         token: &SecretString,
-        site_id: &str,
+        site_id: &SiteId,
     ) -> Result<ApiResponse<WebhookList>, WebflowError> {
-        self.get(token, &["sites", site_id, "webhooks"], &[]).await
+        self.get(token, &["sites", site_id.as_str(), "webhooks"], &[]).await
     }
 
     pub async fn create_webhook(
         &self,
         token: &SecretString,
-        site_id: &str,
+        site_id: &SiteId,
         body: &CreateWebhookRequest,
     ) -> Result<ApiResponse<Webhook>, WebflowError> {
-        self.send(token, Method::POST, &["sites", site_id, "webhooks"], body)
+        self.send(token, Method::POST, &["sites", site_id.as_str(), "webhooks"], body)
             .await
     }
 
@@ -285,9 +292,9 @@ impl WebflowClient {
     pub async fn list_collections(
         &self,
         token: &SecretString,
-        site_id: &str,
+        site_id: &SiteId,
     ) -> Result<ApiResponse<CollectionList>, WebflowError> {
-        self.get(token, &["sites", site_id, "collections"], &[]).await
+        self.get(token, &["sites", site_id.as_str(), "collections"], &[]).await
     }
 
     async fn get<T: DeserializeOwned>(

@@ -54,17 +54,8 @@ macro_rules! open_enum {
     };
 }
 
-open_enum!(
-    /// Order status. Note the hyphen in `dispute-lost`.
-    OrderStatus {
-        Pending => "pending",
-        Unfulfilled => "unfulfilled",
-        Fulfilled => "fulfilled",
-        Disputed => "disputed",
-        DisputeLost => "dispute-lost",
-        Refunded => "refunded",
-    }
-);
+/// Order status: the domain's, as the warehouse stores it too.
+pub use domain::WebflowOrderStatus as OrderStatus;
 
 open_enum!(
     /// Webhook trigger types.
@@ -108,20 +99,6 @@ impl From<WebhookTrigger> for TriggerType {
     }
 }
 
-impl OrderStatus {
-    /// Where the status sits along an order's life: pending, unfulfilled, disputed, fulfilled,
-    /// then refunded or dispute-lost. An unknown status ranks with `pending`.
-    pub fn progress(&self) -> u8 {
-        match self {
-            Self::Pending | Self::Other(_) => 0,
-            Self::Unfulfilled => 1,
-            Self::Disputed => 2,
-            Self::Fulfilled => 3,
-            Self::Refunded | Self::DisputeLost => 4,
-        }
-    }
-}
-
 open_enum!(
     /// Refund reasons accepted by `POST .../refund`.
     RefundReason {
@@ -147,29 +124,8 @@ impl OrderPrice {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct OrderAddress {
-    #[serde(rename = "type")]
-    pub address_type: Option<String>,
-    pub japan_type: Option<String>,
-    pub addressee: Option<String>,
-    pub line1: Option<String>,
-    pub line2: Option<String>,
-    pub city: Option<String>,
-    pub state: Option<String>,
-    pub country: Option<String>,
-    pub postal_code: Option<String>,
-}
-
-impl OrderAddress {
-    /// Enough to put on a parcel: a recipient, a street line, a city and a country.
-    pub fn is_complete(&self) -> bool {
-        [&self.addressee, &self.line1, &self.city, &self.country]
-            .iter()
-            .all(|field| field.as_deref().is_some_and(|v| !v.trim().is_empty()))
-    }
-}
+/// An address in an order: the domain's, stored as Webflow sent it.
+pub use domain::Address as OrderAddress;
 
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -41,7 +41,10 @@ async fn get_order_sends_the_bearer_token_and_decodes_the_order() {
         .expect(1)
         .mount(&server)
         .await;
-    let response = client(&server).get_order(&token(), SITE, "fc7-128").await.unwrap();
+    let response = client(&server)
+        .get_order(&token(), &SITE.into(), &"fc7-128".into())
+        .await
+        .unwrap();
     assert!(response.value.order_id.is_some());
     assert_eq!(response.call.status, Some(200));
     assert_eq!(response.call.rate_limit_remaining, Some(59));
@@ -75,12 +78,15 @@ async fn write_calls_use_webflow_wire_names() {
         shipping_tracking_url: Some("https://t/1Z".into()),
         comment: None,
     };
-    client.update_order(&token(), SITE, "fc7-128", &update).await.unwrap();
+    client
+        .update_order(&token(), &SITE.into(), &"fc7-128".into(), &update)
+        .await
+        .unwrap();
     client
         .fulfill_order(
             &token(),
-            SITE,
-            "fc7-128",
+            &SITE.into(),
+            &"fc7-128".into(),
             &FulfillOrderRequest {
                 send_order_fulfilled_email: true,
             },
@@ -102,7 +108,7 @@ async fn list_orders_pages_with_status_offset_and_limit() {
         .mount(&server)
         .await;
     let page = client(&server)
-        .list_orders(&token(), SITE, Some(&OrderStatus::Unfulfilled), 100, 500)
+        .list_orders(&token(), &SITE.into(), Some(&OrderStatus::Unfulfilled), 100, 500)
         .await
         .unwrap();
     assert_eq!(page.value.orders.len(), 2);
@@ -130,7 +136,10 @@ async fn errors_are_typed_and_classified() {
             )
             .mount(&server)
             .await;
-        let error = client(&server).get_order(&token(), SITE, "x").await.unwrap_err();
+        let error = client(&server)
+            .get_order(&token(), &SITE.into(), &"x".into())
+            .await
+            .unwrap_err();
         assert_eq!(error.status(), Some(status), "{name}");
         assert_eq!(error.is_transient(), transient, "{name}");
         assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
@@ -152,8 +161,8 @@ async fn a_slow_answer_is_a_transient_timeout_with_unknown_outcome() {
     let error = client(&server)
         .fulfill_order(
             &token(),
-            SITE,
-            "x",
+            &SITE.into(),
+            &"x".into(),
             &FulfillOrderRequest {
                 send_order_fulfilled_email: false,
             },
@@ -171,7 +180,10 @@ async fn a_non_json_error_body_is_kept_as_the_message() {
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad gateway"))
         .mount(&server)
         .await;
-    let error = client(&server).get_order(&token(), SITE, "x").await.unwrap_err();
+    let error = client(&server)
+        .get_order(&token(), &SITE.into(), &"x".into())
+        .await
+        .unwrap_err();
     let WebflowError::Api { body, .. } = &error else {
         panic!()
     };

@@ -330,9 +330,10 @@ async fn sites(json: bool, settings: &Settings, command: SitesCommand) -> anyhow
             report.push(serde_json::json!({"site": name, "ok": false, "error": "no api_token"}));
             continue;
         };
-        let orders = client.list_orders(token, &site.site_id, None, 0, 1).await;
-        let hooks = client.list_webhooks(token, &site.site_id).await;
-        let collections = client.list_collections(token, &site.site_id).await;
+        let site_id = webflow::SiteId::new(site.site_id.clone());
+        let orders = client.list_orders(token, &site_id, None, 0, 1).await;
+        let hooks = client.list_webhooks(token, &site_id).await;
+        let collections = client.list_collections(token, &site_id).await;
         let sku_collection = sku_collection_check(site, collections.as_ref().ok().map(|c| &c.value));
         let ok = orders.is_ok() && hooks.is_ok() && sku_collection["ok"] != false;
         failed |= !ok;
@@ -462,7 +463,7 @@ async fn webhooks(json: bool, settings: &Settings, command: WebhooksCommand) -> 
         let hook = client
             .create_webhook(
                 token,
-                &site.site_id,
+                &webflow::SiteId::new(site.site_id.clone()),
                 &CreateWebhookRequest {
                     trigger_type: trigger.clone(),
                     url: url.clone(),

@@ -58,7 +58,7 @@ pub fn order_text(view: &OrderView) -> String {
             .as_ref()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default(),
-        or_dash(view.webflow_status.as_ref()),
+        or_dash(view.webflow_status.as_ref().map(|s| s.to_string()).as_ref()),
     );
     if let Some(shipment) = &view.shipment {
         out.push_str(&format!(

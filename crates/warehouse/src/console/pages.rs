@@ -12,6 +12,7 @@ use crate::routes::picking::{mark_task_picked, pack_parcels};
 use crate::routes::{AppState, inventory::receive_stock};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use domain::{OrderState, SiteId, Sku};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
 use warehouse_db::console as db;
@@ -121,7 +122,7 @@ pub async fn overview(state: web::Data<AppState>, request: HttpRequest) -> Page 
     drop(client);
     let queues = queue_depths(&state).await;
 
-    let mut stores: Vec<String> = counts.iter().map(|(s, _, _)| s.clone()).collect();
+    let mut stores: Vec<String> = counts.iter().map(|(s, _, _)| s.to_string()).collect();
     stores.dedup();
     let body = html! {
         h1 { "Overview" }
@@ -129,18 +130,18 @@ pub async fn overview(state: web::Data<AppState>, request: HttpRequest) -> Page 
         @if stores.is_empty() { p { "No orders yet." } }
         div.cards {
             @for store in &stores {
-                @let of_store: Vec<&(String, String, i64)> = counts.iter().filter(|(s, _, _)| s == store).collect();
-                @let review = of_store.iter().find(|(_, st, _)| st == "needs_review").map_or(0, |(_, _, n)| *n);
+                @let of_store: Vec<&(SiteId, OrderState, i64)> = counts.iter().filter(|(s, _, _)| s.as_str() == store).collect();
+                @let review = of_store.iter().find(|(_, st, _)| *st == OrderState::NeedsReview).map_or(0, |(_, _, n)| *n);
                 div.card.store {
                     h3 { "Store " code { (store) } }
                     table {
                         @for (_, st, n) in &of_store {
-                            tr { td { a href={"/console/orders?site=" (seg(store)) "&state=" (st)} { (state_badge(st)) } } td.num { (n) } }
+                            tr { td { a href={"/console/orders?site=" (seg(store)) "&state=" (st)} { (state_badge(st.as_str())) } } td.num { (n) } }
                         }
                     }
                     p { "Needs review: " a href="/console/review" { strong.needs-review { (review) } } }
-                    @if let Some((_, order_id, st, at)) = oldest.iter().find(|(s, _, _, _)| s == store) {
-                        p { "Oldest not shipped: " a href=(super::order_path_pub(store, order_id)) { code { (order_id) } } " (" (st.replace('_', " ")) "), waiting " strong { (age(at)) } " since " (time(at)) }
+                    @if let Some((_, order_id, st, at)) = oldest.iter().find(|(s, _, _, _)| s.as_str() == store) {
+                        p { "Oldest not shipped: " a href=(super::order_path_pub(store, order_id.as_str())) { code { (order_id) } } " (" (st.as_str().replace('_', " ")) "), waiting " strong { (age(at)) } " since " (time(at)) }
                     } @else {
                         p.muted { "Nothing waiting to ship." }
                     }
@@ -213,9 +214,9 @@ fn orders_table(orders: &[db::OrderSummary]) -> Markup {
             tr { th { "order" } th { "store" } th { "state" } th { "customer" } th { "placed" } th { "last change" } }
             @for o in orders {
                 tr {
-                    td { a.order-link href=(order_path(&o.site_id, &o.order_id)) { code { (o.order_id) } } }
+                    td { a.order-link href=(order_path(o.site_id.as_str(), o.order_id.as_str())) { code { (o.order_id) } } }
                     td { code { (o.site_id) } }
-                    td { (state_badge(&o.state)) @if let Some(reason) = &o.state_reason { div.muted { (reason) } } }
+                    td { (state_badge(o.state.as_str())) @if let Some(reason) = &o.state_reason { div.muted { (reason) } } }
                     td { (o.customer_name.as_deref().unwrap_or("")) br; span.muted { (o.customer_email.as_deref().unwrap_or("")) } }
                     td { (time(&o.created_at)) }
                     td { (time(&o.updated_at)) }
@@ -231,27 +232,31 @@ pub async fn orders(state: web::Data<AppState>, request: HttpRequest, query: Que
     let site = query.get("site").map(|s| s.trim()).filter(|s| !s.is_empty());
     let text = query.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
     let state_filter = query.get("state").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let site_id_filter = site.map(SiteId::from);
     let client = state.pool.get().await?;
     let stores: Vec<String> = {
         let mut stores: Vec<String> = db::counts_by_state(&*client, sites)
             .await?
             .into_iter()
-            .map(|(s, _, _)| s)
+            .map(|(s, _, _)| s.to_string())
             .collect();
         stores.dedup();
         stores
     };
-    let found = db::search_orders(
-        &*client,
-        &db::OrderSearch {
-            sites,
-            site_id: site,
-            text,
-            state: state_filter,
-            limit: 200,
-        },
-    )
-    .await?;
+    let found = match state_filter.map(str::parse::<OrderState>).transpose() {
+        // A state no order can be in matches no order.
+        Err(_) => Vec::new(),
+        Ok(state) => {
+            let search = db::OrderSearch {
+                sites,
+                site_id: site_id_filter.as_ref(),
+                text,
+                state,
+                limit: 200,
+            };
+            db::search_orders(&*client, &search).await?
+        }
+    };
     let body = html! {
         h1 { "Orders" }
         p.help { "Search by order id (or its beginning), customer email (or part of it), store and state. Newest first, 200 at most." }
@@ -293,12 +298,12 @@ pub async fn order(
     let view = warehouse_db::order_view::load(&*client, &site_id.as_str().into(), &order_id.as_str().into())
         .await?
         .ok_or_else(|| order_not_found(&site_id, &order_id))?;
-    let summary = db::order_summary(&*client, &site_id, &order_id).await?;
-    let writes = db::webflow_writes(&*client, &site_id, &order_id).await?;
+    let summary = db::order_summary(&*client, &view.site_id, &view.order_id).await?;
+    let writes = db::webflow_writes(&*client, &view.site_id, &view.order_id).await?;
     drop(client);
     let here = order_path(&site_id, &order_id);
     let admin = session.operator.role >= Role::Admin;
-    let address = view.shipping_address.clone().unwrap_or_default();
+    let address = serde_json::to_value(view.shipping_address.clone().unwrap_or_default()).unwrap_or_default();
     let a = |k: &str| address[k].as_str().unwrap_or_default().to_owned();
     let api_calls: Vec<_> = view
         .timeline
@@ -311,10 +316,10 @@ pub async fn order(
             div.card {
                 dl.kv {
                     dt { "store" } dd { code { (site_id) } }
-                    dt { "state" } dd #order-state { (state_badge(&view.state)) }
-                    dt { "meaning" } dd { (explain_state(&view.state)) }
+                    dt { "state" } dd #order-state { (state_badge(view.state.as_str())) }
+                    dt { "meaning" } dd { (explain_state(view.state.as_str())) }
                     @if let Some(reason) = &view.state_reason { dt { "why" } dd #state-reason { (reason) } }
-                    dt { "Webflow status" } dd { (view.webflow_status.as_deref().unwrap_or("unknown")) }
+                    dt { "Webflow status" } dd { (view.webflow_status.as_ref().map_or("unknown", |s| s.as_str())) }
                     @if let Some(s) = &summary {
                         dt { "customer" } dd { (s.customer_name.as_deref().unwrap_or("")) " " span.muted { (s.customer_email.as_deref().unwrap_or("")) } }
                         dt { "placed" } dd { (time(&s.created_at)) }
@@ -371,7 +376,7 @@ pub async fn order(
         }
         @if admin {
             h2 { "Actions" }
-            (actions(&session, &here, &view.state, &a))
+            (actions(&session, &here, view.state.as_str(), &a))
         }
     };
     Ok(layout(
@@ -669,7 +674,7 @@ pub async fn review(state: web::Data<AppState>, request: HttpRequest, query: Que
                 tr { th { "order" } th { "store" } th { "why" } th { "waiting" } th { "customer" } }
                 @for o in &orders {
                     tr {
-                        td { a.order-link href=(order_path(&o.site_id, &o.order_id)) { code { (o.order_id) } } }
+                        td { a.order-link href=(order_path(o.site_id.as_str(), o.order_id.as_str())) { code { (o.order_id) } } }
                         td { code { (o.site_id) } }
                         td { (o.state_reason.as_deref().unwrap_or("(no reason recorded)")) }
                         td { (age(&o.updated_at)) br; (time(&o.updated_at)) }
@@ -730,7 +735,7 @@ async fn load_task(state: &AppState, session: &super::Session, task_id: i64) -> 
     let client = state.pool.get().await?;
     let task = floor::pick_task(&*client, task_id)
         .await?
-        .filter(|t| session.operator.sees_site(&t.site_id))
+        .filter(|t| session.operator.sees_site(t.site_id.as_str()))
         .ok_or_else(|| crate::error::ApiError::not_found(format!("no pick task {task_id}")))?;
     Ok(task)
 }
@@ -739,15 +744,15 @@ fn station_markup(
     session: &super::Session,
     task: &floor::PickTask,
     confirmed: &[String],
-    names: &HashMap<String, String>,
+    names: &HashMap<Sku, String>,
 ) -> Markup {
-    let done = |sku: &str| confirmed.iter().filter(|s| *s == sku).count() as i64;
+    let done = |sku: &Sku| confirmed.iter().filter(|s| s.as_str() == sku.as_str()).count() as i64;
     let complete = task.lines.iter().all(|l| done(&l.sku) >= l.quantity);
     let can_act = session.operator.role >= Role::Floor;
     let base = format!("/console/floor/{}", task.id);
     html! {
         h1 { "Pick task #" (task.id) }
-        p { "Order " a href=(order_path(&task.site_id, &task.order_id)) { code { (task.order_id) } } " · store " code { (task.site_id) } " · status " strong #task-status { (task.status) } }
+        p { "Order " a href=(order_path(task.site_id.as_str(), task.order_id.as_str())) { code { (task.order_id) } } " · store " code { (task.site_id) } " · status " strong #task-status { (task.status) } }
         h2 { "Pick list" }
         table #pick-list {
             tr { th { "SKU" } th { "product" } th.num { "quantity" } th.num { "confirmed" } }
@@ -781,17 +786,16 @@ fn station_markup(
         }
         @if task.status == PickTaskStatus::Packed {
             h2 { "Packed" }
-            p { a.button #label-link href={(order_path(&task.site_id, &task.order_id)) "/label.pdf"} { "Label (PDF)" } " "
-                a.button.quiet #slip-link href={(order_path(&task.site_id, &task.order_id)) "/packing-slip.pdf"} { "Packing slip (PDF)" } }
+            p { a.button #label-link href={(order_path(task.site_id.as_str(), task.order_id.as_str())) "/label.pdf"} { "Label (PDF)" } " "
+                a.button.quiet #slip-link href={(order_path(task.site_id.as_str(), task.order_id.as_str())) "/packing-slip.pdf"} { "Packing slip (PDF)" } }
             p.help { "The label is ready once the carrier booked it (usually a second or two); the packing slip is ready now." }
         }
     }
 }
 
-async fn line_names(state: &AppState, task: &floor::PickTask) -> Result<HashMap<String, String>, ConsoleError> {
+async fn line_names(state: &AppState, task: &floor::PickTask) -> Result<HashMap<Sku, String>, ConsoleError> {
     let client = state.pool.get().await?;
-    let view =
-        warehouse_db::order_view::load(&*client, &task.site_id.as_str().into(), &task.order_id.as_str().into()).await?;
+    let view = warehouse_db::order_view::load(&*client, &task.site_id, &task.order_id).await?;
     Ok(view
         .map(|v| {
             v.lines
@@ -833,7 +837,7 @@ pub async fn scan(state: web::Data<AppState>, request: HttpRequest, path: web::P
     let task = load_task(&state, &session, *path).await?;
     let mut confirmed = scans(&form);
     let sku = field(&form, "sku");
-    let flash = match task.lines.iter().find(|l| l.sku == sku) {
+    let flash = match task.lines.iter().find(|l| l.sku.as_str() == sku) {
         None => (false, format!("Wrong item: {sku} is not on this order. Put it back.")),
         Some(line) if confirmed.iter().filter(|s| *s == sku).count() as i64 >= line.quantity => {
             (false, format!("Already confirmed all {} of {sku}.", line.quantity))
@@ -865,8 +869,8 @@ pub async fn pack(state: web::Data<AppState>, request: HttpRequest, path: web::P
     let complete = task
         .lines
         .iter()
-        .all(|l| confirmed.iter().filter(|s| **s == l.sku).count() as i64 == l.quantity)
-        && confirmed.iter().all(|s| task.lines.iter().any(|l| l.sku == *s));
+        .all(|l| confirmed.iter().filter(|s| s.as_str() == l.sku.as_str()).count() as i64 == l.quantity)
+        && confirmed.iter().all(|s| task.lines.iter().any(|l| l.sku.as_str() == s));
     if !complete {
         return Err(crate::error::ApiError::invalid(
             "confirmed",
@@ -879,16 +883,16 @@ pub async fn pack(state: web::Data<AppState>, request: HttpRequest, path: web::P
     }
     let lines = {
         let client = state.pool.get().await?;
-        let order = warehouse_db::orders::find(&*client, &task.site_id.as_str().into(), &task.order_id.as_str().into())
+        let order = warehouse_db::orders::find(&*client, &task.site_id, &task.order_id)
             .await?
-            .ok_or_else(|| order_not_found(&task.site_id, &task.order_id))?;
+            .ok_or_else(|| order_not_found(task.site_id.as_str(), task.order_id.as_str()))?;
         warehouse_db::orders::lines(&*client, order.id).await?
     };
     pack_parcels(
         &state,
         &session.operator,
-        &task.site_id,
-        &task.order_id,
+        task.site_id.as_str(),
+        task.order_id.as_str(),
         &[parcel_for(&lines)],
     )
     .await?;

@@ -27,17 +27,17 @@ async fn load(
 
 fn address_lines(view: &OrderView) -> Vec<String> {
     let a = view.shipping_address.clone().unwrap_or_default();
-    let s = |k: &str| a[k].as_str().unwrap_or_default().trim().to_owned();
+    let s = |field: &Option<String>| field.as_deref().unwrap_or_default().trim().to_owned();
     [
-        s("addressee"),
-        s("line1"),
-        s("line2"),
-        [s("postalCode"), s("city"), s("state")]
+        s(&a.addressee),
+        s(&a.line1),
+        s(&a.line2),
+        [s(&a.postal_code), s(&a.city), s(&a.state)]
             .into_iter()
             .filter(|p| !p.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
-        s("country"),
+        s(&a.country),
     ]
     .into_iter()
     .filter(|l| !l.is_empty())
@@ -112,7 +112,7 @@ pub async fn packing_slip(state: web::Data<AppState>, request: HttpRequest, path
     });
     y -= 22.0;
     for line in &view.lines {
-        let sku: String = line.sku.chars().take(34).collect();
+        let sku: String = line.sku.as_str().chars().take(34).collect();
         items.push(Item::text(54.0, y, 10.0, sku));
         items.push(Item::text(
             250.0,

@@ -44,13 +44,13 @@ pub async fn get_inventory(
     let level = inventory::get(&*client, &sku.as_str().into())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("unknown SKU `{sku}`")))?;
-    let webflow = inventory_sync::status_of_sku(&*client, sku.as_str())
+    let webflow = inventory_sync::status_of_sku(&*client, &level.sku)
         .await?
         .into_iter()
-        .filter(|s| operator.sees_site(&s.site_id))
+        .filter(|s| operator.sees_site(s.site_id.as_str()))
         .collect();
     Ok(HttpResponse::Ok().json(InventoryView {
-        sku: level.sku,
+        sku: level.sku.to_string(),
         on_hand: level.on_hand,
         reserved: level.reserved,
         available: level.available,

@@ -188,7 +188,7 @@ pub struct AddressCorrected {
     pub order_id: String,
     /// The stored address, in Webflow's shape (`addressee`, `line1`, `postalCode`...).
     #[schema(value_type = Object)]
-    pub shipping_address: serde_json::Value,
+    pub shipping_address: domain::Address,
 }
 
 /// Corrects the shipping address before packing; Webflow's API cannot change an address, so
@@ -272,10 +272,17 @@ pub async fn apply_address_correction(
             format!("order is `{}`; the address can change only before packing", order.state),
         ));
     }
-    let webflow_address = serde_json::json!({
-        "type": "shipping", "addressee": address.addressee, "line1": address.line1, "line2": address.line2,
-        "city": address.city, "state": address.state, "postalCode": address.postal_code, "country": address.country,
-    });
+    let webflow_address = domain::Address {
+        address_type: Some("shipping".into()),
+        addressee: Some(address.addressee.clone()),
+        line1: Some(address.line1.clone()),
+        line2: address.line2.clone(),
+        city: Some(address.city.clone()),
+        state: address.state.clone(),
+        postal_code: Some(address.postal_code.clone()),
+        country: Some(address.country.clone()),
+        japan_type: None,
+    };
     orders::override_shipping_address(&tx, order.id, &webflow_address).await?;
     let one_line = [
         Some(&address.line1),

@@ -111,7 +111,7 @@ pub async fn mark_task_picked(state: &AppState, operator: &Operator, id: i64) ->
     let not_found = || ApiError::not_found(format!("no pick task {id}"));
     let (order_pk, status) = floor::lock_pick_task(&tx, id).await?.ok_or_else(not_found)?;
     let order = orders::lock_by_id(&tx, order_pk).await?.ok_or_else(not_found)?;
-    if !operator.sees_site(&order.site_id) {
+    if !operator.sees_site(order.site_id.as_str()) {
         return Err(not_found());
     }
     match status.as_str() {
