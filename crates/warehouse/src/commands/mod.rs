@@ -106,8 +106,9 @@ pub async fn with_outbox<T>(
     Ok(value)
 }
 
-/// Begin, run `command`, commit: the part of [`with_outbox`] the auto-packer shares (it
-/// publishes its batch its own way, see [`packing::auto_pack`]).
+/// Begin, run `command`, commit: the part of [`with_outbox`] that a command emitting nothing
+/// (marking a task picked) and the auto-packer share; the auto-packer publishes its batch its
+/// own way (see [`packing::auto_pack`]).
 async fn in_transaction<T>(
     pool: &warehouse_db::Pool,
     command: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, CommandError>,

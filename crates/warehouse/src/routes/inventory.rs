@@ -97,9 +97,6 @@ pub async fn set_inventory(
     operator.require(Role::Admin)?;
     valid_sku(&sku)?;
     let request: SetOnHand = parse_on_hand(&body)?;
-    if request.on_hand < 0 {
-        return Err(ApiError::invalid("on_hand", "on_hand cannot be negative"));
-    }
     let level = set_on_hand(&state, &operator, &sku, request.on_hand).await?;
     Ok(HttpResponse::Ok().json(level))
 }
@@ -137,9 +134,6 @@ pub async fn receive(
     operator.require(Role::Floor)?;
     valid_sku(&sku)?;
     let request: Receive = parse_quantity(&body)?;
-    if request.quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "quantity must be at least 1"));
-    }
     let level = receive_stock(&state, &operator, &sku, request.quantity).await?;
     Ok(HttpResponse::Ok().json(level))
 }
