@@ -196,12 +196,14 @@ async fn auto_pack_packs_a_batch_of_reserved_orders_in_one_pass() {
             Some("reserved")
         );
     }
-    let events = warehouse::packing::auto_pack_batch(&p.db.pool, 100).await.unwrap();
+    let events = warehouse::commands::packing::auto_pack_batch(&p.db.pool, 100)
+        .await
+        .unwrap();
     let mut packed: Vec<String> = events.iter().map(|e| e.event.order_id().unwrap().to_string()).collect();
     packed.sort();
     assert_eq!(packed, ids);
     assert!(
-        warehouse::packing::auto_pack_batch(&p.db.pool, 100)
+        warehouse::commands::packing::auto_pack_batch(&p.db.pool, 100)
             .await
             .unwrap()
             .is_empty(),

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use platform::amqp::PublishError;
+use platform::http_error::ErrorBody;
 use webflow::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,7 @@ impl ResponseError for WebhookError {
             // The rest of the body is never read: the connection cannot carry another request.
             response.force_close();
         }
-        response.json(serde_json::json!({"code": self.code(), "message": self.to_string()}))
+        // The workspace's one error shape (`platform::http_error`); no field is ever at fault here.
+        response.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }

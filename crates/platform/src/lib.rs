@@ -9,6 +9,7 @@
 
 pub mod amqp;
 pub mod health;
+pub mod http_error;
 pub mod metrics;
 pub mod otlp;
 pub mod retry;

@@ -11,7 +11,9 @@
 //! nothing about ids). Something outside the token's stores answers 404, exactly as an id
 //! that does not exist, so ids of other stores do not leak.
 
-use crate::error::ApiError;
+// `Role` and `sha256_hex` are part of the token settings' vocabulary, so they live there (and
+// `settings` needs nothing from this module).
+pub use crate::settings::{Role, sha256_hex};
 use crate::settings::{TokenSettings, WarehouseSettings};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -19,28 +21,6 @@ use platform::settings::SettingsError;
 use secrecy::ExposeSecret;
 use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
-
-/// What a token may do. Ordered: each role includes the ones before it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Every GET in scope.
-    Read,
-    /// Read, plus pick, pack and receive stock.
-    Floor,
-    /// Floor, plus refunds, address corrections, setting inventory and dead-letter actions.
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Floor => "floor",
-            Self::Admin => "admin",
-        }
-    }
-}
 
 /// The stores a token may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +41,24 @@ impl Scope {
     }
 }
 
+/// Why a caller may not do what it asked. Free of HTTP types so commands can return it; the
+/// HTTP layer maps it to 401, 403 and 404 (`crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// No valid bearer token.
+    #[error("a valid `Authorization: Bearer <token>` header is required")]
+    Unauthorized,
+    /// The token's role is too low for the action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Outside the token's stores, which reads exactly as something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Deciding needed the database, and it failed.
+    #[error(transparent)]
+    Database(#[from] warehouse_db::DbError),
+}
+
 /// The authenticated caller, put in the request's extensions by the auth middleware.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operator {
@@ -75,11 +73,11 @@ pub struct Operator {
 
 impl Operator {
     /// 403 unless the operator's role is at least `needed`.
-    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+    pub fn require(&self, needed: Role) -> Result<(), AccessError> {
         if self.role >= needed {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
+            Err(AccessError::Forbidden(format!(
                 "the token `{}` has the `{}` role; this needs `{}`",
                 self.name,
                 self.role.as_str(),
@@ -105,7 +103,7 @@ impl Operator {
     }
 
     /// A store outside the scope reads as an order that does not exist.
-    pub fn check_site(&self, site_id: &str, order_id: &str) -> Result<(), ApiError> {
+    pub fn check_site(&self, site_id: &str, order_id: &str) -> Result<(), AccessError> {
         if self.sees_site(site_id) {
             Ok(())
         } else {
@@ -116,26 +114,26 @@ impl Operator {
     /// SKUs are shared by every store. A token limited to some stores sees a SKU only when an
     /// order of one of its stores has a line with it; otherwise the SKU reads as unknown (404).
     /// A SKU nobody ordered yet (creating one with `PUT`) needs a token on every store (`*`).
-    pub async fn check_sku<C: warehouse_db::Db>(&self, client: &C, sku: &str) -> Result<(), ApiError> {
+    pub async fn check_sku<C: warehouse_db::Db>(&self, client: &C, sku: &str) -> Result<(), AccessError> {
         let Some(sites) = self.site_filter() else {
             return Ok(());
         };
         if warehouse_db::console::sku_used_by_sites(client, &sku.into(), sites).await? {
             Ok(())
         } else {
-            Err(ApiError::not_found(format!("unknown SKU `{sku}`")))
+            Err(AccessError::NotFound(format!("unknown SKU `{sku}`")))
         }
     }
 }
 
-pub fn order_not_found(site_id: &str, order_id: &str) -> ApiError {
-    ApiError::not_found(format!("no order {order_id} for site {site_id}"))
+pub fn order_not_found(site_id: &str, order_id: &str) -> AccessError {
+    AccessError::NotFound(format!("no order {order_id} for site {site_id}"))
 }
 
 /// Handlers take the caller as an argument; the middleware has authenticated it.
 impl FromRequest for Operator {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Error = AccessError;
+    type Future = Ready<Result<Self, AccessError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
@@ -143,7 +141,7 @@ impl FromRequest for Operator {
                 .extensions()
                 .get::<Operator>()
                 .cloned()
-                .ok_or_else(ApiError::unauthorized),
+                .ok_or(AccessError::Unauthorized),
         )
     }
 }
@@ -152,11 +150,6 @@ impl FromRequest for Operator {
 #[derive(Clone, Default)]
 pub struct TokenStore {
     entries: Vec<([u8; 32], Operator)>,
-}
-
-/// Lowercase hex SHA-256 of a token, as `warehouse.tokens[].token_sha256` holds it.
-pub fn sha256_hex(token: &str) -> String {
-    hex::encode(digest(token))
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -226,7 +219,7 @@ impl TokenStore {
     }
 
     /// Authenticates `Authorization: Bearer <token>`.
-    pub fn check(&self, request: &HttpRequest) -> Result<Operator, ApiError> {
+    pub fn check(&self, request: &HttpRequest) -> Result<Operator, AccessError> {
         let presented = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -234,8 +227,8 @@ impl TokenStore {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
-        self.authenticate(presented).ok_or_else(ApiError::unauthorized)
+            .ok_or(AccessError::Unauthorized)?;
+        self.authenticate(presented).ok_or(AccessError::Unauthorized)
     }
 }
 
@@ -286,7 +279,7 @@ mod tests {
         let operator = store.authenticate("ana-secret").unwrap();
         assert_eq!(operator.name, "ana");
         assert!(operator.require(Role::Floor).is_ok());
-        assert_eq!(operator.require(Role::Admin).unwrap_err().status.as_u16(), 403);
+        assert!(matches!(operator.require(Role::Admin), Err(AccessError::Forbidden(_))));
         assert!(operator.sees_site("site-a"));
         assert!(!operator.sees_site("site-b"));
         assert!(store.authenticate("ana-secret ").is_none());

@@ -2,30 +2,17 @@
 //! API answers has this one JSON shape ([`ErrorBody`]): handler errors, extractor errors
 //! (path, query, JSON body), unknown routes (404) and undeclared methods (405, with `Allow`).
 
+use crate::auth::AccessError;
+use crate::commands::CommandError;
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
-    /// `invalid_path`, `invalid_query`, `malformed_json`, `validation_failed`, `wrong_state`,
-    /// `below_reserved`, `stock_overflow`, `pick_task_not_picked`, `conflict`,
-    /// `payload_too_large`, `database_error`.
-    #[schema(example = "validation_failed")]
-    pub code: String,
-    /// For people; may change.
-    pub message: String,
-    /// The field at fault, when there is one (`parcels[0].weight_grams`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+/// The body of every error response: the workspace's one error shape (`platform::http_error`).
+pub use platform::http_error::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -82,11 +69,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
-            code: self.code.to_owned(),
-            message: self.message.clone(),
-            field: self.field.clone(),
-        })
+        HttpResponse::build(self.status)
+            .json(ErrorBody::new(self.code, self.message.clone()).with_field(self.field.clone()))
     }
 }
 
@@ -121,6 +105,59 @@ impl From<warehouse_db::pool::PoolError> for ApiError {
     }
 }
 
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Unauthorized => Self::unauthorized(),
+            AccessError::Forbidden(message) => Self::forbidden(message),
+            AccessError::NotFound(message) => Self::not_found(message),
+            AccessError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// The bearer-token extractor's rejection answers in the same JSON shape.
+impl ResponseError for AccessError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Database(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let error = match self {
+            Self::Unauthorized => ApiError::unauthorized(),
+            Self::Forbidden(message) => ApiError::forbidden(message.clone()),
+            Self::NotFound(message) => ApiError::not_found(message.clone()),
+            Self::Database(_) => ApiError::new(
+                self.status_code(),
+                "database_error",
+                "the warehouse database failed; try again",
+            ),
+        };
+        error.error_response()
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
+        match error {
+            CommandError::Access(error) => error.into(),
+            CommandError::Invalid { field, message } => Self::invalid(&field, message),
+            CommandError::StockOverflow { field, message } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "stock_overflow", message).field(field)
+            }
+            CommandError::NotFound(message) => Self::not_found(message),
+            CommandError::Conflict { code, message } => Self::conflict(code, message),
+            CommandError::Database(error) => error.into(),
+        }
+    }
+}
+
 /// Parses a JSON body, naming the field at fault: 400 for malformed JSON, 422 for a wrong type.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -140,21 +177,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
-/// Rejects text the database cannot hold or an operator cannot read: control characters
-/// (`char::is_control`, which includes NUL). `max_bytes` bounds the UTF-8 length.
+/// Rejects text the database cannot hold or an operator cannot read (see
+/// [`crate::commands::printable`]).
 pub fn printable(field: &str, value: &str, max_bytes: Option<usize>) -> Result<(), ApiError> {
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} cannot contain control characters"),
-        ));
-    }
-    if let Some(max) = max_bytes
-        && value.len() > max
-    {
-        return Err(ApiError::invalid(field, format!("{field} is at most {max} bytes")));
-    }
-    Ok(())
+    Ok(crate::commands::printable(field, value, max_bytes)?)
 }
 
 /// Path segments that do not deserialise (a pick-task id that is not a number, invalid
@@ -252,12 +278,7 @@ pub fn json_error_body<B: MessageBody + 'static>(
             status.canonical_reason().unwrap_or("bad request").to_owned(),
         ),
     };
-    let body = serde_json::to_string(&ErrorBody {
-        code: code.to_owned(),
-        message,
-        field: None,
-    })
-    .unwrap_or_default();
+    let body = serde_json::to_string(&ErrorBody::new(code, message)).unwrap_or_default();
     let (request, mut response) = response.into_parts();
     response
         .headers_mut()

@@ -6,14 +6,15 @@
 //! and every event it emits goes through the outbox.
 
 pub mod auth;
+pub mod commands;
 pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
-pub mod packing;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 
 pub use settings::Settings;
 pub use startup::{Application, StartupError, build};

@@ -1,6 +1,5 @@
 //! The warehouse service's settings: the shared sections, `[warehouse]` and `[webflow]`.
 
-use crate::auth::Role;
 use platform::settings::{SettingsError, Validate, parse_bind, read_secret_file};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -48,6 +47,33 @@ pub struct TokenSettings {
     pub sites: Vec<String>,
     /// `read`, `floor` or `admin`.
     pub role: Role,
+}
+
+/// What a token may do. Ordered: each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every GET in scope.
+    Read,
+    /// Read, plus pick, pack and receive stock.
+    Floor,
+    /// Floor, plus refunds, address corrections, setting inventory and dead-letter actions.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Floor => "floor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of a token, as `warehouse.tokens[].token_sha256` holds it.
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()))
 }
 
 /// `[warehouse.console]`: the operator console served under `/console`.
@@ -140,7 +166,7 @@ impl Validate for Settings {
                     if token_text.is_empty() {
                         return Err(SettingsError::invalid(key("token_file"), "the file is empty"));
                     }
-                    token.token_sha256 = Some(crate::auth::sha256_hex(&token_text));
+                    token.token_sha256 = Some(sha256_hex(&token_text));
                     token.token_file = None;
                 }
             }
@@ -198,7 +224,7 @@ mod tests {
     fn token() -> TokenSettings {
         TokenSettings {
             name: "ana".into(),
-            token_sha256: Some(crate::auth::sha256_hex("secret")),
+            token_sha256: Some(sha256_hex("secret")),
             token_file: None,
             sites: vec!["*".into()],
             role: Role::Floor,
@@ -230,14 +256,14 @@ mod tests {
         std::fs::remove_file(path).unwrap();
         assert_eq!(
             settings.warehouse.tokens[0].token_sha256.as_deref(),
-            Some(crate::auth::sha256_hex("file-secret").as_str())
+            Some(sha256_hex("file-secret").as_str())
         );
     }
 
     #[test]
     fn bad_entries_are_refused_naming_the_key() {
         let upper = with_token(TokenSettings {
-            token_sha256: Some(crate::auth::sha256_hex("x").to_uppercase()),
+            token_sha256: Some(sha256_hex("x").to_uppercase()),
             ..token()
         });
         assert_eq!(error_key(upper), "warehouse.tokens[0].token_sha256");

@@ -1,11 +1,13 @@
 //! Builds and runs the warehouse service.
 
 use crate::auth::TokenStore;
+use crate::commands::packing::auto_pack;
+use crate::console::ConsoleState;
 use crate::metrics::PipelineMetrics;
 use crate::openapi;
-use crate::packing::auto_pack_batch;
-use crate::routes::{AppState, inventory, orders, picking};
+use crate::routes::{inventory, orders, picking};
 use crate::settings::Settings;
+use crate::state::AppState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{ErrorHandlers, Next};
@@ -36,21 +38,21 @@ impl Application {
             tokens: TokenStore::from_settings(&settings.warehouse)
                 .map_err(|e| StartupError::Dependency(e.to_string()))?,
             outbox: base.outbox.clone(),
-            console: crate::console::ConsoleState::new(
-                crate::console::session::SessionKeys::new(
-                    settings
-                        .warehouse
-                        .console
-                        .session_key
-                        .as_ref()
-                        .map(secrecy::ExposeSecret::expose_secret),
-                    settings.warehouse.console.secure_cookies,
-                    settings.warehouse.console.session_hours,
-                ),
-                settings.base.amqp.url.clone(),
-                base.topology.clone(),
-            ),
         });
+        let console = web::Data::new(ConsoleState::new(
+            crate::console::session::SessionKeys::new(
+                settings
+                    .warehouse
+                    .console
+                    .session_key
+                    .as_ref()
+                    .map(secrecy::ExposeSecret::expose_secret),
+                settings.warehouse.console.secure_cookies,
+                settings.warehouse.console.session_hours,
+            ),
+            settings.base.amqp.url.clone(),
+            base.topology.clone(),
+        ));
 
         let bind = settings.warehouse.bind.clone();
         let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
@@ -69,6 +71,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(console.clone())
                 .app_data(http_metrics.clone())
                 .app_data(crate::error::path_config())
                 .app_data(crate::error::query_config())
@@ -218,14 +221,9 @@ async fn auto_pack_loop(state: web::Data<AppState>, interval: Duration, shutdown
             _ = tokio::time::sleep(interval) => {}
         }
         loop {
-            match auto_pack_batch(&state.pool, 100).await {
+            match auto_pack(&state, 100).await {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
-                    // Fresh rows, published at once with their confirms in flight together
-                    // and marked in the background; a miss is the relay's.
-                    if let Err(error) = state.outbox.publish_committed(&events).await {
-                        tracing::warn!(%error, "events committed; the outbox relay will publish them");
-                    }
                     for event in &events {
                         // The order's trace id, so its pack shows in its journey.
                         let span = tracing::info_span!(

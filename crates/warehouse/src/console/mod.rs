@@ -1,6 +1,6 @@
 //! The operator console: server-rendered pages under `/console` for the people on the floor and
 //! on call. Sign-in takes a warehouse token; its role and stores apply to every page and action,
-//! exactly as in the API, and every action goes through the API's own code paths.
+//! exactly as in the API, and every action calls the same [`crate::commands`] as the API.
 //!
 //! Rules: no page or action without a session (signed-out requests are sent to the sign-in
 //! page); the session cookie is `HttpOnly`, `SameSite=Strict` and `Secure` unless
@@ -10,22 +10,26 @@
 mod assets;
 mod pages;
 mod pdfs;
+mod render;
 pub mod session;
 
-use crate::auth::Operator;
+use crate::auth::AccessError;
+use crate::commands::CommandError;
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use dead_letters::{Dlq, DlqError};
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, html};
 use platform::amqp::Topology;
+use render::percent;
 use secrecy::{ExposeSecret, SecretString};
 use session::{Session, SessionKeys};
 use std::collections::HashMap;
 
-/// What the console needs besides the API's state.
+/// What the console needs besides the shared [`AppState`], registered as its own app data by
+/// `startup` (so the shared state knows nothing of the console).
 pub struct ConsoleState {
     pub keys: SessionKeys,
     amqp_url: SecretString,
@@ -60,42 +64,51 @@ impl ConsoleState {
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(
         web::scope("/console")
-            .route("", web::get().to(pages::home))
-            .route("/", web::get().to(pages::home))
+            .route("", web::get().to(pages::sign_in::home))
+            .route("/", web::get().to(pages::sign_in::home))
             .route("/assets/console.css", web::get().to(css))
             .route("/assets/console.js", web::get().to(js))
-            .route("/sign-in", web::get().to(pages::sign_in_page))
-            .route("/sign-in", web::post().to(pages::sign_in))
-            .route("/sign-out", web::post().to(pages::sign_out))
-            .route("/overview", web::get().to(pages::overview))
-            .route("/orders", web::get().to(pages::orders))
-            .route("/orders/{site_id}/{order_id}", web::get().to(pages::order))
+            .route("/sign-in", web::get().to(pages::sign_in::sign_in_page))
+            .route("/sign-in", web::post().to(pages::sign_in::sign_in))
+            .route("/sign-out", web::post().to(pages::sign_in::sign_out))
+            .route("/overview", web::get().to(pages::overview::overview))
+            .route("/orders", web::get().to(pages::orders::orders))
+            .route(
+                "/orders/{site_id}/{order_id}",
+                web::get().to(pages::order_detail::order),
+            )
             .route("/orders/{site_id}/{order_id}/label.pdf", web::get().to(pdfs::label))
             .route(
                 "/orders/{site_id}/{order_id}/packing-slip.pdf",
                 web::get().to(pdfs::packing_slip),
             )
-            .route("/orders/{site_id}/{order_id}/refund", web::post().to(pages::refund))
+            .route(
+                "/orders/{site_id}/{order_id}/refund",
+                web::post().to(pages::order_detail::refund),
+            )
             .route(
                 "/orders/{site_id}/{order_id}/address",
-                web::post().to(pages::correct_address),
+                web::post().to(pages::order_detail::correct_address),
             )
             .route(
                 "/orders/{site_id}/{order_id}/retry-writeback",
-                web::post().to(pages::retry_writeback),
+                web::post().to(pages::order_detail::retry_writeback),
             )
-            .route("/orders/{site_id}/{order_id}/resolve", web::post().to(pages::resolve))
-            .route("/review", web::get().to(pages::review))
-            .route("/floor", web::get().to(pages::floor))
-            .route("/floor/{task_id}", web::get().to(pages::station))
-            .route("/floor/{task_id}/picked", web::post().to(pages::picked))
-            .route("/floor/{task_id}/scan", web::post().to(pages::scan))
-            .route("/floor/{task_id}/pack", web::post().to(pages::pack))
-            .route("/stuck", web::get().to(pages::stuck))
-            .route("/stuck/replay", web::post().to(pages::replay))
-            .route("/stuck/purge", web::post().to(pages::purge))
-            .route("/inventory", web::get().to(pages::inventory))
-            .route("/inventory/receive", web::post().to(pages::receive)),
+            .route(
+                "/orders/{site_id}/{order_id}/resolve",
+                web::post().to(pages::order_detail::resolve),
+            )
+            .route("/review", web::get().to(pages::review::review))
+            .route("/floor", web::get().to(pages::floor::floor))
+            .route("/floor/{task_id}", web::get().to(pages::floor::station))
+            .route("/floor/{task_id}/picked", web::post().to(pages::floor::picked))
+            .route("/floor/{task_id}/scan", web::post().to(pages::floor::scan))
+            .route("/floor/{task_id}/pack", web::post().to(pages::floor::pack))
+            .route("/stuck", web::get().to(pages::dead_letters::stuck))
+            .route("/stuck/replay", web::post().to(pages::dead_letters::replay))
+            .route("/stuck/purge", web::post().to(pages::dead_letters::purge))
+            .route("/inventory", web::get().to(pages::inventory::inventory))
+            .route("/inventory/receive", web::post().to(pages::inventory::receive)),
     );
 }
 
@@ -129,6 +142,18 @@ pub enum ConsoleError {
 impl From<ApiError> for ConsoleError {
     fn from(error: ApiError) -> Self {
         Self::Api(error)
+    }
+}
+
+impl From<AccessError> for ConsoleError {
+    fn from(error: AccessError) -> Self {
+        Self::Api(error.into())
+    }
+}
+
+impl From<CommandError> for ConsoleError {
+    fn from(error: CommandError) -> Self {
+        Self::Api(error.into())
     }
 }
 
@@ -226,46 +251,25 @@ impl actix_web::ResponseError for ConsoleError {
 
 pub type Page = Result<HttpResponse, ConsoleError>;
 
-fn percent(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The console page of an order.
-pub fn order_path_pub(site_id: &str, order_id: &str) -> String {
-    format!("/console/orders/{}/{}", seg(site_id), seg(order_id))
-}
-
-/// A path segment, percent-encoded.
-pub fn seg(text: &str) -> String {
-    percent(text).replace('/', "%2F")
-}
-
 /// The session of a request, or the sign-in redirect.
-pub fn session(state: &AppState, request: &HttpRequest) -> Result<Session, ConsoleError> {
+pub fn session(state: &AppState, console: &ConsoleState, request: &HttpRequest) -> Result<Session, ConsoleError> {
     let next = (request.method() == actix_web::http::Method::GET).then(|| {
         let uri = request.uri();
         uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default()
     });
     session::cookie_value(request)
-        .and_then(|value| state.console.keys.verify(&value, &state.tokens))
+        .and_then(|value| console.keys.verify(&value, &state.tokens))
         .ok_or(ConsoleError::SignIn { next })
 }
 
 /// A state-changing form: a session, a matching CSRF token, and no cross-site `Origin`.
 pub fn form_session(
     state: &AppState,
+    console: &ConsoleState,
     request: &HttpRequest,
     form: &HashMap<String, String>,
 ) -> Result<Session, ConsoleError> {
-    let session = session(state, request)?;
+    let session = session(state, console, request)?;
     if !same_origin(request) || !session::csrf_matches(&session, form.get("csrf").map(String::as_str)) {
         return Err(ConsoleError::Csrf);
     }
@@ -285,167 +289,4 @@ fn same_origin(request: &HttpRequest) -> bool {
     origin
         .split_once("://")
         .is_some_and(|(_, rest)| !host.is_empty() && rest.trim_end_matches('/') == host)
-}
-
-/// The hidden CSRF field of a form.
-pub fn csrf_field(session: &Session) -> Markup {
-    html! { input type="hidden" name="csrf" value=(session.csrf); }
-}
-
-/// A UTC time, shown in the viewer's zone by the script (ISO in the markup).
-pub fn time(at: &chrono::DateTime<chrono::Utc>) -> Markup {
-    let iso = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    html! { time datetime=(iso) { (at.format("%Y-%m-%d %H:%M UTC")) } }
-}
-
-/// "3 h 12 min" since `at`.
-pub fn age(at: &chrono::DateTime<chrono::Utc>) -> String {
-    let minutes = (chrono::Utc::now() - *at).num_minutes().max(0);
-    match minutes {
-        0 => "under a minute".to_owned(),
-        m if m < 60 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h {} min", m / 60, m % 60),
-        m => format!("{} days", m / (24 * 60)),
-    }
-}
-
-/// What each state means, in plain words.
-pub fn explain_state(state: &str) -> &'static str {
-    match state {
-        "received" => "Seen from Webflow; not ready for the floor yet (payment pending, or nothing to ship).",
-        "ready" => "Paid and shippable; waiting for stock to be reserved.",
-        "backordered" => "Not enough stock (or an unknown SKU). It is reserved automatically when stock arrives.",
-        "reserved" => "Stock is set aside and a pick task is open: pick and pack it.",
-        "packed" => "Packed; the carrier is booking the label.",
-        "shipped" => "The label is bought; tracking is being written to Webflow.",
-        "fulfilled" => "Done: tracking is in Webflow and the order is fulfilled there.",
-        "cancelled" => "Refunded or cancelled; any stock held was released.",
-        "needs_review" => "Something a person must decide (see why). Nothing moves it on by itself.",
-        _ => "",
-    }
-}
-
-pub fn state_badge(state: &str) -> Markup {
-    html! { span class={"state " (state)} title=(explain_state(state)) { (state.replace('_', " ")) } }
-}
-
-/// Which page of the navigation is on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Nav {
-    Overview,
-    Orders,
-    Review,
-    Floor,
-    Stuck,
-    Inventory,
-}
-
-/// The page frame: navigation, who is signed in, an optional flash message.
-pub fn layout(session: &Session, nav: Nav, title: &str, flash: Option<(bool, String)>, body: Markup) -> HttpResponse {
-    layout_with(session, nav, title, flash, None, body)
-}
-
-pub fn layout_with(
-    session: &Session,
-    nav: Nav,
-    title: &str,
-    flash: Option<(bool, String)>,
-    refresh_secs: Option<u32>,
-    body: Markup,
-) -> HttpResponse {
-    let operator: &Operator = &session.operator;
-    let stores = match operator.site_filter() {
-        None => "every store".to_owned(),
-        Some(sites) => sites.join(", "),
-    };
-    let link = |target: Nav, href: &str, label: &str| {
-        html! { a href=(href) class=[(target == nav).then_some("on")] { (label) } }
-    };
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · WMS console" }
-                link rel="stylesheet" href="/console/assets/console.css";
-                script src="/console/assets/console.js" defer {}
-            }
-            body {
-                header {
-                    span.brand { "WMS console" }
-                    nav {
-                        (link(Nav::Overview, "/console/overview", "Overview"))
-                        (link(Nav::Orders, "/console/orders", "Orders"))
-                        (link(Nav::Review, "/console/review", "Needs review"))
-                        (link(Nav::Floor, "/console/floor", "Floor"))
-                        (link(Nav::Stuck, "/console/stuck", "Stuck messages"))
-                        (link(Nav::Inventory, "/console/inventory", "Inventory"))
-                    }
-                    span.who {
-                        span #signed-in { (operator.name) " · " (operator.role.as_str()) " · " (stores) }
-                        form.inline method="post" action="/console/sign-out" {
-                            (csrf_field(session))
-                            button type="submit" { "Sign out" }
-                        }
-                    }
-                }
-                main data-refresh=[refresh_secs] {
-                    @if let Some((ok, message)) = &flash {
-                        div class={"flash " (if *ok { "ok" } else { "bad" })} #flash { (message) }
-                    }
-                    (body)
-                }
-            }
-        }
-    };
-    html_response(page)
-}
-
-pub fn html_response(page: Markup) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .body(page.into_string())
-}
-
-/// 303 to `location` with a message for the next page.
-pub fn redirect_with(location: &str, ok: bool, message: &str) -> HttpResponse {
-    let separator = if location.contains('?') { '&' } else { '?' };
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!(
-                "{location}{separator}{}={}",
-                if ok { "done" } else { "failed" },
-                percent(message)
-            ),
-        ))
-        .finish()
-}
-
-/// The flash message a redirect carried.
-pub fn flash(query: &HashMap<String, String>) -> Option<(bool, String)> {
-    query
-        .get("done")
-        .map(|m| (true, m.clone()))
-        .or_else(|| query.get("failed").map(|m| (false, m.clone())))
-}
-
-/// JSON for people: compact, no quotes around plain strings.
-pub fn describe(detail: &serde_json::Value) -> String {
-    match detail {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" · "),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }

@@ -1,8 +1,8 @@
 //! The label and the packing slip, as PDFs.
 
-use super::{Page, session};
+use super::{ConsoleState, Page, session};
 use crate::auth::{Role, order_not_found};
-use crate::routes::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use carrier::pdf::{Item, document};
@@ -10,11 +10,12 @@ use warehouse_db::OrderView;
 
 async fn load(
     state: &AppState,
+    console: &ConsoleState,
     request: &HttpRequest,
     site_id: &str,
     order_id: &str,
 ) -> Result<OrderView, super::ConsoleError> {
-    let session = session(state, request)?;
+    let session = session(state, console, request)?;
     session.operator.require(Role::Read)?;
     session.operator.check_site(site_id, order_id)?;
     let client = state.pool.get().await?;
@@ -53,9 +54,14 @@ fn pdf(name: &str, bytes: Vec<u8>) -> HttpResponse {
 }
 
 /// The shipping label: the sandbox carrier's label rendered here, or the carrier's own PDF.
-pub async fn label(state: web::Data<AppState>, request: HttpRequest, path: web::Path<(String, String)>) -> Page {
+pub async fn label(
+    state: web::Data<AppState>,
+    console: web::Data<ConsoleState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Page {
     let (site_id, order_id) = path.into_inner();
-    let view = load(&state, &request, &site_id, &order_id).await?;
+    let view = load(&state, &console, &request, &site_id, &order_id).await?;
     let shipment = view
         .shipment
         .as_ref()
@@ -85,9 +91,14 @@ pub async fn label(state: web::Data<AppState>, request: HttpRequest, path: web::
 }
 
 /// The packing slip: what is in the box, for the customer (US Letter).
-pub async fn packing_slip(state: web::Data<AppState>, request: HttpRequest, path: web::Path<(String, String)>) -> Page {
+pub async fn packing_slip(
+    state: web::Data<AppState>,
+    console: web::Data<ConsoleState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Page {
     let (site_id, order_id) = path.into_inner();
-    let view = load(&state, &request, &site_id, &order_id).await?;
+    let view = load(&state, &console, &request, &site_id, &order_id).await?;
     let mut items = vec![
         Item::bold(54.0, 740.0, 20.0, "Packing slip"),
         Item::text(54.0, 716.0, 11.0, format!("Order {order_id}")),

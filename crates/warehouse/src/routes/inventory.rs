@@ -1,23 +1,15 @@
 //! Stock: read a SKU, set its counted stock, receive stock.
 
-use super::AppState;
 use crate::auth::{Operator, Role};
-use crate::error::{ApiError, ErrorBody, parse_json, printable};
+use crate::commands::CommandError;
+use crate::commands::inventory::{receive_stock, set_on_hand, valid_sku};
+use crate::error::{ApiError, ErrorBody, parse_json};
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
-use domain::{Envelope, Event, MessageId, SiteId, Sku};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use warehouse_db::inventory::{self, StockLevel};
 use warehouse_db::inventory_sync::{self, SyncStatus};
-
-/// A SKU is 1-200 bytes of UTF-8 with no control characters (the spec says so too). Every
-/// route with a SKU in its path checks it first.
-pub fn valid_sku(sku: &str) -> Result<(), ApiError> {
-    if sku.is_empty() || printable("sku", sku, Some(200)).is_err() {
-        return Err(ApiError::invalid("sku", "a SKU is 1-200 printable characters"));
-    }
-    Ok(())
-}
 
 #[utoipa::path(
     get,
@@ -105,43 +97,7 @@ pub async fn set_inventory(
     operator.require(Role::Admin)?;
     valid_sku(&sku)?;
     let request: SetOnHand = parse_on_hand(&body)?;
-    if request.on_hand < 0 {
-        return Err(ApiError::invalid("on_hand", "on_hand cannot be negative"));
-    }
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    operator.check_sku(&*tx, &sku).await?;
-    let (before, reserved) = inventory::lock(&tx, &sku.as_str().into())
-        .await?
-        .map(|level| (level.on_hand, level.reserved))
-        .unwrap_or((0, 0));
-    if request.on_hand < reserved {
-        return Err(ApiError::conflict(
-            "below_reserved",
-            format!("{reserved} units of `{sku}` are reserved; on_hand cannot go below that"),
-        ));
-    }
-    let level = inventory::set_on_hand(&tx, &sku.as_str().into(), request.on_hand).await?;
-    warehouse_db::audit::record(
-        &*tx,
-        warehouse_db::audit::AuditEntry {
-            site_id: None,
-            order_id: None,
-            kind: warehouse_db::audit::AuditKind::StockCounted,
-            actor: &operator.name,
-            detail: serde_json::json!({"sku": &*sku, "before": before, "after": request.on_hand}),
-        },
-    )
-    .await?;
-    // More available stock may serve backorders.
-    let event = (request.on_hand > before).then(|| stock_received(&sku, request.on_hand - before));
-    if let Some(event) = &event {
-        warehouse_db::outbox::enqueue(&tx, event, Some((&operator.name, event.message_id.as_str()))).await?;
-    }
-    tx.commit().await?;
-    if let Some(event) = event {
-        state.publish(&operator.name, event.message_id.as_str()).await;
-    }
+    let level = set_on_hand(&state, &operator, &sku, request.on_hand).await?;
     Ok(HttpResponse::Ok().json(level))
 }
 
@@ -178,63 +134,18 @@ pub async fn receive(
     operator.require(Role::Floor)?;
     valid_sku(&sku)?;
     let request: Receive = parse_quantity(&body)?;
-    if request.quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "quantity must be at least 1"));
-    }
     let level = receive_stock(&state, &operator, &sku, request.quantity).await?;
     Ok(HttpResponse::Ok().json(level))
 }
 
-/// Receives stock of a known SKU in scope: the API's and the console's one code path.
-pub async fn receive_stock(
-    state: &AppState,
-    operator: &Operator,
-    sku: &str,
-    quantity: i64,
-) -> Result<StockLevel, ApiError> {
-    operator.require(Role::Floor)?;
-    valid_sku(sku)?;
-    if quantity <= 0 {
-        return Err(ApiError::invalid("quantity", "quantity must be at least 1"));
-    }
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    operator.check_sku(&*tx, sku).await?;
-    let Some(current) = inventory::lock(&tx, &sku.into()).await? else {
-        return Err(ApiError::not_found(format!(
-            "unknown SKU `{sku}`; create it with PUT first"
-        )));
-    };
-    if current.on_hand.checked_add(quantity).is_none() {
-        return Err(stock_overflow(&format!("`{sku}` cannot hold {quantity} more units")).field("quantity"));
-    }
-    let level = inventory::receive(&tx, &sku.into(), quantity).await?;
-    warehouse_db::audit::record(
-        &*tx,
-        warehouse_db::audit::AuditEntry {
-            site_id: None,
-            order_id: None,
-            kind: warehouse_db::audit::AuditKind::StockReceived,
-            actor: &operator.name,
-            detail: serde_json::json!({"sku": sku, "quantity": quantity}),
-        },
-    )
-    .await?;
-    let event = stock_received(sku, quantity);
-    warehouse_db::outbox::enqueue(&tx, &event, Some((&operator.name, event.message_id.as_str()))).await?;
-    tx.commit().await?;
-    state.publish(&operator.name, event.message_id.as_str()).await;
-    Ok(level)
-}
-
 /// 422 `stock_overflow`: a count beyond what a 64-bit integer holds is a bad input, not a
 /// conflict with the stored state and not a server fault.
-fn stock_overflow(message: &str) -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "stock_overflow",
-        message,
-    )
+fn stock_overflow(field: &str, message: &str) -> ApiError {
+    CommandError::StockOverflow {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+    .into()
 }
 
 /// Whether a JSON number at `field` is an integer too large for a 64-bit count.
@@ -253,27 +164,20 @@ fn number_too_large(body: &[u8], field: &str) -> bool {
 
 fn parse_on_hand(body: &[u8]) -> Result<SetOnHand, ApiError> {
     if number_too_large(body, "on_hand") {
-        return Err(stock_overflow("on_hand is beyond the largest count (2^63 - 1)").field("on_hand"));
+        return Err(stock_overflow(
+            "on_hand",
+            "on_hand is beyond the largest count (2^63 - 1)",
+        ));
     }
     parse_json(body)
 }
 
 fn parse_quantity(body: &[u8]) -> Result<Receive, ApiError> {
     if number_too_large(body, "quantity") {
-        return Err(stock_overflow("quantity is beyond the largest count (2^63 - 1)").field("quantity"));
+        return Err(stock_overflow(
+            "quantity",
+            "quantity is beyond the largest count (2^63 - 1)",
+        ));
     }
     parse_json(body)
-}
-
-fn stock_received(sku: &str, quantity: i64) -> Envelope {
-    let id = format!("stock-{}", uuid::Uuid::new_v4().simple());
-    Envelope::new(
-        MessageId::new(id.clone()),
-        id,
-        SiteId::new(""),
-        Event::StockReceivedV1 {
-            sku: Sku::new(sku),
-            quantity,
-        },
-    )
 }

@@ -1,12 +1,12 @@
-//! `/api/v1/...` routes. Every route needs a bearer token (see `startup`).
+//! `/api/v1/...` routes. Every route needs a bearer token (see `startup`). Handlers are thin:
+//! they parse and check the request, call a read or a [`crate::commands`] function, and answer
+//! JSON.
 
 pub mod inventory;
 pub mod orders;
 pub mod picking;
 
-use crate::auth::TokenStore;
 use crate::error::{ApiError, printable};
-use service_base::OutboxPublisher;
 use utoipa::IntoParams;
 
 /// The SKU in a path.
@@ -52,21 +52,4 @@ pub fn authorized_order(
     let (site_id, order_id) = order_ids(path)?;
     operator.check_site(&site_id, &order_id)?;
     Ok((site_id, order_id))
-}
-
-/// Shared by every handler.
-pub struct AppState {
-    pub pool: warehouse_db::Pool,
-    pub tokens: TokenStore,
-    pub outbox: OutboxPublisher,
-    pub console: crate::console::ConsoleState,
-}
-
-impl AppState {
-    /// Publishes what a committed request wrote to the outbox; the relay retries on failure.
-    pub async fn publish(&self, actor: &str, message_id: &str) {
-        if let Err(error) = self.outbox.publish_for(actor, message_id).await {
-            tracing::warn!(%error, message_id, "event committed; the outbox relay will publish it");
-        }
-    }
 }

@@ -1,14 +1,14 @@
 //! The floor: pick tasks and packing.
 
-use super::{AppState, OrderPath, authorized_order};
-use crate::auth::{Operator, Role, order_not_found};
+use super::{OrderPath, authorized_order};
+use crate::auth::{Operator, Role};
+pub use crate::commands::packing::{Packed, PickedTask};
 use crate::error::{ApiError, ErrorBody, parse_json};
-use crate::packing::pack_order;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use warehouse_db::floor::{self, ParcelRow, PickTask};
-use warehouse_db::orders;
 
 /// A pick task's status.
 #[derive(ToSchema)]
@@ -71,15 +71,6 @@ pub async fn list_pick_tasks(
     Ok(HttpResponse::Ok().json(PickTaskList { pick_tasks }))
 }
 
-/// A pick task marked picked.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct PickedTask {
-    pub id: i64,
-    /// Always `picked`.
-    #[schema(example = "picked")]
-    pub status: String,
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/pick-tasks/{id}/picked",
@@ -99,46 +90,8 @@ pub async fn mark_picked(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     operator.require(Role::Floor)?;
-    let picked = mark_task_picked(&state, &operator, *id).await?;
+    let picked = crate::commands::packing::mark_picked(&state, &operator, *id).await?;
     Ok(HttpResponse::Ok().json(picked))
-}
-
-/// Marks a pick task picked (the API's and the console's one code path).
-pub async fn mark_task_picked(state: &AppState, operator: &Operator, id: i64) -> Result<PickedTask, ApiError> {
-    operator.require(Role::Floor)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let not_found = || ApiError::not_found(format!("no pick task {id}"));
-    let (order_pk, status) = floor::lock_pick_task(&tx, id).await?.ok_or_else(not_found)?;
-    let order = orders::lock_by_id(&tx, order_pk).await?.ok_or_else(not_found)?;
-    if !operator.sees_site(order.site_id.as_str()) {
-        return Err(not_found());
-    }
-    match status.as_str() {
-        "open" => floor::set_pick_task_status(&tx, id, floor::PickTaskStatus::Picked).await?,
-        "picked" => {}
-        other => {
-            return Err(ApiError::conflict(
-                "wrong_state",
-                format!("pick task {id} is `{other}`"),
-            ));
-        }
-    }
-    warehouse_db::audit::record(
-        &*tx,
-        warehouse_db::audit::AuditEntry::for_order(
-            &order,
-            warehouse_db::audit::AuditKind::Picked,
-            &operator.name,
-            serde_json::json!({"pick_task_id": id}),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(PickedTask {
-        id,
-        status: "picked".to_owned(),
-    })
 }
 
 /// The parcels an order was packed into.
@@ -147,16 +100,6 @@ pub async fn mark_task_picked(state: &AppState, operator: &Operator, id: i64) ->
 pub struct PackRequest {
     #[schema(min_items = 1)]
     parcels: Vec<ParcelRow>,
-}
-
-/// A packed order.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct Packed {
-    pub site_id: String,
-    pub order_id: String,
-    /// Always `packed`.
-    #[schema(example = "packed")]
-    pub state: String,
 }
 
 #[utoipa::path(
@@ -201,31 +144,6 @@ pub async fn pack(
             }
         }
     }
-    let packed = pack_parcels(&state, &operator, &site_id, &order_id, &request.parcels).await?;
+    let packed = crate::commands::packing::pack(&state, &operator, &site_id, &order_id, &request.parcels).await?;
     Ok(HttpResponse::Ok().json(packed))
-}
-
-/// Packs an order into parcels (the API's and the console's one code path).
-pub async fn pack_parcels(
-    state: &AppState,
-    operator: &Operator,
-    site_id: &str,
-    order_id: &str,
-    parcels: &[ParcelRow],
-) -> Result<Packed, ApiError> {
-    operator.require(Role::Floor)?;
-    operator.check_site(site_id, order_id)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let order = orders::lock(&tx, &site_id.into(), &order_id.into())
-        .await?
-        .ok_or_else(|| order_not_found(site_id, order_id))?;
-    let event = pack_order(&tx, &order, parcels, &operator.name, true).await?;
-    tx.commit().await?;
-    state.publish(&operator.name, event.message_id.as_str()).await;
-    Ok(Packed {
-        site_id: site_id.to_owned(),
-        order_id: order_id.to_owned(),
-        state: "packed".to_owned(),
-    })
 }
