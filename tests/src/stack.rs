@@ -344,6 +344,9 @@ impl Stack {
     /// Waits until nothing is left to do: every work queue empty, no worker process with a
     /// delivery in flight, and no outbox event unpublished, five checks in a row.
     pub async fn wait_until_idle(&self, p: &Pipeline, timeout: Duration) {
+        // A connection of its own: the pipeline's observer may have been opened before a
+        // broker restart (tests/broker_restart), which closed it.
+        let observer = test_support::amqp::QueueObserver::connect().await;
         let quiet = std::sync::atomic::AtomicU32::new(0);
         crate::wait_for("the stack idle", timeout, || async {
             let mut idle = p
@@ -351,7 +354,7 @@ impl Stack {
                 .await
                 == 0;
             for queue in platform::amqp::CONSUMERS {
-                idle &= p.observer.message_count(&p.topology.work_queue(queue.name)).await == 0;
+                idle &= observer.message_count(&p.topology.work_queue(queue.name)).await == 0;
                 let metrics = self
                     .http
                     .get(self.metrics_url(queue.name))
