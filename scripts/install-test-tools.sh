@@ -13,7 +13,7 @@
 #                                             installed here: from your distribution or k8s.io)
 # - schemathesis (pip)                        make api-conformance
 # - chromium, chromium-driver (Debian)        tests/browser
-# - psql, openssl (Debian)                    .ci/run's database set-up, make run
+# - psql, openssl (Debian)                    .ci/run's database set-up (TLS, max_connections)
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }

@@ -117,8 +117,10 @@ async fn a_worker_that_dies_after_commit_and_before_ack_causes_no_duplicate() {
 
     // A healthy replica starts and gets the redelivery.
     let service = reserve::build(p.base.clone(), p.shutdown.clone()).await.unwrap();
+    p.track_replica(consumer::RESERVE, service.health_port());
     tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
-    p.wait_until_idle(consumer::RESERVE, WAIT).await;
+    // The redelivery handled (as a duplicate of the committed work), not merely taken.
+    p.wait_until_handled(consumer::RESERVE, 1, WAIT).await;
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 1, "no second reservation");
     assert_eq!(p.scalar("SELECT count(*) FROM pick_tasks", &[]).await, 1);
     let reserved_events = p

@@ -50,7 +50,8 @@ pub struct Pipeline {
     pub inventory_sync: inventory_sync::InventorySyncSettings,
     /// The health listener (`/metrics`) of each consumer started in-process, by consumer name:
     /// what [`Pipeline::wait_until_idle`] and [`Pipeline::wait_until_handled`] read.
-    pub consumer_health_ports: Vec<(&'static str, u16)>,
+    /// Each in-process consumer replica's health port (its `/metrics`), extra replicas too.
+    consumer_health_ports: std::sync::Mutex<Vec<(&'static str, u16)>>,
     /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
     /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
@@ -383,7 +384,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         shutdown,
         enrich,
         reserve,
-        consumer_health_ports,
+        consumer_health_ports: std::sync::Mutex::new(consumer_health_ports),
         _leak_guard: leak_guard,
     }
 }
@@ -570,11 +571,34 @@ impl Pipeline {
     /// A worker metric of the in-process `consumer` from its `/metrics` (summed over the
     /// series with that consumer and, if given, that outcome); `None` when it does not run here.
     async fn worker_metric(&self, consumer: &str, name: &str, outcome: Option<&str>) -> Option<u64> {
-        let port = self
+        let ports: Vec<u16> = self
             .consumer_health_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .find(|(c, _)| *c == consumer)
-            .map(|(_, port)| *port)?;
+            .filter(|(c, _)| *c == consumer)
+            .map(|(_, port)| *port)
+            .collect();
+        if ports.is_empty() {
+            return None;
+        }
+        let mut total = 0;
+        for port in ports {
+            total += self.replica_metric(port, consumer, name, outcome).await;
+        }
+        Some(total)
+    }
+
+    /// Tracks one more in-process replica of `consumer` (its health port) in `handled` and the
+    /// idle checks.
+    pub fn track_replica(&self, consumer: &'static str, health_port: u16) {
+        self.consumer_health_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((consumer, health_port));
+    }
+
+    async fn replica_metric(&self, port: u16, consumer: &str, name: &str, outcome: Option<&str>) -> u64 {
         let text = self
             .http
             .get(format!("http://127.0.0.1:{port}/metrics"))
@@ -584,7 +608,7 @@ impl Pipeline {
             .text()
             .await
             .unwrap();
-        Some(wait::sum_of_series(&text, name, consumer, outcome))
+        wait::sum_of_series(&text, name, consumer, outcome)
     }
 
     /// Starts one more `notify-webflow` replica.
@@ -595,6 +619,7 @@ impl Pipeline {
             inventory_sync: self.inventory_sync.clone(),
         };
         let service = notify_webflow::build(settings, self.shutdown.clone()).await.unwrap();
+        self.track_replica(consumer::NOTIFY_WEBFLOW, service.health_port());
         tokio::spawn(service.run_until_stopped(self.shutdown.clone()));
     }
 

@@ -122,12 +122,26 @@ fn announce(processes: &Processes, name: &str, health_port: u16) {
     );
 }
 
+/// `url` with any password replaced, for messages.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &credentials[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Creates `database` on the server unless it exists.
 async fn ensure_database(server: &str, database: &str) -> Result<(), LaunchError> {
     let (client, connection) = tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls)
         .await
         .map_err(|source| LaunchError::Database {
-            what: format!("connect to {server}"),
+            what: format!("connect to {}", without_password(server)),
             source,
         })?;
     tokio::spawn(connection);
@@ -273,5 +287,21 @@ mod tests {
         ]);
         assert_eq!(sum_of_messages(&listed), 5);
         assert_eq!(sum_of_messages(&serde_json::json!([])), 0);
+    }
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(
+            without_password("postgres://wms:s3cret@db:5432"),
+            "postgres://wms:***@db:5432"
+        );
+        assert_eq!(
+            without_password("postgres://postgres@127.0.0.1:5432"),
+            "postgres://postgres@127.0.0.1:5432"
+        );
+        assert_eq!(
+            without_password("postgres://127.0.0.1:5432"),
+            "postgres://127.0.0.1:5432"
+        );
     }
 }

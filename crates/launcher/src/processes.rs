@@ -193,7 +193,12 @@ impl Processes {
             source,
         })?;
         let pid = child.id();
-        self.running.retain(|r| r.spec.name != spec.name);
+        // A process of the same name started before is replaced, not orphaned.
+        if let Some(index) = self.running.iter().position(|r| r.spec.name == spec.name) {
+            let mut old = self.running.remove(index);
+            let _ = old.child.kill();
+            let _ = old.child.wait();
+        }
         self.running.push(Running {
             spec,
             child,
@@ -356,7 +361,9 @@ impl Processes {
             .env("WMS__HEALTH__BIND", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A run that takes too long is killed with the future that waited for it.
+            .kill_on_drop(true);
         let output = tokio::time::timeout(timeout, command.output())
             .await
             .map_err(|_| LaunchError::TookTooLong {
