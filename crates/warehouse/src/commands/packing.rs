@@ -77,21 +77,7 @@ pub async fn pack(
     order_id: &str,
     parcels: &[ParcelRow],
 ) -> Result<Packed, CommandError> {
-    operator.require(Role::Floor)?;
-    operator.check_site(site_id, order_id)?;
-    with_outbox(state, &operator.name, async |tx| {
-        let order = orders::lock(tx, &site_id.into(), &order_id.into())
-            .await?
-            .ok_or_else(|| order_not_found(site_id, order_id))?;
-        let event = pack_order(tx, &order, parcels, &operator.name).await?;
-        let packed = Packed {
-            site_id: site_id.to_owned(),
-            order_id: order_id.to_owned(),
-            state: "packed".to_owned(),
-        };
-        Ok((packed, vec![event]))
-    })
-    .await
+    pack_into(state, operator, site_id, order_id, Parcels::Given(parcels)).await
 }
 
 /// Packs a reserved order whose pick task is picked into one parcel holding every line (the
@@ -102,14 +88,37 @@ pub async fn pack_in_one_parcel(
     site_id: &str,
     order_id: &str,
 ) -> Result<Packed, CommandError> {
+    pack_into(state, operator, site_id, order_id, Parcels::OneForEveryLine).await
+}
+
+/// What an order is packed into.
+enum Parcels<'a> {
+    /// Weighed and measured by the operator.
+    Given(&'a [ParcelRow]),
+    /// One parcel for every line, read with the order locked ([`parcel_for`]).
+    OneForEveryLine,
+}
+
+async fn pack_into(
+    state: &AppState,
+    operator: &Operator,
+    site_id: &str,
+    order_id: &str,
+    parcels: Parcels<'_>,
+) -> Result<Packed, CommandError> {
     operator.require(Role::Floor)?;
     operator.check_site(site_id, order_id)?;
     with_outbox(state, &operator.name, async |tx| {
         let order = orders::lock(tx, &site_id.into(), &order_id.into())
             .await?
             .ok_or_else(|| order_not_found(site_id, order_id))?;
-        let lines = orders::lines(tx, order.id).await?;
-        let event = pack_order(tx, &order, &[parcel_for(&lines)], &operator.name).await?;
+        let event = match parcels {
+            Parcels::Given(parcels) => pack_order(tx, &order, parcels, &operator.name).await?,
+            Parcels::OneForEveryLine => {
+                let lines = orders::lines(tx, order.id).await?;
+                pack_order(tx, &order, &[parcel_for(&lines)], &operator.name).await?
+            }
+        };
         let packed = Packed {
             site_id: site_id.to_owned(),
             order_id: order_id.to_owned(),
