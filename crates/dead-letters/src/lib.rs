@@ -8,6 +8,12 @@
 //! confirmed the replay. It works whoever dead-lettered the message: the consumer runtime (which
 //! records `x-original-routing-key`) or the broker itself (a quorum queue's delivery limit, which
 //! records the original key in `x-death`).
+//!
+//! A replay refuses a dead letter older than [`MAX_REPLAY_AGE`] (counted from when the message
+//! was first made: the event's `occurred_at`, the webhook's `x-received-at`): the consumers'
+//! dedupe records are pruned after `retention.processed_messages_days`, which the `prune` job
+//! requires to be longer than this age plus every redelivery delay, so a message replayed
+//! within it can never be processed twice (docs/runbook.md, Retention).
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -28,6 +34,47 @@ pub enum DlqError {
     UnknownQueue(String),
     #[error("the broker did not confirm the replay of {0}")]
     NotConfirmed(String),
+    /// Replayed now, the message could find its dedupe record pruned and be processed twice.
+    #[error(
+        "dead letter {message_id} was first made {made}, more than {max_days} days ago: the consumers' \
+         dedupe records may have been pruned (retention.processed_messages_days), so a replay could \
+         process it twice; nothing was replayed. Look at the order instead (repair it with `wmsctl \
+         reconcile` or the console), then purge the dead letter"
+    )]
+    TooOldToReplay {
+        message_id: String,
+        made: String,
+        max_days: u64,
+    },
+}
+
+/// The oldest dead letter a replay accepts. `retention.processed_messages_days` must exceed it
+/// (plus the redelivery delays): the `prune` job refuses to start otherwise.
+pub const MAX_REPLAY_AGE: Duration = Duration::from_secs(7 * 86_400);
+
+/// When the message was first made: the earliest of the event's `occurred_at`, the webhook's
+/// `x-received-at` and the AMQP timestamp; else when it was dead-lettered (`x-dead-at`). Every
+/// copy of a message id, and so every dedupe record of it, is at least this recent.
+pub fn made_at(delivery: &lapin::message::Delivery) -> Option<chrono::DateTime<chrono::Utc>> {
+    let table = delivery.properties.headers().as_ref();
+    let parse = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let occurred = serde_json::from_slice::<serde_json::Value>(&delivery.data)
+        .ok()
+        .and_then(|v| v["occurred_at"].as_str().and_then(parse));
+    let received = headers::get_str(table, headers::RECEIVED_AT).and_then(|s| parse(&s));
+    let stamped = delivery
+        .properties
+        .timestamp()
+        .and_then(|t| chrono::DateTime::from_timestamp(i64::try_from(t).ok()?, 0));
+    [occurred, received, stamped]
+        .into_iter()
+        .flatten()
+        .min()
+        .or_else(|| headers::get_str(table, headers::DEAD_AT).and_then(|s| parse(&s)))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,12 +238,27 @@ impl Dlq {
     ) -> Result<Vec<DeadMessage>, DlqError> {
         let consumer = self.check(queue)?;
         let (channel, deliveries) = self.take(queue, limit).await?;
-        let mut replayed = Vec::new();
-        for delivery in deliveries {
-            let described = describe(&delivery);
-            if !select(&described) {
-                continue;
+        let selected: Vec<_> = deliveries
+            .into_iter()
+            .map(|d| (describe(&d), d))
+            .filter(|(described, _)| select(described))
+            .collect();
+        // All or nothing: a selection holding a dead letter too old to replay replays none
+        // (closing the channel returns every message to the queue).
+        let oldest_allowed = chrono::Utc::now() - MAX_REPLAY_AGE;
+        for (described, delivery) in &selected {
+            let made = made_at(delivery);
+            if made.is_none_or(|made| made < oldest_allowed) {
+                platform::amqp::close_channel(&channel, "replay refused").await;
+                return Err(DlqError::TooOldToReplay {
+                    message_id: described.message_id.clone().unwrap_or_default(),
+                    made: made.map_or_else(|| "at an unknown time".to_owned(), |m| format!("at {}", m.to_rfc3339())),
+                    max_days: MAX_REPLAY_AGE.as_secs() / 86_400,
+                });
             }
+        }
+        let mut replayed = Vec::new();
+        for (described, delivery) in selected {
             let routing_key = described
                 .routing_key
                 .clone()

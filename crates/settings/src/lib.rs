@@ -94,6 +94,7 @@ pub const KNOWN_TOP_LEVEL_KEYS: &[&str] = &[
     "carrier",
     "reconcile",
     "inventory_sync",
+    "retention",
 ];
 
 /// The profile the configuration layers select (for binaries with no settings of their own,

@@ -20,6 +20,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pool;
 pub mod rate_budget;
+pub mod retention;
 pub mod webflow_writes;
 
 pub use db::Db;
