@@ -10,6 +10,9 @@
 --                        ALTER nor DROP a table or its append-only trigger
 --   wms_<service> LOGIN  one per service, member of wms_app: separate credentials to rotate or
 --                        revoke, and pg_stat_activity says who holds a connection
+--   wms_prune     LOGIN  the prune CronJob (member of wms_app): also the only role that may
+--                        execute prune_audit_log (grants.sql), which deletes audit entries
+--                        older than a cut-off of at least 30 days, nothing else
 
 DO $$
 DECLARE
@@ -21,7 +24,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_app') THEN
         CREATE ROLE wms_app NOLOGIN;
     END IF;
-    FOREACH service IN ARRAY ARRAY['enrich', 'reserve', 'ship', 'notify_webflow', 'warehouse', 'reconcile'] LOOP
+    FOREACH service IN ARRAY ARRAY['enrich', 'reserve', 'ship', 'notify_webflow', 'warehouse', 'reconcile', 'prune'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_' || service) THEN
             EXECUTE format('CREATE ROLE %I LOGIN IN ROLE wms_app', 'wms_' || service);
         END IF;
