@@ -18,7 +18,7 @@ ARG WMS_GIT_SHA=unknown
 ENV WMS_GIT_SHA=${WMS_GIT_SHA}
 RUN cargo build --release --workspace --bins \
  && mkdir /out \
- && for bin in ingress enrich reserve ship notify-webflow warehouse reconcile webflow-sim wmsctl; do cp "target/release/$bin" /out/; done
+ && for bin in ingress enrich reserve ship notify-webflow warehouse reconcile prune webflow-sim wmsctl; do cp "target/release/$bin" /out/; done
 
 # Distroless: no shell, no package manager; runs as the built-in non-root user (65532).
 # Health checks use each binary's `healthcheck <url>` subcommand (ingress) or the

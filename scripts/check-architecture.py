@@ -12,7 +12,7 @@ Reads `cargo metadata` (workspace members only) and fails, naming the arrow or t
 - anything but the tests depends on a service process (a worker service, `ingress`,
   `warehouse`): its library exists for its own binary and for the e2e tests, never as a
   building block of another process;
-- anything but a tool or the tests depends on a job or tool (`reconcile`, `webflow-sim`,
+- anything but a tool or the tests depends on a job or tool (`reconcile`, `retention`, `webflow-sim`,
   `wmsctl`, `loadgen`): a tool may run a job's library (`wmsctl reconcile`) or the simulator
   in-process (the load generator), a service or library may not;
 - a binary target is not a thin shell over its own crate's library: the crate must have a
@@ -35,7 +35,7 @@ API_CLIENTS = {"webflow", "carrier"}
 CONSUMER_RUNTIME = "worker"
 WORKER_SERVICES = {"enrich", "reserve", "ship", "notify-webflow"}
 SERVICE_PROCESSES = WORKER_SERVICES | {"ingress", "warehouse"}
-JOBS = {"reconcile", "webflow-sim"}
+JOBS = {"reconcile", "retention", "webflow-sim"}
 TOOLS = {"wmsctl", "loadgen", "launcher"}
 TEST_CRATES = {"e2e", "test-support"}
 # A service's or job's `main.rs` (STYLE.md: "about 30-40 lines"); a tool's also holds its

@@ -40,7 +40,12 @@ ALLOWED = {
     "warehouse": {"warehouse-amqp-url", "warehouse-database-url", "warehouse-api-tokens"},
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
     "migrate": {"migrate-database-url"},
+    "prune": {"prune-database-url"},
 }
+# Jobs that talk to PostgreSQL only (no RabbitMQ): the migrations and the prune job.
+DATABASE_ONLY = {"migrate", "prune"}
+# The prune job's pool (crates/retention: two connections, whatever database.pool_size says).
+PRUNE_CONNECTIONS = 2
 # Who calls out over HTTPS (Webflow's API, the carrier).
 CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
 # Services whose pool holds worker.concurrency more connections (per-order locks).
@@ -205,7 +210,7 @@ def main(overlay, path):
         for doc in by_kind.get(kind, []):
             name = workload_name(doc)
             ports = egress_ports(name)
-            needs = {53, 5432} if name == "migrate" else {53, 5671}
+            needs = {53, 5432} if name in DATABASE_ONLY else {53, 5671}
             if any("database-url" in k for k in secret_keys(pod_spec(doc))):
                 needs.add(5432)
             if name in CALLS_OUT:
@@ -214,6 +219,8 @@ def main(overlay, path):
                 fail(f"{kind} {name}: no egress to ports {sorted(needs - ports)}")
             if 443 in ports and name not in CALLS_OUT:
                 fail(f"{kind} {name}: may reach port 443 but calls nothing outside")
+            if name in DATABASE_ONLY and ports & {5671, 5672}:
+                fail(f"{kind} {name}: may reach RabbitMQ but talks to PostgreSQL only")
             if 5432 in ports and 5432 not in needs:
                 fail(f"{kind} {name}: may reach PostgreSQL but holds no database URL")
 
@@ -247,8 +254,9 @@ def main(overlay, path):
         lines.append(f"  {name}: {per_replica} x ({replicas} + {surge} surge) = {connections}")
         total += connections
     for cron in by_kind.get("CronJob", []):
-        total += database.get("pool_size", 16)
-        lines.append(f"  {cron['metadata']['name']} (CronJob): {database.get('pool_size', 16)}")
+        pool = PRUNE_CONNECTIONS if cron["metadata"]["name"] == "prune" else database.get("pool_size", 16)
+        total += pool
+        lines.append(f"  {cron['metadata']['name']} (CronJob): {pool}")
     if by_kind.get("Job"):
         total += 2
         lines.append("  migrate (Job): 2")

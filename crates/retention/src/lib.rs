@@ -20,9 +20,10 @@
 //! covers the queueing of a replayed message, Webflow's retries and the job's schedule).
 
 use chrono::{DateTime, Utc};
-use platform::settings::{Profile, SettingsError, Validate};
+use platform::settings::{DatabaseSettings, Profile, SettingsError, Validate};
+use platform::telemetry::TelemetrySettings;
 use serde::{Deserialize, Serialize};
-use service_base::StartupError;
+use service_base::{StartupError, WorkerSettings};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -36,10 +37,21 @@ pub const REDELIVERY_MARGIN: Duration = Duration::from_secs(86_400);
 /// The floor `prune_audit_log` enforces in the database (migration V14).
 pub const AUDIT_LOG_MIN_DAYS: f64 = 30.0;
 
-service_base::service_settings! {
-    /// The `prune` job's settings: the shared sections and `[retention]`.
-    pub struct Settings {
-        pub retention: RetentionSettings,
+/// The `prune` job's settings: `[database]`, `[telemetry]`, `[worker]` (read only for the
+/// redelivery bound) and `[retention]`. No `[amqp]`: the job never talks to RabbitMQ, so it
+/// holds no broker credentials and its checks do not apply.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub worker: WorkerSettings,
+    pub retention: RetentionSettings,
+}
+
+impl platform::service::ServiceSettings for Settings {
+    fn telemetry(&self) -> &TelemetrySettings {
+        &self.telemetry
     }
 }
 
@@ -87,14 +99,14 @@ fn days(value: f64) -> Duration {
 
 impl RetentionSettings {
     /// The shortest dedupe window the redelivery paths allow (module docs).
-    pub fn redelivery_bound(worker: &service_base::WorkerSettings) -> Duration {
+    pub fn redelivery_bound(worker: &WorkerSettings) -> Duration {
         dead_letters::MAX_REPLAY_AGE
             + Duration::from_secs(worker.max_deferral_secs)
             + Duration::from_millis(worker.retry.max_ms.saturating_mul(u64::from(worker.max_attempts)))
             + REDELIVERY_MARGIN
     }
 
-    pub fn validate(&self, worker: &service_base::WorkerSettings) -> Result<(), SettingsError> {
+    pub fn validate(&self, worker: &WorkerSettings) -> Result<(), SettingsError> {
         for (key, value) in [
             ("retention.processed_messages_days", self.processed_messages_days),
             ("retention.outbox_published_days", self.outbox_published_days),
@@ -152,8 +164,9 @@ impl RetentionSettings {
 
 impl Validate for Settings {
     fn validate(&mut self) -> Result<(), SettingsError> {
-        self.base.validate()?;
-        self.retention.validate(&self.base.worker)
+        self.database.validate()?;
+        self.worker.validate()?;
+        self.retention.validate(&self.worker)
     }
 
     fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
@@ -208,7 +221,7 @@ pub struct Pruner {
 /// Opens a small pool and waits for the schema the job needs (the migrate Job owns it; with
 /// `database.migrate_on_start`, applies it, as for local runs).
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Pruner, StartupError> {
-    let database = &settings.base.database;
+    let database = &settings.database;
     let pool = warehouse_db::connect(&service_base::connect_options(database, 2)).await?;
     if database.migrate_on_start {
         warehouse_db::migrate::run(&pool).await?;

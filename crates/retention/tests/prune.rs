@@ -230,7 +230,7 @@ fn a_dedupe_window_not_longer_than_any_redelivery_is_refused() {
         ..RetentionSettings::default()
     });
     settings.validate().unwrap();
-    settings.base.worker.max_deferral_secs = 14 * 86_400;
+    settings.worker.max_deferral_secs = 14 * 86_400;
     let (key, _) = refused_key(settings.validate());
     assert_eq!(key, "retention.processed_messages_days");
 }
