@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: help tools services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi screenshots build release run bench clean
+.PHONY: help tools services-check fmt fmt-check lint check-structure deny audit validate-deploy test test-only test-cluster api-conformance openapi screenshots build release run bench bench-soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ run: services-check release ## Run the whole pipeline locally on built-in defaul
 
 bench: services-check release ## Run the benchmarks (see docs/benchmarks.md)
 	bash scripts/bench.sh
+
+bench-soak: services-check release ## Soak: steady load for SOAK_SECS (1800) with the prune job; RSS, table sizes, p99 per window
+	bash scripts/bench-soak.sh
 
 clean:
 	$(CARGO) clean

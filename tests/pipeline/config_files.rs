@@ -30,6 +30,7 @@ macro_rules! for_every_service {
         $check::<notify_webflow::Settings>("notify-webflow");
         $check::<warehouse::Settings>("warehouse");
         $check::<reconcile::Settings>("reconcile");
+        $check::<retention::Settings>("prune");
     };
 }
 
@@ -56,6 +57,7 @@ fn local_and_docker_configs_start_every_service() {
         assert!(warehouse.warehouse.auto_pack, "{file}: the local stack packs by itself");
         let reconcile: reconcile::Settings = load(file, &env);
         assert_eq!(reconcile.webflow.sites.len(), 1);
+        let _: retention::Settings = load(file, &env);
     }
     assert!(
         compose_env().contains(&("WMS__PROFILE".into(), "local".into())),
@@ -103,6 +105,8 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
         let _: notify_webflow::Settings = load(file, &token_env);
         let _: warehouse::Settings = load(file, &with(&[("WMS__WAREHOUSE__API_TOKENS", "t")]));
         let _: reconcile::Settings = load(file, &token_env);
+        let prune: retention::Settings = load(file, &with(&[]));
+        assert!(prune.retention.processed_messages_days >= 30.0, "{file}");
         // A worker without its token file names the missing file.
         let err = error::<enrich::Settings>(Some(path(file)), &with(&[]));
         assert!(err.contains("webflow.sites.shop.api_token_file"), "{err}");
@@ -169,7 +173,8 @@ fn every_section_is_known() {
         ship::Settings,
         notify_webflow::Settings,
         warehouse::Settings,
-        reconcile::Settings
+        reconcile::Settings,
+        retention::Settings
     );
     let listed: std::collections::BTreeSet<&str> = KNOWN_TOP_LEVEL_KEYS
         .iter()

@@ -22,5 +22,6 @@ mod processes;
 mod rate_budget;
 mod reconciliation;
 mod reservation;
+mod retention;
 mod simulated_store;
 mod writeback;
