@@ -4,9 +4,9 @@
 //! refused, so a message is never processed twice because its record was pruned.
 
 use e2e::*;
+use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::BasicProperties;
 use retention::{Pruner, RetentionSettings};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,10 @@ async fn pruned_rows_never_let_an_old_message_be_processed_twice() {
         .get(0);
     // Wait for the outbox marks (written in batches off the message path).
     wait_for("the outbox rows marked published", WAIT, || async {
-        (p.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[]).await == 0).then_some(())
+        (p.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
+            .await
+            == 0)
+            .then_some(())
     })
     .await;
 
@@ -133,7 +136,11 @@ async fn pruned_rows_never_let_an_old_message_be_processed_twice() {
     p.wait_until_handled(consumer::ENRICH, handled + 2, WAIT).await;
     p.wait_until_idle(consumer::RESERVE, WAIT).await;
     assert_eq!(p.scalar("SELECT count(*) FROM outbox", &[]).await, 0, "no second event");
-    assert_eq!(p.scalar("SELECT count(*) FROM audit_log", &[]).await, 0, "no second effect");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM audit_log", &[]).await,
+        0,
+        "no second effect"
+    );
     assert_eq!(p.inventory(SKU_BALL).await.reserved, 2, "reserved once");
     assert_eq!(
         p.scalar(

@@ -73,6 +73,8 @@ pub struct RetentionSettings {
     pub batch_pause_ms: u64,
     /// A run stops after this long (what is left goes to the next run).
     pub max_run_secs: u64,
+    /// VACUUM (ANALYZE) each table the run deleted from, so the space is reused at once.
+    pub vacuum: bool,
     /// Local runs only (benchmarks, tests): accept a dedupe window shorter than the redelivery
     /// bound, which could let a replayed message be processed twice.
     pub allow_short_dedupe_window: bool,
@@ -88,6 +90,7 @@ impl Default for RetentionSettings {
             batch_size: 5_000,
             batch_pause_ms: 20,
             max_run_secs: 1_800,
+            vacuum: true,
             allow_short_dedupe_window: false,
         }
     }
@@ -113,7 +116,10 @@ impl RetentionSettings {
             ("retention.audit_log_days", self.audit_log_days),
         ] {
             if !value.is_finite() || value <= 0.0 || value > 36_500.0 {
-                return Err(SettingsError::invalid(key, "must be a number of days above 0 (at most 36500)"));
+                return Err(SettingsError::invalid(
+                    key,
+                    "must be a number of days above 0 (at most 36500)",
+                ));
             }
         }
         if !self.audit_log_keep_forever && self.audit_log_days < AUDIT_LOG_MIN_DAYS {
@@ -126,7 +132,10 @@ impl RetentionSettings {
             ));
         }
         if !(1..=100_000).contains(&self.batch_size) {
-            return Err(SettingsError::invalid("retention.batch_size", "must be between 1 and 100000"));
+            return Err(SettingsError::invalid(
+                "retention.batch_size",
+                "must be between 1 and 100000",
+            ));
         }
         if self.max_run_secs == 0 {
             return Err(SettingsError::invalid("retention.max_run_secs", "must be above 0"));
@@ -286,6 +295,9 @@ impl Pruner {
                     }
                 }
                 tracing::info!(table = table.as_str(), %before, deleted = part.deleted, batches = part.batches, "pruned");
+                if self.retention.vacuum && part.deleted > 0 {
+                    retention::vacuum(&client, table).await?;
+                }
             }
             let client = self.pool.get().await?;
             (part.rows_estimate, part.total_bytes) = retention::table_size(&*client, table).await?;

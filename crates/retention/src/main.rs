@@ -8,7 +8,9 @@ use anyhow::Context;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (settings, shutdown) = platform::service::init::<retention::Settings>(retention::ACTOR)?;
-    let pruner = retention::build(settings, shutdown).await.context("cannot start prune")?;
+    let pruner = retention::build(settings, shutdown)
+        .await
+        .context("cannot start prune")?;
     let summary = pruner.run_once().await.context("pruning failed");
     platform::service::finish().await;
     let summary = summary?;

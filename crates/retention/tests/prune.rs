@@ -66,9 +66,24 @@ async fn count(db: &TestDatabase, sql: &str, tag: &str) -> i64 {
 
 async fn counts(db: &TestDatabase, tag: &str) -> [i64; 4] {
     [
-        count(db, "SELECT count(*) FROM processed_messages WHERE message_id LIKE $1", tag).await,
-        count(db, "SELECT count(*) FROM outbox WHERE message_id LIKE $1 AND published_at IS NOT NULL", tag).await,
-        count(db, "SELECT count(*) FROM outbox WHERE message_id LIKE $1 AND published_at IS NULL", tag).await,
+        count(
+            db,
+            "SELECT count(*) FROM processed_messages WHERE message_id LIKE $1",
+            tag,
+        )
+        .await,
+        count(
+            db,
+            "SELECT count(*) FROM outbox WHERE message_id LIKE $1 AND published_at IS NOT NULL",
+            tag,
+        )
+        .await,
+        count(
+            db,
+            "SELECT count(*) FROM outbox WHERE message_id LIKE $1 AND published_at IS NULL",
+            tag,
+        )
+        .await,
         count(db, "SELECT count(*) FROM audit_log WHERE webflow_order_id LIKE $1", tag).await,
     ]
 }

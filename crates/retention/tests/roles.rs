@@ -102,7 +102,10 @@ async fn only_the_prune_role_prunes_the_audit_log_and_only_old_entries() {
     assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE), "{error:?}");
     // The dedupe records and the outbox are plain tables for it (as for every wms_app member).
     prune
-        .execute("DELETE FROM processed_messages WHERE processed_at < now() - interval '30 days'", &[])
+        .execute(
+            "DELETE FROM processed_messages WHERE processed_at < now() - interval '30 days'",
+            &[],
+        )
         .await
         .unwrap();
     let kinds: Vec<String> = prune
@@ -113,6 +116,42 @@ async fn only_the_prune_role_prunes_the_audit_log_and_only_old_entries() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(kinds, ["kept", "kept", "kept"]);
+
+    // The whole job as its role: it owns no table, so its VACUUM after pruning is skipped with
+    // a warning, not an error.
+    client("postgres", &db)
+        .await
+        .batch_execute(
+            "INSERT INTO processed_messages (consumer, message_id, processed_at)
+             SELECT 'enrich', 'm-' || g, now() - interval '45 days' FROM generate_series(1, 20) g;
+             INSERT INTO processed_messages (consumer, message_id) VALUES ('enrich', 'fresh');",
+        )
+        .await
+        .unwrap();
+    let job_pool = warehouse_db::connect(&ConnectOptions::new(
+        SecretString::from(format!("{}/{db}", server_url().replacen("postgres@", "wms_prune@", 1))),
+        2,
+    ))
+    .await
+    .unwrap();
+    let summary = retention::Pruner::new(
+        job_pool,
+        retention::RetentionSettings {
+            batch_size: 8,
+            ..retention::RetentionSettings::default()
+        },
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .run_once()
+    .await
+    .unwrap();
+    assert_eq!(summary.tables["processed_messages"].deleted, 20);
+    let left: i64 = prune
+        .query_one("SELECT count(*) FROM processed_messages", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 1);
 
     drop((service, prune));
     admin

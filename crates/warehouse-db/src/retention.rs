@@ -82,3 +82,16 @@ pub async fn table_size<C: Db>(client: &C, table: PrunedTable) -> Result<(i64, i
         .await?;
     Ok((row.get::<_, i64>(0).max(0), row.get(1)))
 }
+
+/// `VACUUM (SKIP_LOCKED, ANALYZE)` of `table` after a prune, so the space of the deleted rows is
+/// reused at once instead of after autovacuum's thresholds (or never, where autovacuum is off).
+/// It takes no lock that blocks reads or writes, and skips the table if another vacuum holds it.
+/// Only the table's owner (or, from PostgreSQL 17, a role with MAINTAIN) may: for another role,
+/// PostgreSQL skips it with a warning and autovacuum does it later. Simple query protocol:
+/// VACUUM cannot run in the implicit transaction of a prepared statement.
+pub async fn vacuum(client: &tokio_postgres::Client, table: PrunedTable) -> Result<()> {
+    client
+        .batch_execute(&format!("VACUUM (SKIP_LOCKED, ANALYZE) {}", table.as_str()))
+        .await?;
+    Ok(())
+}
