@@ -7,13 +7,16 @@
   Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
   no secrets.
-- The migrate Job is named after the image tag (re-applying a new image makes a new Job).
+- The migrate Job is named after the release's version label (a new release makes a new Job);
+  production overlays run images by digest.
 - An HTTPRoute, if any, routes to a Service and port that exist.
 - Every object lands in a namespace (a component added by a derived overlay gets none from
   the overlay it builds on).
 - Network policies deny both ways by default; every workload may resolve names and reach
   RabbitMQ, only those with a database URL reach PostgreSQL, only those that call Webflow or
   a carrier reach port 443.
+- Alerts can fire: a workload whose metrics an alert names (deploy/prometheus/alerts.yml) is a
+  long-lived Deployment Prometheus scrapes, not a CronJob whose process exits before a scrape.
 - Connection budget: the PostgreSQL connections of every replica at the autoscaling maxima,
   plus rollout surge, fit max_connections (POSTGRES_MAX_CONNECTIONS, default 200, minus the
   superuser reserve of 3). docs/configuration.md explains the numbers.
@@ -21,8 +24,10 @@
 
 import math
 import os
+import re
 import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -43,6 +48,8 @@ ALLOWED = {
 }
 # Who calls out over HTTPS (Webflow's API, the carrier).
 CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
+# Which workload exports the metrics of each prefix the alert rules name.
+METRIC_SOURCES = {"wms_reconcile_": "reconcile"}
 # Services whose pool holds worker.concurrency more connections (per-order locks).
 LOCK_HOLDERS = {"ship", "notify-webflow"}
 
@@ -158,16 +165,23 @@ def main(overlay, path):
             if extra:
                 fail(f"{kind} {name}: gets secrets it does not need: {sorted(extra)}")
 
-    # The migrate Job carries the image tag.
+    # The migrate Job carries the release's version; production runs images by digest.
     for job in by_kind.get("Job", []):
         if job["metadata"]["name"].startswith("migrate"):
-            spec = job["spec"]["template"]["spec"]
-            image = (spec.get("initContainers") or spec["containers"])[0]["image"]
-            tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else "latest"
-            if job["metadata"]["name"] != f"migrate-{tag}":
-                fail(f"Job {job['metadata']['name']}: must be migrate-{tag} (see the overlay's replacements)")
+            version = job["metadata"].get("labels", {}).get("app.kubernetes.io/version")
+            if not version:
+                fail("the migrate Job has no app.kubernetes.io/version label (the overlay's `labels`)")
+            elif job["metadata"]["name"] != f"migrate-{version}":
+                fail(f"Job {job['metadata']['name']}: must be migrate-{version} (see the overlay's replacements)")
             if "ttlSecondsAfterFinished" not in job["spec"]:
                 fail("the migrate Job needs ttlSecondsAfterFinished")
+    if overlay.startswith("prod"):
+        for kind in ("Deployment", "CronJob", "Job"):
+            for doc in by_kind.get(kind, []):
+                spec = pod_spec(doc)
+                for container in spec.get("initContainers", []) + spec["containers"]:
+                    if not re.search(r"@sha256:[0-9a-f]{64}$", container["image"]):
+                        fail(f"{kind} {workload_name(doc)}: image {container['image']} is not pinned by digest")
 
     # HTTPRoutes point at existing Services and ports.
     services = {s["metadata"]["name"]: s for s in by_kind.get("Service", [])}
@@ -217,6 +231,17 @@ def main(overlay, path):
             if 5432 in ports and 5432 not in needs:
                 fail(f"{kind} {name}: may reach PostgreSQL but holds no database URL")
 
+    # Alerts can fire.
+    alerts = (Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yml").read_text()
+    scraped = {
+        d["metadata"]["name"]
+        for d in by_kind.get("Deployment", [])
+        if d["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    }
+    for prefix, source in METRIC_SOURCES.items():
+        if prefix in alerts and source not in scraped:
+            fail(f"alerts name {prefix}* metrics, exported by {source}, which is not a scraped Deployment")
+
     # Connection budget.
     database = config.get("database", {})
     worker = config.get("worker", {})
@@ -237,7 +262,9 @@ def main(overlay, path):
         pool = int(env_value(spec, "WMS__DATABASE__POOL_SIZE") or database.get("pool_size", 16))
         concurrency = int(env_value(spec, "WMS__WORKER__CONCURRENCY") or worker.get("concurrency", 16))
         per_replica = pool + (concurrency if name in LOCK_HOLDERS else 0)
-        surge_spec = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+        strategy = deployment["spec"].get("strategy", {})
+        # Recreate stops the old pods before starting new ones: no surge.
+        surge_spec = 0 if strategy.get("type") == "Recreate" else strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
         replicas = maxima[name]
         if isinstance(surge_spec, str) and surge_spec.endswith("%"):
             surge = math.ceil(replicas * int(surge_spec[:-1]) / 100)

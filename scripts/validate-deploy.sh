@@ -26,12 +26,21 @@ for overlay in deploy/k8s/overlays/*/; do
   # Least privilege, production profile, migrate Job name, connection budget.
   python3 scripts/check-deploy.py "$name" "$out/$name.yaml"
 done
-# The Job's name follows the image tag: a new tag renders a new Job (no immutable-field error).
+# The Job's name follows the release's version: a new version renders a new Job (no
+# immutable-field error); a prod image by tag is refused.
 cp -r deploy/k8s "$out/k8s"
-sed -i 's/newTag: "0.1.0"/newTag: "0.1.1"/' "$out/k8s/overlays/prod/kustomization.yaml"
+sed -i 's|app.kubernetes.io/version: "0.1.0"|app.kubernetes.io/version: "0.1.1"|' "$out/k8s/overlays/prod/kustomization.yaml"
 kubectl kustomize "$out/k8s/overlays/prod" | grep -q 'name: migrate-0.1.1' \
-  || { echo "ERROR: the migrate Job does not follow the image tag" >&2; exit 1; }
-echo "ok: a new image tag renders a new migrate Job"
+  || { echo "ERROR: the migrate Job does not follow the version label" >&2; exit 1; }
+echo "ok: a new version renders a new migrate Job"
+sed -i 's|    digest: sha256:[0-9a-f]*|    newTag: "0.1.1"|' "$out/k8s/overlays/prod/kustomization.yaml"
+kubectl kustomize "$out/k8s/overlays/prod" > "$out/by-tag.yaml"
+if python3 scripts/check-deploy.py prod "$out/by-tag.yaml" 2>"$out/by-tag.err"; then
+  echo "ERROR: check-deploy.py accepted a prod image by tag" >&2; exit 1
+fi
+grep -q "is not pinned by digest" "$out/by-tag.err" \
+  || { cat "$out/by-tag.err" >&2; echo "ERROR: wrong refusal of a prod image by tag" >&2; exit 1; }
+echo "ok: a prod image by tag is refused"
 # The image carries no configuration (the dev configs hold local tokens).
 if grep -Eq '^COPY +config' Dockerfile; then
   echo "ERROR: the Dockerfile copies config/ into the image; mount configuration instead" >&2

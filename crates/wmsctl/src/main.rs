@@ -41,7 +41,12 @@ enum Command {
         command: OrderCommand,
     },
     /// Apply pending database migrations.
-    Migrate,
+    Migrate {
+        /// Then run this SQL script in one transaction (the Kubernetes migrate Job's grants:
+        /// deploy/k8s/base/sql/grants.sql), so the Job needs no second image.
+        #[arg(long, value_name = "FILE")]
+        then_run: Option<std::path::PathBuf>,
+    },
     /// Run the reconciliation once and print its summary.
     Reconcile {
         #[arg(long, required = true)]
@@ -161,7 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dlq { command } => dlq(json, &settings, command).await,
         Command::Order { command } => order(json, &settings, command).await,
-        Command::Migrate => migrate(json, &settings).await,
+        Command::Migrate { then_run } => migrate(json, &settings, then_run.as_deref()).await,
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
@@ -230,12 +235,31 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
 }
 
 /// `wmsctl migrate`.
-async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
+async fn migrate(json: bool, settings: &Settings, then_run: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // The script is read first: a missing file fails before anything changes.
+    let script = then_run
+        .map(|path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display())))
+        .transpose()?;
     let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let applied = warehouse_db::migrate::run(&pool).await?;
-    print(json, &serde_json::json!({"applied": applied}), || {
-        format!("{applied} migration(s) applied")
-    })
+    if let (Some(script), Some(path)) = (script, then_run) {
+        warehouse_db::migrate::run_script(&pool, &script)
+            .await
+            .with_context(|| {
+                format!(
+                    "{} failed (the migrations are applied; nothing of the script is)",
+                    path.display()
+                )
+            })?;
+    }
+    print(
+        json,
+        &serde_json::json!({"applied": applied, "script": then_run.map(|p| p.display().to_string())}),
+        || match then_run {
+            Some(path) => format!("{applied} migration(s) applied, then {}", path.display()),
+            None => format!("{applied} migration(s) applied"),
+        },
+    )
 }
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
@@ -260,6 +284,9 @@ async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
                 format!("{} {}", summary.skipped_busy, summary.skipped_sites.join(" ")),
             ],
         ];
+        if summary.already_running {
+            rows.push(vec!["skipped: another pass was running".into(), "1".into()]);
+        }
         rows.extend(
             summary
                 .repaired
