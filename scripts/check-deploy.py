@@ -1,26 +1,34 @@
 #!/usr/bin/env python3
-"""Offline checks of a rendered overlay (kubectl kustomize output) that schemas cannot make.
+"""Offline checks of a rendered overlay (kubectl kustomize output) or Helm release (helm
+template output) that schemas cannot make.
 
     check-deploy.py <overlay-name> <rendered.yaml>
+    check-deploy.py --helm [--require-digest] <name> <rendered.yaml>
 
 - Least privilege: each workload gets only its own secrets (the ingress no database URL, no
   Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
   no secrets.
-- The migrate Job is named after the image tag (re-applying a new image makes a new Job).
+- The migrate Job is named after the image tag (re-applying a new image makes a new Job); in a
+  Helm render (--helm) it is a pre-install and pre-upgrade hook with a valid name instead.
+- With --require-digest, every container image is pinned by digest (name@sha256:...).
+- reconcile, when a Deployment (loop mode), runs one replica with strategy Recreate, without
+  --once, its metrics scraped.
 - An HTTPRoute, if any, routes to a Service and port that exist.
 - Every object lands in a namespace (a component added by a derived overlay gets none from
   the overlay it builds on).
 - Network policies deny both ways by default; every workload may resolve names and reach
-  RabbitMQ, only those with a database URL reach PostgreSQL, only those that call Webflow or
-  a carrier reach port 443.
+  RabbitMQ (but migrate and prune: PostgreSQL only), only those with a database URL reach
+  PostgreSQL, only those that call Webflow or a carrier reach port 443.
 - Connection budget: the PostgreSQL connections of every replica at the autoscaling maxima,
   plus rollout surge, fit max_connections (POSTGRES_MAX_CONNECTIONS, default 200, minus the
   superuser reserve of 3). docs/configuration.md explains the numbers.
 """
 
+import argparse
 import math
 import os
+import re
 import sys
 import tomllib
 
@@ -37,10 +45,20 @@ ALLOWED = {
     "reserve": {"reserve-amqp-url", "reserve-database-url"},
     "ship": {"ship-amqp-url", "ship-database-url", "shipengine-api-key"},
     "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token"},
-    "warehouse": {"warehouse-amqp-url", "warehouse-database-url", "warehouse-api-tokens"},
+    "warehouse": {
+        "warehouse-amqp-url",
+        "warehouse-database-url",
+        "warehouse-api-tokens",
+        "warehouse-console-session-key",
+    },
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
     "migrate": {"migrate-database-url"},
+    "prune": {"prune-database-url"},
 }
+# Workloads that talk to PostgreSQL only (no AMQP URL, no egress to RabbitMQ).
+DATABASE_ONLY = {"migrate", "prune"}
+AMQP_PORTS = {5671, 5672}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Who calls out over HTTPS (Webflow's API, the carrier).
 CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
 # Services whose pool holds worker.concurrency more connections (per-order locks).
@@ -119,7 +137,11 @@ def env_value(spec, name):
     return None
 
 
-def main(overlay, path):
+def containers(spec):
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def main(overlay, path, helm=False, require_digest=False):
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     by_kind = {}
@@ -129,7 +151,10 @@ def main(overlay, path):
     config = None
     for cm in by_kind.get("ConfigMap", []):
         if "config.toml" in cm.get("data", {}):
-            config = tomllib.loads(cm["data"]["config.toml"])
+            parsed = tomllib.loads(cm["data"]["config.toml"])
+            if config is not None and parsed != config:
+                fail(f"ConfigMap {cm['metadata']['name']}: config.toml differs from the other copy")
+            config = parsed
     if config is None:
         fail("no ConfigMap with config.toml")
         config = {}
@@ -158,8 +183,42 @@ def main(overlay, path):
             if extra:
                 fail(f"{kind} {name}: gets secrets it does not need: {sorted(extra)}")
 
-    # The migrate Job carries the image tag.
+    # Images by digest.
+    if require_digest:
+        for kind in ("Deployment", "CronJob", "Job"):
+            for doc in by_kind.get(kind, []):
+                for container in containers(pod_spec(doc)):
+                    if not re.search(r"@sha256:[0-9a-f]{64}$", container["image"]):
+                        fail(f"{kind} {doc['metadata']['name']}: image {container['image']} is not pinned by digest")
+
+    # reconcile in loop mode: one at a time, scraped.
+    for deployment in by_kind.get("Deployment", []):
+        if deployment["metadata"]["name"] != "reconcile":
+            continue
+        if deployment["spec"].get("replicas", 1) != 1:
+            fail("Deployment reconcile: must run one replica")
+        if deployment["spec"].get("strategy", {}).get("type") != "Recreate":
+            fail("Deployment reconcile: needs strategy Recreate (two passes must not overlap)")
+        command = pod_spec(deployment)["containers"][0].get("command", [])
+        if "--once" in command:
+            fail("Deployment reconcile: --once exits after one pass; loop mode runs without it")
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") != "true":
+            fail("Deployment reconcile: its metrics are not scraped (prometheus.io/scrape)")
+
+    # The migrate Job: a Helm hook before install and upgrade.
     for job in by_kind.get("Job", []):
+        if helm and job["metadata"]["name"].startswith("migrate"):
+            name = job["metadata"]["name"]
+            hooks = set(job["metadata"].get("annotations", {}).get("helm.sh/hook", "").split(","))
+            if not {"pre-install", "pre-upgrade"} <= hooks:
+                fail(f"Job {name}: must be a pre-install,pre-upgrade hook (helm.sh/hook)")
+            if not DNS_LABEL.match(name) or len(name) > 63:
+                fail(f"Job {name}: not a valid Job name (a DNS label of at most 63 characters)")
+            if "ttlSecondsAfterFinished" not in job["spec"]:
+                fail("the migrate Job needs ttlSecondsAfterFinished")
+    # The migrate Job of an overlay carries the image tag.
+    for job in [] if helm else by_kind.get("Job", []):
         if job["metadata"]["name"].startswith("migrate"):
             spec = job["spec"]["template"]["spec"]
             image = (spec.get("initContainers") or spec["containers"])[0]["image"]
@@ -205,7 +264,7 @@ def main(overlay, path):
         for doc in by_kind.get(kind, []):
             name = workload_name(doc)
             ports = egress_ports(name)
-            needs = {53, 5432} if name == "migrate" else {53, 5671}
+            needs = {53, 5432} if name in DATABASE_ONLY else {53, 5671}
             if any("database-url" in k for k in secret_keys(pod_spec(doc))):
                 needs.add(5432)
             if name in CALLS_OUT:
@@ -216,6 +275,8 @@ def main(overlay, path):
                 fail(f"{kind} {name}: may reach port 443 but calls nothing outside")
             if 5432 in ports and 5432 not in needs:
                 fail(f"{kind} {name}: may reach PostgreSQL but holds no database URL")
+            if name in DATABASE_ONLY and ports & AMQP_PORTS:
+                fail(f"{kind} {name}: may reach RabbitMQ but needs PostgreSQL only")
 
     # Connection budget.
     database = config.get("database", {})
@@ -237,9 +298,12 @@ def main(overlay, path):
         pool = int(env_value(spec, "WMS__DATABASE__POOL_SIZE") or database.get("pool_size", 16))
         concurrency = int(env_value(spec, "WMS__WORKER__CONCURRENCY") or worker.get("concurrency", 16))
         per_replica = pool + (concurrency if name in LOCK_HOLDERS else 0)
-        surge_spec = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+        strategy = deployment["spec"].get("strategy", {})
+        surge_spec = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
         replicas = maxima[name]
-        if isinstance(surge_spec, str) and surge_spec.endswith("%"):
+        if strategy.get("type") == "Recreate":
+            surge = 0
+        elif isinstance(surge_spec, str) and surge_spec.endswith("%"):
             surge = math.ceil(replicas * int(surge_spec[:-1]) / 100)
         else:
             surge = int(surge_spec)
@@ -249,7 +313,7 @@ def main(overlay, path):
     for cron in by_kind.get("CronJob", []):
         total += database.get("pool_size", 16)
         lines.append(f"  {cron['metadata']['name']} (CronJob): {database.get('pool_size', 16)}")
-    if by_kind.get("Job"):
+    if any(job["metadata"]["name"].startswith("migrate") for job in by_kind.get("Job", [])):
         total += 2
         lines.append("  migrate (Job): 2")
     total += WMSCTL
@@ -263,13 +327,20 @@ def main(overlay, path):
 
     if errors:
         for error in errors:
-            print(f"ERROR: overlay {overlay}: {error}", file=sys.stderr)
+            print(f"ERROR: {'chart' if helm else 'overlay'} {overlay}: {error}", file=sys.stderr)
         sys.exit(1)
     print(
-        f"ok: overlay {overlay}: least-privilege secrets, production profile, migrate Job name; "
+        f"ok: {'chart' if helm else 'overlay'} {overlay}: least-privilege secrets, production profile, "
+        f"{'migrate hook' if helm else 'migrate Job name'}{', images by digest' if require_digest else ''}; "
         f"{total} of {budget} PostgreSQL connections at the maxima"
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--helm", action="store_true", help="the input is a helm template render")
+    parser.add_argument("--require-digest", action="store_true", help="every image by digest")
+    parser.add_argument("name")
+    parser.add_argument("rendered")
+    args = parser.parse_args()
+    main(args.name, args.rendered, helm=args.helm, require_digest=args.require_digest)
