@@ -46,9 +46,9 @@ cmp -s "$chart/files/grants.sql" deploy/k8s/base/sql/grants.sql \
 for values in default "$chart"/ci/*-values.yaml; do
   if [ "$values" = default ]; then name=default args=(); else
     name=$(basename "$values" -values.yaml) args=(-f "$values" ); fi
-  helm lint --strict --quiet "$chart" "${args[@]}" >"$out/lint.txt" 2>&1 \
+  helm lint --strict --quiet --kube-version 1.30.0 "$chart" "${args[@]}" >"$out/lint.txt" 2>&1 \
     || { cat "$out/lint.txt" >&2; echo "ERROR: helm lint --strict ($name values) failed" >&2; exit 1; }
-  helm template wms "$chart" --namespace wms "${args[@]}" > "$out/helm-$name.yaml"
+  helm template wms "$chart" --namespace wms --kube-version 1.30.0 "${args[@]}" > "$out/helm-$name.yaml"
   kubernetes-validate --strict --quiet --no-warn -k 1.30.0 "$out/helm-$name.yaml"
   echo "ok: chart with $name values lints and renders ($(grep -c '^kind:' "$out/helm-$name.yaml") objects)"
   if [ "$name" = default ]; then
@@ -61,7 +61,7 @@ done
 for values in deploy/helm/tests/invalid/*.yaml; do
   expect=$(sed -n '1s/^# expect: //p' "$values")
   [ -n "$expect" ] || { echo "ERROR: $values: no '# expect: ' first line" >&2; exit 1; }
-  if helm lint --strict "$chart" -f "$values" >"$out/lint.txt" 2>&1; then
+  if helm lint --strict --kube-version 1.30.0 "$chart" -f "$values" >"$out/lint.txt" 2>&1; then
     echo "ERROR: helm lint accepted $values" >&2; exit 1
   fi
   grep -qF -- "$expect" "$out/lint.txt" \
