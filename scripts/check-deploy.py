@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""Offline checks of a rendered overlay (kubectl kustomize output) that schemas cannot make.
+"""Offline checks of a rendered overlay (kubectl kustomize output) or Helm release (helm
+template output) that schemas cannot make.
 
     check-deploy.py <overlay-name> <rendered.yaml>
+    check-deploy.py --helm [--require-digest] <name> <rendered.yaml>
 
 - Least privilege: each workload gets only its own secrets (the ingress no database URL, no
   Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
   no secrets.
-- The migrate Job is named after the release's version label (a new release makes a new Job);
-  production overlays run images by digest.
+- The migrate Job of an overlay is named after the release's version label (a new release makes
+  a new Job); in a Helm render (--helm) it is a pre-install and pre-upgrade hook with a valid
+  name instead.
+- Production overlays (prod*) and, with --require-digest, a Helm render pin every container
+  image by digest (name@sha256:...).
+- reconcile, when a Deployment (loop mode), runs one replica with strategy Recreate, without
+  --once, its metrics scraped.
 - An HTTPRoute, if any, routes to a Service and port that exist.
 - Every object lands in a namespace (a component added by a derived overlay gets none from
   the overlay it builds on).
 - Network policies deny both ways by default; every workload may resolve names and reach
-  RabbitMQ, only those with a database URL reach PostgreSQL, only those that call Webflow or
-  a carrier reach port 443.
+  RabbitMQ (but migrate and prune: PostgreSQL only), only those with a database URL reach
+  PostgreSQL, only those that call Webflow or a carrier reach port 443.
 - Alerts can fire: a workload whose metrics an alert names (deploy/prometheus/alerts.yml) is a
   long-lived Deployment Prometheus scrapes, not a CronJob whose process exits before a scrape.
 - Connection budget: the PostgreSQL connections of every replica at the autoscaling maxima,
@@ -22,6 +29,7 @@
   superuser reserve of 3). docs/configuration.md explains the numbers.
 """
 
+import argparse
 import math
 import os
 import re
@@ -42,10 +50,20 @@ ALLOWED = {
     "reserve": {"reserve-amqp-url", "reserve-database-url"},
     "ship": {"ship-amqp-url", "ship-database-url", "shipengine-api-key"},
     "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token"},
-    "warehouse": {"warehouse-amqp-url", "warehouse-database-url", "warehouse-api-tokens"},
+    "warehouse": {
+        "warehouse-amqp-url",
+        "warehouse-database-url",
+        "warehouse-api-tokens",
+        "warehouse-console-session-key",
+    },
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
     "migrate": {"migrate-database-url"},
+    "prune": {"prune-database-url"},
 }
+# Workloads that talk to PostgreSQL only (no AMQP URL, no egress to RabbitMQ).
+DATABASE_ONLY = {"migrate", "prune"}
+AMQP_PORTS = {5671, 5672}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Who calls out over HTTPS (Webflow's API, the carrier).
 CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
 # Which workload exports the metrics of each prefix the alert rules name.
@@ -126,7 +144,11 @@ def env_value(spec, name):
     return None
 
 
-def main(overlay, path):
+def containers(spec):
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def main(overlay, path, helm=False, require_digest=False):
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     by_kind = {}
@@ -136,7 +158,10 @@ def main(overlay, path):
     config = None
     for cm in by_kind.get("ConfigMap", []):
         if "config.toml" in cm.get("data", {}):
-            config = tomllib.loads(cm["data"]["config.toml"])
+            parsed = tomllib.loads(cm["data"]["config.toml"])
+            if config is not None and parsed != config:
+                fail(f"ConfigMap {cm['metadata']['name']}: config.toml differs from the other copy")
+            config = parsed
     if config is None:
         fail("no ConfigMap with config.toml")
         config = {}
@@ -165,8 +190,42 @@ def main(overlay, path):
             if extra:
                 fail(f"{kind} {name}: gets secrets it does not need: {sorted(extra)}")
 
-    # The migrate Job carries the release's version; production runs images by digest.
+    # Images by digest.
+    if require_digest or (not helm and overlay.startswith("prod")):
+        for kind in ("Deployment", "CronJob", "Job"):
+            for doc in by_kind.get(kind, []):
+                for container in containers(pod_spec(doc)):
+                    if not re.search(r"@sha256:[0-9a-f]{64}$", container["image"]):
+                        fail(f"{kind} {doc['metadata']['name']}: image {container['image']} is not pinned by digest")
+
+    # reconcile in loop mode: one at a time, scraped.
+    for deployment in by_kind.get("Deployment", []):
+        if deployment["metadata"]["name"] != "reconcile":
+            continue
+        if deployment["spec"].get("replicas", 1) != 1:
+            fail("Deployment reconcile: must run one replica")
+        if deployment["spec"].get("strategy", {}).get("type") != "Recreate":
+            fail("Deployment reconcile: needs strategy Recreate (two passes must not overlap)")
+        command = pod_spec(deployment)["containers"][0].get("command", [])
+        if "--once" in command:
+            fail("Deployment reconcile: --once exits after one pass; loop mode runs without it")
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") != "true":
+            fail("Deployment reconcile: its metrics are not scraped (prometheus.io/scrape)")
+
+    # The migrate Job: a Helm hook before install and upgrade.
     for job in by_kind.get("Job", []):
+        if helm and job["metadata"]["name"].startswith("migrate"):
+            name = job["metadata"]["name"]
+            hooks = set(job["metadata"].get("annotations", {}).get("helm.sh/hook", "").split(","))
+            if not {"pre-install", "pre-upgrade"} <= hooks:
+                fail(f"Job {name}: must be a pre-install,pre-upgrade hook (helm.sh/hook)")
+            if not DNS_LABEL.match(name) or len(name) > 63:
+                fail(f"Job {name}: not a valid Job name (a DNS label of at most 63 characters)")
+            if "ttlSecondsAfterFinished" not in job["spec"]:
+                fail("the migrate Job needs ttlSecondsAfterFinished")
+    # The migrate Job of an overlay carries the release's version.
+    for job in [] if helm else by_kind.get("Job", []):
         if job["metadata"]["name"].startswith("migrate"):
             version = job["metadata"].get("labels", {}).get("app.kubernetes.io/version")
             if not version:
@@ -175,13 +234,6 @@ def main(overlay, path):
                 fail(f"Job {job['metadata']['name']}: must be migrate-{version} (see the overlay's replacements)")
             if "ttlSecondsAfterFinished" not in job["spec"]:
                 fail("the migrate Job needs ttlSecondsAfterFinished")
-    if overlay.startswith("prod"):
-        for kind in ("Deployment", "CronJob", "Job"):
-            for doc in by_kind.get(kind, []):
-                spec = pod_spec(doc)
-                for container in spec.get("initContainers", []) + spec["containers"]:
-                    if not re.search(r"@sha256:[0-9a-f]{64}$", container["image"]):
-                        fail(f"{kind} {workload_name(doc)}: image {container['image']} is not pinned by digest")
 
     # HTTPRoutes point at existing Services and ports.
     services = {s["metadata"]["name"]: s for s in by_kind.get("Service", [])}
@@ -219,7 +271,7 @@ def main(overlay, path):
         for doc in by_kind.get(kind, []):
             name = workload_name(doc)
             ports = egress_ports(name)
-            needs = {53, 5432} if name == "migrate" else {53, 5671}
+            needs = {53, 5432} if name in DATABASE_ONLY else {53, 5671}
             if any("database-url" in k for k in secret_keys(pod_spec(doc))):
                 needs.add(5432)
             if name in CALLS_OUT:
@@ -230,6 +282,8 @@ def main(overlay, path):
                 fail(f"{kind} {name}: may reach port 443 but calls nothing outside")
             if 5432 in ports and 5432 not in needs:
                 fail(f"{kind} {name}: may reach PostgreSQL but holds no database URL")
+            if name in DATABASE_ONLY and ports & AMQP_PORTS:
+                fail(f"{kind} {name}: may reach RabbitMQ but needs PostgreSQL only")
 
     # Alerts can fire.
     alerts = (Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yml").read_text()
@@ -263,10 +317,11 @@ def main(overlay, path):
         concurrency = int(env_value(spec, "WMS__WORKER__CONCURRENCY") or worker.get("concurrency", 16))
         per_replica = pool + (concurrency if name in LOCK_HOLDERS else 0)
         strategy = deployment["spec"].get("strategy", {})
-        # Recreate stops the old pods before starting new ones: no surge.
-        surge_spec = 0 if strategy.get("type") == "Recreate" else strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
+        surge_spec = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
         replicas = maxima[name]
-        if isinstance(surge_spec, str) and surge_spec.endswith("%"):
+        if strategy.get("type") == "Recreate":
+            surge = 0
+        elif isinstance(surge_spec, str) and surge_spec.endswith("%"):
             surge = math.ceil(replicas * int(surge_spec[:-1]) / 100)
         else:
             surge = int(surge_spec)
@@ -276,7 +331,7 @@ def main(overlay, path):
     for cron in by_kind.get("CronJob", []):
         total += database.get("pool_size", 16)
         lines.append(f"  {cron['metadata']['name']} (CronJob): {database.get('pool_size', 16)}")
-    if by_kind.get("Job"):
+    if any(job["metadata"]["name"].startswith("migrate") for job in by_kind.get("Job", [])):
         total += 2
         lines.append("  migrate (Job): 2")
     total += WMSCTL
@@ -290,13 +345,20 @@ def main(overlay, path):
 
     if errors:
         for error in errors:
-            print(f"ERROR: overlay {overlay}: {error}", file=sys.stderr)
+            print(f"ERROR: {'chart' if helm else 'overlay'} {overlay}: {error}", file=sys.stderr)
         sys.exit(1)
     print(
-        f"ok: overlay {overlay}: least-privilege secrets, production profile, migrate Job name; "
+        f"ok: {'chart' if helm else 'overlay'} {overlay}: least-privilege secrets, production profile, "
+        f"{'migrate hook' if helm else 'migrate Job name'}{', images by digest' if require_digest else ''}; "
         f"{total} of {budget} PostgreSQL connections at the maxima"
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--helm", action="store_true", help="the input is a helm template render")
+    parser.add_argument("--require-digest", action="store_true", help="every image by digest")
+    parser.add_argument("name")
+    parser.add_argument("rendered")
+    args = parser.parse_args()
+    main(args.name, args.rendered, helm=args.helm, require_digest=args.require_digest)

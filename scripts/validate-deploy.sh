@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Renders every Kustomize overlay and validates it against the Kubernetes schemas offline;
+# Renders every Kustomize overlay and the Helm chart (helm lint --strict, helm template with the
+# default values and each ci/*-values.yaml) and validates them against the Kubernetes schemas
+# offline, with scripts/check-deploy.py's policy checks; checks that values.schema.json refuses
+# the values in deploy/helm/tests/invalid;
 # validates docker-compose.yml against the Compose specification, the Prometheus alert rules
 # (promtool) and the Grafana dashboard. Fails loudly.
 set -euo pipefail
@@ -9,6 +12,7 @@ command -v kubectl >/dev/null || missing+=("kubectl (for 'kubectl kustomize')")
 command -v kubernetes-validate >/dev/null || missing+=("kubernetes-validate (pip install kubernetes-validate)")
 command -v check-jsonschema >/dev/null || missing+=("check-jsonschema (pip install check-jsonschema)")
 command -v promtool >/dev/null || missing+=("promtool (apt-get install prometheus)")
+command -v helm >/dev/null || missing+=("helm (make tools: scripts/install-test-tools.sh)")
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'ERROR: validate-deploy needs: %s\n' "${missing[@]}" >&2
   exit 1
@@ -41,6 +45,40 @@ fi
 grep -q "is not pinned by digest" "$out/by-tag.err" \
   || { cat "$out/by-tag.err" >&2; echo "ERROR: wrong refusal of a prod image by tag" >&2; exit 1; }
 echo "ok: a prod image by tag is refused"
+
+# The Helm chart: lint and render offline with the default values and each production-like
+# values file, then the same schema and policy checks as the overlays (the ci/ files also
+# require every image by digest).
+chart=deploy/helm/wms-bridge
+cmp -s "$chart/files/grants.sql" deploy/k8s/base/sql/grants.sql \
+  || { echo "ERROR: $chart/files/grants.sql differs from deploy/k8s/base/sql/grants.sql" >&2; exit 1; }
+for values in default "$chart"/ci/*-values.yaml; do
+  if [ "$values" = default ]; then name=default args=(); else
+    name=$(basename "$values" -values.yaml) args=(-f "$values" ); fi
+  helm lint --strict --quiet --kube-version 1.30.0 "$chart" "${args[@]}" >"$out/lint.txt" 2>&1 \
+    || { cat "$out/lint.txt" >&2; echo "ERROR: helm lint --strict ($name values) failed" >&2; exit 1; }
+  helm template wms "$chart" --namespace wms --kube-version 1.30.0 "${args[@]}" > "$out/helm-$name.yaml"
+  kubernetes-validate --strict --quiet --no-warn -k 1.30.0 "$out/helm-$name.yaml"
+  echo "ok: chart with $name values lints and renders ($(grep -c '^kind:' "$out/helm-$name.yaml") objects)"
+  if [ "$name" = default ]; then
+    python3 scripts/check-deploy.py --helm "helm-$name" "$out/helm-$name.yaml"
+  else
+    python3 scripts/check-deploy.py --helm --require-digest "helm-$name" "$out/helm-$name.yaml"
+  fi
+done
+# values.schema.json refuses typos and wrong enums: each file names the error it must produce.
+for values in deploy/helm/tests/invalid/*.yaml; do
+  expect=$(sed -n '1s/^# expect: //p' "$values")
+  [ -n "$expect" ] || { echo "ERROR: $values: no '# expect: ' first line" >&2; exit 1; }
+  if helm lint --strict --kube-version 1.30.0 "$chart" -f "$values" >"$out/lint.txt" 2>&1; then
+    echo "ERROR: helm lint accepted $values" >&2; exit 1
+  fi
+  grep -qF -- "$expect" "$out/lint.txt" \
+    || { cat "$out/lint.txt" >&2; echo "ERROR: $values: helm lint failed without '$expect'" >&2; exit 1; }
+done
+echo "ok: the values schema refuses $(ls deploy/helm/tests/invalid/*.yaml | wc -l) invalid values files"
+helm package --destination "$out" "$chart" >/dev/null
+echo "ok: chart packages ($(basename "$out"/wms-bridge-*.tgz))"
 # The image carries no configuration (the dev configs hold local tokens).
 if grep -Eq '^COPY +config' Dockerfile; then
   echo "ERROR: the Dockerfile copies config/ into the image; mount configuration instead" >&2
