@@ -28,10 +28,6 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- include "wms-bridge.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) -}}
 {{- end -}}
 
-{{- define "wms-bridge.grantsImage" -}}
-{{- include "wms-bridge.imageRef" (dict "image" .Values.grantsImage "default" "16-alpine") -}}
-{{- end -}}
-
 {{/* The migrate hook's name: the chart's appVersion and the release revision (a valid name
      whatever the image reference; a new one per upgrade). */}}
 {{- define "wms-bridge.migrateName" -}}
