@@ -62,6 +62,21 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// The keys that seal secrets kept in the database (`secrets.key_file`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Prints a new key line (`<id>:<64 hex digits>`) for `secrets.key_file`: first line to
+    /// make it the sealing key, the old lines kept until everything is resealed.
+    NewKey {
+        /// The key's id, stored beside every value it seals (e.g. the date: 2026-12).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +175,10 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no configuration: the key is for the configuration.
+    if let Command::Secrets { command } = &cli.command {
+        return secrets(command);
+    }
     platform::install_crypto_provider();
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
     let json = cli.json;
@@ -170,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
+        Command::Secrets { command } => secrets(&command),
     }
 }
 
@@ -260,6 +280,17 @@ async fn migrate(json: bool, settings: &Settings, then_run: Option<&std::path::P
             None => format!("{applied} migration(s) applied"),
         },
     )
+}
+
+/// `wmsctl secrets new-key`: the line goes into the key file; nothing else sees it.
+fn secrets(command: &SecretsCommand) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::NewKey { id } => {
+            let line = secrets_at_rest::Keyring::new_key_line(id)?;
+            println!("{}", secrecy::ExposeSecret::expose_secret(&line));
+        }
+    }
+    Ok(())
 }
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
