@@ -292,7 +292,26 @@ pub async fn pack_batch<C: Db>(client: &C, packs: &[Pack<'_>], actor: &str) -> R
     Ok(())
 }
 
-/// Locks a pick task; returns (order pk, status).
+/// Locks the order a pick task belongs to (only the order row), before the task itself: the
+/// one lock order of every path is the order first, then its pick task ([`lock_pick_task`]).
+/// `None`: no such task.
+pub async fn lock_order_of_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<crate::orders::OrderRecord>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        crate::orders::columns!(),
+        " FROM orders WHERE id = (SELECT order_id FROM pick_tasks WHERE id = $1) FOR UPDATE"
+    );
+    client
+        .query_opt(SQL, &[&id])
+        .await?
+        .as_ref()
+        .map(crate::orders::from_row)
+        .transpose()
+}
+
+/// Locks a pick task; returns (order pk, status). Lock its order first
+/// ([`lock_order_of_pick_task`]): an order-level command (pack, cancel) holding the order and
+/// waiting for the task would otherwise deadlock with this one.
 pub async fn lock_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<(i64, PickTaskStatus)>> {
     let row = client
         .query_opt(
