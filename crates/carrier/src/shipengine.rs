@@ -22,7 +22,12 @@ pub struct ShipEngineCarrier {
     api_key: SecretString,
     carrier_ids: Vec<String>,
     service_codes: Vec<String>,
+    /// Every HTTP call's limit, from connecting to the last byte of the body.
+    timeout: Duration,
 }
+
+/// The HTTP calls [`Carrier::book`] makes one after the other: rates, then the label.
+const CALLS_PER_BOOKING: u32 = 2;
 
 #[derive(Serialize)]
 struct SeAddress<'a> {
@@ -184,8 +189,11 @@ impl ShipEngineCarrier {
             .ok_or_else(|| CarrierError::Permanent("carrier.shipengine.api_key is not set".into()))?;
         // rustls needs a process-wide crypto provider; ring, as everywhere (idempotent).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let timeout = Duration::from_millis(settings.timeout_ms);
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
+            // A total limit per request (connect, send, the whole body): what makes
+            // `booking_time_limit` a bound.
+            .timeout(timeout)
             .build()
             .map_err(|e| CarrierError::Permanent(e.to_string()))?;
         Ok(Self {
@@ -194,6 +202,7 @@ impl ShipEngineCarrier {
             api_key,
             carrier_ids: settings.carrier_ids.clone(),
             service_codes: settings.service_codes.clone(),
+            timeout,
         })
     }
 
@@ -312,6 +321,14 @@ fn tracking_url_for(carrier_code: &str, tracking_number: &str) -> String {
 impl Carrier for ShipEngineCarrier {
     fn kind(&self) -> crate::CarrierKind {
         crate::CarrierKind::ShipEngine
+    }
+
+    fn booking_time_limit(&self) -> Duration {
+        self.timeout * CALLS_PER_BOOKING
+    }
+
+    fn lookup_time_limit(&self) -> Duration {
+        self.timeout
     }
 
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {
