@@ -456,7 +456,10 @@ impl Respond for SellsLabels {
             (Some(lapse), 1) => {
                 let url = lapse.database_url.clone();
                 std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     runtime.block_on(async move {
                         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
                         tokio::spawn(connection);
@@ -655,11 +658,8 @@ async fn a_label_bought_after_the_lease_lapsed_is_voided_not_dropped() {
         "{sold} labels bought, the order shipped with {shipped_with}: every other one voided, once"
     );
     assert_eq!(
-        p.scalar(
-            "SELECT count(*) FROM orphaned_labels WHERE outcome IS NULL",
-            &[]
-        )
-        .await,
+        p.scalar("SELECT count(*) FROM orphaned_labels WHERE outcome IS NULL", &[])
+            .await,
         0,
         "no label left unsettled"
     );
@@ -671,6 +671,75 @@ async fn a_label_bought_after_the_lease_lapsed_is_voided_not_dropped() {
         .await,
         i64::try_from(expected.len()).unwrap(),
         "each void is on the order's timeline"
+    );
+    p.teardown().await;
+}
+
+/// An orphaned label of an order still `packed` (its buyer lost the lease and nobody booked
+/// the order since) is adopted by the next delivery: recorded as the order's label, nothing
+/// bought and nothing voided.
+#[tokio::test]
+async fn an_orphaned_label_of_an_order_still_packed_is_adopted() {
+    let carrier = fake_shipengine(
+        None,
+        SellsLabels {
+            sold: Default::default(),
+            first: None,
+        },
+    )
+    .await;
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    start_ship(&p, &carrier.uri(), 10_000).await;
+    let order_pk = packed_order(&p, "orphan-1").await;
+    // What the delivery that lost its lease left: its booking attempt, and the label it bought.
+    let booking = json!({"carrier": "UPS", "service": "ups_ground", "tracking_number": "1ZORPHAN",
+        "tracking_url": "https://www.ups.com/track?tracknum=1ZORPHAN", "label_url": null, "cost_minor": 950,
+        "currency": "USD", "external_id": "se-orphan", "shipped_at": "2026-01-01T00:00:00Z"});
+    {
+        let client = p.client().await;
+        client
+            .execute(
+                "INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts)
+                 VALUES ($1, $2, 'shipengine', 'booking', 1)",
+                &[&order_pk, &format!("{SITE_ID}-orphan-1")],
+            )
+            .await
+            .unwrap();
+        warehouse_db::floor::record_orphaned_label(&**client, order_pk, "se-orphan", "shipengine", &booking)
+            .await
+            .unwrap();
+    }
+
+    deliver_packed(&p, "orphan-1", "packed-orphan-1").await;
+    p.wait_until_handled(consumer::SHIP, 1, WAIT).await;
+    assert_eq!(p.order_state("orphan-1").await.as_deref(), Some("shipped"));
+    let (label, tracking): (String, String) = {
+        let row = p
+            .client()
+            .await
+            .query_one(
+                "SELECT external_id, tracking_number FROM shipments WHERE order_id = $1 AND status = 'booked'",
+                &[&order_pk],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((label.as_str(), tracking.as_str()), ("se-orphan", "1ZORPHAN"));
+    assert!(requests(&carrier, "POST", "/v1/").await.is_empty(), "nothing bought");
+    assert!(requests(&carrier, "PUT", "/v1/").await.is_empty(), "nothing voided");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM orphaned_labels WHERE external_id = 'se-orphan' AND outcome = 'in_use'",
+            &[]
+        )
+        .await,
+        1
     );
     p.teardown().await;
 }

@@ -275,11 +275,7 @@ async fn marking_a_task_picked_locks_the_order_before_the_task() {
 
     // An order-level command has locked the order (as `pack` does first).
     let mut packing = p.client().await;
-    let packing_pid: i32 = packing
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let packing_pid: i32 = packing.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
     let pack = packing.transaction().await.unwrap();
     warehouse_db::orders::lock_by_id(&*pack, order_pk)
         .await
@@ -303,14 +299,21 @@ async fn marking_a_task_picked_locks_the_order_before_the_task() {
         if waiting >= 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "\"picked\" never waited for a lock");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "\"picked\" never waited for a lock"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // The pack goes on to its pick task (what `pack` locks second).
     let task = warehouse_db::floor::pick_task_of_order(&*pack, order_pk).await;
     if let Err(warehouse_db::DbError::Postgres(error)) = &task {
-        assert_ne!(error.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED), "the pack deadlocked");
+        assert_ne!(
+            error.code(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED),
+            "the pack deadlocked"
+        );
     }
     let (locked_task, _) = task.unwrap().expect("the order has its pick task");
     assert_eq!(locked_task, task_id);

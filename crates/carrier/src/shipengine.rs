@@ -435,3 +435,21 @@ mod bytes_body {
         pub retry_after: Option<std::time::Duration>,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_booking_may_take_two_calls_time_limits() {
+        let settings = ShipEngineSettings {
+            api_key: Some(SecretString::from("k")),
+            timeout_ms: 15_000,
+            ..ShipEngineSettings::default()
+        };
+        let carrier = ShipEngineCarrier::new(&settings).unwrap();
+        assert_eq!(carrier.booking_time_limit(), Duration::from_secs(30));
+        assert_eq!(carrier.lookup_time_limit(), Duration::from_secs(15));
+    }
+}

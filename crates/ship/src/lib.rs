@@ -136,9 +136,7 @@ impl ShipHandler {
             } => {
                 // A label an earlier delivery bought and could not record: adopted instead of
                 // buying another (the others are voided).
-                if orphaned_labels
-                    && let Some(booking) = self.settle_orphans(order, lease).await?
-                {
+                if orphaned_labels && let Some(booking) = self.settle_orphans(order, lease).await? {
                     tracing::info!(order_id = %order_id, label = %booking.external_id, "adopting an orphaned label");
                     return Ok(Some(Outcome::Booked {
                         booking: Box::new(booking),
@@ -172,22 +170,23 @@ impl ShipHandler {
             .collect();
         tracing::info!(order_id = %order_id, attempt = attempts, "booking shipment");
 
-        let carrier_result = match within(self.carrier.lookup_time_limit(), self.carrier.find_existing(&reference)).await {
-            Ok(Some(existing)) => Ok((existing, true)),
-            Ok(None) => {
-                let request = ShipmentRequest {
-                    reference: reference.clone(),
-                    ship_from: self.ship_from.clone(),
-                    ship_to: ship_to(order.shipping_address.as_ref()),
-                    parcels,
-                };
-                // The lease now outlasts the booking's time limit, whatever its renewal does.
-                let limit = self.carrier.booking_time_limit();
-                confirm_for(lease, limit).await?;
-                within(limit, self.carrier.book(&request)).await.map(|b| (b, false))
-            }
-            Err(error) => Err(error),
-        };
+        let carrier_result =
+            match within(self.carrier.lookup_time_limit(), self.carrier.find_existing(&reference)).await {
+                Ok(Some(existing)) => Ok((existing, true)),
+                Ok(None) => {
+                    let request = ShipmentRequest {
+                        reference: reference.clone(),
+                        ship_from: self.ship_from.clone(),
+                        ship_to: ship_to(order.shipping_address.as_ref()),
+                        parcels,
+                    };
+                    // The lease now outlasts the booking's time limit, whatever its renewal does.
+                    let limit = self.carrier.booking_time_limit();
+                    confirm_for(lease, limit).await?;
+                    within(limit, self.carrier.book(&request)).await.map(|b| (b, false))
+                }
+                Err(error) => Err(error),
+            };
         match carrier_result {
             // An order cancelled while its label was being bought is found by the recording
             // transaction (the order is locked there), whose retry voids the label.
@@ -271,7 +270,9 @@ impl ShipHandler {
                         adopted = Some(booking);
                         continue;
                     }
-                    Err(error) => tracing::warn!(%error, label = %orphan.external_id, "unreadable orphaned label; voiding it"),
+                    Err(error) => {
+                        tracing::warn!(%error, label = %orphan.external_id, "unreadable orphaned label; voiding it")
+                    }
                 }
             }
             let limit = self.carrier.lookup_time_limit();
@@ -280,8 +281,7 @@ impl ShipHandler {
                 .await
                 .map_err(carrier_error)?;
             let client = self.pool.get().await?;
-            floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::Voided)
-                .await?;
+            floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::Voided).await?;
             let detail = serde_json::json!({
                 "voided_label": orphan.external_id,
                 "reason": "bought by a delivery whose lease on the order had lapsed; the order has another label",
@@ -328,14 +328,12 @@ async fn within<T>(
     call: impl std::future::Future<Output = Result<T, CarrierError>>,
 ) -> Result<T, CarrierError> {
     const SLACK: std::time::Duration = std::time::Duration::from_secs(1);
-    tokio::time::timeout(limit + SLACK, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(CarrierError::Transient {
-                message: format!("the carrier did not answer within {:?}", limit + SLACK),
-                retry_after: None,
-            })
+    tokio::time::timeout(limit + SLACK, call).await.unwrap_or_else(|_| {
+        Err(CarrierError::Transient {
+            message: format!("the carrier did not answer within {:?}", limit + SLACK),
+            retry_after: None,
         })
+    })
 }
 
 /// Another delivery holds the order's lease: not a failure; it will finish, look again shortly.
