@@ -39,7 +39,7 @@ ALLOWED = {
     "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token"},
     "warehouse": {"warehouse-amqp-url", "warehouse-database-url", "warehouse-api-tokens"},
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
-    "migrate": {"migrate-database-url"},
+    "migrate": {"migrate-database-url", "topology-amqp-url"},
 }
 # Who calls out over HTTPS (Webflow's API, the carrier).
 CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
@@ -205,7 +205,8 @@ def main(overlay, path):
         for doc in by_kind.get(kind, []):
             name = workload_name(doc)
             ports = egress_ports(name)
-            needs = {53, 5432} if name == "migrate" else {53, 5671}
+            # The migrate Job: the database and the RabbitMQ topology.
+            needs = {53, 5432, 5671} if name == "migrate" else {53, 5671}
             if any("database-url" in k for k in secret_keys(pod_spec(doc))):
                 needs.add(5432)
             if name in CALLS_OUT:
