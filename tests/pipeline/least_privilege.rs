@@ -405,3 +405,33 @@ async fn each_user_is_refused_what_it_does_not_need() {
     );
     drop(vhost);
 }
+
+/// A service started before the declare step (the migrate Job runs beside the Deployments)
+/// is not ready while the topology is missing, and connects once it has been declared.
+#[tokio::test]
+async fn a_service_started_before_the_declare_step_connects_once_it_ran() {
+    platform::telemetry::init_for_tests();
+    let mut settings = ingress::Settings::default();
+    settings.amqp.url = secrecy::SecretString::from(test_support::amqp_url());
+    settings.amqp.namespace = test_support::random_namespace();
+    settings.amqp.declare_topology = false;
+    settings.amqp.reconnect.initial_ms = 50;
+    settings.amqp.reconnect.max_ms = 500;
+    settings.ingress.bind = "127.0.0.1:0".into();
+    settings.health.bind = "127.0.0.1:0".into();
+    settings.webflow = webflow_settings_for("https://unused.example", &[site()]);
+    let topology = Topology::from_settings(&settings.amqp);
+    let _leak_guard = test_support::LeakGuard {
+        topology: topology.clone(),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = ingress::build(settings, shutdown.clone()).await.unwrap();
+
+    let admin = connect(&test_support::amqp_url()).await;
+    let missing = topology.verify(&admin).await.unwrap_err();
+    assert!(matches!(missing, TopologyError::Missing { .. }), "{missing}");
+    assert!(!app.amqp().is_ready(), "ready without a topology");
+    topology.declare(&admin).await.unwrap();
+    app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
+    shutdown.cancel();
+}

@@ -272,9 +272,11 @@ async fn amqp(json: bool, settings: &Settings, command: AmqpCommand) -> anyhow::
                 .context("cannot connect to RabbitMQ")?;
             let declare = matches!(command, AmqpCommand::Declare);
             let result = if declare {
-                topology.clone().with_declare(true).ensure(&connection).await
+                topology.declare(&connection).await.context(
+                    "cannot declare the topology (amqp.url must be the topology user: wmsctl amqp permissions)",
+                )
             } else {
-                topology.verify(&connection).await
+                topology.verify(&connection).await.map_err(anyhow::Error::from)
             };
             let _ = connection.close(200, "done".into()).await;
             result?;
