@@ -20,7 +20,7 @@ template output) that schemas cannot make.
 - Every object lands in a namespace (a component added by a derived overlay gets none from
   the overlay it builds on).
 - Network policies deny both ways by default; every workload may resolve names and reach
-  RabbitMQ (but migrate and prune: PostgreSQL only), only those with a database URL reach
+  RabbitMQ (but prune: PostgreSQL only), only those with a database URL reach
   PostgreSQL, only those that call Webflow or a carrier reach port 443.
 - Alerts can fire: a workload whose metrics an alert names (deploy/prometheus/alerts.yml) is a
   long-lived Deployment Prometheus scrapes, not a CronJob whose process exits before a scrape.
@@ -57,11 +57,11 @@ ALLOWED = {
         "warehouse-console-session-key",
     },
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
-    "migrate": {"migrate-database-url"},
+    "migrate": {"migrate-database-url", "topology-amqp-url"},
     "prune": {"prune-database-url"},
 }
 # Workloads that talk to PostgreSQL only (no AMQP URL, no egress to RabbitMQ).
-DATABASE_ONLY = {"migrate", "prune"}
+DATABASE_ONLY = {"prune"}
 AMQP_PORTS = {5671, 5672}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Who calls out over HTTPS (Webflow's API, the carrier).
@@ -271,7 +271,13 @@ def main(overlay, path, helm=False, require_digest=False):
         for doc in by_kind.get(kind, []):
             name = workload_name(doc)
             ports = egress_ports(name)
-            needs = {53, 5432} if name in DATABASE_ONLY else {53, 5671}
+            # The migrate Job: the database and the RabbitMQ topology; prune: the database only.
+            if name == "migrate":
+                needs = {53, 5432, 5671}
+            elif name in DATABASE_ONLY:
+                needs = {53, 5432}
+            else:
+                needs = {53, 5671}
             if any("database-url" in k for k in secret_keys(pod_spec(doc))):
                 needs.add(5432)
             if name in CALLS_OUT:

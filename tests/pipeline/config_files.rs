@@ -93,6 +93,10 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
         );
         assert_eq!(ingress.webflow.sites["shop"].webhook_secrets.len(), 2);
         assert!(
+            !ingress.amqp.declare_topology,
+            "{file}: the migrate Job declares the topology, the services only verify it"
+        );
+        assert!(
             ingress.webflow.sites["shop"].api_token.is_none(),
             "no token in the ingress"
         );

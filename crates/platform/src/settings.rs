@@ -37,6 +37,11 @@ pub struct AmqpSettings {
     /// How reconnection attempts are spaced.
     #[serde(deserialize_with = "reconnect_policy")]
     pub reconnect: RetryPolicy,
+    /// Whether this process declares the topology (exchanges, queues, bindings) when it
+    /// connects. `false`: it only checks, by passive declares that need no permission, that the
+    /// topology exists (declared by `wmsctl amqp declare` as a privileged user), so its own
+    /// RabbitMQ user can do without configure permission (deploy/rabbitmq/users.sh).
+    pub declare_topology: bool,
 }
 
 impl Default for AmqpSettings {
@@ -48,6 +53,7 @@ impl Default for AmqpSettings {
             quorum_initial_group_size: 3,
             retry_delays_ms: vec![500, 1_000, 5_000, 30_000, 120_000, 600_000],
             reconnect: default_reconnect(),
+            declare_topology: true,
         }
     }
 }

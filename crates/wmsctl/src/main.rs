@@ -18,7 +18,7 @@ use wmsctl::output::{messages_table, order_text, table};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, reconciliation, sites"
+    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, RabbitMQ topology and users, reconciliation, sites"
 )]
 struct Cli {
     /// Print JSON instead of tables.
@@ -46,6 +46,11 @@ enum Command {
         /// deploy/k8s/base/sql/grants.sql), so the Job needs no second image.
         #[arg(long, value_name = "FILE")]
         then_run: Option<std::path::PathBuf>,
+    },
+    /// The RabbitMQ topology and who may use it.
+    Amqp {
+        #[command(subcommand)]
+        command: AmqpCommand,
     },
     /// Run the reconciliation once and print its summary.
     Reconcile {
@@ -107,6 +112,23 @@ enum DlqCommand {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AmqpCommand {
+    /// Declare the namespace's exchanges, queues and bindings (idempotent), with `amqp.url` a
+    /// user allowed to (the `topology` role): the privileged step the services, run with
+    /// `amqp.declare_topology = false`, rely on.
+    Declare,
+    /// Check that every exchange and queue exists (passive declares: any user may).
+    Verify,
+    /// The RabbitMQ permissions (configure, write, read regexes) of each role on the namespace,
+    /// one role a line, tab-separated: what deploy/rabbitmq/users.sh applies.
+    Permissions {
+        /// The namespace (default: `amqp.namespace`).
+        #[arg(long)]
+        namespace: Option<String>,
     },
 }
 
@@ -186,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq { command } => dlq(json, &settings, command).await,
         Command::Order { command } => order(json, &settings, command).await,
         Command::Migrate { then_run } => migrate(json, &settings, then_run.as_deref()).await,
+        Command::Amqp { command } => amqp(json, &settings, command).await,
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
@@ -291,6 +314,56 @@ fn secrets(command: &SecretsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `wmsctl amqp ...`: declare or verify the topology, print the users' permissions.
+async fn amqp(json: bool, settings: &Settings, command: AmqpCommand) -> anyhow::Result<()> {
+    let topology = Topology::from_settings(&settings.base.amqp);
+    match command {
+        AmqpCommand::Declare | AmqpCommand::Verify => {
+            let properties = lapin::ConnectionProperties::default().with_connection_name("wmsctl".into());
+            let connection = platform::amqp::connect_any(&settings.base.amqp.url, properties)
+                .await
+                .context("cannot connect to RabbitMQ")?;
+            let declare = matches!(command, AmqpCommand::Declare);
+            let result = if declare {
+                topology.declare(&connection).await.context(
+                    "cannot declare the topology (amqp.url must be the topology user: wmsctl amqp permissions)",
+                )
+            } else {
+                topology.verify(&connection).await.map_err(anyhow::Error::from)
+            };
+            let _ = connection.close(200, "done".into()).await;
+            result?;
+            let (exchanges, queues) = (topology.exchange_names().len(), topology.queue_names().len());
+            let verb = if declare { "declared" } else { "present" };
+            print(
+                json,
+                &serde_json::json!({"namespace": topology.namespace(), verb: {"exchanges": exchanges, "queues": queues}}),
+                || {
+                    format!(
+                        "{}: {exchanges} exchanges and {queues} queues {verb}",
+                        topology.namespace()
+                    )
+                },
+            )
+        }
+        AmqpCommand::Permissions { namespace } => {
+            let mut amqp = settings.base.amqp.clone();
+            if let Some(namespace) = namespace {
+                amqp.namespace = namespace;
+                amqp.validate()?;
+            }
+            let permissions = Topology::from_settings(&amqp).all_permissions();
+            print(json, &permissions, || {
+                permissions
+                    .iter()
+                    .map(|p| format!("{}\t{}\t{}\t{}", p.role, p.configure, p.write, p.read))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    }
 }
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
