@@ -15,6 +15,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# check-deploy.py runs each service binary's own configuration check (WMS_CHECK_CONFIG=1) on the
+# rendered configuration: build them (the debug build make test uses anyway), unless
+# WMS_BIN_DIR names binaries already built.
+if [ -z "${WMS_BIN_DIR:-}" ]; then
+  ${CARGO:-cargo} build -q --bins -p ingress -p enrich -p reserve -p ship -p notify-webflow -p warehouse -p reconcile
+fi
 for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" > "$out/$name.yaml"
@@ -32,6 +38,16 @@ sed -i 's/newTag: "0.1.0"/newTag: "0.1.1"/' "$out/k8s/overlays/prod/kustomizatio
 kubectl kustomize "$out/k8s/overlays/prod" | grep -q 'name: migrate-0.1.1' \
   || { echo "ERROR: the migrate Job does not follow the image tag" >&2; exit 1; }
 echo "ok: a new image tag renders a new migrate Job"
+# A configuration production refuses fails the check: database TLS off, insecure console cookies.
+sed -i -e 's/^ssl_mode = "verify-full"/ssl_mode = "disable"/' -e '/^ssl_root_cert = /d' \
+  -e 's/^secure_cookies = true/secure_cookies = false/' "$out/k8s/base/config.toml"
+kubectl kustomize "$out/k8s/overlays/prod" > "$out/refused.yaml"
+if python3 scripts/check-deploy.py prod-refused "$out/refused.yaml" 2> "$out/refused.err"; then
+  echo "ERROR: check-deploy.py accepted database TLS off and insecure cookies" >&2; exit 1
+fi
+grep -q 'database.ssl_mode' "$out/refused.err" && grep -q 'warehouse.console.secure_cookies' "$out/refused.err" \
+  || { echo "ERROR: check-deploy.py did not name the refused keys:" >&2; cat "$out/refused.err" >&2; exit 1; }
+echo "ok: a configuration production refuses fails the check (the services' own WMS_CHECK_CONFIG)"
 # The image carries no configuration (the dev configs hold local tokens).
 if grep -Eq '^COPY +config' Dockerfile; then
   echo "ERROR: the Dockerfile copies config/ into the image; mount configuration instead" >&2
