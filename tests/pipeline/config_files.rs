@@ -103,8 +103,14 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
     let with = |service: &str, pairs: &[(&str, &str)]| -> Env {
         let mut env: Env = vec![
             ("WMS__DATABASE__SSL_ROOT_CERT".into(), ca.clone()),
-            ("WMS__AMQP__URL".into(), format!("amqps://{service}:pw@rabbitmq.wms.svc:5671/%2f")),
-            ("WMS__DATABASE__URL".into(), format!("postgres://{service}:pw@postgres.wms.svc/wms")),
+            (
+                "WMS__AMQP__URL".into(),
+                format!("amqps://{service}:pw@rabbitmq.wms.svc:5671/%2f"),
+            ),
+            (
+                "WMS__DATABASE__URL".into(),
+                format!("postgres://{service}:pw@postgres.wms.svc/wms"),
+            ),
         ];
         env.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         env
@@ -121,7 +127,10 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
         let config = config.as_path();
         let ingress: ingress::Settings = checked(
             config,
-            &with("ingress", &[("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE", &hooks)]),
+            &with(
+                "ingress",
+                &[("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE", &hooks)],
+            ),
         );
         assert_eq!(ingress.webflow.sites["shop"].webhook_secrets.len(), 2);
         assert!(
@@ -137,7 +146,10 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
         assert_eq!(ship.carrier.kind, carrier::CarrierKind::ShipEngine);
         let _: notify_webflow::Settings = checked(config, &token_env("notify-webflow"));
         let warehouse: warehouse::Settings = checked(config, &with("warehouse", &[]));
-        assert!(warehouse.warehouse.api_tokens.is_empty(), "{file}: no legacy admin tokens");
+        assert!(
+            warehouse.warehouse.api_tokens.is_empty(),
+            "{file}: no legacy admin tokens"
+        );
         assert!(warehouse.warehouse.tokens.len() >= 2, "{file}: named, scoped tokens");
         assert!(warehouse.warehouse.console.secure_cookies);
         let _: reconcile::Settings = checked(config, &token_env("reconcile"));
@@ -155,9 +167,15 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
     fn refused<S: ServiceSettings + std::fmt::Debug>(service: &str) {
         let base: Env = vec![
             ("WMS__AMQP__URL".into(), "amqps://svc:pw@rabbitmq:5671/%2f".into()),
-            ("WMS__DATABASE__URL".into(), "postgres://svc:pw@db/wms?sslmode=verify-full".into()),
+            (
+                "WMS__DATABASE__URL".into(),
+                "postgres://svc:pw@db/wms?sslmode=verify-full".into(),
+            ),
             // What each service needs besides (its own checks run first).
-            ("WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(), "0123456789abcdef01234567".into()),
+            (
+                "WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(),
+                "0123456789abcdef01234567".into(),
+            ),
             ("WMS__WEBFLOW__SITES__SHOP__API_TOKEN".into(), "t".into()),
             ("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS".into(), "s".into()),
             ("WMS__CARRIER__KIND".into(), "shipengine".into()),
@@ -228,7 +246,10 @@ fn a_binary_checks_its_configuration_and_exits() {
     let refused = run(&[("WMS__WAREHOUSE__API_TOKENS", "t")]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("`amqp.url` is refused under profile = \"production\""), "{stderr}");
+    assert!(
+        stderr.contains("`amqp.url` is refused under profile = \"production\""),
+        "{stderr}"
+    );
     let cookies = run(&[
         ("WMS__WAREHOUSE__API_TOKENS", "t"),
         ("WMS__WAREHOUSE__CONSOLE__SECURE_COOKIES", "false"),
@@ -240,7 +261,10 @@ fn a_binary_checks_its_configuration_and_exits() {
         ("WMS__WAREHOUSE__API_TOKENS", "t"),
         ("WMS__AMQP__URL", "amqp://warehouse:pw@192.0.2.1:5672/%2f"),
         ("WMS__AMQP__ALLOW_PLAINTEXT", "true"),
-        ("WMS__DATABASE__URL", "postgres://warehouse:pw@192.0.2.1/wms?sslmode=require"),
+        (
+            "WMS__DATABASE__URL",
+            "postgres://warehouse:pw@192.0.2.1/wms?sslmode=require",
+        ),
     ]);
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{stdout} {}", String::from_utf8_lossy(&ok.stderr));

@@ -89,9 +89,7 @@ pub fn init<S: ServiceSettings>(service: &'static str) -> Result<(S, Cancellatio
     if std::env::var(CHECK_CONFIG_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
         report_check(service, &loaded);
     }
-    let Checked {
-        settings, opt_outs, ..
-    } = loaded?;
+    let Checked { settings, opt_outs, .. } = loaded?;
     telemetry::init(telemetry::service_subscriber(
         settings.telemetry(),
         std::io::stdout,

@@ -129,7 +129,10 @@ impl AmqpSettings {
 
     /// The production opt-outs in use, as warnings for the start-up log.
     pub fn opt_outs(&self, profile: Profile) -> Vec<String> {
-        let plain = self.addresses().iter().any(|u| u.expose_secret().starts_with("amqp://"));
+        let plain = self
+            .addresses()
+            .iter()
+            .any(|u| u.expose_secret().starts_with("amqp://"));
         if profile == Profile::Production && self.allow_plaintext && plain {
             vec![
                 "amqp.allow_plaintext = true: the broker is reached over plain amqp://; only a \
@@ -253,9 +256,7 @@ impl DatabaseSslMode {
                 "sslmode={value} may fall back to clear text; use sslmode=require or verify-full (or disable)"
             )),
             "verify-ca" => Err("sslmode=verify-ca does not check the host name; use sslmode=verify-full".into()),
-            other => Err(format!(
-                "sslmode={other} is not one of disable, require, verify-full"
-            )),
+            other => Err(format!("sslmode={other} is not one of disable, require, verify-full")),
         }
     }
 }
@@ -460,11 +461,7 @@ impl DatabaseSettings {
     /// Production rule: no clear text to PostgreSQL unless `database.allow_plaintext`.
     pub fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
         if profile == Profile::Production && self.ssl_mode() == DatabaseSslMode::Disable && !self.allow_plaintext {
-            let source = if self.ssl_mode.is_none() {
-                " (the default)"
-            } else {
-                ""
-            };
+            let source = if self.ssl_mode.is_none() { " (the default)" } else { "" };
             return Err(SettingsError::insecure(
                 "database.ssl_mode",
                 format!(
@@ -755,7 +752,9 @@ mod tests {
         match result {
             Err(error @ SettingsError::Insecure { .. }) => {
                 let text = error.to_string();
-                let SettingsError::Insecure { key, .. } = error else { unreachable!() };
+                let SettingsError::Insecure { key, .. } = error else {
+                    unreachable!()
+                };
                 (key, text)
             }
             other => panic!("expected a production refusal, got {other:?}"),
@@ -776,15 +775,24 @@ mod tests {
     fn production_refuses_database_tls_off_by_default_by_key_and_by_url() {
         for changes in [
             vec![("WMS__DATABASE__URL", "postgres://u:p@db/wms")],
-            vec![("WMS__DATABASE__SSL_MODE", "disable"), ("WMS__DATABASE__URL", "postgres://u:p@db/wms")],
+            vec![
+                ("WMS__DATABASE__SSL_MODE", "disable"),
+                ("WMS__DATABASE__URL", "postgres://u:p@db/wms"),
+            ],
             vec![("WMS__DATABASE__URL", "postgres://u:p@db/wms?sslmode=disable")],
         ] {
             let (key, text) = refused_key(production(&changes));
             assert_eq!(key, "database.ssl_mode");
-            assert!(text.contains("verify-full") && text.contains("database.allow_plaintext"), "{text}");
+            assert!(
+                text.contains("verify-full") && text.contains("database.allow_plaintext"),
+                "{text}"
+            );
         }
         // The same under a local profile is fine.
-        let mut local = vec![("WMS__PROFILE", "local"), ("WMS__DATABASE__URL", "postgres://u:p@db/wms")];
+        let mut local = vec![
+            ("WMS__PROFILE", "local"),
+            ("WMS__DATABASE__URL", "postgres://u:p@db/wms"),
+        ];
         production(&local).unwrap();
         // The documented opt-out, with its warning.
         local[0] = ("WMS__DATABASE__ALLOW_PLAINTEXT", "true");
@@ -810,7 +818,10 @@ mod tests {
             }
         }
         // The default URL (guest, plain) is refused in production, accepted locally.
-        let (key, _) = refused_key(production(&[("WMS__AMQP__URL", "amqp://guest:guest@127.0.0.1:5672/%2f")]));
+        let (key, _) = refused_key(production(&[(
+            "WMS__AMQP__URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        )]));
         assert_eq!(key, "amqp.url");
         production(&[
             ("WMS__PROFILE", "local"),
@@ -823,7 +834,10 @@ mod tests {
     fn production_refuses_plain_amqp_unless_allowed() {
         let (key, text) = refused_key(production(&[("WMS__AMQP__URL", "amqp://enrich:pw@rabbitmq:5672/%2f")]));
         assert_eq!(key, "amqp.url");
-        assert!(text.contains("amqps://") && text.contains("amqp.allow_plaintext = true"), "{text}");
+        assert!(
+            text.contains("amqps://") && text.contains("amqp.allow_plaintext = true"),
+            "{text}"
+        );
         // One plain node among TLS ones is refused too, and named.
         let (_, text) = refused_key(production(&[(
             "WMS__AMQP__URL",

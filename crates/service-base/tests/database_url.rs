@@ -84,7 +84,11 @@ async fn sslmode_verify_full_in_the_url_verifies_the_server() {
     // verify-full, not require: the certificate does not name 127.0.0.1.
     let wrong_host = settings(&[(
         "WMS__DATABASE__URL",
-        &format!("{}/postgres?sslmode=verify-full&sslrootcert={}", server_url(), ca.display()),
+        &format!(
+            "{}/postgres?sslmode=verify-full&sslrootcert={}",
+            server_url(),
+            ca.display()
+        ),
     )])
     .unwrap();
     let error = encrypted(&wrong_host).await.unwrap_err();
@@ -95,7 +99,11 @@ async fn sslmode_verify_full_in_the_url_verifies_the_server() {
 async fn sslmode_require_and_disable_in_the_url() {
     platform::install_crypto_provider();
     server_ca().await;
-    let require = settings(&[("WMS__DATABASE__URL", &format!("{}/postgres?sslmode=require", server_url()))]).unwrap();
+    let require = settings(&[(
+        "WMS__DATABASE__URL",
+        &format!("{}/postgres?sslmode=require", server_url()),
+    )])
+    .unwrap();
     assert_eq!(require.database.ssl_mode(), DatabaseSslMode::Require);
     assert!(encrypted(&require).await.unwrap());
     let disable = settings(&[(
@@ -103,7 +111,10 @@ async fn sslmode_require_and_disable_in_the_url() {
         &format!("{}/postgres?application_name=t&sslmode=disable", server_url()),
     )])
     .unwrap();
-    assert_eq!(disable.database.url.expose_secret(), &format!("{}/postgres?application_name=t", server_url()));
+    assert_eq!(
+        disable.database.url.expose_secret(),
+        &format!("{}/postgres?application_name=t", server_url())
+    );
     assert!(!encrypted(&disable).await.unwrap());
 }
 
@@ -148,7 +159,11 @@ fn a_url_and_a_key_that_disagree_are_refused() {
         );
     }
     // The key/value form libpq also accepts.
-    let kv = settings(&[("WMS__DATABASE__URL", "host=db.example.com user=u dbname=wms sslmode=require")]).unwrap();
+    let kv = settings(&[(
+        "WMS__DATABASE__URL",
+        "host=db.example.com user=u dbname=wms sslmode=require",
+    )])
+    .unwrap();
     assert_eq!(kv.database.ssl_mode(), DatabaseSslMode::Require);
     assert_eq!(kv.database.url.expose_secret(), "host=db.example.com user=u dbname=wms");
 }

@@ -73,7 +73,10 @@ pub async fn find<C: Db>(client: &C, id_sha256: &Sha256) -> Result<Option<Stored
 /// Ends one session (sign-out); whether it existed.
 pub async fn end<C: Db>(client: &C, id_sha256: &Sha256) -> Result<bool> {
     Ok(client
-        .execute("DELETE FROM console_sessions WHERE id_sha256 = $1", &[&id_sha256.as_slice()])
+        .execute(
+            "DELETE FROM console_sessions WHERE id_sha256 = $1",
+            &[&id_sha256.as_slice()],
+        )
         .await?
         > 0)
 }

@@ -92,7 +92,11 @@ impl SessionPolicy {
     }
 
     /// Stores a new session for `operator`; the caller sets its cookie.
-    pub async fn issue<C: warehouse_db::Db>(&self, client: &C, operator: &Operator) -> Result<NewSession, SessionError> {
+    pub async fn issue<C: warehouse_db::Db>(
+        &self,
+        client: &C,
+        operator: &Operator,
+    ) -> Result<NewSession, SessionError> {
         let mut secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
             .map_err(|_| warehouse_db::DbError::Invariant("the system's random source failed".into()))?;

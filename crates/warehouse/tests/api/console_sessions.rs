@@ -173,7 +173,12 @@ async fn sign_out_ends_the_session_everywhere_and_a_replayed_cookie_is_refused()
         assert_eq!(status, StatusCode::SEE_OTHER, "{base}");
     }
     // A made-up cookie too.
-    let (status, _) = page(&app.url, "/console/overview", &format!("wms_console={}", "ab".repeat(32))).await;
+    let (status, _) = page(
+        &app.url,
+        "/console/overview",
+        &format!("wms_console={}", "ab".repeat(32)),
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
@@ -191,14 +196,20 @@ async fn revoking_a_token_ends_its_sessions_in_one_call_and_a_removed_token_sign
         .await
         .unwrap();
     assert_eq!(ended, 1);
-    assert_eq!(page(&app.url, "/console/overview", &admin).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page(&app.url, "/console/overview", &admin).await.0,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(page(&app.url, "/console/overview", &floor).await.0, StatusCode::OK);
 
     // A replica whose configuration no longer has the token refuses its sessions.
     let without = app
         .spawn_replica(|settings| settings.warehouse.tokens.retain(|t| t.name != "floor-all"))
         .await;
-    assert_eq!(page(&without, "/console/overview", &floor).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page(&without, "/console/overview", &floor).await.0,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -239,7 +250,10 @@ async fn failed_sign_ins_are_throttled_per_address_across_replicas() {
         .unwrap();
     session_cookie(&sign_in(&app.url, "admin-all", attacker).await);
     // And a new failure starts a new window, not the old count.
-    assert_eq!(sign_in(&app.url, "guess-4", attacker).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in(&app.url, "guess-4", attacker).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     session_cookie(&sign_in(&app.url, "admin-all", attacker).await);
 }
 
@@ -251,7 +265,10 @@ async fn one_token_tried_from_many_addresses_is_throttled_too() {
     })
     .await;
     for hop in ["198.51.100.1", "198.51.100.2"] {
-        assert_eq!(sign_in(&app.url, "stolen?", Some(hop)).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            sign_in(&app.url, "stolen?", Some(hop)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     assert_eq!(
         sign_in(&app.url, "stolen?", Some("198.51.100.3")).await.status(),
@@ -266,7 +283,10 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
     let app = spawn_app_with(|settings| settings.warehouse.console.sign_in_max_failures = 2).await;
     // Each failure claims another address: all are counted against the real peer.
     for (hop, token) in [("192.0.2.1", "guess-1"), ("192.0.2.2", "guess-2")] {
-        assert_eq!(sign_in(&app.url, token, Some(hop)).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            sign_in(&app.url, token, Some(hop)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     assert_eq!(
         sign_in(&app.url, "read-all", Some("192.0.2.3")).await.status(),

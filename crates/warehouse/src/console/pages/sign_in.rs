@@ -69,8 +69,15 @@ pub async fn sign_in(
     // tells nothing about it.
     if let Some(wait) = throttle.blocked_for(&*client).await? {
         let seconds = wait.as_secs().max(1);
-        tracing::warn!(client_ip = throttle.ip(), retry_after_secs = seconds, "console sign-in throttled");
-        let message = format!("Too many failed sign-ins. Try again in {} minute(s).", seconds.div_ceil(60));
+        tracing::warn!(
+            client_ip = throttle.ip(),
+            retry_after_secs = seconds,
+            "console sign-in throttled"
+        );
+        let message = format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            seconds.div_ceil(60)
+        );
         let mut response = html_response(sign_in_markup(&next, Some(&message)));
         *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
         response
