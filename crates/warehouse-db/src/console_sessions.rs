@@ -149,7 +149,7 @@ pub async fn record_failure<C: Db>(client: &C, keys: &[ThrottleKey<'_>], throttl
     let window = throttle.window.as_secs_f64();
     client
         .execute(
-            "DELETE FROM console_sign_in_failures WHERE window_started_at + make_interval(secs => $1) <= now()",
+            "DELETE FROM console_sign_in_failures WHERE window_started_at <= now() - make_interval(secs => $1)",
             &[&window],
         )
         .await?;
