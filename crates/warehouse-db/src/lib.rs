@@ -14,6 +14,7 @@ pub mod floor;
 pub mod idempotency;
 pub mod inventory;
 pub mod inventory_sync;
+pub mod job_lock;
 pub mod locks;
 pub mod migrate;
 pub mod order_view;

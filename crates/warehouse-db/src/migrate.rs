@@ -30,6 +30,16 @@ pub async fn run(pool: &Pool) -> Result<usize> {
     Ok(applied)
 }
 
+/// Runs a deployment's SQL script (the services' grants on what the migrations created) in one
+/// transaction, as the schema owner: all of it or none.
+pub async fn run_script(pool: &Pool, sql: &str) -> Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.batch_execute(sql).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The newest migration this build embeds.
 pub fn expected_version() -> i32 {
     embedded::migrations::runner()

@@ -41,7 +41,12 @@ enum Command {
         command: OrderCommand,
     },
     /// Apply pending database migrations.
-    Migrate,
+    Migrate {
+        /// Then run this SQL script in one transaction (the Kubernetes migrate Job's grants:
+        /// deploy/k8s/base/sql/grants.sql), so the Job needs no second image.
+        #[arg(long, value_name = "FILE")]
+        then_run: Option<std::path::PathBuf>,
+    },
     /// Run the reconciliation once and print its summary.
     Reconcile {
         #[arg(long, required = true)]
@@ -56,6 +61,21 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: WebhooksCommand,
+    },
+    /// The keys that seal secrets kept in the database (`secrets.key_file`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Prints a new key line (`<id>:<64 hex digits>`) for `secrets.key_file`: first line to
+    /// make it the sealing key, the old lines kept until everything is resealed.
+    NewKey {
+        /// The key's id, stored beside every value it seals (e.g. the date: 2026-12).
+        id: String,
     },
 }
 
@@ -155,16 +175,21 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no configuration: the key is for the configuration.
+    if let Command::Secrets { command } = &cli.command {
+        return secrets(command);
+    }
     platform::install_crypto_provider();
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
     let json = cli.json;
     match cli.command {
         Command::Dlq { command } => dlq(json, &settings, command).await,
         Command::Order { command } => order(json, &settings, command).await,
-        Command::Migrate => migrate(json, &settings).await,
+        Command::Migrate { then_run } => migrate(json, &settings, then_run.as_deref()).await,
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
+        Command::Secrets { command } => secrets(&command),
     }
 }
 
@@ -230,12 +255,42 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
 }
 
 /// `wmsctl migrate`.
-async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
+async fn migrate(json: bool, settings: &Settings, then_run: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // The script is read first: a missing file fails before anything changes.
+    let script = then_run
+        .map(|path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display())))
+        .transpose()?;
     let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let applied = warehouse_db::migrate::run(&pool).await?;
-    print(json, &serde_json::json!({"applied": applied}), || {
-        format!("{applied} migration(s) applied")
-    })
+    if let (Some(script), Some(path)) = (script, then_run) {
+        warehouse_db::migrate::run_script(&pool, &script)
+            .await
+            .with_context(|| {
+                format!(
+                    "{} failed (the migrations are applied; nothing of the script is)",
+                    path.display()
+                )
+            })?;
+    }
+    print(
+        json,
+        &serde_json::json!({"applied": applied, "script": then_run.map(|p| p.display().to_string())}),
+        || match then_run {
+            Some(path) => format!("{applied} migration(s) applied, then {}", path.display()),
+            None => format!("{applied} migration(s) applied"),
+        },
+    )
+}
+
+/// `wmsctl secrets new-key`: the line goes into the key file; nothing else sees it.
+fn secrets(command: &SecretsCommand) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::NewKey { id } => {
+            let line = secrets_at_rest::Keyring::new_key_line(id)?;
+            println!("{}", secrecy::ExposeSecret::expose_secret(&line));
+        }
+    }
+    Ok(())
 }
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
@@ -260,6 +315,9 @@ async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
                 format!("{} {}", summary.skipped_busy, summary.skipped_sites.join(" ")),
             ],
         ];
+        if summary.already_running {
+            rows.push(vec!["skipped: another pass was running".into(), "1".into()]);
+        }
         rows.extend(
             summary
                 .repaired
