@@ -8,7 +8,15 @@ template output) that schemas cannot make.
 - Least privilege: each workload gets only its own secrets (the ingress no database URL, no
   Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
-  no secrets.
+  no secrets; in the overlays the warehouse has scoped operator tokens ([[warehouse.tokens]],
+  one Secret file each), not legacy api_tokens (an admin on every store).
+- Every service binary accepts its pod's configuration: each Deployment and CronJob is run as
+  its pod would be (the rendered config.toml, its environment, its mounted files; Secret values
+  replaced by placeholders of the documented shape: amqps:// URLs with the service's own user,
+  postgres:// URLs with its own role) with WMS_CHECK_CONFIG=1, so what the service would refuse
+  at start in production (database TLS off, plain amqp://, insecure console cookies, a missing
+  token file...) fails here. The binaries come from WMS_BIN_DIR, else target/debug
+  (scripts/validate-deploy.sh builds them).
 - The migrate Job of an overlay is named after the release's version label (a new release makes
   a new Job); in a Helm render (--helm) it is a pre-install and pre-upgrade hook with a valid
   name instead.
@@ -33,7 +41,10 @@ import argparse
 import math
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -53,6 +64,7 @@ ALLOWED = {
     "warehouse": {
         "warehouse-amqp-url",
         "warehouse-database-url",
+        # The Helm chart's (legacy tokens, the console's former session key).
         "warehouse-api-tokens",
         "warehouse-console-session-key",
     },
@@ -60,6 +72,12 @@ ALLOWED = {
     "migrate": {"migrate-database-url", "topology-amqp-url"},
     "prune": {"prune-database-url"},
 }
+# Secret keys a workload may see by prefix: the warehouse's operator tokens, one file each.
+ALLOWED_PREFIX = {"warehouse": "warehouse-token-"}
+# ConfigMaps the cluster provides (not rendered here), and the keys the pods read.
+EXTERNAL_CONFIGMAPS = {"wms-postgres-ca": ["ca.crt"]}
+# Binaries whose start-up configuration check the pods are run through (not `wmsctl migrate`).
+SERVICE_BINARIES = {"ingress", "enrich", "reserve", "ship", "notify-webflow", "warehouse", "reconcile"}
 # Workloads that talk to PostgreSQL only (no AMQP URL, no egress to RabbitMQ).
 DATABASE_ONLY = {"prune"}
 AMQP_PORTS = {5671, 5672}
@@ -177,6 +195,11 @@ def main(overlay, path, helm=False, require_digest=False):
                 if key in ("api_tokens", "api_key", "url", "password") and value:
                     fail(f"config.toml: {section}.{key} holds a secret; use the Secret")
 
+    # The overlays give the warehouse scoped operator tokens. (The Helm chart still offers
+    # legacy api_tokens through apiTokensSecretKey: its own values decide.)
+    if not helm:
+        check_operator_tokens(config, by_kind)
+
     # Least privilege.
     for kind in ("Deployment", "CronJob", "Job"):
         for doc in by_kind.get(kind, []):
@@ -186,7 +209,8 @@ def main(overlay, path, helm=False, require_digest=False):
             if allowed is None:
                 fail(f"{kind} {name}: unknown workload (add it to ALLOWED in scripts/check-deploy.py)")
                 continue
-            extra = secret_keys(spec) - allowed
+            prefix = ALLOWED_PREFIX.get(name)
+            extra = {k for k in secret_keys(spec) - allowed if not (prefix and k.startswith(prefix))}
             if extra:
                 fail(f"{kind} {name}: gets secrets it does not need: {sorted(extra)}")
 
@@ -349,15 +373,139 @@ def main(overlay, path, helm=False, require_digest=False):
             f"(max_connections {MAX_CONNECTIONS} - {RESERVED} reserved):\n" + "\n".join(lines)
         )
 
+    checked = check_with_binaries(docs, by_kind)
+
     if errors:
         for error in errors:
             print(f"ERROR: {'chart' if helm else 'overlay'} {overlay}: {error}", file=sys.stderr)
         sys.exit(1)
     print(
         f"ok: {'chart' if helm else 'overlay'} {overlay}: least-privilege secrets, production profile, "
-        f"{'migrate hook' if helm else 'migrate Job name'}{', images by digest' if require_digest else ''}; "
+        f"{'migrate hook' if helm else 'migrate Job name'}{', images by digest' if require_digest else ''}, "
+        f"{checked} services accept their pods' configuration; "
         f"{total} of {budget} PostgreSQL connections at the maxima"
     )
+
+
+def check_operator_tokens(config, by_kind):
+    """Named, scoped tokens from Secret files; no legacy api_tokens (an admin on every store)."""
+    warehouse = config.get("warehouse", {})
+    if warehouse.get("api_tokens"):
+        fail("config.toml: warehouse.api_tokens are admins on every store; use [[warehouse.tokens]]")
+    if not warehouse.get("tokens"):
+        fail("config.toml: the warehouse needs [[warehouse.tokens]] (named, scoped operator tokens)")
+    for token in warehouse.get("tokens", []):
+        if "token_file" not in token:
+            fail(f"config.toml: warehouse.tokens {token.get('name')}: use token_file (a Secret mount)")
+    for deployment in by_kind.get("Deployment", []):
+        if any(
+            env.get("name") == "WMS__WAREHOUSE__API_TOKENS"
+            for container in pod_spec(deployment).get("containers", [])
+            for env in container.get("env", [])
+        ):
+            name = deployment["metadata"]["name"]
+            fail(f"Deployment {name}: legacy WMS__WAREHOUSE__API_TOKENS (admin on every store)")
+
+
+def placeholder_secret(workload, key):
+    """A Secret value of the documented shape (the real ones are never rendered)."""
+    user = workload.replace("-", "_")
+    if key.endswith("-amqp-url"):
+        return f"amqps://{user}:placeholder@rabbitmq.wms.svc:5671/%2f"
+    if key.endswith("-database-url"):
+        return f"postgres://{user}:placeholder@postgres.wms.svc:5432/wms"
+    if key == "shop-webhook-secrets":
+        return "placeholder-webhook-secret\n"
+    return f"placeholder-{key}\n"
+
+
+def check_with_binaries(docs, by_kind):
+    """Runs each service's binary as its pod would start it, with WMS_CHECK_CONFIG=1."""
+    bin_dir = os.environ.get("WMS_BIN_DIR") or os.path.join(os.path.dirname(__file__), "..", "target", "debug")
+    configmaps = {cm["metadata"]["name"]: cm.get("data", {}) for cm in by_kind.get("ConfigMap", [])}
+    checked = 0
+    for kind in ("Deployment", "CronJob"):
+        for doc in by_kind.get(kind, []):
+            name = workload_name(doc)
+            spec = pod_spec(doc)
+            for container in spec.get("containers", []):
+                command = container.get("command") or []
+                binary = os.path.basename(command[0]) if command else ""
+                if binary not in SERVICE_BINARIES:
+                    continue
+                path = os.path.join(bin_dir, binary)
+                if not os.path.isfile(path):
+                    fail(f"{kind} {name}: no binary {path} to check its configuration with (cargo build --bins)")
+                    continue
+                outcome = run_as_pod(path, name, spec, container, configmaps)
+                if outcome:
+                    fail(f"{kind} {name}: {binary} refuses its configuration: {outcome}")
+                checked += 1
+    return checked
+
+
+def run_as_pod(binary, workload, spec, container, configmaps):
+    """The binary's configuration check in a stand-in of the pod's file system; None when it passes."""
+    root = tempfile.mkdtemp(prefix="wms-check-")
+    try:
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounts = sorted(container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"]))
+        for mount in mounts:
+            target = os.path.join(root, mount["mountPath"].lstrip("/"))
+            os.makedirs(target, exist_ok=True)
+            volume = volumes.get(mount["name"], {})
+            files = {}
+            if "configMap" in volume:
+                cm = volume["configMap"]["name"]
+                data = configmaps.get(cm)
+                if data is None:
+                    data = {key: "-----BEGIN CERTIFICATE-----\n" for key in EXTERNAL_CONFIGMAPS.get(cm, [])}
+                items = volume["configMap"].get("items")
+                files = {i["path"]: data.get(i["key"], "") for i in items} if items else dict(data)
+            elif "secret" in volume:
+                items = volume["secret"].get("items") or []
+                files = {i["path"]: placeholder_secret(workload, i["key"]) for i in items}
+            elif "projected" in volume:
+                for source in volume["projected"].get("sources", []):
+                    for item in (source.get("secret") or {}).get("items", []):
+                        files[item["path"]] = placeholder_secret(workload, item["key"])
+            for relative, content in files.items():
+                with open(os.path.join(target, relative), "w") as f:
+                    f.write(content)
+
+        # One pass, longest mount first, whole path segments only (/etc/wms is not /etc/wms-x).
+        pattern = re.compile(
+            r"(?<![\w/.-])(" + "|".join(re.escape(m["mountPath"]) for m in mounts) + r")(?=/|[\"']|$)"
+        ) if mounts else None
+
+        def rooted(text):
+            if pattern is None:
+                return text
+            return pattern.sub(lambda m: os.path.join(root, m.group(1).lstrip("/")), text)
+
+        # Paths inside the mounts, as the pod sees them, become paths in the stand-in.
+        for mount in mounts:
+            directory = os.path.join(root, mount["mountPath"].lstrip("/"))
+            for entry in os.listdir(directory):
+                file = os.path.join(directory, entry)
+                if entry.endswith((".toml", ".yaml", ".yml")):
+                    with open(file) as f:
+                        text = f.read()
+                    with open(file, "w") as f:
+                        f.write(rooted(text))
+        env = {"PATH": os.environ.get("PATH", ""), "WMS_CHECK_CONFIG": "1"}
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = rooted(str(item["value"]))
+            elif "secretKeyRef" in item.get("valueFrom", {}):
+                env[item["name"]] = placeholder_secret(workload, item["valueFrom"]["secretKeyRef"]["key"]).strip()
+        args = [binary] + [a for a in (container.get("command") or [])[1:]] + (container.get("args") or [])
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            return (result.stderr or result.stdout).strip()
+        return None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

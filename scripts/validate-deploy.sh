@@ -19,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# check-deploy.py runs each service binary's own configuration check (WMS_CHECK_CONFIG=1) on the
+# rendered configuration: build them (the debug build make test uses anyway), unless
+# WMS_BIN_DIR names binaries already built.
+if [ -z "${WMS_BIN_DIR:-}" ]; then
+  ${CARGO:-cargo} build -q --bins -p ingress -p enrich -p reserve -p ship -p notify-webflow -p warehouse -p reconcile
+fi
 for overlay in deploy/k8s/overlays/*/; do
   name=$(basename "$overlay")
   kubectl kustomize "$overlay" > "$out/$name.yaml"
@@ -45,6 +51,17 @@ fi
 grep -q "is not pinned by digest" "$out/by-tag.err" \
   || { cat "$out/by-tag.err" >&2; echo "ERROR: wrong refusal of a prod image by tag" >&2; exit 1; }
 echo "ok: a prod image by tag is refused"
+# A configuration production refuses fails the check: database TLS off, insecure console cookies.
+cp -r deploy/k8s "$out/k8s-refused"
+sed -i -e 's/^ssl_mode = "verify-full"/ssl_mode = "disable"/' -e '/^ssl_root_cert = /d' \
+  -e 's/^secure_cookies = true/secure_cookies = false/' "$out/k8s-refused/base/config.toml"
+kubectl kustomize "$out/k8s-refused/overlays/prod" > "$out/refused.yaml"
+if python3 scripts/check-deploy.py prod-refused "$out/refused.yaml" 2> "$out/refused.err"; then
+  echo "ERROR: check-deploy.py accepted database TLS off and insecure cookies" >&2; exit 1
+fi
+grep -q 'database.ssl_mode' "$out/refused.err" && grep -q 'warehouse.console.secure_cookies' "$out/refused.err" \
+  || { echo "ERROR: check-deploy.py did not name the refused keys:" >&2; cat "$out/refused.err" >&2; exit 1; }
+echo "ok: a configuration production refuses fails the check (the services' own WMS_CHECK_CONFIG)"
 
 # The Helm chart: lint and render offline with the default values and each production-like
 # values file, then the same schema and policy checks as the overlays (the ci/ files also

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod console_sessions;
 pub mod db;
 pub mod error;
 pub mod floor;
