@@ -76,6 +76,7 @@ trap cleanup EXIT INT TERM
 psql -q "$PG/postgres" -c "CREATE DATABASE \"$db\"" > /dev/null
 port=$(free_port)
 health=$(free_port)
+WMS__PROFILE=local \
 WMS__DATABASE__URL="$PG/$db" \
 WMS__DATABASE__POOL_SIZE=4 \
 WMS__AMQP__URL="$AMQP" \

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 LEAVES = {"domain", "wms-settings"}
-API_CLIENTS = {"webflow", "carrier"}
+API_CLIENTS = {"webflow", "carrier", "secrets-at-rest"}
 CONSUMER_RUNTIME = "worker"
 WORKER_SERVICES = {"enrich", "reserve", "ship", "notify-webflow"}
 SERVICE_PROCESSES = WORKER_SERVICES | {"ingress", "warehouse"}

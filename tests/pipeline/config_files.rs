@@ -1,7 +1,8 @@
 //! The shipped configuration files load and validate for every service that uses them; keys no
 //! service knows are refused by name; the production profile refuses local-only settings.
 
-use platform::settings::{KNOWN_TOP_LEVEL_KEYS, Validate, load_from, reads_section};
+use platform::service::ServiceSettings;
+use platform::settings::{KNOWN_TOP_LEVEL_KEYS, SettingsError, Validate, load_from, reads_section};
 use serde::de::DeserializeOwned;
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,8 +66,17 @@ fn local_and_docker_configs_start_every_service() {
     );
 }
 
+/// Loads `S` as a service starts (`platform::service::init`): its own checks and the shared
+/// sections' production rules.
+fn checked<S: ServiceSettings + std::fmt::Debug>(file: &std::path::Path, env: &Env) -> S {
+    platform::service::load_checked::<S, _>(Some(file.to_path_buf()), env.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .settings
+}
+
 /// The production files, with what each Deployment gives its pod: its own secrets only (the
-/// ingress has no API token file, the workers no webhook secrets file).
+/// ingress has no API token file, the workers no webhook secrets file), amqps:// with its own
+/// user, PostgreSQL with verify-full: every service starts under the production rules.
 #[test]
 fn production_configs_start_every_service_with_only_its_own_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,35 +92,192 @@ fn production_configs_start_every_service_with_only_its_own_secrets() {
     let token = secret("shop-api-token", "token");
     let hooks = secret("shop-webhook-secrets", "one\ntwo\n");
     let carrier = secret("shipengine-api-key", "TEST_key");
-    let with = |pairs: &[(&str, &str)]| -> Env {
-        let mut env: Env = vec![("WMS__DATABASE__SSL_ROOT_CERT".into(), ca.clone())];
+    // The warehouse's operator tokens, in a directory of their own (the other secrets stay
+    // where each service's own environment names them).
+    let operators = tempfile::tempdir().unwrap();
+    for operator in ["oncall", "floor", "support"] {
+        std::fs::write(
+            operators.path().join(format!("warehouse-token-{operator}")),
+            format!("{operator}-token"),
+        )
+        .unwrap();
+    }
+    let with = |service: &str, pairs: &[(&str, &str)]| -> Env {
+        let mut env: Env = vec![
+            ("WMS__DATABASE__SSL_ROOT_CERT".into(), ca.clone()),
+            (
+                "WMS__AMQP__URL".into(),
+                format!("amqps://{service}:pw@rabbitmq.wms.svc:5671/%2f"),
+            ),
+            (
+                "WMS__DATABASE__URL".into(),
+                format!("postgres://{service}:pw@postgres.wms.svc/wms"),
+            ),
+        ];
         env.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         env
     };
-    let token_env = with(&[("WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE", &token)]);
+    let token_env = |service: &str| with(service, &[("WMS__WEBFLOW__SITES__SHOP__API_TOKEN_FILE", &token)]);
     for file in ["config/production.example.toml", "deploy/k8s/base/config.toml"] {
-        let ingress: ingress::Settings = load(
-            file,
-            &with(&[("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE", &hooks)]),
+        // The operator tokens' files are mounted where the file says: here, in `operators`.
+        let text = std::fs::read_to_string(path(file)).unwrap().replace(
+            "/var/run/secrets/wms/warehouse-token-",
+            &format!("{}/warehouse-token-", operators.path().display()),
+        );
+        let config = operators.path().join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        let config = config.as_path();
+        let ingress: ingress::Settings = checked(
+            config,
+            &with(
+                "ingress",
+                &[("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS_FILE", &hooks)],
+            ),
         );
         assert_eq!(ingress.webflow.sites["shop"].webhook_secrets.len(), 2);
+        assert!(
+            !ingress.amqp.declare_topology,
+            "{file}: the migrate Job declares the topology, the services only verify it"
+        );
         assert!(
             ingress.webflow.sites["shop"].api_token.is_none(),
             "no token in the ingress"
         );
-        let _: enrich::Settings = load(file, &token_env);
-        let _: service_base::BaseSettings = load(file, &with(&[]));
-        let ship: ship::Settings = load(file, &with(&[("WMS__CARRIER__SHIPENGINE__API_KEY_FILE", &carrier)]));
+        let _: enrich::Settings = checked(config, &token_env("enrich"));
+        let _: service_base::BaseSettings = checked(config, &with("reserve", &[]));
+        let ship: ship::Settings = checked(
+            config,
+            &with("ship", &[("WMS__CARRIER__SHIPENGINE__API_KEY_FILE", &carrier)]),
+        );
         assert_eq!(ship.carrier.kind, carrier::CarrierKind::ShipEngine);
-        let _: notify_webflow::Settings = load(file, &token_env);
-        let _: warehouse::Settings = load(file, &with(&[("WMS__WAREHOUSE__API_TOKENS", "t")]));
-        let _: reconcile::Settings = load(file, &token_env);
-        let prune: retention::Settings = load(file, &with(&[]));
+        let _: notify_webflow::Settings = checked(config, &token_env("notify-webflow"));
+        let warehouse: warehouse::Settings = checked(config, &with("warehouse", &[]));
+        assert!(
+            warehouse.warehouse.api_tokens.is_empty(),
+            "{file}: no legacy admin tokens"
+        );
+        assert!(warehouse.warehouse.tokens.len() >= 2, "{file}: named, scoped tokens");
+        assert!(warehouse.warehouse.console.secure_cookies);
+        let _: reconcile::Settings = checked(config, &token_env("reconcile"));
+        let prune: retention::Settings = checked(config, &with("prune", &[]));
         assert!(prune.retention.processed_messages_days >= 30.0, "{file}");
         // A worker without its token file names the missing file.
-        let err = error::<enrich::Settings>(Some(path(file)), &with(&[]));
+        let err = error::<enrich::Settings>(Some(config.to_path_buf()), &with("enrich", &[]));
         assert!(err.contains("webflow.sites.shop.api_token_file"), "{err}");
     }
+}
+
+/// Every service refuses, under the production profile, the shared sections' insecure
+/// settings: database TLS off (by default, by key, by URL), the guest AMQP user (no opt-out),
+/// plain amqp:// (unless `amqp.allow_plaintext`); the opt-outs are reported for the log.
+#[test]
+fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every_service() {
+    fn refused<S: ServiceSettings + std::fmt::Debug>(service: &str) {
+        let base: Env = vec![
+            ("WMS__AMQP__URL".into(), "amqps://svc:pw@rabbitmq:5671/%2f".into()),
+            (
+                "WMS__DATABASE__URL".into(),
+                "postgres://svc:pw@db/wms?sslmode=verify-full".into(),
+            ),
+            // What each service needs besides (its own checks run first).
+            (
+                "WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(),
+                "0123456789abcdef01234567".into(),
+            ),
+            ("WMS__WEBFLOW__SITES__SHOP__API_TOKEN".into(), "t".into()),
+            ("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS".into(), "s".into()),
+            ("WMS__CARRIER__KIND".into(), "shipengine".into()),
+            ("WMS__CARRIER__SHIPENGINE__API_KEY".into(), "k".into()),
+            ("WMS__WAREHOUSE__API_TOKENS".into(), "t".into()),
+        ];
+        let load = |changes: &[(&str, &str)]| {
+            let mut env = base.clone();
+            for (key, value) in changes {
+                env.retain(|(k, _)| k != key);
+                env.push(((*key).into(), (*value).into()));
+            }
+            platform::service::load_checked::<S, _>(None, env)
+        };
+        let outcome = load(&[]).unwrap_or_else(|e| panic!("{service}: {e}"));
+        assert!(outcome.opt_outs.is_empty(), "{service}: {:?}", outcome.opt_outs);
+        let key_of = |result: Result<platform::service::Checked<S>, SettingsError>| match result {
+            Err(SettingsError::Insecure { key, .. }) => key,
+            other => panic!("{service}: expected a production refusal, got {other:?}"),
+        };
+        for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
+            assert_eq!(
+                key_of(load(&[("WMS__AMQP__URL", url), ("WMS__AMQP__ALLOW_PLAINTEXT", "true")])),
+                "amqp.url"
+            );
+        }
+        let plain = [("WMS__AMQP__URL", "amqp://svc:pw@rabbitmq:5672/%2f")];
+        assert_eq!(key_of(load(&plain)), "amqp.url");
+        let opted = load(&[plain[0], ("WMS__AMQP__ALLOW_PLAINTEXT", "true")]).unwrap();
+        assert!(opted.opt_outs[0].contains("amqp.allow_plaintext"), "{service}");
+        if service == "ingress" {
+            // It reads no [database]: a database setting is not its business.
+            load(&[("WMS__DATABASE__URL", "postgres://svc:pw@db/wms")]).unwrap();
+            return;
+        }
+        for url in ["postgres://svc:pw@db/wms", "postgres://svc:pw@db/wms?sslmode=disable"] {
+            assert_eq!(key_of(load(&[("WMS__DATABASE__URL", url)])), "database.ssl_mode");
+        }
+        let opted = load(&[
+            ("WMS__DATABASE__URL", "postgres://svc:pw@db/wms"),
+            ("WMS__DATABASE__ALLOW_PLAINTEXT", "true"),
+        ])
+        .unwrap();
+        assert!(opted.opt_outs[0].contains("database.allow_plaintext"), "{service}");
+    }
+    for_every_service!(refused);
+    // The same settings under a local profile: accepted.
+    let local: Env = vec![("WMS__PROFILE".into(), "local".into())];
+    platform::service::load_checked::<service_base::BaseSettings, _>(None, local).unwrap();
+}
+
+/// `WMS_CHECK_CONFIG=1`: the binary (`make build` put it in target/debug) checks its
+/// configuration, says so and exits, without connecting anywhere.
+#[test]
+fn a_binary_checks_its_configuration_and_exits() {
+    let binary = path("target/debug/warehouse");
+    let run = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(&binary);
+        command.env_clear().env("WMS_CHECK_CONFIG", "1");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e} (cargo build --workspace --bins)", binary.display()))
+    };
+    // Production defaults: the guest user on plain amqp:// is refused, by name.
+    let refused = run(&[("WMS__WAREHOUSE__API_TOKENS", "t")]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`amqp.url` is refused under profile = \"production\""),
+        "{stderr}"
+    );
+    let cookies = run(&[
+        ("WMS__WAREHOUSE__API_TOKENS", "t"),
+        ("WMS__WAREHOUSE__CONSOLE__SECURE_COOKIES", "false"),
+    ]);
+    assert!(String::from_utf8_lossy(&cookies.stderr).contains("warehouse.console.secure_cookies"));
+    // A passing configuration with an opt-out: ok, and the opt-out said. (Nothing listens on
+    // these addresses: the check connects to nothing.)
+    let ok = run(&[
+        ("WMS__WAREHOUSE__API_TOKENS", "t"),
+        ("WMS__AMQP__URL", "amqp://warehouse:pw@192.0.2.1:5672/%2f"),
+        ("WMS__AMQP__ALLOW_PLAINTEXT", "true"),
+        (
+            "WMS__DATABASE__URL",
+            "postgres://warehouse:pw@192.0.2.1/wms?sslmode=require",
+        ),
+    ]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout} {}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains("configuration ok (profile production)"), "{stdout}");
+    assert!(stdout.contains("amqp.allow_plaintext"), "{stdout}");
 }
 
 #[test]

@@ -348,3 +348,398 @@ async fn a_label_bought_for_an_order_cancelled_meanwhile_is_voided() {
     assert_eq!(recorded, 1, "the void is on the order's timeline");
     p.teardown().await;
 }
+
+// Issue 25: a slow carrier booking and the order's lease.
+
+/// A `ship` replica beside the pipeline's, booking with the fake ShipEngine at `carrier_url`
+/// with `timeout_ms` per HTTP call.
+async fn start_ship(p: &Pipeline, carrier_url: &str, timeout_ms: u64) {
+    let mut carrier = carrier::CarrierSettings::default();
+    carrier.kind = carrier::CarrierKind::ShipEngine;
+    carrier.shipengine.base_url = carrier_url.to_owned();
+    carrier.shipengine.api_key = Some(secrecy::SecretString::from("TEST_key"));
+    carrier.shipengine.timeout_ms = timeout_ms;
+    let settings = ship::Settings {
+        base: p.base.clone(),
+        carrier,
+    };
+    let service = ship::build(settings, p.shutdown.clone()).await.unwrap();
+    p.track_replica(consumer::SHIP, service.health_port());
+    tokio::spawn(service.run_until_stopped(p.shutdown.clone()));
+}
+
+/// A packed order of the test store, with its one parcel.
+async fn packed_order(p: &Pipeline, webflow_order_id: &str) -> i64 {
+    let client = p.client().await;
+    let order_pk: i64 = client
+        .query_one(
+            "INSERT INTO orders (site_id, webflow_order_id, state, snapshot) VALUES ($1, $2, 'packed', '{}') RETURNING id",
+            &[&SITE_ID, &webflow_order_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .execute(
+            "INSERT INTO parcels (order_id, parcel_no, weight_grams, length_cm, width_cm, height_cm)
+             VALUES ($1, 1, 500, 20, 15, 10)",
+            &[&order_pk],
+        )
+        .await
+        .unwrap();
+    order_pk
+}
+
+/// One delivery of `order.packed` for the order (each with its own message id, as a replay or
+/// a duplicate event has).
+async fn deliver_packed(p: &Pipeline, webflow_order_id: &str, message_id: &str) {
+    let envelope = domain::Envelope::new(
+        domain::MessageId::new(message_id),
+        "lease-test",
+        domain::SiteId::new(SITE_ID),
+        domain::Event::OrderPackedV1 {
+            order_id: domain::OrderId::new(webflow_order_id),
+        },
+    );
+    p.observer
+        .publish(
+            &p.topology.events_exchange(),
+            "order.packed",
+            &serde_json::to_vec(&envelope).unwrap(),
+            lapin::BasicProperties::default().with_message_id(message_id.into()),
+        )
+        .await;
+}
+
+/// The fake ShipEngine's requests of `method` whose path starts with `prefix`.
+async fn requests(carrier: &MockServer, method: &str, prefix: &str) -> Vec<String> {
+    carrier
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == method && r.url.path().starts_with(prefix))
+        .map(|r| r.url.path().to_owned())
+        .collect()
+}
+
+async fn wait_for_request(carrier: &MockServer, method: &str, prefix: &str) {
+    wait_for(&format!("the carrier to get {method} {prefix}"), WAIT, || async {
+        (!requests(carrier, method, prefix).await.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Sells a new label at each purchase (`se-label-1`, `se-label-2`, …); the first purchase can
+/// first make the buyer's lease lapse and answer late (`first`).
+struct SellsLabels {
+    sold: std::sync::atomic::AtomicUsize,
+    first: Option<LapsesTheLease>,
+}
+
+/// The first buyer's process is paused longer than its lease, however long: the lease is
+/// expired as it would have, and the label arrives `delay` later.
+struct LapsesTheLease {
+    database_url: String,
+    delay: Duration,
+}
+
+impl Respond for SellsLabels {
+    fn respond(&self, _request: &Request) -> ResponseTemplate {
+        let n = self.sold.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let body = json!({"label_id": format!("se-label-{n}"), "status": "completed",
+            "tracking_number": format!("1ZLEASE{n}"), "carrier_code": "ups", "service_code": "ups_ground",
+            "shipment_cost": {"currency": "usd", "amount": 9.5}, "voided": false,
+            "label_download": {"pdf": format!("https://api.shipengine.com/v1/downloads/{n}/label.pdf")}});
+        let response = ResponseTemplate::new(200).set_body_json(body);
+        match (&self.first, n) {
+            (Some(lapse), 1) => {
+                let url = lapse.database_url.clone();
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async move {
+                        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+                        tokio::spawn(connection);
+                        client
+                            .execute("UPDATE order_leases SET expires_at = now() - interval '1 second'", &[])
+                            .await
+                            .unwrap();
+                    });
+                })
+                .join()
+                .unwrap();
+                response.set_delay(lapse.delay)
+            }
+            _ => response,
+        }
+    }
+}
+
+/// The fake ShipEngine: no label for any reference (so each purchase is a new label), one
+/// rate (the first rates call answered `first_rates_delay` late), labels sold by `labels`,
+/// and voids approved.
+async fn fake_shipengine(first_rates_delay: Option<Duration>, labels: SellsLabels) -> MockServer {
+    let carrier = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/labels/external_shipment_id/.+$"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"request_id": "r", "errors": []})))
+        .mount(&carrier)
+        .await;
+    let rates = ResponseTemplate::new(200).set_body_json(json!({"rate_response": {"rates": [
+        {"rate_id": "se-r1", "service_code": "ups_ground", "shipping_amount": {"currency": "usd", "amount": 9.5}}],
+        "errors": []}}));
+    if let Some(delay) = first_rates_delay {
+        Mock::given(method("POST"))
+            .and(path("/v1/rates"))
+            .respond_with(rates.clone().set_delay(delay))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&carrier)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/rates"))
+        .respond_with(rates)
+        .with_priority(2)
+        .mount(&carrier)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/labels/rates/se-r1"))
+        .respond_with(labels)
+        .mount(&carrier)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_regex("^/v1/labels/.+/void$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"approved": true, "message": "Request for refund submitted."})),
+        )
+        .mount(&carrier)
+        .await;
+    carrier
+}
+
+/// Makes the background renewal of the lease held now fail, as when the holder cannot reach
+/// the database for a while (a trigger of this test's database refuses any extension of that
+/// token; taking the lease over, or ending it, still works).
+async fn stall_the_renewal_of_the_lease_held_now(p: &Pipeline) {
+    let client = p.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE stalled_leases (token uuid PRIMARY KEY);
+             CREATE FUNCTION refuse_stalled_renewal() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.token = OLD.token AND EXISTS (SELECT 1 FROM stalled_leases WHERE token = OLD.token) THEN
+                     RAISE EXCEPTION 'the renewal of this lease is stalled (test)';
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER stalled_renewal BEFORE UPDATE ON order_leases
+                 FOR EACH ROW EXECUTE FUNCTION refuse_stalled_renewal();
+             INSERT INTO stalled_leases SELECT token FROM order_leases;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.scalar("SELECT count(*) FROM stalled_leases", &[]).await, 1);
+}
+
+/// A ShipEngine booking (two HTTP calls of up to `timeout_ms` each) may outlast the 15 s lease;
+/// if the lease's background renewal stalls meanwhile, the lease lapsed mid-call before, a
+/// second delivery of the same order took it over and bought a second label, and the first
+/// label was dropped unrecorded, paid and never voided. The lease is now extended to cover the
+/// booking's time limit before the call: the second delivery waits, and one label is bought.
+#[tokio::test]
+async fn a_slow_booking_keeps_the_lease_and_a_second_delivery_buys_no_second_label() {
+    // The first rates call answers after 20 s, longer than a lease lives without renewal,
+    // within the carrier's 30 s limit per call.
+    let carrier = fake_shipengine(
+        Some(Duration::from_secs(20)),
+        SellsLabels {
+            sold: Default::default(),
+            first: None,
+        },
+    )
+    .await;
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    start_ship(&p, &carrier.uri(), 30_000).await;
+    start_ship(&p, &carrier.uri(), 30_000).await;
+    packed_order(&p, "slow-1").await;
+
+    deliver_packed(&p, "slow-1", "packed-slow-1").await;
+    // The first delivery is in its booking, under the lease, whose renewal now stalls.
+    wait_for_request(&carrier, "POST", "/v1/rates").await;
+    stall_the_renewal_of_the_lease_held_now(&p).await;
+    // A second delivery of the same order arrives during the call.
+    deliver_packed(&p, "slow-1", "packed-slow-1-again").await;
+
+    p.wait_until_handled(consumer::SHIP, 2, Duration::from_secs(90)).await;
+    assert_eq!(p.order_state("slow-1").await.as_deref(), Some("shipped"));
+    let bought = requests(&carrier, "POST", "/v1/labels/rates/").await;
+    assert_eq!(bought.len(), 1, "one label bought, not {bought:?}");
+    let voided = requests(&carrier, "PUT", "/v1/labels/").await;
+    assert!(voided.is_empty(), "nothing to void: {voided:?}");
+    let tracking: Vec<String> = p
+        .client()
+        .await
+        .query("SELECT tracking_number FROM shipments WHERE status = 'booked'", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tracking, ["1ZLEASE1"]);
+    p.teardown().await;
+}
+
+/// What the extended lease cannot cover: the buyer's process is paused (SIGSTOP, a frozen VM)
+/// longer than the lease, a second delivery takes the order over and books it, and the first
+/// buyer resumes with a label in hand. Before, that label was dropped (paid, never voided);
+/// now it is kept as an orphaned label and voided, since the order shipped with another one
+/// (or adopted, had the order not been booked meanwhile). Either way: every label bought but
+/// the one the order shipped with is voided, once, and on the order's timeline.
+#[tokio::test]
+async fn a_label_bought_after_the_lease_lapsed_is_voided_not_dropped() {
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let carrier = fake_shipengine(
+        None,
+        SellsLabels {
+            sold: Default::default(),
+            first: Some(LapsesTheLease {
+                database_url: p.db.url.clone(),
+                delay: Duration::from_secs(4),
+            }),
+        },
+    )
+    .await;
+    start_ship(&p, &carrier.uri(), 10_000).await;
+    start_ship(&p, &carrier.uri(), 10_000).await;
+    let order_pk = packed_order(&p, "paused-1").await;
+
+    deliver_packed(&p, "paused-1", "packed-paused-1").await;
+    // The first buyer is paused in its label purchase; its lease lapses.
+    wait_for_request(&carrier, "POST", "/v1/labels/rates/").await;
+    deliver_packed(&p, "paused-1", "packed-paused-1-again").await;
+
+    p.wait_until_handled(consumer::SHIP, 2, WAIT).await;
+    assert_eq!(p.order_state("paused-1").await.as_deref(), Some("shipped"));
+    let shipped_with: String = p
+        .client()
+        .await
+        .query_one(
+            "SELECT external_id FROM shipments WHERE order_id = $1 AND status = 'booked'",
+            &[&order_pk],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let sold = requests(&carrier, "POST", "/v1/labels/rates/").await.len();
+    let mut expected: Vec<String> = (1..=sold)
+        .map(|n| format!("/v1/labels/se-label-{n}/void"))
+        .filter(|path| !path.contains(&format!("/{shipped_with}/")))
+        .collect();
+    let mut voided = requests(&carrier, "PUT", "/v1/labels/").await;
+    expected.sort();
+    voided.sort();
+    assert_eq!(
+        voided, expected,
+        "{sold} labels bought, the order shipped with {shipped_with}: every other one voided, once"
+    );
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM orphaned_labels WHERE outcome IS NULL", &[])
+            .await,
+        0,
+        "no label left unsettled"
+    );
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM audit_log WHERE webflow_order_id = 'paused-1' AND detail ? 'voided_label'",
+            &[]
+        )
+        .await,
+        i64::try_from(expected.len()).unwrap(),
+        "each void is on the order's timeline"
+    );
+    p.teardown().await;
+}
+
+/// An orphaned label of an order still `packed` (its buyer lost the lease and nobody booked
+/// the order since) is adopted by the next delivery: recorded as the order's label, nothing
+/// bought and nothing voided.
+#[tokio::test]
+async fn an_orphaned_label_of_an_order_still_packed_is_adopted() {
+    let carrier = fake_shipengine(
+        None,
+        SellsLabels {
+            sold: Default::default(),
+            first: None,
+        },
+    )
+    .await;
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    start_ship(&p, &carrier.uri(), 10_000).await;
+    let order_pk = packed_order(&p, "orphan-1").await;
+    // What the delivery that lost its lease left: its booking attempt, and the label it bought.
+    let booking = json!({"carrier": "UPS", "service": "ups_ground", "tracking_number": "1ZORPHAN",
+        "tracking_url": "https://www.ups.com/track?tracknum=1ZORPHAN", "label_url": null, "cost_minor": 950,
+        "currency": "USD", "external_id": "se-orphan", "shipped_at": "2026-01-01T00:00:00Z"});
+    {
+        let client = p.client().await;
+        client
+            .execute(
+                "INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts)
+                 VALUES ($1, $2, 'shipengine', 'booking', 1)",
+                &[&order_pk, &format!("{SITE_ID}-orphan-1")],
+            )
+            .await
+            .unwrap();
+        warehouse_db::floor::record_orphaned_label(&**client, order_pk, "se-orphan", "shipengine", &booking)
+            .await
+            .unwrap();
+    }
+
+    deliver_packed(&p, "orphan-1", "packed-orphan-1").await;
+    p.wait_until_handled(consumer::SHIP, 1, WAIT).await;
+    assert_eq!(p.order_state("orphan-1").await.as_deref(), Some("shipped"));
+    let (label, tracking): (String, String) = {
+        let row = p
+            .client()
+            .await
+            .query_one(
+                "SELECT external_id, tracking_number FROM shipments WHERE order_id = $1 AND status = 'booked'",
+                &[&order_pk],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((label.as_str(), tracking.as_str()), ("se-orphan", "1ZORPHAN"));
+    assert!(requests(&carrier, "POST", "/v1/").await.is_empty(), "nothing bought");
+    assert!(requests(&carrier, "PUT", "/v1/").await.is_empty(), "nothing voided");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM orphaned_labels WHERE external_id = 'se-orphan' AND outcome = 'in_use'",
+            &[]
+        )
+        .await,
+        1
+    );
+    p.teardown().await;
+}

@@ -236,3 +236,100 @@ async fn one_failing_outbox_row_does_not_block_the_others() {
     );
     p.teardown().await;
 }
+
+/// Issue 25: marking a pick task picked locks the order before the task, as every order-level
+/// command does (pack, cancel, review: the order, then its pick task). A pack holds the order
+/// while the operator's "picked" arrives, then reaches for the pick task; when "picked" locked
+/// the task first and then waited for the order, the two deadlocked (40P01) and one of them
+/// failed.
+#[tokio::test]
+async fn marking_a_task_picked_locks_the_order_before_the_task() {
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        start_warehouse: true,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let (order_pk, task_id): (i64, i64) = {
+        let client = p.client().await;
+        let order_pk: i64 = client
+            .query_one(
+                "INSERT INTO orders (site_id, webflow_order_id, state, snapshot)
+                 VALUES ($1, 'lock-order', 'reserved', '{}') RETURNING id",
+                &[&SITE_ID],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let task_id: i64 = client
+            .query_one(
+                "INSERT INTO pick_tasks (order_id, status) VALUES ($1, 'open') RETURNING id",
+                &[&order_pk],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (order_pk, task_id)
+    };
+
+    // An order-level command has locked the order (as `pack` does first).
+    let mut packing = p.client().await;
+    let packing_pid: i32 = packing.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pack = packing.transaction().await.unwrap();
+    warehouse_db::orders::lock_by_id(&*pack, order_pk)
+        .await
+        .unwrap()
+        .expect("the order exists");
+
+    // The operator's "picked" arrives meanwhile and waits for a lock.
+    let picked = tokio::spawn(
+        p.warehouse(reqwest::Method::POST, &format!("/api/v1/pick-tasks/{task_id}/picked"))
+            .send(),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let waiting = p
+            .scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1",
+                &[&packing_pid],
+            )
+            .await;
+        if waiting >= 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "\"picked\" never waited for a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The pack goes on to its pick task (what `pack` locks second).
+    let task = warehouse_db::floor::pick_task_of_order(&*pack, order_pk).await;
+    if let Err(warehouse_db::DbError::Postgres(error)) = &task {
+        assert_ne!(
+            error.code(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED),
+            "the pack deadlocked"
+        );
+    }
+    let (locked_task, _) = task.unwrap().expect("the order has its pick task");
+    assert_eq!(locked_task, task_id);
+    pack.commit().await.unwrap();
+
+    let response = picked.await.unwrap().unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 200, "\"picked\" failed: {body}");
+    assert_eq!(
+        p.scalar(
+            "SELECT count(*) FROM pick_tasks WHERE id = $1 AND status = 'picked'",
+            &[&task_id]
+        )
+        .await,
+        1
+    );
+    p.teardown().await;
+}

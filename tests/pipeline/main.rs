@@ -13,6 +13,7 @@ mod fair_budget;
 mod floor;
 mod inventory_sync;
 mod leases;
+mod least_privilege;
 mod lifecycle;
 mod locking;
 mod observability;

@@ -60,6 +60,62 @@ async fn a_paid_order_whose_webhook_was_lost_is_injected_and_fulfilled() {
 }
 
 #[tokio::test]
+async fn a_pass_started_while_another_runs_does_nothing_and_the_next_one_repairs() {
+    use warehouse_db::job_lock::{Job, JobLock};
+    let p = start_pipeline(sim_options()).await;
+    stock(&p).await;
+    let sim = p.sim.as_ref().unwrap();
+    let order = sim.state.new_order(&["sim-sku-1"], false);
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+
+    // Another pass (a second replica, an operator's `--once`) holds the lock.
+    let other = JobLock::try_acquire(&p.db.pool, Job::Reconcile)
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    assert!(
+        JobLock::try_acquire(&p.db.pool, Job::Reconcile)
+            .await
+            .unwrap()
+            .is_none(),
+        "held by one connection, refused to another"
+    );
+    let skipped = p.reconciler().await.run_once().await.unwrap();
+    assert!(skipped.already_running, "{skipped:?}");
+    assert_eq!(
+        (skipped.checked, skipped.api_calls, skipped.total_repaired()),
+        (0, 0, 0)
+    );
+    assert!(sim.state.writes_for(&order_id).is_empty());
+
+    other.release().await;
+    let summary = p.reconciler().await.run_once().await.unwrap();
+    assert!(!summary.already_running);
+    assert_eq!(summary.repaired.get("lost_webhook"), Some(&1), "{summary:?}");
+    assert_eq!(
+        p.wait_for_state(&order_id, "fulfilled", WAIT).await.as_deref(),
+        Some("fulfilled")
+    );
+    p.teardown().await;
+}
+
+#[tokio::test]
+async fn a_lock_dropped_without_release_ends_with_its_connection() {
+    use warehouse_db::job_lock::{Job, JobLock};
+    let db = test_support::db::TestDatabase::create().await;
+    let lock = JobLock::try_acquire(&db.pool, Job::Reconcile).await.unwrap().unwrap();
+    // A panicking or cancelled pass drops its lock: the connection leaves the pool and closes.
+    drop(lock);
+    let again = wait_for(
+        "the lock to end with the dropped connection",
+        Duration::from_secs(10),
+        || async { JobLock::try_acquire(&db.pool, Job::Reconcile).await.unwrap() },
+    )
+    .await;
+    again.release().await;
+}
+
+#[tokio::test]
 async fn a_shipped_order_not_fulfilled_in_webflow_gets_its_write_back_again() {
     let p = start_pipeline(PipelineOptions {
         start_notify: false,

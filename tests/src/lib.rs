@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness fails loudly")]
 
-use platform::amqp::Topology;
 pub use platform::amqp::topology::consumer;
+use platform::amqp::{Role, Topology};
 use reserve::ReserveHandler;
 use secrecy::SecretString;
 use service_base::BaseSettings;
@@ -52,6 +52,8 @@ pub struct Pipeline {
     /// what [`Pipeline::wait_until_idle`] and [`Pipeline::wait_until_handled`] read.
     /// Each in-process consumer replica's health port (its `/metrics`), extra replicas too.
     consumer_health_ports: std::sync::Mutex<Vec<(&'static str, u16)>>,
+    /// Per-service RabbitMQ users, when the test gave them.
+    amqp_users: Option<AmqpUsers>,
     /// Deletes the namespace when the pipeline is dropped (the database drops itself): at
     /// teardown, or when the test panics before it.
     _leak_guard: test_support::LeakGuard,
@@ -92,6 +94,39 @@ pub struct PipelineOptions {
     pub inventory_sync_sites: Vec<String>,
     /// `[inventory_sync]` of the notify-webflow workers.
     pub inventory_sync: inventory_sync::InventorySyncSettings,
+    /// Each service under a RabbitMQ user of its own, the topology declared first by the
+    /// `topology` user (`wmsctl amqp declare`'s step) and only verified by the services
+    /// (`amqp.declare_topology = false`). `None`: everything as guest, each service declaring.
+    pub amqp_users: Option<AmqpUsers>,
+}
+
+/// The AMQP URL of each [`Role`] (a user with that role's permissions), on one vhost.
+#[derive(Clone, Debug)]
+pub struct AmqpUsers {
+    /// `amqp.namespace`: the one the users' permissions were made for.
+    pub namespace: String,
+    /// What the test observes through (the queue observer): guest on the same vhost.
+    pub observer: String,
+    pub urls: Vec<(Role, String)>,
+}
+
+impl AmqpUsers {
+    pub fn url(&self, role: Role) -> String {
+        self.urls
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_else(|| panic!("no AMQP user for {role}"))
+    }
+}
+
+/// `base` with `role`'s AMQP URL, when the pipeline runs under per-service users.
+fn base_for(base: &BaseSettings, users: Option<&AmqpUsers>, role: Role) -> BaseSettings {
+    let mut base = base.clone();
+    if let Some(users) = users {
+        base.amqp.url = SecretString::from(users.url(role));
+    }
+    base
 }
 
 impl Default for PipelineOptions {
@@ -114,6 +149,7 @@ impl Default for PipelineOptions {
             worker_concurrency: None,
             inventory_sync_sites: Vec::new(),
             inventory_sync: inventory_sync::InventorySyncSettings::default(),
+            amqp_users: None,
         }
     }
 }
@@ -251,13 +287,24 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             site.sku_collection_id = Some(webflow_sim::state::sku_collection_id(&site.site_id));
         }
     }
+    let users = options.amqp_users.clone();
+    if let Some(users) = &users {
+        base.amqp.namespace = users.namespace.clone();
+        // The privileged step, as `wmsctl amqp declare` runs it; the services only verify.
+        let connection = lapin::Connection::connect(&users.url(Role::Topology), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        Topology::from_settings(&base.amqp).declare(&connection).await.unwrap();
+        let _ = connection.close(200, "declared".into()).await;
+        base.amqp.declare_topology = false;
+    }
     let topology = Topology::from_settings(&base.amqp);
     let leak_guard = test_support::LeakGuard {
         topology: topology.clone(),
     };
 
     let mut ingress_settings = ingress::Settings {
-        amqp: base.amqp.clone(),
+        amqp: base_for(&base, users.as_ref(), Role::Ingress).amqp,
         ..Default::default()
     };
     ingress_settings.ingress.bind = "127.0.0.1:0".into();
@@ -291,7 +338,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     let mut consumer_health_ports = Vec::new();
     let enrich = if options.start_enrich {
         let settings = enrich::Settings {
-            base: base.clone(),
+            base: base_for(&base, users.as_ref(), Role::Enrich),
             webflow: webflow_settings_for(&webflow_base, &sites),
             enrich: enrich::settings::EnrichSettings {
                 always_fetch: options.always_fetch,
@@ -306,7 +353,9 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         None
     };
     let reserve = if options.start_reserve {
-        let service = reserve::build(base.clone(), shutdown.clone()).await.unwrap();
+        let service = reserve::build(base_for(&base, users.as_ref(), Role::Reserve), shutdown.clone())
+            .await
+            .unwrap();
         consumer_health_ports.push((consumer::RESERVE, service.health_port()));
         let runtime = service.runtime().clone();
         tokio::spawn(service.run_until_stopped(shutdown.clone()));
@@ -324,7 +373,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             carrier.shipengine.timeout_ms = 1_000;
         }
         let settings = ship::Settings {
-            base: base.clone(),
+            base: base_for(&base, users.as_ref(), Role::Ship),
             carrier,
         };
         let service = ship::build(settings, shutdown.clone()).await.unwrap();
@@ -333,7 +382,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     }
     if options.start_notify {
         let settings = notify_webflow::Settings {
-            base: base.clone(),
+            base: base_for(&base, users.as_ref(), Role::NotifyWebflow),
             webflow: webflow_settings_for(&webflow_base, &sites),
             inventory_sync: options.inventory_sync.clone(),
         };
@@ -343,7 +392,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
     }
     let warehouse_url = if options.start_warehouse {
         let mut settings = warehouse::Settings {
-            base: base.clone(),
+            base: base_for(&base, users.as_ref(), Role::Warehouse),
             ..Default::default()
         };
         settings.warehouse.bind = "127.0.0.1:0".into();
@@ -377,7 +426,10 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         db,
         webflow,
         topology,
-        observer: QueueObserver::connect().await,
+        observer: match &users {
+            Some(users) => QueueObserver::connect_to(&users.observer).await,
+            None => QueueObserver::connect().await,
+        },
         ingress_url,
         http: reqwest::Client::new(),
         base,
@@ -385,6 +437,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
         enrich,
         reserve,
         consumer_health_ports: std::sync::Mutex::new(consumer_health_ports),
+        amqp_users: users,
         _leak_guard: leak_guard,
     }
 }
@@ -614,7 +667,7 @@ impl Pipeline {
     /// Starts one more `notify-webflow` replica.
     pub async fn start_notify(&self) {
         let settings = notify_webflow::Settings {
-            base: self.base.clone(),
+            base: base_for(&self.base, self.amqp_users.as_ref(), Role::NotifyWebflow),
             webflow: self.webflow_settings(),
             inventory_sync: self.inventory_sync.clone(),
         };
@@ -627,7 +680,7 @@ impl Pipeline {
     /// binary builds it.
     pub async fn reconciler(&self) -> reconcile::ReconcileService {
         let settings = reconcile::Settings {
-            base: self.base.clone(),
+            base: base_for(&self.base, self.amqp_users.as_ref(), Role::Reconcile),
             webflow: self.webflow_settings(),
             reconcile: reconcile::ReconcileSettings::default(),
         };

@@ -21,10 +21,21 @@ pub use settings::CarrierSettings;
 pub use types::{Address, Booking, CarrierError, Parcel, ShipmentRequest};
 
 use std::future::Future;
+use std::time::Duration;
 
 pub trait Carrier: Send + Sync {
     /// Short name recorded on the shipment (`sandbox`, `shipengine`).
     fn kind(&self) -> CarrierKind;
+
+    /// The longest [`Self::book`] can take before it returns (an answer or a timeout): what a
+    /// caller holding a lease around the booking must cover. ShipEngine: a booking is two HTTP
+    /// calls (rates, then the label), each bounded by `carrier.shipengine.timeout_ms`; the
+    /// sandbox: its `latency_ms`.
+    fn booking_time_limit(&self) -> Duration;
+
+    /// The longest [`Self::find_existing`] or [`Self::void`] can take (one HTTP call for
+    /// ShipEngine; nothing for the sandbox).
+    fn lookup_time_limit(&self) -> Duration;
 
     /// A label already bought for `reference`, if any.
     fn find_existing(&self, reference: &str) -> impl Future<Output = Result<Option<Booking>, CarrierError>> + Send;
@@ -59,6 +70,20 @@ impl Carrier for AnyCarrier {
         match self {
             Self::Sandbox(c) => c.kind(),
             Self::ShipEngine(c) => c.kind(),
+        }
+    }
+
+    fn booking_time_limit(&self) -> Duration {
+        match self {
+            Self::Sandbox(c) => c.booking_time_limit(),
+            Self::ShipEngine(c) => c.booking_time_limit(),
+        }
+    }
+
+    fn lookup_time_limit(&self) -> Duration {
+        match self {
+            Self::Sandbox(c) => c.lookup_time_limit(),
+            Self::ShipEngine(c) => c.lookup_time_limit(),
         }
     }
 

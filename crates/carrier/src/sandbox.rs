@@ -54,6 +54,14 @@ impl Carrier for SandboxCarrier {
         crate::CarrierKind::Sandbox
     }
 
+    fn booking_time_limit(&self) -> Duration {
+        Duration::from_millis(self.settings.latency_ms)
+    }
+
+    fn lookup_time_limit(&self) -> Duration {
+        Duration::ZERO
+    }
+
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {
         Ok(self
             .booked

@@ -22,7 +22,12 @@ pub struct ShipEngineCarrier {
     api_key: SecretString,
     carrier_ids: Vec<String>,
     service_codes: Vec<String>,
+    /// Every HTTP call's limit, from connecting to the last byte of the body.
+    timeout: Duration,
 }
+
+/// The HTTP calls [`Carrier::book`] makes one after the other: rates, then the label.
+const CALLS_PER_BOOKING: u32 = 2;
 
 #[derive(Serialize)]
 struct SeAddress<'a> {
@@ -184,8 +189,11 @@ impl ShipEngineCarrier {
             .ok_or_else(|| CarrierError::Permanent("carrier.shipengine.api_key is not set".into()))?;
         // rustls needs a process-wide crypto provider; ring, as everywhere (idempotent).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let timeout = Duration::from_millis(settings.timeout_ms);
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
+            // A total limit per request (connect, send, the whole body): what makes
+            // `booking_time_limit` a bound.
+            .timeout(timeout)
             .build()
             .map_err(|e| CarrierError::Permanent(e.to_string()))?;
         Ok(Self {
@@ -194,6 +202,7 @@ impl ShipEngineCarrier {
             api_key,
             carrier_ids: settings.carrier_ids.clone(),
             service_codes: settings.service_codes.clone(),
+            timeout,
         })
     }
 
@@ -314,6 +323,14 @@ impl Carrier for ShipEngineCarrier {
         crate::CarrierKind::ShipEngine
     }
 
+    fn booking_time_limit(&self) -> Duration {
+        self.timeout * CALLS_PER_BOOKING
+    }
+
+    fn lookup_time_limit(&self) -> Duration {
+        self.timeout
+    }
+
     async fn find_existing(&self, reference: &str) -> Result<Option<Booking>, CarrierError> {
         let url = format!("{}/v1/labels/external_shipment_id/{}", self.base_url, encode(reference));
         let (status, body) = self
@@ -416,5 +433,23 @@ mod bytes_body {
     pub struct Body {
         pub bytes: Vec<u8>,
         pub retry_after: Option<std::time::Duration>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn a_booking_may_take_two_calls_time_limits() {
+        let settings = ShipEngineSettings {
+            api_key: Some(SecretString::from("k")),
+            timeout_ms: 15_000,
+            ..ShipEngineSettings::default()
+        };
+        let carrier = ShipEngineCarrier::new(&settings).unwrap();
+        assert_eq!(carrier.booking_time_limit(), Duration::from_secs(30));
+        assert_eq!(carrier.lookup_time_limit(), Duration::from_secs(15));
     }
 }

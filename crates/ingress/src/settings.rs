@@ -1,6 +1,6 @@
 //! The ingress's settings: shared sections plus `[ingress]`.
 
-use platform::settings::{AmqpSettings, HealthSettings, SettingsError, Validate, parse_bind};
+use platform::settings::{AmqpSettings, HealthSettings, Profile, SettingsError, Validate, parse_bind};
 use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
 use webflow::WebflowSettings;
@@ -53,6 +53,12 @@ impl Default for IngressSettings {
 impl platform::service::ServiceSettings for Settings {
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
+    }
+
+    /// The ingress reads no `[database]`: only the broker's rules apply.
+    fn check_shared_profile(&self, profile: Profile) -> Result<Vec<String>, SettingsError> {
+        self.amqp.check_profile(profile)?;
+        Ok(self.amqp.opt_outs(profile))
     }
 }
 

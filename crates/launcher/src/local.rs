@@ -1,7 +1,9 @@
 //! `make run` (`wms-stack run`): the whole pipeline on this machine on built-in defaults
 //! (`config/local.toml`): the Webflow simulator as the store, the sandbox carrier, auto-pack,
 //! the reconcile loop, against the local PostgreSQL and RabbitMQ, with seeded stock and a
-//! progress line every few seconds until Ctrl-C.
+//! progress line every few seconds until Ctrl-C. As in production, the RabbitMQ topology is
+//! declared once first (`wmsctl amqp declare`) and the services only check that it exists
+//! (`amqp.declare_topology = false`).
 
 #![allow(clippy::print_stdout, reason = "the run reports to its terminal")]
 
@@ -54,7 +56,10 @@ pub struct RunOptions {
 /// Runs until Ctrl-C (or SIGTERM), then stops every process; each must exit cleanly.
 pub async fn run(options: RunOptions) -> Result<(), LaunchError> {
     ensure_database(&options.database_server, "wms").await?;
-    let env = vec![("WMS_CONFIG".to_owned(), options.config.display().to_string())];
+    let env = vec![
+        ("WMS_CONFIG".to_owned(), options.config.display().to_string()),
+        ("WMS__AMQP__DECLARE_TOPOLOGY".to_owned(), "false".to_owned()),
+    ];
     let mut processes = Processes::new(&options.bin, &options.logs, env)?.append_logs(false);
     let started = start(&mut processes, &options).await;
     if let Err(error) = started {
@@ -83,8 +88,10 @@ pub async fn run(options: RunOptions) -> Result<(), LaunchError> {
     processes.stop_all(STOP_WITHIN)
 }
 
-/// Every service, ready; the stock seeded; then the simulator and the reconcile loop.
+/// The RabbitMQ topology declared; every service, ready; the stock seeded; then the simulator and the reconcile loop.
 async fn start(processes: &mut Processes, options: &RunOptions) -> Result<(), LaunchError> {
+    processes.run_once("wmsctl", &["amqp", "declare"], READY_WITHIN).await?;
+    println!("declared the RabbitMQ topology (wmsctl amqp declare)");
     let mut health_ports = FIRST_HEALTH_PORT..;
     let mut next_port = || health_ports.next().unwrap_or(FIRST_HEALTH_PORT);
     for name in SERVICES {

@@ -37,6 +37,15 @@ pub struct AmqpSettings {
     /// How reconnection attempts are spaced.
     #[serde(deserialize_with = "reconnect_policy")]
     pub reconnect: RetryPolicy,
+    /// Whether this process declares the topology (exchanges, queues, bindings) when it
+    /// connects. `false`: it only checks, by passive declares that need no permission, that the
+    /// topology exists (declared by `wmsctl amqp declare` as a privileged user), so its own
+    /// RabbitMQ user can do without configure permission (deploy/rabbitmq/users.sh).
+    pub declare_topology: bool,
+    /// Production opt-out: accept plain `amqp://` (no TLS). Only for a broker reached over a
+    /// network that is protected otherwise (an in-cluster broker behind NetworkPolicies, a
+    /// service mesh or sidecar that encrypts); logged as a warning at start.
+    pub allow_plaintext: bool,
 }
 
 impl Default for AmqpSettings {
@@ -48,6 +57,8 @@ impl Default for AmqpSettings {
             quorum_initial_group_size: 3,
             retry_delays_ms: vec![500, 1_000, 5_000, 30_000, 120_000, 600_000],
             reconnect: default_reconnect(),
+            declare_topology: true,
+            allow_plaintext: false,
         }
     }
 }
@@ -74,7 +85,71 @@ fn url_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretStrin
     Ok(SecretString::from(joined.join(",")))
 }
 
+/// The user an AMQP URL logs in as, as the client parses it (`guest` when it names none).
+fn amqp_username(url: &str) -> Option<String> {
+    use std::str::FromStr;
+    lapin::uri::AMQPUri::from_str(url)
+        .ok()
+        .map(|uri| uri.authority.userinfo.username)
+}
+
 impl AmqpSettings {
+    /// Production rules: no `guest` user (RabbitMQ's well-known default, also what a URL
+    /// without credentials logs in as; no opt-out), and `amqps://` only unless
+    /// `amqp.allow_plaintext`.
+    pub fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        if profile != Profile::Production {
+            return Ok(());
+        }
+        let addresses = self.addresses();
+        for (index, url) in addresses.iter().enumerate() {
+            let url = url.expose_secret();
+            let which = if addresses.len() > 1 {
+                format!(" (address {})", index + 1)
+            } else {
+                String::new()
+            };
+            if amqp_username(url).as_deref() == Some("guest") {
+                return Err(SettingsError::insecure(
+                    "amqp.url",
+                    format!(
+                        "it logs in as RabbitMQ's default user `guest`{which} (also what a URL \
+                         without credentials uses)"
+                    ),
+                    "give each service its own user and password in the URL \
+                     (amqps://<user>:<password>@<host>:5671/<vhost>; docs/runbook.md, \"Kubernetes\")",
+                ));
+            }
+            if url.starts_with("amqp://") && !self.allow_plaintext {
+                return Err(SettingsError::insecure(
+                    "amqp.url",
+                    format!("plain amqp:// sends messages and the password unencrypted{which}"),
+                    "use amqps:// (TLS, port 5671); if the network to the broker is protected \
+                     otherwise (an in-cluster broker behind NetworkPolicies, a mesh that \
+                     encrypts), set amqp.allow_plaintext = true",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The production opt-outs in use, as warnings for the start-up log.
+    pub fn opt_outs(&self, profile: Profile) -> Vec<String> {
+        let plain = self
+            .addresses()
+            .iter()
+            .any(|u| u.expose_secret().starts_with("amqp://"));
+        if profile == Profile::Production && self.allow_plaintext && plain {
+            vec![
+                "amqp.allow_plaintext = true: the broker is reached over plain amqp://; only a \
+                 network protected otherwise may carry it"
+                    .into(),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The broker addresses in `amqp.url`, in the order the connection tries them.
     pub fn addresses(&self) -> Vec<SecretString> {
         crate::amqp::addresses::split(&self.url)
@@ -124,7 +199,9 @@ impl AmqpSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
-    /// PostgreSQL URL; may hold a password, so it is a secret.
+    /// PostgreSQL URL; may hold a password, so it is a secret. libpq's `sslmode` and
+    /// `sslrootcert` parameters in it work as `ssl_mode` and `ssl_root_cert` (managed
+    /// PostgreSQL hands out such URLs); [`Self::validate`] moves them there.
     pub url: SecretString,
     /// A file holding the URL (a Kubernetes Secret mount); read at start, wins over `url`.
     pub url_file: Option<PathBuf>,
@@ -134,9 +211,10 @@ pub struct DatabaseSettings {
     /// With `migrate_on_start = false`: how long start-up waits for the migrations (run by a
     /// Job) to reach the version this build needs, before giving up.
     pub schema_wait_secs: u64,
-    /// `disable`, `require` (TLS, certificate not checked) or `verify-full` (TLS, certificate
-    /// chained to `ssl_root_cert` and naming the URL's host).
-    pub ssl_mode: DatabaseSslMode,
+    /// `disable` (the default when neither this key nor the URL says), `require` (TLS,
+    /// certificate not checked) or `verify-full` (TLS, certificate chained to `ssl_root_cert`
+    /// and naming the URL's host). Read it through [`Self::ssl_mode`].
+    pub ssl_mode: Option<DatabaseSslMode>,
     /// PEM file of the CA that signed the server's certificate (`verify-full`); without it,
     /// the system's roots.
     pub ssl_root_cert: Option<PathBuf>,
@@ -148,6 +226,10 @@ pub struct DatabaseSettings {
     pub keepalives_retries: u32,
     /// Unacknowledged data for this long closes the connection (Linux `TCP_USER_TIMEOUT`).
     pub tcp_user_timeout_ms: u64,
+    /// Production opt-out: accept `ssl_mode = "disable"`. Only when something else encrypts
+    /// the connection (a sidecar proxy such as the Cloud SQL Auth Proxy on 127.0.0.1, a
+    /// service mesh with mutual TLS); logged as a warning at start.
+    pub allow_plaintext: bool,
 }
 
 /// How the connection to PostgreSQL is protected (libpq's modes of the same names).
@@ -160,6 +242,31 @@ pub enum DatabaseSslMode {
     VerifyFull,
 }
 
+impl DatabaseSslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Require => "require",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+
+    /// libpq's `sslmode` value. `prefer` and `allow` fall back to clear text and
+    /// `verify-ca` checks no host name: refused, naming what to use instead.
+    fn from_libpq(value: &str) -> Result<Self, String> {
+        match value {
+            "disable" => Ok(Self::Disable),
+            "require" => Ok(Self::Require),
+            "verify-full" => Ok(Self::VerifyFull),
+            "allow" | "prefer" => Err(format!(
+                "sslmode={value} may fall back to clear text; use sslmode=require or verify-full (or disable)"
+            )),
+            "verify-ca" => Err("sslmode=verify-ca does not check the host name; use sslmode=verify-full".into()),
+            other => Err(format!("sslmode={other} is not one of disable, require, verify-full")),
+        }
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
@@ -168,7 +275,7 @@ impl Default for DatabaseSettings {
             pool_size: 16,
             migrate_on_start: true,
             schema_wait_secs: 300,
-            ssl_mode: DatabaseSslMode::Disable,
+            ssl_mode: None,
             ssl_root_cert: None,
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
@@ -176,17 +283,104 @@ impl Default for DatabaseSettings {
             keepalives_interval_secs: 10,
             keepalives_retries: 3,
             tcp_user_timeout_ms: 30_000,
+            allow_plaintext: false,
         }
     }
 }
 
+/// libpq's TLS parameters found in a connection string, and the string without them.
+#[derive(Debug, Default, PartialEq)]
+struct UrlTls {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    rest: String,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a PostgreSQL URL (`postgres://…?sslmode=…`) or a
+/// libpq key/value string (`host=… sslmode=…`). Other parameters are left as they were.
+fn take_url_tls(url: &str) -> UrlTls {
+    let mut found = UrlTls::default();
+    let mut take = |key: &str, value: String| match key {
+        "sslmode" => {
+            found.sslmode = Some(value);
+            true
+        }
+        "sslrootcert" => {
+            found.sslrootcert = Some(value);
+            true
+        }
+        _ => false,
+    };
+    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.split_once('?') {
+            None => url.to_owned(),
+            Some((base, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| {
+                        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                        !take(key, percent_decode(value))
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+        }
+    } else {
+        let kept: Vec<&str> = url
+            .split_whitespace()
+            .filter(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                !take(key.trim(), value.trim_matches('\'').to_owned())
+            })
+            .collect();
+        kept.join(" ")
+    };
+    found.rest = rest;
+    found
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| value.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl DatabaseSettings {
-    /// Resolves `url_file` and checks the values.
+    /// How the connection is protected: `ssl_mode`, or the URL's `sslmode` (after
+    /// [`Self::validate`]), else `disable`.
+    pub fn ssl_mode(&self) -> DatabaseSslMode {
+        self.ssl_mode.unwrap_or_default()
+    }
+
+    /// Resolves `url_file`, moves libpq's `sslmode`/`sslrootcert` from the URL to `ssl_mode`
+    /// and `ssl_root_cert` (a URL and a key that disagree are refused), and checks the values.
     pub fn validate(&mut self) -> Result<(), SettingsError> {
         if let Some(path) = &self.url_file {
             let url = read_secret_file(path).map_err(|m| SettingsError::invalid("database.url_file", m))?;
             self.url = SecretString::from(url);
         }
+        self.take_tls_from_url()?;
         if self.pool_size == 0 {
             return Err(SettingsError::invalid("database.pool_size", "must be at least 1"));
         }
@@ -200,7 +394,7 @@ impl DatabaseSettings {
             ));
         }
         if let Some(path) = &self.ssl_root_cert {
-            if self.ssl_mode != DatabaseSslMode::VerifyFull {
+            if self.ssl_mode() != DatabaseSslMode::VerifyFull {
                 return Err(SettingsError::invalid(
                     "database.ssl_root_cert",
                     "is only used with ssl_mode = \"verify-full\"",
@@ -214,6 +408,98 @@ impl DatabaseSettings {
             }
         }
         Ok(())
+    }
+
+    fn take_tls_from_url(&mut self) -> Result<(), SettingsError> {
+        let found = take_url_tls(self.url.expose_secret());
+        if found.sslmode.is_none() && found.sslrootcert.is_none() {
+            return Ok(());
+        }
+        if let Some(value) = &found.sslmode {
+            let from_url = DatabaseSslMode::from_libpq(value).map_err(|m| SettingsError::invalid("database.url", m))?;
+            match self.ssl_mode {
+                Some(key) if key != from_url => {
+                    return Err(SettingsError::invalid(
+                        "database.url",
+                        format!(
+                            "sslmode={} in the URL contradicts database.ssl_mode = \"{}\"; keep one of them",
+                            from_url.as_str(),
+                            key.as_str()
+                        ),
+                    ));
+                }
+                _ => self.ssl_mode = Some(from_url),
+            }
+        }
+        if let Some(value) = &found.sslrootcert {
+            // libpq 16: `sslrootcert=system` is the system's roots, as no file here.
+            let from_url = (value != "system").then(|| PathBuf::from(value));
+            match (&self.ssl_root_cert, &from_url) {
+                (Some(key), Some(url)) if key != url => {
+                    return Err(SettingsError::invalid(
+                        "database.url",
+                        format!(
+                            "sslrootcert={} in the URL contradicts database.ssl_root_cert = \"{}\"; keep one of them",
+                            url.display(),
+                            key.display()
+                        ),
+                    ));
+                }
+                (Some(key), None) => {
+                    return Err(SettingsError::invalid(
+                        "database.url",
+                        format!(
+                            "sslrootcert=system in the URL contradicts database.ssl_root_cert = \"{}\"; keep one of them",
+                            key.display()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if from_url.is_some() {
+                self.ssl_root_cert = from_url;
+            }
+        }
+        self.url = SecretString::from(found.rest);
+        Ok(())
+    }
+
+    /// Production rule: no clear text to PostgreSQL unless `database.allow_plaintext`.
+    pub fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        if profile == Profile::Production && self.ssl_mode() == DatabaseSslMode::Disable && !self.allow_plaintext {
+            let source = if self.ssl_mode.is_none() { " (the default)" } else { "" };
+            return Err(SettingsError::insecure(
+                "database.ssl_mode",
+                format!(
+                    "ssl_mode = \"disable\"{source} sends customer data and the password to PostgreSQL \
+                     unencrypted"
+                ),
+                "set database.ssl_mode = \"verify-full\" with database.ssl_root_cert (or \
+                 ?sslmode=verify-full&sslrootcert=<file> in database.url); if a sidecar proxy or a \
+                 service mesh encrypts the connection, set database.allow_plaintext = true",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The production opt-outs and weak choices in use, as warnings for the start-up log.
+    pub fn opt_outs(&self, profile: Profile) -> Vec<String> {
+        if profile != Profile::Production {
+            return Vec::new();
+        }
+        match self.ssl_mode() {
+            DatabaseSslMode::Disable => vec![
+                "database.allow_plaintext = true: PostgreSQL is reached without TLS; only a sidecar \
+                 or mesh that encrypts may carry it"
+                    .into(),
+            ],
+            DatabaseSslMode::Require => vec![
+                "database.ssl_mode = \"require\": the server's certificate is not checked; prefer \
+                 verify-full with database.ssl_root_cert"
+                    .into(),
+            ],
+            DatabaseSslMode::VerifyFull => Vec::new(),
+        }
     }
 }
 
@@ -431,6 +717,146 @@ mod tests {
         );
         let err = load_from::<Sample, _>(None, env(&[("WMS__AMQP__URL", " , ")])).unwrap_err();
         assert!(err.to_string().contains("amqp.url"), "{err}");
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Shared {
+        amqp: AmqpSettings,
+        database: DatabaseSettings,
+    }
+
+    impl Validate for Shared {
+        fn validate(&mut self) -> Result<(), SettingsError> {
+            self.amqp.validate()?;
+            self.database.validate()
+        }
+
+        fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+            self.amqp.check_profile(profile)?;
+            self.database.check_profile(profile)
+        }
+    }
+
+    const GOOD_AMQP: &str = "amqps://enrich:pw@rabbitmq.wms.svc:5671/%2f";
+    const GOOD_DB: &str = "postgres://enrich:pw@db.example.com/wms?sslmode=require";
+
+    /// A production configuration that passes, with `changes` applied.
+    fn production(changes: &[(&str, &str)]) -> Result<Shared, SettingsError> {
+        let mut vars = vec![
+            ("WMS__AMQP__URL".to_owned(), GOOD_AMQP.to_owned()),
+            ("WMS__DATABASE__URL".to_owned(), GOOD_DB.to_owned()),
+        ];
+        for (key, value) in changes {
+            vars.retain(|(k, _)| k != key);
+            vars.push((key.to_string(), value.to_string()));
+        }
+        load_from(None, vars)
+    }
+
+    fn refused_key(result: Result<Shared, SettingsError>) -> (String, String) {
+        match result {
+            Err(error @ SettingsError::Insecure { .. }) => {
+                let text = error.to_string();
+                let SettingsError::Insecure { key, .. } = error else {
+                    unreachable!()
+                };
+                (key, text)
+            }
+            other => panic!("expected a production refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn production_passes_with_tls_and_own_users() {
+        let settings = production(&[]).unwrap();
+        assert_eq!(settings.amqp.opt_outs(Profile::Production), Vec::<String>::new());
+        // `require` is accepted, with a warning that the certificate is not checked.
+        assert!(settings.database.opt_outs(Profile::Production)[0].contains("require"));
+        let verify = production(&[("WMS__DATABASE__URL", "postgres://u:p@db/wms?sslmode=verify-full")]).unwrap();
+        assert!(verify.database.opt_outs(Profile::Production).is_empty());
+    }
+
+    #[test]
+    fn production_refuses_database_tls_off_by_default_by_key_and_by_url() {
+        for changes in [
+            vec![("WMS__DATABASE__URL", "postgres://u:p@db/wms")],
+            vec![
+                ("WMS__DATABASE__SSL_MODE", "disable"),
+                ("WMS__DATABASE__URL", "postgres://u:p@db/wms"),
+            ],
+            vec![("WMS__DATABASE__URL", "postgres://u:p@db/wms?sslmode=disable")],
+        ] {
+            let (key, text) = refused_key(production(&changes));
+            assert_eq!(key, "database.ssl_mode");
+            assert!(
+                text.contains("verify-full") && text.contains("database.allow_plaintext"),
+                "{text}"
+            );
+        }
+        // The same under a local profile is fine.
+        let mut local = vec![
+            ("WMS__PROFILE", "local"),
+            ("WMS__DATABASE__URL", "postgres://u:p@db/wms"),
+        ];
+        production(&local).unwrap();
+        // The documented opt-out, with its warning.
+        local[0] = ("WMS__DATABASE__ALLOW_PLAINTEXT", "true");
+        let opted = production(&local).unwrap();
+        assert!(opted.database.opt_outs(Profile::Production)[0].contains("database.allow_plaintext"));
+    }
+
+    #[test]
+    fn production_refuses_the_guest_user_with_no_opt_out() {
+        for url in [
+            "amqps://guest:guest@rabbitmq:5671/%2f",
+            // No credentials: the client logs in as guest.
+            "amqps://rabbitmq:5671/%2f",
+            "amqps://u:p@a:5671/%2f,amqps://guest:x@b:5671/%2f",
+        ] {
+            for allow in ["false", "true"] {
+                let (key, text) = refused_key(production(&[
+                    ("WMS__AMQP__URL", url),
+                    ("WMS__AMQP__ALLOW_PLAINTEXT", allow),
+                ]));
+                assert_eq!(key, "amqp.url");
+                assert!(text.contains("guest") && text.contains("own user"), "{text}");
+            }
+        }
+        // The default URL (guest, plain) is refused in production, accepted locally.
+        let (key, _) = refused_key(production(&[(
+            "WMS__AMQP__URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        )]));
+        assert_eq!(key, "amqp.url");
+        production(&[
+            ("WMS__PROFILE", "local"),
+            ("WMS__AMQP__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+        ])
+        .unwrap();
+    }
+
+    #[test]
+    fn production_refuses_plain_amqp_unless_allowed() {
+        let (key, text) = refused_key(production(&[("WMS__AMQP__URL", "amqp://enrich:pw@rabbitmq:5672/%2f")]));
+        assert_eq!(key, "amqp.url");
+        assert!(
+            text.contains("amqps://") && text.contains("amqp.allow_plaintext = true"),
+            "{text}"
+        );
+        // One plain node among TLS ones is refused too, and named.
+        let (_, text) = refused_key(production(&[(
+            "WMS__AMQP__URL",
+            "amqps://u:p@a:5671/%2f,amqp://u:p@b:5672/%2f",
+        )]));
+        assert!(text.contains("address 2"), "{text}");
+        let allowed = production(&[
+            ("WMS__AMQP__URL", "amqp://enrich:pw@rabbitmq:5672/%2f"),
+            ("WMS__AMQP__ALLOW_PLAINTEXT", "true"),
+        ])
+        .unwrap();
+        assert!(allowed.amqp.opt_outs(Profile::Production)[0].contains("amqp.allow_plaintext"));
+        assert!(allowed.amqp.opt_outs(Profile::Local).is_empty());
     }
 
     #[test]

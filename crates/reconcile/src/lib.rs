@@ -22,6 +22,7 @@ use service_base::{ServiceBase, StartupError};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use warehouse_db::job_lock::{Job, JobLock};
 use warehouse_db::orders;
 use webflow::{Order, OrderStatus, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
@@ -97,6 +98,9 @@ pub struct Summary {
     /// paused by a 429): the others are still reconciled.
     pub skipped_busy: u64,
     pub skipped_sites: Vec<String>,
+    /// Another pass held the reconciliation lock (a second replica, or an operator's
+    /// `reconcile --once` beside the loop): this run did nothing.
+    pub already_running: bool,
 }
 
 impl Summary {
@@ -143,8 +147,22 @@ impl Reconciler {
         }
     }
 
-    /// One pass over every site.
+    /// One pass over every site, unless another pass is running anywhere (then nothing is done
+    /// and the summary says `already_running`).
     pub async fn run_once(&self) -> Result<Summary, ReconcileError> {
+        let Some(lock) = JobLock::try_acquire(&self.pool, Job::Reconcile).await? else {
+            tracing::info!("another reconciliation pass is running; this one is skipped");
+            return Ok(Summary {
+                already_running: true,
+                ..Summary::default()
+            });
+        };
+        let summary = self.pass().await;
+        lock.release().await;
+        summary
+    }
+
+    async fn pass(&self) -> Result<Summary, ReconcileError> {
         let mut summary = Summary::default();
         for site_id in &self.site_ids {
             match self.reconcile_site(site_id, &mut summary).await {
@@ -414,7 +432,9 @@ pub struct ReconcileService {
 /// Builds the job: the service base, the Webflow gateway with the reconciliation sub-budget
 /// (`reconcile.budget_share`), and waits for RabbitMQ (every repair is a publish).
 pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<ReconcileService, StartupError> {
-    let base = ServiceBase::start(ACTOR, &settings.base, 0, shutdown.clone()).await?;
+    // One connection more than `database.pool_size`: a pass holds the reconciliation lock on
+    // its own connection for as long as it runs (warehouse_db::job_lock).
+    let base = ServiceBase::start(ACTOR, &settings.base, 1, shutdown.clone()).await?;
     let gateway = WebflowGateway::start(
         &settings.webflow,
         base.pool.clone(),

@@ -34,7 +34,7 @@ const DAY_SECS: f64 = 86_400.0;
 /// The margin on top of the redelivery delays: the queueing of a replayed message, Webflow
 /// sending a webhook again, the job's schedule.
 pub const REDELIVERY_MARGIN: Duration = Duration::from_secs(86_400);
-/// The floor `prune_audit_log` enforces in the database (migration V14).
+/// The floor `prune_audit_log` enforces in the database (migration V13).
 pub const AUDIT_LOG_MIN_DAYS: f64 = 30.0;
 
 /// The `prune` job's settings: `[database]`, `[telemetry]`, `[worker]` (read only for the
@@ -52,6 +52,12 @@ pub struct Settings {
 impl platform::service::ServiceSettings for Settings {
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
+    }
+
+    /// The database only: the job has no `[amqp]` section.
+    fn check_shared_profile(&self, profile: Profile) -> Result<Vec<String>, SettingsError> {
+        self.database.check_profile(profile)?;
+        Ok(self.database.opt_outs(profile))
     }
 }
 

@@ -2,7 +2,9 @@
 //! `[worker]` (how a service consumes and relays its outbox).
 
 use platform::retry::RetryPolicy;
-use platform::settings::{AmqpSettings, DatabaseSettings, DatabaseSslMode, HealthSettings, SettingsError, Validate};
+use platform::settings::{
+    AmqpSettings, DatabaseSettings, DatabaseSslMode, HealthSettings, Profile, SettingsError, Validate,
+};
 use platform::telemetry::TelemetrySettings;
 use serde::Deserialize;
 use std::time::Duration;
@@ -27,9 +29,26 @@ impl BaseSettings {
     }
 }
 
+impl BaseSettings {
+    /// The shared sections' production rules (database TLS, broker user and TLS); on success,
+    /// the opt-outs in use, for the start-up log. `platform::service` runs this for every
+    /// service, whatever the service's own `check_profile` does.
+    pub fn check_shared_profile(&self, profile: Profile) -> Result<Vec<String>, SettingsError> {
+        self.amqp.check_profile(profile)?;
+        self.database.check_profile(profile)?;
+        let mut opt_outs = self.amqp.opt_outs(profile);
+        opt_outs.extend(self.database.opt_outs(profile));
+        Ok(opt_outs)
+    }
+}
+
 impl platform::service::ServiceSettings for BaseSettings {
     fn telemetry(&self) -> &TelemetrySettings {
         &self.telemetry
+    }
+
+    fn check_shared_profile(&self, profile: Profile) -> Result<Vec<String>, SettingsError> {
+        BaseSettings::check_shared_profile(self, profile)
     }
 }
 
@@ -108,7 +127,7 @@ impl WorkerSettings {
 /// The options of a pool of `pool_size` connections, from `[database]`.
 pub fn connect_options(database: &DatabaseSettings, pool_size: usize) -> warehouse_db::ConnectOptions {
     warehouse_db::ConnectOptions {
-        ssl_mode: match database.ssl_mode {
+        ssl_mode: match database.ssl_mode() {
             DatabaseSslMode::Disable => warehouse_db::SslMode::Disable,
             DatabaseSslMode::Require => warehouse_db::SslMode::Require,
             DatabaseSslMode::VerifyFull => warehouse_db::SslMode::VerifyFull,
@@ -158,6 +177,13 @@ macro_rules! service_settings {
         impl $crate::reexports::platform::service::ServiceSettings for $name {
             fn telemetry(&self) -> &$crate::reexports::platform::telemetry::TelemetrySettings {
                 &self.base.telemetry
+            }
+
+            fn check_shared_profile(
+                &self,
+                profile: $crate::reexports::platform::settings::Profile,
+            ) -> Result<Vec<String>, $crate::reexports::platform::settings::SettingsError> {
+                self.base.check_shared_profile(profile)
             }
         }
     };

@@ -43,9 +43,21 @@ pub enum SettingsError {
          `profile = \"local\"` (or WMS__PROFILE=local) on a developer machine"
     )]
     LocalOnly { key: String, why: String },
+    /// A setting production refuses for safety, whatever the machine: what is wrong and what
+    /// to do instead (a documented opt-out, where a cluster may truly need one).
+    #[error("`{key}` is refused under profile = \"production\": {why}; {fix}")]
+    Insecure { key: String, why: String, fix: String },
 }
 
 impl SettingsError {
+    pub fn insecure(key: impl Into<String>, why: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::Insecure {
+            key: key.into(),
+            why: why.into(),
+            fix: fix.into(),
+        }
+    }
+
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
@@ -117,6 +129,16 @@ where
     T: DeserializeOwned + Validate,
     I: IntoIterator<Item = (String, String)>,
 {
+    load_with_profile(file, env).map(|(settings, _)| settings)
+}
+
+/// Like [`load_from`], also returning the profile (for checks made by the caller, such as the
+/// shared sections' production rules that `platform::service` applies to every service).
+pub fn load_with_profile<T, I>(file: Option<PathBuf>, env: I) -> Result<(T, Profile), SettingsError>
+where
+    T: DeserializeOwned + Validate,
+    I: IntoIterator<Item = (String, String)>,
+{
     let (config, env_keys) = build(file, env)?;
     let tree = tree_of(&config)?;
     check_known_keys::<T>(&tree, &env_keys)?;
@@ -131,7 +153,7 @@ where
         .map_err(|error| SettingsError::invalid(error.path().to_string(), error.inner().to_string()))?;
     settings.validate()?;
     settings.check_profile(profile)?;
-    Ok(settings)
+    Ok((settings, profile))
 }
 
 /// The layers, merged; and the environment variables given, by the key each sets

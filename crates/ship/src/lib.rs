@@ -5,8 +5,17 @@
 //! and the booking is stored in the same transaction that moves the order to `shipped`.
 //! Two deliveries never call the carrier at once for one order: a fenced lease
 //! (`warehouse_db::locks`) is confirmed right before each carrier call and checked and ended
-//! in the transaction that records the result. An order cancelled while its label was being
-//! bought gets the label voided, and its shipment ends `voided`.
+//! in the transaction that records the result. Confirming it before a call extends it to cover
+//! the carrier's own time limit for that call (a ShipEngine booking is two HTTP calls of up to
+//! `carrier.shipengine.timeout_ms` each) plus a whole lease lifetime, and the call is cut off
+//! at that limit: the lease cannot lapse mid-call even when its background renewal stalls, so
+//! a second delivery never buys a label while the first one's purchase is in flight.
+//! What is left (a process paused longer than that, then resumed with a label in hand) is
+//! recorded, not dropped: a label whose buyer lost the lease is kept as an orphaned label, and
+//! the next holder of the lease adopts it (the order is still `packed`) or voids it (the order
+//! shipped with another label, or moved on).
+//! An order cancelled while its label was being bought gets the label voided, and its
+//! shipment ends `voided`.
 //! An invalid address or an unavailable service sends the order to `needs_review` with the
 //! carrier's message; timeouts, 5xx and 429 are retried through the consumer runtime.
 
@@ -120,7 +129,22 @@ impl ShipHandler {
             floor::begin_booking(&*client, lease, &reference, self.carrier.kind().as_str()).await?
         };
         let (attempts, parcels) = match start {
-            floor::BookingStart::Recorded { attempts, parcels } => (attempts, parcels),
+            floor::BookingStart::Recorded {
+                attempts,
+                parcels,
+                orphaned_labels,
+            } => {
+                // A label an earlier delivery bought and could not record: adopted instead of
+                // buying another (the others are voided).
+                if orphaned_labels && let Some(booking) = self.settle_orphans(order, lease).await? {
+                    tracing::info!(order_id = %order_id, label = %booking.external_id, "adopting an orphaned label");
+                    return Ok(Some(Outcome::Booked {
+                        booking: Box::new(booking),
+                        reused: true,
+                    }));
+                }
+                (attempts, parcels)
+            }
             floor::BookingStart::AlreadyBooked
             | floor::BookingStart::NotPacked {
                 state: OrderState::Shipped | OrderState::Fulfilled,
@@ -146,20 +170,23 @@ impl ShipHandler {
             .collect();
         tracing::info!(order_id = %order_id, attempt = attempts, "booking shipment");
 
-        let carrier_result = match self.carrier.find_existing(&reference).await {
-            Ok(Some(existing)) => Ok((existing, true)),
-            Ok(None) => {
-                let request = ShipmentRequest {
-                    reference: reference.clone(),
-                    ship_from: self.ship_from.clone(),
-                    ship_to: ship_to(order.shipping_address.as_ref()),
-                    parcels,
-                };
-                confirm(lease).await?;
-                self.carrier.book(&request).await.map(|b| (b, false))
-            }
-            Err(error) => Err(error),
-        };
+        let carrier_result =
+            match within(self.carrier.lookup_time_limit(), self.carrier.find_existing(&reference)).await {
+                Ok(Some(existing)) => Ok((existing, true)),
+                Ok(None) => {
+                    let request = ShipmentRequest {
+                        reference: reference.clone(),
+                        ship_from: self.ship_from.clone(),
+                        ship_to: ship_to(order.shipping_address.as_ref()),
+                        parcels,
+                    };
+                    // The lease now outlasts the booking's time limit, whatever its renewal does.
+                    let limit = self.carrier.booking_time_limit();
+                    confirm_for(lease, limit).await?;
+                    within(limit, self.carrier.book(&request)).await.map(|b| (b, false))
+                }
+                Err(error) => Err(error),
+            };
         match carrier_result {
             // An order cancelled while its label was being bought is found by the recording
             // transaction (the order is locked there), whose retry voids the label.
@@ -185,18 +212,128 @@ impl ShipHandler {
     /// `booking`): whatever label the carrier has for it is voided.
     async fn void_booking(&self, order: &orders::OrderRecord, lease: &OrderLock) -> Result<Outcome, HandlerError> {
         let reference = reference_for(order.site_id.as_str(), order.webflow_order_id.as_str());
-        confirm(lease).await?;
-        let existing = self.carrier.find_existing(&reference).await.map_err(carrier_error)?;
+        let limit = self.carrier.lookup_time_limit();
+        confirm_for(lease, limit).await?;
+        let existing = within(limit, self.carrier.find_existing(&reference))
+            .await
+            .map_err(carrier_error)?;
         let label = match existing {
             Some(booking) => {
-                confirm(lease).await?;
-                self.carrier.void(&booking.external_id).await.map_err(carrier_error)?;
+                confirm_for(lease, limit).await?;
+                within(limit, self.carrier.void(&booking.external_id))
+                    .await
+                    .map_err(carrier_error)?;
                 Some(booking.external_id)
             }
             None => None,
         };
         Ok(Outcome::Voided { label })
     }
+
+    /// Settles, under `lease`, the labels of `order` that deliveries bought and could not record
+    /// (their lease had lapsed): the one the order shipped with is kept; while the order is
+    /// still `packed` and has no label, the oldest is returned to be adopted (recorded as its
+    /// label, nothing bought); every other one is voided at the carrier, on the order's
+    /// timeline.
+    async fn settle_orphans(
+        &self,
+        order: &orders::OrderRecord,
+        lease: &OrderLock,
+    ) -> Result<Option<Booking>, HandlerError> {
+        let (orphans, shipment) = {
+            let client = self.pool.get().await?;
+            (
+                floor::orphaned_labels(&*client, order.id).await?,
+                floor::shipment(&*client, order.id).await?,
+            )
+        };
+        let in_use = shipment
+            .filter(|s| s.status == floor::ShipmentStatus::Booked)
+            .and_then(|s| s.external_id);
+        let adoptable = order.state == OrderState::Packed && in_use.is_none();
+        let mut adopted: Option<Booking> = None;
+        for orphan in orphans {
+            if in_use.as_deref() == Some(orphan.external_id.as_str()) {
+                let client = self.pool.get().await?;
+                floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::InUse)
+                    .await?;
+                continue;
+            }
+            if orphan.carrier_kind != self.carrier.kind().as_str() {
+                tracing::warn!(order_id = %order.webflow_order_id, label = %orphan.external_id,
+                    carrier = %orphan.carrier_kind, "an orphaned label of another carrier: void it there by hand");
+                continue;
+            }
+            if adoptable && adopted.is_none() {
+                match serde_json::from_value::<Booking>(orphan.booking.clone()) {
+                    Ok(booking) => {
+                        adopted = Some(booking);
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, label = %orphan.external_id, "unreadable orphaned label; voiding it")
+                    }
+                }
+            }
+            let limit = self.carrier.lookup_time_limit();
+            confirm_for(lease, limit).await?;
+            within(limit, self.carrier.void(&orphan.external_id))
+                .await
+                .map_err(carrier_error)?;
+            let client = self.pool.get().await?;
+            floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::Voided).await?;
+            let detail = serde_json::json!({
+                "voided_label": orphan.external_id,
+                "reason": "bought by a delivery whose lease on the order had lapsed; the order has another label",
+            });
+            audit::record(&*client, self.carrier_call(order, detail)).await?;
+            tracing::info!(order_id = %order.webflow_order_id, label = %orphan.external_id, "voided an orphaned label");
+        }
+        Ok(adopted)
+    }
+
+    /// A delivery for an order past `packed` that has orphaned labels: settles them under the
+    /// order's lease (voiding every one the order did not ship with).
+    async fn settle_orphans_of(&self, order: &orders::OrderRecord) -> Result<(), HandlerError> {
+        let lease = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id)
+            .await?
+            .ok_or_else(busy)?;
+        let settled = self.settle_orphans(order, &lease).await;
+        lease.release().await;
+        settled.map(|_| ())
+    }
+
+    /// Keeps a label this delivery bought but can no longer record (its lease lapsed and may be
+    /// someone else's) for the next holder of the lease to adopt or void.
+    async fn orphan(&self, order_pk: i64, booking: &Booking) -> Result<(), HandlerError> {
+        let json = serde_json::to_value(booking).map_err(|e| HandlerError::permanent(e.to_string()))?;
+        let client = self.pool.get().await?;
+        floor::record_orphaned_label(
+            &*client,
+            order_pk,
+            &booking.external_id,
+            self.carrier.kind().as_str(),
+            &json,
+        )
+        .await?;
+        tracing::warn!(label = %booking.external_id, "the order's lease lapsed during the booking; label kept as orphaned");
+        Ok(())
+    }
+}
+
+/// The carrier's own time limit for a call, with a little slack, enforced here too: the lease
+/// was extended to cover it.
+async fn within<T>(
+    limit: std::time::Duration,
+    call: impl std::future::Future<Output = Result<T, CarrierError>>,
+) -> Result<T, CarrierError> {
+    const SLACK: std::time::Duration = std::time::Duration::from_secs(1);
+    tokio::time::timeout(limit + SLACK, call).await.unwrap_or_else(|_| {
+        Err(CarrierError::Transient {
+            message: format!("the carrier did not answer within {:?}", limit + SLACK),
+            retry_after: None,
+        })
+    })
 }
 
 /// Another delivery holds the order's lease: not a failure; it will finish, look again shortly.
@@ -207,9 +344,10 @@ fn busy() -> HandlerError {
     )
 }
 
-/// Right before an external call: the lease must still be ours.
-async fn confirm(lease: &OrderLock) -> Result<(), HandlerError> {
-    if lease.confirm().await? {
+/// Right before an external call that may take up to `call`: the lease must still be ours, and
+/// is extended to outlast the call ([`OrderLock::confirm_for`]).
+async fn confirm_for(lease: &OrderLock, call: std::time::Duration) -> Result<(), HandlerError> {
+    if lease.confirm_for(call).await? {
         Ok(())
     } else {
         Err(lease_lost())
@@ -273,6 +411,10 @@ impl Handler for ShipHandler {
                 let lease = OrderLock::try_acquire(&self.pool, consumer::SHIP, order.id)
                     .await?
                     .ok_or_else(busy)?;
+                if let Err(error) = self.settle_orphans(&order, &lease).await {
+                    lease.release().await;
+                    return Err(error);
+                }
                 // Read again under the lease: a previous holder may have voided it meanwhile.
                 if !self.is_booking(order.id).await? {
                     lease.release().await;
@@ -283,6 +425,12 @@ impl Handler for ShipHandler {
                 (lease, true)
             }
             None => {
+                // Labels bought by deliveries that lost the lease: voided unless in use.
+                let client = self.pool.get().await?;
+                if floor::has_orphaned_labels(&*client, order.id).await? {
+                    drop(client);
+                    self.settle_orphans_of(&order).await?;
+                }
                 return Ok(Preparation::Ready(Prepared::Skip {
                     reason: format!("order is {}", order.state),
                 }));
@@ -325,6 +473,12 @@ impl Handler for ShipHandler {
                 // transaction that records the carrier's answer; a holder that lost the lease
                 // records nothing.
                 let Some(order) = lease.finish_locking_order(tx).await? else {
+                    // A label bought under a lease that lapsed (the process was paused longer
+                    // than the extended lease): kept, for the next holder to adopt or void,
+                    // never dropped paid. This delivery comes back to see it settled.
+                    if let Outcome::Booked { booking, reused: false } = &outcome {
+                        self.orphan(lease.order_pk(), booking).await?;
+                    }
                     return Err(HandlerError::deferred(
                         "the order's lease expired and was taken over; not recording this carrier call",
                         std::time::Duration::from_secs(1),
@@ -386,6 +540,11 @@ impl ShipHandler {
                 }
                 if order.state != OrderState::Packed {
                     return Ok(());
+                }
+                if reused {
+                    // An adopted orphaned label (or one found by reference) is the order's now.
+                    floor::settle_orphaned_label(tx, order_pk, &booking.external_id, floor::OrphanOutcome::InUse)
+                        .await?;
                 }
                 let detail = serde_json::json!({
                     "label": booking.external_id,

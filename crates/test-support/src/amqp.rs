@@ -32,7 +32,12 @@ pub struct QueueObserver {
 
 impl QueueObserver {
     pub async fn connect() -> Self {
-        let connection = Connection::connect(&crate::amqp_url(), ConnectionProperties::default())
+        Self::connect_to(&crate::amqp_url()).await
+    }
+
+    /// Observing through `url` (another vhost, say).
+    pub async fn connect_to(url: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("RabbitMQ must run on 127.0.0.1:5672 (see README)");
         let channel = connection.create_channel().await.unwrap();

@@ -292,7 +292,26 @@ pub async fn pack_batch<C: Db>(client: &C, packs: &[Pack<'_>], actor: &str) -> R
     Ok(())
 }
 
-/// Locks a pick task; returns (order pk, status).
+/// Locks the order a pick task belongs to (only the order row), before the task itself: the
+/// one lock order of every path is the order first, then its pick task ([`lock_pick_task`]).
+/// `None`: no such task.
+pub async fn lock_order_of_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<crate::orders::OrderRecord>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        crate::orders::columns!(),
+        " FROM orders WHERE id = (SELECT order_id FROM pick_tasks WHERE id = $1) FOR UPDATE"
+    );
+    client
+        .query_opt(SQL, &[&id])
+        .await?
+        .as_ref()
+        .map(crate::orders::from_row)
+        .transpose()
+}
+
+/// Locks a pick task; returns (order pk, status). Lock its order first
+/// ([`lock_order_of_pick_task`]): an order-level command (pack, cancel) holding the order and
+/// waiting for the task would otherwise deadlock with this one.
 pub async fn lock_pick_task<C: Db>(client: &C, id: i64) -> Result<Option<(i64, PickTaskStatus)>> {
     let row = client
         .query_opt(
@@ -386,8 +405,13 @@ pub async fn record_booking_attempt<C: Db>(
 /// What [`begin_booking`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BookingStart {
-    /// The attempt is recorded (its number), with the parcels to book.
-    Recorded { attempts: i32, parcels: Vec<ParcelRow> },
+    /// The attempt is recorded (its number), with the parcels to book, and whether the order
+    /// has orphaned labels to settle first ([`orphaned_labels`]).
+    Recorded {
+        attempts: i32,
+        parcels: Vec<ParcelRow>,
+        orphaned_labels: bool,
+    },
     /// The shipment is booked already: nothing to do.
     AlreadyBooked,
     /// The order is no longer `packed` (a previous holder of the lease moved it on, or it was
@@ -399,7 +423,8 @@ pub enum BookingStart {
 
 /// Right before the carrier is called, in one statement under `lease` (confirmed and extended
 /// by the same statement): records the booking attempt unless the shipment is booked or the
-/// order no longer `packed` (its state is read by the same statement), and reads the parcels.
+/// order no longer `packed` (its state is read by the same statement), and reads the parcels
+/// and whether orphaned labels wait to be settled.
 /// See [`record_booking_attempt`].
 pub async fn begin_booking<C: Db>(
     client: &C,
@@ -428,7 +453,8 @@ pub async fn begin_booking<C: Db>(
                 (SELECT COALESCE(json_agg(json_build_array(weight_grams, length_cm, width_cm, height_cm)
                                           ORDER BY parcel_no), '[]')
                  FROM parcels WHERE order_id = $1),
-                (SELECT state FROM orders WHERE id = $1)"
+                (SELECT state FROM orders WHERE id = $1),
+                EXISTS (SELECT 1 FROM orphaned_labels WHERE order_id = $1 AND outcome IS NULL)"
     );
     let row = client
         .query_one(SQL, &fence.params(&[&reference, &carrier_kind]))
@@ -452,6 +478,7 @@ pub async fn begin_booking<C: Db>(
     })?;
     Ok(BookingStart::Recorded {
         attempts,
+        orphaned_labels: row.get(4),
         parcels: parcels
             .into_iter()
             .map(|[weight_grams, length_cm, width_cm, height_cm]| ParcelRow {
@@ -607,4 +634,93 @@ pub async fn shipment<C: Db>(client: &C, order_pk: i64) -> Result<Option<Shipmen
         })
     })
     .transpose()
+}
+
+db_status!(
+    /// `orphaned_labels.outcome`: how a label bought by a delivery that had lost its order's
+    /// lease was settled.
+    OrphanOutcome, "orphaned label outcome" {
+        /// The order shipped with it (or adopted it): kept.
+        InUse => "in_use",
+        /// Voided at the carrier.
+        Voided => "voided",
+    }
+);
+
+/// A label bought by a delivery that lost its order's lease before it could record it
+/// (migration V14), not settled yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrphanedLabel {
+    /// The carrier's id of the label.
+    pub external_id: String,
+    pub carrier_kind: String,
+    /// The carrier's booking, as the ship worker serialised it.
+    pub booking: serde_json::Value,
+}
+
+/// Records a label bought for order `order_pk` by a delivery that found its lease lost when
+/// it came to record it: whoever next holds the lease settles it ([`orphaned_labels`]).
+/// Written outside the (rolled back) recording transaction, on its own.
+pub async fn record_orphaned_label<C: Db>(
+    client: &C,
+    order_pk: i64,
+    external_id: &str,
+    carrier_kind: &str,
+    booking: &serde_json::Value,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO orphaned_labels (order_id, external_id, carrier_kind, booking) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (order_id, external_id) DO NOTHING",
+            &[&order_pk, &external_id, &carrier_kind, booking],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Whether order `order_pk` has labels waiting to be settled.
+pub async fn has_orphaned_labels<C: Db>(client: &C, order_pk: i64) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM orphaned_labels WHERE order_id = $1 AND outcome IS NULL)",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The labels of order `order_pk` waiting to be settled, oldest first (read under its lease).
+pub async fn orphaned_labels<C: Db>(client: &C, order_pk: i64) -> Result<Vec<OrphanedLabel>> {
+    let rows = client
+        .query(
+            "SELECT external_id, carrier_kind, booking FROM orphaned_labels
+             WHERE order_id = $1 AND outcome IS NULL ORDER BY created_at, external_id",
+            &[&order_pk],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| OrphanedLabel {
+            external_id: r.get(0),
+            carrier_kind: r.get(1),
+            booking: r.get(2),
+        })
+        .collect())
+}
+
+/// Settles an orphaned label of order `order_pk` (a no-op for a label that is not one).
+pub async fn settle_orphaned_label<C: Db>(
+    client: &C,
+    order_pk: i64,
+    external_id: &str,
+    outcome: OrphanOutcome,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE orphaned_labels SET outcome = $3, settled_at = now()
+             WHERE order_id = $1 AND external_id = $2 AND outcome IS NULL",
+            &[&order_pk, &external_id, &outcome.as_str()],
+        )
+        .await?;
+    Ok(())
 }

@@ -7,12 +7,14 @@
 
 pub mod audit;
 pub mod console;
+pub mod console_sessions;
 pub mod db;
 pub mod error;
 pub mod floor;
 pub mod idempotency;
 pub mod inventory;
 pub mod inventory_sync;
+pub mod job_lock;
 pub mod locks;
 pub mod migrate;
 pub mod order_view;

@@ -10,6 +10,12 @@
 //! result. Unlike the session advisory lock it replaces, a lease does not vanish when its
 //! holder's connection dies while the holder carries on; a crashed holder's lease is free
 //! once it expires ([`LEASE_TTL`]; a live holder renews it in the background).
+//!
+//! A call that may outlast [`LEASE_TTL`] (a carrier booking: two HTTP calls of up to 15 s
+//! each) is confirmed with [`OrderLock::confirm_for`], which extends the lease to cover the
+//! call's time limit and a whole [`LEASE_TTL`] after it: the lease cannot lapse during the call
+//! even if the background renewal stalls (a slow database, a starved runtime). No statement
+//! ever shortens a lease: every extension keeps the later of the two expiries.
 
 use crate::db::Db;
 use crate::error::Result;
@@ -39,12 +45,14 @@ fn ttl_secs() -> f64 {
     LEASE_TTL.as_secs_f64()
 }
 
-async fn extend<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::Uuid) -> Result<bool> {
+/// Extends a lease still held to at least `secs` from now (never shortens it: a lease
+/// extended for a long call keeps that expiry through the renewals).
+async fn extend<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::Uuid, secs: f64) -> Result<bool> {
     let row = client
         .query_opt(
-            "UPDATE order_leases SET expires_at = now() + make_interval(secs => $4)
+            "UPDATE order_leases SET expires_at = GREATEST(expires_at, now() + make_interval(secs => $4))
              WHERE order_id = $1 AND purpose = $2 AND token = $3 AND expires_at > now() RETURNING 1",
-            &[&order_pk, &purpose, token, &ttl_secs()],
+            &[&order_pk, &purpose, token, &secs],
         )
         .await?;
     Ok(row.is_some())
@@ -56,7 +64,7 @@ async fn extend<C: Db>(client: &C, order_pk: i64, purpose: &str, token: &uuid::U
 macro_rules! held_lease_cte {
     () => {
         "held AS (
-             UPDATE order_leases SET expires_at = now() + make_interval(secs => $3)
+             UPDATE order_leases SET expires_at = GREATEST(expires_at, now() + make_interval(secs => $3))
              WHERE order_id = $1 AND purpose = $2 AND token = $4 AND expires_at > now() RETURNING 1)"
     };
 }
@@ -186,15 +194,29 @@ impl OrderLock {
     /// Checks, right before an external call, that the lease is still ours (and extends it).
     /// `false`: it expired and may be someone else's; do not call out.
     pub async fn confirm(&self) -> Result<bool> {
+        self.confirm_for(Duration::ZERO).await
+    }
+
+    /// [`Self::confirm`] right before an external call that may take up to `call`: the lease
+    /// is extended to last at least `call` and then a whole [`LEASE_TTL`] from now, so that it
+    /// cannot lapse during the call (nor before its result is recorded) even if the background
+    /// renewal stalls. `false`: it expired and may be someone else's; do not call out.
+    pub async fn confirm_for(&self, call: Duration) -> Result<bool> {
         if self.lost.load(Ordering::Relaxed) {
             return Ok(false);
         }
         let client = self.pool.get().await?;
-        let held = extend(&*client, self.order_pk, &self.purpose, &self.token).await?;
+        let secs = (call + LEASE_TTL).as_secs_f64();
+        let held = extend(&*client, self.order_pk, &self.purpose, &self.token, secs).await?;
         if !held {
             self.lost.store(true, Ordering::Relaxed);
         }
         Ok(held)
+    }
+
+    /// The order the lease is on.
+    pub fn order_pk(&self) -> i64 {
+        self.order_pk
     }
 
     /// What a fenced statement of this crate needs (see [`held_lease_cte`]).
@@ -288,7 +310,7 @@ async fn renew(pool: Pool, order_pk: i64, purpose: String, token: uuid::Uuid, lo
         let Ok(client) = pool.get().await else {
             continue;
         };
-        match extend(&*client, order_pk, &purpose, &token).await {
+        match extend(&*client, order_pk, &purpose, &token, ttl_secs()).await {
             Ok(true) => {}
             Ok(false) => {
                 lost.store(true, Ordering::Relaxed);

@@ -78,17 +78,23 @@ impl ConnectOptions {
     /// The driver's configuration: the URL plus our timeouts, keepalives and TLS mode.
     fn driver_config(&self) -> Result<tokio_postgres::Config> {
         let url = self.url.expose_secret();
-        // Our TLS settings decide; tokio-postgres would also reject `verify-full` in the URL.
+        // Our TLS settings decide. `[database]` moves libpq's `sslmode` and `sslrootcert` out
+        // of the URL into them (`platform::settings::DatabaseSettings::validate`); client
+        // certificates are not supported.
         if let Some(param) = ["sslmode", "sslrootcert", "sslcert", "sslkey"]
             .into_iter()
             .find(|p| url.contains(&format!("{p}=")))
         {
             return Err(DbError::Config {
                 key: "database.url",
-                message: format!(
-                    "`{param}` in the URL is not used; set database.ssl_mode (disable, require, verify-full) \
-                     and database.ssl_root_cert instead"
-                ),
+                message: if param.starts_with("sslmode") || param == "sslrootcert" {
+                    format!(
+                        "`{param}` in the URL reached the pool: build the options from [database] \
+                         (database.ssl_mode, database.ssl_root_cert)"
+                    )
+                } else {
+                    format!("`{param}`: client certificates are not supported")
+                },
             });
         }
         let mut config = tokio_postgres::Config::from_str(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;

@@ -1,7 +1,7 @@
 //! Pruning (the `prune` job, crates/retention): one bounded batch per call, each its own short
 //! statement. Rows another pruner holds are skipped (`FOR UPDATE SKIP LOCKED`), so two runs at
 //! once share the work instead of waiting; no statement locks a table, and every batch reads
-//! the oldest rows through the index migration V14 added.
+//! the oldest rows through the index migration V13 added.
 
 use crate::db::Db;
 use crate::error::Result;

@@ -66,9 +66,33 @@ pub struct Operator {
     pub name: String,
     pub role: Role,
     pub scope: Scope,
-    /// The first bytes of the token's digest: a console session is bound to it, so rotating a
-    /// token under the same name ends the sessions signed in with the old one.
-    pub fingerprint: [u8; 8],
+    /// The SHA-256 of the token: a console session records it, so a session lasts only while
+    /// its token is configured, and revoking a token can end its sessions
+    /// (`warehouse_db::console_sessions::end_for_token`).
+    pub token_sha256: TokenDigest,
+}
+
+/// The SHA-256 of an operator token. Not the token, but shown shortened all the same.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenDigest({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+impl TokenDigest {
+    /// The digest of a presented token.
+    pub fn of(token: &str) -> Self {
+        Self(digest(token))
+    }
+
+    /// A short, stable name for the token (the sign-in throttle's key): the first 16 bytes of
+    /// the digest, hex.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.0[..16])
+    }
 }
 
 impl Operator {
@@ -158,12 +182,6 @@ fn digest(token: &str) -> [u8; 32] {
     out
 }
 
-fn fingerprint(digest: &[u8; 32]) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&digest[..8]);
-    out
-}
-
 impl TokenStore {
     /// Builds the store from `warehouse.tokens` and the legacy `warehouse.api_tokens` (admin
     /// on every store, named `token-1`, `token-2`...). Settings were validated already, so a
@@ -178,7 +196,7 @@ impl TokenStore {
                     name: format!("token-{}", index + 1),
                     role: Role::Admin,
                     scope: Scope::All,
-                    fingerprint: fingerprint(&digest),
+                    token_sha256: TokenDigest(digest),
                 },
             ));
         }
@@ -190,7 +208,7 @@ impl TokenStore {
                     name: token.name.clone(),
                     role: token.role,
                     scope: Scope::from_sites(&token.sites),
-                    fingerprint: fingerprint(&digest),
+                    token_sha256: TokenDigest(digest),
                 },
             ));
         }
@@ -209,13 +227,16 @@ impl TokenStore {
         found.cloned()
     }
 
-    /// The operator named `name` whose token still has this fingerprint (console sessions).
-    pub fn by_name(&self, name: &str, fingerprint: &[u8; 8]) -> Option<Operator> {
-        self.entries
-            .iter()
-            .map(|(_, operator)| operator)
-            .find(|o| o.name == name && bool::from(o.fingerprint.ct_eq(fingerprint)))
-            .cloned()
+    /// The operator named `name` whose token has this digest, if it is still configured
+    /// (console sessions). Every digest is compared, in constant time.
+    pub fn by_digest(&self, name: &str, token_sha256: &TokenDigest) -> Option<Operator> {
+        let mut found = None;
+        for (digest, operator) in &self.entries {
+            if bool::from(digest.ct_eq(&token_sha256.0)) && found.is_none() {
+                found = Some(operator);
+            }
+        }
+        found.filter(|o| o.name == name).cloned()
     }
 
     /// Authenticates `Authorization: Bearer <token>`.

@@ -1,6 +1,6 @@
 //! The warehouse service's settings: the shared sections, `[warehouse]` and `[webflow]`.
 
-use platform::settings::{SettingsError, Validate, parse_bind, read_secret_file};
+use platform::settings::{Profile, SettingsError, Validate, parse_bind, read_secret_file};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -81,15 +81,24 @@ pub fn sha256_hex(token: &str) -> String {
 #[serde(default)]
 pub struct ConsoleSettings {
     /// Mark the session cookie `Secure` (sent over HTTPS only). True unless the console is
-    /// served over plain HTTP on this machine (`config/local.toml` sets false).
+    /// served over plain HTTP on this machine (`config/local.toml` sets false); refused under
+    /// `profile = "production"`.
     pub secure_cookies: bool,
-    /// Signs session cookies (HMAC-SHA-256). Unset: a random key per process, so sessions end
-    /// when the process restarts and do not carry across replicas; set it (or
-    /// `session_key_file`) when running several replicas.
+    /// No longer used: sessions are stored in PostgreSQL (valid on every replica, ended by
+    /// sign-out). Accepted so that older configurations still start; a warning says so.
     pub session_key: Option<SecretString>,
     pub session_key_file: Option<PathBuf>,
     /// How long a sign-in lasts.
     pub session_hours: u64,
+    /// Failed sign-ins from one client address, or with one token, after which sign-in from
+    /// that address (or with that token) answers 429 until `sign_in_window_secs` have passed
+    /// since the first failure of the window. Counted in PostgreSQL: every replica shares it.
+    pub sign_in_max_failures: u32,
+    pub sign_in_window_secs: u64,
+    /// Addresses or CIDR ranges of the reverse proxies in front of the warehouse whose
+    /// `X-Forwarded-For` is believed: the client is the last address in it that is not one
+    /// of them. Empty (the default): the client is the TCP peer, the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ConsoleSettings {
@@ -99,7 +108,60 @@ impl Default for ConsoleSettings {
             session_key: None,
             session_key_file: None,
             session_hours: 12,
+            sign_in_max_failures: 10,
+            sign_in_window_secs: 900,
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// An address or a CIDR range (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().ok()?)),
+            None => (text.trim(), None),
+        };
+        let network: std::net::IpAddr = address.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { network, prefix })
+    }
+
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        let bits = |ip: std::net::IpAddr| -> (u128, u32) {
+            match ip {
+                std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+                std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)), 32),
+                    None => (u128::from(v6), 128),
+                },
+            }
+        };
+        let (network, width) = bits(self.network);
+        let (candidate, candidate_width) = bits(address);
+        if width != candidate_width {
+            return false;
+        }
+        let prefix = u32::from(self.prefix);
+        if prefix == 0 {
+            return true;
+        }
+        let shift = width - prefix;
+        (network >> shift) == (candidate >> shift)
+    }
+}
+
+impl ConsoleSettings {
+    /// `trusted_proxies`, parsed (validated at start).
+    pub fn trusted_proxy_ranges(&self) -> Vec<IpRange> {
+        self.trusted_proxies.iter().filter_map(|t| IpRange::parse(t)).collect()
     }
 }
 
@@ -195,6 +257,26 @@ impl Validate for Settings {
                 "at least 32 characters",
             ));
         }
+        for (index, proxy) in self.warehouse.console.trusted_proxies.iter().enumerate() {
+            if IpRange::parse(proxy).is_none() {
+                return Err(SettingsError::invalid(
+                    format!("warehouse.console.trusted_proxies[{index}]"),
+                    format!("`{proxy}` is not an address or a CIDR range like 10.0.0.0/8"),
+                ));
+            }
+        }
+        if self.warehouse.console.sign_in_max_failures == 0 {
+            return Err(SettingsError::invalid(
+                "warehouse.console.sign_in_max_failures",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&self.warehouse.console.sign_in_window_secs) {
+            return Err(SettingsError::invalid(
+                "warehouse.console.sign_in_window_secs",
+                "between 1 and 86400",
+            ));
+        }
         if !(1..=24 * 30).contains(&self.warehouse.console.session_hours) {
             return Err(SettingsError::invalid(
                 "warehouse.console.session_hours",
@@ -205,6 +287,20 @@ impl Validate for Settings {
             return Err(SettingsError::invalid(
                 "warehouse.auto_pack_interval_ms",
                 "must be above 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Production: the session cookie must be `Secure` (the base sections' rules are applied to
+    /// every service by `platform::service`).
+    fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        if profile == Profile::Production && !self.warehouse.console.secure_cookies {
+            return Err(SettingsError::insecure(
+                "warehouse.console.secure_cookies",
+                "secure_cookies = false lets the console's session cookie travel over plain HTTP",
+                "remove the key (it defaults to true) and serve the console over HTTPS; browsers \
+                 accept Secure cookies from http://localhost, so a port-forward still works",
             ));
         }
         Ok(())
@@ -236,6 +332,39 @@ mod tests {
             Err(SettingsError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn production_refuses_insecure_cookies_and_local_accepts_them() {
+        let mut settings = with_token(token());
+        settings.validate().unwrap();
+        settings.check_profile(Profile::Production).unwrap();
+        settings.warehouse.console.secure_cookies = false;
+        let error = settings.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "warehouse.console.secure_cookies"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("HTTPS"), "{error}");
+        settings.check_profile(Profile::Local).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let mut settings = with_token(token());
+        settings.warehouse.console.trusted_proxies = vec!["10.0.0.0/8".into(), "fd00::1".into()];
+        settings.validate().unwrap();
+        let ranges = settings.warehouse.console.trusted_proxy_ranges();
+        assert!(ranges[0].contains("10.1.2.3".parse().unwrap()));
+        assert!(ranges[0].contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!ranges[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(ranges[1].contains("fd00::1".parse().unwrap()));
+        assert!(!ranges[1].contains("fd00::2".parse().unwrap()));
+        settings.warehouse.console.trusted_proxies = vec!["10.0.0.0/33".into()];
+        assert_eq!(error_key(settings), "warehouse.console.trusted_proxies[0]");
+        let mut zero = with_token(token());
+        zero.warehouse.console.sign_in_max_failures = 0;
+        assert_eq!(error_key(zero), "warehouse.console.sign_in_max_failures");
     }
 
     #[test]

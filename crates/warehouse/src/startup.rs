@@ -3,6 +3,7 @@
 use crate::auth::TokenStore;
 use crate::commands::packing::auto_pack;
 use crate::console::ConsoleState;
+use crate::console::session::SessionPolicy;
 use crate::metrics::PipelineMetrics;
 use crate::openapi;
 use crate::routes::{inventory, orders, picking};
@@ -39,17 +40,14 @@ impl Application {
                 .map_err(|e| StartupError::Dependency(e.to_string()))?,
             outbox: base.outbox.clone(),
         });
+        if settings.warehouse.console.session_key.is_some() {
+            tracing::warn!(
+                "warehouse.console.session_key is no longer used: console sessions are stored in \
+                 PostgreSQL; remove the key"
+            );
+        }
         let console = web::Data::new(ConsoleState::new(
-            crate::console::session::SessionKeys::new(
-                settings
-                    .warehouse
-                    .console
-                    .session_key
-                    .as_ref()
-                    .map(secrecy::ExposeSecret::expose_secret),
-                settings.warehouse.console.secure_cookies,
-                settings.warehouse.console.session_hours,
-            ),
+            SessionPolicy::from_settings(&settings.warehouse.console),
             settings.base.amqp.url.clone(),
             base.topology.clone(),
         ));

@@ -18,7 +18,7 @@ use wmsctl::output::{messages_table, order_text, table};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, reconciliation, sites"
+    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, RabbitMQ topology and users, reconciliation, sites"
 )]
 struct Cli {
     /// Print JSON instead of tables.
@@ -41,7 +41,17 @@ enum Command {
         command: OrderCommand,
     },
     /// Apply pending database migrations.
-    Migrate,
+    Migrate {
+        /// Then run this SQL script in one transaction (the Kubernetes migrate Job's grants:
+        /// deploy/k8s/base/sql/grants.sql), so the Job needs no second image.
+        #[arg(long, value_name = "FILE")]
+        then_run: Option<std::path::PathBuf>,
+    },
+    /// The RabbitMQ topology and who may use it.
+    Amqp {
+        #[command(subcommand)]
+        command: AmqpCommand,
+    },
     /// Run the reconciliation once and print its summary.
     Reconcile {
         #[arg(long, required = true)]
@@ -56,6 +66,21 @@ enum Command {
     Webhooks {
         #[command(subcommand)]
         command: WebhooksCommand,
+    },
+    /// The keys that seal secrets kept in the database (`secrets.key_file`).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Prints a new key line (`<id>:<64 hex digits>`) for `secrets.key_file`: first line to
+    /// make it the sealing key, the old lines kept until everything is resealed.
+    NewKey {
+        /// The key's id, stored beside every value it seals (e.g. the date: 2026-12).
+        id: String,
     },
 }
 
@@ -87,6 +112,23 @@ enum DlqCommand {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AmqpCommand {
+    /// Declare the namespace's exchanges, queues and bindings (idempotent), with `amqp.url` a
+    /// user allowed to (the `topology` role): the privileged step the services, run with
+    /// `amqp.declare_topology = false`, rely on.
+    Declare,
+    /// Check that every exchange and queue exists (passive declares: any user may).
+    Verify,
+    /// The RabbitMQ permissions (configure, write, read regexes) of each role on the namespace,
+    /// one role a line, tab-separated: what deploy/rabbitmq/users.sh applies.
+    Permissions {
+        /// The namespace (default: `amqp.namespace`).
+        #[arg(long)]
+        namespace: Option<String>,
     },
 }
 
@@ -155,16 +197,40 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no configuration: the key is for the configuration.
+    if let Command::Secrets { command } = &cli.command {
+        return secrets(command);
+    }
     platform::install_crypto_provider();
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
+    // The services' production refusals hold for every command that connects: wmsctl runs as
+    // the most privileged users (the schema owner for `migrate`, the topology user for `amqp
+    // declare`). Printing the permissions table connects to nothing.
+    if !matches!(
+        cli.command,
+        Command::Amqp {
+            command: AmqpCommand::Permissions { .. }
+        }
+    ) {
+        let profile = platform::settings::load_profile().context("invalid configuration")?;
+        let opt_outs = settings
+            .base
+            .check_shared_profile(profile)
+            .context("invalid configuration")?;
+        for opt_out in opt_outs {
+            eprintln!("wmsctl: warning: {opt_out}");
+        }
+    }
     let json = cli.json;
     match cli.command {
         Command::Dlq { command } => dlq(json, &settings, command).await,
         Command::Order { command } => order(json, &settings, command).await,
-        Command::Migrate => migrate(json, &settings).await,
+        Command::Migrate { then_run } => migrate(json, &settings, then_run.as_deref()).await,
+        Command::Amqp { command } => amqp(json, &settings, command).await,
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
+        Command::Secrets { command } => secrets(&command),
     }
 }
 
@@ -230,12 +296,92 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
 }
 
 /// `wmsctl migrate`.
-async fn migrate(json: bool, settings: &Settings) -> anyhow::Result<()> {
+async fn migrate(json: bool, settings: &Settings, then_run: Option<&std::path::Path>) -> anyhow::Result<()> {
+    // The script is read first: a missing file fails before anything changes.
+    let script = then_run
+        .map(|path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display())))
+        .transpose()?;
     let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let applied = warehouse_db::migrate::run(&pool).await?;
-    print(json, &serde_json::json!({"applied": applied}), || {
-        format!("{applied} migration(s) applied")
-    })
+    if let (Some(script), Some(path)) = (script, then_run) {
+        warehouse_db::migrate::run_script(&pool, &script)
+            .await
+            .with_context(|| {
+                format!(
+                    "{} failed (the migrations are applied; nothing of the script is)",
+                    path.display()
+                )
+            })?;
+    }
+    print(
+        json,
+        &serde_json::json!({"applied": applied, "script": then_run.map(|p| p.display().to_string())}),
+        || match then_run {
+            Some(path) => format!("{applied} migration(s) applied, then {}", path.display()),
+            None => format!("{applied} migration(s) applied"),
+        },
+    )
+}
+
+/// `wmsctl secrets new-key`: the line goes into the key file; nothing else sees it.
+fn secrets(command: &SecretsCommand) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::NewKey { id } => {
+            let line = secrets_at_rest::Keyring::new_key_line(id)?;
+            println!("{}", secrecy::ExposeSecret::expose_secret(&line));
+        }
+    }
+    Ok(())
+}
+
+/// `wmsctl amqp ...`: declare or verify the topology, print the users' permissions.
+async fn amqp(json: bool, settings: &Settings, command: AmqpCommand) -> anyhow::Result<()> {
+    let topology = Topology::from_settings(&settings.base.amqp);
+    match command {
+        AmqpCommand::Declare | AmqpCommand::Verify => {
+            let properties = lapin::ConnectionProperties::default().with_connection_name("wmsctl".into());
+            let connection = platform::amqp::connect_any(&settings.base.amqp.url, properties)
+                .await
+                .context("cannot connect to RabbitMQ")?;
+            let declare = matches!(command, AmqpCommand::Declare);
+            let result = if declare {
+                topology.declare(&connection).await.context(
+                    "cannot declare the topology (amqp.url must be the topology user: wmsctl amqp permissions)",
+                )
+            } else {
+                topology.verify(&connection).await.map_err(anyhow::Error::from)
+            };
+            let _ = connection.close(200, "done".into()).await;
+            result?;
+            let (exchanges, queues) = (topology.exchange_names().len(), topology.queue_names().len());
+            let verb = if declare { "declared" } else { "present" };
+            print(
+                json,
+                &serde_json::json!({"namespace": topology.namespace(), verb: {"exchanges": exchanges, "queues": queues}}),
+                || {
+                    format!(
+                        "{}: {exchanges} exchanges and {queues} queues {verb}",
+                        topology.namespace()
+                    )
+                },
+            )
+        }
+        AmqpCommand::Permissions { namespace } => {
+            let mut amqp = settings.base.amqp.clone();
+            if let Some(namespace) = namespace {
+                amqp.namespace = namespace;
+                amqp.validate()?;
+            }
+            let permissions = Topology::from_settings(&amqp).all_permissions();
+            print(json, &permissions, || {
+                permissions
+                    .iter()
+                    .map(|p| format!("{}\t{}\t{}\t{}", p.role, p.configure, p.write, p.read))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    }
 }
 
 /// `wmsctl reconcile --once`: one reconciliation pass within the reconcile rate budget.
@@ -260,6 +406,9 @@ async fn reconcile_once(json: bool, settings: &Settings) -> anyhow::Result<()> {
                 format!("{} {}", summary.skipped_busy, summary.skipped_sites.join(" ")),
             ],
         ];
+        if summary.already_running {
+            rows.push(vec!["skipped: another pass was running".into(), "1".into()]);
+        }
         rows.extend(
             summary
                 .repaired

@@ -1,6 +1,7 @@
 //! A RabbitMQ connection that heals itself.
 //!
-//! A supervisor task connects, declares the topology and opens a publisher-confirm channel;
+//! A supervisor task connects, declares (or, with `amqp.declare_topology = false`, verifies)
+//! the topology and opens a publisher-confirm channel;
 //! when the connection fails it marks the client not ready and reconnects with backoff.
 //! Callers never block on a dead broker: [`AmqpClient::publish_channel`] fails fast while
 //! disconnected, which the ingress turns into 503 so Webflow retries.
@@ -10,7 +11,7 @@
 //! ([`addresses::Rotation`]); it waits the reconnect backoff only once every address failed.
 
 use super::addresses::{self, Rotation};
-use super::topology::Topology;
+use super::topology::{Topology, TopologyError};
 use crate::retry::RetryPolicy;
 use futures_util::StreamExt;
 use lapin::options::ConfirmSelectOptions;
@@ -160,7 +161,15 @@ impl AmqpClient {
             let attempt = tokio::time::timeout(Duration::from_secs(30), self.connect(url))
                 .await
                 .map_err(|_| "connection attempt timed out after 30 s".to_owned())
-                .and_then(|result| result.map_err(|error| error.to_string()));
+                .and_then(|result| {
+                    result.map_err(|error| {
+                        if !matches!(error, TopologyError::Protocol(_)) {
+                            // Not the network: an operator must act (declare, or fix the setting).
+                            tracing::error!(connection = %self.inner.name, %error, "RabbitMQ topology not usable");
+                        }
+                        error.to_string()
+                    })
+                });
             match attempt {
                 Ok(live) => {
                     delays = self.inner.reconnect.delays();
@@ -230,10 +239,13 @@ impl AmqpClient {
             .is_some_and(|l| l.connection.status().connected() && l.publish_channel.status().connected())
     }
 
-    async fn connect(&self, url: &SecretString) -> Result<Live, lapin::Error> {
+    async fn connect(&self, url: &SecretString) -> Result<Live, TopologyError> {
         let properties = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
         let connection = Connection::connect(url.expose_secret(), properties).await?;
-        self.inner.topology.declare(&connection).await?;
+        if let Err(error) = self.inner.topology.ensure(&connection).await {
+            let _ = tokio::time::timeout(Duration::from_secs(2), connection.close(200, "topology".into())).await;
+            return Err(error);
+        }
         let publish_channel = connection.create_channel().await?;
         publish_channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Live {

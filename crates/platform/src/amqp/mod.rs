@@ -4,6 +4,7 @@ pub mod addresses;
 pub mod connection;
 pub mod contract;
 pub mod headers;
+pub mod permissions;
 pub mod publisher;
 pub mod topology;
 
@@ -17,5 +18,6 @@ use std::time::Duration;
 pub async fn close_channel(channel: &lapin::Channel, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(3), channel.close(200, reason.into())).await;
 }
+pub use permissions::{Permissions, Role};
 pub use publisher::{PublishError, Publisher};
-pub use topology::{CONSUMERS, ConsumerQueue, Topology};
+pub use topology::{CONSUMERS, ConsumerQueue, Topology, TopologyError};

@@ -1,4 +1,8 @@
-//! The whole RabbitMQ topology, declared idempotently at start by every service.
+//! The whole RabbitMQ topology: declared idempotently by one privileged step (`wmsctl amqp
+//! declare`) or, with `amqp.declare_topology` (the default, for local runs and tests), by every
+//! process when it connects; otherwise a process only checks that it exists ([`Topology::verify`],
+//! passive declares, which RabbitMQ allows without any permission), so its user needs no
+//! configure permission ([`super::permissions`]).
 //!
 //! ```text
 //!  ingress / workers ──► <ns>.events (topic) ──► <ns>.<consumer>       (quorum work queue)
@@ -97,6 +101,40 @@ pub struct Topology {
     delivery_limit: u32,
     /// `x-quorum-initial-group-size`; `None` leaves it to the broker.
     initial_group_size: Option<u32>,
+    /// `amqp.declare_topology`: whether [`Topology::ensure`] declares or only verifies.
+    declare: bool,
+}
+
+/// What [`Topology::verify`] looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    Exchange,
+    Queue,
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Exchange => "exchange",
+            Self::Queue => "queue",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// Checked passively (`amqp.declare_topology = false`) and not there.
+    #[error("{kind} {name} does not exist: run `wmsctl amqp declare`")]
+    Missing { kind: ObjectKind, name: String },
+    /// Declaring was refused (ACCESS_REFUSED): a least-privilege user with
+    /// `amqp.declare_topology = true`.
+    #[error(
+        "declaring the topology was refused ({0}): this RabbitMQ user may not declare it; set \
+         amqp.declare_topology = false and run `wmsctl amqp declare` as the topology user"
+    )]
+    DeclareRefused(lapin::Error),
+    #[error(transparent)]
+    Protocol(#[from] lapin::Error),
 }
 
 impl Topology {
@@ -110,6 +148,7 @@ impl Topology {
             retry_delays_ms,
             delivery_limit,
             initial_group_size: None,
+            declare: true,
         }
     }
 
@@ -120,6 +159,18 @@ impl Topology {
             settings.delivery_limit,
         )
         .with_initial_group_size(settings.quorum_initial_group_size)
+        .with_declare(settings.declare_topology)
+    }
+
+    /// `true`: [`Self::ensure`] declares the topology; `false`: it only verifies it.
+    pub fn with_declare(mut self, declare: bool) -> Self {
+        self.declare = declare;
+        self
+    }
+
+    /// Whether [`Self::ensure`] declares (`amqp.declare_topology`).
+    pub fn declares(&self) -> bool {
+        self.declare
     }
 
     /// Replicas per quorum queue when it is created; 0 leaves it to the broker.
@@ -225,6 +276,63 @@ impl Topology {
             self.requeue_exchange(),
             self.dead_exchange(),
         ]
+    }
+
+    /// What a process does when it connects: declares the topology, or (with
+    /// `amqp.declare_topology = false`) checks that it exists.
+    pub async fn ensure(&self, connection: &Connection) -> Result<(), TopologyError> {
+        if self.declare {
+            self.declare(connection).await.map_err(|error| {
+                if is_access_refused(&error) {
+                    TopologyError::DeclareRefused(error)
+                } else {
+                    TopologyError::Protocol(error)
+                }
+            })
+        } else {
+            self.verify(connection).await
+        }
+    }
+
+    /// Checks that every exchange and queue exists, by passive declares (RabbitMQ checks no
+    /// permission for them: a user without configure, write or read may verify). Bindings and
+    /// arguments are not checked: `wmsctl amqp declare` owns them.
+    pub async fn verify(&self, connection: &Connection) -> Result<(), TopologyError> {
+        let channel = connection.create_channel().await?;
+        let result = self.verify_on(&channel).await;
+        if result.is_ok() {
+            super::close_channel(&channel, "topology verified").await;
+        }
+        result
+    }
+
+    async fn verify_on(&self, channel: &Channel) -> Result<(), TopologyError> {
+        let exchange = ExchangeDeclareOptions {
+            passive: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        for name in self.exchange_names() {
+            channel
+                .exchange_declare(
+                    name.as_str().into(),
+                    ExchangeKind::Direct,
+                    exchange,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|error| missing_or(error, ObjectKind::Exchange, &name))?;
+        }
+        let queue = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for name in self.queue_names() {
+            channel
+                .queue_declare(name.as_str().into(), queue, FieldTable::default())
+                .await
+                .map_err(|error| missing_or(error, ObjectKind::Queue, &name))?;
+        }
+        Ok(())
     }
 
     /// Declares everything, on channels of its own. Idempotent: redeclaring with the same
@@ -392,6 +500,30 @@ async fn declare_queue(
         .queue_declare(name.into(), passive, FieldTable::default())
         .await
         .map(|_| ())
+}
+
+/// The AMQP reply code of a channel or connection error, if the broker sent one.
+fn reply_code(error: &lapin::Error) -> Option<u16> {
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => Some(amqp.get_id()),
+        _ => None,
+    }
+}
+
+/// ACCESS_REFUSED (403): the user lacks a permission.
+pub fn is_access_refused(error: &lapin::Error) -> bool {
+    reply_code(error) == Some(403)
+}
+
+fn missing_or(error: lapin::Error, kind: ObjectKind, name: &str) -> TopologyError {
+    if reply_code(&error) == Some(404) {
+        TopologyError::Missing {
+            kind,
+            name: name.to_owned(),
+        }
+    } else {
+        TopologyError::Protocol(error)
+    }
 }
 
 /// The argument a PRECONDITION_FAILED names, as in RabbitMQ's

@@ -25,8 +25,13 @@ pub async fn mark_picked(state: &AppState, operator: &Operator, id: i64) -> Resu
     operator.require(Role::Floor)?;
     in_transaction(&state.pool, async |tx| {
         let not_found = || CommandError::NotFound(format!("no pick task {id}"));
+        // The order first, then its task: the lock order of every order-level command (pack,
+        // cancel, review), which lock the order and then its pick task.
+        let order = floor::lock_order_of_pick_task(tx, id).await?.ok_or_else(not_found)?;
         let (order_pk, status) = floor::lock_pick_task(tx, id).await?.ok_or_else(not_found)?;
-        let order = orders::lock_by_id(tx, order_pk).await?.ok_or_else(not_found)?;
+        if order_pk != order.id {
+            return Err(warehouse_db::DbError::Invariant(format!("pick task {id} moved to another order")).into());
+        }
         if !operator.sees_site(order.site_id.as_str()) {
             return Err(not_found());
         }

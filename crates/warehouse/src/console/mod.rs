@@ -3,9 +3,11 @@
 //! exactly as in the API, and every action calls the same [`crate::commands`] as the API.
 //!
 //! Rules: no page or action without a session (signed-out requests are sent to the sign-in
-//! page); the session cookie is `HttpOnly`, `SameSite=Strict` and `Secure` unless
-//! `warehouse.console.secure_cookies = false` (local runs); every form that changes state
-//! carries a CSRF token checked here, and a cross-site `Origin` is refused as well.
+//! page); sessions live in PostgreSQL ([`session`]), so every replica accepts them and
+//! sign-out ends them for good; the session cookie is `HttpOnly`, `SameSite=Strict` and
+//! `Secure` unless `warehouse.console.secure_cookies = false` (local runs only); every form
+//! that changes state carries a CSRF token checked here, and a cross-site `Origin` is refused
+//! as well; failed sign-ins are throttled per client address and per token.
 
 mod assets;
 mod pages;
@@ -25,13 +27,13 @@ use maud::{DOCTYPE, html};
 use platform::amqp::Topology;
 use render::percent;
 use secrecy::{ExposeSecret, SecretString};
-use session::{Session, SessionKeys};
+use session::{Session, SessionPolicy};
 use std::collections::HashMap;
 
 /// What the console needs besides the shared [`AppState`], registered as its own app data by
 /// `startup` (so the shared state knows nothing of the console).
 pub struct ConsoleState {
-    pub keys: SessionKeys,
+    pub sessions: SessionPolicy,
     amqp_url: SecretString,
     pub topology: Topology,
     /// One broker connection for queue depths and dead letters, opened on first use and
@@ -40,9 +42,9 @@ pub struct ConsoleState {
 }
 
 impl ConsoleState {
-    pub fn new(keys: SessionKeys, amqp_url: SecretString, topology: Topology) -> Self {
+    pub fn new(sessions: SessionPolicy, amqp_url: SecretString, topology: Topology) -> Self {
         Self {
-            keys,
+            sessions,
             amqp_url,
             topology,
             dlq: tokio::sync::Mutex::new(None),
@@ -252,24 +254,30 @@ impl actix_web::ResponseError for ConsoleError {
 pub type Page = Result<HttpResponse, ConsoleError>;
 
 /// The session of a request, or the sign-in redirect.
-pub fn session(state: &AppState, console: &ConsoleState, request: &HttpRequest) -> Result<Session, ConsoleError> {
+pub async fn session(state: &AppState, console: &ConsoleState, request: &HttpRequest) -> Result<Session, ConsoleError> {
     let next = (request.method() == actix_web::http::Method::GET).then(|| {
         let uri = request.uri();
         uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default()
     });
-    session::cookie_value(request)
-        .and_then(|value| console.keys.verify(&value, &state.tokens))
+    let Some(value) = session::cookie_value(request) else {
+        return Err(ConsoleError::SignIn { next });
+    };
+    let client = state.pool.get().await?;
+    console
+        .sessions
+        .verify(&*client, &value, &state.tokens)
+        .await?
         .ok_or(ConsoleError::SignIn { next })
 }
 
 /// A state-changing form: a session, a matching CSRF token, and no cross-site `Origin`.
-pub fn form_session(
+pub async fn form_session(
     state: &AppState,
     console: &ConsoleState,
     request: &HttpRequest,
     form: &HashMap<String, String>,
 ) -> Result<Session, ConsoleError> {
-    let session = session(state, console, request)?;
+    let session = session(state, console, request).await?;
     if !same_origin(request) || !session::csrf_matches(&session, form.get("csrf").map(String::as_str)) {
         return Err(ConsoleError::Csrf);
     }

@@ -15,7 +15,7 @@ async fn load(
     site_id: &str,
     order_id: &str,
 ) -> Result<OrderView, super::ConsoleError> {
-    let session = session(state, console, request)?;
+    let session = session(state, console, request).await?;
     session.operator.require(Role::Read)?;
     session.operator.check_site(site_id, order_id)?;
     let client = state.pool.get().await?;

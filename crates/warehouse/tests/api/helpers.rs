@@ -35,6 +35,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Pick task of ORDER_A.
     pub task_a: i64,
+    /// What it was built with (a replica is built with the same).
+    settings: warehouse::Settings,
     shutdown: CancellationToken,
     _leak_guard: test_support::LeakGuard,
 }
@@ -46,18 +48,17 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    platform::telemetry::init_for_tests();
-    platform::install_crypto_provider();
-    let db = TestDatabase::create().await;
+    spawn_app_with(|_| {}).await
+}
+
+/// The warehouse's settings on `db_url` and `namespace`, with every test token.
+fn settings_for(db_url: &str, namespace: &str) -> warehouse::Settings {
     let mut base = BaseSettings::default();
     base.amqp.url = SecretString::from(test_support::amqp_url());
-    base.amqp.namespace = test_support::random_namespace();
-    base.database.url = SecretString::from(db.url.clone());
+    base.amqp.namespace = namespace.to_owned();
+    base.database.url = SecretString::from(db_url.to_owned());
     base.database.pool_size = 4;
     base.health.bind = "127.0.0.1:0".into();
-    let leak_guard = test_support::LeakGuard {
-        topology: platform::amqp::Topology::from_settings(&base.amqp),
-    };
     let mut settings = warehouse::Settings {
         base,
         ..Default::default()
@@ -74,11 +75,31 @@ pub async fn spawn_app() -> TestApp {
             role: *role,
         })
         .collect();
-    let shutdown = CancellationToken::new();
+    settings
+}
+
+/// Builds and starts a warehouse; its base URL.
+async fn start(settings: warehouse::Settings, shutdown: &CancellationToken) -> String {
     let app = warehouse::build(settings, shutdown.clone()).await.unwrap();
     app.amqp().wait_ready(Duration::from_secs(20)).await.unwrap();
     let url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    url
+}
+
+/// [`spawn_app`], with the settings changed by `configure` (`[warehouse.console]`...).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut warehouse::Settings)) -> TestApp {
+    platform::telemetry::init_for_tests();
+    platform::install_crypto_provider();
+    let db = TestDatabase::create().await;
+    let namespace = test_support::random_namespace();
+    let mut settings = settings_for(&db.url, &namespace);
+    configure(&mut settings);
+    let leak_guard = test_support::LeakGuard {
+        topology: platform::amqp::Topology::from_settings(&settings.base.amqp),
+    };
+    let shutdown = CancellationToken::new();
+    let url = start(settings.clone(), &shutdown).await;
 
     let client = db.client().await;
     let mut task_a = 0;
@@ -138,12 +159,21 @@ pub async fn spawn_app() -> TestApp {
         db,
         http: reqwest::Client::new(),
         task_a,
+        settings,
         shutdown,
         _leak_guard: leak_guard,
     }
 }
 
 impl TestApp {
+    /// A second warehouse process on the same database and namespace (another replica),
+    /// with the settings changed by `configure`; its base URL. Stops with this app.
+    pub async fn spawn_replica(&self, configure: impl FnOnce(&mut warehouse::Settings)) -> String {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        start(settings, &self.shutdown).await
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.url));
         match token {

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod access;
+mod console_sessions;
 mod helpers;
 mod inputs;

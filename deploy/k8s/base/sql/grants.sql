@@ -10,7 +10,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM wms_app;
 REVOKE ALL ON audit_log FROM PUBLIC;
 -- The migration history: read by services waiting for the schema, written by the owner only.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON refinery_schema_history FROM wms_app;
--- Pruning the audit log (migration V14): only through prune_audit_log, which runs as the
+-- Pruning the audit log (migration V13): only through prune_audit_log, which runs as the
 -- schema owner and deletes only entries older than its cut-off (at least 30 days ago), and only
 -- the prune job's role may call it.
 REVOKE ALL ON FUNCTION prune_audit_log(TIMESTAMPTZ, INT) FROM PUBLIC;

@@ -15,7 +15,7 @@ pub async fn stuck(
     request: HttpRequest,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     if session.operator.site_filter().is_some() {
         let body = html! {
             h1 { "Stuck messages" }
@@ -119,7 +119,7 @@ pub async fn replay(
     request: HttpRequest,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     dead_letter_admin(&session)?;
     let queue = field(&form, "queue").to_owned();
     let message_id = field(&form, "message_id").to_owned();
@@ -161,7 +161,7 @@ pub async fn purge(
     request: HttpRequest,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     dead_letter_admin(&session)?;
     let queue = field(&form, "queue").to_owned();
     if field(&form, "confirm") != queue {

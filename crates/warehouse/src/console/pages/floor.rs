@@ -19,7 +19,7 @@ pub async fn floor(
     request: HttpRequest,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let client = state.pool.get().await?;
     let sites = session.operator.site_filter();
     let mut tasks = floor::pick_tasks(&*client, Some(PickTaskStatus::Open), sites, 200).await?;
@@ -142,7 +142,7 @@ pub async fn station(
     path: web::Path<i64>,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let task = load_task(&state, &session, *path).await?;
     let names = line_names(&state, &task).await?;
     let body = station_markup(&session, &task, &[], &names);
@@ -162,7 +162,7 @@ pub async fn picked(
     path: web::Path<i64>,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     let task = load_task(&state, &session, *path).await?;
     packing::mark_picked(&state, &session.operator, task.id).await?;
     Ok(redirect_with(
@@ -179,7 +179,7 @@ pub async fn scan(
     path: web::Path<i64>,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     session.operator.require(Role::Floor)?;
     let task = load_task(&state, &session, *path).await?;
     let mut confirmed = scans(&form);
@@ -215,7 +215,7 @@ pub async fn pack(
     path: web::Path<i64>,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     session.operator.require(Role::Floor)?;
     let task = load_task(&state, &session, *path).await?;
     let confirmed = scans(&form);

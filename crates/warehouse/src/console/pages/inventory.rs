@@ -15,7 +15,7 @@ pub async fn inventory(
     request: HttpRequest,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let client = state.pool.get().await?;
     let rows = db::inventory(&*client, session.operator.site_filter()).await?;
     let synced = warehouse_db::inventory_sync::status(
@@ -79,7 +79,7 @@ pub async fn receive(
     request: HttpRequest,
     form: Form,
 ) -> Page {
-    let session = form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
     let sku = field(&form, "sku").to_owned();
     let quantity: i64 = field(&form, "quantity")
         .parse()

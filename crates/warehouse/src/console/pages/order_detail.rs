@@ -22,7 +22,7 @@ pub async fn order(
     path: web::Path<(String, String)>,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let (site_id, order_id) = path.into_inner();
     session.operator.require(Role::Read)?;
     session.operator.check_site(&site_id, &order_id)?;
@@ -200,7 +200,7 @@ impl FromRequest for OrderAction {
             let no_state = || actix_web::error::ErrorInternalServerError("no application state");
             let state = request.app_data::<web::Data<AppState>>().ok_or_else(no_state)?;
             let console = request.app_data::<web::Data<ConsoleState>>().ok_or_else(no_state)?;
-            let session = form_session(state, console, &request, &form)?;
+            let session = form_session(state, console, &request, &form).await?;
             Ok(Self {
                 session,
                 site_id,

@@ -33,7 +33,7 @@ pub async fn orders(
     request: HttpRequest,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let sites = session.operator.site_filter();
     let site = query.get("site").map(|s| s.trim()).filter(|s| !s.is_empty());
     let text = query.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());

@@ -10,7 +10,7 @@ use maud::html;
 use warehouse_db::console as db;
 
 pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleState>, request: HttpRequest) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let sites = session.operator.site_filter();
     let client = state.pool.get().await?;
     let counts = db::counts_by_state(&*client, sites).await?;

@@ -14,7 +14,7 @@ pub async fn review(
     request: HttpRequest,
     query: Query,
 ) -> Page {
-    let session = session(&state, &console, &request)?;
+    let session = session(&state, &console, &request).await?;
     let client = state.pool.get().await?;
     let orders = db::needs_review(&*client, session.operator.site_filter()).await?;
     let body = html! {

@@ -57,37 +57,67 @@ pub async fn sign_in(
     console: web::Data<ConsoleState>,
     request: HttpRequest,
     form: Form,
-) -> HttpResponse {
+) -> Page {
     let next = safe_next(field(&form, "next")).to_owned();
     if !crate::console::same_origin(&request) {
-        return HttpResponse::Forbidden().body("cross-site sign-in refused");
+        return Ok(HttpResponse::Forbidden().body("cross-site sign-in refused"));
     }
-    match state.tokens.authenticate(field(&form, "token")) {
+    let presented = field(&form, "token");
+    let throttle = console.sessions.throttle_for(&request, presented);
+    let client = state.pool.get().await?;
+    // A throttled address or token is refused before the token is looked at, so the answer
+    // tells nothing about it.
+    if let Some(wait) = throttle.blocked_for(&*client).await? {
+        let seconds = wait.as_secs().max(1);
+        tracing::warn!(
+            client_ip = throttle.ip(),
+            retry_after_secs = seconds,
+            "console sign-in throttled"
+        );
+        let message = format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            seconds.div_ceil(60)
+        );
+        let mut response = html_response(sign_in_markup(&next, Some(&message)));
+        *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return Ok(response);
+    }
+    match state.tokens.authenticate(presented) {
         Some(operator) => {
-            tracing::info!(operator = %operator.name, "console sign-in");
-            let cookie = console.keys.issue(&operator);
-            HttpResponse::SeeOther()
-                .insert_header((header::SET_COOKIE, console.keys.set_cookie(&cookie)))
+            let session = console.sessions.issue(&*client, &operator).await?;
+            tracing::info!(operator = %operator.name, client_ip = throttle.ip(), "console sign-in");
+            Ok(HttpResponse::SeeOther()
+                .insert_header((header::SET_COOKIE, console.sessions.set_cookie(&session)))
                 .insert_header((header::LOCATION, next))
-                .finish()
+                .finish())
         }
         None => {
+            throttle.failed(&*client).await?;
+            tracing::warn!(client_ip = throttle.ip(), "console sign-in with an unknown token");
             let mut response = html_response(sign_in_markup(&next, Some("That token is not valid.")));
             *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
-            response
+            Ok(response)
         }
     }
 }
 
+/// Ends the session in the database (its cookie is refused from now on, on every replica,
+/// even if replayed) and in the browser.
 pub async fn sign_out(
     state: web::Data<AppState>,
     console: web::Data<ConsoleState>,
     request: HttpRequest,
     form: Form,
 ) -> Page {
-    form_session(&state, &console, &request, &form)?;
+    let session = form_session(&state, &console, &request, &form).await?;
+    let client = state.pool.get().await?;
+    console.sessions.end(&*client, &session).await?;
+    tracing::info!(operator = %session.operator.name, "console sign-out");
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::SET_COOKIE, console.keys.clear_cookie()))
+        .insert_header((header::SET_COOKIE, console.sessions.clear_cookie()))
         .insert_header((header::LOCATION, "/console/sign-in"))
         .finish())
 }
