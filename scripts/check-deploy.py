@@ -8,7 +8,7 @@ template output) that schemas cannot make.
 - Least privilege: each workload gets only its own secrets (the ingress no database URL, no
   Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
-  no secrets; in the overlays the warehouse has scoped operator tokens ([[warehouse.tokens]],
+  no secrets; the warehouse has scoped operator tokens ([[warehouse.tokens]],
   one Secret file each), not legacy api_tokens (an admin on every store).
 - Every service binary accepts its pod's configuration: each Deployment and CronJob is run as
   its pod would be (the rendered config.toml, its environment, its mounted files; Secret values
@@ -61,13 +61,7 @@ ALLOWED = {
     "reserve": {"reserve-amqp-url", "reserve-database-url"},
     "ship": {"ship-amqp-url", "ship-database-url", "shipengine-api-key"},
     "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token"},
-    "warehouse": {
-        "warehouse-amqp-url",
-        "warehouse-database-url",
-        # The Helm chart's (legacy tokens, the console's former session key).
-        "warehouse-api-tokens",
-        "warehouse-console-session-key",
-    },
+    "warehouse": {"warehouse-amqp-url", "warehouse-database-url"},
     "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
     "migrate": {"migrate-database-url", "topology-amqp-url"},
     "prune": {"prune-database-url"},
@@ -199,10 +193,8 @@ def main(overlay, path, helm=False, require_digest=False):
                 if key in ("api_tokens", "api_key", "url", "password") and value:
                     fail(f"config.toml: {section}.{key} holds a secret; use the Secret")
 
-    # The overlays give the warehouse scoped operator tokens. (The Helm chart still offers
-    # legacy api_tokens through apiTokensSecretKey: its own values decide.)
-    if not helm:
-        check_operator_tokens(config, by_kind)
+    # The overlays and the Helm chart give the warehouse scoped operator tokens.
+    check_operator_tokens(config, by_kind)
 
     # Least privilege.
     for kind in ("Deployment", "CronJob", "Job"):

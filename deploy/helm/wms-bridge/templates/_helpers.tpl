@@ -99,7 +99,28 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* The warehouse's operator tokens: [[warehouse.tokens]] entries from .Values.warehouse.tokens,
+     each read from its Secret key mounted under /var/run/secrets/wms. */}}
+{{- define "wms-bridge.warehouseTokens" -}}
+{{- $tokens := list -}}
+{{- $names := dict -}}
+{{- $keys := dict -}}
+{{- range .Values.warehouse.tokens -}}
+{{- if hasKey $names .name -}}{{- fail (printf "warehouse.tokens: the name %q is used twice (it is the actor in the audit trail)" .name) -}}{{- end -}}
+{{- if hasKey $keys .secretKey -}}{{- fail (printf "warehouse.tokens: the secretKey %q is used twice (one token per key)" .secretKey) -}}{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- $_ := set $keys .secretKey true -}}
+{{- $tokens = append $tokens (dict "name" .name "role" .role "sites" .sites "token_file" (printf "/var/run/secrets/wms/%s" .secretKey)) -}}
+{{- end -}}
+{{- toJson $tokens -}}
+{{- end -}}
+
 {{- define "wms-bridge.configToml" -}}
-# Rendered by the wms-bridge chart from .Values.config (keys: docs/configuration.md).
-{{- include "wms-bridge.toml.table" (dict "prefix" "" "table" .Values.config) }}
+# Rendered by the wms-bridge chart from .Values.config (keys: docs/configuration.md), with the
+# operator tokens of .Values.warehouse.tokens as [[warehouse.tokens]].
+{{- $config := deepCopy .Values.config }}
+{{- $warehouse := get $config "warehouse" | default dict }}
+{{- $_ := set $warehouse "tokens" (include "wms-bridge.warehouseTokens" . | fromJsonArray) }}
+{{- $_ := set $config "warehouse" $warehouse }}
+{{- include "wms-bridge.toml.table" (dict "prefix" "" "table" $config) }}
 {{- end -}}
