@@ -204,16 +204,12 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
             Err(SettingsError::Insecure { key, .. }) => key,
             other => panic!("{service}: expected a production refusal, got {other:?}"),
         };
-        for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
-            assert_eq!(
-                key_of(load(&[("WMS__AMQP__URL", url), ("WMS__AMQP__ALLOW_PLAINTEXT", "true")])),
-                "amqp.url"
-            );
+        if service == "prune" {
+            // It reads no [amqp]: it never talks to RabbitMQ, so no broker setting stops it.
+            load(&[("WMS__AMQP__URL", "amqp://guest:guest@rabbitmq:5672/%2f")]).unwrap();
+        } else {
+            amqp_refusals(service, &load, &key_of);
         }
-        let plain = [("WMS__AMQP__URL", "amqp://svc:pw@rabbitmq:5672/%2f")];
-        assert_eq!(key_of(load(&plain)), "amqp.url");
-        let opted = load(&[plain[0], ("WMS__AMQP__ALLOW_PLAINTEXT", "true")]).unwrap();
-        assert!(opted.opt_outs[0].contains("amqp.allow_plaintext"), "{service}");
         if service == "ingress" {
             // It reads no [database]: a database setting is not its business.
             load(&[("WMS__DATABASE__URL", "postgres://svc:pw@db/wms")]).unwrap();
@@ -233,6 +229,24 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
     // The same settings under a local profile: accepted.
     let local: Env = vec![("WMS__PROFILE".into(), "local".into())];
     platform::service::load_checked::<service_base::BaseSettings, _>(None, local).unwrap();
+}
+
+/// The shared [amqp] refusals: the guest user (no opt-out), plain amqp:// (unless opted out).
+fn amqp_refusals<S: std::fmt::Debug>(
+    service: &str,
+    load: &dyn Fn(&[(&str, &str)]) -> Result<platform::service::Checked<S>, SettingsError>,
+    key_of: &dyn Fn(Result<platform::service::Checked<S>, SettingsError>) -> String,
+) {
+    for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
+        assert_eq!(
+            key_of(load(&[("WMS__AMQP__URL", url), ("WMS__AMQP__ALLOW_PLAINTEXT", "true")])),
+            "amqp.url"
+        );
+    }
+    let plain = [("WMS__AMQP__URL", "amqp://svc:pw@rabbitmq:5672/%2f")];
+    assert_eq!(key_of(load(&plain)), "amqp.url");
+    let opted = load(&[plain[0], ("WMS__AMQP__ALLOW_PLAINTEXT", "true")]).unwrap();
+    assert!(opted.opt_outs[0].contains("amqp.allow_plaintext"), "{service}");
 }
 
 /// `WMS_CHECK_CONFIG=1`: the binary (`make build` put it in target/debug) checks its
