@@ -743,3 +743,127 @@ async fn an_orphaned_label_of_an_order_still_packed_is_adopted() {
     );
     p.teardown().await;
 }
+
+/// An orphaned label the carrier refuses to void for good (ShipEngine answers `approved: false`:
+/// the label was used, say), beside one of another carrier than the one configured. Before, the
+/// refusal failed the delivery for good before anything was bought (the order stayed `packed`
+/// and every replay hit the same label), and the other carrier's label was looked at again by
+/// every delivery. Now both are settled for an operator (`void_failed` with the carrier's
+/// message, `other_carrier`), each on the order's timeline, and the order is booked.
+#[tokio::test]
+async fn an_orphaned_label_the_carrier_refuses_to_void_does_not_hold_the_order_up() {
+    let carrier = fake_shipengine(
+        None,
+        SellsLabels {
+            sold: Default::default(),
+            first: None,
+        },
+    )
+    .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/labels/se-used/void"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"approved": false, "message": "This label has already been used."})),
+        )
+        .with_priority(1)
+        .mount(&carrier)
+        .await;
+    let p = start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await;
+    start_ship(&p, &carrier.uri(), 10_000).await;
+    let order_pk = packed_order(&p, "refused-1").await;
+    {
+        let client = p.client().await;
+        client
+            .execute(
+                "INSERT INTO shipments (order_id, reference, carrier_kind, status, attempts)
+                 VALUES ($1, $2, 'shipengine', 'booking', 1)",
+                &[&order_pk, &format!("{SITE_ID}-refused-1")],
+            )
+            .await
+            .unwrap();
+        // A label of this carrier that cannot be adopted (its booking is unreadable): voided,
+        // which the carrier refuses; and one bought from the sandbox carrier.
+        warehouse_db::floor::record_orphaned_label(&**client, order_pk, "se-used", "shipengine", &json!({}))
+            .await
+            .unwrap();
+        warehouse_db::floor::record_orphaned_label(&**client, order_pk, "sb-other", "sandbox", &json!({}))
+            .await
+            .unwrap();
+    }
+
+    deliver_packed(&p, "refused-1", "packed-refused-1").await;
+    p.wait_until_handled(consumer::SHIP, 1, WAIT).await;
+    assert_eq!(p.order_state("refused-1").await.as_deref(), Some("shipped"));
+    let bought = requests(&carrier, "POST", "/v1/labels/rates/").await;
+    assert_eq!(bought.len(), 1, "one new label bought, not {bought:?}");
+    let label: String = p
+        .client()
+        .await
+        .query_one(
+            "SELECT external_id FROM shipments WHERE order_id = $1 AND status = 'booked'",
+            &[&order_pk],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(label, "se-label-1");
+    assert_eq!(
+        requests(&carrier, "PUT", "/v1/labels/").await,
+        ["/v1/labels/se-used/void"],
+        "only this carrier's label is voided, once"
+    );
+    let settled: Vec<(String, Option<String>, Option<String>)> = p
+        .client()
+        .await
+        .query(
+            "SELECT external_id, outcome, detail FROM orphaned_labels WHERE order_id = $1 ORDER BY external_id",
+            &[&order_pk],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(settled.len(), 2);
+    assert_eq!(
+        (settled[0].0.as_str(), settled[0].1.as_deref()),
+        ("sb-other", Some("other_carrier"))
+    );
+    assert_eq!(
+        (settled[1].0.as_str(), settled[1].1.as_deref()),
+        ("se-used", Some("void_failed"))
+    );
+    assert!(
+        settled[1].2.as_deref().is_some_and(|d| d.contains("already been used")),
+        "the carrier's message is kept: {:?}",
+        settled[1].2
+    );
+    let timeline: Vec<(String, String)> = p
+        .client()
+        .await
+        .query(
+            "SELECT detail->>'orphaned_label', detail->>'outcome' FROM audit_log
+             WHERE webflow_order_id = 'refused-1' AND detail ? 'orphaned_label' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            ("sb-other".to_owned(), "other_carrier".to_owned()),
+            ("se-used".to_owned(), "void_failed".to_owned())
+        ],
+        "each is on the order's timeline, for an operator"
+    );
+    p.teardown().await;
+}

@@ -234,7 +234,9 @@ impl ShipHandler {
     /// (their lease had lapsed): the one the order shipped with is kept; while the order is
     /// still `packed` and has no label, the oldest is returned to be adopted (recorded as its
     /// label, nothing bought); every other one is voided at the carrier, on the order's
-    /// timeline.
+    /// timeline. One the carrier refuses to void for good (`void_failed`), or of another
+    /// carrier (`other_carrier`), is settled as such, on the timeline, for an operator; only a
+    /// transient failure to void is retried (with the message).
     async fn settle_orphans(
         &self,
         order: &orders::OrderRecord,
@@ -255,13 +257,27 @@ impl ShipHandler {
         for orphan in orphans {
             if in_use.as_deref() == Some(orphan.external_id.as_str()) {
                 let client = self.pool.get().await?;
-                floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::InUse)
-                    .await?;
+                floor::settle_orphaned_label(
+                    &*client,
+                    order.id,
+                    &orphan.external_id,
+                    floor::OrphanOutcome::InUse,
+                    None,
+                )
+                .await?;
                 continue;
             }
             if orphan.carrier_kind != self.carrier.kind().as_str() {
+                // Not ours to void (nor to adopt): settled for good, for an operator, rather
+                // than looked at again by every delivery.
                 tracing::warn!(order_id = %order.webflow_order_id, label = %orphan.external_id,
                     carrier = %orphan.carrier_kind, "an orphaned label of another carrier: void it there by hand");
+                let reason = format!(
+                    "bought from carrier `{}`, not the one configured now: void it there by hand",
+                    orphan.carrier_kind
+                );
+                self.needs_operator(order, &orphan, floor::OrphanOutcome::OtherCarrier, &reason)
+                    .await?;
                 continue;
             }
             if adoptable && adopted.is_none() {
@@ -277,11 +293,29 @@ impl ShipHandler {
             }
             let limit = self.carrier.lookup_time_limit();
             confirm_for(lease, limit).await?;
-            within(limit, self.carrier.void(&orphan.external_id))
-                .await
-                .map_err(carrier_error)?;
+            match within(limit, self.carrier.void(&orphan.external_id)).await {
+                Ok(()) => {}
+                // Tried again with the message.
+                Err(error @ CarrierError::Transient { .. }) => return Err(carrier_error(error)),
+                // Refused for good (the label was used, say): retrying cannot help, and must
+                // not hold the order up. Settled as such, for an operator to void by hand.
+                Err(error) => {
+                    tracing::warn!(order_id = %order.webflow_order_id, label = %orphan.external_id, %error,
+                        "the carrier refused to void an orphaned label: void it by hand");
+                    self.needs_operator(order, &orphan, floor::OrphanOutcome::VoidFailed, &error.to_string())
+                        .await?;
+                    continue;
+                }
+            }
             let client = self.pool.get().await?;
-            floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, floor::OrphanOutcome::Voided).await?;
+            floor::settle_orphaned_label(
+                &*client,
+                order.id,
+                &orphan.external_id,
+                floor::OrphanOutcome::Voided,
+                None,
+            )
+            .await?;
             let detail = serde_json::json!({
                 "voided_label": orphan.external_id,
                 "reason": "bought by a delivery whose lease on the order had lapsed; the order has another label",
@@ -290,6 +324,29 @@ impl ShipHandler {
             tracing::info!(order_id = %order.webflow_order_id, label = %orphan.external_id, "voided an orphaned label");
         }
         Ok(adopted)
+    }
+
+    /// Settles an orphaned label this worker cannot void (`outcome`, `reason` saying why) and
+    /// puts it on the order's timeline (`orphaned_label`, `outcome`, `reason`), for an operator
+    /// to void by hand (docs/runbook.md).
+    async fn needs_operator(
+        &self,
+        order: &orders::OrderRecord,
+        orphan: &floor::OrphanedLabel,
+        outcome: floor::OrphanOutcome,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        let client = self.pool.get().await?;
+        floor::settle_orphaned_label(&*client, order.id, &orphan.external_id, outcome, Some(reason)).await?;
+        let detail = serde_json::json!({
+            "orphaned_label": orphan.external_id,
+            "label_carrier": orphan.carrier_kind,
+            "outcome": outcome.as_str(),
+            "reason": reason,
+            "action": "void this label by hand at its carrier (docs/runbook.md, orphaned labels)",
+        });
+        audit::record(&*client, self.carrier_call(order, detail)).await?;
+        Ok(())
     }
 
     /// A delivery for an order past `packed` that has orphaned labels: settles them under the
@@ -543,7 +600,7 @@ impl ShipHandler {
                 }
                 if reused {
                     // An adopted orphaned label (or one found by reference) is the order's now.
-                    floor::settle_orphaned_label(tx, order_pk, &booking.external_id, floor::OrphanOutcome::InUse)
+                    floor::settle_orphaned_label(tx, order_pk, &booking.external_id, floor::OrphanOutcome::InUse, None)
                         .await?;
                 }
                 let detail = serde_json::json!({

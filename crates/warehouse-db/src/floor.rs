@@ -644,6 +644,11 @@ db_status!(
         InUse => "in_use",
         /// Voided at the carrier.
         Voided => "voided",
+        /// The carrier refused to void it for good (already used, say): an operator voids it
+        /// by hand; the carrier's message is in `detail`.
+        VoidFailed => "void_failed",
+        /// Bought from another carrier than the one configured now: an operator voids it there.
+        OtherCarrier => "other_carrier",
     }
 );
 
@@ -708,18 +713,20 @@ pub async fn orphaned_labels<C: Db>(client: &C, order_pk: i64) -> Result<Vec<Orp
         .collect())
 }
 
-/// Settles an orphaned label of order `order_pk` (a no-op for a label that is not one).
+/// Settles an orphaned label of order `order_pk` (a no-op for a label that is not one), with
+/// `detail` saying why when it needs an operator.
 pub async fn settle_orphaned_label<C: Db>(
     client: &C,
     order_pk: i64,
     external_id: &str,
     outcome: OrphanOutcome,
+    detail: Option<&str>,
 ) -> Result<()> {
     client
         .execute(
-            "UPDATE orphaned_labels SET outcome = $3, settled_at = now()
+            "UPDATE orphaned_labels SET outcome = $3, detail = $4, settled_at = now()
              WHERE order_id = $1 AND external_id = $2 AND outcome IS NULL",
-            &[&order_pk, &external_id, &outcome.as_str()],
+            &[&order_pk, &external_id, &outcome.as_str(), &detail],
         )
         .await?;
     Ok(())
