@@ -10,9 +10,10 @@
 //! replica can derive it, a cross-site page cannot (the cookie is `HttpOnly`), and it is
 //! checked on every form that changes state (with `SameSite=Strict` as a second line).
 //!
-//! Sign-in is throttled per client address and per attempted token
-//! ([`SignInThrottle`]); the client address is the TCP peer unless the peer is one of
-//! `warehouse.console.trusted_proxies`.
+//! Sign-in is throttled per client and per attempted token ([`SignInThrottle`]); the client is
+//! the TCP peer unless the peer is one of `warehouse.console.trusted_proxies`, then the
+//! nearest untrusted `X-Forwarded-For` hop ([`forwarded_client`]). IPv6 clients are counted by
+//! their /64.
 
 use crate::auth::{Operator, TokenDigest, TokenStore};
 use crate::settings::{ConsoleSettings, IpRange};
@@ -21,7 +22,7 @@ use ring::hmac;
 use std::net::IpAddr;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
-use warehouse_db::console_sessions::{self, Throttle, ThrottleKey};
+use warehouse_db::console_sessions::{self, Attempt, Throttle, ThrottleKey};
 
 pub const COOKIE: &str = "wms_console";
 
@@ -159,38 +160,112 @@ impl SessionPolicy {
         )
     }
 
-    /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the last
-    /// address in `X-Forwarded-For` that is not a trusted proxy (the ones before it could have
-    /// been written by the client itself).
-    pub fn client_ip(&self, request: &HttpRequest) -> Option<IpAddr> {
+    /// The client an attempt comes from: the TCP peer, or, when the peer is a trusted proxy,
+    /// the hop of `X-Forwarded-For` that the nearest trusted proxy saw (see [`forwarded_client`]).
+    pub fn client(&self, request: &HttpRequest) -> Option<Client> {
         let peer = request.peer_addr()?.ip();
-        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|range| range.contains(ip));
-        if !trusted(peer) {
-            return Some(peer);
-        }
-        let forwarded: Vec<IpAddr> = request
+        let hops = request
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .map(|hop| hop.parse::<IpAddr>().ok())
-            .collect::<Option<Vec<_>>>()
-            // A hop that is not an address: the header is not to be believed.
-            .unwrap_or_default();
-        Some(forwarded.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer))
+            .flat_map(|v| v.split(','));
+        Some(forwarded_client(peer, hops, |ip| {
+            self.trusted_proxies.iter().any(|range| range.contains(ip))
+        }))
     }
 
-    /// The throttle of one sign-in attempt: its client address and attempted token.
+    /// The throttle of one sign-in attempt: its client and attempted token.
     pub fn throttle_for(&self, request: &HttpRequest, presented: &str) -> SignInThrottle {
         SignInThrottle {
             ip: self
-                .client_ip(request)
-                .map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string()),
+                .client(request)
+                .map_or_else(|| "unknown".to_owned(), |client| client.throttle_key()),
             token: TokenDigest::of(presented).fingerprint(),
             throttle: self.throttle,
         }
     }
+}
+
+/// Who a sign-in attempt comes from, for throttling and the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Client {
+    /// An address (the TCP peer, or a forwarded hop).
+    Address(IpAddr),
+    /// A forwarded hop that is not an address (`unknown`, an obfuscated RFC 7239 name…), as
+    /// written by the trusted proxy. It gets a throttle of its own, named by its text: not the
+    /// proxy's, which would put everybody behind the proxy in one bucket.
+    Unparsed(String),
+}
+
+impl Client {
+    /// The key failed sign-ins are counted by: an IPv4 address; an IPv6 client's /64 (one
+    /// host usually has a whole /64 to pick addresses from); `hop:` and the text of an
+    /// unparsable hop (at most 100 characters).
+    pub fn throttle_key(&self) -> String {
+        match self {
+            Self::Address(ip) => match ip.to_canonical() {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => {
+                    let network = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
+                    format!("{network}/64")
+                }
+            },
+            Self::Unparsed(text) => format!("hop:{}", text.chars().take(100).collect::<String>()),
+        }
+    }
+}
+
+/// One `X-Forwarded-For` hop as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        return inside.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    let (address, port) = hop.rsplit_once(':')?;
+    if !is_port(port) {
+        return None;
+    }
+    address.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.parse::<u16>().is_ok()
+}
+
+/// The client behind `peer`, given the `X-Forwarded-For` hops (in header order) and which
+/// addresses are trusted proxies.
+///
+/// An untrusted peer is the client (the header is ignored: the client could write it). When
+/// the peer is trusted, the hops are walked right to left, skipping trusted proxies; the first
+/// hop that is not one is the client — it was written by a trusted proxy, while hops left of
+/// it could have been written by the client and do not matter. A hop is `ip`, `ip:port`,
+/// `[v6]` or `[v6]:port`; empty hops are skipped. If that first untrusted hop is not an
+/// address, the client is its text ([`Client::Unparsed`]). If every hop is a trusted proxy,
+/// the client is the leftmost one (the request started there).
+pub fn forwarded_client<'h>(
+    peer: IpAddr,
+    hops: impl Iterator<Item = &'h str>,
+    trusted: impl Fn(IpAddr) -> bool,
+) -> Client {
+    if !trusted(peer) {
+        return Client::Address(peer);
+    }
+    let hops: Vec<&str> = hops.map(str::trim).filter(|hop| !hop.is_empty()).collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if trusted(ip) => client = ip,
+            Some(ip) => return Client::Address(ip),
+            None => return Client::Unparsed(hop.to_owned()),
+        }
+    }
+    Client::Address(client)
 }
 
 /// The keys one sign-in attempt is counted by.
@@ -205,16 +280,19 @@ impl SignInThrottle {
         [ThrottleKey::Ip(&self.ip), ThrottleKey::Token(&self.token)]
     }
 
-    /// How long until this address (or this token) may try again, when it is at the limit.
-    pub async fn blocked_for<C: warehouse_db::Db>(&self, client: &C) -> Result<Option<Duration>, SessionError> {
-        console_sessions::blocked_for(client, &self.keys(), self.throttle).await
+    /// Counts the attempt against its client and token, atomically, before the token is
+    /// looked at; the answer says whether it is refused (and for how long).
+    /// `console_sessions::begin_attempt` explains the design.
+    pub async fn begin<C: warehouse_db::Db>(&self, client: &C) -> Result<Attempt, SessionError> {
+        console_sessions::begin_attempt(client, &self.keys(), self.throttle).await
     }
 
-    /// Counts a failed attempt.
-    pub async fn failed<C: warehouse_db::Db>(&self, client: &C) -> Result<(), SessionError> {
-        console_sessions::record_failure(client, &self.keys(), self.throttle).await
+    /// Gives back the count of an attempt that did not fail (signed in, or refused).
+    pub async fn give_back<C: warehouse_db::Db>(&self, client: &C, attempt: &Attempt) -> Result<(), SessionError> {
+        console_sessions::give_back(client, attempt).await
     }
 
+    /// The client's throttle key (its address, its IPv6 /64, or its unparsable hop).
     pub fn ip(&self) -> &str {
         &self.ip
     }
@@ -275,5 +353,106 @@ mod tests {
             ..ConsoleSettings::default()
         });
         assert!(!local.set_cookie(&new).contains("Secure"));
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// The proxies of these tests: 10.0.0.0/8 and fd00::/8.
+    fn behind_proxies(peer: &str, header: &str) -> Client {
+        let ranges = [
+            IpRange::parse("10.0.0.0/8").unwrap(),
+            IpRange::parse("fd00::/8").unwrap(),
+        ];
+        forwarded_client(ip(peer), header.split(','), |address| {
+            ranges.iter().any(|range| range.contains(address))
+        })
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        assert_eq!(
+            behind_proxies("203.0.113.9", "198.51.100.1"),
+            Client::Address(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            behind_proxies("203.0.113.9", "unknown"),
+            Client::Address(ip("203.0.113.9"))
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right_through_a_chain_of_proxies() {
+        // Client, then two proxies of ours: the hops left of the client do not matter (the
+        // client could have written them, junk included).
+        let chain = "junk, 192.0.2.66, 198.51.100.7, 10.1.1.1, 10.2.2.2";
+        assert_eq!(behind_proxies("10.3.3.3", chain), Client::Address(ip("198.51.100.7")));
+        // IPv6 proxies and client.
+        assert_eq!(
+            behind_proxies("fd00::1", "2001:db8:1::5, fd00::2"),
+            Client::Address(ip("2001:db8:1::5"))
+        );
+        // Several X-Forwarded-For headers read as one list (joined here), empty hops skipped.
+        assert_eq!(
+            behind_proxies("10.3.3.3", "198.51.100.7,,10.1.1.1, "),
+            Client::Address(ip("198.51.100.7"))
+        );
+        // Every hop a proxy of ours (or no header): the leftmost trusted address.
+        assert_eq!(
+            behind_proxies("10.3.3.3", "10.9.9.9, 10.1.1.1"),
+            Client::Address(ip("10.9.9.9"))
+        );
+        assert_eq!(behind_proxies("10.3.3.3", ""), Client::Address(ip("10.3.3.3")));
+    }
+
+    #[test]
+    fn hops_with_ports_and_brackets_are_addresses() {
+        for (hop, client) in [
+            ("198.51.100.7:4711", "198.51.100.7"),
+            ("[2001:db8::5]", "2001:db8::5"),
+            ("[2001:db8::5]:443", "2001:db8::5"),
+            ("2001:db8::5", "2001:db8::5"),
+            ("::ffff:198.51.100.7", "::ffff:198.51.100.7"),
+        ] {
+            assert_eq!(
+                behind_proxies("10.3.3.3", &format!("{hop}, 10.1.1.1:8080")),
+                Client::Address(ip(client)),
+                "{hop}"
+            );
+        }
+        // A trusted proxy written with a port is still skipped.
+        assert_eq!(
+            behind_proxies("10.3.3.3", "198.51.100.7, [fd00::9]:80, 10.1.1.1:8080"),
+            Client::Address(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn an_unparsable_client_hop_gets_a_bucket_of_its_own_not_the_proxys() {
+        for hop in [
+            "unknown",
+            "_hidden",
+            "198.51.100.7:http",
+            "[2001:db8::5",
+            "[2001:db8::5]:99999",
+            "1.2.3.4:",
+        ] {
+            let client = behind_proxies("10.3.3.3", &format!("198.51.100.1, {hop}, 10.1.1.1"));
+            assert_eq!(client, Client::Unparsed(hop.to_owned()), "{hop}");
+            assert_eq!(client.throttle_key(), format!("hop:{hop}"));
+        }
+        let long = "x".repeat(500);
+        assert_eq!(Client::Unparsed(long).throttle_key().len(), 4 + 100);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let key = |text: &str| Client::Address(ip(text)).throttle_key();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("198.51.100.7"), "198.51.100.7");
     }
 }

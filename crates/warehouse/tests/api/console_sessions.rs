@@ -293,3 +293,150 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// The failures counted against a throttle key in its current window.
+async fn failures(app: &TestApp, kind: &str, key: &str) -> i32 {
+    let client = app.db.client().await;
+    client
+        .query_opt(
+            "SELECT failures FROM console_sign_in_failures WHERE key_kind = $1 AND key = $2",
+            &[&kind, &key],
+        )
+        .await
+        .unwrap()
+        .map_or(0, |row| row.get(0))
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_failed_sign_ins_gets_no_more_than_the_limit_of_tries() {
+    const LIMIT: u32 = 3;
+    const BURST: usize = 24;
+    let app = spawn_app_with(|settings| {
+        settings.warehouse.console.sign_in_max_failures = LIMIT;
+        settings.warehouse.console.trusted_proxies = vec!["127.0.0.1".into()];
+        // Enough connections that the attempts really run side by side.
+        settings.base.database.pool_size = 16;
+    })
+    .await;
+    let replica = app.spawn_replica(|_| {}).await;
+    let attacker = "203.0.113.77";
+    // Every attempt another token (so only the address's count can stop them), half of them on
+    // each replica, all at once.
+    let attempts = (0..BURST)
+        .map(|i| {
+            let base = if i % 2 == 0 { &app.url } else { &replica };
+            (base.clone(), format!("guess-{i}"), attacker.to_owned())
+        })
+        .collect();
+    let statuses = sign_in_all_at_once(attempts).await;
+    let tried = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(
+        (tried, refused),
+        (LIMIT as usize, BURST - LIMIT as usize),
+        "exactly the limit's worth of tokens was tried: {statuses:?}"
+    );
+    assert_eq!(failures(&app, "ip", attacker).await, LIMIT as i32);
+    // After the burst, the address is refused, even with a right token.
+    assert_eq!(
+        sign_in(&app.url, "admin-all", Some(attacker)).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// Sends the sign-ins `(base, token, forwarded_for)` all at once; their statuses.
+async fn sign_in_all_at_once(attempts: Vec<(String, String, String)>) -> Vec<StatusCode> {
+    let mut set = tokio::task::JoinSet::new();
+    for (base, token, hop) in attempts {
+        set.spawn(async move { sign_in(&base, &token, Some(&hop)).await.status() });
+    }
+    set.join_all().await
+}
+
+#[tokio::test]
+async fn successful_and_refused_sign_ins_are_not_counted_as_failures() {
+    let app = spawn_app_with(|settings| {
+        settings.warehouse.console.sign_in_max_failures = 2;
+        settings.warehouse.console.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let operator = "198.51.100.20";
+    assert_eq!(
+        sign_in(&app.url, "typo", Some(operator)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Successful sign-ins: each is counted while it runs, then given back. (They go one after
+    // the other: an attempt under way holds one of the address's tries, so parallel sign-ins
+    // from an address one failure short of the limit would be refused, and given back too.)
+    for _ in 0..4 {
+        session_cookie(&sign_in(&app.url, "read-all", Some(operator)).await);
+    }
+    assert_eq!(failures(&app, "ip", operator).await, 1);
+    // So one more failure is allowed, and then the address is at the limit.
+    assert_eq!(
+        sign_in(&app.url, "typo-2", Some(operator)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(&app.url, "read-all", Some(operator)).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    // The refused tries with the right token did not count against the token: from another
+    // address it signs in.
+    let token = warehouse::auth::TokenDigest::of("read-all").fingerprint();
+    assert_eq!(failures(&app, "token", &token).await, 0);
+    session_cookie(&sign_in(&app.url, "read-all", Some("198.51.100.21")).await);
+}
+
+#[tokio::test]
+async fn an_unparsable_or_ported_forwarded_hop_does_not_share_the_proxys_throttle() {
+    let app = spawn_app_with(|settings| {
+        settings.warehouse.console.sign_in_max_failures = 2;
+        settings.warehouse.console.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
+    })
+    .await;
+    // A client the proxy names `unknown` reaches the limit...
+    for token in ["guess-1", "guess-2"] {
+        assert_eq!(
+            sign_in(&app.url, token, Some("unknown, 10.0.0.2")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in(&app.url, "read-all", Some("unknown")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...and the clients the proxy names with a port, or in brackets, are not affected, nor is
+    // the proxy itself.
+    for hop in ["198.51.100.30:51234", "[2001:db8::30]:443, 10.0.0.2", "10.0.0.2"] {
+        session_cookie(&sign_in(&app.url, "read-all", Some(hop)).await);
+    }
+    // The unparsable hop's failures are counted under its own text.
+    assert_eq!(failures(&app, "ip", "hop:unknown").await, 2);
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_throttled_by_their_64() {
+    let app = spawn_app_with(|settings| {
+        settings.warehouse.console.sign_in_max_failures = 2;
+        settings.warehouse.console.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    // Two failures from two addresses of one /64: the whole /64 is at the limit.
+    for (hop, token) in [("2001:db8:5:6::1", "guess-1"), ("[2001:db8:5:6::2]:4000", "guess-2")] {
+        assert_eq!(
+            sign_in(&app.url, token, Some(hop)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in(&app.url, "read-all", Some("2001:db8:5:6:ffff::9"))
+            .await
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The next /64 is another client.
+    session_cookie(&sign_in(&app.url, "read-all", Some("2001:db8:5:7::1")).await);
+}

@@ -65,9 +65,13 @@ pub async fn sign_in(
     let presented = field(&form, "token");
     let throttle = console.sessions.throttle_for(&request, presented);
     let client = state.pool.get().await?;
-    // A throttled address or token is refused before the token is looked at, so the answer
-    // tells nothing about it.
-    if let Some(wait) = throttle.blocked_for(&*client).await? {
+    // The attempt is counted before the token is looked at, in one atomic statement, so a burst
+    // of parallel attempts cannot all pass a check before any failure is counted; a throttled
+    // address or token is refused before the token is looked at, so the answer tells nothing
+    // about it. Only a failure stays counted: a refused or successful attempt is given back.
+    let attempt = throttle.begin(&*client).await?;
+    if let Some(wait) = attempt.refused_for {
+        throttle.give_back(&*client, &attempt).await?;
         let seconds = wait.as_secs().max(1);
         tracing::warn!(
             client_ip = throttle.ip(),
@@ -87,6 +91,7 @@ pub async fn sign_in(
     }
     match state.tokens.authenticate(presented) {
         Some(operator) => {
+            throttle.give_back(&*client, &attempt).await?;
             let session = console.sessions.issue(&*client, &operator).await?;
             tracing::info!(operator = %operator.name, client_ip = throttle.ip(), "console sign-in");
             Ok(HttpResponse::SeeOther()
@@ -95,7 +100,6 @@ pub async fn sign_in(
                 .finish())
         }
         None => {
-            throttle.failed(&*client).await?;
             tracing::warn!(client_ip = throttle.ip(), "console sign-in with an unknown token");
             let mut response = html_response(sign_in_markup(&next, Some("That token is not valid.")));
             *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
