@@ -231,11 +231,14 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
     platform::service::load_checked::<service_base::BaseSettings, _>(None, local).unwrap();
 }
 
+/// What loading a service's settings with some environment changes gave.
+type Loaded<S> = Result<platform::service::Checked<S>, SettingsError>;
+
 /// The shared [amqp] refusals: the guest user (no opt-out), plain amqp:// (unless opted out).
 fn amqp_refusals<S: std::fmt::Debug>(
     service: &str,
-    load: &dyn Fn(&[(&str, &str)]) -> Result<platform::service::Checked<S>, SettingsError>,
-    key_of: &dyn Fn(Result<platform::service::Checked<S>, SettingsError>) -> String,
+    load: &dyn Fn(&[(&str, &str)]) -> Loaded<S>,
+    key_of: &dyn Fn(Loaded<S>) -> String,
 ) {
     for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
         assert_eq!(
