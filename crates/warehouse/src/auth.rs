@@ -3,7 +3,9 @@
 //!
 //! Tokens are kept as SHA-256 digests. A presented token is hashed and its digest compared with
 //! every configured digest in constant time, so neither the comparison nor the position of the
-//! match leaks through timing.
+//! match leaks through timing. A token no configured digest matches is then looked up by its
+//! digest among the unrevoked tokens an admin created (`warehouse_db::operator_tokens`), in
+//! PostgreSQL on every request (no cache), so a revocation holds at once on every replica.
 //!
 //! Roles are ordered: `read` (every GET in scope) < `floor` (read plus pick, pack, receive) <
 //! `admin` (floor plus refunds, address corrections, setting inventory, dead-letter actions).
