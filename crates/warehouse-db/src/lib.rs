@@ -17,6 +17,7 @@ pub mod inventory_sync;
 pub mod job_lock;
 pub mod locks;
 pub mod migrate;
+pub mod operator_tokens;
 pub mod order_view;
 pub mod orders;
 pub mod outbox;

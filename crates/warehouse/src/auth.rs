@@ -3,7 +3,9 @@
 //!
 //! Tokens are kept as SHA-256 digests. A presented token is hashed and its digest compared with
 //! every configured digest in constant time, so neither the comparison nor the position of the
-//! match leaks through timing.
+//! match leaks through timing. A token no configured digest matches is then looked up by its
+//! digest among the unrevoked tokens an admin created (`warehouse_db::operator_tokens`), in
+//! PostgreSQL on every request (no cache), so a revocation holds at once on every replica.
 //!
 //! Roles are ordered: `read` (every GET in scope) < `floor` (read plus pick, pack, receive) <
 //! `admin` (floor plus refunds, address corrections, setting inventory, dead-letter actions).
@@ -239,8 +241,19 @@ impl TokenStore {
         found.filter(|o| o.name == name).cloned()
     }
 
-    /// Authenticates `Authorization: Bearer <token>`.
-    pub fn check(&self, request: &HttpRequest) -> Result<Operator, AccessError> {
+    /// Whether a config-file token is named `name` (database tokens may not take it).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.entries.iter().any(|(_, operator)| operator.name == name)
+    }
+
+    /// The config-file tokens (name, role, scope), in file order; never their digests.
+    pub fn operators(&self) -> impl Iterator<Item = &Operator> {
+        self.entries.iter().map(|(_, operator)| operator)
+    }
+
+    /// Authenticates `Authorization: Bearer <token>`: the config-file tokens first, then the
+    /// database's (see [`authenticate`]).
+    pub async fn check(&self, pool: &warehouse_db::Pool, request: &HttpRequest) -> Result<Operator, AccessError> {
         let presented = request
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -249,8 +262,47 @@ impl TokenStore {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AccessError::Unauthorized)?;
-        self.authenticate(presented).ok_or(AccessError::Unauthorized)
+        authenticate(self, pool, presented)
+            .await?
+            .ok_or(AccessError::Unauthorized)
     }
+}
+
+/// The operator whose token this is: a config-file token (compared in constant time), else an
+/// unrevoked database token (looked up by its SHA-256 in PostgreSQL, on every request, so a
+/// revocation holds at once on every replica).
+pub async fn authenticate(
+    tokens: &TokenStore,
+    pool: &warehouse_db::Pool,
+    presented: &str,
+) -> Result<Option<Operator>, AccessError> {
+    if let Some(operator) = tokens.authenticate(presented) {
+        return Ok(Some(operator));
+    }
+    let client = pool.get().await.map_err(warehouse_db::DbError::from)?;
+    Ok(database_operator(&*client, &TokenDigest::of(presented)).await?)
+}
+
+/// The unrevoked database token with this digest, as an operator.
+pub async fn database_operator<C: warehouse_db::Db>(
+    client: &C,
+    digest: &TokenDigest,
+) -> Result<Option<Operator>, warehouse_db::DbError> {
+    let Some(stored) = warehouse_db::operator_tokens::find_active(client, &digest.0).await? else {
+        return Ok(None);
+    };
+    Ok(Some(stored_operator(&stored)?))
+}
+
+/// A stored token as an operator (its role must be one this build knows).
+pub fn stored_operator(stored: &warehouse_db::operator_tokens::StoredToken) -> Result<Operator, warehouse_db::DbError> {
+    let role = Role::parse(&stored.role).ok_or_else(|| warehouse_db::error::UnknownValue::new("role", &stored.role))?;
+    Ok(Operator {
+        name: stored.name.clone(),
+        role,
+        scope: Scope::from_sites(&stored.sites),
+        token_sha256: TokenDigest(stored.token_sha256),
+    })
 }
 
 fn parse_digest(index: usize, token: &TokenSettings) -> Result<[u8; 32], SettingsError> {

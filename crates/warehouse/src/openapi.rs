@@ -5,7 +5,7 @@
 //! `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`).
 
 use crate::error::ErrorBody;
-use crate::routes::{inventory, orders, picking};
+use crate::routes::{inventory, orders, picking, tokens};
 use std::sync::OnceLock;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -20,7 +20,7 @@ pub const API_VERSION: &str = "1.0.0";
     info(
         title = "Webflow WMS Bridge: warehouse API",
         version = API_VERSION,
-        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` with a token of `warehouse.tokens` (or `warehouse.api_tokens`). A token has a role: `read` (every GET), `floor` (also pick, pack, receive), `admin` (also refunds, address corrections, setting inventory); a role too low answers 403. A token limited to some stores sees only their orders and pick tasks, and only the SKUs their orders use: anything else answers 404, as if it did not exist. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
+        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` with a token of `warehouse.tokens` (or `warehouse.api_tokens`), or one an admin created with `POST /api/v1/tokens`. A token has a role: `read` (every GET), `floor` (also pick, pack, receive), `admin` (also refunds, address corrections, setting inventory); a role too low answers 403. A token limited to some stores sees only their orders and pick tasks, and only the SKUs their orders use: anything else answers 404, as if it did not exist. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
         license(name = "MIT"),
     ),
     paths(
@@ -33,15 +33,19 @@ pub const API_VERSION: &str = "1.0.0";
         orders::get_order,
         orders::refund,
         orders::correct_address,
+        tokens::create_token,
+        tokens::list_tokens,
+        tokens::revoke_token,
         openapi_json,
     ),
-    components(schemas(ErrorBody, picking::PickTaskStatus, orders::RefundReason)),
+    components(schemas(ErrorBody, picking::PickTaskStatus, orders::RefundReason, tokens::TokenRole)),
     security(("bearer" = [])),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "inventory", description = "Stock per SKU"),
         (name = "floor", description = "Picking and packing"),
         (name = "orders", description = "Order views, refunds, address corrections"),
+        (name = "tokens", description = "Operator tokens kept in the database (admin)"),
         (name = "meta", description = "This document"),
     ),
 )]

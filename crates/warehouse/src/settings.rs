@@ -69,6 +69,13 @@ impl Role {
             Self::Admin => "admin",
         }
     }
+
+    /// The role named `read`, `floor` or `admin`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Read, Self::Floor, Self::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == name)
+    }
 }
 
 /// Lowercase hex SHA-256 of a token, as `warehouse.tokens[].token_sha256` holds it.

@@ -6,7 +6,7 @@ use crate::console::ConsoleState;
 use crate::console::session::SessionPolicy;
 use crate::metrics::PipelineMetrics;
 use crate::openapi;
-use crate::routes::{inventory, orders, picking};
+use crate::routes::{inventory, orders, picking, tokens};
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -174,6 +174,12 @@ fn api_v1() -> actix_web::Scope<
         .service(web::resource("/orders/{site_id}/{order_id}/refund").post(orders::refund))
         .service(web::resource("/orders/{site_id}/{order_id}/shipping-address").put(orders::correct_address))
         .service(web::resource("/orders/{site_id}/{order_id}").get(orders::get_order))
+        .service(
+            web::resource("/tokens")
+                .get(tokens::list_tokens)
+                .post(tokens::create_token),
+        )
+        .service(web::resource("/tokens/{name}").delete(tokens::revoke_token))
 }
 
 /// Every `/api/v1` route needs a valid bearer token; the handler gets its [`Operator`]
@@ -187,7 +193,7 @@ async fn require_token(
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(crate::error::ApiError::unauthorized)?;
-    let operator = state.tokens.check(request.request())?;
+    let operator = state.tokens.check(&state.pool, request.request()).await?;
     actix_web::HttpMessage::extensions_mut(&request).insert(operator);
     next.call(request).await
 }

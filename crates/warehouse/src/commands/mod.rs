@@ -10,6 +10,7 @@
 pub mod inventory;
 pub mod orders;
 pub mod packing;
+pub mod tokens;
 
 use crate::auth::AccessError;
 use crate::state::AppState;

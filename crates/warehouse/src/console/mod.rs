@@ -110,7 +110,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/stuck/replay", web::post().to(pages::dead_letters::replay))
             .route("/stuck/purge", web::post().to(pages::dead_letters::purge))
             .route("/inventory", web::get().to(pages::inventory::inventory))
-            .route("/inventory/receive", web::post().to(pages::inventory::receive)),
+            .route("/inventory/receive", web::post().to(pages::inventory::receive))
+            .route("/tokens", web::get().to(pages::tokens::tokens_page))
+            .route("/tokens", web::post().to(pages::tokens::create))
+            .route("/tokens/revoke", web::post().to(pages::tokens::revoke)),
     );
 }
 

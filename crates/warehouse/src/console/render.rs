@@ -81,6 +81,7 @@ pub enum Nav {
     Floor,
     Stuck,
     Inventory,
+    Tokens,
 }
 
 /// The page frame: navigation, who is signed in, an optional flash message.
@@ -124,6 +125,9 @@ pub fn layout_with(
                         (link(Nav::Floor, "/console/floor", "Floor"))
                         (link(Nav::Stuck, "/console/stuck", "Stuck messages"))
                         (link(Nav::Inventory, "/console/inventory", "Inventory"))
+                        @if operator.role >= crate::auth::Role::Admin {
+                            (link(Nav::Tokens, "/console/tokens", "Tokens"))
+                        }
                     }
                     span.who {
                         span #signed-in { (operator.name) " · " (operator.role.as_str()) " · " (stores) }

@@ -127,13 +127,20 @@ impl SessionPolicy {
         let Some(stored) = console_sessions::find(client, &id_sha256).await? else {
             return Ok(None);
         };
-        Ok(tokens
-            .by_digest(&stored.operator, &TokenDigest(stored.token_sha256))
-            .map(|operator| Session {
-                operator,
-                csrf: csrf_for(&secret),
-                id_sha256,
-            }))
+        let digest = TokenDigest(stored.token_sha256);
+        let operator = match tokens.by_digest(&stored.operator, &digest) {
+            Some(operator) => Some(operator),
+            // A database token: found only while it is unrevoked (revoking also deletes the
+            // session rows, in the same transaction).
+            None => crate::auth::database_operator(client, &digest)
+                .await?
+                .filter(|operator| operator.name == stored.operator),
+        };
+        Ok(operator.map(|operator| Session {
+            operator,
+            csrf: csrf_for(&secret),
+            id_sha256,
+        }))
     }
 
     /// Ends a session (sign-out): its cookie is refused from now on, on every replica.

@@ -5,6 +5,7 @@
 pub mod inventory;
 pub mod orders;
 pub mod picking;
+pub mod tokens;
 
 use crate::error::{ApiError, printable};
 use utoipa::IntoParams;

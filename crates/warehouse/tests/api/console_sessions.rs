@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 
 /// A client that shows redirects instead of following them.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -15,7 +15,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// `application/x-www-form-urlencoded`, as a browser sends a form.
-trait FormBody {
+pub(crate) trait FormBody {
     fn form_body(self, pairs: &[(&str, &str)]) -> Self;
 }
 
@@ -40,7 +40,7 @@ impl FormBody for reqwest::RequestBuilder {
 }
 
 /// Signs in at `base` with `token` from `forwarded_for` (an `X-Forwarded-For` hop, if any).
-async fn sign_in(base: &str, token: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+pub(crate) async fn sign_in(base: &str, token: &str, forwarded_for: Option<&str>) -> reqwest::Response {
     let mut request = browser()
         .post(format!("{base}/console/sign-in"))
         .form_body(&[("token", token), ("next", "/console/overview")]);
@@ -51,14 +51,14 @@ async fn sign_in(base: &str, token: &str, forwarded_for: Option<&str>) -> reqwes
 }
 
 /// The `name=value` of the session cookie a successful sign-in set.
-fn session_cookie(response: &reqwest::Response) -> String {
+pub(crate) fn session_cookie(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in failed");
     let set = response.headers().get(SET_COOKIE).unwrap().to_str().unwrap();
     set.split(';').next().unwrap().to_owned()
 }
 
 /// GET a console page with `cookie`: its status, and its body.
-async fn page(base: &str, path: &str, cookie: &str) -> (StatusCode, String) {
+pub(crate) async fn page(base: &str, path: &str, cookie: &str) -> (StatusCode, String) {
     let response = browser()
         .get(format!("{base}{path}"))
         .header(COOKIE, cookie)
@@ -74,7 +74,7 @@ async fn page(base: &str, path: &str, cookie: &str) -> (StatusCode, String) {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
     html[start..start + html[start..].find('"').unwrap()].to_owned()
 }

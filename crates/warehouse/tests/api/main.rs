@@ -6,3 +6,4 @@ mod access;
 mod console_sessions;
 mod helpers;
 mod inputs;
+mod tokens;

@@ -89,7 +89,7 @@ pub async fn sign_in(
             .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         return Ok(response);
     }
-    match state.tokens.authenticate(presented) {
+    match crate::auth::authenticate(&state.tokens, &state.pool, presented).await? {
         Some(operator) => {
             throttle.give_back(&*client, &attempt).await?;
             let session = console.sessions.issue(&*client, &operator).await?;
