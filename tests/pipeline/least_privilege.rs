@@ -141,32 +141,7 @@ async fn the_pipeline_runs_end_to_end_with_each_service_under_its_own_least_priv
     // Webflow fails while it is picked and packed (the warehouse publishes order.packed), so
     // notify-webflow retries (retry exchange), then dead-letters it (dead exchange).
     sim.state.faults.lock().unwrap().error_rate = 1.0;
-    let tasks: serde_json::Value = p
-        .warehouse(reqwest::Method::GET, "/api/v1/pick-tasks?status=open")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let task_id = tasks["pick_tasks"][0]["id"].as_i64().unwrap();
-    let picked = p
-        .warehouse(reqwest::Method::POST, &format!("/api/v1/pick-tasks/{task_id}/picked"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(picked.status(), 200);
-    let parcels = serde_json::json!({"parcels": [{"weight_grams": 250.0, "length_cm": 30.0, "width_cm": 20.0, "height_cm": 10.0}]});
-    let packed = p
-        .warehouse(
-            reqwest::Method::POST,
-            &format!("/api/v1/orders/{SITE_ID}/{order_id}/pack"),
-        )
-        .json(&parcels)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(packed.status(), 200);
+    p.pick_and_pack(&order_id).await;
     assert_eq!(
         p.wait_for_state(&order_id, "shipped", WAIT).await.as_deref(),
         Some("shipped")

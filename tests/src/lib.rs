@@ -687,6 +687,43 @@ impl Pipeline {
         reconcile::build(settings, self.shutdown.child_token()).await.unwrap()
     }
 
+    /// What the floor does for `order_id` through the warehouse API: marks its open pick task
+    /// picked and packs it in one 250 g parcel (the warehouse then publishes `order.packed`).
+    pub async fn pick_and_pack(&self, order_id: &str) {
+        let tasks: serde_json::Value = self
+            .warehouse(reqwest::Method::GET, "/api/v1/pick-tasks?status=open")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let task_id = tasks["pick_tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|task| task["order_id"].as_str() == Some(order_id))
+            .and_then(|task| task["id"].as_i64())
+            .expect("an open pick task for the order");
+        let picked = self
+            .warehouse(reqwest::Method::POST, &format!("/api/v1/pick-tasks/{task_id}/picked"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(picked.status(), 200);
+        let parcels = serde_json::json!({"parcels": [{"weight_grams": 250.0, "length_cm": 30.0, "width_cm": 20.0, "height_cm": 10.0}]});
+        let packed = self
+            .warehouse(
+                reqwest::Method::POST,
+                &format!("/api/v1/orders/{SITE_ID}/{order_id}/pack"),
+            )
+            .json(&parcels)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(packed.status(), 200);
+    }
+
     /// A request to the warehouse API with the test token.
     pub fn warehouse(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let base = self
