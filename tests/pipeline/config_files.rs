@@ -233,11 +233,13 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
 
 /// What loading a service's settings with some environment changes gave.
 type Loaded<S> = Result<platform::service::Checked<S>, SettingsError>;
+/// Loads a service's settings with some environment changes.
+type Loader<'a, S> = dyn Fn(&[(&str, &str)]) -> Loaded<S> + 'a;
 
 /// The shared [amqp] refusals: the guest user (no opt-out), plain amqp:// (unless opted out).
 fn amqp_refusals<S: std::fmt::Debug>(
     service: &str,
-    load: &dyn Fn(&[(&str, &str)]) -> Loaded<S>,
+    load: &Loader<'_, S>,
     key_of: &dyn Fn(Loaded<S>) -> String,
 ) {
     for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
