@@ -237,11 +237,7 @@ type Loaded<S> = Result<platform::service::Checked<S>, SettingsError>;
 type Loader<'a, S> = dyn Fn(&[(&str, &str)]) -> Loaded<S> + 'a;
 
 /// The shared [amqp] refusals: the guest user (no opt-out), plain amqp:// (unless opted out).
-fn amqp_refusals<S: std::fmt::Debug>(
-    service: &str,
-    load: &Loader<'_, S>,
-    key_of: &dyn Fn(Loaded<S>) -> String,
-) {
+fn amqp_refusals<S: std::fmt::Debug>(service: &str, load: &Loader<'_, S>, key_of: &dyn Fn(Loaded<S>) -> String) {
     for url in ["amqps://guest:guest@rabbitmq:5671/%2f", "amqps://rabbitmq:5671/%2f"] {
         assert_eq!(
             key_of(load(&[("WMS__AMQP__URL", url), ("WMS__AMQP__ALLOW_PLAINTEXT", "true")])),
