@@ -225,12 +225,14 @@ async fn replay_a_dead_letter() {
     let dead_queue = p.topology.dead_queue("notify-webflow");
     let work_queue = p.topology.work_queue("notify-webflow");
     let mut headers = FieldTable::default();
+    // Dead-lettered an hour ago: replays refuse dead letters older than the dedupe window allows.
+    let dead_at = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (key, value) in [
         ("x-original-routing-key", "order.shipped"),
         ("x-dead-service", "notify-webflow"),
         ("x-dead-reason", "permanent"),
         ("x-dead-error", "Webflow answered 400: invalid tracking number"),
-        ("x-dead-at", "2026-01-02T03:04:05Z"),
+        ("x-dead-at", dead_at.as_str()),
         ("x-site-id", SITE_ID),
     ] {
         headers.insert(key.into(), AMQPValue::LongString(value.into()));

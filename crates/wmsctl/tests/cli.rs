@@ -6,7 +6,8 @@ use std::process::Command;
 
 fn wmsctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wmsctl"));
-    command.args(args).env_remove("WMS_CONFIG");
+    // The local broker's guest user over amqp://: the local profile.
+    command.args(args).env_remove("WMS_CONFIG").env("WMS__PROFILE", "local");
     for (k, v) in env {
         command.env(k, v);
     }
@@ -55,6 +56,7 @@ fn bad_configuration_names_the_key() {
 fn purge_asks_first() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wmsctl"))
         .args(["dlq", "purge", "wms.enrich.dead"])
+        .env("WMS__PROFILE", "local")
         .env("WMS__AMQP__NAMESPACE", "wmsctl-cli-test")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
