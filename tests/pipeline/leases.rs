@@ -26,17 +26,22 @@ async fn insert_order(client: &tokio_postgres::Client, webflow_order_id: &str, s
         .get(0)
 }
 
+/// A pipeline whose database and broker the test drives itself: no enrich or reserve workers.
+async fn without_workers() -> Pipeline {
+    start_pipeline(PipelineOptions {
+        start_enrich: false,
+        start_reserve: false,
+        ..PipelineOptions::default()
+    })
+    .await
+}
+
 /// The holder's database connection dies mid-call (a network cut, a PostgreSQL restart):
 /// before, the session advisory lock vanished with it and a concurrent redelivery took the
 /// order while the holder carried on.
 #[tokio::test]
 async fn a_lease_outlives_its_holders_connection() {
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     let order_pk = an_order(&p).await;
     let holder = warehouse_db::connect(&warehouse_db::ConnectOptions::new(
         secrecy::SecretString::from(p.db.url.clone()),
@@ -72,12 +77,7 @@ async fn a_lease_outlives_its_holders_connection() {
 /// the transaction that records it, and right before the external call.
 #[tokio::test]
 async fn an_expired_lease_cannot_record_its_result() {
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     let order_pk = an_order(&p).await;
     let first = OrderLock::try_acquire(&p.db.pool, "ship", order_pk)
         .await
@@ -563,12 +563,7 @@ async fn a_slow_booking_keeps_the_lease_and_a_second_delivery_buys_no_second_lab
         },
     )
     .await;
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     start_ship(&p, &carrier.uri(), 30_000).await;
     start_ship(&p, &carrier.uri(), 30_000).await;
     packed_order(&p, "slow-1").await;
@@ -607,12 +602,7 @@ async fn a_slow_booking_keeps_the_lease_and_a_second_delivery_buys_no_second_lab
 /// the one the order shipped with is voided, once, and on the order's timeline.
 #[tokio::test]
 async fn a_label_bought_after_the_lease_lapsed_is_voided_not_dropped() {
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     let carrier = fake_shipengine(
         None,
         SellsLabels {
@@ -688,12 +678,7 @@ async fn an_orphaned_label_of_an_order_still_packed_is_adopted() {
         },
     )
     .await;
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     start_ship(&p, &carrier.uri(), 10_000).await;
     let order_pk = packed_order(&p, "orphan-1").await;
     // What the delivery that lost its lease left: its booking attempt, and the label it bought.
@@ -769,12 +754,7 @@ async fn an_orphaned_label_the_carrier_refuses_to_void_does_not_hold_the_order_u
         .with_priority(1)
         .mount(&carrier)
         .await;
-    let p = start_pipeline(PipelineOptions {
-        start_enrich: false,
-        start_reserve: false,
-        ..PipelineOptions::default()
-    })
-    .await;
+    let p = without_workers().await;
     start_ship(&p, &carrier.uri(), 10_000).await;
     let order_pk = packed_order(&p, "refused-1").await;
     {
