@@ -5,8 +5,10 @@ template output) that schemas cannot make.
     check-deploy.py <overlay-name> <rendered.yaml>
     check-deploy.py --helm [--require-digest] <name> <rendered.yaml>
 
-- Least privilege: each workload gets only its own secrets (the ingress no database URL, no
-  Webflow API token, no warehouse token, no carrier key), and its own AMQP and database users.
+- Least privilege: each workload gets only its own secrets (the ingress no Webflow API token,
+  no warehouse token, no carrier key; its database role may only read the stores), and its own
+  AMQP and database users. The key that seals store secrets (secrets-key) only where sealed
+  values are written or opened.
 - Fail closed: the configuration selects profile = production and a real carrier, and carries
   no secrets; the warehouse has scoped operator tokens ([[warehouse.tokens]],
   one Secret file each), not legacy api_tokens (an admin on every store).
@@ -29,7 +31,8 @@ template output) that schemas cannot make.
   the overlay it builds on).
 - Network policies deny both ways by default; every workload may resolve names and reach
   RabbitMQ (but prune: PostgreSQL only), only those with a database URL reach
-  PostgreSQL, only those that call Webflow or a carrier reach port 443.
+  PostgreSQL, only those that call Webflow or a carrier reach port 443 (the warehouse too: it
+  registers an onboarded store's webhooks).
 - Alerts can fire: a workload whose metrics an alert names (deploy/prometheus/alerts.yml) is a
   long-lived Deployment Prometheus scrapes, not a CronJob whose process exits before a scrape.
 - Connection budget: the PostgreSQL connections of every replica at the autoscaling maxima,
@@ -56,13 +59,13 @@ RESERVED = 3
 WMSCTL = 4
 # Which secret keys each workload may see (environment or mounted files).
 ALLOWED = {
-    "ingress": {"ingress-amqp-url", "shop-webhook-secrets"},
-    "enrich": {"enrich-amqp-url", "enrich-database-url", "shop-api-token"},
+    "ingress": {"ingress-amqp-url", "ingress-database-url", "shop-webhook-secrets", "secrets-key", "webflow-oauth-client-secret"},
+    "enrich": {"enrich-amqp-url", "enrich-database-url", "shop-api-token", "secrets-key"},
     "reserve": {"reserve-amqp-url", "reserve-database-url"},
     "ship": {"ship-amqp-url", "ship-database-url", "shipengine-api-key"},
-    "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token"},
-    "warehouse": {"warehouse-amqp-url", "warehouse-database-url"},
-    "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token"},
+    "notify-webflow": {"notify-webflow-amqp-url", "notify-webflow-database-url", "shop-api-token", "secrets-key"},
+    "warehouse": {"warehouse-amqp-url", "warehouse-database-url", "secrets-key", "webflow-oauth-client-secret"},
+    "reconcile": {"reconcile-amqp-url", "reconcile-database-url", "shop-api-token", "secrets-key"},
     "migrate": {"migrate-database-url", "topology-amqp-url"},
     "prune": {"prune-database-url"},
 }
@@ -79,7 +82,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # The prune job's pool (crates/retention: two connections, whatever database.pool_size says).
 PRUNE_CONNECTIONS = 2
 # Who calls out over HTTPS (Webflow's API, the carrier).
-CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile"}
+CALLS_OUT = {"enrich", "ship", "notify-webflow", "reconcile", "warehouse"}
 # Which workload exports the metrics of each prefix the alert rules name.
 METRIC_SOURCES = {"wms_reconcile_": "reconcile"}
 # Connections a service opens beyond database.pool_size (reconcile: the pass's job lock).
@@ -415,6 +418,9 @@ def placeholder_secret(workload, key):
         return f"postgres://{user}:placeholder@postgres.wms.svc:5432/wms"
     if key == "shop-webhook-secrets":
         return "placeholder-webhook-secret\n"
+    if key == "secrets-key":
+        # `wmsctl secrets new-key`'s shape: <key id>:<64 hex digits>.
+        return "placeholder:" + "ab" * 32 + "\n"
     return f"placeholder-{key}\n"
 
 

@@ -39,21 +39,23 @@ async fn pooled_connections_prepare_each_statement_once() {
     tx.commit().await.unwrap();
 }
 
-/// The cluster-wide group role grants.sql names, created once for every test database (roles
-/// are shared by the whole server; two tests creating it at once must both succeed).
+/// The cluster-wide roles grants.sql names, created once for every test database (roles are
+/// shared by the whole server; two tests creating one at once must both succeed).
 async fn ensure_app_role(db: &TestDatabase) {
-    db.client()
-        .await
-        .batch_execute(
-            "DO $$ BEGIN
-                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_app') THEN
-                     CREATE ROLE wms_app NOLOGIN;
-                 END IF;
-             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-             END $$",
-        )
-        .await
-        .unwrap();
+    for (role, login) in [("wms_app", "NOLOGIN"), ("wms_prune", "LOGIN"), ("wms_ingress", "LOGIN")] {
+        db.client()
+            .await
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                         CREATE ROLE {role} {login};
+                     END IF;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$"
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 fn wmsctl_migrate(db: &TestDatabase, script: &std::path::Path) -> std::process::Output {

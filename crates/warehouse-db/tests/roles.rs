@@ -124,6 +124,39 @@ async fn a_service_role_cannot_alter_the_audit_log() {
     ));
     drop(service);
 
+    // The ingress reads the stores to route and verify webhooks, and nothing else: not a
+    // store's sealed API token, no order, no stock, no writes.
+    let ingress = client("wms_ingress", &db).await;
+    ingress
+        .query(
+            "SELECT s.id, s.name, s.site_id, s.source, s.removed_at, m.name
+               FROM stores s JOIN merchants m ON m.id = s.merchant_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    ingress
+        .query("SELECT store_id, secret_sealed FROM store_webhooks", &[])
+        .await
+        .unwrap();
+    for statement in [
+        "SELECT api_token_sealed FROM stores",
+        "SELECT * FROM orders",
+        "SELECT * FROM inventory",
+        "SELECT * FROM operator_tokens",
+        "UPDATE stores SET removed_at = now()",
+        "INSERT INTO merchants (name) VALUES ('sneaky')",
+        "DELETE FROM store_webhooks",
+    ] {
+        let error = ingress.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{statement}: {error:?}"
+        );
+    }
+    drop(ingress);
+
     admin
         .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
         .await

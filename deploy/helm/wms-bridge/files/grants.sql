@@ -3,6 +3,14 @@
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO wms_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO wms_app;
+-- The ingress (wms_ingress, not a member of wms_app) reads the stores to route and verify
+-- webhooks, nothing else: not a store's sealed API token (a column grant), no order, no stock;
+-- the migration history too, to wait for the schema it needs.
+GRANT SELECT ON merchants, store_webhooks, refinery_schema_history TO wms_ingress;
+GRANT SELECT (id, name, merchant_id, site_id, source, rate_limit_per_minute, send_fulfillment_email,
+              inventory_sync, sku_collection_id, inventory_safety_buffer, created_at, updated_at,
+              removed_at)
+    ON stores TO wms_ingress;
 -- The audit log is append-only: the trigger refuses UPDATE and DELETE, and the services' role
 -- may not even try, nor TRUNCATE (which row triggers do not see). Owning nothing, it cannot
 -- disable or drop the trigger.

@@ -10,6 +10,9 @@
 --                        ALTER nor DROP a table or its append-only trigger
 --   wms_<service> LOGIN  one per service, member of wms_app: separate credentials to rotate or
 --                        revoke, and pg_stat_activity says who holds a connection
+--   wms_ingress   LOGIN  the ingress: NOT a member of wms_app; may only read the stores, their
+--                        merchants and webhook secrets (grants.sql), so a compromised public
+--                        pod can neither write nor read orders, stock or tokens
 --   wms_prune     LOGIN  the prune CronJob (member of wms_app): also the only role that may
 --                        execute prune_audit_log (grants.sql), which deletes audit entries
 --                        older than a cut-off of at least 30 days, nothing else
@@ -29,10 +32,14 @@ BEGIN
             EXECUTE format('CREATE ROLE %I LOGIN IN ROLE wms_app', 'wms_' || service);
         END IF;
     END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_ingress') THEN
+        CREATE ROLE wms_ingress LOGIN;
+    END IF;
 END
 $$;
 
 -- The schema belongs to wms_migrate; services may use it, not create in it.
 GRANT USAGE, CREATE ON SCHEMA public TO wms_migrate;
 GRANT USAGE ON SCHEMA public TO wms_app;
+GRANT USAGE ON SCHEMA public TO wms_ingress;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
