@@ -7,6 +7,7 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
+use warehouse_db::store_names::StoreNames;
 
 pub fn percent(text: &str) -> String {
     let mut out = String::new();
@@ -28,6 +29,21 @@ pub fn order_path(site_id: &str, order_id: &str) -> String {
 /// A path segment, percent-encoded.
 pub fn seg(text: &str) -> String {
     percent(text).replace('/', "%2F")
+}
+
+/// A store as operators know it: its name (the site id on hover), marked when removed, with
+/// its merchant when the warehouse serves several; the site id when no store names it.
+pub fn store(names: &StoreNames, site_id: &str) -> Markup {
+    html! {
+        @match names.get(site_id) {
+            Some(name) => span.store-name title={"site " (site_id)} {
+                (name.store)
+                @if name.removed { " " span.muted { "(removed)" } }
+                @if names.several_merchants() { " " span.muted.merchant { "· " (name.merchant) } }
+            },
+            None => code.store-name { (site_id) },
+        }
+    }
 }
 
 /// The hidden CSRF field of a form.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod access;
+mod console_names;
 mod console_sessions;
 mod helpers;
 mod inputs;

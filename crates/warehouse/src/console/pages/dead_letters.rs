@@ -2,7 +2,7 @@
 
 use super::{Form, Query, field};
 use crate::auth::Role;
-use crate::console::render::{Nav, csrf_field, flash, layout, order_path, redirect_with, time};
+use crate::console::render::{Nav, csrf_field, flash, layout, order_path, redirect_with, store, time};
 use crate::console::session::Session;
 use crate::console::{ConsoleError, ConsoleState, Page, form_session, session};
 use crate::state::AppState;
@@ -53,6 +53,7 @@ pub async fn stuck(
         }
     }
     let admin = session.operator.role >= Role::Admin;
+    let names = warehouse_db::store_names::load(&*state.pool.get().await?).await?;
     let body = html! {
         h1 { "Stuck messages" }
         p.help { "A message lands in a dead-letter queue when its worker failed for good or ran out of retries. Fix the cause (see the error), then replay it: it goes back to its worker with its original id, so nothing happens twice. Purging deletes messages for good." }
@@ -64,7 +65,7 @@ pub async fn stuck(
                         tr { th { "order" } th { "event" } th { "why" } th { "error" } th.num { "attempts" } th { "when" } @if admin { th {} } }
                         @for m in messages {
                             tr {
-                                td { @if let (Some(o), Some(s)) = (&m.order_id, &m.site_id) { a href=(order_path(s, o)) { code { (o) } } } @else { (m.order_id.as_deref().unwrap_or("")) } }
+                                td { @if let (Some(o), Some(s)) = (&m.order_id, &m.site_id) { a href=(order_path(s, o)) { code { (o) } } br; span.muted { (store(&names, s)) } } @else { (m.order_id.as_deref().unwrap_or("")) } }
                                 td { code { (m.routing_key.as_deref().unwrap_or("")) } }
                                 td { (m.reason.as_deref().unwrap_or("")) }
                                 td { (m.error.as_deref().unwrap_or("")) }

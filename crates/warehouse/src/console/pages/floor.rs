@@ -3,7 +3,7 @@
 use super::{Form, Query, field};
 use crate::auth::Role;
 use crate::commands::packing;
-use crate::console::render::{Nav, age, csrf_field, flash, layout, order_path, redirect_with};
+use crate::console::render::{Nav, age, csrf_field, flash, layout, order_path, redirect_with, store};
 use crate::console::session::Session;
 use crate::console::{ConsoleError, ConsoleState, Page, form_session, session};
 use crate::state::AppState;
@@ -12,6 +12,7 @@ use domain::Sku;
 use maud::{Markup, html};
 use std::collections::HashMap;
 use warehouse_db::floor::{self, PickTaskStatus};
+use warehouse_db::store_names::StoreNames;
 
 pub async fn floor(
     state: web::Data<AppState>,
@@ -25,6 +26,7 @@ pub async fn floor(
     let mut tasks = floor::pick_tasks(&*client, Some(PickTaskStatus::Open), sites, 200).await?;
     tasks.extend(floor::pick_tasks(&*client, Some(PickTaskStatus::Picked), sites, 200).await?);
     tasks.sort_by_key(|t| (t.created_at, t.id));
+    let stores = warehouse_db::store_names::load(&*client).await?;
     let body = html! {
         h1 { "Floor" }
         p.help { "Open pick tasks, oldest first. Open one to see its pick list, then confirm each item at the pack station by scanning or typing its SKU." }
@@ -35,7 +37,7 @@ pub async fn floor(
                 @for t in &tasks {
                     tr {
                         td { a.button.quiet.task-link href={"/console/floor/" (t.id)} { "#" (t.id) } }
-                        td { code { (t.order_id) } br; span.muted { (t.site_id) } }
+                        td { code { (t.order_id) } br; span.muted { (store(&stores, t.site_id.as_str())) } }
                         td { (t.status) }
                         td { @for l in &t.lines { (l.quantity) " × " code { (l.sku) } br; } }
                         td { (age(&t.created_at)) }
@@ -74,6 +76,7 @@ fn station_markup(
     task: &floor::PickTask,
     confirmed: &[String],
     names: &HashMap<Sku, String>,
+    stores: &StoreNames,
 ) -> Markup {
     let done = |sku: &Sku| confirmed.iter().filter(|s| s.as_str() == sku.as_str()).count() as i64;
     let complete = task.lines.iter().all(|l| done(&l.sku) >= l.quantity);
@@ -81,7 +84,7 @@ fn station_markup(
     let base = format!("/console/floor/{}", task.id);
     html! {
         h1 { "Pick task #" (task.id) }
-        p { "Order " a href=(order_path(task.site_id.as_str(), task.order_id.as_str())) { code { (task.order_id) } } " · store " code { (task.site_id) } " · status " strong #task-status { (task.status) } }
+        p { "Order " a href=(order_path(task.site_id.as_str(), task.order_id.as_str())) { code { (task.order_id) } }  " · store " (store(stores, task.site_id.as_str())) " · status " strong #task-status { (task.status) } }
         h2 { "Pick list" }
         table #pick-list {
             tr { th { "SKU" } th { "product" } th.num { "quantity" } th.num { "confirmed" } }
@@ -145,7 +148,8 @@ pub async fn station(
     let session = session(&state, &console, &request).await?;
     let task = load_task(&state, &session, *path).await?;
     let names = line_names(&state, &task).await?;
-    let body = station_markup(&session, &task, &[], &names);
+    let stores = warehouse_db::store_names::load(&*state.pool.get().await?).await?;
+    let body = station_markup(&session, &task, &[], &names, &stores);
     Ok(layout(
         &session,
         Nav::Floor,
@@ -195,12 +199,13 @@ pub async fn scan(
         }
     };
     let names = line_names(&state, &task).await?;
+    let stores = warehouse_db::store_names::load(&*state.pool.get().await?).await?;
     let mut response = layout(
         &session,
         Nav::Floor,
         &format!("Pick task {}", task.id),
         Some(flash.clone()),
-        station_markup(&session, &task, &confirmed, &names),
+        station_markup(&session, &task, &confirmed, &names, &stores),
     );
     if !flash.0 {
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;

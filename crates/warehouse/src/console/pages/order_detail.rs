@@ -5,7 +5,7 @@ use super::{Form, Query, field};
 use crate::auth::{Role, order_not_found};
 use crate::commands::orders::{self, CorrectedAddress, WritebackRetry};
 use crate::console::render::{
-    Nav, csrf_field, describe, explain_state, flash, layout, order_path, redirect_with, state_badge, time,
+    Nav, csrf_field, describe, explain_state, flash, layout, order_path, redirect_with, state_badge, store, time,
 };
 use crate::console::session::Session;
 use crate::console::{ConsoleState, Page, form_session, session};
@@ -32,6 +32,7 @@ pub async fn order(
         .ok_or_else(|| order_not_found(&site_id, &order_id))?;
     let summary = db::order_summary(&*client, &view.site_id, &view.order_id).await?;
     let writes = db::webflow_writes(&*client, &view.site_id, &view.order_id).await?;
+    let names = warehouse_db::store_names::load(&*client).await?;
     drop(client);
     let here = order_path(&site_id, &order_id);
     let admin = session.operator.role >= Role::Admin;
@@ -47,7 +48,8 @@ pub async fn order(
         div.grid2 {
             div.card {
                 dl.kv {
-                    dt { "store" } dd { code { (site_id) } }
+                    dt { "store" } dd #order-store { (store(&names, &site_id)) }
+                    @if let Some(name) = names.get(&site_id) { dt { "merchant" } dd #order-merchant { (name.merchant) } }
                     dt { "state" } dd #order-state { (state_badge(view.state.as_str())) }
                     dt { "meaning" } dd { (explain_state(view.state.as_str())) }
                     @if let Some(reason) = &view.state_reason { dt { "why" } dd #state-reason { (reason) } }

@@ -1,22 +1,23 @@
 //! The order list and search.
 
 use super::Query;
-use crate::console::render::{Nav, explain_state, flash, layout, order_path, state_badge, time};
+use crate::console::render::{Nav, explain_state, flash, layout, order_path, state_badge, store, time};
 use crate::console::{ConsoleState, Page, session};
 use crate::state::AppState;
 use actix_web::{HttpRequest, web};
 use domain::{OrderState, SiteId};
 use maud::{Markup, html};
 use warehouse_db::console as db;
+use warehouse_db::store_names::StoreNames;
 
-fn orders_table(orders: &[db::OrderSummary]) -> Markup {
+fn orders_table(orders: &[db::OrderSummary], names: &StoreNames) -> Markup {
     html! {
         table.orders {
             tr { th { "order" } th { "store" } th { "state" } th { "customer" } th { "placed" } th { "last change" } }
             @for o in orders {
                 tr {
                     td { a.order-link href=(order_path(o.site_id.as_str(), o.order_id.as_str())) { code { (o.order_id) } } }
-                    td { code { (o.site_id) } }
+                    td { (store(names, o.site_id.as_str())) }
                     td { (state_badge(o.state.as_str())) @if let Some(reason) = &o.state_reason { div.muted { (reason) } } }
                     td { (o.customer_name.as_deref().unwrap_or("")) br; span.muted { (o.customer_email.as_deref().unwrap_or("")) } }
                     td { (time(&o.created_at)) }
@@ -40,6 +41,7 @@ pub async fn orders(
     let state_filter = query.get("state").map(|s| s.trim()).filter(|s| !s.is_empty());
     let site_id_filter = site.map(SiteId::from);
     let client = state.pool.get().await?;
+    let names = warehouse_db::store_names::load(&*client).await?;
     let stores: Vec<String> = {
         let mut stores: Vec<String> = db::counts_by_state(&*client, sites)
             .await?
@@ -70,7 +72,7 @@ pub async fn orders(
             input #q type="search" name="q" placeholder="order id or email" value=[text];
             select name="site" {
                 option value="" { "every store" }
-                @for s in &stores { option value=(s) selected[site == Some(s.as_str())] { (s) } }
+                @for s in &stores { option value=(s) selected[site == Some(s.as_str())] { (names.store_or_site(s)) } }
             }
             select name="state" {
                 option value="" { "any state" }
@@ -81,7 +83,7 @@ pub async fn orders(
             button type="submit" { "Search" }
         }
         p.muted { (found.len()) " order(s)" }
-        (orders_table(&found))
+        (orders_table(&found, &names))
         h2 { "What the states mean" }
         dl.kv {
             @for st in domain::lifecycle::ALL_STATES { dt { (state_badge(st.as_str())) } dd { (explain_state(st.as_str())) } }

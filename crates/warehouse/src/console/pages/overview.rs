@@ -1,7 +1,7 @@
 //! The overview: orders per store and state, the oldest unshipped, queue depths, Webflow
 //! rate budgets, the outbox backlog.
 
-use crate::console::render::{Nav, age, layout_with, order_path, seg, state_badge, time};
+use crate::console::render::{Nav, age, layout_with, order_path, seg, state_badge, store, time};
 use crate::console::{ConsoleState, Page, session};
 use crate::state::AppState;
 use actix_web::{HttpRequest, web};
@@ -21,6 +21,7 @@ pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleStat
         .filter(|b| sites.is_none_or(|sites| sites.iter().any(|s| b.key.starts_with(&format!("webflow:{s}")))))
         .collect();
     let outbox = db::outbox_backlog(&*client).await?;
+    let names = warehouse_db::store_names::load(&*client).await?;
     drop(client);
     let queues = queue_depths(&console).await;
 
@@ -31,19 +32,19 @@ pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleStat
         p.help { "Refreshes every 10 seconds. Times are in your time zone." }
         @if stores.is_empty() { p { "No orders yet." } }
         div.cards {
-            @for store in &stores {
-                @let of_store: Vec<&(SiteId, OrderState, i64)> = counts.iter().filter(|(s, _, _)| s.as_str() == store).collect();
+            @for store_id in &stores {
+                @let of_store: Vec<&(SiteId, OrderState, i64)> = counts.iter().filter(|(s, _, _)| s.as_str() == store_id).collect();
                 @let review = of_store.iter().find(|(_, st, _)| *st == OrderState::NeedsReview).map_or(0, |(_, _, n)| *n);
                 div.card.store {
-                    h3 { "Store " code { (store) } }
+                    h3 { "Store " (store(&names, store_id)) }
                     table {
                         @for (_, st, n) in &of_store {
-                            tr { td { a href={"/console/orders?site=" (seg(store)) "&state=" (st)} { (state_badge(st.as_str())) } } td.num { (n) } }
+                            tr { td { a href={"/console/orders?site=" (seg(store_id)) "&state=" (st)} { (state_badge(st.as_str())) } } td.num { (n) } }
                         }
                     }
                     p { "Needs review: " a href="/console/review" { strong.needs-review { (review) } } }
-                    @if let Some((_, order_id, st, at)) = oldest.iter().find(|(s, _, _, _)| s.as_str() == store) {
-                        p { "Oldest not shipped: " a href=(order_path(store, order_id.as_str())) { code { (order_id) } } " (" (st.as_str().replace('_', " ")) "), waiting " strong { (age(at)) } " since " (time(at)) }
+                    @if let Some((_, order_id, st, at)) = oldest.iter().find(|(s, _, _, _)| s.as_str() == store_id) {
+                        p { "Oldest not shipped: " a href=(order_path(store_id, order_id.as_str())) { code { (order_id) } } " (" (st.as_str().replace('_', " ")) "), waiting " strong { (age(at)) } " since " (time(at)) }
                     } @else {
                         p.muted { "Nothing waiting to ship." }
                     }

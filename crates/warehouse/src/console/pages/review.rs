@@ -1,7 +1,7 @@
 //! The orders that need a person.
 
 use super::Query;
-use crate::console::render::{Nav, age, flash, layout, order_path, time};
+use crate::console::render::{Nav, age, flash, layout, order_path, store, time};
 use crate::console::{ConsoleState, Page, session};
 use crate::state::AppState;
 use actix_web::{HttpRequest, web};
@@ -17,6 +17,7 @@ pub async fn review(
     let session = session(&state, &console, &request).await?;
     let client = state.pool.get().await?;
     let orders = db::needs_review(&*client, session.operator.site_filter()).await?;
+    let names = warehouse_db::store_names::load(&*client).await?;
     let body = html! {
         h1 { "Needs review" }
         p.help { "Orders the pipeline cannot finish by itself: refunded after shipping, an address or service the carrier refused, fulfilled by hand in Webflow… Open one to see why and act (refund, correct the address, retry the write-back), then mark it resolved with a note. Oldest first." }
@@ -27,7 +28,7 @@ pub async fn review(
                 @for o in &orders {
                     tr {
                         td { a.order-link href=(order_path(o.site_id.as_str(), o.order_id.as_str())) { code { (o.order_id) } } }
-                        td { code { (o.site_id) } }
+                        td { (store(&names, o.site_id.as_str())) }
                         td { (o.state_reason.as_deref().unwrap_or("(no reason recorded)")) }
                         td { (age(&o.updated_at)) br; (time(&o.updated_at)) }
                         td { (o.customer_email.as_deref().unwrap_or("")) }

@@ -1,0 +1,81 @@
+//! The console names stores and merchants, not Webflow site ids: operators of a 3PL know "the
+//! north shop of acme", not `65f0c0…`.
+
+use crate::console_sessions::{page, session_cookie, sign_in};
+use crate::helpers::{ORDER_A, ORDER_B, SITE_A, SITE_B, spawn_app};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn pages_show_store_and_merchant_names_and_the_site_id_only_on_hover() {
+    let app = spawn_app().await;
+    let client = app.db.client().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO merchants (name) VALUES ('acme');
+             INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute)
+                  SELECT 'north-shop', id, '{SITE_A}', 'config', 60 FROM merchants WHERE name = 'acme';
+             -- site-b's first store was removed, and the site onboarded again as another store:
+             -- the live one names it.
+             INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute, removed_at)
+                  VALUES ('old-b', 1, '{SITE_B}', 'config', 60, now());
+             INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute)
+                  VALUES ('south-shop', 1, '{SITE_B}', 'config', 60);"
+        ))
+        .await
+        .unwrap();
+    let cookie = session_cookie(&sign_in(&app.url, "read-all", None).await);
+
+    let (status, orders) = page(&app.url, "/console/orders", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(orders.contains(ORDER_A) && orders.contains(ORDER_B), "{orders}");
+    for name in ["north-shop", "south-shop", "acme"] {
+        assert!(orders.contains(name), "{name} missing from the order list: {orders}");
+    }
+    assert!(
+        !orders.contains("old-b"),
+        "a removed store's name for a reused site: {orders}"
+    );
+    // The site id stays at hand (the tooltip), not as the cell's text.
+    assert!(orders.contains(&format!("title=\"site {SITE_A}\"")), "{orders}");
+    assert!(!orders.contains(&format!("<code>{SITE_A}</code>")), "{orders}");
+
+    let (_, detail) = page(&app.url, &format!("/console/orders/{SITE_A}/{ORDER_A}"), &cookie).await;
+    assert!(detail.contains("north-shop"), "{detail}");
+    assert!(detail.contains("id=\"order-merchant\">acme<"), "{detail}");
+
+    let (_, overview) = page(&app.url, "/console/overview", &cookie).await;
+    assert!(
+        overview.contains("north-shop") && overview.contains("south-shop"),
+        "{overview}"
+    );
+
+    let (_, floor) = page(&app.url, "/console/floor", &cookie).await;
+    assert!(floor.contains("north-shop"), "{floor}");
+    let (_, station) = page(&app.url, &format!("/console/floor/{}", app.task_a), &cookie).await;
+    assert!(station.contains("north-shop"), "{station}");
+
+    // Once the store is removed, its history still shows its name, marked.
+    client
+        .execute("UPDATE stores SET removed_at = now() WHERE name = 'north-shop'", &[])
+        .await
+        .unwrap();
+    let (_, orders) = page(&app.url, "/console/orders", &cookie).await;
+    assert!(
+        orders.contains("north-shop") && orders.contains("(removed)"),
+        "{orders}"
+    );
+}
+
+#[tokio::test]
+async fn a_site_no_store_names_shows_its_id() {
+    let app = spawn_app().await;
+    let cookie = session_cookie(&sign_in(&app.url, "read-all", None).await);
+    let (status, orders) = page(&app.url, "/console/orders", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        orders.contains(&format!("<code class=\"store-name\">{SITE_A}</code>")),
+        "{orders}"
+    );
+    // One merchant: its name is not repeated on every line.
+    assert!(!orders.contains("class=\"muted merchant\""), "{orders}");
+}
