@@ -393,7 +393,7 @@ async fn losing_the_node_that_leads_the_work_queues_loses_and_duplicates_nothing
         orders_per_minute: 600,
         webhook_retry_interval_ms: 2_000,
         amqp_url: cluster.url(),
-        env: Vec::new(),
+        ..StackOptions::default()
     })
     .await;
     let work_queues: Vec<String> = p

@@ -53,6 +53,9 @@ pub struct StackOptions {
     pub amqp_url: String,
     /// More settings for every process (`WMS__…` variables).
     pub env: Vec<(String, String)>,
+    /// More sites the simulator serves (`site_id:token:webhook_secret[:limit]`), which no
+    /// configuration names: stores a test onboards at runtime.
+    pub sim_extra_sites: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -63,6 +66,7 @@ impl Default for StackOptions {
             webhook_retry_interval_ms: 500,
             amqp_url: test_support::amqp_url(),
             env: Vec::new(),
+            sim_extra_sites: Vec::new(),
         }
     }
 }
@@ -168,6 +172,12 @@ impl Stack {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(
+            (!options.sim_extra_sites.is_empty())
+                .then(|| ["--extra-sites".to_owned(), options.sim_extra_sites.join(",")])
+                .into_iter()
+                .flatten(),
+        )
         .collect();
         let log_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
