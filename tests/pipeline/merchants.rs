@@ -16,7 +16,10 @@ const SKU: &str = "TEE-M";
 async fn two_merchants(p: &Pipeline) -> i64 {
     let client = p.client().await;
     let acme = merchants::create(&**client, "acme").await.unwrap();
-    for (name, merchant_id, site_id) in [("shop", DEFAULT_MERCHANT_ID, SITE_ID), ("acme-shop", acme.id, ACME_SITE)] {
+    for (name, merchant_id, site_id) in [
+        ("shop", DEFAULT_MERCHANT_ID, SITE_ID),
+        ("acme-shop", acme.id, ACME_SITE),
+    ] {
         client
             .execute(
                 "INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute)
@@ -150,8 +153,14 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
         (default_level.on_hand, default_level.reserved, default_level.available),
         (10, 10, 0)
     );
-    assert_eq!((acme_level.on_hand, acme_level.reserved, acme_level.available), (4, 4, 0));
-    assert_eq!((default_level.merchant.as_str(), acme_level.merchant.as_str()), ("default", "acme"));
+    assert_eq!(
+        (acme_level.on_hand, acme_level.reserved, acme_level.available),
+        (4, 4, 0)
+    );
+    assert_eq!(
+        (default_level.merchant.as_str(), acme_level.merchant.as_str()),
+        ("default", "acme")
+    );
     let orders_of_acme = p
         .scalar(
             "SELECT count(*) FROM orders WHERE site_id = $1 AND merchant_id = $2",
@@ -201,14 +210,16 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
     refund["triggerType"] = "ecomm_order_changed".into();
     refund["payload"]["status"] = "refunded".into();
     assert_eq!(post_to(&p, SITE_ID, &refund).await, 200);
-    wait_for(
-        "a default backorder served by the released unit",
-        WAIT,
-        || async { (in_state(&p, SITE_ID, "backordered").await == 4).then_some(()) },
-    )
+    wait_for("a default backorder served by the released unit", WAIT, || async {
+        (in_state(&p, SITE_ID, "backordered").await == 4).then_some(())
+    })
     .await;
     p.wait_until_idle(consumer::RESERVE, WAIT).await;
-    assert_eq!(in_state(&p, ACME_SITE, "backordered").await, 8, "acme's backorders untouched");
+    assert_eq!(
+        in_state(&p, ACME_SITE, "backordered").await,
+        8,
+        "acme's backorders untouched"
+    );
     let acme_level = p.merchant_inventory(acme, SKU).await;
     assert_eq!((acme_level.on_hand, acme_level.reserved), (7, 7));
     p.teardown().await;

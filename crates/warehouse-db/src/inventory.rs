@@ -215,7 +215,9 @@ pub async fn receive<C: Db>(client: &C, merchant_id: i64, sku: &Sku, quantity: i
              SET on_hand = inventory.on_hand + EXCLUDED.on_hand, updated_at = now()
          RETURNING {LEVEL_COLUMNS}"
     );
-    let row = client.query_one(&sql, &[&merchant_id, &sku.as_str(), &quantity]).await?;
+    let row = client
+        .query_one(&sql, &[&merchant_id, &sku.as_str(), &quantity])
+        .await?;
     Ok(level(&row))
 }
 

@@ -23,7 +23,9 @@ pub struct Merchant {
 /// Why a merchant could not be read or created.
 #[derive(Debug, thiserror::Error)]
 pub enum MerchantError {
-    #[error("invalid merchant name `{0}`: 1-63 characters, lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit")]
+    #[error(
+        "invalid merchant name `{0}`: 1-63 characters, lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+    )]
     InvalidName(String),
     #[error("a merchant named `{0}` exists already")]
     Conflict(String),

@@ -30,14 +30,20 @@ fn migrations(last: u32) -> Vec<String> {
         })
         .collect();
     files.sort();
-    files.into_iter().map(|(_, path)| std::fs::read_to_string(path).unwrap()).collect()
+    files
+        .into_iter()
+        .map(|(_, path)| std::fs::read_to_string(path).unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn v17_keeps_a_single_merchant_installs_data_in_default() {
     let db = format!("merchant_stock_{}", std::process::id());
     let admin = client("postgres").await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
     let c = client(&db).await;
     for sql in migrations(16) {
@@ -68,8 +74,14 @@ async fn v17_keeps_a_single_merchant_installs_data_in_default() {
     };
     assert_eq!(count("SELECT count(*) FROM inventory WHERE merchant_id = 1").await, 2);
     assert_eq!(count("SELECT count(*) FROM orders WHERE merchant_id = 1").await, 2);
-    assert_eq!(count("SELECT count(*) FROM reservations WHERE merchant_id = 1").await, 1);
-    assert_eq!(count("SELECT count(*) FROM inventory_sync WHERE merchant_id = 1").await, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM reservations WHERE merchant_id = 1").await,
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM inventory_sync WHERE merchant_id = 1").await,
+        1
+    );
     assert_eq!(
         count("SELECT count(*) FROM operator_tokens WHERE merchants = '{*}'").await,
         1,
@@ -77,7 +89,10 @@ async fn v17_keeps_a_single_merchant_installs_data_in_default() {
     );
     let level: (i64, i64) = {
         let row = c
-            .query_one("SELECT on_hand, reserved FROM inventory WHERE merchant_id = 1 AND sku = 'TEE-M'", &[])
+            .query_one(
+                "SELECT on_hand, reserved FROM inventory WHERE merchant_id = 1 AND sku = 'TEE-M'",
+                &[],
+            )
             .await
             .unwrap();
         (row.get(0), row.get(1))
@@ -101,7 +116,10 @@ async fn v17_keeps_a_single_merchant_installs_data_in_default() {
     c.batch_execute("UPDATE inventory SET reserved = 3 WHERE merchant_id = 1 AND sku = 'TEE-M'")
         .await
         .unwrap();
-    assert_eq!(count("SELECT count(*) FROM inventory_sync WHERE dirty_since IS NOT NULL").await, 1);
+    assert_eq!(
+        count("SELECT count(*) FROM inventory_sync WHERE dirty_since IS NOT NULL").await,
+        1
+    );
     let dangling = c
         .execute(
             "INSERT INTO reservations (order_id, merchant_id, sku, quantity, status) VALUES (2, 2, 'CAP', 1, 'active')",

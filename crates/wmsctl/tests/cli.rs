@@ -86,7 +86,12 @@ async fn merchants_are_added_and_listed() {
     let (code, out, err) = wmsctl(&["--json", "merchants", "list"], &env);
     assert_eq!(code, 0, "{err}");
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["acme", "default"]);
     let (code, _, err) = wmsctl(&["merchants", "add", "acme"], &env);
     assert_eq!(code, 1);

@@ -143,7 +143,10 @@ pub async fn create(state: &AppState, operator: &Operator, token: NewToken) -> R
         // Every named merchant must exist: a typo would make a token that sees no stock.
         let known = warehouse_db::merchants::by_names(&*client, &token.merchants).await?;
         if let Some(unknown) = token.merchants.iter().find(|m| !known.iter().any(|k| &k.name == *m)) {
-            return Err(CommandError::invalid("merchants", format!("no merchant named `{unknown}`")));
+            return Err(CommandError::invalid(
+                "merchants",
+                format!("no merchant named `{unknown}`"),
+            ));
         }
     }
     let created = operator_tokens::create(

@@ -60,7 +60,12 @@ pub async fn get_merchant_inventory(
 
 /// A merchant's SKU's stock (the token's one merchant when `merchant` is `None`), with the
 /// sync status of the merchant's stores in the token's scope.
-async fn view(state: &AppState, operator: &Operator, merchant: Option<&str>, sku: &str) -> Result<HttpResponse, ApiError> {
+async fn view(
+    state: &AppState,
+    operator: &Operator,
+    merchant: Option<&str>,
+    sku: &str,
+) -> Result<HttpResponse, ApiError> {
     operator.require(Role::Read)?;
     valid_sku(sku)?;
     let client = state.pool.get().await?;

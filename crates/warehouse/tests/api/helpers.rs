@@ -81,14 +81,18 @@ fn settings_for(db_url: &str, namespace: &str) -> warehouse::Settings {
             merchants: vec!["*".to_owned()],
             role: *role,
         })
-        .chain(MERCHANT_TOKENS.iter().map(|(name, role, sites, merchants)| TokenSettings {
-            name: (*name).to_owned(),
-            token_sha256: Some(sha256_hex(name)),
-            token_file: None,
-            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
-            merchants: merchants.iter().map(|m| (*m).to_owned()).collect(),
-            role: *role,
-        }))
+        .chain(
+            MERCHANT_TOKENS
+                .iter()
+                .map(|(name, role, sites, merchants)| TokenSettings {
+                    name: (*name).to_owned(),
+                    token_sha256: Some(sha256_hex(name)),
+                    token_file: None,
+                    sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+                    merchants: merchants.iter().map(|m| (*m).to_owned()).collect(),
+                    role: *role,
+                }),
+        )
         .collect();
     settings
 }

@@ -18,13 +18,23 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Opti
 
 /// Creates the merchant `acme` (as an admin on everything); its stock of `SKU_A` is 3.
 async fn acme(app: &TestApp) {
-    let (status, body) = call(app, Method::POST, "/api/v1/merchants", "admin-all", Some(json!({"name": "acme"}))).await;
+    let (status, body) = call(
+        app,
+        Method::POST,
+        "/api/v1/merchants",
+        "admin-all",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], "acme");
     let path = format!("/api/v1/merchants/acme/inventory/{SKU_A}");
     let (status, body) = call(app, Method::PUT, &path, "admin-all", Some(json!({"on_hand": 3}))).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["merchant"].as_str(), body["on_hand"].as_i64()), (Some("acme"), Some(3)));
+    assert_eq!(
+        (body["merchant"].as_str(), body["on_hand"].as_i64()),
+        (Some("acme"), Some(3))
+    );
 }
 
 #[tokio::test]
@@ -36,22 +46,64 @@ async fn merchants_are_listed_created_and_read_with_404_and_409() {
     assert_eq!(body["merchants"][0]["name"], "default");
 
     acme(&app).await;
-    let (status, body) = call(&app, Method::POST, "/api/v1/merchants", "admin-all", Some(json!({"name": "acme"}))).await;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/merchants",
+        "admin-all",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("duplicate_name")));
-    let (status, body) = call(&app, Method::POST, "/api/v1/merchants", "admin-all", Some(json!({"name": "Not OK"}))).await;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/api/v1/merchants",
+        "admin-all",
+        Some(json!({"name": "Not OK"})),
+    )
+    .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("name")));
-    let (status, _) = call(&app, Method::POST, "/api/v1/merchants", "admin-all", Some(json!({"nom": "x"}))).await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/merchants",
+        "admin-all",
+        Some(json!({"nom": "x"})),
+    )
+    .await;
     assert_eq!(status, 422, "unknown field");
     // Creating needs an admin on every store and merchant.
-    let (status, _) = call(&app, Method::POST, "/api/v1/merchants", "floor-all", Some(json!({"name": "b"}))).await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/merchants",
+        "floor-all",
+        Some(json!({"name": "b"})),
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = call(&app, Method::POST, "/api/v1/merchants", "admin-a", Some(json!({"name": "b"}))).await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/merchants",
+        "admin-a",
+        Some(json!({"name": "b"})),
+    )
+    .await;
     assert_eq!(status, 403);
 
     let (status, body) = call(&app, Method::GET, "/api/v1/merchants/acme", "read-all", None).await;
     assert_eq!((status, body["name"].as_str()), (200, Some("acme")));
     for unknown in ["nobody", "NOT-A-NAME"] {
-        let (status, body) = call(&app, Method::GET, &format!("/api/v1/merchants/{unknown}"), "read-all", None).await;
+        let (status, body) = call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/merchants/{unknown}"),
+            "read-all",
+            None,
+        )
+        .await;
         assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{unknown}");
         let path = format!("/api/v1/merchants/{unknown}/inventory/{SKU_A}");
         let (status, _) = call(&app, Method::GET, &path, "read-all", None).await;
@@ -66,31 +118,72 @@ async fn inventory_without_a_merchant_serves_a_one_merchant_token_and_asks_the_o
     // Only `default` exists: as before merchants.
     let (status, body) = call(&app, Method::GET, &plain, "admin-all", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["merchant"].as_str(), body["on_hand"].as_i64()), (Some("default"), Some(10)));
+    assert_eq!(
+        (body["merchant"].as_str(), body["on_hand"].as_i64()),
+        (Some("default"), Some(10))
+    );
 
     acme(&app).await;
     // The same SKU under acme is another product: default's stock is untouched.
-    let (status, body) = call(&app, Method::GET, &format!("/api/v1/merchants/default/inventory/{SKU_A}"), "read-all", None).await;
-    assert_eq!((status, body["on_hand"].as_i64(), body["reserved"].as_i64()), (200, Some(10), Some(1)));
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/merchants/default/inventory/{SKU_A}"),
+        "read-all",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["on_hand"].as_i64(), body["reserved"].as_i64()),
+        (200, Some(10), Some(1))
+    );
     // A token on every merchant must name one now.
     let (status, body) = call(&app, Method::GET, &plain, "admin-all", None).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("merchant_required")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("/api/v1/merchants/{merchant}/inventory/{sku}"));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("merchant_required")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/merchants/{merchant}/inventory/{sku}")
+    );
     let (status, _) = call(&app, Method::PUT, &plain, "admin-all", Some(json!({"on_hand": 1}))).await;
     assert_eq!(status, 409);
 
     // A token limited to one merchant keeps using the short path, on its merchant's stock.
     let (status, body) = call(&app, Method::GET, &plain, "read-default", None).await;
-    assert_eq!((status, body["merchant"].as_str(), body["on_hand"].as_i64()), (200, Some("default"), Some(10)));
+    assert_eq!(
+        (status, body["merchant"].as_str(), body["on_hand"].as_i64()),
+        (200, Some("default"), Some(10))
+    );
     let (status, body) = call(&app, Method::GET, &plain, "admin-acme", None).await;
-    assert_eq!((status, body["merchant"].as_str(), body["on_hand"].as_i64()), (200, Some("acme"), Some(3)));
-    let (status, body) = call(&app, Method::POST, &format!("{plain}/receive"), "admin-acme", Some(json!({"quantity": 2}))).await;
-    assert_eq!((status, body["merchant"].as_str(), body["on_hand"].as_i64()), (200, Some("acme"), Some(5)));
+    assert_eq!(
+        (status, body["merchant"].as_str(), body["on_hand"].as_i64()),
+        (200, Some("acme"), Some(3))
+    );
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("{plain}/receive"),
+        "admin-acme",
+        Some(json!({"quantity": 2})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["merchant"].as_str(), body["on_hand"].as_i64()),
+        (200, Some("acme"), Some(5))
+    );
     let default_on_hand: i64 = app
         .db
         .client()
         .await
-        .query_one("SELECT on_hand FROM inventory WHERE merchant_id = 1 AND sku = $1", &[&SKU_A])
+        .query_one(
+            "SELECT on_hand FROM inventory WHERE merchant_id = 1 AND sku = $1",
+            &[&SKU_A],
+        )
         .await
         .unwrap()
         .get(0);
@@ -108,18 +201,44 @@ async fn a_scoped_token_never_reads_or_changes_another_merchants_stock() {
     // Limited to acme: default's stock reads as unknown, for every verb.
     let (status, _) = call(&app, Method::GET, &default_stock, "admin-acme", None).await;
     assert_eq!(status, 404);
-    let (status, _) = call(&app, Method::PUT, &default_stock, "admin-acme", Some(json!({"on_hand": 0}))).await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &default_stock,
+        "admin-acme",
+        Some(json!({"on_hand": 0})),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, _) = call(&app, Method::POST, &format!("{default_stock}/receive"), "admin-acme", Some(json!({"quantity": 1}))).await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("{default_stock}/receive"),
+        "admin-acme",
+        Some(json!({"quantity": 1})),
+    )
+    .await;
     assert_eq!(status, 404);
     let (status, _) = call(&app, Method::GET, "/api/v1/merchants/default", "admin-acme", None).await;
     assert_eq!(status, 404);
     let (status, body) = call(&app, Method::GET, "/api/v1/merchants", "admin-acme", None).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = body["merchants"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = body["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["acme"]);
     // Limited to default: acme's stock reads as unknown.
-    let (status, _) = call(&app, Method::GET, &format!("/api/v1/merchants/acme/inventory/{SKU_A}"), "read-default", None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/merchants/acme/inventory/{SKU_A}"),
+        "read-default",
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // A token limited to a store sees that store's merchant's stock only: site-b is acme's.
@@ -137,13 +256,23 @@ async fn a_scoped_token_never_reads_or_changes_another_merchants_stock() {
     assert_eq!(status, 200);
     assert_eq!(body["merchants"].as_array().unwrap().len(), 1);
     assert_eq!(body["merchants"][0]["name"], "acme");
-    let (status, _) = call(&app, Method::PUT, &default_stock, "admin-b", Some(json!({"on_hand": 0}))).await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &default_stock,
+        "admin-b",
+        Some(json!({"on_hand": 0})),
+    )
+    .await;
     assert_eq!(status, 404, "another merchant's stock, through its name");
     let on_hand: i64 = app
         .db
         .client()
         .await
-        .query_one("SELECT on_hand FROM inventory WHERE merchant_id = 1 AND sku = $1", &[&SKU_A])
+        .query_one(
+            "SELECT on_hand FROM inventory WHERE merchant_id = 1 AND sku = $1",
+            &[&SKU_A],
+        )
         .await
         .unwrap()
         .get(0);
@@ -167,7 +296,14 @@ async fn a_token_created_for_a_merchant_is_limited_to_it() {
     let token = body["token"].as_str().unwrap().to_owned();
     let (status, body) = call(&app, Method::GET, &format!("/api/v1/inventory/{SKU_A}"), &token, None).await;
     assert_eq!((status, body["merchant"].as_str()), (200, Some("acme")));
-    let (status, _) = call(&app, Method::GET, &format!("/api/v1/merchants/default/inventory/{SKU_A}"), &token, None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/merchants/default/inventory/{SKU_A}"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     let (_, listed) = call(&app, Method::GET, "/api/v1/tokens", "admin-all", None).await;
     let clerk = listed
