@@ -4,7 +4,7 @@
 //! existed before merchants did and the orders of sites no store row names.
 
 use crate::db::Db;
-use crate::error::DbError;
+use crate::error::{DbError, Result};
 use tokio_postgres::error::SqlState;
 
 /// The merchant every install has: id 1, named `default`.
@@ -62,7 +62,7 @@ fn merchant(row: &tokio_postgres::Row) -> Merchant {
 }
 
 /// Every merchant, by name.
-pub async fn list<C: Db>(client: &C) -> Result<Vec<Merchant>, MerchantError> {
+pub async fn list<C: Db>(client: &C) -> Result<Vec<Merchant>> {
     let rows = client
         .query("SELECT id, name, created_at FROM merchants ORDER BY name", &[])
         .await?;
@@ -84,7 +84,7 @@ pub async fn get_by_name<C: Db>(client: &C, name: &str) -> Result<Merchant, Merc
 }
 
 /// The merchants with these names that exist, by name (unknown names are left out).
-pub async fn by_names<C: Db>(client: &C, names: &[String]) -> Result<Vec<Merchant>, MerchantError> {
+pub async fn by_names<C: Db>(client: &C, names: &[String]) -> Result<Vec<Merchant>> {
     let rows = client
         .query(
             "SELECT id, name, created_at FROM merchants WHERE name = ANY($1) ORDER BY name",
@@ -97,7 +97,7 @@ pub async fn by_names<C: Db>(client: &C, names: &[String]) -> Result<Vec<Merchan
 /// The merchants whose stock the stores of these sites sell: each live store's merchant, and
 /// `default` for a site no live store row names (its orders are `default`'s, see
 /// `orders::insert`).
-pub async fn of_sites<C: Db>(client: &C, sites: &[String]) -> Result<Vec<Merchant>, MerchantError> {
+pub async fn of_sites<C: Db>(client: &C, sites: &[String]) -> Result<Vec<Merchant>> {
     let rows = client
         .query(
             "SELECT m.id, m.name, m.created_at FROM merchants m

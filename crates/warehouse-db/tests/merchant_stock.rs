@@ -135,3 +135,59 @@ async fn v17_keeps_a_single_merchant_installs_data_in_default() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn merchants_are_created_once_found_by_name_and_refused_when_unknown_or_invalid() {
+    use warehouse_db::merchants::{self, MerchantError};
+    let db = format!("merchants_module_{}", std::process::id());
+    let admin = client("postgres").await;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let pool = warehouse_db::connect(&warehouse_db::ConnectOptions::new(
+        secrecy::SecretString::from(format!("{}/{db}", server_url())),
+        2,
+    ))
+    .await
+    .unwrap();
+    warehouse_db::migrate::run(&pool).await.unwrap();
+    let c = pool.get().await.unwrap();
+
+    let acme = merchants::create(&*c, "acme").await.unwrap();
+    assert_eq!(acme.name, "acme");
+    assert!(matches!(merchants::create(&*c, "acme").await, Err(MerchantError::Conflict(name)) if name == "acme"));
+    assert!(matches!(merchants::create(&*c, "Acme").await, Err(MerchantError::InvalidName(_))));
+    assert_eq!(merchants::get_by_name(&*c, "acme").await.unwrap(), acme);
+    assert_eq!(merchants::get_by_name(&*c, "default").await.unwrap().id, merchants::DEFAULT_MERCHANT_ID);
+    assert!(matches!(merchants::get_by_name(&*c, "nobody").await, Err(MerchantError::NotFound(_))));
+    let names: Vec<String> = merchants::list(&*c).await.unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["acme", "default"]);
+    // A site a live store names is its merchant's; any other site is `default`'s.
+    c.execute(
+        "INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute) VALUES ('a', $1, 'site-a', 'config', 60)",
+        &[&acme.id],
+    )
+    .await
+    .unwrap();
+    let of = |sites: &'static [&'static str]| {
+        let c = &c;
+        async move {
+            let sites: Vec<String> = sites.iter().map(|s| (*s).to_owned()).collect();
+            merchants::of_sites(&**c, &sites)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(of(&["site-a"]).await, ["acme"]);
+    assert_eq!(of(&["site-b"]).await, ["default"]);
+    assert_eq!(of(&["site-a", "site-b"]).await, ["acme", "default"]);
+
+    drop(c);
+    drop(pool);
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}

@@ -28,7 +28,7 @@ use platform::settings::SettingsError;
 use secrecy::ExposeSecret;
 use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
-use warehouse_db::merchants::{self, Merchant, MerchantError};
+use warehouse_db::merchants::{self, Merchant};
 
 /// The stores a token may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,14 +182,13 @@ impl Operator {
     /// scope names, of those its stores belong to.
     pub async fn stock_merchants<C: warehouse_db::Db>(&self, client: &C) -> Result<Vec<Merchant>, AccessError> {
         let named = match &self.merchants {
-            MerchantScope::All => merchants::list(client).await,
-            MerchantScope::Names(names) => merchants::by_names(client, names).await,
-        }
-        .map_err(merchant_access)?;
+            MerchantScope::All => merchants::list(client).await?,
+            MerchantScope::Names(names) => merchants::by_names(client, names).await?,
+        };
         let Some(sites) = self.site_filter() else {
             return Ok(named);
         };
-        let of_sites = merchants::of_sites(client, sites).await.map_err(merchant_access)?;
+        let of_sites = merchants::of_sites(client, sites).await?;
         Ok(named.into_iter().filter(|m| of_sites.contains(m)).collect())
     }
 
@@ -238,15 +237,6 @@ impl Operator {
         } else {
             Err(AccessError::NotFound(format!("unknown SKU `{sku}`")))
         }
-    }
-}
-
-/// A merchant lookup that failed for the database's sake (names are never invalid here).
-fn merchant_access(error: MerchantError) -> AccessError {
-    match error {
-        MerchantError::Database(error) => AccessError::Database(error),
-        MerchantError::NotFound(name) => AccessError::NotFound(format!("no merchant named `{name}`")),
-        other => AccessError::NotFound(other.to_string()),
     }
 }
 
