@@ -243,3 +243,48 @@ async fn an_order_of_a_site_no_store_names_takes_the_default_merchants_stock() {
     assert_eq!(p.inventory(SKU).await.available, 0);
     p.teardown().await;
 }
+
+/// Packing and shipping consume each order's own merchant's stock: on hand and reserved go down
+/// and shipped up on the merchant's row only.
+#[tokio::test]
+async fn shipping_consumes_each_merchants_own_stock() {
+    let p = start_pipeline(PipelineOptions {
+        extra_sites: vec![other_site(ACME_SITE, "acme-token", 6000)],
+        start_ship: true,
+        start_warehouse: true,
+        auto_pack: true,
+        ..PipelineOptions::default()
+    })
+    .await;
+    let acme = two_merchants(&p).await;
+    p.db.merchant_stock(DEFAULT_MERCHANT_ID, SKU, 5).await;
+    p.db.merchant_stock(acme, SKU, 5).await;
+    assert_eq!(post_to(&p, SITE_ID, &single_sku_order("ship-d", SKU, 1)).await, 200);
+    assert_eq!(post_to(&p, ACME_SITE, &single_sku_order("ship-a", SKU, 3)).await, 200);
+    wait_for("both orders shipped", WAIT, || async {
+        let shipped = p
+            .scalar(
+                "SELECT count(*) FROM orders WHERE webflow_order_id IN ('ship-d', 'ship-a') AND state = 'shipped'",
+                &[],
+            )
+            .await;
+        (shipped == 2).then_some(())
+    })
+    .await;
+    let shipped = |merchant_id: i64| {
+        let p = &p;
+        async move {
+            p.scalar(
+                "SELECT shipped FROM inventory WHERE merchant_id = $1 AND sku = $2",
+                &[&merchant_id, &SKU],
+            )
+            .await
+        }
+    };
+    let default_level = p.merchant_inventory(DEFAULT_MERCHANT_ID, SKU).await;
+    let acme_level = p.merchant_inventory(acme, SKU).await;
+    assert_eq!((default_level.on_hand, default_level.reserved), (4, 0));
+    assert_eq!((acme_level.on_hand, acme_level.reserved), (2, 0));
+    assert_eq!((shipped(DEFAULT_MERCHANT_ID).await, shipped(acme).await), (1, 3));
+    p.teardown().await;
+}
