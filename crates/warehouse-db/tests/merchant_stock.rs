@@ -141,7 +141,10 @@ async fn merchants_are_created_once_found_by_name_and_refused_when_unknown_or_in
     use warehouse_db::merchants::{self, MerchantError};
     let db = format!("merchants_module_{}", std::process::id());
     let admin = client("postgres").await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
     let pool = warehouse_db::connect(&warehouse_db::ConnectOptions::new(
         secrecy::SecretString::from(format!("{}/{db}", server_url())),
@@ -155,11 +158,25 @@ async fn merchants_are_created_once_found_by_name_and_refused_when_unknown_or_in
     let acme = merchants::create(&*c, "acme").await.unwrap();
     assert_eq!(acme.name, "acme");
     assert!(matches!(merchants::create(&*c, "acme").await, Err(MerchantError::Conflict(name)) if name == "acme"));
-    assert!(matches!(merchants::create(&*c, "Acme").await, Err(MerchantError::InvalidName(_))));
+    assert!(matches!(
+        merchants::create(&*c, "Acme").await,
+        Err(MerchantError::InvalidName(_))
+    ));
     assert_eq!(merchants::get_by_name(&*c, "acme").await.unwrap(), acme);
-    assert_eq!(merchants::get_by_name(&*c, "default").await.unwrap().id, merchants::DEFAULT_MERCHANT_ID);
-    assert!(matches!(merchants::get_by_name(&*c, "nobody").await, Err(MerchantError::NotFound(_))));
-    let names: Vec<String> = merchants::list(&*c).await.unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(
+        merchants::get_by_name(&*c, "default").await.unwrap().id,
+        merchants::DEFAULT_MERCHANT_ID
+    );
+    assert!(matches!(
+        merchants::get_by_name(&*c, "nobody").await,
+        Err(MerchantError::NotFound(_))
+    ));
+    let names: Vec<String> = merchants::list(&*c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert_eq!(names, ["acme", "default"]);
     // A site a live store names is its merchant's; any other site is `default`'s.
     c.execute(
@@ -183,6 +200,84 @@ async fn merchants_are_created_once_found_by_name_and_refused_when_unknown_or_in
     assert_eq!(of(&["site-a"]).await, ["acme"]);
     assert_eq!(of(&["site-b"]).await, ["default"]);
     assert_eq!(of(&["site-a", "site-b"]).await, ["acme", "default"]);
+
+    drop(c);
+    drop(pool);
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+/// A store syncs its merchant's stock: two stores of two merchants selling the same SKU are
+/// each told their own merchant's count, and a change of one merchant's stock makes only its
+/// stores' rows due.
+#[tokio::test]
+async fn each_store_syncs_its_own_merchants_stock() {
+    use std::time::Duration;
+    use warehouse_db::inventory_sync::{self, SyncSite};
+    let db = format!("merchant_sync_{}", std::process::id());
+    let admin = client("postgres").await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let pool = warehouse_db::connect(&warehouse_db::ConnectOptions::new(
+        secrecy::SecretString::from(format!("{}/{db}", server_url())),
+        2,
+    ))
+    .await
+    .unwrap();
+    warehouse_db::migrate::run(&pool).await.unwrap();
+    let c = pool.get().await.unwrap();
+    let acme = warehouse_db::merchants::create(&*c, "acme").await.unwrap();
+    warehouse_db::inventory::set_on_hand(&*c, 1, &"TEE-M".into(), 7)
+        .await
+        .unwrap();
+    warehouse_db::inventory::set_on_hand(&*c, acme.id, &"TEE-M".into(), 2)
+        .await
+        .unwrap();
+    c.execute(
+        "INSERT INTO inventory_sync (site_id, sku, webflow_sku_id, merchant_id)
+         VALUES ('site-d', 'TEE-M', 'wf-d', 1), ('site-a', 'TEE-M', 'wf-a', $1)",
+        &[&acme.id],
+    )
+    .await
+    .unwrap();
+    let claim = |site: &'static str| {
+        let c = &c;
+        async move {
+            let site = SyncSite {
+                site_id: site.into(),
+                safety_buffer: 0,
+            };
+            inventory_sync::claim(&**c, &site, Duration::ZERO, 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+        }
+    };
+    let default_rows = claim("site-d").await;
+    let acme_rows = claim("site-a").await;
+    assert_eq!(default_rows.iter().map(|r| r.desired).collect::<Vec<_>>(), [7]);
+    assert_eq!(acme_rows.iter().map(|r| r.desired).collect::<Vec<_>>(), [2]);
+    for claimed in default_rows.iter().chain(&acme_rows) {
+        inventory_sync::record_in_step(&*c, claimed).await.unwrap();
+    }
+    // acme's count changes: only acme's store is due again.
+    warehouse_db::inventory::receive(&*c, acme.id, &"TEE-M".into(), 1)
+        .await
+        .unwrap();
+    assert!(claim("site-d").await.is_empty(), "default's store is not due");
+    let again = claim("site-a").await;
+    assert_eq!(again.iter().map(|r| r.desired).collect::<Vec<_>>(), [3]);
+    let status = inventory_sync::status_of_sku(&*c, acme.id, &"TEE-M".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.iter().map(|s| s.site_id.as_str()).collect::<Vec<_>>(),
+        ["site-a"]
+    );
 
     drop(c);
     drop(pool);
