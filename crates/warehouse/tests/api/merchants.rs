@@ -333,3 +333,59 @@ async fn a_token_created_for_a_merchant_is_limited_to_it() {
     .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("merchants")));
 }
+
+/// The console's Inventory page shows each row's merchant, filters by merchant, and its receive
+/// form changes the row's own merchant's stock.
+#[tokio::test]
+async fn the_console_inventory_shows_and_filters_by_merchant() {
+    use crate::console_sessions::{FormBody, browser, csrf, page, session_cookie, sign_in};
+    let app = spawn_app().await;
+    acme(&app).await;
+    let cookie = session_cookie(&sign_in(&app.url, "admin-all", None).await);
+    let (status, html) = page(&app.url, "/console/inventory", &cookie).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("id=\"merchant-filter\""),
+        "a filter once two merchants exist"
+    );
+    assert!(html.contains(&format!("data-sku=\"{SKU_A}\" data-merchant=\"default\"")));
+    assert!(html.contains(&format!("data-sku=\"{SKU_A}\" data-merchant=\"acme\"")));
+    let (_, filtered) = page(&app.url, "/console/inventory?merchant=acme", &cookie).await;
+    assert!(filtered.contains("data-merchant=\"acme\""));
+    assert!(!filtered.contains("data-merchant=\"default\""), "only acme's rows");
+
+    let received = browser()
+        .post(format!("{}/console/inventory/receive", app.url))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form_body(&[
+            ("csrf", csrf(&html).as_str()),
+            ("merchant", "acme"),
+            ("sku", SKU_A),
+            ("quantity", "4"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.status(), 303);
+    let levels: Vec<(String, i64)> = app
+        .db
+        .client()
+        .await
+        .query(
+            "SELECT m.name, i.on_hand FROM inventory i JOIN merchants m ON m.id = i.merchant_id
+             WHERE i.sku = $1 ORDER BY m.name",
+            &[&SKU_A],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(levels, [("acme".to_owned(), 7), ("default".to_owned(), 10)]);
+    // A token limited to acme sees acme's rows only, and no filter.
+    let acme_cookie = session_cookie(&sign_in(&app.url, "admin-acme", None).await);
+    let (_, html) = page(&app.url, "/console/inventory", &acme_cookie).await;
+    assert!(html.contains("data-merchant=\"acme\""));
+    assert!(!html.contains("data-merchant=\"default\""));
+    assert!(!html.contains("id=\"merchant-filter\""));
+}
