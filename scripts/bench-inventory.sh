@@ -44,7 +44,7 @@ WMS__CARRIER__KIND=sandbox start_service ship "$LOGS/inv-ship.log"
 WMS__WAREHOUSE__BIND=127.0.0.1:0 WMS__WAREHOUSE__API_TOKENS=bench WMS__WAREHOUSE__AUTO_PACK=true \
   WMS__WAREHOUSE__AUTO_PACK_INTERVAL_MS=100 start_service warehouse "$LOGS/inv-warehouse.log"
 start_service notify-webflow "$LOGS/inv-notify.log"
-psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000 FROM generate_series(0, $INV_SKUS - 1) n ON CONFLICT (sku) DO UPDATE SET on_hand = 100000, reserved = 0"
+psql -q -h 127.0.0.1 -U postgres -d "$DB" -c "INSERT INTO inventory (sku, on_hand) SELECT 'bench-sku-' || n, 100000 FROM generate_series(0, $INV_SKUS - 1) n ON CONFLICT (merchant_id, sku) DO UPDATE SET on_hand = 100000, reserved = 0"
 rm -f "$LOGS/inv-sim.log"
 start_simulator "$SIM_PORT" "$LOGS/inv-sim.log" --site-id "$SITE" --token bench-token --webhook-secret bench-secret \
   --webhook-url "http://127.0.0.1:$INGRESS_PORT/webhooks/webflow/$SITE" --orders-per-minute 0 \
@@ -60,7 +60,7 @@ done
 # Changes: every change of a SKU's available count marked its row (change_seq), plus the
 # first sight of each SKU. Calls: the simulator's count of inventory PATCHes.
 changes=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT sum(change_seq) + count(*) FROM inventory_sync WHERE site_id = '$SITE'")
-in_step=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM inventory_sync s JOIN inventory i USING (sku) WHERE s.webflow_level = i.on_hand - i.reserved")
+in_step=$(psql -tA -h 127.0.0.1 -U postgres -d "$DB" -c "SELECT count(*) FROM inventory_sync s JOIN inventory i USING (merchant_id, sku) WHERE s.webflow_level = i.on_hand - i.reserved")
 stats=$(curl -sf "http://127.0.0.1:$SIM_PORT/_sim/stats")
 calls=$(echo "$stats" | jq .inventory_writes)
 all_calls=$(echo "$stats" | jq .api_calls)

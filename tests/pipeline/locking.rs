@@ -193,6 +193,7 @@ async fn one_failing_outbox_row_does_not_block_the_others() {
         domain::Event::StockReceivedV1 {
             sku: domain::Sku::new("x"),
             quantity: 1,
+            merchant_id: warehouse_db::merchants::DEFAULT_MERCHANT_ID,
         },
     );
     let good = domain::Envelope::new(

@@ -16,6 +16,7 @@ mod leases;
 mod least_privilege;
 mod lifecycle;
 mod locking;
+mod merchants;
 mod observability;
 mod operator_tools;
 mod order_truth;

@@ -149,9 +149,14 @@ async fn backordered_orders_are_served_oldest_first_when_stock_arrives() {
 pub async fn receive_stock(p: &Pipeline, sku: &str, quantity: i64) {
     let mut client = p.client().await;
     let tx = client.transaction().await.unwrap();
-    warehouse_db::inventory::receive(&*tx, &sku.into(), quantity)
-        .await
-        .unwrap();
+    warehouse_db::inventory::receive(
+        &*tx,
+        warehouse_db::merchants::DEFAULT_MERCHANT_ID,
+        &sku.into(),
+        quantity,
+    )
+    .await
+    .unwrap();
     let envelope = domain::Envelope::new(
         domain::MessageId::new(format!("recv-{}", uuid_like())),
         "test",
@@ -159,6 +164,7 @@ pub async fn receive_stock(p: &Pipeline, sku: &str, quantity: i64) {
         domain::Event::StockReceivedV1 {
             sku: domain::Sku::new(sku),
             quantity,
+            merchant_id: warehouse_db::merchants::DEFAULT_MERCHANT_ID,
         },
     );
     warehouse_db::outbox::enqueue(&*tx, &envelope, None).await.unwrap();

@@ -402,6 +402,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             token_sha256: Some(warehouse::auth::sha256_hex(CONSOLE_TOKEN)),
             token_file: None,
             sites: vec!["*".into()],
+            merchants: vec!["*".into()],
             role: warehouse::auth::Role::Admin,
         }];
         // Plain HTTP on 127.0.0.1.
@@ -563,9 +564,16 @@ impl Pipeline {
         self.client().await.query_one(sql, params).await.unwrap().get(0)
     }
 
+    /// A SKU's stock (the `default` merchant's).
     pub async fn inventory(&self, sku: &str) -> warehouse_db::inventory::StockLevel {
+        self.merchant_inventory(warehouse_db::merchants::DEFAULT_MERCHANT_ID, sku)
+            .await
+    }
+
+    /// A merchant's SKU's stock.
+    pub async fn merchant_inventory(&self, merchant_id: i64, sku: &str) -> warehouse_db::inventory::StockLevel {
         let client = self.client().await;
-        warehouse_db::inventory::get(&**client, &sku.into())
+        warehouse_db::inventory::get(&**client, merchant_id, &sku.into())
             .await
             .unwrap()
             .unwrap()

@@ -40,14 +40,27 @@ pub enum Event {
     OrderShippedV1 { order_id: OrderId },
     #[serde(rename = "order.fulfilled.v1")]
     OrderFulfilledV1 { order_id: OrderId },
+    /// Stock of a merchant's SKU came in (or was released): its backorders are offered it.
+    /// `merchant_id` is absent in events from before merchants owned stock, which were all
+    /// the `default` merchant's (id 1): an additive, backwards-compatible field.
     #[serde(rename = "stock.received.v1")]
-    StockReceivedV1 { sku: Sku, quantity: i64 },
+    StockReceivedV1 {
+        sku: Sku,
+        quantity: i64,
+        #[serde(default = "default_merchant_id")]
+        merchant_id: i64,
+    },
     /// An operator refunds the order in Webflow (e.g. stock will never arrive).
     #[serde(rename = "order.refund_requested.v1")]
     OrderRefundRequestedV1 { order_id: OrderId, reason: String },
     /// The warehouse corrected the shipping address; Webflow's order comment must say so.
     #[serde(rename = "order.address_corrected.v1")]
     OrderAddressCorrectedV1 { order_id: OrderId, comment: String },
+}
+
+/// The `default` merchant (id 1): what events from before merchants owned stock are about.
+fn default_merchant_id() -> i64 {
+    1
 }
 
 impl Event {

@@ -3,8 +3,9 @@
 //! - `order.ready`: reserve every line (locking inventory in SKU order so concurrent orders
 //!   cannot deadlock), create the pick task, move the order to `reserved`; or to `backordered`
 //!   with the reason when stock is short or a SKU is unknown.
-//! - `stock.received` (a receipt, or stock released by a cancellation): offer the SKU to its
-//!   backordered orders, oldest first; a younger order never takes what an older one waits for.
+//! - `stock.received` (a receipt, or stock released by a cancellation): offer the merchant's
+//!   SKU to the merchant's backordered orders, oldest first; a younger order never takes what
+//!   an older one waits for. Every order reserves its own merchant's stock only.
 //! - `order.cancelled`: release the reservation and cancel the pick task, and offer what was
 //!   released to the backorders at once; an order already shipped goes to `needs_review`.
 
@@ -62,7 +63,9 @@ impl Handler for ReserveHandler {
                 };
                 cancel(tx, message, &order, reason, effects).await
             }
-            Event::StockReceivedV1 { sku, .. } => serve_backorders(tx, message, &envelope.site_id, sku, effects).await,
+            Event::StockReceivedV1 { sku, merchant_id, .. } => {
+                serve_backorders(tx, message, &envelope.site_id, *merchant_id, sku, effects).await
+            }
             other => Err(HandlerError::permanent(format!(
                 "reserve does not handle `{}`",
                 other.routing_key()
@@ -71,7 +74,7 @@ impl Handler for ReserveHandler {
     }
 }
 
-/// Offers a SKU's available stock to its backorders, oldest first: the batch's orders are
+/// Offers a merchant's SKU's available stock to the merchant's backorders, oldest first: the batch's orders are
 /// locked (by primary key), then every inventory row they need (in the database's SKU order),
 /// and only then is each tried. A younger order gets only the surplus beyond what older
 /// backorders still need (`inventory::reserve_order`), so an older order that cannot be
@@ -81,10 +84,11 @@ async fn serve_backorders(
     tx: &Transaction<'_>,
     message: &IncomingMessage,
     site_id: &domain::SiteId,
+    merchant_id: i64,
     sku: &domain::Sku,
     effects: &mut Effects,
 ) -> Result<(), HandlerError> {
-    let batch = orders::lock_backordered_needing(tx, sku, BACKORDER_BATCH).await?;
+    let batch = orders::lock_backordered_needing(tx, merchant_id, sku, BACKORDER_BATCH).await?;
     let pks: Vec<i64> = batch.iter().map(|o| o.id).collect();
     inventory::lock_skus_of_orders(tx, &pks).await?;
     let mut served = 0;
@@ -101,6 +105,7 @@ async fn serve_backorders(
             Event::StockReceivedV1 {
                 sku: sku.clone(),
                 quantity: 0,
+                merchant_id,
             },
         );
     }
@@ -200,7 +205,11 @@ async fn cancel(
             ReserveHandler::NAME,
             message,
             &site_id,
-            Event::StockReceivedV1 { sku, quantity },
+            Event::StockReceivedV1 {
+                sku,
+                quantity,
+                merchant_id: order.merchant_id,
+            },
         );
     }
     Ok(())

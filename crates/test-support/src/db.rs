@@ -53,10 +53,16 @@ impl TestDatabase {
         self.pool.get().await.unwrap()
     }
 
-    /// Sets a SKU's stock.
+    /// Sets a SKU's stock (the `default` merchant's).
     pub async fn stock(&self, sku: &str, on_hand: i64) {
+        self.merchant_stock(warehouse_db::merchants::DEFAULT_MERCHANT_ID, sku, on_hand)
+            .await;
+    }
+
+    /// Sets a merchant's SKU's stock.
+    pub async fn merchant_stock(&self, merchant_id: i64, sku: &str, on_hand: i64) {
         let client = self.client().await;
-        warehouse_db::inventory::set_on_hand(&*client, &sku.into(), on_hand)
+        warehouse_db::inventory::set_on_hand(&*client, merchant_id, &sku.into(), on_hand)
             .await
             .unwrap();
     }

@@ -5,14 +5,14 @@ use crate::db::{Db, column};
 use crate::error::Result;
 use domain::{OrderId, OrderState, SiteId, Sku};
 
-/// Whether an order of one of `sites` has a line with `sku` (SKUs are shared by every store;
-/// a token limited to some stores sees the SKUs its stores' orders use).
-pub async fn sku_used_by_sites<C: Db>(client: &C, sku: &Sku, sites: &[String]) -> Result<bool> {
+/// Whether an order of one of `sites` has a line with the merchant's `sku` (a token limited to
+/// some stores sees the SKUs its stores' orders use, of their merchants' stock).
+pub async fn sku_used_by_sites<C: Db>(client: &C, merchant_id: i64, sku: &Sku, sites: &[String]) -> Result<bool> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id
-                            WHERE l.sku = $1 AND o.site_id = ANY($2))",
-            &[sku, &sites],
+                            WHERE l.sku = $1 AND o.site_id = ANY($2) AND o.merchant_id = $3)",
+            &[sku, &sites, &merchant_id],
         )
         .await?;
     Ok(row.get(0))
@@ -202,46 +202,59 @@ pub async fn outbox_backlog<C: Db>(client: &C) -> Result<i64> {
         .get(0))
 }
 
-/// Stock of a SKU with the backorders waiting for it.
+/// Stock of a merchant's SKU with the backorders waiting for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryRow {
+    /// The merchant that owns the stock.
+    pub merchant_id: i64,
+    pub merchant: String,
     pub sku: Sku,
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
-    /// Backordered orders with a line of this SKU, and the units they want.
+    /// Backordered orders (of the merchant) with a line of this SKU, and the units they want.
     pub backordered_orders: i64,
     pub backordered_units: i64,
 }
 
-/// Every SKU in scope (for a store-scoped token: the SKUs its stores' orders use), by SKU.
-pub async fn inventory<C: Db>(client: &C, sites: Option<&[String]>) -> Result<Vec<InventoryRow>> {
+/// Every SKU in scope, by merchant and SKU: of the merchants `merchants` names (`None`: every
+/// merchant), and for a store-scoped token (`sites`) the SKUs its stores' orders use.
+pub async fn inventory<C: Db>(
+    client: &C,
+    merchants: Option<&[i64]>,
+    sites: Option<&[String]>,
+) -> Result<Vec<InventoryRow>> {
     let rows = client
         .query(
-            "SELECT i.sku, i.on_hand, i.reserved,
+            "SELECT m.name, i.sku, i.merchant_id, i.on_hand, i.reserved,
                     (SELECT count(DISTINCT o.id) FROM order_lines l JOIN orders o ON o.id = l.order_id
-                     WHERE l.sku = i.sku AND o.state = 'backordered' AND ($1::text[] IS NULL OR o.site_id = ANY($1))),
+                     WHERE l.sku = i.sku AND o.merchant_id = i.merchant_id AND o.state = 'backordered'
+                       AND ($1::text[] IS NULL OR o.site_id = ANY($1))),
                     (SELECT COALESCE(sum(l.quantity), 0)::bigint FROM order_lines l JOIN orders o ON o.id = l.order_id
-                     WHERE l.sku = i.sku AND o.state = 'backordered' AND ($1::text[] IS NULL OR o.site_id = ANY($1)))
-             FROM inventory i
-             WHERE $1::text[] IS NULL OR EXISTS (
-                 SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id
-                 WHERE l.sku = i.sku AND o.site_id = ANY($1))
-             ORDER BY i.sku",
-            &[&sites],
+                     WHERE l.sku = i.sku AND o.merchant_id = i.merchant_id AND o.state = 'backordered'
+                       AND ($1::text[] IS NULL OR o.site_id = ANY($1)))
+             FROM inventory i JOIN merchants m ON m.id = i.merchant_id
+             WHERE ($2::bigint[] IS NULL OR i.merchant_id = ANY($2))
+               AND ($1::text[] IS NULL OR EXISTS (
+                   SELECT 1 FROM order_lines l JOIN orders o ON o.id = l.order_id
+                   WHERE l.sku = i.sku AND o.merchant_id = i.merchant_id AND o.site_id = ANY($1)))
+             ORDER BY m.name, i.sku",
+            &[&sites, &merchants],
         )
         .await?;
     Ok(rows
         .iter()
         .map(|r| {
-            let (on_hand, reserved): (i64, i64) = (r.get(1), r.get(2));
+            let (on_hand, reserved): (i64, i64) = (r.get(3), r.get(4));
             InventoryRow {
-                sku: r.get(0),
+                merchant_id: r.get(2),
+                merchant: r.get(0),
+                sku: r.get(1),
                 on_hand,
                 reserved,
                 available: on_hand - reserved,
-                backordered_orders: r.get(3),
-                backordered_units: r.get(4),
+                backordered_orders: r.get(5),
+                backordered_units: r.get(6),
             }
         })
         .collect())

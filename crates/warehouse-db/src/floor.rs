@@ -528,12 +528,12 @@ pub async fn record_shipped<C: Db>(
              WHERE order_id = $1 RETURNING 1),
          consumed AS (
              UPDATE reservations SET status = 'consumed', closed_at = now()
-             WHERE order_id = $1 AND status = 'active' RETURNING sku, quantity),
+             WHERE order_id = $1 AND status = 'active' RETURNING merchant_id, sku, quantity),
          stock AS (
              UPDATE inventory SET on_hand = inventory.on_hand - consumed.quantity,
                     reserved = inventory.reserved - consumed.quantity,
                     shipped = inventory.shipped + consumed.quantity, updated_at = now()
-             FROM consumed WHERE inventory.sku = consumed.sku),
+             FROM consumed WHERE inventory.merchant_id = consumed.merchant_id AND inventory.sku = consumed.sku),
          changed AS (
              UPDATE orders SET state = $12, state_reason = NULL, version = version + 1, updated_at = now()
              WHERE id = $1 AND version = $11 RETURNING site_id, webflow_order_id),

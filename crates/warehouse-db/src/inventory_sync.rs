@@ -2,8 +2,11 @@
 //! id, whether its count changed since Webflow last matched it, what was pushed and when, and
 //! what Webflow last said.
 //!
+//! A store syncs its merchant's stock: each row carries the merchant of its store (migration
+//! V17) and is joined to that merchant's inventory row only.
+//!
 //! Rows are marked dirty by a trigger on `inventory` in the transaction that changes a SKU's
-//! available count (migration V8), so no change is lost across crashes. The sync loop claims
+//! available count (migrations V8, V17: the rows of that merchant's stores), so no change is lost across crashes. The sync loop claims
 //! due rows (dirty, not pushed within the interval) with `FOR UPDATE SKIP LOCKED` in one
 //! committed statement (a claim keeps other replicas off the row for a while), pushes, and
 //! records the result; a row whose count changed meanwhile (`change_seq`) stays dirty. A claim
@@ -90,7 +93,7 @@ pub async fn claim<C: Db>(
 ) -> Result<Vec<Claimed>> {
     let sql = format!(
         "WITH due AS (
-             SELECT s.site_id, s.sku FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             SELECT s.site_id, s.sku FROM inventory_sync s JOIN inventory i ON i.merchant_id = s.merchant_id AND i.sku = s.sku
              WHERE s.site_id = $1 AND s.dirty_since IS NOT NULL
                AND (s.claimed_until IS NULL OR s.claimed_until < clock_timestamp())
                AND (s.last_pushed_at IS NULL
@@ -102,7 +105,7 @@ pub async fn claim<C: Db>(
              SET claimed_until = clock_timestamp() + make_interval(secs => $4), safety_buffer = $5,
                  claim_token = $6
          FROM due, inventory i
-         WHERE s.site_id = due.site_id AND s.sku = due.sku AND i.sku = s.sku
+         WHERE s.site_id = due.site_id AND s.sku = due.sku AND i.merchant_id = s.merchant_id AND i.sku = s.sku
          RETURNING {}",
         claimed_columns()
     );
@@ -129,7 +132,7 @@ pub async fn renew<C: Db>(client: &C, claimed: &Claimed, hold_for: Duration) -> 
     let sql = format!(
         "UPDATE inventory_sync s SET claimed_until = clock_timestamp() + make_interval(secs => $4)
          FROM inventory i
-         WHERE s.site_id = $1 AND s.sku = $2 AND s.claim_token = $3 AND i.sku = s.sku
+         WHERE s.site_id = $1 AND s.sku = $2 AND s.claim_token = $3 AND i.merchant_id = s.merchant_id AND i.sku = s.sku
          RETURNING {}",
         claimed_columns()
     );
@@ -299,7 +302,7 @@ pub async fn observe<C: Db>(
         "WITH target AS (
              SELECT s.site_id, s.sku, COALESCE(i.on_hand - i.reserved, 0) AS available, {DESIRED} AS desired,
                     COALESCE($6::timestamptz < s.last_push_sent_at, false) AS stale
-             FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             FROM inventory_sync s JOIN inventory i ON i.merchant_id = s.merchant_id AND i.sku = s.sku
              WHERE s.site_id = $1 AND s.webflow_sku_id = $2
              LIMIT 1),
          judged AS (
@@ -353,6 +356,8 @@ pub struct SyncStatus {
     #[schema(value_type = String)]
     pub sku: Sku,
     pub webflow_sku_id: String,
+    /// The merchant whose stock the store syncs (`merchants.id`).
+    pub merchant_id: i64,
     /// What Webflow should show: available less the site's buffer, never below 0.
     pub desired_level: i64,
     pub last_pushed_level: Option<i64>,
@@ -375,7 +380,7 @@ const STATUS_COLUMNS: &str = "s.site_id, s.sku, s.webflow_sku_id,
     s.last_pushed_level, s.last_pushed_at, s.pushes, s.webflow_level, s.webflow_seen_at,
     COALESCE(s.webflow_type = 'finite'
              AND s.webflow_level = GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0), false),
-    s.dirty_since IS NOT NULL, s.drift_events, s.last_error";
+    s.dirty_since IS NOT NULL, s.drift_events, s.last_error, s.merchant_id";
 
 fn status_row(row: &tokio_postgres::Row) -> SyncStatus {
     SyncStatus {
@@ -392,16 +397,22 @@ fn status_row(row: &tokio_postgres::Row) -> SyncStatus {
         pending: row.get(10),
         drift_events: row.get(11),
         last_error: row.get(12),
+        merchant_id: row.get(13),
     }
 }
 
-/// Every store's sync of one SKU.
-pub async fn status_of_sku<C: Db>(client: &C, sku: &Sku) -> Result<Vec<SyncStatus>> {
+/// The sync of one merchant's SKU with each of the merchant's stores that sold it.
+pub async fn status_of_sku<C: Db>(client: &C, merchant_id: i64, sku: &Sku) -> Result<Vec<SyncStatus>> {
     let sql = format!(
-        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
-         WHERE s.sku = $1 ORDER BY s.site_id"
+        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.merchant_id = s.merchant_id AND i.sku = s.sku
+         WHERE s.merchant_id = $1 AND s.sku = $2 ORDER BY s.site_id"
     );
-    Ok(client.query(&sql, &[sku]).await?.iter().map(status_row).collect())
+    Ok(client
+        .query(&sql, &[&merchant_id, sku])
+        .await?
+        .iter()
+        .map(status_row)
+        .collect())
 }
 
 /// The most rows [`status`] returns.
@@ -411,7 +422,7 @@ pub const STATUS_LIMIT: i64 = 1_000;
 /// (capped at [`STATUS_LIMIT`]).
 pub async fn status<C: Db>(client: &C, sites: Option<&[String]>, limit: i64) -> Result<Vec<SyncStatus>> {
     let sql = format!(
-        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.sku = s.sku
+        "SELECT {STATUS_COLUMNS} FROM inventory_sync s LEFT JOIN inventory i ON i.merchant_id = s.merchant_id AND i.sku = s.sku
          WHERE $1::text[] IS NULL OR s.site_id = ANY($1) ORDER BY s.site_id, s.sku LIMIT $2"
     );
     let limit = limit.clamp(0, STATUS_LIMIT);
@@ -444,7 +455,7 @@ pub async fn summary<C: Db>(client: &C, sites: &[SiteId]) -> Result<Vec<SiteSumm
                             GREATEST(COALESCE(i.on_hand - i.reserved, 0) - s.safety_buffer, 0), false)),
                     count(*) FILTER (WHERE s.dirty_since IS NOT NULL),
                     COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(s.dirty_since))::float8, 0)
-             FROM inventory_sync s JOIN inventory i ON i.sku = s.sku
+             FROM inventory_sync s JOIN inventory i ON i.merchant_id = s.merchant_id AND i.sku = s.sku
              WHERE s.site_id = ANY($1) GROUP BY s.site_id ORDER BY s.site_id",
             &[&sites],
         )

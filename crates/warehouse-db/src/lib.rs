@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod inventory_sync;
 pub mod job_lock;
 pub mod locks;
+pub mod merchants;
 pub mod migrate;
 pub mod operator_tokens;
 pub mod order_view;

@@ -16,6 +16,9 @@ pub struct StoredToken {
     pub role: String,
     /// Webflow site ids, or `["*"]` for every store.
     pub sites: Vec<String>,
+    /// Merchant names whose stock the token may read or change, or `["*"]` for every merchant
+    /// (migration V17).
+    pub merchants: Vec<String>,
     pub token_sha256: Sha256,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub created_by: String,
@@ -23,7 +26,7 @@ pub struct StoredToken {
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-const COLUMNS: &str = "name, role, sites, token_sha256, created_at, created_by, revoked_at, last_used_at";
+const COLUMNS: &str = "name, role, sites, token_sha256, created_at, created_by, revoked_at, last_used_at, merchants";
 
 fn read(row: &tokio_postgres::Row) -> Option<StoredToken> {
     let digest: Vec<u8> = row.get(3);
@@ -36,6 +39,7 @@ fn read(row: &tokio_postgres::Row) -> Option<StoredToken> {
         created_by: row.get(5),
         revoked_at: row.get(6),
         last_used_at: row.get(7),
+        merchants: row.get(8),
     })
 }
 
@@ -46,15 +50,16 @@ pub async fn create<C: Db>(
     name: &str,
     role: &str,
     sites: &[String],
+    merchants: &[String],
     token_sha256: &Sha256,
     created_by: &str,
 ) -> Result<bool> {
     Ok(client
         .execute(
-            "INSERT INTO operator_tokens (name, role, sites, token_sha256, created_by)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO operator_tokens (name, role, sites, merchants, token_sha256, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING",
-            &[&name, &role, &sites, &token_sha256.as_slice(), &created_by],
+            &[&name, &role, &sites, &merchants, &token_sha256.as_slice(), &created_by],
         )
         .await?
         == 1)

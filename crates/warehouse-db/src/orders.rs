@@ -24,6 +24,9 @@ pub struct OrderRecord {
     /// `Some(None)`: Webflow had no address then). Later webhooks carrying this address do not
     /// replace the operator's.
     pub address_override_base: Option<Option<Address>>,
+    /// The merchant whose stock the order takes (`merchants.id`): its store's merchant when it
+    /// was inserted.
+    pub merchant_id: i64,
 }
 
 /// A line to store.
@@ -62,12 +65,12 @@ pub struct NewOrder<'a> {
 macro_rules! columns {
     () => {
         "id, site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required, \
-         shipping_address, snapshot, correlation_id, version, address_override_base"
+         shipping_address, snapshot, correlation_id, version, address_override_base, merchant_id"
     };
 }
 pub(crate) use columns;
 /// How many columns [`columns!`] names: a statement's own columns follow from this index.
-pub(crate) const COLUMN_COUNT: usize = 12;
+pub(crate) const COLUMN_COUNT: usize = 13;
 
 pub(crate) fn from_row(row: &Row) -> Result<OrderRecord> {
     let override_base: Option<postgres_types::Json<Option<Address>>> = column(row, 11)?;
@@ -84,6 +87,7 @@ pub(crate) fn from_row(row: &Row) -> Result<OrderRecord> {
         correlation_id: row.get(9),
         version: row.get(10),
         address_override_base: override_base.map(|base| base.0),
+        merchant_id: row.get(12),
     })
 }
 
@@ -140,7 +144,9 @@ pub async fn lock_packable<C: Db>(client: &C, limit: i64) -> Result<Vec<OrderRec
 }
 
 /// Inserts an order with its lines, learns the lines' Webflow variant ids for its store,
-/// and audits the creation (as `actor`), in one statement. Returns `None` if a concurrent
+/// and audits the creation (as `actor`), in one statement. The order belongs to the merchant
+/// of the live store whose site it came from (the `default` merchant when no store row names
+/// the site). Returns `None` if a concurrent
 /// transaction inserted the order first (lock it then; the lock waits for that transaction).
 pub async fn insert<C: Db>(
     client: &C,
@@ -166,8 +172,9 @@ pub async fn insert<C: Db>(
         "WITH created AS (
              INSERT INTO orders (site_id, webflow_order_id, state, state_reason, webflow_status, shipping_required,
                                  customer_name, customer_email, shipping_address, total_minor, currency, snapshot,
-                                 correlation_id, backordered_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)
+                                 correlation_id, backordered_at, merchant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL,
+                     COALESCE((SELECT merchant_id FROM stores WHERE site_id = $1 AND removed_at IS NULL), 1))
              ON CONFLICT (site_id, webflow_order_id) DO NOTHING RETURNING ",
         columns!(),
         "),
@@ -242,15 +249,18 @@ async fn learn_webflow_ids<C: Db>(client: &C, order_pk: i64, skus: &[&Sku], vari
                  SELECT DISTINCT ON (sku) sku, variant_id
                  FROM unnest($2::text[], $3::text[]) AS l(sku, variant_id)
                  WHERE variant_id IS NOT NULL ORDER BY sku, variant_id)
-             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id)
-             SELECT o.site_id, w.sku, w.variant_id
+             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id, merchant_id)
+             SELECT o.site_id, w.sku, w.variant_id, o.merchant_id
              FROM orders o, wanted w
              WHERE o.id = $1
                AND NOT EXISTS (SELECT 1 FROM inventory_sync s
-                               WHERE s.site_id = o.site_id AND s.sku = w.sku AND s.webflow_sku_id = w.variant_id)
+                               WHERE s.site_id = o.site_id AND s.sku = w.sku AND s.webflow_sku_id = w.variant_id
+                                 AND s.merchant_id = o.merchant_id)
              ORDER BY w.sku
              ON CONFLICT (site_id, sku) DO UPDATE
                  SET webflow_sku_id = EXCLUDED.webflow_sku_id,
+                     -- A site re-added under another merchant syncs that merchant's stock.
+                     merchant_id = EXCLUDED.merchant_id,
                      dirty_since = COALESCE(inventory_sync.dirty_since, clock_timestamp()),
                      change_seq = inventory_sync.change_seq + 1,
                      -- What Webflow said was of the SKU's former id.
@@ -447,27 +457,38 @@ pub async fn set_state_reason<C: Db>(client: &C, order_pk: i64, reason: &str) ->
     Ok(())
 }
 
-/// Backordered orders that need `sku`, oldest first.
-pub async fn backordered_needing<C: Db>(client: &C, sku: Option<&Sku>, limit: i64) -> Result<Vec<i64>> {
+/// Backordered orders (of the merchant, when given) that need `sku`, oldest first.
+pub async fn backordered_needing<C: Db>(
+    client: &C,
+    merchant_id: Option<i64>,
+    sku: Option<&Sku>,
+    limit: i64,
+) -> Result<Vec<i64>> {
     let rows = client
         .query(
             "SELECT o.id FROM orders o
-             WHERE o.state = 'backordered'
+             WHERE o.state = 'backordered' AND ($3::bigint IS NULL OR o.merchant_id = $3)
                AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1))
              ORDER BY o.backordered_at, o.id LIMIT $2",
-            &[&sku, &limit],
+            &[&sku, &limit, &merchant_id],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Locks the `limit` oldest backordered orders that need `sku` (in primary-key order, the one
-/// order in which several orders are ever locked together); returns them oldest first.
-pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) -> Result<Vec<OrderRecord>> {
+/// Locks the `limit` oldest backordered orders of a merchant that need its `sku` (in
+/// primary-key order, the one order in which several orders are ever locked together);
+/// returns them oldest first.
+pub async fn lock_backordered_needing<C: Db>(
+    client: &C,
+    merchant_id: i64,
+    sku: &Sku,
+    limit: i64,
+) -> Result<Vec<OrderRecord>> {
     const SQL: &str = concat!(
         "WITH oldest AS (
              SELECT o.id FROM orders o
-             WHERE o.state = 'backordered'
+             WHERE o.state = 'backordered' AND o.merchant_id = $3
                AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.sku = $1)
              ORDER BY o.backordered_at, o.id LIMIT $2),
          locked AS (
@@ -478,7 +499,7 @@ pub async fn lock_backordered_needing<C: Db>(client: &C, sku: &Sku, limit: i64) 
         columns!(),
         " FROM locked WHERE state = 'backordered' ORDER BY backordered_at, id"
     );
-    let rows = client.query(SQL, &[sku, &limit]).await?;
+    let rows = client.query(SQL, &[sku, &limit, &merchant_id]).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -12,6 +12,11 @@
 //! A role too low answers 403, decided from the route alone (before any lookup, so it tells
 //! nothing about ids). Something outside the token's stores answers 404, exactly as an id
 //! that does not exist, so ids of other stores do not leak.
+//!
+//! Stock belongs to merchants (issue 24). A token may be limited to merchants
+//! (`merchants`, default every merchant); a token limited to stores is limited to those
+//! stores' merchants too (the scopes intersect). Another merchant's stock reads as unknown
+//! (404), as out-of-scope orders do.
 
 // `Role` and `sha256_hex` are part of the token settings' vocabulary, so they live there (and
 // `settings` needs nothing from this module).
@@ -23,6 +28,7 @@ use platform::settings::SettingsError;
 use secrecy::ExposeSecret;
 use std::future::{Ready, ready};
 use subtle::ConstantTimeEq;
+use warehouse_db::merchants::{self, Merchant};
 
 /// The stores a token may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +49,33 @@ impl Scope {
     }
 }
 
+/// The merchants whose stock a token may read or change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MerchantScope {
+    /// `merchants = ["*"]` (the default): every merchant.
+    All,
+    /// These merchant names only.
+    Names(Vec<String>),
+}
+
+impl MerchantScope {
+    pub fn from_names(names: &[String]) -> Self {
+        if names.iter().any(|n| n == "*") {
+            Self::All
+        } else {
+            Self::Names(names.to_vec())
+        }
+    }
+
+    /// As stored and listed: `["*"]`, or the names.
+    pub fn to_names(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".to_owned()],
+            Self::Names(names) => names.clone(),
+        }
+    }
+}
+
 /// Why a caller may not do what it asked. Free of HTTP types so commands can return it; the
 /// HTTP layer maps it to 401, 403 and 404 (`crate::error`).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +89,12 @@ pub enum AccessError {
     /// Outside the token's stores, which reads exactly as something that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// `/api/v1/inventory/{sku}` with a token that may see several merchants' stock: the
+    /// merchant must be named.
+    #[error(
+        "the token may see several merchants' stock: name the merchant (/api/v1/merchants/{{merchant}}/inventory/{{sku}})"
+    )]
+    MerchantRequired,
     /// Deciding needed the database, and it failed.
     #[error(transparent)]
     Database(#[from] warehouse_db::DbError),
@@ -68,6 +107,8 @@ pub struct Operator {
     pub name: String,
     pub role: Role,
     pub scope: Scope,
+    /// The merchants whose stock it may read or change (intersected with its stores').
+    pub merchants: MerchantScope,
     /// The SHA-256 of the token: a console session records it, so a session lasts only while
     /// its token is configured, and revoking a token can end its sessions
     /// (`warehouse_db::console_sessions::end_for_token`).
@@ -137,14 +178,61 @@ impl Operator {
         }
     }
 
-    /// SKUs are shared by every store. A token limited to some stores sees a SKU only when an
-    /// order of one of its stores has a line with it; otherwise the SKU reads as unknown (404).
-    /// A SKU nobody ordered yet (creating one with `PUT`) needs a token on every store (`*`).
-    pub async fn check_sku<C: warehouse_db::Db>(&self, client: &C, sku: &str) -> Result<(), AccessError> {
+    /// The merchants whose stock the operator may read or change, by name: those its merchant
+    /// scope names, of those its stores belong to.
+    pub async fn stock_merchants<C: warehouse_db::Db>(&self, client: &C) -> Result<Vec<Merchant>, AccessError> {
+        let named = match &self.merchants {
+            MerchantScope::All => merchants::list(client).await?,
+            MerchantScope::Names(names) => merchants::by_names(client, names).await?,
+        };
+        let Some(sites) = self.site_filter() else {
+            return Ok(named);
+        };
+        let of_sites = merchants::of_sites(client, sites).await?;
+        Ok(named.into_iter().filter(|m| of_sites.contains(m)).collect())
+    }
+
+    /// The merchant whose stock a request means. Named (`/api/v1/merchants/{merchant}/…`):
+    /// that merchant, which an out-of-scope one reads as unknown (404). Unnamed
+    /// (`/api/v1/inventory/{sku}`): the one merchant the operator may see; with several, the
+    /// request is ambiguous ([`AccessError::MerchantRequired`], 409).
+    pub async fn stock_merchant<C: warehouse_db::Db>(
+        &self,
+        client: &C,
+        named: Option<&str>,
+    ) -> Result<Merchant, AccessError> {
+        let visible = self.stock_merchants(client).await?;
+        match named {
+            Some(name) => visible
+                .into_iter()
+                .find(|m| m.name == name)
+                .ok_or_else(|| AccessError::NotFound(format!("no merchant named `{name}`"))),
+            None => {
+                let mut visible = visible.into_iter();
+                match (visible.next(), visible.next()) {
+                    (Some(only), None) => Ok(only),
+                    (None, _) => Err(AccessError::NotFound(
+                        "the token may see no merchant's stock".to_owned(),
+                    )),
+                    (Some(_), Some(_)) => Err(AccessError::MerchantRequired),
+                }
+            }
+        }
+    }
+
+    /// A token limited to some stores sees a merchant's SKU only when an order of one of its
+    /// stores has a line with it; otherwise the SKU reads as unknown (404). A SKU nobody
+    /// ordered yet (creating one with `PUT`) needs a token on every store (`*`).
+    pub async fn check_sku<C: warehouse_db::Db>(
+        &self,
+        client: &C,
+        merchant_id: i64,
+        sku: &str,
+    ) -> Result<(), AccessError> {
         let Some(sites) = self.site_filter() else {
             return Ok(());
         };
-        if warehouse_db::console::sku_used_by_sites(client, &sku.into(), sites).await? {
+        if warehouse_db::console::sku_used_by_sites(client, merchant_id, &sku.into(), sites).await? {
             Ok(())
         } else {
             Err(AccessError::NotFound(format!("unknown SKU `{sku}`")))
@@ -198,6 +286,7 @@ impl TokenStore {
                     name: format!("token-{}", index + 1),
                     role: Role::Admin,
                     scope: Scope::All,
+                    merchants: MerchantScope::All,
                     token_sha256: TokenDigest(digest),
                 },
             ));
@@ -210,6 +299,7 @@ impl TokenStore {
                     name: token.name.clone(),
                     role: token.role,
                     scope: Scope::from_sites(&token.sites),
+                    merchants: MerchantScope::from_names(&token.merchants),
                     token_sha256: TokenDigest(digest),
                 },
             ));
@@ -301,6 +391,7 @@ pub fn stored_operator(stored: &warehouse_db::operator_tokens::StoredToken) -> R
         name: stored.name.clone(),
         role,
         scope: Scope::from_sites(&stored.sites),
+        merchants: MerchantScope::from_names(&stored.merchants),
         token_sha256: TokenDigest(stored.token_sha256),
     })
 }
@@ -331,6 +422,7 @@ mod tests {
                 token_sha256: Some(sha256_hex("ana-secret")),
                 token_file: None,
                 sites: vec!["site-a".into()],
+                merchants: vec!["*".into()],
                 role: Role::Floor,
             }],
             ..WarehouseSettings::default()

@@ -111,6 +111,7 @@ impl From<AccessError> for ApiError {
             AccessError::Unauthorized => Self::unauthorized(),
             AccessError::Forbidden(message) => Self::forbidden(message),
             AccessError::NotFound(message) => Self::not_found(message),
+            error @ AccessError::MerchantRequired => Self::conflict("merchant_required", error.to_string()),
             AccessError::Database(error) => error.into(),
         }
     }
@@ -123,6 +124,7 @@ impl ResponseError for AccessError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MerchantRequired => StatusCode::CONFLICT,
             Self::Database(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,6 +135,7 @@ impl ResponseError for AccessError {
             Self::Unauthorized => ApiError::unauthorized(),
             Self::Forbidden(message) => ApiError::forbidden(message.clone()),
             Self::NotFound(message) => ApiError::not_found(message.clone()),
+            Self::MerchantRequired => ApiError::conflict("merchant_required", self.to_string()),
             Self::Database(_) => ApiError::new(
                 self.status_code(),
                 "database_error",

@@ -5,7 +5,7 @@
 //! `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`).
 
 use crate::error::ErrorBody;
-use crate::routes::{inventory, orders, picking, tokens};
+use crate::routes::{inventory, merchants, orders, picking, tokens};
 use std::sync::OnceLock;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -20,13 +20,19 @@ pub const API_VERSION: &str = "1.0.0";
     info(
         title = "Webflow WMS Bridge: warehouse API",
         version = API_VERSION,
-        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` with a token of `warehouse.tokens` (or `warehouse.api_tokens`), or one an admin created with `POST /api/v1/tokens`. A token has a role: `read` (every GET), `floor` (also pick, pack, receive), `admin` (also refunds, address corrections, setting inventory); a role too low answers 403. A token limited to some stores sees only their orders and pick tasks, and only the SKUs their orders use: anything else answers 404, as if it did not exist. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
+        description = "The operators' API: inventory, picking and packing, order views. Every route needs `Authorization: Bearer <token>` with a token of `warehouse.tokens` (or `warehouse.api_tokens`), or one an admin created with `POST /api/v1/tokens`. A token has a role: `read` (every GET), `floor` (also pick, pack, receive), `admin` (also refunds, address corrections, setting inventory); a role too low answers 403. A token limited to some stores sees only their orders and pick tasks, and only the SKUs their orders use: anything else answers 404, as if it did not exist. Stock belongs to merchants: the same SKU under two merchants is two products. A token may be limited to merchants (and a token limited to stores to their merchants); another merchant's stock answers 404. `/api/v1/merchants/{merchant}/inventory/{sku}` names the merchant; `/api/v1/inventory/{sku}` works for a token that may see one merchant's stock (or while only `default` exists) and answers 409 `merchant_required` otherwise. Every error is JSON `{code, message, field?}` with a stable `code`: an unknown path answers 404, a method a path does not declare answers 405 with `Allow`.",
         license(name = "MIT"),
     ),
     paths(
         inventory::get_inventory,
         inventory::set_inventory,
         inventory::receive,
+        inventory::get_merchant_inventory,
+        inventory::set_merchant_inventory,
+        inventory::receive_merchant,
+        merchants::list_merchants,
+        merchants::create_merchant,
+        merchants::get_merchant,
         picking::list_pick_tasks,
         picking::mark_picked,
         picking::pack,
@@ -42,7 +48,8 @@ pub const API_VERSION: &str = "1.0.0";
     security(("bearer" = [])),
     modifiers(&BearerAuth, &CommonResponses),
     tags(
-        (name = "inventory", description = "Stock per SKU"),
+        (name = "inventory", description = "Stock per merchant and SKU"),
+        (name = "merchants", description = "Merchants: who owns stock"),
         (name = "floor", description = "Picking and packing"),
         (name = "orders", description = "Order views, refunds, address corrections"),
         (name = "tokens", description = "Operator tokens kept in the database (admin)"),

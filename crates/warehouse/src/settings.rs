@@ -45,8 +45,17 @@ pub struct TokenSettings {
     pub token_file: Option<PathBuf>,
     /// `["*"]` for every store, or Webflow site ids.
     pub sites: Vec<String>,
+    /// Merchants whose stock the token may read or change: `["*"]` (the default) for every
+    /// merchant, or merchant names. A token limited to stores is also limited to their
+    /// merchants; the two scopes intersect.
+    #[serde(default = "every_merchant")]
+    pub merchants: Vec<String>,
     /// `read`, `floor` or `admin`.
     pub role: Role,
+}
+
+fn every_merchant() -> Vec<String> {
+    vec!["*".to_owned()]
 }
 
 /// What a token may do. Ordered: each role includes the ones before it.
@@ -245,6 +254,17 @@ impl Validate for Settings {
                     r#"["*"] for every store, or a list of Webflow site ids"#,
                 ));
             }
+            if token.merchants.is_empty()
+                || token
+                    .merchants
+                    .iter()
+                    .any(|m| m != "*" && !warehouse_db::merchants::valid_name(m))
+            {
+                return Err(SettingsError::invalid(
+                    key("merchants"),
+                    r#"["*"] for every merchant, or a list of merchant names"#,
+                ));
+            }
         }
         if let Some(path) = &self.warehouse.console.session_key_file {
             let key =
@@ -330,6 +350,7 @@ mod tests {
             token_sha256: Some(sha256_hex("secret")),
             token_file: None,
             sites: vec!["*".into()],
+            merchants: vec!["*".into()],
             role: Role::Floor,
         }
     }
@@ -413,6 +434,11 @@ mod tests {
             ..token()
         });
         assert_eq!(error_key(no_sites), "warehouse.tokens[0].sites");
+        let bad_merchant = with_token(TokenSettings {
+            merchants: vec!["Not A Name".into()],
+            ..token()
+        });
+        assert_eq!(error_key(bad_merchant), "warehouse.tokens[0].merchants");
         let mut clash = with_token(TokenSettings {
             name: "token-1".into(),
             ..token()

@@ -6,7 +6,7 @@ use crate::console::ConsoleState;
 use crate::console::session::SessionPolicy;
 use crate::metrics::PipelineMetrics;
 use crate::openapi;
-use crate::routes::{inventory, orders, picking, tokens};
+use crate::routes::{inventory, merchants, orders, picking, tokens};
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -168,6 +168,18 @@ fn api_v1() -> actix_web::Scope<
                 .put(inventory::set_inventory),
         )
         .service(web::resource("/inventory/{sku}/receive").post(inventory::receive))
+        .service(
+            web::resource("/merchants")
+                .get(merchants::list_merchants)
+                .post(merchants::create_merchant),
+        )
+        .service(web::resource("/merchants/{merchant}").get(merchants::get_merchant))
+        .service(
+            web::resource("/merchants/{merchant}/inventory/{sku}")
+                .get(inventory::get_merchant_inventory)
+                .put(inventory::set_merchant_inventory),
+        )
+        .service(web::resource("/merchants/{merchant}/inventory/{sku}/receive").post(inventory::receive_merchant))
         .service(web::resource("/pick-tasks").get(picking::list_pick_tasks))
         .service(web::resource("/pick-tasks/{id}/picked").post(picking::mark_picked))
         .service(web::resource("/orders/{site_id}/{order_id}/pack").post(picking::pack))

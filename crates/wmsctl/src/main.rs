@@ -18,7 +18,7 @@ use wmsctl::output::{messages_table, order_text, table};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, RabbitMQ topology and users, reconciliation, sites"
+    about = "Operate the Webflow WMS Bridge: dead letters, orders, migrations, RabbitMQ topology and users, reconciliation, sites, merchants"
 )]
 struct Cli {
     /// Print JSON instead of tables.
@@ -67,10 +67,27 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Merchants: who owns stock (each store belongs to one).
+    Merchants {
+        #[command(subcommand)]
+        command: MerchantsCommand,
+    },
     /// The keys that seal secrets kept in the database (`secrets.key_file`).
     Secrets {
         #[command(subcommand)]
         command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MerchantsCommand {
+    /// Every merchant, by name.
+    List,
+    /// Creates a merchant (fails if the name is taken).
+    Add {
+        /// 1-63 characters: lower-case letters, digits, `.`, `_` and `-`, starting with a
+        /// letter or digit.
+        name: String,
     },
 }
 
@@ -230,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile { .. } => reconcile_once(json, &settings).await,
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
+        Command::Merchants { command } => merchants(json, &settings, command).await,
         Command::Secrets { command } => secrets(&command),
     }
 }
@@ -293,6 +311,30 @@ async fn order(json: bool, settings: &Settings, command: OrderCommand) -> anyhow
         .await?
         .with_context(|| format!("no order {order_id} for site {site_id}"))?;
     print(json, &view, || order_text(&view))
+}
+
+/// `wmsctl merchants list|add`: straight on the warehouse database, as `order show` reads it.
+async fn merchants(json: bool, settings: &Settings, command: MerchantsCommand) -> anyhow::Result<()> {
+    use warehouse_db::merchants::{self, Merchant};
+    let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
+    let client = pool.get().await?;
+    let rows = |list: &[Merchant]| {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|m| vec![m.name.clone(), m.id.to_string(), m.created_at.to_rfc3339()])
+            .collect();
+        table(&["NAME", "ID", "CREATED"], &rows)
+    };
+    match command {
+        MerchantsCommand::List => {
+            let list = merchants::list(&*client).await?;
+            print(json, &list, || rows(&list))
+        }
+        MerchantsCommand::Add { name } => {
+            let merchant = merchants::create(&*client, &name).await?;
+            print(json, &merchant, || format!("created merchant {}", merchant.name))
+        }
+    }
 }
 
 /// `wmsctl migrate`.

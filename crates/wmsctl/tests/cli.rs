@@ -23,7 +23,7 @@ fn wmsctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 fn help_lists_the_commands() {
     let (code, out, _) = wmsctl(&["--help"], &[]);
     assert_eq!(code, 0);
-    for command in ["dlq", "order", "migrate", "reconcile", "sites", "webhooks"] {
+    for command in ["dlq", "order", "migrate", "reconcile", "sites", "webhooks", "merchants"] {
         assert!(out.contains(command), "{command} missing:\n{out}");
     }
 }
@@ -73,4 +73,30 @@ fn purge_asks_first() {
         err.contains("not purged") || err.contains("not a dead-letter queue"),
         "{err}"
     );
+}
+
+/// `wmsctl merchants add` then `list`, on a fresh database; a taken or bad name fails clearly.
+#[tokio::test]
+async fn merchants_are_added_and_listed() {
+    let db = test_support::db::TestDatabase::create().await;
+    let env = [("WMS__DATABASE__URL", db.url.as_str())];
+    let (code, out, err) = wmsctl(&["merchants", "add", "acme"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created merchant acme"), "{out}");
+    let (code, out, err) = wmsctl(&["--json", "merchants", "list"], &env);
+    assert_eq!(code, 0, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "default"]);
+    let (code, _, err) = wmsctl(&["merchants", "add", "acme"], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("a merchant named `acme` exists already"), "{err}");
+    let (code, _, err) = wmsctl(&["merchants", "add", "Not Valid"], &env);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid merchant name"), "{err}");
 }

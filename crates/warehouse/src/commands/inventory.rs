@@ -1,4 +1,8 @@
-//! Stock: set the counted stock of a SKU, receive stock at the dock.
+//! Stock: set the counted stock of a merchant's SKU, receive stock at the dock.
+//!
+//! Every command names the merchant whose stock it changes (`merchant`), or leaves it to the
+//! token when it may see one merchant only (`/api/v1/inventory/{sku}`); see
+//! [`Operator::stock_merchant`].
 
 use super::{CommandError, enqueue, printable, with_outbox};
 use crate::auth::{Operator, Role};
@@ -16,11 +20,12 @@ pub fn valid_sku(sku: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Sets the counted stock of a SKU (creating it). More stock than before may serve
-/// backordered orders, so the increase is announced (`stock.received`).
+/// Sets the counted stock of a merchant's SKU (creating it). More stock than before may serve
+/// the merchant's backordered orders, so the increase is announced (`stock.received`).
 pub async fn set_on_hand(
     state: &AppState,
     operator: &Operator,
+    merchant: Option<&str>,
     sku: &str,
     on_hand: i64,
 ) -> Result<StockLevel, CommandError> {
@@ -30,8 +35,9 @@ pub async fn set_on_hand(
         return Err(CommandError::invalid("on_hand", "on_hand cannot be negative"));
     }
     with_outbox(state, &operator.name, async |tx| {
-        operator.check_sku(&**tx, sku).await?;
-        let (before, reserved) = inventory::lock(tx, &sku.into())
+        let merchant = operator.stock_merchant(&**tx, merchant).await?;
+        operator.check_sku(&**tx, merchant.id, sku).await?;
+        let (before, reserved) = inventory::lock(tx, merchant.id, &sku.into())
             .await?
             .map(|level| (level.on_hand, level.reserved))
             .unwrap_or((0, 0));
@@ -41,7 +47,7 @@ pub async fn set_on_hand(
                 format!("{reserved} units of `{sku}` are reserved; on_hand cannot go below that"),
             ));
         }
-        let level = inventory::set_on_hand(tx, &sku.into(), on_hand).await?;
+        let level = inventory::set_on_hand(tx, merchant.id, &sku.into(), on_hand).await?;
         audit::record(
             &**tx,
             AuditEntry {
@@ -49,14 +55,14 @@ pub async fn set_on_hand(
                 order_id: None,
                 kind: AuditKind::StockCounted,
                 actor: &operator.name,
-                detail: serde_json::json!({"sku": sku, "before": before, "after": on_hand}),
+                detail: serde_json::json!({"merchant": merchant.name, "sku": sku, "before": before, "after": on_hand}),
             },
         )
         .await?;
         // More available stock may serve backorders.
         let mut events = Vec::new();
         if on_hand > before {
-            let event = stock_received(sku, on_hand - before);
+            let event = stock_received(merchant.id, sku, on_hand - before);
             enqueue(tx, &operator.name, &event).await?;
             events.push(event);
         }
@@ -65,10 +71,12 @@ pub async fn set_on_hand(
     .await
 }
 
-/// Receives stock of a known SKU in scope; the new stock may serve backordered orders.
+/// Receives stock of a merchant's known SKU in scope; the new stock may serve the merchant's
+/// backordered orders.
 pub async fn receive_stock(
     state: &AppState,
     operator: &Operator,
+    merchant: Option<&str>,
     sku: &str,
     quantity: i64,
 ) -> Result<StockLevel, CommandError> {
@@ -78,8 +86,9 @@ pub async fn receive_stock(
         return Err(CommandError::invalid("quantity", "quantity must be at least 1"));
     }
     with_outbox(state, &operator.name, async |tx| {
-        operator.check_sku(&**tx, sku).await?;
-        let Some(current) = inventory::lock(tx, &sku.into()).await? else {
+        let merchant = operator.stock_merchant(&**tx, merchant).await?;
+        operator.check_sku(&**tx, merchant.id, sku).await?;
+        let Some(current) = inventory::lock(tx, merchant.id, &sku.into()).await? else {
             return Err(CommandError::NotFound(format!(
                 "unknown SKU `{sku}`; create it with PUT first"
             )));
@@ -90,7 +99,7 @@ pub async fn receive_stock(
                 message: format!("`{sku}` cannot hold {quantity} more units"),
             });
         }
-        let level = inventory::receive(tx, &sku.into(), quantity).await?;
+        let level = inventory::receive(tx, merchant.id, &sku.into(), quantity).await?;
         audit::record(
             &**tx,
             AuditEntry {
@@ -98,18 +107,18 @@ pub async fn receive_stock(
                 order_id: None,
                 kind: AuditKind::StockReceived,
                 actor: &operator.name,
-                detail: serde_json::json!({"sku": sku, "quantity": quantity}),
+                detail: serde_json::json!({"merchant": merchant.name, "sku": sku, "quantity": quantity}),
             },
         )
         .await?;
-        let event = stock_received(sku, quantity);
+        let event = stock_received(merchant.id, sku, quantity);
         enqueue(tx, &operator.name, &event).await?;
         Ok((level, vec![event]))
     })
     .await
 }
 
-fn stock_received(sku: &str, quantity: i64) -> Envelope {
+fn stock_received(merchant_id: i64, sku: &str, quantity: i64) -> Envelope {
     let id = format!("stock-{}", uuid::Uuid::new_v4().simple());
     Envelope::new(
         MessageId::new(id.clone()),
@@ -118,6 +127,7 @@ fn stock_received(sku: &str, quantity: i64) -> Envelope {
         Event::StockReceivedV1 {
             sku: Sku::new(sku),
             quantity,
+            merchant_id,
         },
     )
 }

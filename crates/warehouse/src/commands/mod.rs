@@ -8,6 +8,7 @@
 //! publish that fails is the outbox relay's to retry).
 
 pub mod inventory;
+pub mod merchants;
 pub mod orders;
 pub mod packing;
 pub mod tokens;

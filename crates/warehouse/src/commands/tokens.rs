@@ -18,6 +18,8 @@ pub struct NewToken {
     pub role: Role,
     /// `["*"]` for every store, or Webflow site ids.
     pub sites: Vec<String>,
+    /// `["*"]` for every merchant, or merchant names (each must exist).
+    pub merchants: Vec<String>,
 }
 
 /// A token just created: the only time the token itself is shown.
@@ -27,6 +29,7 @@ pub struct CreatedToken {
     #[schema(value_type = String, example = "read")]
     pub role: &'static str,
     pub sites: Vec<String>,
+    pub merchants: Vec<String>,
     /// The bearer token. Shown this once; only its SHA-256 is stored.
     pub token: String,
 }
@@ -48,6 +51,8 @@ pub struct TokenInfo {
     #[schema(value_type = String, example = "floor")]
     pub role: String,
     pub sites: Vec<String>,
+    /// `["*"]` for every merchant, or merchant names.
+    pub merchants: Vec<String>,
     pub source: TokenSource,
     /// Database tokens only.
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -87,6 +92,15 @@ fn check_input(token: &NewToken) -> Result<(), CommandError> {
     if token.sites.len() > 1 && token.sites.iter().any(|s| s == "*") {
         return Err(CommandError::invalid("sites", "`*` stands alone"));
     }
+    if token.merchants.is_empty() {
+        return Err(CommandError::invalid(
+            "merchants",
+            "merchants needs `*` or at least one merchant name",
+        ));
+    }
+    if token.merchants.len() > 1 && token.merchants.iter().any(|m| m == "*") {
+        return Err(CommandError::invalid("merchants", "`*` stands alone"));
+    }
     Ok(())
 }
 
@@ -125,11 +139,22 @@ pub async fn create(state: &AppState, operator: &Operator, token: NewToken) -> R
     let secret = generate()?;
     let digest = TokenDigest::of(&secret);
     let client = state.pool.get().await.map_err(warehouse_db::DbError::from)?;
+    if token.merchants.iter().all(|m| m != "*") {
+        // Every named merchant must exist: a typo would make a token that sees no stock.
+        let known = warehouse_db::merchants::by_names(&*client, &token.merchants).await?;
+        if let Some(unknown) = token.merchants.iter().find(|m| !known.iter().any(|k| &k.name == *m)) {
+            return Err(CommandError::invalid(
+                "merchants",
+                format!("no merchant named `{unknown}`"),
+            ));
+        }
+    }
     let created = operator_tokens::create(
         &*client,
         &token.name,
         token.role.as_str(),
         &token.sites,
+        &token.merchants,
         &digest.0,
         &operator.name,
     )
@@ -142,6 +167,7 @@ pub async fn create(state: &AppState, operator: &Operator, token: NewToken) -> R
         name: token.name,
         role: token.role.as_str(),
         sites: token.sites,
+        merchants: token.merchants,
         token: secret,
     })
 }
@@ -156,6 +182,7 @@ pub async fn list(state: &AppState, operator: &Operator) -> Result<Vec<TokenInfo
             name: o.name.clone(),
             role: o.role.as_str().to_owned(),
             sites: o.site_filter().map_or_else(|| vec!["*".to_owned()], <[String]>::to_vec),
+            merchants: o.merchants.to_names(),
             source: TokenSource::Config,
             created_at: None,
             created_by: None,
@@ -168,6 +195,7 @@ pub async fn list(state: &AppState, operator: &Operator) -> Result<Vec<TokenInfo
         name: t.name,
         role: t.role,
         sites: t.sites,
+        merchants: t.merchants,
         source: TokenSource::Database,
         created_at: Some(t.created_at),
         created_by: Some(t.created_by),

@@ -339,6 +339,7 @@ mod tests {
                 name: "ana".into(),
                 role: crate::auth::Role::Read,
                 scope: crate::auth::Scope::All,
+                merchants: crate::auth::MerchantScope::All,
                 token_sha256: TokenDigest::of("t"),
             },
             csrf: csrf_for(&secret),

@@ -3,6 +3,7 @@
 //! JSON.
 
 pub mod inventory;
+pub mod merchants;
 pub mod orders;
 pub mod picking;
 pub mod tokens;
@@ -15,6 +16,19 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Path)]
 #[allow(dead_code, reason = "describes the path for the OpenAPI document")]
 pub struct SkuParam {
+    /// The SKU: 1-200 bytes of UTF-8, no control characters.
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
+    sku: String,
+}
+
+/// A merchant's SKU in a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code, reason = "describes the path for the OpenAPI document")]
+pub struct MerchantSkuPath {
+    /// The merchant's name.
+    #[param(min_length = 1, max_length = 63, pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    merchant: String,
     /// The SKU: 1-200 bytes of UTF-8, no control characters.
     #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     sku: String,

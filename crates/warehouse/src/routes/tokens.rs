@@ -33,6 +33,15 @@ pub struct CreateTokenRequest {
     /// `["*"]` for every store, or Webflow site ids.
     #[schema(min_items = 1)]
     pub sites: Vec<String>,
+    /// Merchants whose stock the token may read or change: `["*"]` (the default) for every
+    /// merchant, or merchant names (each must exist). Intersected with the stores' merchants.
+    #[serde(default = "every_merchant")]
+    #[schema(min_items = 1)]
+    pub merchants: Vec<String>,
+}
+
+fn every_merchant() -> Vec<String> {
+    vec!["*".to_owned()]
 }
 
 /// A token in a path.
@@ -56,7 +65,7 @@ pub struct TokenName {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "The token's role is not `admin`", body = ErrorBody),
         (status = 409, description = "`duplicate_name`: a token has this name", body = ErrorBody),
-        (status = 422, description = "A field breaks a rule (an unknown role or field); `field` names it", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule (an unknown role or field, an unknown merchant); `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn create_token(
@@ -73,6 +82,7 @@ pub async fn create_token(
             name: request.name,
             role: request.role,
             sites: request.sites,
+            merchants: request.merchants,
         },
     )
     .await?;

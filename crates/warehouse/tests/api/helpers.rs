@@ -29,6 +29,12 @@ pub const TOKENS: [(&str, Role, &[&str]); 7] = [
     ("admin-b", Role::Admin, &[SITE_B]),
 ];
 
+/// Tokens limited to merchants (issue 24): name (also the token), role, stores, merchants.
+pub const MERCHANT_TOKENS: [(&str, Role, &[&str], &[&str]); 2] = [
+    ("admin-acme", Role::Admin, &["*"], &["acme"]),
+    ("read-default", Role::Read, &["*"], &["default"]),
+];
+
 pub struct TestApp {
     pub url: String,
     pub db: TestDatabase,
@@ -72,8 +78,21 @@ fn settings_for(db_url: &str, namespace: &str) -> warehouse::Settings {
             token_sha256: Some(sha256_hex(name)),
             token_file: None,
             sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            merchants: vec!["*".to_owned()],
             role: *role,
         })
+        .chain(
+            MERCHANT_TOKENS
+                .iter()
+                .map(|(name, role, sites, merchants)| TokenSettings {
+                    name: (*name).to_owned(),
+                    token_sha256: Some(sha256_hex(name)),
+                    token_file: None,
+                    sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+                    merchants: merchants.iter().map(|m| (*m).to_owned()).collect(),
+                    role: *role,
+                }),
+        )
         .collect();
     settings
 }

@@ -7,4 +7,5 @@ mod console_names;
 mod console_sessions;
 mod helpers;
 mod inputs;
+mod merchants;
 mod tokens;

@@ -32,7 +32,7 @@ async fn render(
     let list = tokens::list(state, &session.operator).await?;
     let body = html! {
         h1 { "Tokens" }
-        p.help { "Operator tokens: a name (the actor of everything done with it), a role (read < floor < admin) and its stores (* for every store). Tokens from the config file (warehouse.tokens, warehouse.api_tokens) are changed there. Tokens created here are stored as their SHA-256 only, shown once, and revoking one refuses it at once on every replica and ends its console sessions." }
+        p.help { "Operator tokens: a name (the actor of everything done with it), a role (read < floor < admin), its stores (* for every store) and the merchants whose stock it may read or change (* for every merchant; a token limited to stores sees their merchants' stock only). Tokens from the config file (warehouse.tokens, warehouse.api_tokens) are changed there. Tokens created here are stored as their SHA-256 only, shown once, and revoking one refuses it at once on every replica and ends its console sessions." }
         @if let Some(created) = created {
             div.flash.ok #new-token {
                 p { "Token " strong { (created.name) } " created. Copy it now: it is not shown again." }
@@ -40,12 +40,13 @@ async fn render(
             }
         }
         table #tokens {
-            tr { th { "name" } th { "role" } th { "stores" } th { "source" } th { "created" } th { "last used" } th { "state" } th {} }
+            tr { th { "name" } th { "role" } th { "stores" } th { "merchants" } th { "source" } th { "created" } th { "last used" } th { "state" } th {} }
             @for t in &list {
                 tr data-token=(t.name) {
                     td { (t.name) }
                     td { (t.role) }
                     td { (t.sites.join(", ")) }
+                    td.merchants { (t.merchants.join(", ")) }
                     td { @match t.source { TokenSource::Config => "config file", TokenSource::Database => "database" } }
                     td { @if let Some(at) = &t.created_at { (time(at)) } @if let Some(by) = &t.created_by { " by " (by) } }
                     td { @if let Some(at) = &t.last_used_at { (time(at)) } }
@@ -74,6 +75,7 @@ async fn render(
                 }
             }
             label { "Stores " input type="text" name="sites" required placeholder="* or site ids, comma-separated"; }
+            label { "Merchants " input type="text" name="merchants" value="*" placeholder="* or merchant names, comma-separated"; }
             button type="submit" { "Create" }
         }
     };
@@ -89,12 +91,19 @@ pub async fn create(
     let session = form_session(&state, &console, &request, &form).await?;
     session.operator.require(Role::Admin)?;
     let role = Role::parse(field(&form, "role")).ok_or_else(|| ApiError::invalid("role", "read, floor or admin"))?;
-    let sites = field(&form, "sites")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let list = |name: &str| -> Vec<String> {
+        field(&form, name)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let sites = list("sites");
+    // Left empty (or absent, from an older page): every merchant, as the API's default.
+    let merchants = Some(list("merchants"))
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| vec!["*".to_owned()]);
     let created = tokens::create(
         &state,
         &session.operator,
@@ -102,6 +111,7 @@ pub async fn create(
             name: field(&form, "name").to_owned(),
             role,
             sites,
+            merchants,
         },
     )
     .await?;
