@@ -24,6 +24,11 @@
 //! `worker.max_waiting`), so however many of a fast token's calls wait at once, the replica goes
 //! on reading and handling the other stores' messages.
 //!
+//! **Stores come and go.** The tokens and limits follow the store registry (issue 24): a store
+//! onboarded at runtime gets its budget row on the registry's next refresh, a changed
+//! `rate_limit_per_minute` resizes it, and a removed store's calls fail permanently
+//! ([`GatewayError::UnknownSite`]).
+//!
 //! **One clock.** Every wait is `slot - clock_timestamp()` computed by the same statement on the
 //! database and slept as a duration: replicas whose clocks disagree still call in turn.
 
@@ -32,8 +37,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use stores::{Store, StoreRegistry};
+use tokio_util::sync::CancellationToken;
 use warehouse_db::rate_budget::{self, Grant, Take};
 use webflow::{ApiResponse, BudgetSettings, SiteSettings, WebflowClient, WebflowError};
 
@@ -77,7 +84,8 @@ pub enum GatewayError {
         wait: Duration,
         ticket: Option<String>,
     },
-    #[error("Webflow site `{0}` is not configured with an API token")]
+    /// No live store with an API token serves the site: never configured, or removed.
+    #[error("no live store with an API token serves Webflow site `{0}` (unknown, or the store was removed)")]
     UnknownSite(String),
     #[error(transparent)]
     Api(#[from] WebflowError),
@@ -174,13 +182,49 @@ pub struct SiteStatus {
     pub shared_with: Vec<String>,
 }
 
+/// Which budget each site draws from, as the stores are now.
+#[derive(Default)]
+struct BudgetTable {
+    sites: HashMap<String, SiteBudget>,
+    /// Budget key -> configured limit (the smallest of the sites sharing the token).
+    limits: BTreeMap<String, f64>,
+}
+
+impl BudgetTable {
+    /// `(site id, token, rate limit per minute)` of every site that has a token.
+    fn of(sites: impl IntoIterator<Item = (String, Option<SecretString>, u32)>) -> Self {
+        let mut table = Self::default();
+        for (site_id, token, rate_limit_per_minute) in sites {
+            let Some(token) = token.filter(|t| !t.expose_secret().trim().is_empty()) else {
+                continue;
+            };
+            let key = token_key(&token);
+            let limit = f64::from(rate_limit_per_minute.max(1));
+            table
+                .limits
+                .entry(key.clone())
+                .and_modify(|l| *l = l.min(limit))
+                .or_insert(limit);
+            table.sites.insert(site_id, SiteBudget { token, key });
+        }
+        table
+    }
+
+    fn of_stores(stores: &[Arc<Store>]) -> Self {
+        Self::of(
+            stores
+                .iter()
+                .map(|s| (s.site_id.to_string(), s.api_token.clone(), s.rate_limit_per_minute)),
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct WebflowGateway {
     client: WebflowClient,
     pool: warehouse_db::Pool,
-    sites: HashMap<String, SiteBudget>,
-    /// Budget key -> configured limit (the smallest of the sites sharing the token).
-    limits: BTreeMap<String, f64>,
+    /// Swapped whole when the stores change ([`WebflowGateway::start`]).
+    table: Arc<RwLock<Arc<BudgetTable>>>,
     budget: BudgetSettings,
     /// Set only by the processes that reconcile ([`WebflowGateway::with_reconcile_share`]):
     /// the others neither use nor resize the reconciliation sub-budget.
@@ -198,24 +242,27 @@ pub struct WebflowGateway {
 const ADOPTED_FOR: Duration = Duration::from_secs(60);
 
 impl WebflowGateway {
+    /// A gateway for these config sites only (tests, wmsctl): it does not follow the stores.
     pub fn new(client: WebflowClient, pool: warehouse_db::Pool, sites: impl IntoIterator<Item = SiteSettings>) -> Self {
-        let mut by_site = HashMap::new();
-        let mut limits: BTreeMap<String, f64> = BTreeMap::new();
-        for site in sites {
-            let Some(token) = site.api_token.clone() else { continue };
-            let key = token_key(&token);
-            let limit = f64::from(site.rate_limit_per_minute.max(1));
-            limits
-                .entry(key.clone())
-                .and_modify(|l| *l = l.min(limit))
-                .or_insert(limit);
-            by_site.insert(site.site_id.clone(), SiteBudget { token, key });
-        }
+        let table = BudgetTable::of(
+            sites
+                .into_iter()
+                .map(|site| (site.site_id, site.api_token, site.rate_limit_per_minute)),
+        );
+        Self::with_table(client, pool, table)
+    }
+
+    /// A gateway for the registry's stores as they are now (see [`WebflowGateway::start`] for
+    /// one that follows them).
+    pub fn for_stores(client: WebflowClient, pool: warehouse_db::Pool, stores: &StoreRegistry) -> Self {
+        Self::with_table(client, pool, BudgetTable::of_stores(&stores.all()))
+    }
+
+    fn with_table(client: WebflowClient, pool: warehouse_db::Pool, table: BudgetTable) -> Self {
         Self {
             client,
             pool,
-            sites: by_site,
-            limits,
+            table: Arc::new(RwLock::new(Arc::new(table))),
             budget: BudgetSettings::default(),
             reconcile_share: None,
             local_clock_offset: chrono::Duration::zero(),
@@ -233,20 +280,58 @@ impl WebflowGateway {
         .with_budget_settings(settings.budget.clone()))
     }
 
-    /// [`WebflowGateway::from_settings`] with `reconcile_share` (for the processes that
-    /// reconcile), then [`WebflowGateway::ensure_budgets`]: what every service that calls
-    /// Webflow does at start, after its migrations.
+    /// The gateway for the registry's stores with `reconcile_share` (for the processes that
+    /// reconcile), with every token's budget ensured: what every service that calls Webflow
+    /// does at start, after its migrations. Until `shutdown` it follows the registry: a new
+    /// store's token gets its budget row, a changed limit resizes it, a removed store's site is
+    /// refused.
     pub async fn start(
         settings: &webflow::WebflowSettings,
         pool: warehouse_db::Pool,
+        stores: &StoreRegistry,
         reconcile_share: Option<f64>,
+        shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
-        let mut gateway = Self::from_settings(settings, pool)?;
+        let mut gateway = Self::for_stores(WebflowClient::from_settings(settings)?, pool, stores)
+            .with_budget_settings(settings.budget.clone());
         if let Some(share) = reconcile_share {
             gateway = gateway.with_reconcile_share(share);
         }
         gateway.ensure_budgets().await?;
+        tokio::spawn(gateway.clone().follow(stores.clone(), shutdown));
         Ok(gateway)
+    }
+
+    /// Rebuilds the budget table on every change of the stores, until `shutdown`.
+    async fn follow(self, stores: StoreRegistry, shutdown: CancellationToken) {
+        let mut changes = stores.changes();
+        changes.borrow_and_update();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            if let Err(error) = self.replace_table(BudgetTable::of_stores(&stores.all())).await {
+                // The registry's next change, or the next start, tries again; meanwhile the
+                // new store's calls fail transiently on its missing budget row.
+                tracing::warn!(error.message = %error, "cannot set up the budgets of changed stores");
+            }
+        }
+    }
+
+    /// Ensures the new table's budgets, then serves it.
+    async fn replace_table(&self, table: BudgetTable) -> Result<(), GatewayError> {
+        let table = Arc::new(table);
+        self.ensure_budgets_of(&table).await?;
+        *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+        Ok(())
+    }
+
+    fn table(&self) -> Arc<BudgetTable> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn with_budget_settings(mut self, budget: BudgetSettings) -> Self {
@@ -272,16 +357,20 @@ impl WebflowGateway {
     }
 
     /// The budget key `site_id` draws from.
-    pub fn budget_key(&self, site_id: &str) -> Option<&str> {
-        self.sites.get(site_id).map(|s| s.key.as_str())
+    pub fn budget_key(&self, site_id: &str) -> Option<String> {
+        self.table().sites.get(site_id).map(|s| s.key.clone())
     }
 
     /// Creates (or resizes) every token's budget row, and the reconciliation sub-budgets when
     /// this gateway reconciles. Call at start, after migrations. The limit learned from Webflow
     /// is kept.
     pub async fn ensure_budgets(&self) -> Result<(), GatewayError> {
+        self.ensure_budgets_of(&self.table()).await
+    }
+
+    async fn ensure_budgets_of(&self, table: &BudgetTable) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
-        for (key, limit) in &self.limits {
+        for (key, limit) in &table.limits {
             rate_budget::ensure(&*client, key, *limit).await?;
             if let Some(share) = self.reconcile_share {
                 rate_budget::ensure(&*client, &reconcile_key(key), *limit * share).await?;
@@ -290,9 +379,11 @@ impl WebflowGateway {
         Ok(())
     }
 
-    fn site(&self, site_id: &str) -> Result<&SiteBudget, GatewayError> {
-        self.sites
+    fn site(&self, site_id: &str) -> Result<SiteBudget, GatewayError> {
+        self.table()
+            .sites
             .get(site_id)
+            .cloned()
             .ok_or_else(|| GatewayError::UnknownSite(site_id.to_owned()))
     }
 
@@ -325,7 +416,7 @@ impl WebflowGateway {
         F: FnOnce(WebflowClient, SecretString) -> Fut,
         Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
     {
-        let site = self.site(site_id.as_str())?.clone();
+        let site = self.site(site_id.as_str())?;
         let held = resume.as_deref().and_then(|token| parse_ticket(token, &site.key));
         if priority == Priority::Reconciliation {
             // The sub-budget spaces reconciliation out; the job may sleep for it.
@@ -466,12 +557,13 @@ impl WebflowGateway {
 
     /// Every configured site's budget and backlog.
     pub async fn status(&self) -> Result<Vec<SiteStatus>, GatewayError> {
-        let keys: Vec<String> = self.limits.keys().cloned().collect();
+        let table = self.table();
+        let keys: Vec<String> = table.limits.keys().cloned().collect();
         let (budgets, waits) = {
             let client = self.pool.get().await?;
             rate_budget::status(&*client, &keys).await?
         };
-        let mut sites: Vec<(&String, &SiteBudget)> = self.sites.iter().collect();
+        let mut sites: Vec<(&String, &SiteBudget)> = table.sites.iter().collect();
         sites.sort_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::new();
         for (site_id, site) in &sites {
