@@ -70,6 +70,14 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(fulfilled.as_deref(), Some("fulfilled"));
+    let fulfils: Vec<String> = state
+        .writes_for(&order_id)
+        .into_iter()
+        .filter(|w| w.path.ends_with("/fulfill"))
+        .map(|w| w.path)
+        .collect();
+    assert_eq!(fulfils.len(), 1, "fulfilled in Webflow exactly once: {fulfils:?}");
+    assert!(fulfils[0].contains(NEW_SITE), "{fulfils:?}");
     let budget = webflow_gateway::token_key(&secrecy::SecretString::from(NEW_TOKEN));
     let budgets: i64 = p
         .scalar("SELECT count(*) FROM rate_budgets WHERE key = $1", &[&budget])
