@@ -179,7 +179,10 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
                 "WMS__DATABASE__URL".into(),
                 "postgres://svc:pw@db/wms?sslmode=verify-full".into(),
             ),
-            ("WMS__SECRETS__KEY_FILE".into(), "/var/run/secrets/wms/secrets-key".into()),
+            (
+                "WMS__SECRETS__KEY_FILE".into(),
+                "/var/run/secrets/wms/secrets-key".into(),
+            ),
             // What each service needs besides (its own checks run first).
             (
                 "WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(),
@@ -258,7 +261,10 @@ fn the_production_profile_refuses_services_that_seal_without_a_key_file() {
     let refused = "secrets.key_file".to_owned();
     assert_eq!(outcome::<ingress::Settings>("ingress"), Some(refused.clone()));
     assert_eq!(outcome::<enrich::Settings>("enrich"), Some(refused.clone()));
-    assert_eq!(outcome::<notify_webflow::Settings>("notify-webflow"), Some(refused.clone()));
+    assert_eq!(
+        outcome::<notify_webflow::Settings>("notify-webflow"),
+        Some(refused.clone())
+    );
     assert_eq!(outcome::<reconcile::Settings>("reconcile"), Some(refused.clone()));
     assert_eq!(outcome::<warehouse::Settings>("warehouse"), Some(refused));
     assert_eq!(outcome::<service_base::BaseSettings>("reserve"), None);

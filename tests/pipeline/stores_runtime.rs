@@ -48,7 +48,10 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
     let order_id = order["orderId"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !webflow_sim::store::deliver(&state, TriggerType::EcommNewOrder, &order).await {
-        assert!(tokio::time::Instant::now() < deadline, "the new store's webhook was never accepted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new store's webhook was never accepted"
+        );
     }
 
     // Its order goes all the way: fulfilled in Webflow through the store's own token.

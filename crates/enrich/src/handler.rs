@@ -1,10 +1,10 @@
 //! What a Webflow webhook means for the warehouse.
 
-use stores::StoreRegistry;
 use domain::{Address, Event, OrderId, OrderState, SiteId, UnhandledTrigger, WebhookTrigger};
 use platform::amqp::headers;
 use platform::amqp::topology::consumer;
 use prometheus::{IntCounter, IntGauge, Registry};
+use stores::StoreRegistry;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
