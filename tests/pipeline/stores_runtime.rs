@@ -113,3 +113,57 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
     assert_eq!(status, 404);
     p.teardown().await;
 }
+
+/// A webhook that was queued for a store which is then removed (accepted a moment before the
+/// removal) fails permanently in `enrich` with a reason naming it: dead-lettered, never retried.
+#[tokio::test]
+async fn a_message_of_a_removed_store_is_dead_lettered_with_the_reason() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    insert_api_store(
+        &p.db.pool,
+        &Keyring::dev().unwrap(),
+        "gone",
+        NEW_SITE,
+        NEW_TOKEN,
+        NEW_SECRET,
+    )
+    .await;
+    remove_store(&p.db.pool, "gone").await;
+
+    let body = serde_json::to_vec(&order_webhook("ecomm_new_order", "gone-1", "unfulfilled")).unwrap();
+    let message_id = platform::amqp::contract::webhook_message_id(NEW_SITE, &body);
+    let received_at = chrono::Utc::now();
+    let properties = platform::amqp::contract::webhook_properties(&platform::amqp::contract::WebhookMessage {
+        site_id: NEW_SITE,
+        trigger_type: domain::WebhookTrigger::NewOrder,
+        webflow_timestamp: Some(&received_at.timestamp_millis().to_string()),
+        received_at,
+        trace_id: "0af7651916cd43dd8448eb211c80319c",
+        message_id: &message_id,
+        source: platform::amqp::contract::MessageSource::Webhook,
+        app_id: "wms-ingress",
+    });
+    p.observer
+        .publish(
+            &p.topology.events_exchange(),
+            domain::WebhookTrigger::NewOrder.routing_key(),
+            &body,
+            properties,
+        )
+        .await;
+
+    let dead = p
+        .observer
+        .next_message(&p.topology.dead_queue(platform::amqp::topology::consumer::ENRICH), WAIT)
+        .await
+        .expect("dead-lettered");
+    assert_eq!(dead.header("x-dead-reason").as_deref(), Some("permanent_error"));
+    let error = dead.header("x-dead-error").unwrap();
+    assert!(error.contains(NEW_SITE) && error.contains("removed"), "{error}");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM orders WHERE site_id = $1", &[&NEW_SITE])
+            .await,
+        0
+    );
+    p.teardown().await;
+}
