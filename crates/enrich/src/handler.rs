@@ -87,8 +87,13 @@ impl EnrichHandler {
 
     /// A message of a site no live store serves (never onboarded, or removed since) fails
     /// permanently: it is dead-lettered with the reason, never retried.
-    fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
-        match self.stores.by_site(site_id.as_str()) {
+    async fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
+        let store = self
+            .stores
+            .by_site_or_refresh(site_id.as_str())
+            .await
+            .map_err(|e| HandlerError::transient(e.to_string()))?;
+        match store {
             Some(store) if store.has_api_token() => Ok(()),
             Some(store) => Err(HandlerError::permanent(format!(
                 "store `{}` (Webflow site `{site_id}`) has no API token",
@@ -243,7 +248,7 @@ impl EnrichHandler {
             .filter(|id| !id.is_empty())
             .map(OrderId::new)
             .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
-        self.require_site(&site_id)?;
+        self.require_site(&site_id).await?;
         let mut fetch = None;
         let mut verified = None;
         if self.always_fetch || incompleteness(&order).is_some() {

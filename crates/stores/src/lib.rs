@@ -273,6 +273,18 @@ impl StoreRegistry {
         self.snapshot().by_site.get(site_id).cloned()
     }
 
+    /// The live store of a Webflow site, re-reading the stores first when this process does
+    /// not know the site: another process (the ingress) may have seen a store added a moment
+    /// ago, before this one's next refresh. For the handling of a message, where an unknown
+    /// site is a permanent failure; costs a query only on a miss.
+    pub async fn by_site_or_refresh(&self, site_id: &str) -> Result<Option<Arc<Store>>, RegistryError> {
+        if let Some(store) = self.by_site(site_id) {
+            return Ok(Some(store));
+        }
+        self.refresh_now().await?;
+        Ok(self.by_site(site_id))
+    }
+
     /// The live store of this name.
     pub fn by_name(&self, name: &str) -> Option<Arc<Store>> {
         self.snapshot().by_name.get(name).cloned()

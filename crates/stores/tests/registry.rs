@@ -213,3 +213,19 @@ async fn a_store_whose_secret_does_not_open_is_skipped_and_the_others_served() {
     assert_eq!(names, ["good"]);
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_site_unknown_here_is_looked_up_again_before_it_is_called_unknown() {
+    let db = TestDatabase::create().await;
+    let shutdown = CancellationToken::new();
+    let mut webflow = settings(&[]);
+    // No background refresh within the test: only the lookup re-reads.
+    webflow.store_refresh_ms = 3_600_000;
+    let registry = start(&db, &webflow, &shutdown).await.unwrap();
+    insert_api_store(&db.pool, &keyring(), "just-added", "site-j", "t", "s").await;
+    assert!(registry.by_site("site-j").is_none(), "not refreshed yet");
+    let store = registry.by_site_or_refresh("site-j").await.unwrap().unwrap();
+    assert_eq!(store.name, "just-added");
+    assert!(registry.by_site_or_refresh("site-never").await.unwrap().is_none());
+    shutdown.cancel();
+}

@@ -93,6 +93,9 @@ pub enum GatewayError {
     Budget(#[from] warehouse_db::DbError),
     #[error("rate budget: {0}")]
     Pool(#[from] warehouse_db::pool::PoolError),
+    /// The stores could not be re-read (the database away): try again.
+    #[error("{0}")]
+    Stores(String),
 }
 
 impl GatewayError {
@@ -100,7 +103,7 @@ impl GatewayError {
     pub fn was_not_sent(&self) -> bool {
         match self {
             Self::Api(api) => api.status() == Some(429),
-            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) => true,
+            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) | Self::Stores(_) => true,
         }
     }
 
@@ -118,7 +121,7 @@ impl Classify for GatewayError {
             Self::UnknownSite(_) => FailureClass::Permanent,
             Self::Api(api) => api.class(),
             Self::Budget(db) => db.class(),
-            Self::Pool(_) => FailureClass::Transient,
+            Self::Pool(_) | Self::Stores(_) => FailureClass::Transient,
         }
     }
 
@@ -133,6 +136,7 @@ impl Classify for GatewayError {
         match self {
             Self::Api(_) => "webflow",
             Self::Budget(_) | Self::Pool(_) => "rate budget",
+            Self::Stores(_) => "stores",
             Self::Busy { .. } | Self::UnknownSite(_) => "webflow budget",
         }
     }
@@ -225,6 +229,8 @@ pub struct WebflowGateway {
     pool: warehouse_db::Pool,
     /// Swapped whole when the stores change ([`WebflowGateway::start`]).
     table: Arc<RwLock<Arc<BudgetTable>>>,
+    /// The stores the table follows (`None`: a fixed set of sites).
+    stores: Option<StoreRegistry>,
     budget: BudgetSettings,
     /// Set only by the processes that reconcile ([`WebflowGateway::with_reconcile_share`]):
     /// the others neither use nor resize the reconciliation sub-budget.
@@ -236,6 +242,9 @@ pub struct WebflowGateway {
     /// the header with every answer, and storing the same value again is a statement per call.
     adopted: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
 }
+
+/// How soon the budgets of changed stores are set up again after a failure (the database away).
+const BUDGET_RETRY: Duration = Duration::from_secs(1);
 
 /// How long a limit this process stored is taken as still stored (another replica may store a
 /// different value meanwhile; then this one writes its own again after at most this long).
@@ -255,7 +264,10 @@ impl WebflowGateway {
     /// A gateway for the registry's stores as they are now (see [`WebflowGateway::start`] for
     /// one that follows them).
     pub fn for_stores(client: WebflowClient, pool: warehouse_db::Pool, stores: &StoreRegistry) -> Self {
-        Self::with_table(client, pool, BudgetTable::of_stores(&stores.all()))
+        Self {
+            stores: Some(stores.clone()),
+            ..Self::with_table(client, pool, BudgetTable::of_stores(&stores.all()))
+        }
     }
 
     fn with_table(client: WebflowClient, pool: warehouse_db::Pool, table: BudgetTable) -> Self {
@@ -263,6 +275,7 @@ impl WebflowGateway {
             client,
             pool,
             table: Arc::new(RwLock::new(Arc::new(table))),
+            stores: None,
             budget: BudgetSettings::default(),
             reconcile_share: None,
             local_clock_offset: chrono::Duration::zero(),
@@ -292,29 +305,38 @@ impl WebflowGateway {
         reconcile_share: Option<f64>,
         shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
+        // Subscribed before the stores are read: a change in between is seen by `follow`.
+        let changes = stores.changes();
         let mut gateway = Self::for_stores(WebflowClient::from_settings(settings)?, pool, stores)
             .with_budget_settings(settings.budget.clone());
         if let Some(share) = reconcile_share {
             gateway = gateway.with_reconcile_share(share);
         }
         gateway.ensure_budgets().await?;
-        tokio::spawn(gateway.clone().follow(stores.clone(), shutdown));
+        tokio::spawn(gateway.clone().follow(stores.clone(), changes, shutdown));
         Ok(gateway)
     }
 
     /// Rebuilds the budget table on every change of the stores, until `shutdown`.
-    async fn follow(self, stores: StoreRegistry, shutdown: CancellationToken) {
-        let mut changes = stores.changes();
-        changes.borrow_and_update();
+    async fn follow(
+        self,
+        stores: StoreRegistry,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = changes.changed() => if changed.is_err() { return },
             }
-            if let Err(error) = self.replace_table(BudgetTable::of_stores(&stores.all())).await {
-                // The registry's next change, or the next start, tries again; meanwhile the
-                // new store's calls fail transiently on its missing budget row.
-                tracing::warn!(error.message = %error, "cannot set up the budgets of changed stores");
+            // Until the new budgets are set up, the old table stays: a new store's calls would
+            // fail as for an unknown site (permanently), so this retries until it succeeds.
+            while let Err(error) = self.replace_table(BudgetTable::of_stores(&stores.all())).await {
+                tracing::warn!(error.message = %error, "cannot set up the budgets of changed stores; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(BUDGET_RETRY) => {}
+                }
             }
         }
     }
@@ -379,7 +401,22 @@ impl WebflowGateway {
         Ok(())
     }
 
-    fn site(&self, site_id: &str) -> Result<SiteBudget, GatewayError> {
+    /// The budget of `site_id`. A site this table does not hold may be a store added a moment
+    /// ago (seen by another process first): the stores are re-read and the table rebuilt before
+    /// the site is called unknown, a permanent failure.
+    async fn site(&self, site_id: &str) -> Result<SiteBudget, GatewayError> {
+        if let Some(site) = self.table().sites.get(site_id) {
+            return Ok(site.clone());
+        }
+        if let Some(stores) = &self.stores
+            && let Some(store) = stores
+                .by_site_or_refresh(site_id)
+                .await
+                .map_err(|e| GatewayError::Stores(e.to_string()))?
+            && store.has_api_token()
+        {
+            self.replace_table(BudgetTable::of_stores(&stores.all())).await?;
+        }
         self.table()
             .sites
             .get(site_id)
@@ -416,7 +453,7 @@ impl WebflowGateway {
         F: FnOnce(WebflowClient, SecretString) -> Fut,
         Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
     {
-        let site = self.site(site_id.as_str())?;
+        let site = self.site(site_id.as_str()).await?;
         let held = resume.as_deref().and_then(|token| parse_ticket(token, &site.key));
         if priority == Priority::Reconciliation {
             // The sub-budget spaces reconciliation out; the job may sleep for it.
