@@ -179,6 +179,10 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
                 "WMS__DATABASE__URL".into(),
                 "postgres://svc:pw@db/wms?sslmode=verify-full".into(),
             ),
+            (
+                "WMS__SECRETS__KEY_FILE".into(),
+                "/var/run/secrets/wms/secrets-key".into(),
+            ),
             // What each service needs besides (its own checks run first).
             (
                 "WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(),
@@ -210,11 +214,6 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
         } else {
             amqp_refusals(service, &load, &key_of);
         }
-        if service == "ingress" {
-            // It reads no [database]: a database setting is not its business.
-            load(&[("WMS__DATABASE__URL", "postgres://svc:pw@db/wms")]).unwrap();
-            return;
-        }
         for url in ["postgres://svc:pw@db/wms", "postgres://svc:pw@db/wms?sslmode=disable"] {
             assert_eq!(key_of(load(&[("WMS__DATABASE__URL", url)])), "database.ssl_mode");
         }
@@ -229,6 +228,48 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
     // The same settings under a local profile: accepted.
     let local: Env = vec![("WMS__PROFILE".into(), "local".into())];
     platform::service::load_checked::<service_base::BaseSettings, _>(None, local).unwrap();
+}
+
+/// Under the production profile, every service that reads or writes sealed store secrets
+/// refuses to start without `secrets.key_file` (the built-in development key is public); the
+/// others do not need it.
+#[test]
+fn the_production_profile_refuses_services_that_seal_without_a_key_file() {
+    fn outcome<S: ServiceSettings + std::fmt::Debug>(service: &str) -> Option<String> {
+        let env: Env = vec![
+            ("WMS__AMQP__URL".into(), "amqps://svc:pw@rabbitmq:5671/%2f".into()),
+            (
+                "WMS__DATABASE__URL".into(),
+                "postgres://svc:pw@db/wms?sslmode=verify-full".into(),
+            ),
+            (
+                "WMS__WEBFLOW__SITES__SHOP__SITE_ID".into(),
+                "0123456789abcdef01234567".into(),
+            ),
+            ("WMS__WEBFLOW__SITES__SHOP__API_TOKEN".into(), "t".into()),
+            ("WMS__WEBFLOW__SITES__SHOP__WEBHOOK_SECRETS".into(), "s".into()),
+            ("WMS__CARRIER__KIND".into(), "shipengine".into()),
+            ("WMS__CARRIER__SHIPENGINE__API_KEY".into(), "k".into()),
+            ("WMS__WAREHOUSE__API_TOKENS".into(), "t".into()),
+        ];
+        match platform::service::load_checked::<S, _>(None, env) {
+            Ok(_) => None,
+            Err(SettingsError::Insecure { key, .. }) => Some(key),
+            Err(other) => panic!("{service}: {other}"),
+        }
+    }
+    let refused = "secrets.key_file".to_owned();
+    assert_eq!(outcome::<ingress::Settings>("ingress"), Some(refused.clone()));
+    assert_eq!(outcome::<enrich::Settings>("enrich"), Some(refused.clone()));
+    assert_eq!(
+        outcome::<notify_webflow::Settings>("notify-webflow"),
+        Some(refused.clone())
+    );
+    assert_eq!(outcome::<reconcile::Settings>("reconcile"), Some(refused.clone()));
+    assert_eq!(outcome::<warehouse::Settings>("warehouse"), Some(refused));
+    assert_eq!(outcome::<service_base::BaseSettings>("reserve"), None);
+    assert_eq!(outcome::<ship::Settings>("ship"), None);
+    assert_eq!(outcome::<retention::Settings>("prune"), None);
 }
 
 /// What loading a service's settings with some environment changes gave.
@@ -266,7 +307,10 @@ fn a_binary_checks_its_configuration_and_exits() {
             .unwrap_or_else(|e| panic!("{}: {e} (cargo build --workspace --bins)", binary.display()))
     };
     // Production defaults: the guest user on plain amqp:// is refused, by name.
-    let refused = run(&[("WMS__WAREHOUSE__API_TOKENS", "t")]);
+    let refused = run(&[
+        ("WMS__WAREHOUSE__API_TOKENS", "t"),
+        ("WMS__SECRETS__KEY_FILE", "/var/run/secrets/wms/secrets-key"),
+    ]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -275,6 +319,7 @@ fn a_binary_checks_its_configuration_and_exits() {
     );
     let cookies = run(&[
         ("WMS__WAREHOUSE__API_TOKENS", "t"),
+        ("WMS__SECRETS__KEY_FILE", "/var/run/secrets/wms/secrets-key"),
         ("WMS__WAREHOUSE__CONSOLE__SECURE_COOKIES", "false"),
     ]);
     assert!(String::from_utf8_lossy(&cookies.stderr).contains("warehouse.console.secure_cookies"));
@@ -282,6 +327,7 @@ fn a_binary_checks_its_configuration_and_exits() {
     // these addresses: the check connects to nothing.)
     let ok = run(&[
         ("WMS__WAREHOUSE__API_TOKENS", "t"),
+        ("WMS__SECRETS__KEY_FILE", "/var/run/secrets/wms/secrets-key"),
         ("WMS__AMQP__URL", "amqp://warehouse:pw@192.0.2.1:5672/%2f"),
         ("WMS__AMQP__ALLOW_PLAINTEXT", "true"),
         (

@@ -388,7 +388,9 @@ async fn each_user_is_refused_what_it_does_not_need() {
 #[tokio::test]
 async fn a_service_started_before_the_declare_step_connects_once_it_ran() {
     platform::telemetry::init_for_tests();
+    let db = test_support::db::TestDatabase::create().await;
     let mut settings = ingress::Settings::default();
+    settings.database.url = secrecy::SecretString::from(db.url.clone());
     settings.amqp.url = secrecy::SecretString::from(test_support::amqp_url());
     settings.amqp.namespace = test_support::random_namespace();
     settings.amqp.declare_topology = false;

@@ -26,4 +26,5 @@ mod reconciliation;
 mod reservation;
 mod retention;
 mod simulated_store;
+mod stores_runtime;
 mod writeback;

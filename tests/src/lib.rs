@@ -191,6 +191,8 @@ pub fn webflow_settings(base_url: &str) -> WebflowSettings {
         allow_insecure_http: true,
         timeout_ms: 1_000,
         budget: test_budget(),
+        // Stores onboarded or removed by a test are picked up quickly.
+        store_refresh_ms: 100,
         ..WebflowSettings::default()
     };
     settings.sites.insert("shop".into(), site());
@@ -305,6 +307,7 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
 
     let mut ingress_settings = ingress::Settings {
         amqp: base_for(&base, users.as_ref(), Role::Ingress).amqp,
+        database: base.database.clone(),
         ..Default::default()
     };
     ingress_settings.ingress.bind = "127.0.0.1:0".into();

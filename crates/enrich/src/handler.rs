@@ -4,11 +4,11 @@ use domain::{Address, Event, OrderId, OrderState, SiteId, UnhandledTrigger, Webh
 use platform::amqp::headers;
 use platform::amqp::topology::consumer;
 use prometheus::{IntCounter, IntGauge, Registry};
-use std::collections::HashMap;
+use stores::StoreRegistry;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::orders::{self, NewLine, NewOrder, OrderRecord};
-use webflow::{CallRecord, InventoryItem, InventoryType, Order, OrderStatus, SiteSettings, WebhookEnvelope};
+use webflow::{CallRecord, InventoryItem, InventoryType, Order, OrderStatus, WebhookEnvelope};
 use webflow_gateway::{Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck};
 
@@ -58,8 +58,8 @@ pub struct EnrichHandler {
     gateway: WebflowGateway,
     /// Reads the order we hold when a webhook may change it (outside the transaction).
     pool: warehouse_db::Pool,
-    /// Sites by Webflow site id.
-    sites: HashMap<String, SiteSettings>,
+    /// The live stores (the registry refreshes them from the database).
+    stores: StoreRegistry,
     always_fetch: bool,
     metrics: EnrichMetrics,
 }
@@ -68,15 +68,14 @@ impl EnrichHandler {
     pub fn new(
         gateway: WebflowGateway,
         pool: warehouse_db::Pool,
-        sites: impl IntoIterator<Item = SiteSettings>,
+        stores: StoreRegistry,
         always_fetch: bool,
         metrics: EnrichMetrics,
     ) -> Self {
-        let sites = sites.into_iter().map(|s| (s.site_id.clone(), s)).collect();
         Self {
             gateway,
             pool,
-            sites,
+            stores,
             always_fetch,
             metrics,
         }
@@ -86,11 +85,22 @@ impl EnrichHandler {
         &self.metrics
     }
 
-    fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
-        match self.sites.get(site_id.as_str()) {
-            Some(site) if site.api_token.is_some() => Ok(()),
-            _ => Err(HandlerError::permanent(format!(
-                "Webflow site `{site_id}` is not configured with an API token"
+    /// A message of a site no live store serves (never onboarded, or removed since) fails
+    /// permanently: it is dead-lettered with the reason, never retried.
+    async fn require_site(&self, site_id: &SiteId) -> Result<(), HandlerError> {
+        let store = self
+            .stores
+            .by_site_or_refresh(site_id.as_str())
+            .await
+            .map_err(|e| HandlerError::transient(e.to_string()))?;
+        match store {
+            Some(store) if store.has_api_token() => Ok(()),
+            Some(store) => Err(HandlerError::permanent(format!(
+                "store `{}` (Webflow site `{site_id}`) has no API token",
+                store.name
+            ))),
+            None => Err(HandlerError::permanent(format!(
+                "no live store serves Webflow site `{site_id}` (unknown, or the store was removed)"
             ))),
         }
     }
@@ -238,7 +248,7 @@ impl EnrichHandler {
             .filter(|id| !id.is_empty())
             .map(OrderId::new)
             .ok_or_else(|| HandlerError::permanent("the order has no orderId"))?;
-        self.require_site(&site_id)?;
+        self.require_site(&site_id).await?;
         let mut fetch = None;
         let mut verified = None;
         if self.always_fetch || incompleteness(&order).is_some() {
@@ -356,8 +366,8 @@ impl EnrichHandler {
             .filter(|_| kind == InventoryType::Finite)
             .map(|q| q.round() as i64);
         let syncing = self
-            .sites
-            .get(site_id.as_str())
+            .stores
+            .by_site(site_id.as_str())
             .is_some_and(|s| s.inventory_sync && s.sku_collection_id.is_some());
         let observed = warehouse_db::inventory_sync::observe(
             tx,

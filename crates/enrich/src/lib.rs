@@ -13,25 +13,37 @@ pub use settings::Settings;
 
 use handler::EnrichMetrics;
 use service_base::{ServiceBase, StartupError};
+use stores::StoreRegistry;
 use tokio_util::sync::CancellationToken;
 use webflow_gateway::WebflowGateway;
 use worker::{Handler, WorkerService};
 
-/// Builds the worker: the service base, the Webflow gateway over its pool (budgets set up
-/// after the migrations), and the handler.
+/// Builds the worker: the service base, the stores (config stores imported, refreshed from the
+/// database), the Webflow gateway over its pool (budgets set up after the migrations, and for
+/// every store added later), and the handler.
 pub async fn build(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
     let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown.clone()).await?;
-    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
+    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start(
+        base.pool.clone(),
+        &settings.webflow,
+        keyring,
+        settings.webflow.oauth.client_secret(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
+    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;
     gateway.export_metrics(&base.registry, shutdown)?;
     let handler = EnrichHandler::new(
         gateway,
         base.pool.clone(),
-        settings.webflow.sites.values().cloned(),
+        stores,
         settings.enrich.always_fetch,
         EnrichMetrics::register(&base.registry)?,
     );

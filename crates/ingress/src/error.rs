@@ -8,7 +8,7 @@ use webflow::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("no Webflow site `{0}` is configured here")]
+    #[error("no store serves Webflow site `{0}` here")]
     UnknownSite(String),
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },

@@ -16,5 +16,5 @@ pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<Application, StartupError> {
-    Application::build(settings, shutdown)
+    Application::build(settings, shutdown).await
 }

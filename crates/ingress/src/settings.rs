@@ -1,7 +1,10 @@
 //! The ingress's settings: shared sections plus `[ingress]`.
 
-use platform::settings::{AmqpSettings, HealthSettings, Profile, SettingsError, Validate, parse_bind};
+use platform::settings::{
+    AmqpSettings, DatabaseSettings, HealthSettings, Profile, SettingsError, Validate, parse_bind,
+};
 use platform::telemetry::TelemetrySettings;
+use secrets_at_rest::SecretsSettings;
 use serde::Deserialize;
 use webflow::WebflowSettings;
 
@@ -9,6 +12,11 @@ use webflow::WebflowSettings;
 #[serde(default)]
 pub struct Settings {
     pub amqp: AmqpSettings,
+    /// The stores (issue 24): read only, never migrated by the ingress (`migrate_on_start` is
+    /// not read; a read-only role with SELECT on merchants, stores and store_webhooks suffices).
+    pub database: DatabaseSettings,
+    /// The key that opens the stores' sealed webhook secrets.
+    pub secrets: SecretsSettings,
     pub webflow: WebflowSettings,
     pub ingress: IngressSettings,
     pub health: HealthSettings,
@@ -55,16 +63,25 @@ impl platform::service::ServiceSettings for Settings {
         &self.telemetry
     }
 
-    /// The ingress reads no `[database]`: only the broker's rules apply.
+    /// The broker's and the database's rules (the ingress reads the stores).
     fn check_shared_profile(&self, profile: Profile) -> Result<Vec<String>, SettingsError> {
         self.amqp.check_profile(profile)?;
-        Ok(self.amqp.opt_outs(profile))
+        self.database.check_profile(profile)?;
+        let mut opt_outs = self.amqp.opt_outs(profile);
+        opt_outs.extend(self.database.opt_outs(profile));
+        Ok(opt_outs)
     }
 }
 
 impl Validate for Settings {
+    /// Production: the stores' webhook secrets are sealed with `secrets.key_file`'s key.
+    fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        self.secrets.check_profile(profile)
+    }
+
     fn validate(&mut self) -> Result<(), SettingsError> {
         self.amqp.validate()?;
+        self.database.validate()?;
         self.webflow.validate()?;
         self.webflow.require_webhook_secrets()?;
         parse_bind("ingress.bind", &self.ingress.bind)?;
@@ -85,5 +102,23 @@ impl Validate for Settings {
             return Err(SettingsError::invalid("ingress.publish_timeout_ms", "must be above 0"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_to_start_without_the_secrets_key_file() {
+        let mut settings = Settings::default();
+        let error = settings.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
+            "{error}"
+        );
+        settings.check_profile(Profile::Local).unwrap();
+        settings.secrets.key_file = Some("/run/secrets/wms-keys".into());
+        settings.check_profile(Profile::Production).unwrap();
     }
 }

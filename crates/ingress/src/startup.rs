@@ -1,5 +1,6 @@
 //! Builds and runs the ingress: the webhook route on the public listener; health and metrics
-//! on the health listener only.
+//! on the health listener only. The stores (and their webhook secrets) come from PostgreSQL,
+//! read only, and are refreshed in the background (`stores::StoreRegistry`).
 
 use crate::metrics::IngressMetrics;
 use crate::routes::{IngressState, receive_webflow_webhook};
@@ -11,6 +12,7 @@ use platform::metrics::HttpMetrics;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use stores::StoreRegistry;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +21,17 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Database(#[from] warehouse_db::DbError),
+    #[error("cannot load the stores: {0}")]
+    Stores(#[from] stores::RegistryError),
+    #[error(transparent)]
+    Keyring(#[from] secrets_at_rest::KeyringError),
 }
+
+/// The ingress's connections: the store refresher's only (one query per
+/// `webflow.store_refresh_ms`), and one spare for a reload.
+const POOL_SIZE: usize = 2;
 
 /// Webflow webhooks are POSTed to `WEBHOOK_PATH/{site_id}`.
 pub const WEBHOOK_PATH: &str = "/webhooks/webflow";
@@ -33,9 +45,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listeners and starts the RabbitMQ supervisor. Does not wait for the broker:
-    /// until it is reachable, webhooks get 503 and `/readyz` says not ready.
-    pub fn build(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartupError> {
+    /// Loads the stores, binds the listeners and starts the RabbitMQ supervisor. Does not wait
+    /// for the broker: until it is reachable, webhooks get 503 and `/readyz` says not ready. The
+    /// database must answer at start (the stores are loaded before the first webhook); later,
+    /// while it does not, the stores loaded last are served.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let pool = warehouse_db::connect(&service_base::connect_options(&settings.database, POOL_SIZE)).await?;
+        // The schema is the migrate Job's (or a writing service's): wait for it, never run it.
+        warehouse_db::migrate::wait_for_schema(&pool, Duration::from_secs(settings.database.schema_wait_secs)).await?;
+        let keyring = secrets_at_rest::keyring_or_dev(&settings.secrets)?;
+        let stores = StoreRegistry::start_read_only(
+            pool,
+            &settings.webflow,
+            keyring,
+            settings.webflow.oauth.client_secret(),
+            shutdown.clone(),
+        )
+        .await?;
+
         let topology = Topology::from_settings(&settings.amqp);
         let exchange = topology.events_exchange();
         let amqp = AmqpClient::start(
@@ -54,14 +81,8 @@ impl Application {
         let checks: Vec<(&'static str, ReadinessCheck)> = vec![("rabbitmq", Arc::new(move || amqp_check.is_ready()))];
         let health_state = HealthState::new(registry, checks);
 
-        let secrets = settings
-            .webflow
-            .sites
-            .values()
-            .map(|site| (site.site_id.clone(), site.webhook_secrets.clone()))
-            .collect();
         let state = web::Data::new(IngressState {
-            secrets,
+            stores,
             publisher,
             exchange,
             max_body_bytes: settings.ingress.max_body_bytes,
@@ -85,15 +106,16 @@ impl Application {
                 source,
             })?
             .port();
-        let site_ids: Vec<String> = state.secrets.keys().cloned().collect();
+        let site_ids: Vec<String> = settings.webflow.sites.values().map(|s| s.site_id.clone()).collect();
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(state.clone())
                 .app_data(http_metrics.clone())
                 .wrap(actix_web::middleware::from_fn(platform::metrics::measure));
-            // One static route per configured site: matched by string comparison, where the
+            // One static route per config-file site: matched by string comparison, where the
             // `{site_id}` pattern costs a regex match per request (measured: ~5 % of the
-            // ingress's CPU). The pattern stays as the fallback that answers 404.
+            // ingress's CPU). The pattern serves the stores added at runtime, and answers 404
+            // for a site no live store has.
             for site_id in &site_ids {
                 let site_id = site_id.clone();
                 app = app.route(

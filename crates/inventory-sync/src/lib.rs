@@ -1,5 +1,6 @@
-//! Stock levels back to the storefront (issue 17): for every store with
-//! `webflow.sites.<name>.inventory_sync` on, each SKU's Webflow inventory is kept equal to the
+//! Stock levels back to the storefront (issue 17): for every live store with `inventory_sync`
+//! on (config stores: `webflow.sites.<name>.inventory_sync`; stores added at runtime are
+//! picked up from the store registry on the next pass), each SKU's Webflow inventory is kept equal to the
 //! warehouse's available count less the site's safety buffer (never below 0), set as an
 //! absolute finite `quantity`.
 //!
@@ -21,6 +22,7 @@ pub mod metrics;
 use domain::SiteId;
 use serde::Deserialize;
 use std::time::Duration;
+use stores::StoreRegistry;
 use tokio_util::sync::CancellationToken;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::inventory_sync::{self as rows, Claimed, Pushed, Recorded, SyncSite};
@@ -105,7 +107,8 @@ pub struct Pass {
 pub struct InventorySync {
     gateway: WebflowGateway,
     pool: warehouse_db::Pool,
-    targets: Vec<Target>,
+    /// The live stores: the syncing ones are the targets of each pass.
+    stores: StoreRegistry,
     settings: InventorySyncSettings,
     /// One Webflow call's longest time (`webflow.timeout_ms`).
     call_timeout: Duration,
@@ -113,31 +116,18 @@ pub struct InventorySync {
 }
 
 impl InventorySync {
-    /// The loop for every site of `webflow` with `inventory_sync` on.
+    /// The loop for every live store of `stores` with `inventory_sync` on.
     pub fn new(
         gateway: WebflowGateway,
         pool: warehouse_db::Pool,
+        stores: StoreRegistry,
         webflow: &WebflowSettings,
         settings: InventorySyncSettings,
     ) -> Self {
-        let targets = webflow
-            .sites
-            .values()
-            .filter(|s| s.inventory_sync)
-            .filter_map(|s| {
-                Some(Target {
-                    site: SyncSite {
-                        site_id: SiteId::new(s.site_id.clone()),
-                        safety_buffer: s.inventory_safety_buffer.max(0),
-                    },
-                    sku_collection_id: s.sku_collection_id.clone()?,
-                })
-            })
-            .collect();
         Self {
             gateway,
             pool,
-            targets,
+            stores,
             settings,
             call_timeout: Duration::from_millis(webflow.timeout_ms),
             metrics: None,
@@ -149,9 +139,27 @@ impl InventorySync {
         self
     }
 
-    /// Whether any store syncs.
+    /// The live stores that sync, now.
+    fn targets(&self) -> Vec<Target> {
+        self.stores
+            .all()
+            .iter()
+            .filter(|s| s.inventory_sync)
+            .filter_map(|s| {
+                Some(Target {
+                    site: SyncSite {
+                        site_id: s.site_id.clone(),
+                        safety_buffer: s.inventory_safety_buffer.max(0),
+                    },
+                    sku_collection_id: s.sku_collection_id.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether any store syncs now.
     pub fn is_enabled(&self) -> bool {
-        !self.targets.is_empty()
+        !self.targets().is_empty()
     }
 
     /// How long a batch's claim lasts: every call of the batch taking its whole timeout.
@@ -164,16 +172,16 @@ impl InventorySync {
         self.call_timeout + CLAIM_MARGIN
     }
 
-    /// The syncing stores' ids.
+    /// The syncing stores' ids, now.
     pub fn site_ids(&self) -> Vec<SiteId> {
-        self.targets.iter().map(|t| t.site.site_id.clone()).collect()
+        self.targets().iter().map(|t| t.site.site_id.clone()).collect()
     }
 
     /// Pushes what is due now, store by store, as far as each budget has free slots.
     pub async fn run_once(&self) -> Result<Pass, SyncError> {
         let mut pass = Pass::default();
         let min_interval = Duration::from_secs(self.settings.min_interval_secs);
-        for target in &self.targets {
+        for target in &self.targets() {
             let claimed = {
                 let client = self.pool.get().await?;
                 rows::claim(&*client, &target.site, min_interval, i64::from(BATCH), self.claim_for()).await?
@@ -307,19 +315,17 @@ impl InventorySync {
     }
 
     /// Runs passes until `shutdown`: at once while there is work and budget, else after the
-    /// poll interval (or when the busy budget frees a slot, if sooner). `None` when no store
-    /// syncs. The task ends only on `shutdown`: its caller supervises it (notify-webflow exits
+    /// poll interval (or when the busy budget frees a slot, if sooner). A pass with no syncing
+    /// store costs nothing (a store may start syncing at runtime, so the loop always runs).
+    /// The task ends only on `shutdown`: its caller supervises it (notify-webflow exits
     /// with an error if it ends otherwise, or panics). The metrics are refreshed by a task of
     /// their own, so a stalled loop shows in `wms_inventory_sync_oldest_dirty_seconds`.
-    pub fn spawn(self, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.is_enabled() {
-            return None;
-        }
+    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         if let Some(metrics) = self.metrics.clone() {
-            let (pool, sites, shutdown) = (self.pool.clone(), self.site_ids(), shutdown.clone());
+            let (pool, this, shutdown) = (self.pool.clone(), self.clone(), shutdown.clone());
             tokio::spawn(async move {
                 loop {
-                    metrics.refresh(&pool, &sites).await;
+                    metrics.refresh(&pool, &this.site_ids()).await;
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -327,7 +333,7 @@ impl InventorySync {
                 }
             });
         }
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let poll = Duration::from_millis(self.settings.poll_interval_ms);
             loop {
                 let wait = match self.run_once().await {
@@ -343,7 +349,7 @@ impl InventorySync {
                     _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
                 }
             }
-        }))
+        })
     }
 }
 

@@ -21,10 +21,10 @@
 
 use domain::{Event, OrderId, OrderState, SiteId};
 use platform::amqp::topology::consumer;
-use platform::settings::{SettingsError, Validate};
+use platform::settings::{Profile, SettingsError, Validate};
 use secrecy::SecretString;
 use service_base::{ServiceBase, StartupError};
-use std::collections::HashMap;
+use stores::StoreRegistry;
 use warehouse_db::Transaction;
 use warehouse_db::audit::{self, AuditEntry, AuditKind};
 use warehouse_db::locks::OrderLock;
@@ -33,7 +33,7 @@ use warehouse_db::webflow_writes::{self as ledger, StepStatus, WriteStep};
 use webflow::{
     CallRecord, FulfillOrderRequest, Order, OrderStatus, RefundOrderRequest, RefundReason, UpdateOrderRequest,
 };
-use webflow::{SiteSettings, WebflowClient, WebflowSettings};
+use webflow::{WebflowClient, WebflowSettings};
 use webflow_gateway::{GatewayError, Priority, WebflowGateway};
 use worker::{Effects, Handler, HandlerError, IncomingMessage, Preparation, SeenCheck, WorkerService};
 
@@ -54,6 +54,11 @@ impl Validate for Settings {
         self.inventory_sync.validate()?;
         self.webflow.require_api_tokens()
     }
+
+    /// Production: the stores' sealed tokens need `secrets.key_file`.
+    fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        self.base.secrets.check_profile(profile)
+    }
 }
 
 pub struct NotifyHandler {
@@ -61,20 +66,13 @@ pub struct NotifyHandler {
     /// The process's pool; sized with one extra connection per delivery in flight, for the
     /// per-order leases (taken, confirmed and renewed around the Webflow calls).
     pool: warehouse_db::Pool,
-    sites: HashMap<String, SiteSettings>,
+    /// The live stores (a removed store's messages fail permanently in the gateway).
+    stores: StoreRegistry,
 }
 
 impl NotifyHandler {
-    pub fn new(
-        gateway: WebflowGateway,
-        pool: warehouse_db::Pool,
-        sites: impl IntoIterator<Item = SiteSettings>,
-    ) -> Self {
-        Self {
-            gateway,
-            pool,
-            sites: sites.into_iter().map(|s| (s.site_id.clone(), s)).collect(),
-        }
+    pub fn new(gateway: WebflowGateway, pool: warehouse_db::Pool, stores: StoreRegistry) -> Self {
+        Self { gateway, pool, stores }
     }
 }
 
@@ -282,8 +280,8 @@ impl NotifyHandler {
 
         // Step 2: fulfil, once, unless refunded meanwhile.
         let send_email = self
-            .sites
-            .get(session.site_id.as_str())
+            .stores
+            .by_site(session.site_id.as_str())
             .is_none_or(|s| s.send_fulfillment_email);
         match session.ledger_status(&WriteStep::Fulfill) {
             StepStatus::Done => Ok(Outcome::Fulfilled),
@@ -552,15 +550,25 @@ impl Handler for NotifyHandler {
 }
 
 /// Builds the worker: the service base (its pool holds one more connection per delivery in
-/// flight, for the per-order leases), the Webflow gateway over that pool, the handler, and the
-/// stock-level sync beside it.
+/// flight, for the per-order leases), the stores (refreshed from the database), the Webflow
+/// gateway over that pool, the handler, and the stock-level sync beside it.
 pub async fn build(
     settings: Settings,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<NotifyService, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
-    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), None)
+    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start(
+        base.pool.clone(),
+        &settings.webflow,
+        keyring,
+        settings.webflow.oauth.client_secret(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
+    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;
     gateway.export_metrics(&base.registry, shutdown.clone())?;
@@ -569,6 +577,7 @@ pub async fn build(
     let mut sync = inventory_sync::InventorySync::new(
         gateway.clone(),
         base.pool.clone(),
+        stores.clone(),
         &settings.webflow,
         settings.inventory_sync.clone(),
     );
@@ -580,7 +589,7 @@ pub async fn build(
         tracing::info!(sites = ?sync.site_ids(), "inventory sync on");
     }
     let sync = sync.spawn(shutdown);
-    let handler = NotifyHandler::new(gateway, base.pool.clone(), settings.webflow.sites.values().cloned());
+    let handler = NotifyHandler::new(gateway, base.pool.clone(), stores);
     let worker = WorkerService::start(handler, &base)?;
     Ok(NotifyService { worker, sync })
 }
@@ -588,8 +597,7 @@ pub async fn build(
 /// The write-back consumer and the stock-level sync task it supervises.
 pub struct NotifyService {
     worker: WorkerService<NotifyHandler>,
-    /// `None` when no store syncs.
-    sync: Option<tokio::task::JoinHandle<()>>,
+    sync: tokio::task::JoinHandle<()>,
 }
 
 impl NotifyService {
@@ -605,7 +613,7 @@ impl NotifyService {
     /// and fails, so the process exits with an error and is restarted.
     pub async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
         let worker = self.worker;
-        supervise(|stop| worker.run_until_stopped(stop), self.sync, shutdown).await
+        supervise(|stop| worker.run_until_stopped(stop), Some(self.sync), shutdown).await
     }
 }
 
@@ -704,5 +712,24 @@ mod supervision_tests {
             .await
             .expect("a clean stop");
         assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::Settings;
+    use platform::settings::{Profile, SettingsError, Validate};
+
+    #[test]
+    fn production_refuses_to_start_without_the_secrets_key_file() {
+        let mut settings = Settings::default();
+        let error = settings.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
+            "{error}"
+        );
+        settings.check_profile(Profile::Local).unwrap();
+        settings.base.secrets.key_file = Some("/run/secrets/wms-keys".into());
+        settings.check_profile(Profile::Production).unwrap();
     }
 }

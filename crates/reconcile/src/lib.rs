@@ -9,6 +9,9 @@
 //! | `refunded` / `dispute-lost` | `fulfilled` | `needs_review` (a return or an interception may be needed) |
 //! | `fulfilled` by hand | not shipped | `needs_review` |
 //!
+//! The sites are the live stores of the registry at the start of each pass: a store onboarded
+//! at runtime is reconciled from the next pass on, a removed one no longer.
+//!
 //! Every repair is idempotent: injected webhooks and events carry deterministic message ids,
 //! and a second run over the same state finds nothing to repair.
 
@@ -16,11 +19,12 @@ use domain::{Envelope, Event, MessageId, OrderId, OrderState, SiteId, WebhookTri
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
 use platform::amqp::{Publisher, Topology};
 use platform::service::RunUntilStopped;
-use platform::settings::{SettingsError, Validate};
+use platform::settings::{Profile, SettingsError, Validate};
 use serde::{Deserialize, Serialize};
 use service_base::{ServiceBase, StartupError};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use stores::StoreRegistry;
 use tokio_util::sync::CancellationToken;
 use warehouse_db::job_lock::{Job, JobLock};
 use warehouse_db::orders;
@@ -73,6 +77,11 @@ impl Validate for Settings {
         }
         Ok(())
     }
+
+    /// Production: the stores' sealed tokens need `secrets.key_file`.
+    fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        self.base.secrets.check_profile(profile)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +127,8 @@ pub struct Reconciler {
     pool: warehouse_db::Pool,
     publisher: Publisher,
     topology: Topology,
-    site_ids: Vec<SiteId>,
+    /// The live stores: each pass reconciles those with an API token.
+    stores: StoreRegistry,
 }
 
 fn content_id(prefix: &str, parts: &[&[u8]]) -> String {
@@ -136,14 +146,14 @@ impl Reconciler {
         pool: warehouse_db::Pool,
         publisher: Publisher,
         topology: Topology,
-        site_ids: Vec<String>,
+        stores: StoreRegistry,
     ) -> Self {
         Self {
             gateway,
             pool,
             publisher,
             topology,
-            site_ids: site_ids.into_iter().map(SiteId::new).collect(),
+            stores,
         }
     }
 
@@ -164,7 +174,14 @@ impl Reconciler {
 
     async fn pass(&self) -> Result<Summary, ReconcileError> {
         let mut summary = Summary::default();
-        for site_id in &self.site_ids {
+        let site_ids: Vec<SiteId> = self
+            .stores
+            .all()
+            .iter()
+            .filter(|store| store.has_api_token())
+            .map(|store| store.site_id.clone())
+            .collect();
+        for site_id in &site_ids {
             match self.reconcile_site(site_id, &mut summary).await {
                 Ok(()) => {}
                 Err(ReconcileError::Webflow(error @ GatewayError::Busy { .. })) => {
@@ -435,10 +452,22 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
     // One connection more than `database.pool_size`: a pass holds the reconciliation lock on
     // its own connection for as long as it runs (warehouse_db::job_lock).
     let base = ServiceBase::start(ACTOR, &settings.base, 1, shutdown.clone()).await?;
+    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start(
+        base.pool.clone(),
+        &settings.webflow,
+        keyring,
+        settings.webflow.oauth.client_secret(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(
         &settings.webflow,
         base.pool.clone(),
+        &stores,
         Some(settings.reconcile.budget_share),
+        shutdown.clone(),
     )
     .await
     .map_err(StartupError::dependency)?;
@@ -452,7 +481,7 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
         base.pool.clone(),
         base.publisher.clone(),
         base.topology.clone(),
-        settings.webflow.sites.values().map(|s| s.site_id.clone()).collect(),
+        stores,
     );
     Ok(ReconcileService {
         reconciler,
@@ -498,5 +527,24 @@ impl ReconcileService {
 impl RunUntilStopped for ReconcileService {
     async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         ReconcileService::run_until_stopped(self, shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::Settings;
+    use platform::settings::{Profile, SettingsError, Validate};
+
+    #[test]
+    fn production_refuses_to_start_without_the_secrets_key_file() {
+        let mut settings = Settings::default();
+        let error = settings.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
+            "{error}"
+        );
+        settings.check_profile(Profile::Local).unwrap();
+        settings.base.secrets.key_file = Some("/run/secrets/wms-keys".into());
+        settings.check_profile(Profile::Production).unwrap();
     }
 }

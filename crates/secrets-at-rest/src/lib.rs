@@ -19,7 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
-use wms_settings::{SettingsError, read_secret_file};
+use std::sync::{Arc, Once};
+use wms_settings::{Profile, SettingsError, read_secret_file};
 
 const FORMAT: &str = "v1";
 
@@ -29,6 +30,49 @@ const FORMAT: &str = "v1";
 pub struct SecretsSettings {
     /// The key file (`<key id>:<64 hex digits>` per line, the current key first).
     pub key_file: Option<PathBuf>,
+}
+
+impl SecretsSettings {
+    /// Production refuses to start a service that reads or writes sealed values without a key
+    /// file: the built-in development key is public (it is in this source), so anything sealed
+    /// with it is as good as plain text.
+    pub fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        if profile == Profile::Production && self.key_file.is_none() {
+            return Err(SettingsError::insecure(
+                "secrets.key_file",
+                "it is not set, and store tokens and webhook secrets would be sealed with the \
+                 public development key",
+                "generate a key (`<key id>:<64 hex digits>`, e.g. `wmsctl secrets new-key`), mount \
+                 it as a Secret and set secrets.key_file to its path",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The key id of the built-in development key: values sealed with it say so (`v1:dev-insecure:…`).
+pub const DEV_KEY_ID: &str = "dev-insecure";
+
+/// The built-in development key (local profile, `secrets.key_file` unset). Public by
+/// construction: never used under `profile = "production"` ([`SecretsSettings::check_profile`]).
+// The 32 bytes are the ASCII text `dev-insecure-key-never-in-prod!!`.
+const DEV_KEY_LINE: &str = "dev-insecure:6465762d696e7365637572652d6b65792d6e657665722d696e2d70726f642121";
+
+/// The keyring of `secrets.key_file`, or the built-in development key when it is unset (logged
+/// as a warning, once per process). Production never gets here without a key file: its
+/// services refuse to start first ([`SecretsSettings::check_profile`]).
+pub fn keyring_or_dev(settings: &SecretsSettings) -> Result<Arc<Keyring>, KeyringError> {
+    if settings.key_file.is_some() {
+        return Keyring::load(settings).map(Arc::new);
+    }
+    static WARNED: Once = Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            key_id = DEV_KEY_ID,
+            "secrets.key_file is not set: sealing with the built-in development key (local use only)"
+        );
+    });
+    Keyring::dev().map(Arc::new)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +132,11 @@ impl Keyring {
         let path = settings.key_file.as_ref().ok_or(KeyringError::NoKeyFile)?;
         let text = read_secret_file(path).map_err(KeyringError::File)?;
         Self::parse(&SecretString::from(text))
+    }
+
+    /// The built-in development keyring (tests and the local profile; see [`keyring_or_dev`]).
+    pub fn dev() -> Result<Self, KeyringError> {
+        Self::parse(&SecretString::from(DEV_KEY_LINE.to_owned()))
     }
 
     /// Parses the key file's text.
@@ -329,6 +378,30 @@ mod tests {
         assert!(err(&format!("bad id:{}", "0".repeat(64))).contains("key id"));
         assert!(err("no-colon").contains("expected"));
         assert!(matches!(Keyring::new_key_line("bad id"), Err(NewKeyError::BadId(_))));
+    }
+
+    #[test]
+    fn production_refuses_no_key_file_and_local_uses_the_dev_key() {
+        let unset = SecretsSettings::default();
+        let error = unset.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
+            "{error}"
+        );
+        unset.check_profile(Profile::Local).unwrap();
+        let keys = keyring_or_dev(&unset).unwrap();
+        assert_eq!(keys.current_key_id(), DEV_KEY_ID);
+        let sealed = keys.seal(&SecretString::from("t".to_owned()), "c").unwrap();
+        assert!(sealed.starts_with("v1:dev-insecure:"));
+        // The dev key is the same in every process: what one seals, another opens.
+        assert_eq!(Keyring::dev().unwrap().open(&sealed, "c").unwrap().expose_secret(), "t");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, key("prod")).unwrap();
+        let set = SecretsSettings { key_file: Some(path) };
+        set.check_profile(Profile::Production).unwrap();
+        assert_eq!(keyring_or_dev(&set).unwrap().current_key_id(), "prod");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The sections every service reads: `[amqp]`, `[database]`, `[health]`, `[telemetry]` and
-//! `[worker]` (how a service consumes and relays its outbox).
+//! `[worker]` (how a service consumes and relays its outbox), `[secrets]` (the key that seals
+//! what the database keeps secret).
 
 use platform::retry::RetryPolicy;
 use platform::settings::{
@@ -18,6 +19,10 @@ pub struct BaseSettings {
     pub health: HealthSettings,
     pub telemetry: TelemetrySettings,
     pub worker: WorkerSettings,
+    /// `[secrets]`: the key file that seals store tokens and webhook secrets in PostgreSQL.
+    /// Services that read or write sealed values refuse production without it
+    /// (`SecretsSettings::check_profile` in their own `check_profile`).
+    pub secrets: secrets_at_rest::SecretsSettings,
 }
 
 impl BaseSettings {

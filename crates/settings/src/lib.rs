@@ -99,6 +99,7 @@ pub const KNOWN_TOP_LEVEL_KEYS: &[&str] = &[
     "health",
     "telemetry",
     "worker",
+    "secrets",
     "webflow",
     "ingress",
     "enrich",

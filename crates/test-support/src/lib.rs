@@ -6,6 +6,7 @@
 pub mod amqp;
 pub mod db;
 pub mod proxy;
+pub mod stores;
 pub mod vhost;
 
 use std::path::PathBuf;

@@ -26,6 +26,7 @@ pub mod pool;
 pub mod rate_budget;
 pub mod retention;
 pub mod store_names;
+pub mod stores;
 pub mod webflow_writes;
 
 pub use db::Db;

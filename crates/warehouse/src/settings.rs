@@ -319,9 +319,11 @@ impl Validate for Settings {
         Ok(())
     }
 
-    /// Production: the session cookie must be `Secure` (the base sections' rules are applied to
+    /// Production: the session cookie must be `Secure`, and the stores' tokens and webhook
+    /// secrets are sealed with `secrets.key_file`'s key (the base sections' rules are applied to
     /// every service by `platform::service`).
     fn check_profile(&self, profile: Profile) -> Result<(), SettingsError> {
+        self.base.secrets.check_profile(profile)?;
         if profile == Profile::Production && !self.warehouse.console.secure_cookies {
             return Err(SettingsError::insecure(
                 "warehouse.console.secure_cookies",
@@ -363,8 +365,22 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_to_start_without_the_secrets_key_file() {
+        let mut settings = with_token(token());
+        settings.validate().unwrap();
+        settings.base.secrets.key_file = None;
+        let error = settings.check_profile(Profile::Production).unwrap_err();
+        assert!(
+            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
+            "{error}"
+        );
+        settings.check_profile(Profile::Local).unwrap();
+    }
+
+    #[test]
     fn production_refuses_insecure_cookies_and_local_accepts_them() {
         let mut settings = with_token(token());
+        settings.base.secrets.key_file = Some("/run/secrets/wms-keys".into());
         settings.validate().unwrap();
         settings.check_profile(Profile::Production).unwrap();
         settings.warehouse.console.secure_cookies = false;

@@ -24,6 +24,11 @@
 //! `worker.max_waiting`), so however many of a fast token's calls wait at once, the replica goes
 //! on reading and handling the other stores' messages.
 //!
+//! **Stores come and go.** The tokens and limits follow the store registry (issue 24): a store
+//! onboarded at runtime gets its budget row on the registry's next refresh, a changed
+//! `rate_limit_per_minute` resizes it, and a removed store's calls fail permanently
+//! ([`GatewayError::UnknownSite`]).
+//!
 //! **One clock.** Every wait is `slot - clock_timestamp()` computed by the same statement on the
 //! database and slept as a duration: replicas whose clocks disagree still call in turn.
 
@@ -32,8 +37,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use stores::{Store, StoreRegistry};
+use tokio_util::sync::CancellationToken;
 use warehouse_db::rate_budget::{self, Grant, Take};
 use webflow::{ApiResponse, BudgetSettings, SiteSettings, WebflowClient, WebflowError};
 
@@ -77,7 +84,8 @@ pub enum GatewayError {
         wait: Duration,
         ticket: Option<String>,
     },
-    #[error("Webflow site `{0}` is not configured with an API token")]
+    /// No live store with an API token serves the site: never configured, or removed.
+    #[error("no live store with an API token serves Webflow site `{0}` (unknown, or the store was removed)")]
     UnknownSite(String),
     #[error(transparent)]
     Api(#[from] WebflowError),
@@ -85,6 +93,9 @@ pub enum GatewayError {
     Budget(#[from] warehouse_db::DbError),
     #[error("rate budget: {0}")]
     Pool(#[from] warehouse_db::pool::PoolError),
+    /// The stores could not be re-read (the database away): try again.
+    #[error("{0}")]
+    Stores(String),
 }
 
 impl GatewayError {
@@ -92,7 +103,7 @@ impl GatewayError {
     pub fn was_not_sent(&self) -> bool {
         match self {
             Self::Api(api) => api.status() == Some(429),
-            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) => true,
+            Self::Busy { .. } | Self::UnknownSite(_) | Self::Budget(_) | Self::Pool(_) | Self::Stores(_) => true,
         }
     }
 
@@ -110,7 +121,7 @@ impl Classify for GatewayError {
             Self::UnknownSite(_) => FailureClass::Permanent,
             Self::Api(api) => api.class(),
             Self::Budget(db) => db.class(),
-            Self::Pool(_) => FailureClass::Transient,
+            Self::Pool(_) | Self::Stores(_) => FailureClass::Transient,
         }
     }
 
@@ -125,6 +136,7 @@ impl Classify for GatewayError {
         match self {
             Self::Api(_) => "webflow",
             Self::Budget(_) | Self::Pool(_) => "rate budget",
+            Self::Stores(_) => "stores",
             Self::Busy { .. } | Self::UnknownSite(_) => "webflow budget",
         }
     }
@@ -174,13 +186,51 @@ pub struct SiteStatus {
     pub shared_with: Vec<String>,
 }
 
+/// Which budget each site draws from, as the stores are now.
+#[derive(Default)]
+struct BudgetTable {
+    sites: HashMap<String, SiteBudget>,
+    /// Budget key -> configured limit (the smallest of the sites sharing the token).
+    limits: BTreeMap<String, f64>,
+}
+
+impl BudgetTable {
+    /// `(site id, token, rate limit per minute)` of every site that has a token.
+    fn of(sites: impl IntoIterator<Item = (String, Option<SecretString>, u32)>) -> Self {
+        let mut table = Self::default();
+        for (site_id, token, rate_limit_per_minute) in sites {
+            let Some(token) = token.filter(|t| !t.expose_secret().trim().is_empty()) else {
+                continue;
+            };
+            let key = token_key(&token);
+            let limit = f64::from(rate_limit_per_minute.max(1));
+            table
+                .limits
+                .entry(key.clone())
+                .and_modify(|l| *l = l.min(limit))
+                .or_insert(limit);
+            table.sites.insert(site_id, SiteBudget { token, key });
+        }
+        table
+    }
+
+    fn of_stores(stores: &[Arc<Store>]) -> Self {
+        Self::of(
+            stores
+                .iter()
+                .map(|s| (s.site_id.to_string(), s.api_token.clone(), s.rate_limit_per_minute)),
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct WebflowGateway {
     client: WebflowClient,
     pool: warehouse_db::Pool,
-    sites: HashMap<String, SiteBudget>,
-    /// Budget key -> configured limit (the smallest of the sites sharing the token).
-    limits: BTreeMap<String, f64>,
+    /// Swapped whole when the stores change ([`WebflowGateway::start`]).
+    table: Arc<RwLock<Arc<BudgetTable>>>,
+    /// The stores the table follows (`None`: a fixed set of sites).
+    stores: Option<StoreRegistry>,
     budget: BudgetSettings,
     /// Set only by the processes that reconcile ([`WebflowGateway::with_reconcile_share`]):
     /// the others neither use nor resize the reconciliation sub-budget.
@@ -193,29 +243,39 @@ pub struct WebflowGateway {
     adopted: Arc<Mutex<HashMap<String, (u32, Instant)>>>,
 }
 
+/// How soon the budgets of changed stores are set up again after a failure (the database away).
+const BUDGET_RETRY: Duration = Duration::from_secs(1);
+
 /// How long a limit this process stored is taken as still stored (another replica may store a
 /// different value meanwhile; then this one writes its own again after at most this long).
 const ADOPTED_FOR: Duration = Duration::from_secs(60);
 
 impl WebflowGateway {
+    /// A gateway for these config sites only (tests, wmsctl): it does not follow the stores.
     pub fn new(client: WebflowClient, pool: warehouse_db::Pool, sites: impl IntoIterator<Item = SiteSettings>) -> Self {
-        let mut by_site = HashMap::new();
-        let mut limits: BTreeMap<String, f64> = BTreeMap::new();
-        for site in sites {
-            let Some(token) = site.api_token.clone() else { continue };
-            let key = token_key(&token);
-            let limit = f64::from(site.rate_limit_per_minute.max(1));
-            limits
-                .entry(key.clone())
-                .and_modify(|l| *l = l.min(limit))
-                .or_insert(limit);
-            by_site.insert(site.site_id.clone(), SiteBudget { token, key });
+        let table = BudgetTable::of(
+            sites
+                .into_iter()
+                .map(|site| (site.site_id, site.api_token, site.rate_limit_per_minute)),
+        );
+        Self::with_table(client, pool, table)
+    }
+
+    /// A gateway for the registry's stores as they are now (see [`WebflowGateway::start`] for
+    /// one that follows them).
+    pub fn for_stores(client: WebflowClient, pool: warehouse_db::Pool, stores: &StoreRegistry) -> Self {
+        Self {
+            stores: Some(stores.clone()),
+            ..Self::with_table(client, pool, BudgetTable::of_stores(&stores.all()))
         }
+    }
+
+    fn with_table(client: WebflowClient, pool: warehouse_db::Pool, table: BudgetTable) -> Self {
         Self {
             client,
             pool,
-            sites: by_site,
-            limits,
+            table: Arc::new(RwLock::new(Arc::new(table))),
+            stores: None,
             budget: BudgetSettings::default(),
             reconcile_share: None,
             local_clock_offset: chrono::Duration::zero(),
@@ -233,20 +293,67 @@ impl WebflowGateway {
         .with_budget_settings(settings.budget.clone()))
     }
 
-    /// [`WebflowGateway::from_settings`] with `reconcile_share` (for the processes that
-    /// reconcile), then [`WebflowGateway::ensure_budgets`]: what every service that calls
-    /// Webflow does at start, after its migrations.
+    /// The gateway for the registry's stores with `reconcile_share` (for the processes that
+    /// reconcile), with every token's budget ensured: what every service that calls Webflow
+    /// does at start, after its migrations. Until `shutdown` it follows the registry: a new
+    /// store's token gets its budget row, a changed limit resizes it, a removed store's site is
+    /// refused.
     pub async fn start(
         settings: &webflow::WebflowSettings,
         pool: warehouse_db::Pool,
+        stores: &StoreRegistry,
         reconcile_share: Option<f64>,
+        shutdown: CancellationToken,
     ) -> Result<Self, GatewayError> {
-        let mut gateway = Self::from_settings(settings, pool)?;
+        // Subscribed before the stores are read: a change in between is seen by `follow`.
+        let changes = stores.changes();
+        let mut gateway = Self::for_stores(WebflowClient::from_settings(settings)?, pool, stores)
+            .with_budget_settings(settings.budget.clone());
         if let Some(share) = reconcile_share {
             gateway = gateway.with_reconcile_share(share);
         }
         gateway.ensure_budgets().await?;
+        tokio::spawn(gateway.clone().follow(stores.clone(), changes, shutdown));
         Ok(gateway)
+    }
+
+    /// Rebuilds the budget table on every change of the stores, until `shutdown`.
+    async fn follow(
+        self,
+        stores: StoreRegistry,
+        mut changes: tokio::sync::watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+            // Until the new budgets are set up, the old table stays: a new store's calls would
+            // fail as for an unknown site (permanently), so this retries until it succeeds.
+            while let Err(error) = self.replace_table(BudgetTable::of_stores(&stores.all())).await {
+                tracing::warn!(error.message = %error, "cannot set up the budgets of changed stores; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(BUDGET_RETRY) => {}
+                }
+            }
+        }
+    }
+
+    /// Ensures the new table's budgets, then serves it.
+    async fn replace_table(&self, table: BudgetTable) -> Result<(), GatewayError> {
+        let table = Arc::new(table);
+        self.ensure_budgets_of(&table).await?;
+        *self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+        Ok(())
+    }
+
+    fn table(&self) -> Arc<BudgetTable> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn with_budget_settings(mut self, budget: BudgetSettings) -> Self {
@@ -272,16 +379,20 @@ impl WebflowGateway {
     }
 
     /// The budget key `site_id` draws from.
-    pub fn budget_key(&self, site_id: &str) -> Option<&str> {
-        self.sites.get(site_id).map(|s| s.key.as_str())
+    pub fn budget_key(&self, site_id: &str) -> Option<String> {
+        self.table().sites.get(site_id).map(|s| s.key.clone())
     }
 
     /// Creates (or resizes) every token's budget row, and the reconciliation sub-budgets when
     /// this gateway reconciles. Call at start, after migrations. The limit learned from Webflow
     /// is kept.
     pub async fn ensure_budgets(&self) -> Result<(), GatewayError> {
+        self.ensure_budgets_of(&self.table()).await
+    }
+
+    async fn ensure_budgets_of(&self, table: &BudgetTable) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
-        for (key, limit) in &self.limits {
+        for (key, limit) in &table.limits {
             rate_budget::ensure(&*client, key, *limit).await?;
             if let Some(share) = self.reconcile_share {
                 rate_budget::ensure(&*client, &reconcile_key(key), *limit * share).await?;
@@ -290,9 +401,26 @@ impl WebflowGateway {
         Ok(())
     }
 
-    fn site(&self, site_id: &str) -> Result<&SiteBudget, GatewayError> {
-        self.sites
+    /// The budget of `site_id`. A site this table does not hold may be a store added a moment
+    /// ago (seen by another process first): the stores are re-read and the table rebuilt before
+    /// the site is called unknown, a permanent failure.
+    async fn site(&self, site_id: &str) -> Result<SiteBudget, GatewayError> {
+        if let Some(site) = self.table().sites.get(site_id) {
+            return Ok(site.clone());
+        }
+        if let Some(stores) = &self.stores
+            && let Some(store) = stores
+                .by_site_or_refresh(site_id)
+                .await
+                .map_err(|e| GatewayError::Stores(e.to_string()))?
+            && store.has_api_token()
+        {
+            self.replace_table(BudgetTable::of_stores(&stores.all())).await?;
+        }
+        self.table()
+            .sites
             .get(site_id)
+            .cloned()
             .ok_or_else(|| GatewayError::UnknownSite(site_id.to_owned()))
     }
 
@@ -325,7 +453,7 @@ impl WebflowGateway {
         F: FnOnce(WebflowClient, SecretString) -> Fut,
         Fut: Future<Output = Result<ApiResponse<T>, WebflowError>>,
     {
-        let site = self.site(site_id.as_str())?.clone();
+        let site = self.site(site_id.as_str()).await?;
         let held = resume.as_deref().and_then(|token| parse_ticket(token, &site.key));
         if priority == Priority::Reconciliation {
             // The sub-budget spaces reconciliation out; the job may sleep for it.
@@ -466,12 +594,13 @@ impl WebflowGateway {
 
     /// Every configured site's budget and backlog.
     pub async fn status(&self) -> Result<Vec<SiteStatus>, GatewayError> {
-        let keys: Vec<String> = self.limits.keys().cloned().collect();
+        let table = self.table();
+        let keys: Vec<String> = table.limits.keys().cloned().collect();
         let (budgets, waits) = {
             let client = self.pool.get().await?;
             rate_budget::status(&*client, &keys).await?
         };
-        let mut sites: Vec<(&String, &SiteBudget)> = self.sites.iter().collect();
+        let mut sites: Vec<(&String, &SiteBudget)> = table.sites.iter().collect();
         sites.sort_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::new();
         for (site_id, site) in &sites {

@@ -33,6 +33,8 @@ pub struct SiteSettings {
     pub sku_collection_id: Option<String>,
     /// Units held back from the storefront: Webflow shows `available - buffer`, never below 0.
     pub inventory_safety_buffer: i64,
+    /// The merchant that owns this store's stock (issue 24); created at start if missing.
+    pub merchant: String,
     /// Why a `*_file` could not be read. Each pod mounts only the secrets its service needs (the
     /// ingress has no API token, the workers no webhook secrets), so a missing file is only an
     /// error for the service that needs it: `require_api_tokens`/`require_webhook_secrets`.
@@ -53,6 +55,7 @@ impl Default for SiteSettings {
             inventory_sync: false,
             sku_collection_id: None,
             inventory_safety_buffer: 0,
+            merchant: DEFAULT_MERCHANT.to_owned(),
             unreadable: BTreeMap::new(),
         }
     }
@@ -69,6 +72,68 @@ pub struct WebflowSettings {
     pub sites: BTreeMap<String, SiteSettings>,
     /// How calls share each token's budget (`[webflow.budget]`).
     pub budget: BudgetSettings,
+    /// How often every service re-reads the stores table (stores added, changed or removed
+    /// at runtime are picked up within this).
+    pub store_refresh_ms: u64,
+    /// The Webflow OAuth app ("Connect with Webflow"), optional (`[webflow.oauth]`).
+    pub oauth: OAuthSettings,
+}
+
+/// The merchant of a config store that names none (every install before issue 24 served one).
+pub const DEFAULT_MERCHANT: &str = "default";
+
+/// `[webflow.oauth]`: the Webflow OAuth app that "Connect with Webflow" authorizes with. Off
+/// while `client_id` is unset. Webhooks created through the app are signed with its client
+/// secret, so the services that verify webhooks read the secret too.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct OAuthSettings {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    /// A file holding the client secret (a Kubernetes Secret mount); read at start.
+    pub client_secret_file: Option<PathBuf>,
+    /// Where Webflow sends the browser back (the console's callback URL, as registered with the app).
+    pub redirect_url: Option<String>,
+    pub authorize_url: String,
+    pub token_url: String,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
+            redirect_url: None,
+            authorize_url: "https://webflow.com/oauth/authorize".into(),
+            token_url: "https://api.webflow.com/oauth/token".into(),
+        }
+    }
+}
+
+impl OAuthSettings {
+    /// Reads `client_secret_file` into `client_secret`.
+    fn validate(&mut self) -> Result<(), SettingsError> {
+        if let Some(path) = &self.client_secret_file {
+            if self.client_secret.is_some() {
+                return Err(SettingsError::invalid(
+                    "webflow.oauth.client_secret_file",
+                    "give client_secret or client_secret_file, not both",
+                ));
+            }
+            let secret = read_secret_file(path)
+                .map_err(|message| SettingsError::invalid("webflow.oauth.client_secret_file", message))?;
+            self.client_secret = Some(SecretString::from(secret));
+        }
+        Ok(())
+    }
+
+    /// The app's client secret, when one is configured (it verifies OAuth stores' webhooks).
+    pub fn client_secret(&self) -> Option<SecretString> {
+        self.client_secret
+            .clone()
+            .filter(|secret| !secret.expose_secret().trim().is_empty())
+    }
 }
 
 /// How every Webflow call shares its token's budget (docs/architecture.md, "The Webflow rate
@@ -114,6 +179,8 @@ impl Default for WebflowSettings {
             timeout_ms: 10_000,
             sites: BTreeMap::new(),
             budget: BudgetSettings::default(),
+            store_refresh_ms: 1_000,
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -132,6 +199,10 @@ impl WebflowSettings {
         } else if !base.starts_with("https://") {
             return Err(SettingsError::invalid("webflow.api_base_url", "must be an http(s) URL"));
         }
+        if self.store_refresh_ms == 0 {
+            return Err(SettingsError::invalid("webflow.store_refresh_ms", "must be above 0"));
+        }
+        self.oauth.validate()?;
         let mut seen = BTreeMap::new();
         for (name, site) in &mut self.sites {
             let key = |field: &str| format!("webflow.sites.{name}.{field}");
@@ -148,6 +219,12 @@ impl WebflowSettings {
                 return Err(SettingsError::invalid(
                     key("rate_limit_per_minute"),
                     "must be at least 1",
+                ));
+            }
+            if !valid_merchant_name(&site.merchant) {
+                return Err(SettingsError::invalid(
+                    key("merchant"),
+                    "a merchant name is lower-case letters, digits, `.`, `_` and `-` (at most 63, starting with a letter or digit)",
                 ));
             }
             if site.inventory_safety_buffer < 0 {
@@ -239,6 +316,16 @@ impl WebflowSettings {
         }
         Ok(())
     }
+}
+
+/// The merchants table's rule for names (they appear in URLs): `^[a-z0-9][a-z0-9._-]{0,62}$`.
+fn valid_merchant_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 impl WebflowClient {
@@ -371,6 +458,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("inventory_safety_buffer"), "{err}");
+    }
+
+    #[test]
+    fn a_site_belongs_to_the_default_merchant_unless_it_names_one() {
+        let settings: Sample = load_from(None, env(&[("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc")])).unwrap();
+        assert_eq!(settings.webflow.sites["shop"].merchant, "default");
+        assert_eq!(settings.webflow.store_refresh_ms, 1_000);
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__MERCHANT", "acme"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.webflow.sites["shop"].merchant, "acme");
+        let err = load_from::<Sample, _>(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__SITES__SHOP__SITE_ID", "abc"),
+                ("WMS__WEBFLOW__SITES__SHOP__MERCHANT", "Not A Name"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("webflow.sites.shop.merchant"), "{err}");
+        let err = load_from::<Sample, _>(None, env(&[("WMS__WEBFLOW__STORE_REFRESH_MS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("webflow.store_refresh_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_oauth_client_secret_comes_from_its_file_and_stays_out_of_debug() {
+        let settings: Sample = load_from(None, env(&[])).unwrap();
+        assert!(settings.webflow.oauth.client_secret().is_none());
+        assert_eq!(
+            settings.webflow.oauth.authorize_url,
+            "https://webflow.com/oauth/authorize"
+        );
+        assert_eq!(settings.webflow.oauth.token_url, "https://api.webflow.com/oauth/token");
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "app-client-secret").unwrap();
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", file.path().to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.webflow.oauth.client_secret().unwrap().expose_secret(),
+            "app-client-secret"
+        );
+        assert!(!format!("{settings:?}").contains("app-client-secret"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `POST /webhooks/webflow/{site_id}`.
 //!
-//! Order of checks: known site → body size and body deadline → signature (over the raw bytes) → JSON with a
+//! Order of checks: a live store for the site (the in-memory registry, no query) → body size and body deadline → signature (over the raw bytes) → JSON with a
 //! `triggerType` → handled type → publish and wait for the confirm. Nothing is published
 //! before the signature has been verified.
 
@@ -11,18 +11,18 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use platform::amqp::Publisher;
 use platform::amqp::contract::{self, MessageSource, WebhookMessage};
-use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
+use secrecy::ExposeSecret;
 use std::task::Poll;
 use std::time::Instant;
+use stores::StoreRegistry;
 use tracing::Instrument;
 use webflow::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use webflow::{TriggerType, WebhookHead, WebhookSignature, verify_webhook};
 
 /// Everything the handler needs, shared by all HTTP workers.
 pub struct IngressState {
-    /// Webhook secrets by Webflow site id.
-    pub secrets: HashMap<String, Vec<SecretString>>,
+    /// The live stores and their webhook secrets, by Webflow site id.
+    pub stores: StoreRegistry,
     pub publisher: Publisher,
     pub exchange: String,
     pub max_body_bytes: usize,
@@ -114,9 +114,10 @@ async fn handle(
     state: &IngressState,
     trace_id: &str,
 ) -> Result<Accepted, WebhookError> {
-    let secrets = state
-        .secrets
-        .get(site_id)
+    // A removed store's path answers 404 as an unknown one does.
+    let store = state
+        .stores
+        .by_site(site_id)
         .ok_or_else(|| WebhookError::UnknownSite(site_id.to_owned()))?;
     let mut read = std::pin::pin!(read_body(request, payload, state.max_body_bytes));
     // A webhook's body nearly always arrives with its headers: read it at once, and arm the
@@ -137,7 +138,7 @@ async fn handle(
         timestamp: header(TIMESTAMP_HEADER),
         signature: header(SIGNATURE_HEADER),
     };
-    let secret_values: Vec<&str> = secrets.iter().map(|s| s.expose_secret()).collect();
+    let secret_values: Vec<&str> = store.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
     let now = chrono::Utc::now();
     let now_ms = now.timestamp_millis();
     verify_webhook(&secret_values, signature, &body, now_ms, state.replay_window_ms)?;

@@ -5,6 +5,7 @@ use platform::amqp::Topology;
 use secrecy::SecretString;
 use std::time::Duration;
 use test_support::amqp::QueueObserver;
+use test_support::db::TestDatabase;
 use tokio_util::sync::CancellationToken;
 use webflow::SiteSettings;
 
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub observer: QueueObserver,
     pub client: reqwest::Client,
     pub app_amqp: platform::amqp::AmqpClient,
+    /// The stores' database (the ingress reads it; tests onboard and remove stores in it).
+    pub db: TestDatabase,
     shutdown: CancellationToken,
     /// Deletes the namespace when dropped, also when the test panics.
     _leak_guard: test_support::LeakGuard,
@@ -51,7 +54,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: Options) -> TestApp {
     platform::telemetry::init_for_tests();
     platform::install_crypto_provider();
+    let db = TestDatabase::create().await;
     let mut settings = Settings::default();
+    settings.database.url = SecretString::from(db.url.clone());
+    settings.webflow.store_refresh_ms = 50;
     settings.amqp.url = SecretString::from(options.amqp_url);
     settings.amqp.namespace = test_support::random_namespace();
     settings.amqp.retry_delays_ms = vec![1_000];
@@ -74,7 +80,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     );
     let topology = Topology::from_settings(&settings.amqp);
     let shutdown = CancellationToken::new();
-    let app = Application::build(settings, shutdown.clone()).expect("ingress builds");
+    let app = Application::build(settings, shutdown.clone())
+        .await
+        .expect("ingress builds");
     let app_amqp = app.amqp().clone();
     if options.wait_ready {
         app_amqp
@@ -92,6 +100,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         observer: QueueObserver::connect().await,
         client: reqwest::Client::new(),
         app_amqp,
+        db,
         shutdown,
         _leak_guard: test_support::LeakGuard { topology },
     }

@@ -9,4 +9,5 @@ mod edge;
 mod fuzz;
 mod helpers;
 mod rejections;
+mod stores;
 mod webhooks;

@@ -1,0 +1,169 @@
+//! Stores as data (issue 24): a store inserted into PostgreSQL while the whole stack runs is
+//! served by every service without a restart (its signed webhook accepted with its sealed
+//! secret, its order enriched, reserved, shipped and fulfilled in Webflow with its sealed
+//! token and a budget of its own), and once removed, its ingress path answers 404.
+
+use e2e::*;
+use secrets_at_rest::Keyring;
+use std::time::Duration;
+use test_support::stores::{insert_api_store, remove_store};
+use webflow::TriggerType;
+
+const NEW_SITE: &str = "65f0c0ffee00000000000a24";
+const NEW_TOKEN: &str = "onboarded-token";
+const NEW_SECRET: &str = "whsec-onboarded";
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_answers_404() {
+    let mut sim = simulator_config();
+    // The simulator's store for the new site (Webflow's side of it): its token, and the
+    // secret its webhooks are signed with. The services know nothing of it yet.
+    sim.extra_sites = vec![webflow_sim::state::SimSite {
+        site_id: NEW_SITE.into(),
+        token: NEW_TOKEN.into(),
+        webhook_secret: NEW_SECRET.into(),
+        webhook_url: None,
+        rate_limit_per_minute: None,
+    }];
+    let p = start_pipeline(PipelineOptions {
+        start_ship: true,
+        start_notify: true,
+        start_warehouse: true,
+        auto_pack: true,
+        simulator: Some(sim),
+        stock: vec![("sim-sku-1", 100)],
+        ..PipelineOptions::default()
+    })
+    .await;
+    let state = p.sim.as_ref().unwrap().state.clone();
+
+    // Onboarded as the stores API does it: the token and webhook secret sealed (the services
+    // run on the built-in development key: no `secrets.key_file` in tests).
+    let keyring = Keyring::dev().unwrap();
+    insert_api_store(&p.db.pool, &keyring, "onboarded", NEW_SITE, NEW_TOKEN, NEW_SECRET).await;
+
+    // The ingress takes the store's webhooks within its refresh period.
+    let order = state.new_order_for(NEW_SITE, &["sim-sku-1"], false);
+    let order_id = order["orderId"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !webflow_sim::store::deliver(&state, TriggerType::EcommNewOrder, &order).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new store's webhook was never accepted"
+        );
+    }
+
+    // Its order goes all the way: fulfilled in Webflow through the store's own token.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let fulfilled = loop {
+        let state: Option<String> = p
+            .client()
+            .await
+            .query_opt(
+                "SELECT state FROM orders WHERE site_id = $1 AND webflow_order_id = $2",
+                &[&NEW_SITE, &order_id],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get(0));
+        if state.as_deref() == Some("fulfilled") || tokio::time::Instant::now() >= deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(fulfilled.as_deref(), Some("fulfilled"));
+    let fulfils: Vec<String> = state
+        .writes_for(&order_id)
+        .into_iter()
+        .filter(|w| w.path.ends_with("/fulfill"))
+        .map(|w| w.path)
+        .collect();
+    assert_eq!(fulfils.len(), 1, "fulfilled in Webflow exactly once: {fulfils:?}");
+    assert!(fulfils[0].contains(NEW_SITE), "{fulfils:?}");
+    let budget = webflow_gateway::token_key(&secrecy::SecretString::from(NEW_TOKEN));
+    let budgets: i64 = p
+        .scalar("SELECT count(*) FROM rate_budgets WHERE key = $1", &[&budget])
+        .await;
+    assert_eq!(budgets, 1, "the new store's token got a budget of its own");
+
+    // Removed: its path answers 404 within the refresh period; the test store still works.
+    remove_store(&p.db.pool, "onboarded").await;
+    let url = format!("{}/webhooks/webflow/{NEW_SITE}", p.ingress_url);
+    let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order})).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        let ts = chrono::Utc::now().timestamp_millis().to_string();
+        let status = p
+            .http
+            .post(&url)
+            .header("x-webflow-timestamp", &ts)
+            .header("x-webflow-signature", webflow::sign(NEW_SECRET, &ts, &body))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 404 || tokio::time::Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 404);
+    p.teardown().await;
+}
+
+/// A webhook that was queued for a store which is then removed (accepted a moment before the
+/// removal) fails permanently in `enrich` with a reason naming it: dead-lettered, never retried.
+#[tokio::test]
+async fn a_message_of_a_removed_store_is_dead_lettered_with_the_reason() {
+    let p = start_pipeline(PipelineOptions::default()).await;
+    insert_api_store(
+        &p.db.pool,
+        &Keyring::dev().unwrap(),
+        "gone",
+        NEW_SITE,
+        NEW_TOKEN,
+        NEW_SECRET,
+    )
+    .await;
+    remove_store(&p.db.pool, "gone").await;
+
+    let body = serde_json::to_vec(&order_webhook("ecomm_new_order", "gone-1", "unfulfilled")).unwrap();
+    let message_id = platform::amqp::contract::webhook_message_id(NEW_SITE, &body);
+    let received_at = chrono::Utc::now();
+    let properties = platform::amqp::contract::webhook_properties(&platform::amqp::contract::WebhookMessage {
+        site_id: NEW_SITE,
+        trigger_type: domain::WebhookTrigger::NewOrder,
+        webflow_timestamp: Some(&received_at.timestamp_millis().to_string()),
+        received_at,
+        trace_id: "0af7651916cd43dd8448eb211c80319c",
+        message_id: &message_id,
+        source: platform::amqp::contract::MessageSource::Webhook,
+        app_id: "wms-ingress",
+    });
+    p.observer
+        .publish(
+            &p.topology.events_exchange(),
+            domain::WebhookTrigger::NewOrder.routing_key(),
+            &body,
+            properties,
+        )
+        .await;
+
+    let dead = p
+        .observer
+        .next_message(&p.topology.dead_queue(platform::amqp::topology::consumer::ENRICH), WAIT)
+        .await
+        .expect("dead-lettered");
+    assert_eq!(dead.header("x-dead-reason").as_deref(), Some("permanent_error"));
+    let error = dead.header("x-dead-error").unwrap();
+    assert!(error.contains(NEW_SITE) && error.contains("removed"), "{error}");
+    assert_eq!(
+        p.scalar("SELECT count(*) FROM orders WHERE site_id = $1", &[&NEW_SITE])
+            .await,
+        0
+    );
+    p.teardown().await;
+}
