@@ -13,6 +13,6 @@ pub mod types;
 pub use client::{ApiResponse, CallRecord, WebflowClient, WebflowError};
 /// The ids the client's methods take, so callers need not name the domain crate.
 pub use domain::{OrderId, SiteId};
-pub use settings::{BudgetSettings, SiteSettings, WebflowSettings};
+pub use settings::{BudgetSettings, OAuthSettings, SiteSettings, WebflowSettings};
 pub use signature::{SignatureError, WebhookSignature, sign, verify_webhook};
 pub use types::*;

@@ -69,6 +69,102 @@ pub struct WebflowSettings {
     pub sites: BTreeMap<String, SiteSettings>,
     /// How calls share each token's budget (`[webflow.budget]`).
     pub budget: BudgetSettings,
+    /// "Connect with Webflow" (`[webflow.oauth]`): the console's button shows only when set.
+    pub oauth: Option<OAuthSettings>,
+}
+
+/// `[webflow.oauth]`: the Webflow (Data Client) app the console's "Connect with Webflow" runs
+/// the authorization-code flow with. Webhooks created with its access tokens are signed with
+/// the app's client secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Or a file holding the client secret (a Kubernetes Secret mount); read while validating.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Where Webflow sends the browser back: the console's `/console/stores/oauth/callback`
+    /// as the browser reaches it; registered with the app.
+    pub redirect_url: String,
+    #[serde(default = "OAuthSettings::default_authorize_url")]
+    pub authorize_url: String,
+    #[serde(default = "OAuthSettings::default_token_url")]
+    pub token_url: String,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the client secret.
+        f.debug_struct("OAuthSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret_file", &self.client_secret_file)
+            .field("redirect_url", &self.redirect_url)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthSettings {
+    fn default_authorize_url() -> String {
+        "https://webflow.com/oauth/authorize".into()
+    }
+
+    fn default_token_url() -> String {
+        "https://api.webflow.com/oauth/token".into()
+    }
+
+    /// The client secret (after `validate`, a `client_secret_file` has been read into it).
+    pub fn secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+
+    fn validate(&mut self, allow_insecure_http: bool) -> Result<(), SettingsError> {
+        if self.client_id.trim().is_empty() {
+            return Err(SettingsError::invalid("webflow.oauth.client_id", "is required"));
+        }
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError::invalid(
+                    "webflow.oauth.client_secret_file",
+                    "give client_secret or client_secret_file, not both",
+                ));
+            }
+            (None, Some(path)) => {
+                let secret = read_secret_file(path)
+                    .map_err(|message| SettingsError::invalid("webflow.oauth.client_secret_file", message))?;
+                self.client_secret = Some(SecretString::from(secret));
+            }
+            (None, None) => {
+                return Err(SettingsError::invalid(
+                    "webflow.oauth.client_secret",
+                    "client_secret or client_secret_file is required",
+                ));
+            }
+            (Some(_), None) => {}
+        }
+        for (key, url) in [
+            ("webflow.oauth.redirect_url", &self.redirect_url),
+            ("webflow.oauth.authorize_url", &self.authorize_url),
+            ("webflow.oauth.token_url", &self.token_url),
+        ] {
+            let plain = url.starts_with("http://");
+            if !(url.starts_with("https://") || plain) {
+                return Err(SettingsError::invalid(key, "must be an http(s) URL"));
+            }
+            // The redirect is the console's own address (plain http on a developer's machine);
+            // the others carry the client secret and the code: https unless for a simulator.
+            if plain && key != "webflow.oauth.redirect_url" && !allow_insecure_http {
+                return Err(SettingsError::invalid(
+                    key,
+                    "plain http is refused; use https, or set webflow.allow_insecure_http = true for a local simulator",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How every Webflow call shares its token's budget (docs/architecture.md, "The Webflow rate
@@ -114,6 +210,7 @@ impl Default for WebflowSettings {
             timeout_ms: 10_000,
             sites: BTreeMap::new(),
             budget: BudgetSettings::default(),
+            oauth: None,
         }
     }
 }
@@ -131,6 +228,9 @@ impl WebflowSettings {
             }
         } else if !base.starts_with("https://") {
             return Err(SettingsError::invalid("webflow.api_base_url", "must be an http(s) URL"));
+        }
+        if let Some(oauth) = &mut self.oauth {
+            oauth.validate(self.allow_insecure_http)?;
         }
         let mut seen = BTreeMap::new();
         for (name, site) in &mut self.sites {
