@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use wms_settings::{SettingsError, read_secret_file};
 
 const FORMAT: &str = "v1";
@@ -197,6 +198,25 @@ impl Keyring {
     }
 }
 
+/// The key of local runs and tests when `secrets.key_file` is unset: public, so it protects
+/// nothing; production refuses to start without a key file (`check_profile`).
+const DEVELOPMENT_KEY: &str = "development:6465762d6f6e6c792d6b65792d6e6f742d666f722d70726f64756374696f6e21";
+
+/// The keyring of `secrets.key_file`, or, when it is unset, the built-in development key
+/// (a warning, once per process).
+pub fn keyring_or_dev(settings: &SecretsSettings) -> Result<Arc<Keyring>, KeyringError> {
+    if settings.key_file.is_some() {
+        return Keyring::load(settings).map(Arc::new);
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "secrets.key_file is not set: secrets in the database are sealed with the public development key"
+        );
+    });
+    Keyring::parse(&SecretString::from(DEVELOPMENT_KEY)).map(Arc::new)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NewKeyError {
     #[error("`{0}` is not a key id: letters, digits, `-` and `_` only")]
@@ -329,6 +349,14 @@ mod tests {
         assert!(err(&format!("bad id:{}", "0".repeat(64))).contains("key id"));
         assert!(err("no-colon").contains("expected"));
         assert!(matches!(Keyring::new_key_line("bad id"), Err(NewKeyError::BadId(_))));
+    }
+
+    #[test]
+    fn without_a_key_file_the_development_key_seals_and_opens() {
+        let keys = keyring_or_dev(&SecretsSettings::default()).unwrap();
+        assert_eq!(keys.current_key_id(), "development");
+        let sealed = keys.seal(&SecretString::from("t".to_owned()), "c").unwrap();
+        assert_eq!(keys.open(&sealed, "c").unwrap().expose_secret(), "t");
     }
 
     #[test]

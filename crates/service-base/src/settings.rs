@@ -18,6 +18,8 @@ pub struct BaseSettings {
     pub health: HealthSettings,
     pub telemetry: TelemetrySettings,
     pub worker: WorkerSettings,
+    /// `[secrets]`: the key file that seals the secrets kept in PostgreSQL.
+    pub secrets: secrets_at_rest::SecretsSettings,
 }
 
 impl BaseSettings {

@@ -5,6 +5,7 @@
 pub mod inventory;
 pub mod orders;
 pub mod picking;
+pub mod stores;
 pub mod tokens;
 
 use crate::error::{ApiError, printable};
