@@ -6,4 +6,5 @@ mod access;
 mod console_sessions;
 mod helpers;
 mod inputs;
+mod stores;
 mod tokens;
