@@ -202,6 +202,16 @@ pub async fn merchant_id<C: Db>(client: &C, name: &str) -> Result<i64> {
         .ok_or_else(|| StoreAdminError::UnknownMerchant(name.to_owned()))
 }
 
+/// Every merchant's name, sorted (the forms' choices).
+pub async fn merchant_names<C: Db>(client: &C) -> Result<Vec<String>> {
+    Ok(client
+        .query("SELECT name FROM merchants ORDER BY name", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// Refuses a name or site id a live store has (before anything is asked of Webflow; the
 /// unique indexes are the final word at insert).
 pub async fn check_free<C: Db>(client: &C, name: &str, site_id: &str) -> Result<()> {

@@ -143,14 +143,40 @@ fn webhook_url(state: &AppState, site_id: &str) -> Result<String, CommandError> 
 
 /// `<base>/webhooks/webflow/<site_id>`, the site id percent-encoded as one path segment.
 pub fn join_webhook_url(base: &str, site_id: &str) -> String {
-    let encoded: String = site_id
-        .bytes()
+    format!("{}/webhooks/webflow/{}", base.trim_end_matches('/'), encode_component(site_id))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters: a path segment or a query
+/// value.
+pub fn encode_component(text: &str) -> String {
+    text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
             other => format!("%{other:02X}"),
         })
-        .collect();
-    format!("{}/webhooks/webflow/{encoded}", base.trim_end_matches('/'))
+        .collect()
+}
+
+/// A store name from a site's names (`shortName`, else `displayName`), as the name rule
+/// allows: lower case, other characters as `-`, at most 63; `site-<id>` when nothing is left.
+pub fn name_from_site(short_name: Option<&str>, display_name: Option<&str>, site_id: &str) -> String {
+    let source = short_name.filter(|s| !s.trim().is_empty()).or(display_name).unwrap_or_default();
+    let mut name = String::new();
+    for c in source.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') {
+            name.push(c);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name: String = name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).chars().take(55).collect();
+    let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned();
+    if name.is_empty() {
+        let id: String = site_id.chars().filter(char::is_ascii_alphanumeric).take(50).collect();
+        return format!("site-{id}");
+    }
+    name
 }
 
 /// Onboards a store (admin only): see the module docs for the order of operations.
@@ -368,6 +394,16 @@ mod tests {
             "https://bridge.example.com/webhooks/webflow/65f0c0ffee"
         );
         assert_eq!(join_webhook_url("http://h", "a/b c"), "http://h/webhooks/webflow/a%2Fb%20c");
+    }
+
+    #[test]
+    fn names_derived_from_sites_follow_the_rule() {
+        assert_eq!(name_from_site(Some("My Shop!"), None, "x"), "my-shop");
+        assert_eq!(name_from_site(None, Some("  Café Berlin "), "x"), "caf-berlin");
+        assert_eq!(name_from_site(Some(""), Some("***"), "65f0/c0"), "site-65f0c0");
+        for name in ["My Shop!", "a", &"Long ".repeat(30)] {
+            assert!(check_name(&name_from_site(Some(name), None, "x")).is_ok());
+        }
     }
 
     #[test]

@@ -7,4 +7,5 @@ mod console_sessions;
 mod helpers;
 mod inputs;
 mod stores;
+mod stores_console;
 mod tokens;
