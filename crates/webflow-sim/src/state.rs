@@ -789,3 +789,60 @@ mod tests {
 fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
 }
+
+#[cfg(test)]
+mod registration_tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    fn state() -> SimState {
+        SimState::new(SimConfig {
+            webhook_url: Some("http://configured/webhooks/webflow/site".into()),
+            ..SimConfig::default()
+        })
+    }
+
+    #[test]
+    fn registered_webhooks_take_over_their_trigger_with_their_own_secret_or_the_apps() {
+        let state = state();
+        let site = state.config.site_id.clone();
+        let own = state
+            .create_webhook(&site, "ecomm_new_order", "http://a/hook", true)
+            .unwrap();
+        state
+            .create_webhook(&site, "ecomm_new_order", "http://b/hook", false)
+            .unwrap();
+        let targets = state.webhook_targets(&site, "ecomm_new_order");
+        assert_eq!(targets.len(), 2);
+        assert!(targets.contains(&("http://a/hook".into(), own.secret_key.clone().unwrap())));
+        assert!(targets.contains(&("http://b/hook".into(), state.config.oauth.client_secret.clone())));
+        // A trigger nobody registered still goes to the configured target.
+        assert_eq!(
+            state.webhook_targets(&site, "ecomm_order_changed"),
+            vec![("http://configured/webhooks/webflow/site".to_owned(), state.config.webhook_secret.clone())]
+        );
+    }
+
+    #[test]
+    fn the_webhook_limit_fault_refuses_creation_with_a_message() {
+        let state = state();
+        state.faults.lock().unwrap().webhook_limit_per_site = Some(1);
+        assert!(state.create_webhook("s", "ecomm_new_order", "http://a", true).is_ok());
+        let refused = state.create_webhook("s", "ecomm_order_changed", "http://a", true).unwrap_err();
+        assert!(refused.contains("Webhook limit reached"), "{refused}");
+        assert!(state.create_webhook("other", "ecomm_new_order", "http://a", true).is_ok());
+    }
+
+    #[test]
+    fn an_oauth_code_works_once_for_its_redirect_uri_and_its_token_serves_every_site() {
+        let state = state();
+        let code = state.issue_oauth_code("http://console/callback");
+        assert_eq!(state.exchange_oauth_code(&code, "http://elsewhere"), None);
+        let code = state.issue_oauth_code("http://console/callback");
+        let token = state.exchange_oauth_code(&code, "http://console/callback").unwrap();
+        assert_eq!(state.exchange_oauth_code(&code, "http://console/callback"), None);
+        assert!(state.is_known_token(&token));
+        assert!(state.token_serves(&token, &state.config.site_id));
+        assert!(!state.token_serves(&token, "not-served"));
+    }
+}

@@ -375,6 +375,51 @@ mod tests {
     }
 
     #[test]
+    fn oauth_reads_its_secret_file_defaults_webflows_urls_and_hides_the_secret() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "app-secret").unwrap();
+        let path = secret.path().display().to_string();
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", &path),
+                ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "http://127.0.0.1:8081/console/stores/oauth/callback"),
+            ]),
+        )
+        .unwrap();
+        let oauth = settings.webflow.oauth.unwrap();
+        assert_eq!(oauth.secret().unwrap().expose_secret(), "app-secret");
+        assert_eq!(oauth.authorize_url, "https://webflow.com/oauth/authorize");
+        assert_eq!(oauth.token_url, "https://api.webflow.com/oauth/token");
+        assert!(!format!("{oauth:?}").contains("app-secret"));
+    }
+
+    #[test]
+    fn oauth_needs_one_secret_and_https_for_webflows_urls() {
+        let base = [
+            ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
+            ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "https://wms.example/cb"),
+        ];
+        let error = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            load_from::<Sample, _>(None, env(&pairs)).unwrap_err().to_string()
+        };
+        assert!(error(&[]).contains("webflow.oauth.client_secret"));
+        assert!(error(&[
+            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", "/nope")
+        ])
+        .contains("not both"));
+        assert!(error(&[
+            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+            ("WMS__WEBFLOW__OAUTH__TOKEN_URL", "http://sim/oauth/token")
+        ])
+        .contains("webflow.oauth.token_url"));
+    }
+
+    #[test]
     fn defaults_point_at_webflow() {
         let settings: Sample = load_from(None, env(&[])).unwrap();
         assert_eq!(settings.webflow.api_base_url, "https://api.webflow.com/v2");
