@@ -308,7 +308,10 @@ fn check(error: StoreAdminError) -> StoreAdminError {
     {
         let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or_default();
         let (field, message) = if constraint.contains("name") {
-            ("name", "a store name is 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
+            (
+                "name",
+                "a store name is 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit",
+            )
         } else if constraint.contains("rate_limit") {
             ("rate_limit_per_minute", "rate_limit_per_minute must be at least 1")
         } else if constraint.contains("safety_buffer") {
@@ -316,7 +319,10 @@ fn check(error: StoreAdminError) -> StoreAdminError {
         } else if constraint.contains("site_id") {
             ("site_id", "site_id cannot be empty")
         } else {
-            ("sku_collection_id", "sku_collection_id is required when inventory_sync is on")
+            (
+                "sku_collection_id",
+                "sku_collection_id is required when inventory_sync is on",
+            )
         };
         return StoreAdminError::Invalid {
             field,

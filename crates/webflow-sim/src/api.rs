@@ -586,7 +586,16 @@ async fn sim_edit_inventory(state: web::Data<SimState>, edit: web::Json<Dashboar
 /// The site's names: derived from its id, so every test knows them.
 async fn get_site(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
     let headers = or_answer!(gate(&request, &state, &site).await);
-    let short = format!("shop-{}", site.chars().rev().take(6).collect::<String>().chars().rev().collect::<String>());
+    let short = format!(
+        "shop-{}",
+        site.chars()
+            .rev()
+            .take(6)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
     ok(
         headers,
         &serde_json::json!({
@@ -618,7 +627,11 @@ fn webhook_json(webhook: &crate::state::SimWebhook, with_secret: bool) -> serde_
 
 async fn list_webhooks(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
     let headers = or_answer!(gate(&request, &state, &site).await);
-    let webhooks: Vec<_> = state.webhooks_of(&site).iter().map(|w| webhook_json(w, false)).collect();
+    let webhooks: Vec<_> = state
+        .webhooks_of(&site)
+        .iter()
+        .map(|w| webhook_json(w, false))
+        .collect();
     let total = webhooks.len();
     ok(
         headers,
@@ -643,12 +656,20 @@ async fn create_webhook(
 ) -> HttpResponse {
     let headers = or_answer!(gate(&request, &state, &site).await);
     let Ok(body) = serde_json::from_slice::<CreateWebhook>(&body) else {
-        return error(400, "validation_error", "Validation Error: triggerType and url are required");
+        return error(
+            400,
+            "validation_error",
+            "Validation Error: triggerType and url are required",
+        );
     };
     if webflow::TriggerType::from_wire(&body.trigger_type).as_str() != body.trigger_type
         || !(body.url.starts_with("https://") || body.url.starts_with("http://"))
     {
-        return error(400, "validation_error", "Validation Error: unsupported triggerType or url");
+        return error(
+            400,
+            "validation_error",
+            "Validation Error: unsupported triggerType or url",
+        );
     }
     let with_secret = !state.is_oauth_token(&bearer(&request));
     match state.create_webhook(&site, &body.trigger_type, &body.url, with_secret) {
@@ -674,7 +695,11 @@ async fn delete_webhook(request: HttpRequest, state: web::Data<SimState>, id: we
         if !state.is_known_token(&bearer(&request)) {
             return error(401, "not_authorized", "Request not authorized");
         }
-        return error(404, "resource_not_found", "Requested resource not found: The webhook cannot be found");
+        return error(
+            404,
+            "resource_not_found",
+            "Requested resource not found: The webhook cannot be found",
+        );
     };
     let headers = or_answer!(gate(&request, &state, &site).await);
     if let Ok(mut webhooks) = state.webhooks.lock() {
@@ -722,7 +747,11 @@ struct Authorize {
 /// The consent screen, approved at once: back to `redirect_uri` with a code and the `state`.
 async fn oauth_authorize(state: web::Data<SimState>, query: web::Query<Authorize>) -> HttpResponse {
     if query.client_id != state.config.oauth.client_id || query.response_type != "code" {
-        return error(400, "invalid_request", "unknown client_id, or response_type is not `code`");
+        return error(
+            400,
+            "invalid_request",
+            "unknown client_id, or response_type is not `code`",
+        );
     }
     let Some(redirect_uri) = query.redirect_uri.as_deref() else {
         return error(400, "invalid_request", "redirect_uri is required");
@@ -767,7 +796,11 @@ async fn oauth_token(state: web::Data<SimState>, form: web::Form<TokenRequest>) 
             "token_type": "bearer",
             "scope": "ecommerce:read ecommerce:write sites:read sites:write",
         })),
-        None => error(400, "invalid_grant", "The authorization code is invalid, used, or for another redirect_uri"),
+        None => error(
+            400,
+            "invalid_grant",
+            "The authorization code is invalid, used, or for another redirect_uri",
+        ),
     }
 }
 

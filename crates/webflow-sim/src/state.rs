@@ -325,7 +325,9 @@ impl SimState {
         if let Some(limit) = limit
             && webhooks.values().filter(|w| w.site_id == site_id).count() >= limit
         {
-            return Err(format!("Webhook limit reached: a site can have at most {limit} webhooks"));
+            return Err(format!(
+                "Webhook limit reached: a site can have at most {limit} webhooks"
+            ));
         }
         let webhook = SimWebhook {
             id: random_hex(12),
@@ -472,7 +474,8 @@ impl SimState {
 
     pub fn is_known_token(&self, token: &str) -> bool {
         self.is_oauth_token(token)
-            || self.config.token == token || self.config.extra_sites.iter().any(|s| s.token == token)
+            || self.config.token == token
+            || self.config.extra_sites.iter().any(|s| s.token == token)
     }
 
     /// The site an order belongs to.
@@ -819,7 +822,10 @@ mod registration_tests {
         // A trigger nobody registered still goes to the configured target.
         assert_eq!(
             state.webhook_targets(&site, "ecomm_order_changed"),
-            vec![("http://configured/webhooks/webflow/site".to_owned(), state.config.webhook_secret.clone())]
+            vec![(
+                "http://configured/webhooks/webflow/site".to_owned(),
+                state.config.webhook_secret.clone()
+            )]
         );
     }
 
@@ -828,9 +834,15 @@ mod registration_tests {
         let state = state();
         state.faults.lock().unwrap().webhook_limit_per_site = Some(1);
         assert!(state.create_webhook("s", "ecomm_new_order", "http://a", true).is_ok());
-        let refused = state.create_webhook("s", "ecomm_order_changed", "http://a", true).unwrap_err();
+        let refused = state
+            .create_webhook("s", "ecomm_order_changed", "http://a", true)
+            .unwrap_err();
         assert!(refused.contains("Webhook limit reached"), "{refused}");
-        assert!(state.create_webhook("other", "ecomm_new_order", "http://a", true).is_ok());
+        assert!(
+            state
+                .create_webhook("other", "ecomm_new_order", "http://a", true)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -258,7 +258,11 @@ impl WebflowClient {
     }
 
     /// Deletes a webhook; Webflow answers 204 (a 404 means it is gone already).
-    pub async fn delete_webhook(&self, token: &SecretString, webhook_id: &str) -> Result<ApiResponse<()>, WebflowError> {
+    pub async fn delete_webhook(
+        &self,
+        token: &SecretString,
+        webhook_id: &str,
+    ) -> Result<ApiResponse<()>, WebflowError> {
         self.call::<(), _>(token, Method::DELETE, &["webhooks", webhook_id], &[], None)
             .await
     }
@@ -269,7 +273,10 @@ impl WebflowClient {
     }
 
     /// What `token` is authorized for (the sites of an OAuth access token).
-    pub async fn introspect_token(&self, token: &SecretString) -> Result<ApiResponse<TokenIntrospection>, WebflowError> {
+    pub async fn introspect_token(
+        &self,
+        token: &SecretString,
+    ) -> Result<ApiResponse<TokenIntrospection>, WebflowError> {
         self.get(token, &["token", "introspect"], &[]).await
     }
 

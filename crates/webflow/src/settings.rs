@@ -384,7 +384,10 @@ mod tests {
             env(&[
                 ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
                 ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", &path),
-                ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "http://127.0.0.1:8081/console/stores/oauth/callback"),
+                (
+                    "WMS__WEBFLOW__OAUTH__REDIRECT_URL",
+                    "http://127.0.0.1:8081/console/stores/oauth/callback",
+                ),
             ]),
         )
         .unwrap();
@@ -407,16 +410,20 @@ mod tests {
             load_from::<Sample, _>(None, env(&pairs)).unwrap_err().to_string()
         };
         assert!(error(&[]).contains("webflow.oauth.client_secret"));
-        assert!(error(&[
-            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
-            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", "/nope")
-        ])
-        .contains("not both"));
-        assert!(error(&[
-            ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
-            ("WMS__WEBFLOW__OAUTH__TOKEN_URL", "http://sim/oauth/token")
-        ])
-        .contains("webflow.oauth.token_url"));
+        assert!(
+            error(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", "/nope")
+            ])
+            .contains("not both")
+        );
+        assert!(
+            error(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+                ("WMS__WEBFLOW__OAUTH__TOKEN_URL", "http://sim/oauth/token")
+            ])
+            .contains("webflow.oauth.token_url")
+        );
     }
 
     #[test]

@@ -217,7 +217,10 @@ async fn the_oauth_code_is_exchanged_with_a_form_and_the_token_is_not_in_debug_o
         .await
         .unwrap()
         .value;
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&token.access_token), "oauth-access-token");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&token.access_token),
+        "oauth-access-token"
+    );
     assert!(!format!("{token:?}").contains("oauth-access-token"));
 }
 
@@ -234,7 +237,8 @@ async fn introspection_site_and_webhook_deletion_use_webflow_paths() {
     Mock::given(method("GET"))
         .and(path(format!("/sites/{SITE}")))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": SITE, "shortName": "shop", "displayName": "Shop"})),
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": SITE, "shortName": "shop", "displayName": "Shop"})),
         )
         .mount(&server)
         .await;
@@ -253,7 +257,10 @@ async fn introspection_site_and_webhook_deletion_use_webflow_paths() {
         .await;
     let client = client(&server);
     let introspection = client.introspect_token(&token()).await.unwrap().value;
-    assert_eq!(introspection.authorization.authorized_to.site_ids, vec![SITE.to_owned()]);
+    assert_eq!(
+        introspection.authorization.authorized_to.site_ids,
+        vec![SITE.to_owned()]
+    );
     assert_eq!(introspection.authorization.rate_limit, Some(60));
     let site = client.get_site(&token(), &SITE.into()).await.unwrap().value;
     assert_eq!(site.short_name.as_deref(), Some("shop"));

@@ -323,7 +323,11 @@ async fn stores(json: bool, api: ApiArgs, command: StoresCommand) -> anyhow::Res
     let show = |store: &serde_json::Value| stores_table(std::slice::from_ref(store));
     match command {
         StoresCommand::List { removed } => {
-            let path = if removed { "/api/v1/stores?removed=true" } else { "/api/v1/stores" };
+            let path = if removed {
+                "/api/v1/stores?removed=true"
+            } else {
+                "/api/v1/stores"
+            };
             let stores = client.call(Method::GET, path, None).await?;
             let rows = stores.as_array().cloned().unwrap_or_default();
             print(json, &stores, || stores_table(&rows))
@@ -396,7 +400,9 @@ async fn stores(json: bool, api: ApiArgs, command: StoresCommand) -> anyhow::Res
                 bail!("not removed");
             }
             client.call(Method::DELETE, &store_path(&name), None).await?;
-            print(json, &serde_json::json!({"removed": name}), || format!("store `{name}` removed"))
+            print(json, &serde_json::json!({"removed": name}), || {
+                format!("store `{name}` removed")
+            })
         }
     }
 }

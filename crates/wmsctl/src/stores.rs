@@ -28,7 +28,8 @@ pub struct ApiFailure {
 /// A secret from a file (trimmed), or else from the environment variable `env`.
 pub fn secret_from(file: Option<&Path>, env: &str, what: &str) -> anyhow::Result<SecretString> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} from {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {what} from {}", path.display()))?;
         let text = text.trim();
         if text.is_empty() {
             bail!("{} holds no {what}", path.display());
@@ -104,7 +105,9 @@ pub fn store_path(name: &str) -> String {
 /// The stores as a table.
 pub fn stores_table(stores: &[Value]) -> String {
     crate::output::table(
-        &["name", "merchant", "site id", "source", "rate/min", "emails", "webhooks", "removed"],
+        &[
+            "name", "merchant", "site id", "source", "rate/min", "emails", "webhooks", "removed",
+        ],
         &stores
             .iter()
             .map(|s| {

@@ -149,7 +149,14 @@ async fn stores_are_added_listed_changed_and_removed_with_wmsctl() {
 
     // The API's errors come through as one line with their code.
     let (code, _, err) = stack
-        .wmsctl(&["add", "shop-cli", "--site-id", "elsewhere", "--api-token-file", &token_file])
+        .wmsctl(&[
+            "add",
+            "shop-cli",
+            "--site-id",
+            "elsewhere",
+            "--api-token-file",
+            &token_file,
+        ])
         .await;
     assert_eq!(code, 1);
     assert!(err.contains("duplicate_name") && err.contains("HTTP 409"), "{err}");
@@ -164,7 +171,10 @@ async fn stores_are_added_listed_changed_and_removed_with_wmsctl() {
         .db
         .client()
         .await
-        .query_one("SELECT count(*) FROM stores WHERE name = 'shop-cli' AND removed_at IS NOT NULL", &[])
+        .query_one(
+            "SELECT count(*) FROM stores WHERE name = 'shop-cli' AND removed_at IS NOT NULL",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -78,7 +78,9 @@ pub fn check_name(name: &str) -> Result<(), CommandError> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if valid {
         Ok(())
     } else {
@@ -92,7 +94,10 @@ pub fn check_name(name: &str) -> Result<(), CommandError> {
 fn check_input(input: &StoreInput) -> Result<(), CommandError> {
     check_name(&input.name)?;
     if input.site_id.trim().is_empty() || input.site_id.trim() != input.site_id {
-        return Err(CommandError::invalid("site_id", "site_id must be non-empty, without spaces around it"));
+        return Err(CommandError::invalid(
+            "site_id",
+            "site_id must be non-empty, without spaces around it",
+        ));
     }
     super::printable("site_id", &input.site_id, Some(200))?;
     super::printable("merchant", &input.merchant, Some(200))?;
@@ -114,10 +119,16 @@ fn check_settings(
     sku_collection: Option<Option<&str>>,
 ) -> Result<(), CommandError> {
     if rate_limit.is_some_and(|r| r < 1) {
-        return Err(CommandError::invalid("rate_limit_per_minute", "rate_limit_per_minute must be at least 1"));
+        return Err(CommandError::invalid(
+            "rate_limit_per_minute",
+            "rate_limit_per_minute must be at least 1",
+        ));
     }
     if safety_buffer.is_some_and(|b| b < 0) {
-        return Err(CommandError::invalid("inventory_safety_buffer", "inventory_safety_buffer must be 0 or more"));
+        return Err(CommandError::invalid(
+            "inventory_safety_buffer",
+            "inventory_safety_buffer must be 0 or more",
+        ));
     }
     if let Some(collection) = sku_collection
         && collection.is_none_or(|c| c.trim().is_empty())
@@ -143,7 +154,11 @@ fn webhook_url(state: &AppState, site_id: &str) -> Result<String, CommandError> 
 
 /// `<base>/webhooks/webflow/<site_id>`, the site id percent-encoded as one path segment.
 pub fn join_webhook_url(base: &str, site_id: &str) -> String {
-    format!("{}/webhooks/webflow/{}", base.trim_end_matches('/'), encode_component(site_id))
+    format!(
+        "{}/webhooks/webflow/{}",
+        base.trim_end_matches('/'),
+        encode_component(site_id)
+    )
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters: a path segment or a query
@@ -160,7 +175,10 @@ pub fn encode_component(text: &str) -> String {
 /// A store name from a site's names (`shortName`, else `displayName`), as the name rule
 /// allows: lower case, other characters as `-`, at most 63; `site-<id>` when nothing is left.
 pub fn name_from_site(short_name: Option<&str>, display_name: Option<&str>, site_id: &str) -> String {
-    let source = short_name.filter(|s| !s.trim().is_empty()).or(display_name).unwrap_or_default();
+    let source = short_name
+        .filter(|s| !s.trim().is_empty())
+        .or(display_name)
+        .unwrap_or_default();
     let mut name = String::new();
     for c in source.trim().chars() {
         let c = c.to_ascii_lowercase();
@@ -170,7 +188,11 @@ pub fn name_from_site(short_name: Option<&str>, display_name: Option<&str>, site
             name.push('-');
         }
     }
-    let name: String = name.trim_matches(|c: char| !c.is_ascii_alphanumeric()).chars().take(55).collect();
+    let name: String = name
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .chars()
+        .take(55)
+        .collect();
     let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned();
     if name.is_empty() {
         let id: String = site_id.chars().filter(char::is_ascii_alphanumeric).take(50).collect();
@@ -331,7 +353,10 @@ pub async fn patch(
     operator.require(Role::Admin)?;
     super::printable("name", name, Some(200))?;
     if patch.is_empty() {
-        return Err(CommandError::invalid("body", "nothing to change: give at least one field"));
+        return Err(CommandError::invalid(
+            "body",
+            "nothing to change: give at least one field",
+        ));
     }
     check_settings(
         patch.rate_limit_per_minute,
@@ -393,7 +418,10 @@ mod tests {
             join_webhook_url("https://bridge.example.com/", "65f0c0ffee"),
             "https://bridge.example.com/webhooks/webflow/65f0c0ffee"
         );
-        assert_eq!(join_webhook_url("http://h", "a/b c"), "http://h/webhooks/webflow/a%2Fb%20c");
+        assert_eq!(
+            join_webhook_url("http://h", "a/b c"),
+            "http://h/webhooks/webflow/a%2Fb%20c"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-pub use warehouse_db::store_admin::{StoreInfo, StoreSource, WebhookInfo};
 use warehouse_db::store_admin::StorePatch;
+pub use warehouse_db::store_admin::{StoreInfo, StoreSource, WebhookInfo};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

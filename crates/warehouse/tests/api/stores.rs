@@ -108,7 +108,10 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     assert_eq!(registered.len(), 3);
     let mut triggers: Vec<&str> = registered.iter().map(|w| w.trigger_type.as_str()).collect();
     triggers.sort_unstable();
-    assert_eq!(triggers, ["ecomm_inventory_changed", "ecomm_new_order", "ecomm_order_changed"]);
+    assert_eq!(
+        triggers,
+        ["ecomm_inventory_changed", "ecomm_new_order", "ecomm_order_changed"]
+    );
     for webhook in &registered {
         assert_eq!(webhook.url, format!("{INGRESS}/webhooks/webflow/{NEW_SITE}"));
         assert!(!text.contains(webhook.secret_key.as_deref().unwrap()));
@@ -125,7 +128,9 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     let (id, sealed): (i64, String) = (row.get(0), row.get(1));
     assert!(!sealed.contains(NEW_TOKEN));
     assert_eq!(
-        keys.open(&sealed, &format!("stores.api_token:{id}")).unwrap().expose_secret(),
+        keys.open(&sealed, &format!("stores.api_token:{id}"))
+            .unwrap()
+            .expose_secret(),
         NEW_TOKEN
     );
     let hooks = client
@@ -138,10 +143,18 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     assert_eq!(hooks.len(), 3);
     for hook in &hooks {
         let (hook_id, webflow_id, sealed): (i64, String, String) = (hook.get(0), hook.get(1), hook.get(2));
-        let secret = registered.iter().find(|w| w.id == webflow_id).unwrap().secret_key.clone().unwrap();
+        let secret = registered
+            .iter()
+            .find(|w| w.id == webflow_id)
+            .unwrap()
+            .secret_key
+            .clone()
+            .unwrap();
         assert!(!sealed.contains(&secret));
         assert_eq!(
-            keys.open(&sealed, &format!("store_webhooks.secret:{hook_id}")).unwrap().expose_secret(),
+            keys.open(&sealed, &format!("store_webhooks.secret:{hook_id}"))
+                .unwrap()
+                .expose_secret(),
             secret
         );
     }
@@ -189,7 +202,11 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     let (status, _) = send(&app, Method::GET, "/api/v1/stores/shop-new", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
-        count(&app, "SELECT count(*) FROM stores WHERE name = 'shop-new' AND removed_at IS NOT NULL").await,
+        count(
+            &app,
+            "SELECT count(*) FROM stores WHERE name = 'shop-new' AND removed_at IS NOT NULL"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -197,7 +214,13 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
         0
     );
     let (_, with_removed) = send(&app, Method::GET, "/api/v1/stores?removed=true", None).await;
-    assert!(with_removed.as_array().unwrap().iter().any(|s| s["name"] == "shop-new" && !s["removed_at"].is_null()));
+    assert!(
+        with_removed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "shop-new" && !s["removed_at"].is_null())
+    );
 
     // Its name and site may be onboarded again.
     let (status, again) = send(
@@ -278,7 +301,10 @@ async fn webflow_refusing_the_token_or_a_webhook_is_422_with_nothing_half_create
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["code"], "webflow_refused");
-    assert!(error["message"].as_str().unwrap().contains("Request not authorized"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("Request not authorized"),
+        "{error}"
+    );
 
     // Webflow creates two webhooks, then refuses the third: both are deleted again.
     sim.state.faults.lock().unwrap().webhook_limit_per_site = Some(2);
@@ -291,9 +317,18 @@ async fn webflow_refusing_the_token_or_a_webhook_is_422_with_nothing_half_create
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     assert_eq!(error["code"], "webflow_refused");
-    assert!(error["message"].as_str().unwrap().contains("Webhook limit reached"), "{error}");
-    assert!(sim_webhooks(&sim.state, NEW_SITE).is_empty(), "the created webhooks were deleted");
-    assert_eq!(count(&app, "SELECT count(*) FROM stores WHERE source <> 'config'").await, 0);
+    assert!(
+        error["message"].as_str().unwrap().contains("Webhook limit reached"),
+        "{error}"
+    );
+    assert!(
+        sim_webhooks(&sim.state, NEW_SITE).is_empty(),
+        "the created webhooks were deleted"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM stores WHERE source <> 'config'").await,
+        0
+    );
     assert_eq!(count(&app, "SELECT count(*) FROM store_webhooks").await, 0);
 }
 
@@ -309,7 +344,12 @@ async fn registering_webhooks_needs_the_public_ingress_url_and_only_admins_manag
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(error["message"].as_str().unwrap().contains("warehouse.public_ingress_url is not set"));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("warehouse.public_ingress_url is not set")
+    );
     assert_eq!(count(&app, "SELECT count(*) FROM stores").await, 0);
 
     for token in ["read-all", "floor-all"] {

@@ -62,7 +62,12 @@ async fn an_admin_adds_edits_and_removes_a_store_in_the_console() {
         &app,
         "/console/stores",
         &cookie,
-        &[("name", "shop-c"), ("merchant", "default"), ("site_id", NEW_SITE), ("api_token", NEW_TOKEN)],
+        &[
+            ("name", "shop-c"),
+            ("merchant", "default"),
+            ("site_id", NEW_SITE),
+            ("api_token", NEW_TOKEN),
+        ],
     )
     .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
@@ -86,7 +91,10 @@ async fn an_admin_adds_edits_and_removes_a_store_in_the_console() {
     assert!(location(&added).contains("done="), "{}", location(&added));
     assert_eq!(sim.state.webhooks_of(NEW_SITE).len(), 3);
     let (_, html) = page(&app.url, "/console/stores", &cookie).await;
-    assert!(html.contains("data-store=\"shop-c\"") && html.contains("default"), "{html}");
+    assert!(
+        html.contains("data-store=\"shop-c\"") && html.contains("default"),
+        "{html}"
+    );
     assert!(!html.contains(NEW_TOKEN));
 
     let (status, edit) = page(&app.url, "/console/stores/shop-c", &cookie).await;
@@ -113,7 +121,10 @@ async fn an_admin_adds_edits_and_removes_a_store_in_the_console() {
         .db
         .client()
         .await
-        .query_one("SELECT rate_limit_per_minute, send_fulfillment_email FROM stores WHERE name = 'shop-c'", &[])
+        .query_one(
+            "SELECT rate_limit_per_minute, send_fulfillment_email FROM stores WHERE name = 'shop-c'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!((row.get::<_, i32>(0), row.get::<_, bool>(1)), (45, false));
@@ -149,7 +160,10 @@ async fn connect_with_webflow_creates_a_store_per_authorized_site_with_oauth_web
     .await;
     assert_eq!(connect.status(), StatusCode::SEE_OTHER);
     let authorize = location(&connect);
-    assert!(authorize.starts_with(&format!("{}/oauth/authorize?", sim.base_url)), "{authorize}");
+    assert!(
+        authorize.starts_with(&format!("{}/oauth/authorize?", sim.base_url)),
+        "{authorize}"
+    );
 
     // Webflow approves and sends the browser back with a code and the state.
     let approved = browser().get(&authorize).send().await.unwrap();
@@ -158,7 +172,11 @@ async fn connect_with_webflow_creates_a_store_per_authorized_site_with_oauth_web
     let path_and_query = back.strip_prefix("http://console.example").unwrap().to_owned();
 
     // The callback arrives without the (SameSite=Strict) cookie and continues on this site.
-    let landing = browser().get(format!("{}{path_and_query}", app.url)).send().await.unwrap();
+    let landing = browser()
+        .get(format!("{}{path_and_query}", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(landing.status(), StatusCode::OK);
     let landing = landing.text().await.unwrap();
     let start = landing.find("id=\"continue\" href=\"").unwrap() + 20;
@@ -171,7 +189,15 @@ async fn connect_with_webflow_creates_a_store_per_authorized_site_with_oauth_web
     assert_eq!(status, StatusCode::FORBIDDEN);
     let count = |sql: &'static str| {
         let app = &app;
-        async move { app.db.client().await.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+        async move {
+            app.db
+                .client()
+                .await
+                .query_one(sql, &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
     };
     assert_eq!(count("SELECT count(*) FROM stores").await, 0);
 
@@ -185,10 +211,16 @@ async fn connect_with_webflow_creates_a_store_per_authorized_site_with_oauth_web
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert!(location(&done).contains("done=Connected"), "{}", location(&done));
     let sites = sim.state.site_ids();
-    assert_eq!(count("SELECT count(*) FROM stores WHERE source = 'oauth'").await, sites.len() as i64);
+    assert_eq!(
+        count("SELECT count(*) FROM stores WHERE source = 'oauth'").await,
+        sites.len() as i64
+    );
     let client = app.db.client().await;
     let rows = client
-        .query("SELECT id, name, site_id, api_token_sealed FROM stores ORDER BY id", &[])
+        .query(
+            "SELECT id, name, site_id, api_token_sealed FROM stores ORDER BY id",
+            &[],
+        )
         .await
         .unwrap();
     let keys = secrets_at_rest::keyring_or_dev(&secrets_at_rest::SecretsSettings::default()).unwrap();

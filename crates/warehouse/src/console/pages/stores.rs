@@ -115,7 +115,10 @@ fn checkbox(form: &std::collections::HashMap<String, String>, name: &str) -> boo
     matches!(field(form, name), "on" | "true" | "yes")
 }
 
-fn number<T: std::str::FromStr>(form: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<T>, ApiError> {
+fn number<T: std::str::FromStr>(
+    form: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
     match field(form, name) {
         "" => Ok(None),
         text => text
@@ -155,7 +158,11 @@ pub async fn create(
     Ok(redirect_with(
         "/console/stores",
         true,
-        &format!("Store {} added ({} webhooks registered).", store.name, store.webhooks.len()),
+        &format!(
+            "Store {} added ({} webhooks registered).",
+            store.name,
+            store.webhooks.len()
+        ),
     ))
 }
 
@@ -202,7 +209,13 @@ pub async fn edit_page(
             }
         }
     };
-    Ok(layout(&session, Nav::Stores, &format!("Store {}", store.name), flash(&query), body))
+    Ok(layout(
+        &session,
+        Nav::Stores,
+        &format!("Store {}", store.name),
+        flash(&query),
+        body,
+    ))
 }
 
 fn parse_bool(form: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
@@ -226,7 +239,9 @@ pub async fn update(
     let token = field(&form, "api_token");
     let collection = field(&form, "sku_collection_id");
     let patch = StorePatch {
-        merchant: Some(field(&form, "merchant")).filter(|m| !m.is_empty()).map(str::to_owned),
+        merchant: Some(field(&form, "merchant"))
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
         api_token: (!token.is_empty()).then(|| SecretString::from(token.to_owned())),
         rate_limit_per_minute: number(&form, "rate_limit_per_minute")?,
         send_fulfillment_email: parse_bool(&form, "send_fulfillment_email")?,
@@ -248,7 +263,11 @@ pub async fn remove(
     let session = form_session(&state, &console, &request, &form).await?;
     let name = path.into_inner();
     stores::remove(&state, &session.operator, &name).await?;
-    Ok(redirect_with("/console/stores", true, &format!("Store {name} removed.")))
+    Ok(redirect_with(
+        "/console/stores",
+        true,
+        &format!("Store {name} removed."),
+    ))
 }
 
 /// The `state` of an OAuth flow for the session whose CSRF token is `csrf`, choosing
@@ -304,9 +323,19 @@ pub async fn connect(
             .map_err(crate::commands::CommandError::from)?;
     }
     let mut nonce = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "random_failed", "the system's random source failed"))?;
-    let oauth_state = oauth_state(&session.csrf, merchant, chrono::Utc::now().timestamp(), &hex::encode(nonce));
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "random_failed",
+            "the system's random source failed",
+        )
+    })?;
+    let oauth_state = oauth_state(
+        &session.csrf,
+        merchant,
+        chrono::Utc::now().timestamp(),
+        &hex::encode(nonce),
+    );
     let separator = if oauth.authorize_url.contains('?') { '&' } else { '?' };
     let location = format!(
         "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}",
@@ -426,7 +455,11 @@ pub async fn finish(
     if !failed.is_empty() {
         message.push_str(&format!(" Failed: {}.", failed.join("; ")));
     }
-    Ok(redirect_with("/console/stores", failed.is_empty() && !created.is_empty(), &message))
+    Ok(redirect_with(
+        "/console/stores",
+        failed.is_empty() && !created.is_empty(),
+        &message,
+    ))
 }
 
 /// One authorized site as a store named after the site (made unique), with webhooks.
@@ -477,7 +510,11 @@ fn refused(what: &str, error: &webflow::WebflowError) -> ConsoleError {
         ),
         other => format!("{what}: {other}"),
     };
-    ConsoleError::Api(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "webflow_refused", message))
+    ConsoleError::Api(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "webflow_refused",
+        message,
+    ))
 }
 
 #[cfg(test)]
