@@ -301,28 +301,25 @@ pub async fn create<C: Db>(
     get_by_id(tx, id).await
 }
 
-/// A CHECK the table enforces, as an input error naming the field.
+/// A column CHECK the table enforces (V16's `stores_<column>_check`), as an input error naming
+/// the field; anything else stays a database error.
 fn check(error: StoreAdminError) -> StoreAdminError {
     if let StoreAdminError::Database(DbError::Postgres(e)) = &error
         && e.code() == Some(&SqlState::CHECK_VIOLATION)
     {
-        let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or_default();
-        let (field, message) = if constraint.contains("name") {
-            (
+        let (field, message) = match e.as_db_error().and_then(|d| d.constraint()) {
+            Some("stores_name_check") => (
                 "name",
                 "a store name is 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit",
-            )
-        } else if constraint.contains("rate_limit") {
-            ("rate_limit_per_minute", "rate_limit_per_minute must be at least 1")
-        } else if constraint.contains("safety_buffer") {
-            ("inventory_safety_buffer", "inventory_safety_buffer must be 0 or more")
-        } else if constraint.contains("site_id") {
-            ("site_id", "site_id cannot be empty")
-        } else {
-            (
-                "sku_collection_id",
-                "sku_collection_id is required when inventory_sync is on",
-            )
+            ),
+            Some("stores_rate_limit_per_minute_check") => {
+                ("rate_limit_per_minute", "rate_limit_per_minute must be at least 1")
+            }
+            Some("stores_inventory_safety_buffer_check") => {
+                ("inventory_safety_buffer", "inventory_safety_buffer must be 0 or more")
+            }
+            Some("stores_site_id_check") => ("site_id", "site_id cannot be empty"),
+            _ => return error,
         };
         return StoreAdminError::Invalid {
             field,
@@ -413,6 +410,24 @@ async fn lock_changeable<C: Db>(tx: &C, name: &str) -> Result<(i64, StoreSource)
 /// Changes a store (a new token is sealed afresh) and bumps `updated_at`.
 pub async fn patch<C: Db>(tx: &C, keyring: &Keyring, name: &str, patch: &StorePatch) -> Result<StoreInfo> {
     let (id, _) = lock_changeable(tx, name).await?;
+    // Inventory sync needs the SKU collection: checked on the values the change leaves.
+    let current = tx
+        .query_one(
+            "SELECT inventory_sync, sku_collection_id FROM stores WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    let sync = patch.inventory_sync.unwrap_or(current.get(0));
+    let collection_after: Option<String> = match &patch.sku_collection_id {
+        Some(value) => value.clone(),
+        None => current.get(1),
+    };
+    if sync && collection_after.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        return Err(StoreAdminError::Invalid {
+            field: "sku_collection_id",
+            message: "sku_collection_id is required when inventory_sync is on".into(),
+        });
+    }
     let merchant = match &patch.merchant {
         Some(merchant) => Some(merchant_id(tx, merchant).await?),
         None => None,

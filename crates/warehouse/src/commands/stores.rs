@@ -371,6 +371,10 @@ pub async fn patch(
         let client = state.pool.get().await?;
         let current = store_admin::get(&*client, name).await?;
         drop(client);
+        // A config store answers 409 before Webflow is asked anything.
+        if current.source == StoreSource::Config {
+            return Err(StoreAdminError::ConfigStore(current.name).into());
+        }
         state
             .webflow
             .get_site(token, &SiteId::from(current.site_id.clone()))

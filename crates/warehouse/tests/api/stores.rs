@@ -179,6 +179,38 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     assert_eq!(changed["rate_limit_per_minute"], 30);
     assert_eq!(changed["send_fulfillment_email"], true);
     assert!(changed["updated_at"].as_str().unwrap() > store["updated_at"].as_str().unwrap());
+    let (status, error) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/stores/shop-new",
+        Some(json!({"inventory_sync": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["field"], "sku_collection_id");
+    let (status, synced) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/stores/shop-new",
+        Some(json!({"inventory_sync": true, "sku_collection_id": "5cf0", "inventory_safety_buffer": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{synced}");
+    assert_eq!(
+        (
+            synced["inventory_sync"].as_bool(),
+            synced["inventory_safety_buffer"].as_i64()
+        ),
+        (Some(true), Some(2))
+    );
+    let (status, unknown) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/stores/shop-new",
+        Some(json!({"merchant": "nobody"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
     let (status, refused) = send(
         &app,
         Method::PATCH,
@@ -195,7 +227,10 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
         .get(0);
     assert_eq!(still, sealed, "a refused token changes nothing");
 
-    // Removed: its webhooks are gone at Webflow, its row stays marked removed.
+    // Removed: its webhooks are gone at Webflow (one deleted there already counts as deleted),
+    // its row stays marked removed.
+    let gone = registered[0].id.clone();
+    sim.state.webhooks.lock().unwrap().remove(&gone);
     let (status, _) = send(&app, Method::DELETE, "/api/v1/stores/shop-new", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(sim_webhooks(&sim.state, NEW_SITE).is_empty());
