@@ -309,6 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
         Command::Secrets { command } => secrets(&command),
+        // Handled before the configuration is loaded (above); kept for an exhaustive match.
         Command::Stores { api, command } => stores(json, api, command).await,
     }
 }
