@@ -31,7 +31,7 @@ pub async fn build(
         base.pool.clone(),
         &settings.webflow,
         keyring,
-        settings.webflow.oauth.client_secret(),
+        settings.webflow.oauth_client_secret(),
         shutdown.clone(),
     )
     .await

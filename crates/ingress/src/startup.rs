@@ -58,7 +58,7 @@ impl Application {
             pool,
             &settings.webflow,
             keyring,
-            settings.webflow.oauth.client_secret(),
+            settings.webflow.oauth_client_secret(),
             shutdown.clone(),
         )
         .await?;

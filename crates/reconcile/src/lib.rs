@@ -457,7 +457,7 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
         base.pool.clone(),
         &settings.webflow,
         keyring,
-        settings.webflow.oauth.client_secret(),
+        settings.webflow.oauth_client_secret(),
         shutdown.clone(),
     )
     .await

@@ -27,6 +27,7 @@ pub mod rate_budget;
 pub mod retention;
 pub mod store_names;
 pub mod stores;
+pub mod store_admin;
 pub mod webflow_writes;
 
 pub use db::Db;

@@ -156,6 +156,16 @@ impl From<CommandError> for ApiError {
             }
             CommandError::NotFound(message) => Self::not_found(message),
             CommandError::Conflict { code, message } => Self::conflict(code, message),
+            CommandError::WebflowRefused(message) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webflow_refused",
+                format!("Webflow refused: {message}"),
+            ),
+            CommandError::WebflowUnavailable(message) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "webflow_unavailable",
+                format!("Webflow is unavailable, nothing was changed; try again: {message}"),
+            ),
             CommandError::Database(error) => error.into(),
         }
     }

@@ -5,7 +5,7 @@
 //! `UPDATE_OPENAPI=1 cargo test -p warehouse --lib openapi` (or `make openapi`).
 
 use crate::error::ErrorBody;
-use crate::routes::{inventory, merchants, orders, picking, tokens};
+use crate::routes::{inventory, merchants, orders, picking, stores, tokens};
 use std::sync::OnceLock;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -42,6 +42,11 @@ pub const API_VERSION: &str = "1.0.0";
         tokens::create_token,
         tokens::list_tokens,
         tokens::revoke_token,
+        stores::create_store,
+        stores::list_stores,
+        stores::get_store,
+        stores::patch_store,
+        stores::remove_store,
         openapi_json,
     ),
     components(schemas(ErrorBody, picking::PickTaskStatus, orders::RefundReason, tokens::TokenRole)),
@@ -53,6 +58,7 @@ pub const API_VERSION: &str = "1.0.0";
         (name = "floor", description = "Picking and packing"),
         (name = "orders", description = "Order views, refunds, address corrections"),
         (name = "tokens", description = "Operator tokens kept in the database (admin)"),
+        (name = "stores", description = "Stores (Webflow sites) onboarded and removed at runtime (admin)"),
         (name = "meta", description = "This document"),
     ),
 )]

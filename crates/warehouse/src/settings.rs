@@ -29,6 +29,10 @@ pub struct WarehouseSettings {
     /// Pick and pack reserved orders automatically (local runs and demos).
     pub auto_pack: bool,
     pub auto_pack_interval_ms: u64,
+    /// The ingress's address as Webflow reaches it (`https://bridge.example.com`): a store
+    /// created with `register_webhooks` gets webhooks at this + `/webhooks/webflow/<site_id>`.
+    /// Unset: registering webhooks is refused (422).
+    pub public_ingress_url: Option<String>,
 }
 
 /// One operator token (`[[warehouse.tokens]]`).
@@ -190,6 +194,7 @@ impl Default for WarehouseSettings {
             console: ConsoleSettings::default(),
             auto_pack: false,
             auto_pack_interval_ms: 500,
+            public_ingress_url: None,
         }
     }
 }
@@ -199,6 +204,16 @@ impl Validate for Settings {
         self.base.validate()?;
         self.webflow.validate()?;
         parse_bind("warehouse.bind", &self.warehouse.bind)?;
+        if let Some(url) = &mut self.warehouse.public_ingress_url {
+            let trimmed = url.trim().trim_end_matches('/').to_owned();
+            if !(trimmed.starts_with("https://") || trimmed.starts_with("http://")) {
+                return Err(SettingsError::invalid(
+                    "warehouse.public_ingress_url",
+                    "must be an http(s) URL such as https://bridge.example.com",
+                ));
+            }
+            *url = trimmed;
+        }
         if self.warehouse.api_tokens.is_empty() && self.warehouse.tokens.is_empty() {
             return Err(SettingsError::invalid(
                 "warehouse.tokens",

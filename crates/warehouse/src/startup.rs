@@ -6,7 +6,7 @@ use crate::console::ConsoleState;
 use crate::console::session::SessionPolicy;
 use crate::metrics::PipelineMetrics;
 use crate::openapi;
-use crate::routes::{inventory, merchants, orders, picking, tokens};
+use crate::routes::{inventory, merchants, orders, picking, stores, tokens};
 use crate::settings::Settings;
 use crate::state::AppState;
 use actix_web::body::MessageBody;
@@ -39,6 +39,12 @@ impl Application {
             tokens: TokenStore::from_settings(&settings.warehouse)
                 .map_err(|e| StartupError::Dependency(e.to_string()))?,
             outbox: base.outbox.clone(),
+            keyring: secrets_at_rest::keyring_or_dev(&settings.base.secrets)
+                .map_err(|e| StartupError::Dependency(e.to_string()))?,
+            webflow: webflow::WebflowClient::from_settings(&settings.webflow)
+                .map_err(|e| StartupError::Dependency(e.to_string()))?,
+            public_ingress_url: settings.warehouse.public_ingress_url.clone(),
+            oauth: settings.webflow.oauth.clone(),
         });
         if settings.warehouse.console.session_key.is_some() {
             tracing::warn!(
@@ -192,6 +198,17 @@ fn api_v1() -> actix_web::Scope<
                 .post(tokens::create_token),
         )
         .service(web::resource("/tokens/{name}").delete(tokens::revoke_token))
+        .service(
+            web::resource("/stores")
+                .get(stores::list_stores)
+                .post(stores::create_store),
+        )
+        .service(
+            web::resource("/stores/{name}")
+                .get(stores::get_store)
+                .patch(stores::patch_store)
+                .delete(stores::remove_store),
+        )
 }
 
 /// Every `/api/v1` route needs a valid bearer token; the handler gets its [`Operator`]

@@ -31,6 +31,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v2/collections/{collection}/items/{sku}/inventory",
             web::patch().to(update_inventory),
         )
+        .route("/v2/sites/{site}", web::get().to(get_site))
+        .route("/v2/sites/{site}/webhooks", web::get().to(list_webhooks))
+        .route("/v2/sites/{site}/webhooks", web::post().to(create_webhook))
+        .route("/v2/webhooks/{webhook}", web::delete().to(delete_webhook))
+        .route("/v2/token/introspect", web::get().to(introspect_token))
+        .route("/oauth/authorize", web::get().to(oauth_authorize))
+        .route("/oauth/token", web::post().to(oauth_token))
+        .route("/_sim/webhooks", web::get().to(sim_webhooks))
         .route("/_sim/inventory", web::get().to(sim_inventory))
         .route("/_sim/inventory", web::post().to(sim_edit_inventory))
         .route("/_sim/orders", web::get().to(sim_orders))
@@ -66,15 +74,20 @@ fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     .json(serde_json::json!({"code": code, "message": message, "externalReference": null, "details": []}))
 }
 
-/// Auth, rate limit and injected faults, in Webflow's order. `Ok(headers)` lets the call through.
-async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec<(String, String)>, HttpResponse> {
-    let token = request
+/// The bearer token of a request ("" when there is none).
+fn bearer(request: &HttpRequest) -> String {
+    request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+/// Auth, rate limit and injected faults, in Webflow's order. `Ok(headers)` lets the call through.
+async fn gate(request: &HttpRequest, state: &SimState, site: &str) -> Result<Vec<(String, String)>, HttpResponse> {
+    let token = bearer(request);
     if !state.is_known_token(&token) {
         return Err(error(401, "not_authorized", "Request not authorized"));
     }
@@ -568,4 +581,235 @@ async fn sim_edit_inventory(state: web::Data<SimState>, edit: web::Json<Dashboar
     let webhook = payload.clone();
     tokio::spawn(async move { crate::store::deliver_inventory(&announce, &site, &webhook).await });
     HttpResponse::Ok().json(payload)
+}
+
+/// The site's names: derived from its id, so every test knows them.
+async fn get_site(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
+    let headers = or_answer!(gate(&request, &state, &site).await);
+    let short = format!(
+        "shop-{}",
+        site.chars()
+            .rev()
+            .take(6)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
+    ok(
+        headers,
+        &serde_json::json!({
+            "id": site.as_str(),
+            "workspaceId": "sim-workspace",
+            "displayName": format!("Shop {site}"),
+            "shortName": short,
+            "timeZone": "UTC",
+        }),
+    )
+}
+
+fn webhook_json(webhook: &crate::state::SimWebhook, with_secret: bool) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "id": webhook.id,
+        "triggerType": webhook.trigger_type,
+        "url": webhook.url,
+        "workspaceId": "sim-workspace",
+        "siteId": webhook.site_id,
+        "filter": null,
+        "lastTriggered": null,
+        "createdOn": webhook.created_on,
+    });
+    if with_secret && let Some(secret) = &webhook.secret_key {
+        json["secretKey"] = serde_json::Value::String(secret.clone());
+    }
+    json
+}
+
+async fn list_webhooks(request: HttpRequest, state: web::Data<SimState>, site: web::Path<String>) -> HttpResponse {
+    let headers = or_answer!(gate(&request, &state, &site).await);
+    let webhooks: Vec<_> = state
+        .webhooks_of(&site)
+        .iter()
+        .map(|w| webhook_json(w, false))
+        .collect();
+    let total = webhooks.len();
+    ok(
+        headers,
+        &serde_json::json!({"webhooks": webhooks, "pagination": {"limit": 100, "offset": 0, "total": total}}),
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateWebhook {
+    trigger_type: String,
+    url: String,
+}
+
+/// Registers a webhook: with a site token it gets its own `secretKey` (returned this once);
+/// with an OAuth access token it is signed with the app's client secret.
+async fn create_webhook(
+    request: HttpRequest,
+    state: web::Data<SimState>,
+    site: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let headers = or_answer!(gate(&request, &state, &site).await);
+    let Ok(body) = serde_json::from_slice::<CreateWebhook>(&body) else {
+        return error(
+            400,
+            "validation_error",
+            "Validation Error: triggerType and url are required",
+        );
+    };
+    if webflow::TriggerType::from_wire(&body.trigger_type).as_str() != body.trigger_type
+        || !(body.url.starts_with("https://") || body.url.starts_with("http://"))
+    {
+        return error(
+            400,
+            "validation_error",
+            "Validation Error: unsupported triggerType or url",
+        );
+    }
+    let with_secret = !state.is_oauth_token(&bearer(&request));
+    match state.create_webhook(&site, &body.trigger_type, &body.url, with_secret) {
+        Ok(webhook) => {
+            let mut response = HttpResponse::Created();
+            for (k, v) in headers {
+                response.insert_header((k, v));
+            }
+            response.json(webhook_json(&webhook, true))
+        }
+        Err(message) => error(400, "validation_error", &message),
+    }
+}
+
+async fn delete_webhook(request: HttpRequest, state: web::Data<SimState>, id: web::Path<String>) -> HttpResponse {
+    let site = state
+        .webhooks
+        .lock()
+        .ok()
+        .and_then(|w| w.get(id.as_str()).map(|w| w.site_id.clone()));
+    let Some(site) = site else {
+        // Auth first, as Webflow answers: an unknown token is 401 whatever the id.
+        if !state.is_known_token(&bearer(&request)) {
+            return error(401, "not_authorized", "Request not authorized");
+        }
+        return error(
+            404,
+            "resource_not_found",
+            "Requested resource not found: The webhook cannot be found",
+        );
+    };
+    let headers = or_answer!(gate(&request, &state, &site).await);
+    if let Ok(mut webhooks) = state.webhooks.lock() {
+        webhooks.remove(id.as_str());
+    }
+    let mut response = HttpResponse::NoContent();
+    for (k, v) in headers {
+        response.insert_header((k, v));
+    }
+    response.finish()
+}
+
+/// What the bearer token may act on: every site for an OAuth access token, else its sites.
+async fn introspect_token(request: HttpRequest, state: web::Data<SimState>) -> HttpResponse {
+    let token = bearer(&request);
+    if !state.is_known_token(&token) {
+        return error(401, "not_authorized", "Request not authorized");
+    }
+    let oauth = state.is_oauth_token(&token);
+    let sites: Vec<String> = state
+        .site_ids()
+        .into_iter()
+        .filter(|site| state.token_serves(&token, site))
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({
+        "authorization": {
+            "id": "sim-authorization",
+            "grantType": if oauth { "authorization_code" } else { "site_token" },
+            "rateLimit": 60,
+            "scope": "ecommerce:read,ecommerce:write,sites:read,sites:write",
+            "authorizedTo": {"siteIds": sites, "workspaceIds": ["sim-workspace"], "userIds": []},
+        },
+        "application": {"id": state.config.oauth.client_id, "displayName": "Simulated app"},
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct Authorize {
+    client_id: String,
+    response_type: String,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+/// The consent screen, approved at once: back to `redirect_uri` with a code and the `state`.
+async fn oauth_authorize(state: web::Data<SimState>, query: web::Query<Authorize>) -> HttpResponse {
+    if query.client_id != state.config.oauth.client_id || query.response_type != "code" {
+        return error(
+            400,
+            "invalid_request",
+            "unknown client_id, or response_type is not `code`",
+        );
+    }
+    let Some(redirect_uri) = query.redirect_uri.as_deref() else {
+        return error(400, "invalid_request", "redirect_uri is required");
+    };
+    let Ok(mut location) = reqwest::Url::parse(redirect_uri) else {
+        return error(400, "invalid_request", "redirect_uri is not a URL");
+    };
+    let code = state.issue_oauth_code(redirect_uri);
+    {
+        let mut pairs = location.query_pairs_mut();
+        pairs.append_pair("code", &code);
+        if let Some(value) = &query.state {
+            pairs.append_pair("state", value);
+        }
+    }
+    HttpResponse::Found()
+        .insert_header(("location", location.as_str()))
+        .finish()
+}
+
+#[derive(serde::Deserialize)]
+struct TokenRequest {
+    client_id: String,
+    client_secret: String,
+    code: String,
+    grant_type: String,
+    redirect_uri: Option<String>,
+}
+
+/// The authorization-code exchange.
+async fn oauth_token(state: web::Data<SimState>, form: web::Form<TokenRequest>) -> HttpResponse {
+    let app = &state.config.oauth;
+    if form.client_id != app.client_id || form.client_secret != app.client_secret {
+        return error(401, "invalid_client", "Invalid client credentials");
+    }
+    if form.grant_type != "authorization_code" {
+        return error(400, "unsupported_grant_type", "grant_type must be authorization_code");
+    }
+    match state.exchange_oauth_code(&form.code, form.redirect_uri.as_deref().unwrap_or_default()) {
+        Some(token) => HttpResponse::Ok().json(serde_json::json!({
+            "access_token": token,
+            "token_type": "bearer",
+            "scope": "ecommerce:read ecommerce:write sites:read sites:write",
+        })),
+        None => error(
+            400,
+            "invalid_grant",
+            "The authorization code is invalid, used, or for another redirect_uri",
+        ),
+    }
+}
+
+/// Every registered webhook, secrets included (for tests).
+async fn sim_webhooks(state: web::Data<SimState>) -> HttpResponse {
+    let webhooks: Vec<_> = state
+        .webhooks
+        .lock()
+        .map(|w| w.values().cloned().collect())
+        .unwrap_or_default();
+    HttpResponse::Ok().json(webhooks)
 }

@@ -90,6 +90,7 @@ impl Cli {
                 rate_limit_per_minute: self.rate_limit_per_minute,
                 throttle_rate: self.throttle_rate,
                 rate_window_ms: 0,
+                webhook_limit_per_site: None,
             },
             extra_sites: self
                 .extra_sites

@@ -31,6 +31,41 @@ pub struct SimConfig {
     /// `site_id`.
     #[serde(default)]
     pub extra_sites: Vec<SimSite>,
+    /// The OAuth app "Connect with Webflow" runs against (`/oauth/authorize`, `/oauth/token`).
+    #[serde(default)]
+    pub oauth: SimOAuthApp,
+}
+
+/// The simulator's one OAuth (Data Client) app. An access token it issues is authorized for
+/// every site the simulator serves; webhooks created with it are signed with the client secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimOAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Default for SimOAuthApp {
+    fn default() -> Self {
+        Self {
+            client_id: "sim-oauth-client".into(),
+            client_secret: "sim-oauth-client-secret".into(),
+        }
+    }
+}
+
+/// A webhook registered through `POST /v2/sites/{site_id}/webhooks`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimWebhook {
+    pub id: String,
+    pub site_id: String,
+    pub trigger_type: String,
+    pub url: String,
+    /// Created with a site token: its own signing secret. Created with an OAuth access token:
+    /// `None`, signed with the app's client secret.
+    pub secret_key: Option<String>,
+    pub created_on: chrono::DateTime<chrono::Utc>,
 }
 
 /// A further site of the simulator.
@@ -62,6 +97,7 @@ impl Default for SimConfig {
             max_orders: 0,
             faults: Faults::default(),
             extra_sites: Vec::new(),
+            oauth: SimOAuthApp::default(),
         }
     }
 }
@@ -83,6 +119,9 @@ pub struct Faults {
     /// (`rate_limit_per_minute * window / 60 s` calls per window), so tests see a full window
     /// in seconds.
     pub rate_window_ms: u64,
+    /// Creating a webhook answers 400 once its site has this many (Webflow's limit is 75 per
+    /// trigger type): a test makes registration fail part-way.
+    pub webhook_limit_per_site: Option<usize>,
 }
 
 /// A write the API received.
@@ -197,6 +236,12 @@ pub struct SimState {
     /// webhook (the TLS roots read and parsed each time, a new connection each time) cost
     /// 3.2 ms of CPU per order in the whole-pipeline benchmark, 0.4 ms with one client.
     webhook_client: OnceLock<reqwest::Client>,
+    /// Registered webhooks by id.
+    pub webhooks: Mutex<BTreeMap<String, SimWebhook>>,
+    /// OAuth authorization codes not yet exchanged (each works once).
+    oauth_codes: Mutex<HashMap<String, String>>,
+    /// OAuth access tokens issued.
+    oauth_tokens: Mutex<Vec<String>>,
 }
 
 /// Why `POST /_sim/orders/import` refused a batch (nothing of it is stored).
@@ -235,6 +280,92 @@ impl SimState {
             inventory: Mutex::new(BTreeMap::new()),
             inventory_writes: Mutex::new(Vec::new()),
             webhook_client: OnceLock::new(),
+            webhooks: Mutex::new(BTreeMap::new()),
+            oauth_codes: Mutex::new(HashMap::new()),
+            oauth_tokens: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether `token` is an OAuth access token this simulator issued.
+    pub fn is_oauth_token(&self, token: &str) -> bool {
+        self.oauth_tokens.lock().is_ok_and(|t| t.iter().any(|t| t == token))
+    }
+
+    /// A fresh authorization code for the app's `redirect_uri` (checked again at the exchange).
+    pub fn issue_oauth_code(&self, redirect_uri: &str) -> String {
+        let code = random_hex(16);
+        if let Ok(mut codes) = self.oauth_codes.lock() {
+            codes.insert(code.clone(), redirect_uri.to_owned());
+        }
+        code
+    }
+
+    /// Exchanges a code (once) for an access token; `None` if the code is unknown, used, or
+    /// issued for another redirect URI.
+    pub fn exchange_oauth_code(&self, code: &str, redirect_uri: &str) -> Option<String> {
+        let issued_for = self.oauth_codes.lock().ok()?.remove(code)?;
+        if issued_for != redirect_uri {
+            return None;
+        }
+        let token = random_hex(32);
+        self.oauth_tokens.lock().ok()?.push(token.clone());
+        Some(token)
+    }
+
+    /// Registers a webhook for `site_id`; `Err` with Webflow's message when the site is full.
+    pub fn create_webhook(
+        &self,
+        site_id: &str,
+        trigger_type: &str,
+        url: &str,
+        with_secret: bool,
+    ) -> Result<SimWebhook, String> {
+        let limit = self.faults.lock().ok().and_then(|f| f.webhook_limit_per_site);
+        let mut webhooks = self.webhooks.lock().map_err(|_| "state poisoned".to_owned())?;
+        if let Some(limit) = limit
+            && webhooks.values().filter(|w| w.site_id == site_id).count() >= limit
+        {
+            return Err(format!(
+                "Webhook limit reached: a site can have at most {limit} webhooks"
+            ));
+        }
+        let webhook = SimWebhook {
+            id: random_hex(12),
+            site_id: site_id.to_owned(),
+            trigger_type: trigger_type.to_owned(),
+            url: url.to_owned(),
+            secret_key: with_secret.then(|| random_hex(32)),
+            created_on: chrono::Utc::now(),
+        };
+        webhooks.insert(webhook.id.clone(), webhook.clone());
+        Ok(webhook)
+    }
+
+    /// The webhooks registered for `site_id`.
+    pub fn webhooks_of(&self, site_id: &str) -> Vec<SimWebhook> {
+        self.webhooks
+            .lock()
+            .map(|w| w.values().filter(|w| w.site_id == site_id).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Where and with which secret `site_id`'s `trigger` webhooks go: every registered one
+    /// (signed with its own secret, or the OAuth app's client secret), or else the configured
+    /// target.
+    pub fn webhook_targets(&self, site_id: &str, trigger: &str) -> Vec<(String, String)> {
+        let registered: Vec<(String, String)> = self
+            .webhooks_of(site_id)
+            .into_iter()
+            .filter(|w| w.trigger_type == trigger)
+            .map(|w| {
+                let secret = w.secret_key.unwrap_or_else(|| self.config.oauth.client_secret.clone());
+                (w.url, secret)
+            })
+            .collect();
+        if registered.is_empty() {
+            self.webhook_target_of_site(site_id).into_iter().collect()
+        } else {
+            registered
         }
     }
 
@@ -330,9 +461,10 @@ impl SimState {
             .unwrap_or_default()
     }
 
-    /// Whether `token` may act on `site_id`.
+    /// Whether `token` may act on `site_id` (an OAuth access token: every site served).
     pub fn token_serves(&self, token: &str, site_id: &str) -> bool {
-        (self.config.token == token && self.config.site_id == site_id)
+        (self.is_oauth_token(token) && self.site_ids().iter().any(|s| s == site_id))
+            || (self.config.token == token && self.config.site_id == site_id)
             || self
                 .config
                 .extra_sites
@@ -341,7 +473,9 @@ impl SimState {
     }
 
     pub fn is_known_token(&self, token: &str) -> bool {
-        self.config.token == token || self.config.extra_sites.iter().any(|s| s.token == token)
+        self.is_oauth_token(token)
+            || self.config.token == token
+            || self.config.extra_sites.iter().any(|s| s.token == token)
     }
 
     /// The site an order belongs to.
@@ -651,5 +785,76 @@ mod tests {
             Err(ImportError::MissingOrderId { index: 1 })
         );
         assert_eq!(state.order("a"), None);
+    }
+}
+
+/// `bytes` random bytes as lowercase hex (webhook ids and secrets, OAuth codes and tokens).
+fn random_hex(bytes: usize) -> String {
+    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+}
+
+#[cfg(test)]
+mod registration_tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    fn state() -> SimState {
+        SimState::new(SimConfig {
+            webhook_url: Some("http://configured/webhooks/webflow/site".into()),
+            ..SimConfig::default()
+        })
+    }
+
+    #[test]
+    fn registered_webhooks_take_over_their_trigger_with_their_own_secret_or_the_apps() {
+        let state = state();
+        let site = state.config.site_id.clone();
+        let own = state
+            .create_webhook(&site, "ecomm_new_order", "http://a/hook", true)
+            .unwrap();
+        state
+            .create_webhook(&site, "ecomm_new_order", "http://b/hook", false)
+            .unwrap();
+        let targets = state.webhook_targets(&site, "ecomm_new_order");
+        assert_eq!(targets.len(), 2);
+        assert!(targets.contains(&("http://a/hook".into(), own.secret_key.clone().unwrap())));
+        assert!(targets.contains(&("http://b/hook".into(), state.config.oauth.client_secret.clone())));
+        // A trigger nobody registered still goes to the configured target.
+        assert_eq!(
+            state.webhook_targets(&site, "ecomm_order_changed"),
+            vec![(
+                "http://configured/webhooks/webflow/site".to_owned(),
+                state.config.webhook_secret.clone()
+            )]
+        );
+    }
+
+    #[test]
+    fn the_webhook_limit_fault_refuses_creation_with_a_message() {
+        let state = state();
+        state.faults.lock().unwrap().webhook_limit_per_site = Some(1);
+        assert!(state.create_webhook("s", "ecomm_new_order", "http://a", true).is_ok());
+        let refused = state
+            .create_webhook("s", "ecomm_order_changed", "http://a", true)
+            .unwrap_err();
+        assert!(refused.contains("Webhook limit reached"), "{refused}");
+        assert!(
+            state
+                .create_webhook("other", "ecomm_new_order", "http://a", true)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_oauth_code_works_once_for_its_redirect_uri_and_its_token_serves_every_site() {
+        let state = state();
+        let code = state.issue_oauth_code("http://console/callback");
+        assert_eq!(state.exchange_oauth_code(&code, "http://elsewhere"), None);
+        let code = state.issue_oauth_code("http://console/callback");
+        let token = state.exchange_oauth_code(&code, "http://console/callback").unwrap();
+        assert_eq!(state.exchange_oauth_code(&code, "http://console/callback"), None);
+        assert!(state.is_known_token(&token));
+        assert!(state.token_serves(&token, &state.config.site_id));
+        assert!(!state.token_serves(&token, "not-served"));
     }
 }

@@ -7,20 +7,30 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use webflow::TriggerType;
 
-/// Delivers a webhook signed exactly as Webflow signs; 1 attempt + 3 retries.
+/// Delivers a webhook signed exactly as Webflow signs to every target of the order's site;
+/// 1 attempt + 3 retries each.
 pub async fn deliver(state: &SimState, trigger: TriggerType, order: &serde_json::Value) -> bool {
-    let Some(target) = state.webhook_target(order["orderId"].as_str().unwrap_or_default()) else {
-        return false;
-    };
-    deliver_to(state, target, trigger, order).await
+    let site = state.site_of(order["orderId"].as_str().unwrap_or_default());
+    deliver_all(state, &site, trigger, order).await
 }
 
 /// Delivers `ecomm_inventory_changed` for an item of `site_id`'s store.
 pub async fn deliver_inventory(state: &SimState, site_id: &str, item: &serde_json::Value) -> bool {
-    let Some(target) = state.webhook_target_of_site(site_id) else {
+    deliver_all(state, site_id, TriggerType::EcommInventoryChanged, item).await
+}
+
+/// The registered webhooks of `site_id` for `trigger` (or else the configured target): true
+/// when there was one and every one was delivered.
+async fn deliver_all(state: &SimState, site_id: &str, trigger: TriggerType, payload: &serde_json::Value) -> bool {
+    let targets = state.webhook_targets(site_id, trigger.as_str());
+    if targets.is_empty() {
         return false;
-    };
-    deliver_to(state, target, TriggerType::EcommInventoryChanged, item).await
+    }
+    let mut all = true;
+    for target in targets {
+        all &= deliver_to(state, target, trigger.clone(), payload).await;
+    }
+    all
 }
 
 async fn deliver_to(

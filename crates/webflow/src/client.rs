@@ -5,8 +5,9 @@
 //! A plain-`http` base URL is refused unless explicitly allowed (the local simulator).
 
 use crate::types::{
-    CollectionList, CreateWebhookRequest, ErrorBody, FulfillOrderRequest, InventoryItem, Order, OrderList, OrderStatus,
-    RefundOrderRequest, UpdateInventoryRequest, UpdateOrderRequest, Webhook, WebhookList,
+    CollectionList, CreateWebhookRequest, ErrorBody, FulfillOrderRequest, InventoryItem, OAuthToken, Order, OrderList,
+    OrderStatus, RefundOrderRequest, Site, TokenIntrospection, UpdateInventoryRequest, UpdateOrderRequest, Webhook,
+    WebhookList,
 };
 use domain::{OrderId, SiteId};
 use reqwest::{Method, StatusCode, Url};
@@ -256,6 +257,59 @@ impl WebflowClient {
             .await
     }
 
+    /// Deletes a webhook; Webflow answers 204 (a 404 means it is gone already).
+    pub async fn delete_webhook(
+        &self,
+        token: &SecretString,
+        webhook_id: &str,
+    ) -> Result<ApiResponse<()>, WebflowError> {
+        self.call::<(), _>(token, Method::DELETE, &["webhooks", webhook_id], &[], None)
+            .await
+    }
+
+    /// A site: its names, and a check that `token` may act on it.
+    pub async fn get_site(&self, token: &SecretString, site_id: &SiteId) -> Result<ApiResponse<Site>, WebflowError> {
+        self.get(token, &["sites", site_id.as_str()], &[]).await
+    }
+
+    /// What `token` is authorized for (the sites of an OAuth access token).
+    pub async fn introspect_token(
+        &self,
+        token: &SecretString,
+    ) -> Result<ApiResponse<TokenIntrospection>, WebflowError> {
+        self.get(token, &["token", "introspect"], &[]).await
+    }
+
+    /// Exchanges an OAuth authorization code for an access token at `token_url` (a form POST
+    /// with the app's credentials; not under the API base URL, so no bearer token).
+    pub async fn exchange_oauth_code(
+        &self,
+        token_url: &str,
+        client_id: &str,
+        client_secret: &SecretString,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<ApiResponse<OAuthToken>, WebflowError> {
+        let url = Url::parse(token_url).map_err(|e| WebflowError::Config(format!("webflow.oauth.token_url: {e}")))?;
+        let form = [
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose_secret()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", redirect_uri),
+        ];
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .http
+            .post(url.clone())
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.execute(request, Method::POST, url.path().to_owned()).await
+    }
+
     /// A SKU's stock (`sku_id` is the `variantId` of its order lines).
     pub async fn get_inventory(
         &self,
@@ -342,6 +396,17 @@ impl WebflowClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.execute(request, method, path).await
+    }
+
+    /// Sends a built request and reads its answer: Webflow's error body, rate-limit headers,
+    /// the call record.
+    async fn execute<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        method: Method,
+        path: String,
+    ) -> Result<ApiResponse<T>, WebflowError> {
         let started = Instant::now();
         let mut call = CallRecord {
             method: method.to_string(),

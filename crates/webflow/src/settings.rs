@@ -75,55 +75,102 @@ pub struct WebflowSettings {
     /// How often every service re-reads the stores table (stores added, changed or removed
     /// at runtime are picked up within this).
     pub store_refresh_ms: u64,
-    /// The Webflow OAuth app ("Connect with Webflow"), optional (`[webflow.oauth]`).
-    pub oauth: OAuthSettings,
+    /// "Connect with Webflow" (`[webflow.oauth]`): the console's button shows only when set.
+    pub oauth: Option<OAuthSettings>,
 }
 
 /// The merchant of a config store that names none (every install before issue 24 served one).
 pub const DEFAULT_MERCHANT: &str = "default";
 
-/// `[webflow.oauth]`: the Webflow OAuth app that "Connect with Webflow" authorizes with. Off
-/// while `client_id` is unset. Webhooks created through the app are signed with its client
-/// secret, so the services that verify webhooks read the secret too.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
+/// `[webflow.oauth]`: the Webflow (Data Client) app the console's "Connect with Webflow" runs
+/// the authorization-code flow with. Webhooks created with its access tokens are signed with
+/// the app's client secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuthSettings {
-    pub client_id: Option<String>,
+    pub client_id: String,
+    #[serde(default)]
     pub client_secret: Option<SecretString>,
-    /// A file holding the client secret (a Kubernetes Secret mount); read at start.
+    /// Or a file holding the client secret (a Kubernetes Secret mount); read while validating.
+    #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
-    /// Where Webflow sends the browser back (the console's callback URL, as registered with the app).
-    pub redirect_url: Option<String>,
+    /// Where Webflow sends the browser back: the console's `/console/stores/oauth/callback`
+    /// as the browser reaches it; registered with the app.
+    pub redirect_url: String,
+    #[serde(default = "OAuthSettings::default_authorize_url")]
     pub authorize_url: String,
+    #[serde(default = "OAuthSettings::default_token_url")]
     pub token_url: String,
 }
 
-impl Default for OAuthSettings {
-    fn default() -> Self {
-        Self {
-            client_id: None,
-            client_secret: None,
-            client_secret_file: None,
-            redirect_url: None,
-            authorize_url: "https://webflow.com/oauth/authorize".into(),
-            token_url: "https://api.webflow.com/oauth/token".into(),
-        }
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the client secret.
+        f.debug_struct("OAuthSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret_file", &self.client_secret_file)
+            .field("redirect_url", &self.redirect_url)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl OAuthSettings {
-    /// Reads `client_secret_file` into `client_secret`.
-    fn validate(&mut self) -> Result<(), SettingsError> {
-        if let Some(path) = &self.client_secret_file {
-            if self.client_secret.is_some() {
+    fn default_authorize_url() -> String {
+        "https://webflow.com/oauth/authorize".into()
+    }
+
+    fn default_token_url() -> String {
+        "https://api.webflow.com/oauth/token".into()
+    }
+
+    /// The client secret (after `validate`, a `client_secret_file` has been read into it).
+    pub fn secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+
+    fn validate(&mut self, allow_insecure_http: bool) -> Result<(), SettingsError> {
+        if self.client_id.trim().is_empty() {
+            return Err(SettingsError::invalid("webflow.oauth.client_id", "is required"));
+        }
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(_), Some(_)) => {
                 return Err(SettingsError::invalid(
                     "webflow.oauth.client_secret_file",
                     "give client_secret or client_secret_file, not both",
                 ));
             }
-            let secret = read_secret_file(path)
-                .map_err(|message| SettingsError::invalid("webflow.oauth.client_secret_file", message))?;
-            self.client_secret = Some(SecretString::from(secret));
+            (None, Some(path)) => {
+                let secret = read_secret_file(path)
+                    .map_err(|message| SettingsError::invalid("webflow.oauth.client_secret_file", message))?;
+                self.client_secret = Some(SecretString::from(secret));
+            }
+            (None, None) => {
+                return Err(SettingsError::invalid(
+                    "webflow.oauth.client_secret",
+                    "client_secret or client_secret_file is required",
+                ));
+            }
+            (Some(_), None) => {}
+        }
+        for (key, url) in [
+            ("webflow.oauth.redirect_url", &self.redirect_url),
+            ("webflow.oauth.authorize_url", &self.authorize_url),
+            ("webflow.oauth.token_url", &self.token_url),
+        ] {
+            let plain = url.starts_with("http://");
+            if !(url.starts_with("https://") || plain) {
+                return Err(SettingsError::invalid(key, "must be an http(s) URL"));
+            }
+            // The redirect is the console's own address (plain http on a developer's machine);
+            // the others carry the client secret and the code: https unless for a simulator.
+            if plain && key != "webflow.oauth.redirect_url" && !allow_insecure_http {
+                return Err(SettingsError::invalid(
+                    key,
+                    "plain http is refused; use https, or set webflow.allow_insecure_http = true for a local simulator",
+                ));
+            }
         }
         Ok(())
     }
@@ -180,12 +227,18 @@ impl Default for WebflowSettings {
             sites: BTreeMap::new(),
             budget: BudgetSettings::default(),
             store_refresh_ms: 1_000,
-            oauth: OAuthSettings::default(),
+            oauth: None,
         }
     }
 }
 
 impl WebflowSettings {
+    /// The OAuth app's client secret, when "Connect with Webflow" is configured: webhooks the
+    /// app created are signed with it.
+    pub fn oauth_client_secret(&self) -> Option<SecretString> {
+        self.oauth.as_ref().and_then(OAuthSettings::client_secret)
+    }
+
     /// Checks every site and resolves `*_file` secrets into memory.
     pub fn validate(&mut self) -> Result<(), SettingsError> {
         let base = self.api_base_url.as_str();
@@ -202,7 +255,9 @@ impl WebflowSettings {
         if self.store_refresh_ms == 0 {
             return Err(SettingsError::invalid("webflow.store_refresh_ms", "must be above 0"));
         }
-        self.oauth.validate()?;
+        if let Some(oauth) = &mut self.oauth {
+            oauth.validate(self.allow_insecure_http)?;
+        }
         let mut seen = BTreeMap::new();
         for (name, site) in &mut self.sites {
             let key = |field: &str| format!("webflow.sites.{name}.{field}");
@@ -362,6 +417,58 @@ mod tests {
     }
 
     #[test]
+    fn oauth_reads_its_secret_file_defaults_webflows_urls_and_hides_the_secret() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "app-secret").unwrap();
+        let path = secret.path().display().to_string();
+        let settings: Sample = load_from(
+            None,
+            env(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", &path),
+                (
+                    "WMS__WEBFLOW__OAUTH__REDIRECT_URL",
+                    "http://127.0.0.1:8081/console/stores/oauth/callback",
+                ),
+            ]),
+        )
+        .unwrap();
+        let oauth = settings.webflow.oauth.unwrap();
+        assert_eq!(oauth.secret().unwrap().expose_secret(), "app-secret");
+        assert_eq!(oauth.authorize_url, "https://webflow.com/oauth/authorize");
+        assert_eq!(oauth.token_url, "https://api.webflow.com/oauth/token");
+        assert!(!format!("{oauth:?}").contains("app-secret"));
+    }
+
+    #[test]
+    fn oauth_needs_one_secret_and_https_for_webflows_urls() {
+        let base = [
+            ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
+            ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "https://wms.example/cb"),
+        ];
+        let error = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            load_from::<Sample, _>(None, env(&pairs)).unwrap_err().to_string()
+        };
+        assert!(error(&[]).contains("webflow.oauth.client_secret"));
+        assert!(
+            error(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", "/nope")
+            ])
+            .contains("not both")
+        );
+        assert!(
+            error(&[
+                ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET", "s"),
+                ("WMS__WEBFLOW__OAUTH__TOKEN_URL", "http://sim/oauth/token")
+            ])
+            .contains("webflow.oauth.token_url")
+        );
+    }
+
+    #[test]
     fn defaults_point_at_webflow() {
         let settings: Sample = load_from(None, env(&[])).unwrap();
         assert_eq!(settings.webflow.api_base_url, "https://api.webflow.com/v2");
@@ -490,12 +597,7 @@ mod tests {
     #[test]
     fn the_oauth_client_secret_comes_from_its_file_and_stays_out_of_debug() {
         let settings: Sample = load_from(None, env(&[])).unwrap();
-        assert!(settings.webflow.oauth.client_secret().is_none());
-        assert_eq!(
-            settings.webflow.oauth.authorize_url,
-            "https://webflow.com/oauth/authorize"
-        );
-        assert_eq!(settings.webflow.oauth.token_url, "https://api.webflow.com/oauth/token");
+        assert!(settings.webflow.oauth.is_none() && settings.webflow.oauth_client_secret().is_none());
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "app-client-secret").unwrap();
         let settings: Sample = load_from(
@@ -503,11 +605,15 @@ mod tests {
             env(&[
                 ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
                 ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", file.path().to_str().unwrap()),
+                ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "https://console.example.com/console/stores/oauth/callback"),
             ]),
         )
         .unwrap();
+        let oauth = settings.webflow.oauth.as_ref().unwrap();
+        assert_eq!(oauth.authorize_url, "https://webflow.com/oauth/authorize");
+        assert_eq!(oauth.token_url, "https://api.webflow.com/oauth/token");
         assert_eq!(
-            settings.webflow.oauth.client_secret().unwrap().expose_secret(),
+            settings.webflow.oauth_client_secret().unwrap().expose_secret(),
             "app-client-secret"
         );
         assert!(!format!("{settings:?}").contains("app-client-secret"));

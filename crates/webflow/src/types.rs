@@ -405,6 +405,63 @@ pub struct WebhookList {
     pub pagination: Option<Pagination>,
 }
 
+/// A site (`GET /v2/sites/{site_id}`): what the bridge shows and names stores after.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Site {
+    pub id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub display_name: Option<String>,
+    pub short_name: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// `GET /v2/token/introspect`: what a token may act on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TokenIntrospection {
+    pub authorization: TokenAuthorization,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TokenAuthorization {
+    pub id: Option<String>,
+    pub grant_type: Option<String>,
+    /// Requests per minute the token may make.
+    pub rate_limit: Option<u32>,
+    pub scope: Option<String>,
+    pub authorized_to: AuthorizedTo,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AuthorizedTo {
+    pub site_ids: Vec<String>,
+    pub workspace_ids: Vec<String>,
+    pub user_ids: Vec<String>,
+}
+
+/// The OAuth token endpoint's answer to an authorization-code exchange.
+#[derive(Clone, Deserialize)]
+pub struct OAuthToken {
+    pub access_token: secrecy::SecretString,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhookRequest {

@@ -190,3 +190,81 @@ async fn a_non_json_error_body_is_kept_as_the_message() {
     assert_eq!(body.message.as_deref(), Some("Bad gateway"));
     assert!(error.is_transient());
 }
+
+#[tokio::test]
+async fn the_oauth_code_is_exchanged_with_a_form_and_the_token_is_not_in_debug_output() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(wiremock::matchers::body_string(
+            "client_id=app&client_secret=s%26cret&code=c1&grant_type=authorization_code&redirect_uri=https%3A%2F%2Fwms.example%2Fcb",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "oauth-access-token", "token_type": "bearer", "scope": "sites:read"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let token = client(&server)
+        .exchange_oauth_code(
+            &format!("{}/oauth/token", server.uri()),
+            "app",
+            &SecretString::from("s&cret"),
+            "c1",
+            "https://wms.example/cb",
+        )
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&token.access_token),
+        "oauth-access-token"
+    );
+    assert!(!format!("{token:?}").contains("oauth-access-token"));
+}
+
+#[tokio::test]
+async fn introspection_site_and_webhook_deletion_use_webflow_paths() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/token/introspect"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "authorization": {"rateLimit": 60, "authorizedTo": {"siteIds": [SITE], "workspaceIds": [], "userIds": []}}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/sites/{SITE}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": SITE, "shortName": "shop", "displayName": "Shop"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/webhooks/wh-1"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/webhooks/wh-gone"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+            "code": "resource_not_found", "message": "Requested resource not found"
+        })))
+        .mount(&server)
+        .await;
+    let client = client(&server);
+    let introspection = client.introspect_token(&token()).await.unwrap().value;
+    assert_eq!(
+        introspection.authorization.authorized_to.site_ids,
+        vec![SITE.to_owned()]
+    );
+    assert_eq!(introspection.authorization.rate_limit, Some(60));
+    let site = client.get_site(&token(), &SITE.into()).await.unwrap().value;
+    assert_eq!(site.short_name.as_deref(), Some("shop"));
+    client.delete_webhook(&token(), "wh-1").await.unwrap();
+    let gone = client.delete_webhook(&token(), "wh-gone").await.unwrap_err();
+    assert_eq!(gone.status(), Some(404));
+}

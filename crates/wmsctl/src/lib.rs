@@ -2,3 +2,4 @@
 
 pub mod dlq;
 pub mod output;
+pub mod stores;

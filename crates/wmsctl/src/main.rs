@@ -77,6 +77,80 @@ enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Stores (Webflow sites) onboarded at runtime, through the warehouse API (an admin token).
+    Stores {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: StoresCommand,
+    },
+}
+
+/// How `wmsctl stores` reaches the warehouse API. The token is read from a file or the
+/// environment (`WMS_WAREHOUSE_TOKEN`), never from a command-line value.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The warehouse's base URL.
+    #[arg(long, env = "WMS_WAREHOUSE_URL", default_value = "http://127.0.0.1:8081")]
+    url: String,
+    /// A file holding an admin operator token (else `WMS_WAREHOUSE_TOKEN`).
+    #[arg(long, env = "WMS_WAREHOUSE_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum StoresCommand {
+    /// Every store: config-file and onboarded ones.
+    List {
+        /// Removed stores too.
+        #[arg(long)]
+        removed: bool,
+    },
+    /// Onboards a store: its token is checked with Webflow, then stored encrypted.
+    Add {
+        name: String,
+        #[arg(long)]
+        site_id: String,
+        #[arg(long, default_value = "default")]
+        merchant: String,
+        /// A file holding the site's Webflow API token (else `WEBFLOW_API_TOKEN`).
+        #[arg(long, value_name = "FILE")]
+        api_token_file: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 60)]
+        rate_limit_per_minute: i32,
+        /// Webflow does not e-mail the customer when an order is fulfilled.
+        #[arg(long)]
+        no_fulfillment_email: bool,
+        /// Register the bridge's webhooks at Webflow (needs `warehouse.public_ingress_url`).
+        #[arg(long)]
+        register_webhooks: bool,
+    },
+    /// Changes a store; only the options given change.
+    Set {
+        name: String,
+        #[arg(long)]
+        merchant: Option<String>,
+        /// A file holding a new Webflow API token (checked with Webflow first).
+        #[arg(long, value_name = "FILE")]
+        api_token_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        rate_limit_per_minute: Option<i32>,
+        #[arg(long)]
+        send_fulfillment_email: Option<bool>,
+        #[arg(long)]
+        inventory_sync: Option<bool>,
+        #[arg(long)]
+        sku_collection_id: Option<String>,
+        #[arg(long)]
+        inventory_safety_buffer: Option<i64>,
+    },
+    /// Removes a store: its webhooks are deleted at Webflow; its orders and history stay.
+    Remove {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +292,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Secrets { command } = &cli.command {
         return secrets(command);
     }
+    // Talks to the warehouse API only: no configuration of its own.
+    if let Command::Stores { api, command } = cli.command {
+        return stores(cli.json, api, command).await;
+    }
     platform::install_crypto_provider();
     let settings: Settings = platform::settings::load().context("invalid configuration")?;
     // The services' production refusals hold for every command that connects: wmsctl runs as
@@ -249,6 +327,102 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
         Command::Merchants { command } => merchants(json, &settings, command).await,
         Command::Secrets { command } => secrets(&command),
+        // Handled before the configuration is loaded (above); kept for an exhaustive match.
+        Command::Stores { api, command } => stores(json, api, command).await,
+    }
+}
+
+/// `wmsctl stores ...`: through the warehouse API.
+async fn stores(json: bool, api: ApiArgs, command: StoresCommand) -> anyhow::Result<()> {
+    use reqwest::Method;
+    use wmsctl::stores::{Api, secret_from, store_path, stores_table};
+    platform::install_crypto_provider();
+    let token = secret_from(api.token_file.as_deref(), "WMS_WAREHOUSE_TOKEN", "operator token")?;
+    let client = Api::new(&api.url, token)?;
+    let show = |store: &serde_json::Value| stores_table(std::slice::from_ref(store));
+    match command {
+        StoresCommand::List { removed } => {
+            let path = if removed {
+                "/api/v1/stores?removed=true"
+            } else {
+                "/api/v1/stores"
+            };
+            let stores = client.call(Method::GET, path, None).await?;
+            let rows = stores.as_array().cloned().unwrap_or_default();
+            print(json, &stores, || stores_table(&rows))
+        }
+        StoresCommand::Add {
+            name,
+            site_id,
+            merchant,
+            api_token_file,
+            rate_limit_per_minute,
+            no_fulfillment_email,
+            register_webhooks,
+        } => {
+            let token = secret_from(api_token_file.as_deref(), "WEBFLOW_API_TOKEN", "Webflow API token")?;
+            let body = serde_json::json!({
+                "name": name,
+                "merchant": merchant,
+                "site_id": site_id,
+                "api_token": secrecy::ExposeSecret::expose_secret(&token),
+                "rate_limit_per_minute": rate_limit_per_minute,
+                "send_fulfillment_email": !no_fulfillment_email,
+                "register_webhooks": register_webhooks,
+            });
+            let store = client.call(Method::POST, "/api/v1/stores", Some(&body)).await?;
+            print(json, &store, || format!("store `{name}` created\n{}", show(&store)))
+        }
+        StoresCommand::Set {
+            name,
+            merchant,
+            api_token_file,
+            rate_limit_per_minute,
+            send_fulfillment_email,
+            inventory_sync,
+            sku_collection_id,
+            inventory_safety_buffer,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(path) = api_token_file {
+                let token = secret_from(Some(&path), "WEBFLOW_API_TOKEN", "Webflow API token")?;
+                body.insert("api_token".into(), secrecy::ExposeSecret::expose_secret(&token).into());
+            }
+            if let Some(v) = merchant {
+                body.insert("merchant".into(), v.into());
+            }
+            if let Some(v) = rate_limit_per_minute {
+                body.insert("rate_limit_per_minute".into(), v.into());
+            }
+            if let Some(v) = send_fulfillment_email {
+                body.insert("send_fulfillment_email".into(), v.into());
+            }
+            if let Some(v) = inventory_sync {
+                body.insert("inventory_sync".into(), v.into());
+            }
+            if let Some(v) = sku_collection_id {
+                body.insert("sku_collection_id".into(), v.into());
+            }
+            if let Some(v) = inventory_safety_buffer {
+                body.insert("inventory_safety_buffer".into(), v.into());
+            }
+            if body.is_empty() {
+                bail!("nothing to change: give at least one option (see `wmsctl stores set --help`)");
+            }
+            let store = client
+                .call(Method::PATCH, &store_path(&name), Some(&body.into()))
+                .await?;
+            print(json, &store, || format!("store `{name}` changed\n{}", show(&store)))
+        }
+        StoresCommand::Remove { name, yes } => {
+            if !yes && !confirm(&format!("Remove store `{name}` and delete its webhooks at Webflow?"))? {
+                bail!("not removed");
+            }
+            client.call(Method::DELETE, &store_path(&name), None).await?;
+            print(json, &serde_json::json!({"removed": name}), || {
+                format!("store `{name}` removed")
+            })
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod merchants;
 pub mod orders;
 pub mod packing;
+pub mod stores;
 pub mod tokens;
 
 use crate::auth::AccessError;
@@ -38,6 +39,13 @@ pub enum CommandError {
     /// The stored state does not allow it; `code` says why (`wrong_state`, `below_reserved`...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Webflow refused a call (a token it does not accept, a webhook it would not create):
+    /// its message, passed on.
+    #[error("Webflow refused: {0}")]
+    WebflowRefused(String),
+    /// Webflow could not be reached or failed (timeout, 5xx): nothing was changed; try again.
+    #[error("Webflow is unavailable: {0}")]
+    WebflowUnavailable(String),
     #[error(transparent)]
     Database(#[from] DbError),
 }

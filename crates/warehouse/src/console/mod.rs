@@ -113,7 +113,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/inventory/receive", web::post().to(pages::inventory::receive))
             .route("/tokens", web::get().to(pages::tokens::tokens_page))
             .route("/tokens", web::post().to(pages::tokens::create))
-            .route("/tokens/revoke", web::post().to(pages::tokens::revoke)),
+            .route("/tokens/revoke", web::post().to(pages::tokens::revoke))
+            .route("/stores", web::get().to(pages::stores::stores_page))
+            .route("/stores", web::post().to(pages::stores::create))
+            // Two segments: no store name (one segment) can shadow these.
+            .route("/stores/oauth/connect", web::post().to(pages::stores::connect))
+            .route("/stores/oauth/callback", web::get().to(pages::stores::callback))
+            .route("/stores/oauth/finish", web::get().to(pages::stores::finish))
+            .route("/stores/{name}", web::get().to(pages::stores::edit_page))
+            .route("/stores/{name}", web::post().to(pages::stores::update))
+            .route("/stores/{name}/remove", web::post().to(pages::stores::remove)),
     );
 }
 

@@ -98,6 +98,7 @@ pub enum Nav {
     Stuck,
     Inventory,
     Tokens,
+    Stores,
 }
 
 /// The page frame: navigation, who is signed in, an optional flash message.
@@ -143,6 +144,7 @@ pub fn layout_with(
                         (link(Nav::Inventory, "/console/inventory", "Inventory"))
                         @if operator.role >= crate::auth::Role::Admin {
                             (link(Nav::Tokens, "/console/tokens", "Tokens"))
+                            (link(Nav::Stores, "/console/stores", "Stores"))
                         }
                     }
                     span.who {

@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod merchants;
 pub mod orders;
 pub mod picking;
+pub mod stores;
 pub mod tokens;
 
 use crate::error::{ApiError, printable};

@@ -8,4 +8,6 @@ mod console_sessions;
 mod helpers;
 mod inputs;
 mod merchants;
+mod stores;
+mod stores_console;
 mod tokens;

@@ -10,6 +10,7 @@ pub mod orders;
 pub mod overview;
 pub mod review;
 pub mod sign_in;
+pub mod stores;
 pub mod tokens;
 
 use actix_web::web;
