@@ -312,7 +312,12 @@ impl StoreRegistry {
         if loaded.as_deref() == Some(fingerprint.as_str()) {
             return Ok(());
         }
-        let rows = store_rows::load_live(&*client).await?;
+        let columns = if source.read_only {
+            store_rows::Columns::WithoutApiTokens
+        } else {
+            store_rows::Columns::WithApiTokens
+        };
+        let rows = store_rows::load_live(&*client, columns).await?;
         drop(client);
         let stores = source.stores(rows);
         tracing::info!(

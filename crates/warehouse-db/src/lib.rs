@@ -25,9 +25,9 @@ pub mod outbox;
 pub mod pool;
 pub mod rate_budget;
 pub mod retention;
+pub mod store_admin;
 pub mod store_names;
 pub mod stores;
-pub mod store_admin;
 pub mod webflow_writes;
 
 pub use db::Db;

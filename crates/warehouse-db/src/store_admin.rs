@@ -465,6 +465,18 @@ pub async fn patch<C: Db>(tx: &C, keyring: &Keyring, name: &str, patch: &StorePa
     )
     .await
     .map_err(|e| check(e.into()))?;
+    if let Some(merchant) = merchant {
+        // The storefront now shows the new merchant's stock: the site's sync rows follow it
+        // and are pushed again. Orders already placed keep the merchant whose stock they hold.
+        tx.execute(
+            "UPDATE inventory_sync
+                SET merchant_id = $2, dirty_since = COALESCE(dirty_since, clock_timestamp()),
+                    change_seq = change_seq + 1
+              WHERE site_id = (SELECT site_id FROM stores WHERE id = $1) AND merchant_id <> $2",
+            &[&id, &merchant],
+        )
+        .await?;
+    }
     get_by_id(tx, id).await
 }
 

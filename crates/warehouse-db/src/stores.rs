@@ -102,22 +102,38 @@ pub fn webhook_secret_context(webhook_id: i64) -> String {
     format!("store_webhooks.secret:{webhook_id}")
 }
 
+/// Which columns [`load_live`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Columns {
+    /// Everything, sealed API tokens included (the services that call Webflow).
+    WithApiTokens,
+    /// Without the sealed API tokens: the ingress's role may not read them (a column grant in
+    /// deploy/k8s/base/sql/grants.sql), and it only verifies webhooks.
+    WithoutApiTokens,
+}
+
 /// Every live store (not removed), by name, with its live webhooks' sealed secrets.
-pub async fn load_live<C: Db>(client: &C) -> Result<Vec<StoreRow>> {
+pub async fn load_live<C: Db>(client: &C, columns: Columns) -> Result<Vec<StoreRow>> {
+    let token = match columns {
+        Columns::WithApiTokens => "s.api_token_sealed",
+        Columns::WithoutApiTokens => "NULL::text",
+    };
     let rows = client
         .query(
-            "SELECT s.id, s.name, s.merchant_id, m.name, s.site_id, s.source, s.api_token_sealed,
+            &format!(
+                "SELECT s.id, s.name, s.merchant_id, m.name, s.site_id, s.source, {token},
                     s.rate_limit_per_minute, s.send_fulfillment_email, s.inventory_sync,
                     s.sku_collection_id, s.inventory_safety_buffer, s.updated_at,
-                    coalesce(array_agg(w.id ORDER BY w.id) FILTER (WHERE w.id IS NOT NULL), '{}'),
-                    coalesce(array_agg(w.secret_sealed ORDER BY w.id) FILTER (WHERE w.id IS NOT NULL), '{}')
+                    coalesce(array_agg(w.id ORDER BY w.id) FILTER (WHERE w.id IS NOT NULL), '{{}}'),
+                    coalesce(array_agg(w.secret_sealed ORDER BY w.id) FILTER (WHERE w.id IS NOT NULL), '{{}}')
              FROM stores s
              JOIN merchants m ON m.id = s.merchant_id
              LEFT JOIN store_webhooks w
                     ON w.store_id = s.id AND w.removed_at IS NULL AND w.secret_sealed IS NOT NULL
              WHERE s.removed_at IS NULL
              GROUP BY s.id, m.name
-             ORDER BY s.name",
+             ORDER BY s.name"
+            ),
             &[],
         )
         .await?;

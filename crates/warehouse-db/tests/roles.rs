@@ -139,6 +139,11 @@ async fn a_service_role_cannot_alter_the_audit_log() {
         .query("SELECT store_id, secret_sealed FROM store_webhooks", &[])
         .await
         .unwrap();
+    // What the ingress's registry runs, as the ingress's role.
+    warehouse_db::stores::live_fingerprint(&ingress).await.unwrap();
+    warehouse_db::stores::load_live(&ingress, warehouse_db::stores::Columns::WithoutApiTokens)
+        .await
+        .unwrap();
     for statement in [
         "SELECT api_token_sealed FROM stores",
         "SELECT * FROM orders",

@@ -605,7 +605,10 @@ mod tests {
             env(&[
                 ("WMS__WEBFLOW__OAUTH__CLIENT_ID", "app"),
                 ("WMS__WEBFLOW__OAUTH__CLIENT_SECRET_FILE", file.path().to_str().unwrap()),
-                ("WMS__WEBFLOW__OAUTH__REDIRECT_URL", "https://console.example.com/console/stores/oauth/callback"),
+                (
+                    "WMS__WEBFLOW__OAUTH__REDIRECT_URL",
+                    "https://console.example.com/console/stores/oauth/callback",
+                ),
             ]),
         )
         .unwrap();

@@ -23,7 +23,16 @@ fn wmsctl(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 fn help_lists_the_commands() {
     let (code, out, _) = wmsctl(&["--help"], &[]);
     assert_eq!(code, 0);
-    for command in ["dlq", "order", "migrate", "reconcile", "sites", "webhooks", "merchants", "stores"] {
+    for command in [
+        "dlq",
+        "order",
+        "migrate",
+        "reconcile",
+        "sites",
+        "webhooks",
+        "merchants",
+        "stores",
+    ] {
         assert!(out.contains(command), "{command} missing:\n{out}");
     }
 }

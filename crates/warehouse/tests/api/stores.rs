@@ -211,6 +211,37 @@ async fn a_store_is_onboarded_with_sealed_secrets_changed_and_removed_with_its_w
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    // Moved to another merchant: the storefront's stock levels follow (its sync rows now count
+    // the new merchant's stock and are pushed again).
+    client
+        .batch_execute(&format!(
+            "INSERT INTO merchants (name) VALUES ('acme');
+             INSERT INTO inventory_sync (site_id, sku, webflow_sku_id, dirty_since)
+                  VALUES ('{NEW_SITE}', 'sku-moved', 'wf-sku-moved', NULL)"
+        ))
+        .await
+        .unwrap();
+    let (status, moved) = send(
+        &app,
+        Method::PATCH,
+        "/api/v1/stores/shop-new",
+        Some(json!({"merchant": "acme"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["merchant"], "acme");
+    let row = client
+        .query_one(
+            "SELECT m.name, s.dirty_since IS NOT NULL FROM inventory_sync s JOIN merchants m ON m.id = s.merchant_id
+              WHERE s.site_id = $1 AND s.sku = 'sku-moved'",
+            &[&NEW_SITE],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, bool>(1)),
+        ("acme".to_owned(), true)
+    );
     let (status, refused) = send(
         &app,
         Method::PATCH,
