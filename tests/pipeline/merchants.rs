@@ -11,24 +11,29 @@ const WAIT: Duration = Duration::from_secs(30);
 const ACME_SITE: &str = "65f0c0ffee0000000000ac3e";
 const SKU: &str = "TEE-M";
 
-/// Registers the stores as the store registry would: the test site is `default`'s, the other
-/// `acme`'s (created here). Returns acme's id.
+/// The second store, configured as `acme`'s: the services import it (creating the merchant)
+/// at start, as they do every config store.
+fn acme_site() -> webflow::SiteSettings {
+    webflow::SiteSettings {
+        merchant: "acme".into(),
+        ..other_site(ACME_SITE, "acme-token", 6000)
+    }
+}
+
+/// The config import's outcome: the test site is `default`'s, the other `acme`'s. Returns acme's id.
 async fn two_merchants(p: &Pipeline) -> i64 {
     let client = p.client().await;
-    let acme = merchants::create(&**client, "acme").await.unwrap();
-    for (name, merchant_id, site_id) in [
-        ("shop", DEFAULT_MERCHANT_ID, SITE_ID),
-        ("acme-shop", acme.id, ACME_SITE),
-    ] {
-        client
-            .execute(
-                "INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute)
-                 VALUES ($1, $2, $3, 'config', 6000)",
-                &[&name, &merchant_id, &site_id],
-            )
-            .await
-            .unwrap();
-    }
+    let acme = merchants::get_by_name(&**client, "acme").await.unwrap();
+    let owners: Vec<(String, i64)> = client
+        .query("SELECT site_id, merchant_id FROM stores WHERE removed_at IS NULL ORDER BY site_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut expected = vec![(SITE_ID.to_owned(), DEFAULT_MERCHANT_ID), (ACME_SITE.to_owned(), acme.id)];
+    expected.sort();
+    assert_eq!(owners, expected, "each store belongs to its configured merchant");
     acme.id
 }
 
@@ -105,7 +110,7 @@ async fn receive(p: &Pipeline, merchant_id: i64, quantity: i64) {
 #[tokio::test]
 async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
     let p = start_pipeline(PipelineOptions {
-        extra_sites: vec![other_site(ACME_SITE, "acme-token", 6000)],
+        extra_sites: vec![acme_site()],
         ..PipelineOptions::default()
     })
     .await;
@@ -249,7 +254,7 @@ async fn an_order_of_a_site_no_store_names_takes_the_default_merchants_stock() {
 #[tokio::test]
 async fn shipping_consumes_each_merchants_own_stock() {
     let p = start_pipeline(PipelineOptions {
-        extra_sites: vec![other_site(ACME_SITE, "acme-token", 6000)],
+        extra_sites: vec![acme_site()],
         start_ship: true,
         start_warehouse: true,
         auto_pack: true,

@@ -392,6 +392,8 @@ impl Source {
                 webhook_secrets.extend(site.webhook_secrets.iter().cloned());
                 site.api_token.clone()
             }
+            // The ingress only verifies webhooks: it reads no token (its role may not).
+            StoreSource::Api | StoreSource::Oauth if self.read_only => None,
             StoreSource::Api | StoreSource::Oauth => {
                 let sealed = row
                     .api_token_sealed
