@@ -25,13 +25,19 @@ async fn two_merchants(p: &Pipeline) -> i64 {
     let client = p.client().await;
     let acme = merchants::get_by_name(&**client, "acme").await.unwrap();
     let owners: Vec<(String, i64)> = client
-        .query("SELECT site_id, merchant_id FROM stores WHERE removed_at IS NULL ORDER BY site_id", &[])
+        .query(
+            "SELECT site_id, merchant_id FROM stores WHERE removed_at IS NULL ORDER BY site_id",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    let mut expected = vec![(SITE_ID.to_owned(), DEFAULT_MERCHANT_ID), (ACME_SITE.to_owned(), acme.id)];
+    let mut expected = vec![
+        (SITE_ID.to_owned(), DEFAULT_MERCHANT_ID),
+        (ACME_SITE.to_owned(), acme.id),
+    ];
     expected.sort();
     assert_eq!(owners, expected, "each store belongs to its configured merchant");
     acme.id

@@ -1,28 +1,33 @@
-//! Stores as data (issue 24): a store inserted into PostgreSQL while the whole stack runs is
-//! served by every service without a restart (its signed webhook accepted with its sealed
-//! secret, its order enriched, reserved, shipped and fulfilled in Webflow with its sealed
-//! token and a budget of its own), and once removed, its ingress path answers 404.
+//! Stores as data (issue 24): a store onboarded through `POST /api/v1/stores` while the whole
+//! stack runs is served by every service without a restart (its webhooks registered at Webflow,
+//! its signed order accepted with the sealed secret, enriched, reserved from its merchant's
+//! stock, shipped and fulfilled in Webflow with its sealed token and a budget of its own), and
+//! once removed its webhooks are gone and its ingress path answers 404.
 
 use e2e::*;
 use secrets_at_rest::Keyring;
+use serde_json::json;
 use std::time::Duration;
 use test_support::stores::{insert_api_store, remove_store};
+use warehouse_db::merchants::DEFAULT_MERCHANT_ID;
 use webflow::TriggerType;
 
 const NEW_SITE: &str = "65f0c0ffee00000000000a24";
 const NEW_TOKEN: &str = "onboarded-token";
 const NEW_SECRET: &str = "whsec-onboarded";
+/// A SKU both the default merchant and the onboarded store's merchant hold.
+const SKU: &str = "sim-sku-1";
 const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
-async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_answers_404() {
+async fn a_store_onboarded_through_the_api_while_the_stack_runs_is_fulfilled_and_a_removed_one_answers_404() {
     let mut sim = simulator_config();
-    // The simulator's store for the new site (Webflow's side of it): its token, and the
-    // secret its webhooks are signed with. The services know nothing of it yet.
+    // The simulator's store for the new site (Webflow's side of it): its token. The services
+    // know nothing of it yet.
     sim.extra_sites = vec![webflow_sim::state::SimSite {
         site_id: NEW_SITE.into(),
         token: NEW_TOKEN.into(),
-        webhook_secret: NEW_SECRET.into(),
+        webhook_secret: "never-used: the registered webhooks sign with their own".into(),
         webhook_url: None,
         rate_limit_per_minute: None,
     }];
@@ -32,19 +37,57 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
         start_warehouse: true,
         auto_pack: true,
         simulator: Some(sim),
-        stock: vec![("sim-sku-1", 100)],
+        stock: vec![(SKU, 100)],
         ..PipelineOptions::default()
     })
     .await;
     let state = p.sim.as_ref().unwrap().state.clone();
 
-    // Onboarded as the stores API does it: the token and webhook secret sealed (the services
-    // run on the built-in development key: no `secrets.key_file` in tests).
-    let keyring = Keyring::dev().unwrap();
-    insert_api_store(&p.db.pool, &keyring, "onboarded", NEW_SITE, NEW_TOKEN, NEW_SECRET).await;
+    // A new merchant with its own stock of a SKU the default merchant also holds.
+    let created = p
+        .warehouse(reqwest::Method::POST, "/api/v1/merchants")
+        .json(&json!({"name": "northwind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+    let stocked = p
+        .warehouse(
+            reqwest::Method::PUT,
+            &format!("/api/v1/merchants/northwind/inventory/{SKU}"),
+        )
+        .json(&json!({"on_hand": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stocked.status(), 200, "{}", stocked.text().await.unwrap());
 
-    // The ingress takes the store's webhooks within its refresh period.
-    let order = state.new_order_for(NEW_SITE, &["sim-sku-1"], false);
+    // Onboarded through the API: the token checked at Webflow, the three webhooks registered
+    // at this ingress, their secrets sealed.
+    let onboarded = p
+        .warehouse(reqwest::Method::POST, "/api/v1/stores")
+        .json(&json!({
+            "name": "onboarded",
+            "merchant": "northwind",
+            "site_id": NEW_SITE,
+            "api_token": NEW_TOKEN,
+            "rate_limit_per_minute": 600,
+            "send_fulfillment_email": false,
+            "register_webhooks": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(onboarded.status(), 201, "{}", onboarded.text().await.unwrap());
+    let hooks = state.webhooks_of(NEW_SITE);
+    assert_eq!(hooks.len(), 3, "{hooks:?}");
+    for hook in &hooks {
+        assert_eq!(hook.url, format!("{}/webhooks/webflow/{NEW_SITE}", p.ingress_url));
+    }
+
+    // Webflow delivers the store's signed order to its registered webhook: the ingress takes it
+    // within its refresh period (the simulator retries until it is accepted or gives up).
+    let order = state.new_order_for(NEW_SITE, &[SKU], false);
     let order_id = order["orderId"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !webflow_sim::store::deliver(&state, TriggerType::EcommNewOrder, &order).await {
@@ -86,11 +129,27 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
         .scalar("SELECT count(*) FROM rate_budgets WHERE key = $1", &[&budget])
         .await;
     assert_eq!(budgets, 1, "the new store's token got a budget of its own");
+    // It shipped northwind's unit, not the default merchant's.
+    let northwind = p.merchant_inventory(merchant_id(&p, "northwind").await, SKU).await;
+    assert_eq!((northwind.on_hand, northwind.reserved), (4, 0));
+    let default = p.merchant_inventory(DEFAULT_MERCHANT_ID, SKU).await;
+    assert_eq!((default.on_hand, default.reserved), (100, 0));
 
-    // Removed: its path answers 404 within the refresh period; the test store still works.
-    remove_store(&p.db.pool, "onboarded").await;
+    // Removed through the API: its webhooks are deleted at Webflow, its path answers 404
+    // within the refresh period, its order stays.
+    let secret = hooks[0]
+        .secret_key
+        .clone()
+        .expect("registered with the site token: its own secret");
+    let removed = p
+        .warehouse(reqwest::Method::DELETE, "/api/v1/stores/onboarded")
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success(), "{}", removed.status());
+    assert!(state.webhooks_of(NEW_SITE).is_empty(), "its webhooks are deleted");
     let url = format!("{}/webhooks/webflow/{NEW_SITE}", p.ingress_url);
-    let body = serde_json::to_vec(&serde_json::json!({"triggerType": "ecomm_new_order", "payload": order})).unwrap();
+    let body = serde_json::to_vec(&json!({"triggerType": "ecomm_new_order", "payload": order})).unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     let status = loop {
         let ts = chrono::Utc::now().timestamp_millis().to_string();
@@ -98,7 +157,7 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
             .http
             .post(&url)
             .header("x-webflow-timestamp", &ts)
-            .header("x-webflow-signature", webflow::sign(NEW_SECRET, &ts, &body))
+            .header("x-webflow-signature", webflow::sign(&secret, &ts, &body))
             .body(body.clone())
             .send()
             .await
@@ -111,7 +170,19 @@ async fn a_store_onboarded_while_the_stack_runs_is_fulfilled_and_a_removed_one_a
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status, 404);
+    let kept = p
+        .scalar(
+            "SELECT count(*) FROM orders WHERE site_id = $1 AND webflow_order_id = $2",
+            &[&NEW_SITE, &order_id],
+        )
+        .await;
+    assert_eq!(kept, 1, "a removed store's history stays");
     p.teardown().await;
+}
+
+async fn merchant_id(p: &Pipeline, name: &str) -> i64 {
+    let client = p.client().await;
+    warehouse_db::merchants::get_by_name(&**client, name).await.unwrap().id
 }
 
 /// A webhook that was queued for a store which is then removed (accepted a moment before the

@@ -399,6 +399,10 @@ pub async fn start_pipeline(options: PipelineOptions) -> Pipeline {
             ..Default::default()
         };
         settings.warehouse.bind = "127.0.0.1:0".into();
+        // Stores onboarded through the API are checked at, and their webhooks registered with,
+        // the test's Webflow, pointing at this ingress.
+        settings.webflow = webflow_settings_for(&webflow_base, &sites);
+        settings.warehouse.public_ingress_url = Some(ingress_url.clone());
         settings.warehouse.api_tokens = vec![SecretString::from(WAREHOUSE_TOKEN)];
         settings.warehouse.tokens = vec![warehouse::settings::TokenSettings {
             name: CONSOLE_OPERATOR.into(),
