@@ -110,7 +110,9 @@ imagePullSecrets:
 {{- if hasKey $keys .secretKey -}}{{- fail (printf "warehouse.tokens: the secretKey %q is used twice (one token per key)" .secretKey) -}}{{- end -}}
 {{- $_ := set $names .name true -}}
 {{- $_ := set $keys .secretKey true -}}
-{{- $tokens = append $tokens (dict "name" .name "role" .role "sites" .sites "token_file" (printf "/var/run/secrets/wms/%s" .secretKey)) -}}
+{{- $token := dict "name" .name "role" .role "sites" .sites "token_file" (printf "/var/run/secrets/wms/%s" .secretKey) -}}
+{{- if .merchants }}{{- $_ := set $token "merchants" .merchants -}}{{- end -}}
+{{- $tokens = append $tokens $token -}}
 {{- end -}}
 {{- toJson $tokens -}}
 {{- end -}}
