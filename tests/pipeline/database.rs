@@ -42,7 +42,13 @@ async fn pooled_connections_prepare_each_statement_once() {
 /// The cluster-wide roles grants.sql names, created once for every test database (roles are
 /// shared by the whole server; two tests creating one at once must both succeed).
 async fn ensure_app_role(db: &TestDatabase) {
-    for (role, login) in [("wms_app", "NOLOGIN"), ("wms_prune", "LOGIN"), ("wms_ingress", "LOGIN")] {
+    // As roles.sql creates them (wms_prune a member of wms_app), so that a test running
+    // roles.sql later finds them right.
+    for (role, login) in [
+        ("wms_app", "NOLOGIN"),
+        ("wms_prune", "LOGIN IN ROLE wms_app"),
+        ("wms_ingress", "LOGIN"),
+    ] {
         db.client()
             .await
             .batch_execute(&format!(

@@ -30,6 +30,9 @@ BEGIN
     FOREACH service IN ARRAY ARRAY['enrich', 'reserve', 'ship', 'notify_webflow', 'warehouse', 'reconcile', 'prune'] LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_' || service) THEN
             EXECUTE format('CREATE ROLE %I LOGIN IN ROLE wms_app', 'wms_' || service);
+        ELSIF NOT pg_has_role('wms_' || service, 'wms_app', 'MEMBER') THEN
+            -- Created by hand (or by an older version) without the group: join it.
+            EXECUTE format('GRANT wms_app TO %I', 'wms_' || service);
         END IF;
     END LOOP;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_ingress') THEN
