@@ -235,8 +235,9 @@ fn the_production_profile_refuses_insecure_transport_and_the_guest_user_in_every
 /// others do not need it.
 #[test]
 fn the_production_profile_refuses_services_that_seal_without_a_key_file() {
-    fn outcome<S: ServiceSettings + std::fmt::Debug>(service: &str) -> Option<String> {
-        let env: Env = vec![
+    /// The key the production profile refuses, if any (with `secrets.key_file` set or not).
+    fn outcome<S: ServiceSettings + std::fmt::Debug>(service: &str, key_file: bool) -> Option<String> {
+        let mut env: Env = vec![
             ("WMS__AMQP__URL".into(), "amqps://svc:pw@rabbitmq:5671/%2f".into()),
             (
                 "WMS__DATABASE__URL".into(),
@@ -252,24 +253,34 @@ fn the_production_profile_refuses_services_that_seal_without_a_key_file() {
             ("WMS__CARRIER__SHIPENGINE__API_KEY".into(), "k".into()),
             ("WMS__WAREHOUSE__API_TOKENS".into(), "t".into()),
         ];
+        if key_file {
+            env.push(("WMS__SECRETS__KEY_FILE".into(), "/run/secrets/wms-keys".into()));
+        }
         match platform::service::load_checked::<S, _>(None, env) {
             Ok(_) => None,
             Err(SettingsError::Insecure { key, .. }) => Some(key),
             Err(other) => panic!("{service}: {other}"),
         }
     }
-    let refused = "secrets.key_file".to_owned();
-    assert_eq!(outcome::<ingress::Settings>("ingress"), Some(refused.clone()));
-    assert_eq!(outcome::<enrich::Settings>("enrich"), Some(refused.clone()));
-    assert_eq!(
-        outcome::<notify_webflow::Settings>("notify-webflow"),
-        Some(refused.clone())
-    );
-    assert_eq!(outcome::<reconcile::Settings>("reconcile"), Some(refused.clone()));
-    assert_eq!(outcome::<warehouse::Settings>("warehouse"), Some(refused));
-    assert_eq!(outcome::<service_base::BaseSettings>("reserve"), None);
-    assert_eq!(outcome::<ship::Settings>("ship"), None);
-    assert_eq!(outcome::<retention::Settings>("prune"), None);
+    let refused = Some("secrets.key_file".to_owned());
+    // The services that open sealed store secrets: refused without the key file, started with it.
+    for (service, without, with) in [
+        ("ingress", outcome::<ingress::Settings>("ingress", false), outcome::<ingress::Settings>("ingress", true)),
+        ("enrich", outcome::<enrich::Settings>("enrich", false), outcome::<enrich::Settings>("enrich", true)),
+        (
+            "notify-webflow",
+            outcome::<notify_webflow::Settings>("notify-webflow", false),
+            outcome::<notify_webflow::Settings>("notify-webflow", true),
+        ),
+        ("reconcile", outcome::<reconcile::Settings>("reconcile", false), outcome::<reconcile::Settings>("reconcile", true)),
+        ("warehouse", outcome::<warehouse::Settings>("warehouse", false), outcome::<warehouse::Settings>("warehouse", true)),
+    ] {
+        assert_eq!(without, refused, "{service} without secrets.key_file");
+        assert_eq!(with, None, "{service} with secrets.key_file");
+    }
+    assert_eq!(outcome::<service_base::BaseSettings>("reserve", false), None);
+    assert_eq!(outcome::<ship::Settings>("ship", false), None);
+    assert_eq!(outcome::<retention::Settings>("prune", false), None);
 }
 
 /// What loading a service's settings with some environment changes gave.

@@ -43,27 +43,6 @@ async fn two_merchants(p: &Pipeline) -> i64 {
     acme.id
 }
 
-/// Posts a signed webhook to `site_id`'s ingress path; returns the status.
-async fn post_to(p: &Pipeline, site_id: &str, body: &serde_json::Value) -> u16 {
-    let body = serde_json::to_vec(body).unwrap();
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
-    let signature = webflow::sign(SECRET, &ts, &body);
-    p.http
-        .post(format!("{}/webhooks/webflow/{site_id}", p.ingress_url))
-        .header("x-webflow-timestamp", ts)
-        .header("x-webflow-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// Orders of `site_id` in `state`.
 async fn in_state(p: &Pipeline, site_id: &str, state: &str) -> i64 {
     p.scalar(
@@ -125,35 +104,12 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
     p.db.merchant_stock(acme, SKU, 4).await;
 
     // 15 orders of one unit per store, all at once, interleaved.
-    let mut posts = Vec::new();
-    for i in 0..15 {
-        for site_id in [SITE_ID, ACME_SITE] {
-            let body = single_sku_order(&format!("tee-{i:02}"), SKU, 1);
-            let (http, ingress_url) = (p.http.clone(), p.ingress_url.clone());
-            let site_id = site_id.to_owned();
-            posts.push(tokio::spawn(async move {
-                let body = serde_json::to_vec(&body).unwrap();
-                let ts = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-                    .to_string();
-                let signature = webflow::sign(SECRET, &ts, &body);
-                http.post(format!("{ingress_url}/webhooks/webflow/{site_id}"))
-                    .header("x-webflow-timestamp", ts)
-                    .header("x-webflow-signature", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }));
-        }
-    }
-    for post in posts {
-        assert_eq!(post.await.unwrap(), 200);
-    }
+    let bodies: Vec<(&str, serde_json::Value)> = (0..15)
+        .flat_map(|i| [SITE_ID, ACME_SITE].map(|site_id| (site_id, single_sku_order(&format!("tee-{i:02}"), SKU, 1))))
+        .collect();
+    let statuses =
+        futures_util::future::join_all(bodies.iter().map(|(site_id, body)| p.post_webhook_to(site_id, body))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 
     // Each store's orders took exactly its merchant's stock: 10 of default's, 4 of acme's.
     wait_for_split(&p, SITE_ID, 10, 5).await;
@@ -220,7 +176,7 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
     let mut refund = single_sku_order(&reserved, SKU, 1);
     refund["triggerType"] = "ecomm_order_changed".into();
     refund["payload"]["status"] = "refunded".into();
-    assert_eq!(post_to(&p, SITE_ID, &refund).await, 200);
+    assert_eq!(p.post_webhook_to(SITE_ID, &refund).await, 200);
     wait_for("a default backorder served by the released unit", WAIT, || async {
         (in_state(&p, SITE_ID, "backordered").await == 4).then_some(())
     })
@@ -242,7 +198,7 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
 async fn an_order_of_a_site_no_store_names_takes_the_default_merchants_stock() {
     let p = start_pipeline(PipelineOptions::default()).await;
     p.db.stock(SKU, 2).await;
-    assert_eq!(post_to(&p, SITE_ID, &single_sku_order("plain", SKU, 2)).await, 200);
+    assert_eq!(p.post_webhook_to(SITE_ID, &single_sku_order("plain", SKU, 2)).await, 200);
     assert_eq!(
         p.wait_for_state("plain", "reserved", WAIT).await.as_deref(),
         Some("reserved")
@@ -270,8 +226,8 @@ async fn shipping_consumes_each_merchants_own_stock() {
     let acme = two_merchants(&p).await;
     p.db.merchant_stock(DEFAULT_MERCHANT_ID, SKU, 5).await;
     p.db.merchant_stock(acme, SKU, 5).await;
-    assert_eq!(post_to(&p, SITE_ID, &single_sku_order("ship-d", SKU, 1)).await, 200);
-    assert_eq!(post_to(&p, ACME_SITE, &single_sku_order("ship-a", SKU, 3)).await, 200);
+    assert_eq!(p.post_webhook_to(SITE_ID, &single_sku_order("ship-d", SKU, 1)).await, 200);
+    assert_eq!(p.post_webhook_to(ACME_SITE, &single_sku_order("ship-a", SKU, 3)).await, 200);
     wait_for("both orders shipped", WAIT, || async {
         let shipped = p
             .scalar(

@@ -335,7 +335,7 @@ async fn a_slot_within_the_horizon_moves_the_schedule_by_one_spacing_counts_the_
     let client = db.client().await;
     let key = "webflow-token:fast-path";
     // 60 calls a minute: one slot a second.
-    rate_budget::ensure(&*client, key, 60.0).await.unwrap();
+    rate_budget::ensure(&*client, key, 60.0, &[]).await.unwrap();
     let abandoned: i64 = client
         .query_one(
             "INSERT INTO budget_waits (key, site_id, priority, slot, waiting_since)

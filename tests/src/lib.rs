@@ -478,13 +478,19 @@ pub fn single_sku_order(order_id: &str, sku: &str, count: i64) -> serde_json::Va
 }
 
 impl Pipeline {
-    /// Posts a webhook body, signed now; returns the status.
+    /// Posts a webhook body for the test site, signed now; returns the status.
     pub async fn post_webhook(&self, body: &serde_json::Value) -> u16 {
+        self.post_webhook_to(SITE_ID, body).await
+    }
+
+    /// Posts a webhook body to `site_id`'s ingress path, signed now with the test secret;
+    /// returns the status.
+    pub async fn post_webhook_to(&self, site_id: &str, body: &serde_json::Value) -> u16 {
         let body = serde_json::to_vec(body).unwrap();
         let ts = now_ms().to_string();
         let signature = webflow::sign(SECRET, &ts, &body);
         self.http
-            .post(format!("{}/webhooks/webflow/{SITE_ID}", self.ingress_url))
+            .post(format!("{}/webhooks/webflow/{site_id}", self.ingress_url))
             .header("x-webflow-timestamp", ts)
             .header("x-webflow-signature", signature)
             .body(body)

@@ -26,16 +26,9 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
     let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown.clone()).await?;
-    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
-    let stores = StoreRegistry::start(
-        base.pool.clone(),
-        &settings.webflow,
-        keyring,
-        settings.webflow.oauth_client_secret(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start_with_settings(base.pool.clone(), &settings.base.secrets, &settings.webflow, shutdown.clone())
+        .await
+        .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;

@@ -104,21 +104,3 @@ impl Validate for Settings {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn production_refuses_to_start_without_the_secrets_key_file() {
-        let mut settings = Settings::default();
-        let error = settings.check_profile(Profile::Production).unwrap_err();
-        assert!(
-            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
-            "{error}"
-        );
-        settings.check_profile(Profile::Local).unwrap();
-        settings.secrets.key_file = Some("/run/secrets/wms-keys".into());
-        settings.check_profile(Profile::Production).unwrap();
-    }
-}

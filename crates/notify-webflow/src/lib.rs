@@ -558,16 +558,9 @@ pub async fn build(
 ) -> Result<NotifyService, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
-    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
-    let stores = StoreRegistry::start(
-        base.pool.clone(),
-        &settings.webflow,
-        keyring,
-        settings.webflow.oauth_client_secret(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start_with_settings(base.pool.clone(), &settings.base.secrets, &settings.webflow, shutdown.clone())
+        .await
+        .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;
@@ -712,24 +705,5 @@ mod supervision_tests {
             .await
             .expect("a clean stop");
         assert!(drained.load(std::sync::atomic::Ordering::SeqCst));
-    }
-}
-
-#[cfg(test)]
-mod profile_tests {
-    use super::Settings;
-    use platform::settings::{Profile, SettingsError, Validate};
-
-    #[test]
-    fn production_refuses_to_start_without_the_secrets_key_file() {
-        let mut settings = Settings::default();
-        let error = settings.check_profile(Profile::Production).unwrap_err();
-        assert!(
-            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
-            "{error}"
-        );
-        settings.check_profile(Profile::Local).unwrap();
-        settings.base.secrets.key_file = Some("/run/secrets/wms-keys".into());
-        settings.check_profile(Profile::Production).unwrap();
     }
 }

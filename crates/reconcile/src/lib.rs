@@ -452,16 +452,9 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
     // One connection more than `database.pool_size`: a pass holds the reconciliation lock on
     // its own connection for as long as it runs (warehouse_db::job_lock).
     let base = ServiceBase::start(ACTOR, &settings.base, 1, shutdown.clone()).await?;
-    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).map_err(StartupError::dependency)?;
-    let stores = StoreRegistry::start(
-        base.pool.clone(),
-        &settings.webflow,
-        keyring,
-        settings.webflow.oauth_client_secret(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start_with_settings(base.pool.clone(), &settings.base.secrets, &settings.webflow, shutdown.clone())
+        .await
+        .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(
         &settings.webflow,
         base.pool.clone(),
@@ -527,24 +520,5 @@ impl ReconcileService {
 impl RunUntilStopped for ReconcileService {
     async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         ReconcileService::run_until_stopped(self, shutdown).await
-    }
-}
-
-#[cfg(test)]
-mod profile_tests {
-    use super::Settings;
-    use platform::settings::{Profile, SettingsError, Validate};
-
-    #[test]
-    fn production_refuses_to_start_without_the_secrets_key_file() {
-        let mut settings = Settings::default();
-        let error = settings.check_profile(Profile::Production).unwrap_err();
-        assert!(
-            matches!(error, SettingsError::Insecure { ref key, .. } if key == "secrets.key_file"),
-            "{error}"
-        );
-        settings.check_profile(Profile::Local).unwrap();
-        settings.base.secrets.key_file = Some("/run/secrets/wms-keys".into());
-        settings.check_profile(Profile::Production).unwrap();
     }
 }

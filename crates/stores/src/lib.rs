@@ -16,7 +16,7 @@
 //! This crate knows the database and the settings; it knows nothing of HTTP or AMQP.
 
 use secrecy::{ExposeSecret, SecretString};
-use secrets_at_rest::Keyring;
+use secrets_at_rest::{Keyring, KeyringError, SecretsSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -89,6 +89,8 @@ pub enum RegistryError {
     Db(#[from] warehouse_db::DbError),
     #[error("cannot read the stores: {0}")]
     Pool(#[from] warehouse_db::pool::PoolError),
+    #[error("cannot open the stores' secrets: {0}")]
+    Keyring(#[from] KeyringError),
 }
 
 impl From<tokio_postgres::Error> for RegistryError {
@@ -192,6 +194,19 @@ impl StoreRegistry {
             tx.commit().await?;
         }
         Self::start_with(pool, webflow, keyring, oauth_client_secret, false, shutdown).await
+    }
+
+    /// [`StoreRegistry::start`] with the keyring of `secrets` (the development key when
+    /// `secrets.key_file` is unset) and the OAuth app's client secret of `webflow.oauth`: what
+    /// every worker calling Webflow starts with.
+    pub async fn start_with_settings(
+        pool: warehouse_db::Pool,
+        secrets: &SecretsSettings,
+        webflow: &WebflowSettings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RegistryError> {
+        let keyring = secrets_at_rest::keyring_or_dev(secrets)?;
+        Self::start(pool, webflow, keyring, webflow.oauth_client_secret(), shutdown).await
     }
 
     /// [`StoreRegistry::start`] for a process whose database role may only read the stores

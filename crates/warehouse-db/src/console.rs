@@ -169,6 +169,8 @@ pub struct BudgetRow {
     pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
     pub calls: i64,
     pub throttled: i64,
+    /// The sites the budget paces (several when they share a token).
+    pub site_ids: Vec<String>,
 }
 
 pub async fn rate_budgets<C: Db>(client: &C) -> Result<Vec<BudgetRow>> {
@@ -176,7 +178,8 @@ pub async fn rate_budgets<C: Db>(client: &C) -> Result<Vec<BudgetRow>> {
         .query(
             "SELECT key, COALESCE(learned_limit, configured_limit),
                     GREATEST(EXTRACT(EPOCH FROM (next_slot - clock_timestamp())), 0)::float8,
-                    CASE WHEN paused_until > clock_timestamp() THEN paused_until END, calls, throttled
+                    CASE WHEN paused_until > clock_timestamp() THEN paused_until END, calls, throttled,
+                    site_ids
              FROM rate_budgets ORDER BY key",
             &[],
         )
@@ -190,6 +193,7 @@ pub async fn rate_budgets<C: Db>(client: &C) -> Result<Vec<BudgetRow>> {
             paused_until: r.get(3),
             calls: r.get(4),
             throttled: r.get(5),
+            site_ids: r.get(6),
         })
         .collect())
 }

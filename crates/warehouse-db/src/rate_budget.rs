@@ -50,14 +50,19 @@ pub struct Take<'a> {
     pub track: bool,
 }
 
-/// Makes sure the key exists with the configured limit. The limit learned from Webflow
-/// (`X-RateLimit-Limit`) is kept: a restart does not forget it.
-pub async fn ensure<C: Db>(client: &C, key: &str, limit_per_minute: f64) -> Result<()> {
+/// Makes sure the key exists with the configured limit and the sites it paces (`site_ids`,
+/// sorted: the console shows an operator the budgets of their stores). The limit learned from
+/// Webflow (`X-RateLimit-Limit`) is kept: a restart does not forget it.
+pub async fn ensure<C: Db>(client: &C, key: &str, limit_per_minute: f64, site_ids: &[String]) -> Result<()> {
+    let mut site_ids = site_ids.to_vec();
+    site_ids.sort_unstable();
+    site_ids.dedup();
     client
         .execute(
-            "INSERT INTO rate_budgets (key, configured_limit) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET configured_limit = EXCLUDED.configured_limit",
-            &[&key, &limit_per_minute],
+            "INSERT INTO rate_budgets (key, configured_limit, site_ids) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET configured_limit = EXCLUDED.configured_limit,
+                                             site_ids = EXCLUDED.site_ids",
+            &[&key, &limit_per_minute, &site_ids],
         )
         .await?;
     Ok(())

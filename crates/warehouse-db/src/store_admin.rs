@@ -16,39 +16,10 @@
 use crate::db::Db;
 use crate::error::DbError;
 use secrecy::SecretString;
-use secrets_at_rest::{Keyring, OpenError, SealError};
+use secrets_at_rest::{Keyring, OpenError, ResealError, SealError};
 use tokio_postgres::error::SqlState;
 
-/// Where a store comes from (`stores.source`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreSource {
-    /// The config file: change it there.
-    Config,
-    /// The API, the console or `wmsctl`, with a site token.
-    Api,
-    /// "Connect with Webflow": an OAuth access token; webhooks signed with the app's secret.
-    Oauth,
-}
-
-impl StoreSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Config => "config",
-            Self::Api => "api",
-            Self::Oauth => "oauth",
-        }
-    }
-
-    fn parse(value: &str) -> Result<Self, DbError> {
-        match value {
-            "config" => Ok(Self::Config),
-            "api" => Ok(Self::Api),
-            "oauth" => Ok(Self::Oauth),
-            other => Err(crate::error::UnknownValue::new("store source", other).into()),
-        }
-    }
-}
+pub use crate::stores::{StoreSource, api_token_context, webhook_secret_context};
 
 /// Why a store change did nothing.
 #[derive(Debug, thiserror::Error)]
@@ -162,13 +133,6 @@ impl StorePatch {
     }
 }
 
-pub fn token_context(store_id: i64) -> String {
-    format!("stores.api_token:{store_id}")
-}
-
-pub fn webhook_secret_context(webhook_id: i64) -> String {
-    format!("store_webhooks.secret:{webhook_id}")
-}
 
 const COLUMNS: &str = "s.id, s.name, m.name, s.site_id, s.source, s.rate_limit_per_minute, \
      s.send_fulfillment_email, s.inventory_sync, s.sku_collection_id, s.inventory_safety_buffer, \
@@ -180,7 +144,7 @@ fn read(row: &tokio_postgres::Row) -> Result<StoreInfo> {
         name: row.get(1),
         merchant: row.get(2),
         site_id: row.get(3),
-        source: StoreSource::parse(row.get(4))?,
+        source: StoreSource::parse(row.get(4)).map_err(DbError::from)?,
         rate_limit_per_minute: row.get(5),
         send_fulfillment_email: row.get(6),
         inventory_sync: row.get(7),
@@ -254,7 +218,7 @@ pub async fn create<C: Db>(
     }
     let merchant = merchant_id(tx, store.merchant).await?;
     let id: i64 = tx.query_one("SELECT nextval('stores_id_seq')", &[]).await?.get(0);
-    let token = keyring.seal(store.api_token, &token_context(id))?;
+    let token = keyring.seal(store.api_token, &api_token_context(id))?;
     tx.execute(
         "INSERT INTO stores (id, name, merchant_id, site_id, source, api_token_sealed, rate_limit_per_minute,
                              send_fulfillment_email, inventory_sync, sku_collection_id, inventory_safety_buffer)
@@ -400,7 +364,7 @@ async fn lock_changeable<C: Db>(tx: &C, name: &str) -> Result<(i64, StoreSource)
         )
         .await?
         .ok_or_else(|| StoreAdminError::NotFound(name.to_owned()))?;
-    let source = StoreSource::parse(row.get(1))?;
+    let source = StoreSource::parse(row.get(1)).map_err(DbError::from)?;
     if source == StoreSource::Config {
         return Err(StoreAdminError::ConfigStore(name.to_owned()));
     }
@@ -433,7 +397,7 @@ pub async fn patch<C: Db>(tx: &C, keyring: &Keyring, name: &str, patch: &StorePa
         None => None,
     };
     let token = match &patch.api_token {
-        Some(token) => Some(keyring.seal(token, &token_context(id))?),
+        Some(token) => Some(keyring.seal(token, &api_token_context(id))?),
         None => None,
     };
     let (set_collection, collection) = match &patch.sku_collection_id {
@@ -488,7 +452,7 @@ pub async fn for_removal<C: Db>(tx: &C, keyring: &Keyring, name: &str) -> Result
         .query_one("SELECT api_token_sealed FROM stores WHERE id = $1", &[&id])
         .await?
         .get(0);
-    let token = keyring.open(&sealed, &token_context(id))?;
+    let token = keyring.open(&sealed, &api_token_context(id))?;
     Ok((get_by_id(tx, id).await?, token))
 }
 
@@ -525,4 +489,83 @@ pub async fn unique_name<C: Db>(client: &C, wanted: &str) -> Result<String> {
         .map(|n| format!("{wanted}-{n}"))
         .find(|candidate| !taken.contains(candidate))
         .unwrap_or_else(|| wanted.to_owned()))
+}
+
+/// What [`reseal_all`] did after a key rotation.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resealed {
+    /// The key every value is sealed with now.
+    pub key_id: String,
+    /// Store API tokens sealed again with it.
+    pub api_tokens: u64,
+    /// Webhook secrets sealed again with it.
+    pub webhook_secrets: u64,
+    /// Values no key of the ring opens (`stores.api_token:<id>`, `store_webhooks.secret:<id>`):
+    /// left as they are; the store is not served until its token or webhooks are set again.
+    pub unopenable: Vec<String>,
+}
+
+/// Seals again with the keyring's current key every store token and webhook secret sealed
+/// with an older one (a key rotation; removed stores' too, so the old key can go). Each value
+/// is swapped only if it is unchanged since it was read, so a concurrent change wins; no
+/// `updated_at` moves (the opened values are the same: no service reloads). Idempotent.
+pub async fn reseal_all<C: Db>(client: &C, keyring: &Keyring) -> Result<Resealed> {
+    let mut unopenable = Vec::new();
+    let api_tokens = reseal_column(client, keyring, "stores", "api_token_sealed", api_token_context, &mut unopenable).await?;
+    let webhook_secrets = reseal_column(
+        client,
+        keyring,
+        "store_webhooks",
+        "secret_sealed",
+        webhook_secret_context,
+        &mut unopenable,
+    )
+    .await?;
+    Ok(Resealed {
+        key_id: keyring.current_key_id().to_owned(),
+        api_tokens,
+        webhook_secrets,
+        unopenable,
+    })
+}
+
+/// Reseals `table.column` (each row's value bound to `context_of(id)`); how many were swapped.
+async fn reseal_column<C: Db>(
+    client: &C,
+    keyring: &Keyring,
+    table: &str,
+    column: &str,
+    context_of: fn(i64) -> String,
+    unopenable: &mut Vec<String>,
+) -> Result<u64> {
+    let rows = client
+        .query(
+            &format!("SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY id"),
+            &[],
+        )
+        .await?;
+    let mut swapped = 0;
+    for row in rows {
+        let (id, sealed): (i64, String) = (row.get(0), row.get(1));
+        if !keyring.needs_resealing(&sealed) {
+            continue;
+        }
+        let context = context_of(id);
+        let resealed = match keyring.reseal(&sealed, &context) {
+            Ok(resealed) => resealed,
+            Err(ResealError::Open(_)) => {
+                unopenable.push(context);
+                continue;
+            }
+            Err(ResealError::Seal(error)) => return Err(error.into()),
+        };
+        // Only if unchanged since read: a concurrent change of the value wins.
+        swapped += client
+            .execute(
+                &format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3"),
+                &[&resealed, &id, &sealed],
+            )
+            .await?;
+    }
+    Ok(swapped)
 }

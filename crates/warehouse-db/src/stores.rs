@@ -10,14 +10,16 @@ use crate::db::Db;
 use crate::error::{DbError, Result, UnknownValue};
 use deadpool_postgres::Transaction;
 
-/// Where a store came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where a store came from (`stores.source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreSource {
     /// The config file (`webflow.sites.<name>`): its secrets stay in the config.
     Config,
     /// Created through the API, the console or wmsctl with a site token.
     Api,
-    /// Created by "Connect with Webflow": webhooks are signed with the app's client secret.
+    /// Created by "Connect with Webflow" (an OAuth access token): webhooks are signed with the
+    /// app's client secret.
     Oauth,
 }
 

@@ -192,6 +192,8 @@ struct BudgetTable {
     sites: HashMap<String, SiteBudget>,
     /// Budget key -> configured limit (the smallest of the sites sharing the token).
     limits: BTreeMap<String, f64>,
+    /// Budget key -> the sites sharing it.
+    sites_of: BTreeMap<String, Vec<String>>,
 }
 
 impl BudgetTable {
@@ -209,6 +211,7 @@ impl BudgetTable {
                 .entry(key.clone())
                 .and_modify(|l| *l = l.min(limit))
                 .or_insert(limit);
+            table.sites_of.entry(key.clone()).or_default().push(site_id.clone());
             table.sites.insert(site_id, SiteBudget { token, key });
         }
         table
@@ -393,9 +396,10 @@ impl WebflowGateway {
     async fn ensure_budgets_of(&self, table: &BudgetTable) -> Result<(), GatewayError> {
         let client = self.pool.get().await?;
         for (key, limit) in &table.limits {
-            rate_budget::ensure(&*client, key, *limit).await?;
+            let sites = table.sites_of.get(key).map_or(&[][..], Vec::as_slice);
+            rate_budget::ensure(&*client, key, *limit, sites).await?;
             if let Some(share) = self.reconcile_share {
-                rate_budget::ensure(&*client, &reconcile_key(key), *limit * share).await?;
+                rate_budget::ensure(&*client, &reconcile_key(key), *limit * share, sites).await?;
             }
         }
         Ok(())

@@ -173,6 +173,10 @@ enum SecretsCommand {
         /// The key's id, stored beside every value it seals (e.g. the date: 2026-12).
         id: String,
     },
+    /// Seals every store token and webhook secret sealed with an older key again with the
+    /// current one (the first line of `secrets.key_file`), after a rotation; then the old line
+    /// can go. Run it where the services' configuration is (the warehouse pod). Idempotent.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -289,8 +293,11 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce() -> Str
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // Needs no configuration: the key is for the configuration.
-    if let Command::Secrets { command } = &cli.command {
-        return secrets(command);
+    if let Command::Secrets {
+        command: SecretsCommand::NewKey { id },
+    } = &cli.command
+    {
+        return new_key(id);
     }
     // Talks to the warehouse API only: no configuration of its own.
     if let Command::Stores { api, command } = cli.command {
@@ -326,7 +333,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sites { command } => sites(json, &settings, command).await,
         Command::Webhooks { command } => webhooks(json, &settings, command).await,
         Command::Merchants { command } => merchants(json, &settings, command).await,
-        Command::Secrets { command } => secrets(&command),
+        Command::Secrets {
+            command: SecretsCommand::Reseal,
+        } => reseal(json, &settings).await,
+        // Handled before the configuration is loaded (above); kept for an exhaustive match.
+        Command::Secrets {
+            command: SecretsCommand::NewKey { id },
+        } => new_key(&id),
         // Handled before the configuration is loaded (above); kept for an exhaustive match.
         Command::Stores { api, command } => stores(json, api, command).await,
     }
@@ -540,12 +553,30 @@ async fn migrate(json: bool, settings: &Settings, then_run: Option<&std::path::P
 }
 
 /// `wmsctl secrets new-key`: the line goes into the key file; nothing else sees it.
-fn secrets(command: &SecretsCommand) -> anyhow::Result<()> {
-    match command {
-        SecretsCommand::NewKey { id } => {
-            let line = secrets_at_rest::Keyring::new_key_line(id)?;
-            println!("{}", secrecy::ExposeSecret::expose_secret(&line));
-        }
+fn new_key(id: &str) -> anyhow::Result<()> {
+    let line = secrets_at_rest::Keyring::new_key_line(id)?;
+    println!("{}", secrecy::ExposeSecret::expose_secret(&line));
+    Ok(())
+}
+
+/// `wmsctl secrets reseal`: after a key rotation, every sealed value onto the current key.
+async fn reseal(json: bool, settings: &Settings) -> anyhow::Result<()> {
+    let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).context("secrets.key_file")?;
+    let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
+    let client = pool.get().await?;
+    let report = warehouse_db::store_admin::reseal_all(&**client, &keyring).await?;
+    print(json, &report, || {
+        format!(
+            "resealed {} API token(s) and {} webhook secret(s) with key {}",
+            report.api_tokens, report.webhook_secrets, report.key_id
+        )
+    })?;
+    if !report.unopenable.is_empty() {
+        anyhow::bail!(
+            "{} value(s) open with no key of secrets.key_file, left as they are: {} (set those stores' tokens or webhooks again)",
+            report.unopenable.len(),
+            report.unopenable.join(", ")
+        );
     }
     Ok(())
 }

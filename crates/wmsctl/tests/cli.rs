@@ -109,3 +109,85 @@ async fn merchants_are_added_and_listed() {
     assert_eq!(code, 1);
     assert!(err.contains("invalid merchant name"), "{err}");
 }
+
+/// A key rotation: with the new key first in the key file and the old one after it,
+/// `wmsctl secrets reseal` seals every store token and webhook secret with the new key (then
+/// the old line can go); run again, it has nothing to do; a value no key opens is named and
+/// fails the command.
+#[tokio::test]
+async fn a_key_rotation_reseals_every_sealed_value_with_the_new_key() {
+    use secrecy::ExposeSecret;
+    use secrets_at_rest::{Keyring, SecretsSettings};
+    let db = test_support::db::TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let line = |id: &str| Keyring::new_key_line(id).unwrap().expose_secret().to_owned();
+    let keyring_of = |name: &str, lines: &[&str]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let keyring = Keyring::load(&SecretsSettings {
+            key_file: Some(path.clone()),
+        })
+        .unwrap();
+        (path, keyring)
+    };
+    let (old, new) = (line("2026-11"), line("2026-12"));
+    let (_, old_ring) = keyring_of("old", &[&old]);
+    let store = test_support::stores::insert_api_store(&db.pool, &old_ring, "north", "site-n", "tok-n", "sec-n").await;
+
+    let (rotated, _) = keyring_of("rotated", &[&new, &old]);
+    let env = [
+        ("WMS__DATABASE__URL", db.url.as_str()),
+        ("WMS__SECRETS__KEY_FILE", rotated.to_str().unwrap()),
+    ];
+    let (code, out, err) = wmsctl(&["--json", "secrets", "reseal"], &env);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&report["key_id"], &report["api_tokens"], &report["webhook_secrets"]),
+        (&"2026-12".into(), &1.into(), &1.into()),
+        "{report}"
+    );
+
+    // The new key alone opens both: the old line can go.
+    let (_, new_only) = keyring_of("new-only", &[&new]);
+    let client = db.client().await;
+    let token: String = client
+        .query_one("SELECT api_token_sealed FROM stores WHERE id = $1", &[&store])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(token.starts_with("v1:2026-12:"), "{token}");
+    assert_eq!(
+        new_only
+            .open(&token, &warehouse_db::stores::api_token_context(store))
+            .unwrap()
+            .expose_secret(),
+        "tok-n"
+    );
+    let row = client
+        .query_one("SELECT id, secret_sealed FROM store_webhooks WHERE store_id = $1", &[&store])
+        .await
+        .unwrap();
+    let (hook, secret): (i64, String) = (row.get(0), row.get(1));
+    assert_eq!(
+        new_only
+            .open(&secret, &warehouse_db::stores::webhook_secret_context(hook))
+            .unwrap()
+            .expose_secret(),
+        "sec-n"
+    );
+
+    let (code, out, err) = wmsctl(&["secrets", "reseal"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("resealed 0 API token(s) and 0 webhook secret(s) with key 2026-12"), "{out}");
+
+    // A store sealed with a key the file no longer holds: named, left alone, the command fails.
+    let (_, lost_ring) = keyring_of("lost", &[&line("2025-01")]);
+    let lost = test_support::stores::insert_api_store(&db.pool, &lost_ring, "south", "site-s", "tok-s", "sec-s").await;
+    let (code, _, err) = wmsctl(&["secrets", "reseal"], &env);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("2 value(s) open with no key") && err.contains(&format!("stores.api_token:{lost}")),
+        "{err}"
+    );
+}

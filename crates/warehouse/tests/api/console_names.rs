@@ -79,3 +79,51 @@ async fn a_site_no_store_names_shows_its_id() {
     // One merchant: its name is not repeated on every line.
     assert!(!orders.contains("class=\"muted merchant\""), "{orders}");
 }
+
+/// The Webflow budgets are named by their stores, and an operator limited to some stores sees
+/// the budgets pacing them (a token shared with another store included) and no other.
+#[tokio::test]
+async fn budgets_are_named_by_their_stores_and_shown_to_the_operators_of_those_stores() {
+    let app = spawn_app().await;
+    let client = app.db.client().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO stores (name, merchant_id, site_id, source, rate_limit_per_minute)
+                  VALUES ('north-shop', 1, '{SITE_A}', 'config', 60), ('south-shop', 1, '{SITE_B}', 'config', 60);"
+        ))
+        .await
+        .unwrap();
+    warehouse_db::rate_budget::ensure(&*client, "webflow-token:aaaa", 60.0, &[SITE_A.to_owned()])
+        .await
+        .unwrap();
+    warehouse_db::rate_budget::ensure(&*client, "webflow-token:bbbb", 120.0, &[SITE_B.to_owned()])
+        .await
+        .unwrap();
+
+    let every = session_cookie(&sign_in(&app.url, "read-all", None).await);
+    let (status, overview) = page(&app.url, "/console/overview", &every).await;
+    assert_eq!(status, StatusCode::OK);
+    let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
+    assert!(budgets.contains("webflow-token:aaaa") && budgets.contains("webflow-token:bbbb"));
+    assert!(
+        budgets.contains("north-shop") && budgets.contains("south-shop"),
+        "{budgets}"
+    );
+
+    let scoped = session_cookie(&sign_in(&app.url, "read-a", None).await);
+    let (_, overview) = page(&app.url, "/console/overview", &scoped).await;
+    let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
+    assert!(budgets.contains("webflow-token:aaaa"), "its store's budget: {budgets}");
+    assert!(!budgets.contains("webflow-token:bbbb"), "another store's budget: {budgets}");
+
+    // Site B's store now shares site A's token: the shared budget is site A's operator's too.
+    warehouse_db::rate_budget::ensure(&*client, "webflow-token:aaaa", 60.0, &[SITE_B.to_owned(), SITE_A.to_owned()])
+        .await
+        .unwrap();
+    let (_, overview) = page(&app.url, "/console/overview", &scoped).await;
+    let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
+    assert!(
+        budgets.contains("webflow-token:aaaa") && budgets.contains("north-shop") && budgets.contains("south-shop"),
+        "{budgets}"
+    );
+}

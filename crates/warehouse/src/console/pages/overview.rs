@@ -18,7 +18,9 @@ pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleStat
     let budgets: Vec<db::BudgetRow> = db::rate_budgets(&*client)
         .await?
         .into_iter()
-        .filter(|b| sites.is_none_or(|sites| sites.iter().any(|s| b.key.starts_with(&format!("webflow:{s}")))))
+        // A token shared by a store in scope and one outside it is still shown: its queue holds
+        // the operator's store's calls too.
+        .filter(|b| sites.is_none_or(|sites| b.site_ids.iter().any(|s| sites.contains(s))))
         .collect();
     let outbox = db::outbox_backlog(&*client).await?;
     let names = warehouse_db::store_names::load(&*client).await?;
@@ -67,9 +69,15 @@ pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleStat
         h2 { "Webflow budget" }
         p.help { "Each store's Webflow token has a per-minute budget shared by every replica. \"Queued\" is how far ahead calls are already booked: work waiting for the budget." }
         table #budgets {
-            tr { th { "budget" } th.num { "limit / min" } th.num { "queued" } th.num { "calls" } th.num { "throttled (429)" } th { "paused until" } }
+            tr { th { "stores" } th { "budget" } th.num { "limit / min" } th.num { "queued" } th.num { "calls" } th.num { "throttled (429)" } th { "paused until" } }
             @for b in &budgets {
                 tr {
+                    td {
+                        @for (i, site_id) in b.site_ids.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (store(&names, site_id))
+                        }
+                    }
                     td { code { (b.key) } }
                     td.num { (format!("{:.0}", b.limit_per_minute)) }
                     td.num { (format!("{:.0} s (~{:.0} calls)", b.queued_seconds, b.queued_seconds * b.limit_per_minute / 60.0)) }
