@@ -265,15 +265,31 @@ fn the_production_profile_refuses_services_that_seal_without_a_key_file() {
     let refused = Some("secrets.key_file".to_owned());
     // The services that open sealed store secrets: refused without the key file, started with it.
     for (service, without, with) in [
-        ("ingress", outcome::<ingress::Settings>("ingress", false), outcome::<ingress::Settings>("ingress", true)),
-        ("enrich", outcome::<enrich::Settings>("enrich", false), outcome::<enrich::Settings>("enrich", true)),
+        (
+            "ingress",
+            outcome::<ingress::Settings>("ingress", false),
+            outcome::<ingress::Settings>("ingress", true),
+        ),
+        (
+            "enrich",
+            outcome::<enrich::Settings>("enrich", false),
+            outcome::<enrich::Settings>("enrich", true),
+        ),
         (
             "notify-webflow",
             outcome::<notify_webflow::Settings>("notify-webflow", false),
             outcome::<notify_webflow::Settings>("notify-webflow", true),
         ),
-        ("reconcile", outcome::<reconcile::Settings>("reconcile", false), outcome::<reconcile::Settings>("reconcile", true)),
-        ("warehouse", outcome::<warehouse::Settings>("warehouse", false), outcome::<warehouse::Settings>("warehouse", true)),
+        (
+            "reconcile",
+            outcome::<reconcile::Settings>("reconcile", false),
+            outcome::<reconcile::Settings>("reconcile", true),
+        ),
+        (
+            "warehouse",
+            outcome::<warehouse::Settings>("warehouse", false),
+            outcome::<warehouse::Settings>("warehouse", true),
+        ),
     ] {
         assert_eq!(without, refused, "{service} without secrets.key_file");
         assert_eq!(with, None, "{service} with secrets.key_file");

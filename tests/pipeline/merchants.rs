@@ -198,7 +198,10 @@ async fn two_merchants_with_the_same_sku_never_touch_each_others_stock() {
 async fn an_order_of_a_site_no_store_names_takes_the_default_merchants_stock() {
     let p = start_pipeline(PipelineOptions::default()).await;
     p.db.stock(SKU, 2).await;
-    assert_eq!(p.post_webhook_to(SITE_ID, &single_sku_order("plain", SKU, 2)).await, 200);
+    assert_eq!(
+        p.post_webhook_to(SITE_ID, &single_sku_order("plain", SKU, 2)).await,
+        200
+    );
     assert_eq!(
         p.wait_for_state("plain", "reserved", WAIT).await.as_deref(),
         Some("reserved")
@@ -226,8 +229,14 @@ async fn shipping_consumes_each_merchants_own_stock() {
     let acme = two_merchants(&p).await;
     p.db.merchant_stock(DEFAULT_MERCHANT_ID, SKU, 5).await;
     p.db.merchant_stock(acme, SKU, 5).await;
-    assert_eq!(p.post_webhook_to(SITE_ID, &single_sku_order("ship-d", SKU, 1)).await, 200);
-    assert_eq!(p.post_webhook_to(ACME_SITE, &single_sku_order("ship-a", SKU, 3)).await, 200);
+    assert_eq!(
+        p.post_webhook_to(SITE_ID, &single_sku_order("ship-d", SKU, 1)).await,
+        200
+    );
+    assert_eq!(
+        p.post_webhook_to(ACME_SITE, &single_sku_order("ship-a", SKU, 3)).await,
+        200
+    );
     wait_for("both orders shipped", WAIT, || async {
         let shipped = p
             .scalar(

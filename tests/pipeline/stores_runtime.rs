@@ -129,6 +129,18 @@ async fn a_store_onboarded_through_the_api_while_the_stack_runs_is_fulfilled_and
         .scalar("SELECT count(*) FROM rate_budgets WHERE key = $1", &[&budget])
         .await;
     assert_eq!(budgets, 1, "the new store's token got a budget of its own");
+    let paced: Vec<String> = p
+        .client()
+        .await
+        .query_one("SELECT site_ids FROM rate_budgets WHERE key = $1", &[&budget])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        paced,
+        [NEW_SITE],
+        "the budget names the store it paces (the console shows it by name)"
+    );
     // It shipped northwind's unit, not the default merchant's.
     let northwind = p.merchant_inventory(merchant_id(&p, "northwind").await, SKU).await;
     assert_eq!((northwind.on_hand, northwind.reserved), (4, 0));

@@ -26,9 +26,14 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
     let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown.clone()).await?;
-    let stores = StoreRegistry::start_with_settings(base.pool.clone(), &settings.base.secrets, &settings.webflow, shutdown.clone())
-        .await
-        .map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start_with_settings(
+        base.pool.clone(),
+        &settings.base.secrets,
+        &settings.webflow,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;

@@ -558,9 +558,14 @@ pub async fn build(
 ) -> Result<NotifyService, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
-    let stores = StoreRegistry::start_with_settings(base.pool.clone(), &settings.base.secrets, &settings.webflow, shutdown.clone())
-        .await
-        .map_err(StartupError::dependency)?;
+    let stores = StoreRegistry::start_with_settings(
+        base.pool.clone(),
+        &settings.base.secrets,
+        &settings.webflow,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(StartupError::dependency)?;
     let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
         .await
         .map_err(StartupError::dependency)?;

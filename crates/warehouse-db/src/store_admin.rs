@@ -133,7 +133,6 @@ impl StorePatch {
     }
 }
 
-
 const COLUMNS: &str = "s.id, s.name, m.name, s.site_id, s.source, s.rate_limit_per_minute, \
      s.send_fulfillment_email, s.inventory_sync, s.sku_collection_id, s.inventory_safety_buffer, \
      s.created_at, s.updated_at, s.removed_at";
@@ -511,7 +510,15 @@ pub struct Resealed {
 /// `updated_at` moves (the opened values are the same: no service reloads). Idempotent.
 pub async fn reseal_all<C: Db>(client: &C, keyring: &Keyring) -> Result<Resealed> {
     let mut unopenable = Vec::new();
-    let api_tokens = reseal_column(client, keyring, "stores", "api_token_sealed", api_token_context, &mut unopenable).await?;
+    let api_tokens = reseal_column(
+        client,
+        keyring,
+        "stores",
+        "api_token_sealed",
+        api_token_context,
+        &mut unopenable,
+    )
+    .await?;
     let webhook_secrets = reseal_column(
         client,
         keyring,

@@ -165,7 +165,10 @@ async fn a_key_rotation_reseals_every_sealed_value_with_the_new_key() {
         "tok-n"
     );
     let row = client
-        .query_one("SELECT id, secret_sealed FROM store_webhooks WHERE store_id = $1", &[&store])
+        .query_one(
+            "SELECT id, secret_sealed FROM store_webhooks WHERE store_id = $1",
+            &[&store],
+        )
         .await
         .unwrap();
     let (hook, secret): (i64, String) = (row.get(0), row.get(1));
@@ -179,7 +182,10 @@ async fn a_key_rotation_reseals_every_sealed_value_with_the_new_key() {
 
     let (code, out, err) = wmsctl(&["secrets", "reseal"], &env);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("resealed 0 API token(s) and 0 webhook secret(s) with key 2026-12"), "{out}");
+    assert!(
+        out.contains("resealed 0 API token(s) and 0 webhook secret(s) with key 2026-12"),
+        "{out}"
+    );
 
     // A store sealed with a key the file no longer holds: named, left alone, the command fails.
     let (_, lost_ring) = keyring_of("lost", &[&line("2025-01")]);

@@ -114,12 +114,20 @@ async fn budgets_are_named_by_their_stores_and_shown_to_the_operators_of_those_s
     let (_, overview) = page(&app.url, "/console/overview", &scoped).await;
     let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
     assert!(budgets.contains("webflow-token:aaaa"), "its store's budget: {budgets}");
-    assert!(!budgets.contains("webflow-token:bbbb"), "another store's budget: {budgets}");
+    assert!(
+        !budgets.contains("webflow-token:bbbb"),
+        "another store's budget: {budgets}"
+    );
 
     // Site B's store now shares site A's token: the shared budget is site A's operator's too.
-    warehouse_db::rate_budget::ensure(&*client, "webflow-token:aaaa", 60.0, &[SITE_B.to_owned(), SITE_A.to_owned()])
-        .await
-        .unwrap();
+    warehouse_db::rate_budget::ensure(
+        &*client,
+        "webflow-token:aaaa",
+        60.0,
+        &[SITE_B.to_owned(), SITE_A.to_owned()],
+    )
+    .await
+    .unwrap();
     let (_, overview) = page(&app.url, "/console/overview", &scoped).await;
     let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
     assert!(
