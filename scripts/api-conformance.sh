@@ -6,12 +6,13 @@
 # (status code, content type, body schema), or a declared path answering an undeclared
 # method with something other than 405. Everything it creates is removed, also on failure.
 #
-# Needs: target/debug/warehouse (cargo build --workspace --bins), schemathesis (.ci/run
+# Needs: target/debug/warehouse and webflow-sim (cargo build --workspace --bins), schemathesis (.ci/run
 # installs it), psql, curl, python3, PostgreSQL and RabbitMQ (with the management API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/debug/warehouse}
+SIM_BIN=${SIM_BIN:-target/debug/webflow-sim}
 PG=${WMS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 AMQP=${WMS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
 MGMT=${WMS_TEST_MGMT_URL:-http://guest:guest@127.0.0.1:15672}
@@ -22,7 +23,9 @@ MAX_EXAMPLES=${API_CONFORMANCE_MAX_EXAMPLES:-40}
 for tool in schemathesis psql curl python3; do
   command -v "$tool" > /dev/null || { echo "api-conformance: \`$tool\` is missing (.ci/run installs schemathesis)" >&2; exit 1; }
 done
-[ -x "$BIN" ] || { echo "api-conformance: $BIN is missing; run cargo build --workspace --bins" >&2; exit 1; }
+for bin in "$BIN" "$SIM_BIN"; do
+  [ -x "$bin" ] || { echo "api-conformance: $bin is missing; run cargo build --workspace --bins" >&2; exit 1; }
+done
 
 id="apiconf-$$-$(date +%s)"
 db="wms_${id//-/_}"
@@ -30,6 +33,7 @@ namespace="${id}"
 token="conformance-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 work=$(mktemp -d)
 pid=""
+sim_pid=""
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -63,6 +67,7 @@ delete_namespace() {
 cleanup() {
   local status=$?
   if [ -n "$pid" ]; then kill "$pid" 2> /dev/null || true; wait "$pid" 2> /dev/null || true; fi
+  if [ -n "$sim_pid" ]; then kill "$sim_pid" 2> /dev/null || true; wait "$sim_pid" 2> /dev/null || true; fi
   delete_namespace "$namespace"
   psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" > /dev/null 2>&1 || true
   if [ "$status" -ne 0 ] && [ -f "$work/warehouse.log" ]; then
@@ -76,6 +81,17 @@ trap cleanup EXIT INT TERM
 psql -q "$PG/postgres" -c "CREATE DATABASE \"$db\"" > /dev/null
 port=$(free_port)
 health=$(free_port)
+# The Webflow the stores routes call (token check, webhooks): the simulator, creating no orders.
+# A made-up token is refused there (422), never a 502 for an unreachable api.webflow.com.
+sim_port=$(free_port)
+WMS__PROFILE=local RUST_LIB_BACKTRACE=0 \
+  "$SIM_BIN" --bind "127.0.0.1:$sim_port" --orders-per-minute 0 > "$work/webflow-sim.log" 2>&1 &
+sim_pid=$!
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$sim_port/" && break
+  kill -0 "$sim_pid" 2> /dev/null || { echo "api-conformance: the Webflow simulator exited:" >&2; cat "$work/webflow-sim.log" >&2; exit 1; }
+  sleep 0.1
+done
 WMS__PROFILE=local \
 WMS__DATABASE__URL="$PG/$db" \
 WMS__DATABASE__POOL_SIZE=4 \
@@ -83,6 +99,9 @@ WMS__AMQP__URL="$AMQP" \
 WMS__AMQP__NAMESPACE="$namespace" \
 WMS__WAREHOUSE__BIND="127.0.0.1:$port" \
 WMS__WAREHOUSE__API_TOKENS="$token" \
+WMS__WAREHOUSE__PUBLIC_INGRESS_URL="http://127.0.0.1:1" \
+WMS__WEBFLOW__API_BASE_URL="http://127.0.0.1:$sim_port/v2" \
+WMS__WEBFLOW__ALLOW_INSECURE_HTTP=true \
 WMS__HEALTH__BIND="127.0.0.1:$health" \
 WMS__TELEMETRY__LOG_LEVEL=warn \
 RUST_LIB_BACKTRACE=0 \

@@ -189,6 +189,19 @@ async fn a_store_onboarded_through_the_api_while_the_stack_runs_is_fulfilled_and
         )
         .await;
     assert_eq!(kept, 1, "a removed store's history stays");
+    // Its token paces no store any more: the budget row stays (its counters are history) with
+    // no sites, so the console shows it to no store's operator.
+    wait_for("the removed store's budget names no site", WAIT, || async {
+        let paced: Vec<String> = p
+            .client()
+            .await
+            .query_one("SELECT site_ids FROM rate_budgets WHERE key = $1", &[&budget])
+            .await
+            .unwrap()
+            .get(0);
+        paced.is_empty().then_some(())
+    })
+    .await;
     p.teardown().await;
 }
 

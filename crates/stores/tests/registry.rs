@@ -230,22 +230,47 @@ async fn a_site_unknown_here_is_looked_up_again_before_it_is_called_unknown() {
     shutdown.cancel();
 }
 
-/// The ingress's registry reads no sealed token (its role may not), yet serves API stores:
-/// their webhook secrets opened, no token held.
+/// The ingress's registry reads no sealed token (its role may not), yet serves API and OAuth
+/// stores: their webhook secrets opened (and the app's client secret), no token held.
 #[tokio::test]
-async fn a_read_only_registry_serves_api_stores_with_their_secrets_and_no_token() {
+async fn a_read_only_registry_serves_api_and_oauth_stores_with_their_secrets_and_no_token() {
     let db = TestDatabase::create().await;
     let shutdown = CancellationToken::new();
     let webflow = settings(&[("shop", "site-s", "default")]);
     start(&db, &webflow, &shutdown).await.unwrap();
     insert_api_store(&db.pool, &keyring(), "onboarded", "site-o", "the-token", "the-secret").await;
-    let registry = StoreRegistry::start_read_only(db.pool.clone(), &webflow, keyring(), None, shutdown.clone())
+    insert_api_store(
+        &db.pool,
+        &keyring(),
+        "connected",
+        "site-c",
+        "oauth-token",
+        "hook-secret",
+    )
+    .await;
+    db.client()
+        .await
+        .execute("UPDATE stores SET source = 'oauth' WHERE name = 'connected'", &[])
         .await
         .unwrap();
+    let registry = StoreRegistry::start_read_only(
+        db.pool.clone(),
+        &webflow,
+        keyring(),
+        Some(SecretString::from("oauth-app-secret".to_owned())),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
     let onboarded = registry.by_site("site-o").expect("the API store is served");
     assert!(onboarded.api_token.is_none(), "no token is read");
     let secrets: Vec<&str> = onboarded.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
     assert_eq!(secrets, ["the-secret"]);
+    // A store connected with Webflow: its webhooks' secrets and the app's client secret.
+    let connected = registry.by_site("site-c").expect("the OAuth store is served");
+    assert!(connected.api_token.is_none(), "no token is read");
+    let secrets: Vec<&str> = connected.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+    assert_eq!(secrets, ["hook-secret", "oauth-app-secret"]);
     let shop = registry.by_site("site-s").expect("the config store is served");
     assert_eq!(shop.webhook_secrets[0].expose_secret(), "secret-shop");
     shutdown.cancel();

@@ -68,6 +68,18 @@ pub async fn ensure<C: Db>(client: &C, key: &str, limit_per_minute: f64, site_id
     Ok(())
 }
 
+/// Clears the sites of every budget not in `keys`: a token no store uses any more (changed, or
+/// its last store removed) paces nothing, so the console shows it to no scoped operator.
+pub async fn forget_sites_except<C: Db>(client: &C, keys: &[String]) -> Result<()> {
+    client
+        .execute(
+            "UPDATE rate_budgets SET site_ids = '{}' WHERE site_ids <> '{}' AND NOT (key = ANY($1))",
+            &[&keys],
+        )
+        .await?;
+    Ok(())
+}
+
 fn until(from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
     (to - from).to_std().unwrap_or_default()
 }

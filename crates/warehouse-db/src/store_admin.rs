@@ -499,80 +499,79 @@ pub struct Resealed {
     pub api_tokens: u64,
     /// Webhook secrets sealed again with it.
     pub webhook_secrets: u64,
-    /// Values no key of the ring opens (`stores.api_token:<id>`, `store_webhooks.secret:<id>`):
-    /// left as they are; the store is not served until its token or webhooks are set again.
+    /// Values of live stores no key of the ring opens (`stores.api_token:<id>`,
+    /// `store_webhooks.secret:<id>`): left as they are; such a store is not served until its
+    /// token or webhooks are set again.
     pub unopenable: Vec<String>,
+    /// The same for removed stores and webhooks (history: nothing opens them again).
+    pub unopenable_removed: Vec<String>,
 }
+
+/// One sealed column: its rows (id, value, removed) and the compare-and-swap that replaces a
+/// value only if it is unchanged since it was read.
+struct SealedColumn {
+    select: &'static str,
+    swap: &'static str,
+    context_of: fn(i64) -> String,
+}
+
+const API_TOKENS: SealedColumn = SealedColumn {
+    select: "SELECT id, api_token_sealed, removed_at IS NOT NULL FROM stores
+             WHERE api_token_sealed IS NOT NULL ORDER BY id",
+    swap: "UPDATE stores SET api_token_sealed = $1 WHERE id = $2 AND api_token_sealed = $3",
+    context_of: api_token_context,
+};
+
+const WEBHOOK_SECRETS: SealedColumn = SealedColumn {
+    select: "SELECT w.id, w.secret_sealed, w.removed_at IS NOT NULL OR s.removed_at IS NOT NULL
+             FROM store_webhooks w JOIN stores s ON s.id = w.store_id
+             WHERE w.secret_sealed IS NOT NULL ORDER BY w.id",
+    swap: "UPDATE store_webhooks SET secret_sealed = $1 WHERE id = $2 AND secret_sealed = $3",
+    context_of: webhook_secret_context,
+};
 
 /// Seals again with the keyring's current key every store token and webhook secret sealed
 /// with an older one (a key rotation; removed stores' too, so the old key can go). Each value
 /// is swapped only if it is unchanged since it was read, so a concurrent change wins; no
 /// `updated_at` moves (the opened values are the same: no service reloads). Idempotent.
 pub async fn reseal_all<C: Db>(client: &C, keyring: &Keyring) -> Result<Resealed> {
-    let mut unopenable = Vec::new();
-    let api_tokens = reseal_column(
-        client,
-        keyring,
-        "stores",
-        "api_token_sealed",
-        api_token_context,
-        &mut unopenable,
-    )
-    .await?;
-    let webhook_secrets = reseal_column(
-        client,
-        keyring,
-        "store_webhooks",
-        "secret_sealed",
-        webhook_secret_context,
-        &mut unopenable,
-    )
-    .await?;
-    Ok(Resealed {
+    let mut report = Resealed {
         key_id: keyring.current_key_id().to_owned(),
-        api_tokens,
-        webhook_secrets,
-        unopenable,
-    })
+        ..Resealed::default()
+    };
+    report.api_tokens = reseal_column(client, keyring, &API_TOKENS, &mut report).await?;
+    report.webhook_secrets = reseal_column(client, keyring, &WEBHOOK_SECRETS, &mut report).await?;
+    Ok(report)
 }
 
-/// Reseals `table.column` (each row's value bound to `context_of(id)`); how many were swapped.
+/// Reseals one column; how many values were swapped. Unopenable ones go into `report`.
 async fn reseal_column<C: Db>(
     client: &C,
     keyring: &Keyring,
-    table: &str,
-    column: &str,
-    context_of: fn(i64) -> String,
-    unopenable: &mut Vec<String>,
+    column: &SealedColumn,
+    report: &mut Resealed,
 ) -> Result<u64> {
-    let rows = client
-        .query(
-            &format!("SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY id"),
-            &[],
-        )
-        .await?;
+    let rows = client.query(column.select, &[]).await?;
     let mut swapped = 0;
     for row in rows {
-        let (id, sealed): (i64, String) = (row.get(0), row.get(1));
+        let (id, sealed, removed): (i64, String, bool) = (row.get(0), row.get(1), row.get(2));
         if !keyring.needs_resealing(&sealed) {
             continue;
         }
-        let context = context_of(id);
+        let context = (column.context_of)(id);
         let resealed = match keyring.reseal(&sealed, &context) {
             Ok(resealed) => resealed,
+            Err(ResealError::Open(_)) if removed => {
+                report.unopenable_removed.push(context);
+                continue;
+            }
             Err(ResealError::Open(_)) => {
-                unopenable.push(context);
+                report.unopenable.push(context);
                 continue;
             }
             Err(ResealError::Seal(error)) => return Err(error.into()),
         };
-        // Only if unchanged since read: a concurrent change of the value wins.
-        swapped += client
-            .execute(
-                &format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3"),
-                &[&resealed, &id, &sealed],
-            )
-            .await?;
+        swapped += client.execute(column.swap, &[&resealed, &id, &sealed]).await?;
     }
     Ok(swapped)
 }

@@ -402,6 +402,13 @@ impl WebflowGateway {
                 rate_budget::ensure(&*client, &reconcile_key(key), *limit * share, sites).await?;
             }
         }
+        // A reconciliation share is kept whether or not this process reconciles: another does.
+        let in_use: Vec<String> = table
+            .limits
+            .keys()
+            .flat_map(|key| [key.clone(), reconcile_key(key)])
+            .collect();
+        rate_budget::forget_sites_except(&*client, &in_use).await?;
         Ok(())
     }
 

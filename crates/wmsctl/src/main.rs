@@ -561,6 +561,14 @@ fn new_key(id: &str) -> anyhow::Result<()> {
 
 /// `wmsctl secrets reseal`: after a key rotation, every sealed value onto the current key.
 async fn reseal(json: bool, settings: &Settings) -> anyhow::Result<()> {
+    // Under production, never the development key (a pod without the key file would report
+    // every value unopenable).
+    let profile = platform::settings::load_profile().context("invalid configuration")?;
+    settings
+        .base
+        .secrets
+        .check_profile(profile)
+        .context("invalid configuration")?;
     let keyring = secrets_at_rest::keyring_or_dev(&settings.base.secrets).context("secrets.key_file")?;
     let pool = warehouse_db::connect(&service_base::connect_options(&settings.base.database, 2)).await?;
     let client = pool.get().await?;
@@ -571,6 +579,13 @@ async fn reseal(json: bool, settings: &Settings) -> anyhow::Result<()> {
             report.api_tokens, report.webhook_secrets, report.key_id
         )
     })?;
+    if !report.unopenable_removed.is_empty() {
+        eprintln!(
+            "wmsctl: warning: {} value(s) of removed stores or webhooks open with no key (history, never opened again): {}",
+            report.unopenable_removed.len(),
+            report.unopenable_removed.join(", ")
+        );
+    }
     if !report.unopenable.is_empty() {
         anyhow::bail!(
             "{} value(s) open with no key of secrets.key_file, left as they are: {} (set those stores' tokens or webhooks again)",

@@ -196,4 +196,25 @@ async fn a_key_rotation_reseals_every_sealed_value_with_the_new_key() {
         err.contains("2 value(s) open with no key") && err.contains(&format!("stores.api_token:{lost}")),
         "{err}"
     );
+    // Once that store is removed, its values are history: a warning, not a failure.
+    test_support::stores::remove_store(&db.pool, "south").await;
+    let (code, _, err) = wmsctl(&["secrets", "reseal"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: 2 value(s) of removed stores or webhooks"),
+        "{err}"
+    );
+
+    // Production never falls back to the development key.
+    let (code, _, err) = wmsctl(
+        &["secrets", "reseal"],
+        &[
+            ("WMS__PROFILE", "production"),
+            // Transport production accepts: the key file is what is missing.
+            ("WMS__AMQP__URL", "amqps://svc:pw@rabbitmq:5671/%2f"),
+            ("WMS__DATABASE__URL", "postgres://svc:pw@db/wms?sslmode=verify-full"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("secrets.key_file"), "{err}");
 }

@@ -158,6 +158,7 @@ pub async fn create_store(
     params(ListQuery),
     responses(
         (status = 200, description = "The stores, by name", body = Vec<StoreInfo>),
+        (status = 400, description = "`invalid_query`: the query string is not valid (`removed` is `true` or `false`)", body = ErrorBody),
         (status = 403, description = "The token's role is not `admin`", body = ErrorBody),
     ),
 )]
@@ -177,8 +178,10 @@ pub async fn list_stores(
     params(StoreName),
     responses(
         (status = 200, description = "The store", body = StoreInfo),
+        (status = 400, description = "The path is not valid UTF-8 once decoded", body = ErrorBody),
         (status = 403, description = "The token's role is not `admin`", body = ErrorBody),
         (status = 404, description = "No live store has this name", body = ErrorBody),
+        (status = 422, description = "The name contains control characters; `field` names it", body = ErrorBody),
     ),
 )]
 pub async fn get_store(
@@ -243,7 +246,7 @@ pub async fn patch_store(
         (status = 403, description = "The token's role is not `admin`", body = ErrorBody),
         (status = 404, description = "No live store has this name", body = ErrorBody),
         (status = 409, description = "`config_store`: the store is in the config file; remove it there", body = ErrorBody),
-        (status = 422, description = "`webflow_refused`: Webflow refused to delete a webhook; nothing was removed", body = ErrorBody),
+        (status = 422, description = "`webflow_refused`: Webflow refused to delete a webhook; nothing was removed. Or the name contains control characters", body = ErrorBody),
         (status = 502, description = "`webflow_unavailable`: Webflow did not answer; nothing was removed", body = ErrorBody),
     ),
 )]

@@ -119,7 +119,8 @@ async fn budgets_are_named_by_their_stores_and_shown_to_the_operators_of_those_s
         "another store's budget: {budgets}"
     );
 
-    // Site B's store now shares site A's token: the shared budget is site A's operator's too.
+    // Site B's store now shares site A's token: the shared budget is site A's operator's too,
+    // and the other store is counted, not named.
     warehouse_db::rate_budget::ensure(
         &*client,
         "webflow-token:aaaa",
@@ -131,7 +132,12 @@ async fn budgets_are_named_by_their_stores_and_shown_to_the_operators_of_those_s
     let (_, overview) = page(&app.url, "/console/overview", &scoped).await;
     let budgets = &overview[overview.find("id=\"budgets\"").expect("the budget table")..];
     assert!(
-        budgets.contains("webflow-token:aaaa") && budgets.contains("north-shop") && budgets.contains("south-shop"),
+        budgets.contains("webflow-token:aaaa") && budgets.contains("north-shop"),
         "{budgets}"
+    );
+    assert!(budgets.contains("+ 1 other store(s)"), "{budgets}");
+    assert!(
+        !budgets.contains("south-shop") && !budgets.contains(SITE_B),
+        "a store outside the scope is not named: {budgets}"
     );
 }

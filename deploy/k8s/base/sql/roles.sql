@@ -37,6 +37,11 @@ BEGIN
     END LOOP;
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wms_ingress') THEN
         CREATE ROLE wms_ingress LOGIN;
+    ELSIF EXISTS (SELECT FROM pg_auth_members m
+                  JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+                  WHERE g.rolname = 'wms_app' AND u.rolname = 'wms_ingress') THEN
+        -- Never a member of the group: the public pod must not read or write orders and stock.
+        REVOKE wms_app FROM wms_ingress;
     END IF;
 END
 $$;

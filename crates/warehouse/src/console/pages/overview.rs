@@ -72,11 +72,14 @@ pub async fn overview(state: web::Data<AppState>, console: web::Data<ConsoleStat
             tr { th { "stores" } th { "budget" } th.num { "limit / min" } th.num { "queued" } th.num { "calls" } th.num { "throttled (429)" } th { "paused until" } }
             @for b in &budgets {
                 tr {
+                    @let (seen, others): (Vec<&String>, Vec<&String>) = b.site_ids.iter().partition(|s| session.operator.sees_site(s));
                     td {
-                        @for (i, site_id) in b.site_ids.iter().enumerate() {
+                        @for (i, site_id) in seen.iter().enumerate() {
                             @if i > 0 { ", " }
                             (store(&names, site_id))
                         }
+                        // A store outside the operator's scope sharing the token: counted, not named.
+                        @if !others.is_empty() { span.muted { " + " (others.len()) " other store(s)" } }
                     }
                     td { code { (b.key) } }
                     td.num { (format!("{:.0}", b.limit_per_minute)) }
