@@ -129,15 +129,8 @@ async fn a_store_onboarded_through_the_api_while_the_stack_runs_is_fulfilled_and
         .scalar("SELECT count(*) FROM rate_budgets WHERE key = $1", &[&budget])
         .await;
     assert_eq!(budgets, 1, "the new store's token got a budget of its own");
-    let paced: Vec<String> = p
-        .client()
-        .await
-        .query_one("SELECT site_ids FROM rate_budgets WHERE key = $1", &[&budget])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        paced,
+        budget_sites(&p, &budget).await,
         [NEW_SITE],
         "the budget names the store it paces (the console shows it by name)"
     );
@@ -192,17 +185,20 @@ async fn a_store_onboarded_through_the_api_while_the_stack_runs_is_fulfilled_and
     // Its token paces no store any more: the budget row stays (its counters are history) with
     // no sites, so the console shows it to no store's operator.
     wait_for("the removed store's budget names no site", WAIT, || async {
-        let paced: Vec<String> = p
-            .client()
-            .await
-            .query_one("SELECT site_ids FROM rate_budgets WHERE key = $1", &[&budget])
-            .await
-            .unwrap()
-            .get(0);
-        paced.is_empty().then_some(())
+        budget_sites(&p, &budget).await.is_empty().then_some(())
     })
     .await;
     p.teardown().await;
+}
+
+/// The sites the budget `key` paces (`rate_budgets.site_ids`).
+async fn budget_sites(p: &Pipeline, key: &str) -> Vec<String> {
+    p.client()
+        .await
+        .query_one("SELECT site_ids FROM rate_budgets WHERE key = $1", &[&key])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn merchant_id(p: &Pipeline, name: &str) -> i64 {
