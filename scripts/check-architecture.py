@@ -21,8 +21,9 @@ Reads `cargo metadata` (workspace members only) and fails, naming the arrow or t
   (its `main.rs` also holds its command-line definition). Because every binary is such a shell, depending on a crate
   that also has a binary is no longer a problem in itself; the rules above say which crates
   may be depended on.
-Dev-dependencies are the tests' business and are not checked; the e2e crate (`tests/`) and
-`test-support` may use every crate.
+Dev-dependencies are the tests' business and are checked for one arrow only: a crate's tests
+never link another service process (they drive it over its wire, or live in the e2e crate). The
+e2e crate (`tests/`) and `test-support` may use every crate.
 """
 
 import json
@@ -65,9 +66,15 @@ def main() -> int:
             continue
         for dep in package["dependencies"]:
             target = dep["name"]
-            if dep.get("kind") is not None or target not in packages:
+            if target not in packages or dep.get("kind") == "build":
                 continue
             arrow = f"{name} -> {target}"
+            if dep.get("kind") == "dev":
+                # A crate's own tests drive another process over its wire (HTTP, AMQP) or live
+                # in the e2e crate: linking a service's library into them is the same arrow.
+                if target in SERVICE_PROCESSES and target != name:
+                    errors.append(f"{arrow} (dev): only the test crates start a service in-process")
+                continue
             if name in LEAVES:
                 errors.append(f"{arrow}: `{name}` is a leaf and depends on no other crate of ours")
             if name in API_CLIENTS and target not in LEAVES:

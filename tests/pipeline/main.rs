@@ -27,4 +27,5 @@ mod reservation;
 mod retention;
 mod simulated_store;
 mod stores_runtime;
+mod wmsctl_stores;
 mod writeback;

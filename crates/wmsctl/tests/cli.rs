@@ -218,3 +218,16 @@ async fn a_key_rotation_reseals_every_sealed_value_with_the_new_key() {
     assert_eq!(code, 1);
     assert!(err.contains("secrets.key_file"), "{err}");
 }
+
+/// `wmsctl stores` sends nothing without an operator token (its other commands: the e2e tests).
+#[test]
+fn stores_without_an_operator_token_sends_nothing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_wmsctl"))
+        .args(["stores", "--url", "http://127.0.0.1:1", "list"])
+        .env_remove("WMS_WAREHOUSE_TOKEN")
+        .env_remove("WMS_WAREHOUSE_TOKEN_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("set WMS_WAREHOUSE_TOKEN"));
+}
