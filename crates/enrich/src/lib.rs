@@ -13,7 +13,6 @@ pub use settings::Settings;
 
 use handler::EnrichMetrics;
 use service_base::{ServiceBase, StartupError};
-use stores::StoreRegistry;
 use tokio_util::sync::CancellationToken;
 use webflow_gateway::WebflowGateway;
 use worker::{Handler, WorkerService};
@@ -26,17 +25,15 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<WorkerService<EnrichHandler>, StartupError> {
     let base = ServiceBase::start(EnrichHandler::NAME, &settings.base, 0, shutdown.clone()).await?;
-    let stores = StoreRegistry::start_with_settings(
-        base.pool.clone(),
-        &settings.base.secrets,
+    let (stores, gateway) = WebflowGateway::start_with_stores(
         &settings.webflow,
+        &settings.base.secrets,
+        base.pool.clone(),
+        None,
         shutdown.clone(),
     )
     .await
     .map_err(StartupError::dependency)?;
-    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
-        .await
-        .map_err(StartupError::dependency)?;
     gateway.export_metrics(&base.registry, shutdown)?;
     let handler = EnrichHandler::new(
         gateway,

@@ -558,17 +558,15 @@ pub async fn build(
 ) -> Result<NotifyService, StartupError> {
     let lock_connections = usize::from(settings.base.worker.concurrency);
     let base = ServiceBase::start(NotifyHandler::NAME, &settings.base, lock_connections, shutdown.clone()).await?;
-    let stores = StoreRegistry::start_with_settings(
-        base.pool.clone(),
-        &settings.base.secrets,
+    let (stores, gateway) = WebflowGateway::start_with_stores(
         &settings.webflow,
+        &settings.base.secrets,
+        base.pool.clone(),
+        None,
         shutdown.clone(),
     )
     .await
     .map_err(StartupError::dependency)?;
-    let gateway = WebflowGateway::start(&settings.webflow, base.pool.clone(), &stores, None, shutdown.clone())
-        .await
-        .map_err(StartupError::dependency)?;
     gateway.export_metrics(&base.registry, shutdown.clone())?;
     // Stock levels back to the storefront run here, beside the write-back: the same gateway,
     // budget and pool, and no further service to deploy (issue 17).

@@ -452,18 +452,10 @@ pub async fn build(settings: Settings, shutdown: CancellationToken) -> Result<Re
     // One connection more than `database.pool_size`: a pass holds the reconciliation lock on
     // its own connection for as long as it runs (warehouse_db::job_lock).
     let base = ServiceBase::start(ACTOR, &settings.base, 1, shutdown.clone()).await?;
-    let stores = StoreRegistry::start_with_settings(
-        base.pool.clone(),
+    let (stores, gateway) = WebflowGateway::start_with_stores(
+        &settings.webflow,
         &settings.base.secrets,
-        &settings.webflow,
-        shutdown.clone(),
-    )
-    .await
-    .map_err(StartupError::dependency)?;
-    let gateway = WebflowGateway::start(
-        &settings.webflow,
         base.pool.clone(),
-        &stores,
         Some(settings.reconcile.budget_share),
         shutdown.clone(),
     )

@@ -320,6 +320,23 @@ impl WebflowGateway {
         Ok(gateway)
     }
 
+    /// What every worker calling Webflow starts with: the store registry (config stores
+    /// imported, sealed secrets opened with the keyring of `secrets`, the development key when
+    /// `secrets.key_file` is unset) and [`WebflowGateway::start`] over it.
+    pub async fn start_with_stores(
+        settings: &webflow::WebflowSettings,
+        secrets: &secrets_at_rest::SecretsSettings,
+        pool: warehouse_db::Pool,
+        reconcile_share: Option<f64>,
+        shutdown: CancellationToken,
+    ) -> Result<(StoreRegistry, Self), GatewayError> {
+        let stores = StoreRegistry::start_with_settings(pool.clone(), secrets, settings, shutdown.clone())
+            .await
+            .map_err(|e| GatewayError::Stores(e.to_string()))?;
+        let gateway = Self::start(settings, pool, &stores, reconcile_share, shutdown).await?;
+        Ok((stores, gateway))
+    }
+
     /// Rebuilds the budget table on every change of the stores, until `shutdown`.
     async fn follow(
         self,

@@ -273,8 +273,10 @@ pub async fn remove(
 /// The `state` of an OAuth flow for the session whose CSRF token is `csrf`, choosing
 /// `merchant`, issued at `issued`.
 fn oauth_state(csrf: &str, merchant: &str, issued: i64, nonce: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, csrf.as_bytes());
-    let tag = ring::hmac::sign(&key, format!("oauth-state:{issued}:{nonce}:{merchant}").as_bytes());
+    let tag = ring::hmac::sign(
+        &oauth_state_key(csrf),
+        oauth_state_message(issued, nonce, merchant).as_bytes(),
+    );
     format!("{issued}:{nonce}:{}:{merchant}", hex::encode(tag.as_ref()))
 }
 
@@ -286,15 +288,23 @@ fn check_oauth_state(csrf: &str, state: &str, now: i64) -> Option<String> {
     if !(0..=STATE_TTL_SECS).contains(&(now - issued)) {
         return None;
     }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, csrf.as_bytes());
     let tag = hex::decode(tag).ok()?;
     ring::hmac::verify(
-        &key,
-        format!("oauth-state:{issued}:{nonce}:{merchant}").as_bytes(),
+        &oauth_state_key(csrf),
+        oauth_state_message(issued, nonce, merchant).as_bytes(),
         &tag,
     )
     .ok()?;
     Some(merchant.to_owned())
+}
+
+/// The session's CSRF token keys the state: another session's state does not verify.
+fn oauth_state_key(csrf: &str) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, csrf.as_bytes())
+}
+
+fn oauth_state_message(issued: i64, nonce: &str, merchant: &str) -> String {
+    format!("oauth-state:{issued}:{nonce}:{merchant}")
 }
 
 fn oauth_settings(state: &AppState) -> Result<&webflow::OAuthSettings, ConsoleError> {
