@@ -108,7 +108,6 @@ pub const KNOWN_TOP_LEVEL_KEYS: &[&str] = &[
     "reconcile",
     "inventory_sync",
     "retention",
-    "secrets",
 ];
 
 /// The profile the configuration layers select (for binaries with no settings of their own,

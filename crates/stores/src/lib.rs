@@ -53,8 +53,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// A config store as its settings describe it alone (ids unknown: 0), for
-    /// [`StoreRegistry::fixed`] in tests and for read-only processes.
+    /// A config store as its settings describe it alone (ids unknown: 0), for a read-only
+    /// process whose database does not hold it yet.
     pub fn from_config(name: &str, site: &SiteSettings) -> Self {
         Self {
             id: 0,
@@ -139,7 +139,7 @@ struct Source {
 struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     generation: watch::Sender<u64>,
-    source: Option<Source>,
+    source: Source,
 }
 
 /// The live stores, refreshed in the background. Cheap to clone.
@@ -234,14 +234,14 @@ impl StoreRegistry {
             inner: Arc::new(Inner {
                 snapshot: RwLock::new(Arc::default()),
                 generation: watch::channel(0).0,
-                source: Some(Source {
+                source: Source {
                     pool,
                     keyring,
                     config: webflow.sites.clone(),
                     oauth_client_secret,
                     read_only,
                     loaded: tokio::sync::Mutex::new(None),
-                }),
+                },
             }),
         };
         registry.refresh_now().await?;
@@ -251,27 +251,6 @@ impl StoreRegistry {
                 .refresh_until(Duration::from_millis(webflow.store_refresh_ms.max(1)), shutdown),
         );
         Ok(registry)
-    }
-
-    /// A registry of these stores only, never refreshed (tests; processes without a database).
-    pub fn fixed(stores: Vec<Store>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                snapshot: RwLock::new(Arc::new(Snapshot::of(stores))),
-                generation: watch::channel(0).0,
-                source: None,
-            }),
-        }
-    }
-
-    /// [`StoreRegistry::fixed`] with config sites, each named by its site id.
-    pub fn fixed_from_sites(sites: impl IntoIterator<Item = SiteSettings>) -> Self {
-        Self::fixed(
-            sites
-                .into_iter()
-                .map(|site| Store::from_config(&site.site_id.clone(), &site))
-                .collect(),
-        )
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -318,9 +297,7 @@ impl StoreRegistry {
     /// Re-reads the stores now (the background refresh does this every
     /// `webflow.store_refresh_ms`). Reloads only when the database's fingerprint moved.
     pub async fn refresh_now(&self) -> Result<(), RegistryError> {
-        let Some(source) = &self.inner.source else {
-            return Ok(());
-        };
+        let source = &self.inner.source;
         let mut loaded = source.loaded.lock().await;
         let client = source.pool.get().await?;
         let fingerprint = store_rows::live_fingerprint(&*client).await?;

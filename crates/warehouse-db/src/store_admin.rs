@@ -15,6 +15,7 @@
 
 use crate::db::Db;
 use crate::error::DbError;
+use crate::merchants::{self, MerchantError};
 use secrecy::SecretString;
 use secrets_at_rest::{Keyring, OpenError, ResealError, SealError};
 use tokio_postgres::error::SqlState;
@@ -156,23 +157,13 @@ fn read(row: &tokio_postgres::Row) -> Result<StoreInfo> {
     })
 }
 
-/// The id of the merchant named `name`.
+/// The id of the merchant named `name` ([`merchants::get_by_name`]).
 pub async fn merchant_id<C: Db>(client: &C, name: &str) -> Result<i64> {
-    client
-        .query_opt("SELECT id FROM merchants WHERE name = $1", &[&name])
-        .await?
-        .map(|row| row.get(0))
-        .ok_or_else(|| StoreAdminError::UnknownMerchant(name.to_owned()))
-}
-
-/// Every merchant's name, sorted (the forms' choices).
-pub async fn merchant_names<C: Db>(client: &C) -> Result<Vec<String>> {
-    Ok(client
-        .query("SELECT name FROM merchants ORDER BY name", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    match merchants::get_by_name(client, name).await {
+        Ok(merchant) => Ok(merchant.id),
+        Err(MerchantError::Database(error)) => Err(error.into()),
+        Err(_) => Err(StoreAdminError::UnknownMerchant(name.to_owned())),
+    }
 }
 
 /// Refuses a name or site id a live store has (before anything is asked of Webflow; the
@@ -292,23 +283,35 @@ fn check(error: StoreAdminError) -> StoreAdminError {
     error
 }
 
-async fn with_webhooks<C: Db>(client: &C, mut store: StoreInfo) -> Result<StoreInfo> {
-    store.webhooks = client
-        .query(
-            "SELECT webflow_webhook_id, trigger_type, url, created_at FROM store_webhooks
-             WHERE store_id = $1 AND removed_at IS NULL ORDER BY id",
-            &[&store.id],
-        )
-        .await?
-        .iter()
-        .map(|r| WebhookInfo {
-            webflow_webhook_id: r.get(0),
-            trigger_type: r.get(1),
-            url: r.get(2),
-            created_at: r.get(3),
-        })
-        .collect();
+async fn with_webhooks<C: Db>(client: &C, store: StoreInfo) -> Result<StoreInfo> {
+    let mut stores = [store];
+    attach_webhooks(client, &mut stores).await?;
+    let [store] = stores;
     Ok(store)
+}
+
+/// Fills each store's live webhooks, in one query for all of them.
+async fn attach_webhooks<C: Db>(client: &C, stores: &mut [StoreInfo]) -> Result<()> {
+    let ids: Vec<i64> = stores.iter().map(|s| s.id).collect();
+    let rows = client
+        .query(
+            "SELECT store_id, webflow_webhook_id, trigger_type, url, created_at FROM store_webhooks
+             WHERE store_id = ANY($1) AND removed_at IS NULL ORDER BY id",
+            &[&ids],
+        )
+        .await?;
+    for row in &rows {
+        let store_id: i64 = row.get(0);
+        if let Some(store) = stores.iter_mut().find(|s| s.id == store_id) {
+            store.webhooks.push(WebhookInfo {
+                webflow_webhook_id: row.get(1),
+                trigger_type: row.get(2),
+                url: row.get(3),
+                created_at: row.get(4),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn get_by_id<C: Db>(client: &C, id: i64) -> Result<StoreInfo> {
@@ -332,10 +335,8 @@ pub async fn list<C: Db>(client: &C, removed: bool) -> Result<Vec<StoreInfo>> {
             &[&removed],
         )
         .await?;
-    let mut stores = Vec::with_capacity(rows.len());
-    for row in &rows {
-        stores.push(with_webhooks(client, read(row)?).await?);
-    }
+    let mut stores = rows.iter().map(read).collect::<Result<Vec<_>>>()?;
+    attach_webhooks(client, &mut stores).await?;
     Ok(stores)
 }
 
@@ -355,10 +356,19 @@ pub async fn get<C: Db>(client: &C, name: &str) -> Result<StoreInfo> {
 }
 
 /// The live store `name`, locked for a change, unless it is a config store.
-async fn lock_changeable<C: Db>(tx: &C, name: &str) -> Result<(i64, StoreSource)> {
+/// A store row locked for a change, with what the change checks.
+struct Locked {
+    id: i64,
+    inventory_sync: bool,
+    sku_collection_id: Option<String>,
+    api_token_sealed: Option<String>,
+}
+
+async fn lock_changeable<C: Db>(tx: &C, name: &str) -> Result<Locked> {
     let row = tx
         .query_opt(
-            "SELECT id, source FROM stores WHERE name = $1 AND removed_at IS NULL FOR UPDATE",
+            "SELECT id, source, inventory_sync, sku_collection_id, api_token_sealed
+             FROM stores WHERE name = $1 AND removed_at IS NULL FOR UPDATE",
             &[&name],
         )
         .await?
@@ -367,23 +377,23 @@ async fn lock_changeable<C: Db>(tx: &C, name: &str) -> Result<(i64, StoreSource)
     if source == StoreSource::Config {
         return Err(StoreAdminError::ConfigStore(name.to_owned()));
     }
-    Ok((row.get(0), source))
+    Ok(Locked {
+        id: row.get(0),
+        inventory_sync: row.get(2),
+        sku_collection_id: row.get(3),
+        api_token_sealed: row.get(4),
+    })
 }
 
 /// Changes a store (a new token is sealed afresh) and bumps `updated_at`.
 pub async fn patch<C: Db>(tx: &C, keyring: &Keyring, name: &str, patch: &StorePatch) -> Result<StoreInfo> {
-    let (id, _) = lock_changeable(tx, name).await?;
+    let current = lock_changeable(tx, name).await?;
+    let id = current.id;
     // Inventory sync needs the SKU collection: checked on the values the change leaves.
-    let current = tx
-        .query_one(
-            "SELECT inventory_sync, sku_collection_id FROM stores WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-    let sync = patch.inventory_sync.unwrap_or(current.get(0));
+    let sync = patch.inventory_sync.unwrap_or(current.inventory_sync);
     let collection_after: Option<String> = match &patch.sku_collection_id {
         Some(value) => value.clone(),
-        None => current.get(1),
+        None => current.sku_collection_id,
     };
     if sync && collection_after.as_deref().is_none_or(|c| c.trim().is_empty()) {
         return Err(StoreAdminError::Invalid {
@@ -446,13 +456,11 @@ pub async fn patch<C: Db>(tx: &C, keyring: &Keyring, name: &str, patch: &StorePa
 /// The live store `name` (not a config store) with its token opened and its live webhooks'
 /// Webflow ids: what removing it at Webflow needs. Locks the store's row.
 pub async fn for_removal<C: Db>(tx: &C, keyring: &Keyring, name: &str) -> Result<(StoreInfo, SecretString)> {
-    let (id, _) = lock_changeable(tx, name).await?;
-    let sealed: String = tx
-        .query_one("SELECT api_token_sealed FROM stores WHERE id = $1", &[&id])
-        .await?
-        .get(0);
-    let token = keyring.open(&sealed, &api_token_context(id))?;
-    Ok((get_by_id(tx, id).await?, token))
+    let store = lock_changeable(tx, name).await?;
+    // Not a config store, so it holds a token (the table's CHECK).
+    let sealed = store.api_token_sealed.unwrap_or_default();
+    let token = keyring.open(&sealed, &api_token_context(store.id))?;
+    Ok((get_by_id(tx, store.id).await?, token))
 }
 
 /// Marks a store and its webhooks removed (its row and history stay) and bumps `updated_at`.

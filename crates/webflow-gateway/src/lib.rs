@@ -266,7 +266,7 @@ impl WebflowGateway {
 
     /// A gateway for the registry's stores as they are now (see [`WebflowGateway::start`] for
     /// one that follows them).
-    pub fn for_stores(client: WebflowClient, pool: warehouse_db::Pool, stores: &StoreRegistry) -> Self {
+    fn for_stores(client: WebflowClient, pool: warehouse_db::Pool, stores: &StoreRegistry) -> Self {
         Self {
             stores: Some(stores.clone()),
             ..Self::with_table(client, pool, BudgetTable::of_stores(&stores.all()))

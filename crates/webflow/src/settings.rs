@@ -125,11 +125,6 @@ impl OAuthSettings {
         "https://api.webflow.com/oauth/token".into()
     }
 
-    /// The client secret (after `validate`, a `client_secret_file` has been read into it).
-    pub fn secret(&self) -> Option<&SecretString> {
-        self.client_secret.as_ref()
-    }
-
     fn validate(&mut self, allow_insecure_http: bool) -> Result<(), SettingsError> {
         if self.client_id.trim().is_empty() {
             return Err(SettingsError::invalid("webflow.oauth.client_id", "is required"));
@@ -175,7 +170,9 @@ impl OAuthSettings {
         Ok(())
     }
 
-    /// The app's client secret, when one is configured (it verifies OAuth stores' webhooks).
+    /// The app's client secret, when one is configured (after `validate`, a
+    /// `client_secret_file` has been read into it): it exchanges authorization codes and
+    /// verifies OAuth stores' webhooks.
     pub fn client_secret(&self) -> Option<SecretString> {
         self.client_secret
             .clone()
@@ -434,7 +431,7 @@ mod tests {
         )
         .unwrap();
         let oauth = settings.webflow.oauth.unwrap();
-        assert_eq!(oauth.secret().unwrap().expose_secret(), "app-secret");
+        assert_eq!(oauth.client_secret().unwrap().expose_secret(), "app-secret");
         assert_eq!(oauth.authorize_url, "https://webflow.com/oauth/authorize");
         assert_eq!(oauth.token_url, "https://api.webflow.com/oauth/token");
         assert!(!format!("{oauth:?}").contains("app-secret"));

@@ -111,7 +111,7 @@ enum StoresCommand {
         name: String,
         #[arg(long)]
         site_id: String,
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = warehouse_db::merchants::DEFAULT_MERCHANT)]
         merchant: String,
         /// A file holding the site's Webflow API token (else `WEBFLOW_API_TOKEN`).
         #[arg(long, value_name = "FILE")]

@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use warehouse_db::merchants::DEFAULT_MERCHANT;
 use warehouse_db::store_admin::StorePatch;
 pub use warehouse_db::store_admin::{StoreInfo, StoreSource, WebhookInfo};
 
@@ -52,7 +53,7 @@ pub struct CreateStoreRequest {
 }
 
 fn default_merchant() -> String {
-    "default".into()
+    DEFAULT_MERCHANT.into()
 }
 
 fn default_rate_limit() -> i32 {

@@ -25,6 +25,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{DOCTYPE, html};
 use secrecy::{ExposeSecret, SecretString};
+use warehouse_db::merchants::DEFAULT_MERCHANT;
 use warehouse_db::store_admin::{self, StorePatch, StoreSource};
 
 /// How long an OAuth `state` is accepted.
@@ -43,9 +44,7 @@ pub async fn stores_page(
     let list = stores::list(&state, &session.operator, false).await?;
     let merchants = {
         let client = state.pool.get().await?;
-        store_admin::merchant_names(&*client)
-            .await
-            .map_err(crate::commands::CommandError::from)?
+        merchant_names(&*client).await?
     };
     let body = html! {
         h1 { "Stores" }
@@ -81,7 +80,7 @@ pub async fn stores_page(
             p.help { "Sign in at Webflow and choose the sites to connect: a store is created for each, with its webhooks." }
             form #connect method="post" action="/console/stores/oauth/connect" {
                 (csrf_field(&session))
-                label { "Merchant " (merchant_select(&merchants, "default")) }
+                label { "Merchant " (merchant_select(&merchants, DEFAULT_MERCHANT)) }
                 button type="submit" { "Connect with Webflow" }
             }
         }
@@ -89,7 +88,7 @@ pub async fn stores_page(
         form #add-store method="post" action="/console/stores" {
             (csrf_field(&session))
             label { "Name " input type="text" name="name" required maxlength="63" pattern="[A-Za-z0-9][A-Za-z0-9._-]*"; }
-            label { "Merchant " (merchant_select(&merchants, "default")) }
+            label { "Merchant " (merchant_select(&merchants, DEFAULT_MERCHANT)) }
             label { "Webflow site id " input type="text" name="site_id" required; }
             label { "Site API token " input type="password" name="api_token" required autocomplete="off"; }
             label { "Rate limit per minute " input type="number" name="rate_limit_per_minute" min="1" value=(DEFAULT_RATE_LIMIT_PER_MINUTE); }
@@ -99,6 +98,16 @@ pub async fn stores_page(
         }
     };
     Ok(layout(&session, Nav::Stores, "Stores", flash(&query), body))
+}
+
+/// Every merchant's name, sorted (the forms' choices).
+async fn merchant_names(client: &impl warehouse_db::Db) -> Result<Vec<String>, crate::commands::CommandError> {
+    Ok(warehouse_db::merchants::list(client)
+        .await
+        .map_err(crate::commands::CommandError::from)?
+        .into_iter()
+        .map(|m| m.name)
+        .collect())
 }
 
 fn merchant_select(merchants: &[String], selected: &str) -> maud::Markup {
@@ -177,9 +186,7 @@ pub async fn edit_page(
     let store = stores::get(&state, &session.operator, &path.into_inner()).await?;
     let merchants = {
         let client = state.pool.get().await?;
-        store_admin::merchant_names(&*client)
-            .await
-            .map_err(crate::commands::CommandError::from)?
+        merchant_names(&*client).await?
     };
     let action = format!("/console/stores/{}", encode_component(&store.name));
     let yes_no = |name: &str, on: bool| {
@@ -415,11 +422,11 @@ pub async fn finish(
     .ok_or(ConsoleError::Csrf)?;
     let code = query.get("code").map_or("", String::as_str);
     let secret = oauth
-        .secret()
+        .client_secret()
         .ok_or_else(|| ApiError::not_found("webflow.oauth.client_secret is not set"))?;
     let token = state
         .webflow
-        .exchange_oauth_code(&oauth.token_url, &oauth.client_id, secret, code, &oauth.redirect_url)
+        .exchange_oauth_code(&oauth.token_url, &oauth.client_id, &secret, code, &oauth.redirect_url)
         .await
         .map_err(|e| refused("exchanging the authorization code", &e))?
         .value
